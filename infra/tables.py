@@ -1,0 +1,453 @@
+"""The whole data model as SQLAlchemy Core tables. SQL lives in infra/ only.
+
+Enumerations are ``text`` columns with CHECK constraints (easier to extend in a
+migration than PostgreSQL enum types); their allowed values come from domain/.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
+
+from domain import enums
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+TS = TIMESTAMP(timezone=True)
+MONEY = Numeric(14, 2)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _pk() -> Column[object]:
+    return Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+def _created() -> Column[object]:
+    return Column("created_at", TS, nullable=False, server_default=func.now())
+
+
+partners = Table(
+    "partners",
+    metadata,
+    _pk(),
+    Column("name", Text, nullable=False, unique=True),
+    _created(),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _pk(),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_ref", Text, nullable=True),
+    Column("name", Text, nullable=False),
+    # Sensitive contact data (API.md †).
+    Column("email", Text, nullable=True),
+    Column("phone", Text, nullable=True),
+    Column("national_id", Text, nullable=True),
+    Column("birth_date", Date, nullable=True),
+    Column("address", JSONB, nullable=True),  # {line1, line2, postalCode, city, country}
+    Column("locale", String(16), nullable=True),
+    Column("lifecycle_stage", Text, nullable=False, server_default="prospect"),
+    # Current tier, kept by the tier engine.
+    Column("tier_code", Text, nullable=True),
+    Column("tier_since", TS, nullable=True),
+    Column("tier_policy_version", Integer, nullable=True),
+    Column("tier_grace_since", TS, nullable=True),
+    Column("tier_override_code", Text, nullable=True),
+    Column("tier_override_reason", Text, nullable=True),
+    Column("tier_override_expires_at", TS, nullable=True),
+    Column("tier_override_by", Text, nullable=True),
+    # Consent per channel: when given (null = not given).
+    Column("consent_email_at", TS, nullable=True),
+    Column("consent_sms_at", TS, nullable=True),
+    Column("consent_phone_at", TS, nullable=True),
+    # Data quality: a merged duplicate points at its survivor.
+    Column("merged_into_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _created(),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("deleted_at", TS, nullable=True),
+    CheckConstraint(_in("lifecycle_stage", enums.LIFECYCLE_STAGES), name="lifecycle_stage"),
+    CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),
+    CheckConstraint("version > 0", name="version_positive"),
+    UniqueConstraint("partner_id", "external_ref"),
+)
+Index("ix_customers_created_id", customers.c.created_at, customers.c.id)
+Index("ix_customers_name_id", customers.c.name, customers.c.id)
+Index("ix_customers_tier", customers.c.tier_code, customers.c.id)
+Index("ix_customers_partner", customers.c.partner_id, customers.c.created_at, customers.c.id)
+
+customer_metrics = Table(
+    "customer_metrics",
+    metadata,
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("lifetime_spend", MONEY, nullable=False, server_default="0"),
+    Column("order_count", Integer, nullable=False, server_default="0"),
+    Column("spend_12m", MONEY, nullable=False, server_default="0"),
+    Column("orders_12m", Integer, nullable=False, server_default="0"),
+    Column("first_purchase_at", TS, nullable=True),
+    Column("last_purchase_at", TS, nullable=True),
+    Column("open_complaints", Integer, nullable=False, server_default="0"),
+    Column("complaints_12m", Integer, nullable=False, server_default="0"),
+    Column("latest_nps", SmallInteger, nullable=True),
+    Column("latest_csat", SmallInteger, nullable=True),
+    Column("computed_at", TS, nullable=False, server_default=func.now()),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    _pk(),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("amount", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("channel", Text, nullable=True),
+    Column("purchased_at", TS, nullable=False),
+    _created(),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    UniqueConstraint("partner_id", "external_id"),
+)
+Index("ix_purchases_customer_at", purchases.c.customer_id, purchases.c.purchased_at.desc())
+
+tier_policies = Table(
+    "tier_policies",
+    metadata,
+    _pk(),
+    Column("version", Integer, Identity(start=1), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("grace_days", Integer, nullable=False, server_default="30"),
+    Column("min_stay_days", Integer, nullable=False, server_default="30"),
+    Column("spend_window_days", Integer, nullable=False, server_default="365"),
+    Column("created_by", Text, nullable=True),
+    _created(),
+    Column("activated_by", Text, nullable=True),
+    Column("activated_at", TS, nullable=True),
+    Column("retired_at", TS, nullable=True),
+    CheckConstraint(_in("status", enums.POLICY_STATUSES), name="status"),
+)
+Index("uq_tier_policies_one_active", tier_policies.c.status, unique=True, postgresql_where=text("status = 'active'"))
+
+tiers = Table(
+    "tiers",
+    metadata,
+    _pk(),
+    Column("policy_id", UUID(as_uuid=True), ForeignKey("tier_policies.id", ondelete="CASCADE"), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("entry_rule", JSONB, nullable=False),
+    Column("retain_rule", JSONB, nullable=False),
+    Column("benefits", ARRAY(Text), nullable=False, server_default="{}"),
+    UniqueConstraint("policy_id", "code"),
+    UniqueConstraint("policy_id", "rank"),
+)
+
+tier_changes = Table(
+    "tier_changes",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("from_tier", Text, nullable=True),
+    Column("to_tier", Text, nullable=False),
+    Column("policy_version", Integer, nullable=True),
+    Column("change_type", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("metrics", JSONB, nullable=False, server_default="{}"),
+    Column("actor", Text, nullable=True),
+    Column("changed_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("change_type", enums.TIER_CHANGE_TYPES), name="change_type"),
+)
+Index("ix_tier_changes_customer_at", tier_changes.c.customer_id, tier_changes.c.changed_at.desc())
+Index("ix_tier_changes_at", tier_changes.c.changed_at)
+
+complaint_categories = Table(
+    "complaint_categories",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+)
+
+root_causes = Table(
+    "root_causes",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+)
+
+sla_policies = Table(
+    "sla_policies",
+    metadata,
+    _pk(),
+    Column("version", Integer, Identity(start=1), nullable=False, unique=True),
+    Column("status", Text, nullable=False, server_default="draft"),
+    _created(),
+    Column("activated_at", TS, nullable=True),
+    CheckConstraint(_in("status", enums.POLICY_STATUSES), name="status"),
+)
+Index("uq_sla_policies_one_active", sla_policies.c.status, unique=True, postgresql_where=text("status = 'active'"))
+
+sla_targets = Table(
+    "sla_targets",
+    metadata,
+    Column("policy_id", UUID(as_uuid=True), ForeignKey("sla_policies.id", ondelete="CASCADE"), primary_key=True),
+    Column("tier_code", Text, primary_key=True),  # '*' = any tier
+    Column("severity", Text, primary_key=True),
+    Column("first_response_minutes", Integer, nullable=False),
+    Column("resolution_minutes", Integer, nullable=False),
+    CheckConstraint("first_response_minutes > 0 AND resolution_minutes >= first_response_minutes", name="targets"),
+)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    _pk(),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("follow_up_of_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("description", Text, nullable=False),  # free text: sensitive
+    Column("category_code", Text, ForeignKey("complaint_categories.code"), nullable=False),
+    Column("root_cause_code", Text, ForeignKey("root_causes.code"), nullable=True),
+    Column("severity", Text, nullable=False, server_default="medium"),
+    Column("channel", Text, nullable=False, server_default="web"),
+    Column("status", Text, nullable=False, server_default="new"),
+    Column("assignee", Text, nullable=True),
+    Column("resolution_code", Text, nullable=True),
+    Column("tier_at_open", Text, nullable=True),
+    Column("sla_policy_version", Integer, nullable=True),
+    Column("first_response_due_at", TS, nullable=True),
+    Column("resolution_due_at", TS, nullable=True),
+    Column("first_responded_at", TS, nullable=True),
+    Column("resolved_at", TS, nullable=True),
+    Column("closed_at", TS, nullable=True),
+    Column("paused_since", TS, nullable=True),
+    Column("paused_seconds", Integer, nullable=False, server_default="0"),
+    Column("reopen_count", Integer, nullable=False, server_default="0"),
+    Column("first_response_breached", Boolean, nullable=False, server_default="false"),
+    Column("resolution_breached", Boolean, nullable=False, server_default="false"),
+    Column("escalated_at", TS, nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("opened_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("status", enums.COMPLAINT_STATUSES), name="status"),
+    CheckConstraint(_in("severity", enums.SEVERITIES), name="severity"),
+    CheckConstraint(_in("channel", enums.CHANNELS), name="channel"),
+    CheckConstraint("length(btrim(subject)) > 0", name="subject_not_blank"),
+    UniqueConstraint("partner_id", "external_id"),
+)
+Index("ix_complaints_customer_opened", complaints.c.customer_id, complaints.c.opened_at.desc(), complaints.c.id)
+Index("ix_complaints_opened_id", complaints.c.opened_at, complaints.c.id)
+Index("ix_complaints_status", complaints.c.status)
+
+complaint_events = Table(
+    "complaint_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("complaint_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=False),
+    Column("from_status", Text, nullable=True),
+    Column("to_status", Text, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("at", TS, nullable=False, server_default=func.now()),
+)
+Index("ix_complaint_events_complaint", complaint_events.c.complaint_id, complaint_events.c.id)
+
+surveys = Table(
+    "surveys",
+    metadata,
+    _pk(),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("trigger", Text, nullable=False, server_default="manual"),
+    Column("channels", ARRAY(Text), nullable=False),
+    Column("per_complaint", Boolean, nullable=False, server_default="false"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _created(),
+    CheckConstraint(_in("status", enums.SURVEY_STATUSES), name="status"),
+    CheckConstraint(_in("trigger", enums.SURVEY_TRIGGERS), name="trigger"),
+    CheckConstraint("cardinality(channels) > 0", name="channels_not_empty"),
+)
+Index("ix_surveys_created_id", surveys.c.created_at, surveys.c.id)
+
+survey_questions = Table(
+    "survey_questions",
+    metadata,
+    _pk(),
+    Column("survey_id", UUID(as_uuid=True), ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("dimension", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("options", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("required", Boolean, nullable=False, server_default="true"),
+    CheckConstraint(_in("kind", enums.QUESTION_KINDS), name="kind"),
+    UniqueConstraint("survey_id", "position"),
+)
+
+survey_invitations = Table(
+    "survey_invitations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("survey_id", UUID(as_uuid=True), ForeignKey("surveys.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("complaint_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=True),
+    Column("channel", Text, nullable=False),
+    Column("sent_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("channel", enums.SURVEY_CHANNELS), name="channel"),
+)
+Index("ix_survey_invitations_customer", survey_invitations.c.customer_id, survey_invitations.c.sent_at.desc())
+Index("ix_survey_invitations_survey", survey_invitations.c.survey_id)
+
+survey_responses = Table(
+    "survey_responses",
+    metadata,
+    _pk(),
+    Column("survey_id", UUID(as_uuid=True), ForeignKey("surveys.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("complaint_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=True),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("channel", Text, nullable=False),
+    Column("tier_at_response", Text, nullable=True),
+    Column("submitted_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("channel", enums.SURVEY_CHANNELS), name="channel"),
+    UniqueConstraint("partner_id", "external_id"),
+)
+Index(
+    "uq_survey_responses_once",
+    survey_responses.c.survey_id,
+    survey_responses.c.customer_id,
+    text("coalesce(complaint_id, '00000000-0000-0000-0000-000000000000'::uuid)"),
+    unique=True,
+)
+Index("ix_survey_responses_customer", survey_responses.c.customer_id, survey_responses.c.submitted_at.desc())
+Index("ix_survey_responses_survey", survey_responses.c.survey_id, survey_responses.c.submitted_at)
+
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("response_id", UUID(as_uuid=True), ForeignKey("survey_responses.id", ondelete="CASCADE"), nullable=False),
+    Column("question_id", UUID(as_uuid=True), ForeignKey("survey_questions.id"), nullable=False),
+    Column("score", SmallInteger, nullable=True),
+    Column("choices", ARRAY(Text), nullable=True),
+    Column("text", Text, nullable=True),  # free text: sensitive
+    UniqueConstraint("response_id", "question_id"),
+)
+Index("ix_survey_answers_question", survey_answers.c.question_id)
+
+churn_scores = Table(
+    "churn_scores",
+    metadata,
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", Text, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("signals", JSONB, nullable=False, server_default="[]"),
+    Column("model_version", Integer, nullable=False),
+    Column("computed_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("level", enums.CHURN_LEVELS), name="level"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _pk(),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("role", Text, nullable=False, server_default="partner"),
+    Column("scopes", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("rate_limit_per_minute", Integer, nullable=True),
+    Column("created_by", Text, nullable=True),
+    _created(),
+    Column("expires_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+    Column("last_used_at", TS, nullable=True),
+)
+
+casbin_rules = Table(
+    "casbin_rules",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("ptype", String(8), nullable=False),
+    Column("v0", Text, nullable=False, server_default=""),
+    Column("v1", Text, nullable=False, server_default=""),
+    Column("v2", Text, nullable=False, server_default=""),
+    Column("v3", Text, nullable=False, server_default=""),
+    Column("v4", Text, nullable=False, server_default=""),
+    Column("v5", Text, nullable=False, server_default=""),
+    UniqueConstraint("ptype", "v0", "v1", "v2", "v3", "v4", "v5"),
+)
+
+authz_state = Table(
+    "authz_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default="1"),
+    Column("policy_version", BigInteger, nullable=False, server_default="1"),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="singleton"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    _created(),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", TS, nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("request_id", Text, nullable=True),
+    Column("target_type", Text, nullable=True),
+    Column("target_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("fields", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=True),
+)
+Index("ix_audit_log_at", audit_log.c.at.desc(), audit_log.c.id.desc())
+Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.at.desc())

@@ -102,7 +102,6 @@ customers = Table(
     CheckConstraint(_in("lifecycle_stage", enums.LIFECYCLE_STAGES), name="lifecycle_stage"),
     CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),
     CheckConstraint("version > 0", name="version_positive"),
-    UniqueConstraint("partner_id", "external_ref"),
 )
 Index("ix_customers_created_id", customers.c.created_at, customers.c.id)
 Index("ix_customers_name_id", customers.c.name, customers.c.id)
@@ -139,7 +138,6 @@ purchases = Table(
     Column("purchased_at", TS, nullable=False),
     _created(),
     CheckConstraint("amount > 0", name="amount_positive"),
-    UniqueConstraint("partner_id", "external_id"),
 )
 Index("ix_purchases_customer_at", purchases.c.customer_id, purchases.c.purchased_at.desc())
 
@@ -271,7 +269,6 @@ complaints = Table(
     CheckConstraint(_in("severity", enums.SEVERITIES), name="severity"),
     CheckConstraint(_in("channel", enums.CHANNELS), name="channel"),
     CheckConstraint("length(btrim(subject)) > 0", name="subject_not_blank"),
-    UniqueConstraint("partner_id", "external_id"),
 )
 Index("ix_complaints_customer_opened", complaints.c.customer_id, complaints.c.opened_at.desc(), complaints.c.id)
 Index("ix_complaints_opened_id", complaints.c.opened_at, complaints.c.id)
@@ -350,7 +347,6 @@ survey_responses = Table(
     Column("tier_at_response", Text, nullable=True),
     Column("submitted_at", TS, nullable=False, server_default=func.now()),
     CheckConstraint(_in("channel", enums.SURVEY_CHANNELS), name="channel"),
-    UniqueConstraint("partner_id", "external_id"),
 )
 Index(
     "uq_survey_responses_once",
@@ -451,3 +447,35 @@ audit_log = Table(
 )
 Index("ix_audit_log_at", audit_log.c.at.desc(), audit_log.c.id.desc())
 Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.at.desc())
+Index(
+    "uq_customers_partner_external_ref",
+    customers.c.partner_id,
+    customers.c.external_ref,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=customers.c.external_ref.isnot(None),
+)
+Index(
+    "uq_purchases_partner_external_id",
+    purchases.c.partner_id,
+    purchases.c.external_id,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=purchases.c.external_id.isnot(None),
+)
+Index(
+    "uq_complaints_partner_external_id",
+    complaints.c.partner_id,
+    complaints.c.external_id,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=complaints.c.external_id.isnot(None),
+)
+Index(
+    "uq_survey_responses_partner_external_id",
+    survey_responses.c.partner_id,
+    survey_responses.c.external_id,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=survey_responses.c.external_id.isnot(None),
+)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:01:23.711913
+Create Date: 2026-11-23 18:04:45.822719
 """
 from __future__ import annotations
 
@@ -173,13 +173,13 @@ def upgrade() -> None:
     sa.CheckConstraint('version > 0', name=op.f('ck_customers_version_positive')),
     sa.ForeignKeyConstraint(['merged_into_id'], ['customers.id'], name=op.f('fk_customers_merged_into_id_customers')),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_customers_partner_id_partners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
-    sa.UniqueConstraint('partner_id', 'external_ref', name=op.f('uq_customers_partner_id_external_ref'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
     )
     op.create_index('ix_customers_created_id', 'customers', ['created_at', 'id'], unique=False)
     op.create_index('ix_customers_name_id', 'customers', ['name', 'id'], unique=False)
     op.create_index('ix_customers_partner', 'customers', ['partner_id', 'created_at', 'id'], unique=False)
     op.create_index('ix_customers_tier', 'customers', ['tier_code', 'id'], unique=False)
+    op.create_index('uq_customers_partner_external_ref', 'customers', ['partner_id', 'external_ref'], unique=True, postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_ref IS NOT NULL'))
     op.create_table('sla_targets',
     sa.Column('policy_id', sa.UUID(), nullable=False),
     sa.Column('tier_code', sa.Text(), nullable=False),
@@ -269,12 +269,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['follow_up_of_id'], ['complaints.id'], name=op.f('fk_complaints_follow_up_of_id_complaints')),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_complaints_partner_id_partners')),
     sa.ForeignKeyConstraint(['root_cause_code'], ['root_causes.code'], name=op.f('fk_complaints_root_cause_code_root_causes')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints')),
-    sa.UniqueConstraint('partner_id', 'external_id', name=op.f('uq_complaints_partner_id_external_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints'))
     )
     op.create_index('ix_complaints_customer_opened', 'complaints', ['customer_id', sa.literal_column('opened_at DESC'), 'id'], unique=False)
     op.create_index('ix_complaints_opened_id', 'complaints', ['opened_at', 'id'], unique=False)
     op.create_index('ix_complaints_status', 'complaints', ['status'], unique=False)
+    op.create_index('uq_complaints_partner_external_id', 'complaints', ['partner_id', 'external_id'], unique=True, postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.create_table('customer_metrics',
     sa.Column('customer_id', sa.UUID(), nullable=False),
     sa.Column('lifetime_spend', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
@@ -304,10 +304,10 @@ def upgrade() -> None:
     sa.CheckConstraint('amount > 0', name=op.f('ck_purchases_amount_positive')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_purchases_customer_id_customers')),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_purchases_partner_id_partners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchases')),
-    sa.UniqueConstraint('partner_id', 'external_id', name=op.f('uq_purchases_partner_id_external_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchases'))
     )
     op.create_index('ix_purchases_customer_at', 'purchases', ['customer_id', sa.literal_column('purchased_at DESC')], unique=False)
+    op.create_index('uq_purchases_partner_external_id', 'purchases', ['partner_id', 'external_id'], unique=True, postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.create_table('tier_changes',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('customer_id', sa.UUID(), nullable=False),
@@ -367,12 +367,12 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_survey_responses_customer_id_customers')),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_survey_responses_partner_id_partners')),
     sa.ForeignKeyConstraint(['survey_id'], ['surveys.id'], name=op.f('fk_survey_responses_survey_id_surveys')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_responses')),
-    sa.UniqueConstraint('partner_id', 'external_id', name=op.f('uq_survey_responses_partner_id_external_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_responses'))
     )
     op.create_index('ix_survey_responses_customer', 'survey_responses', ['customer_id', sa.literal_column('submitted_at DESC')], unique=False)
     op.create_index('ix_survey_responses_survey', 'survey_responses', ['survey_id', 'submitted_at'], unique=False)
     op.create_index('uq_survey_responses_once', 'survey_responses', ['survey_id', 'customer_id', sa.literal_column("coalesce(complaint_id, '00000000-0000-0000-0000-000000000000'::uuid)")], unique=True)
+    op.create_index('uq_survey_responses_partner_external_id', 'survey_responses', ['partner_id', 'external_id'], unique=True, postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.create_table('survey_answers',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('response_id', sa.UUID(), nullable=False),
@@ -393,6 +393,7 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index('ix_survey_answers_question', table_name='survey_answers')
     op.drop_table('survey_answers')
+    op.drop_index('uq_survey_responses_partner_external_id', table_name='survey_responses', postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.drop_index('uq_survey_responses_once', table_name='survey_responses')
     op.drop_index('ix_survey_responses_survey', table_name='survey_responses')
     op.drop_index('ix_survey_responses_customer', table_name='survey_responses')
@@ -405,9 +406,11 @@ def downgrade() -> None:
     op.drop_index('ix_tier_changes_customer_at', table_name='tier_changes')
     op.drop_index('ix_tier_changes_at', table_name='tier_changes')
     op.drop_table('tier_changes')
+    op.drop_index('uq_purchases_partner_external_id', table_name='purchases', postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.drop_index('ix_purchases_customer_at', table_name='purchases')
     op.drop_table('purchases')
     op.drop_table('customer_metrics')
+    op.drop_index('uq_complaints_partner_external_id', table_name='complaints', postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.drop_index('ix_complaints_status', table_name='complaints')
     op.drop_index('ix_complaints_opened_id', table_name='complaints')
     op.drop_index('ix_complaints_customer_opened', table_name='complaints')
@@ -416,6 +419,7 @@ def downgrade() -> None:
     op.drop_table('tiers')
     op.drop_table('survey_questions')
     op.drop_table('sla_targets')
+    op.drop_index('uq_customers_partner_external_ref', table_name='customers', postgresql_nulls_not_distinct=True, postgresql_where=sa.text('external_ref IS NOT NULL'))
     op.drop_index('ix_customers_tier', table_name='customers')
     op.drop_index('ix_customers_partner', table_name='customers')
     op.drop_index('ix_customers_name_id', table_name='customers')

@@ -1,0 +1,149 @@
+"""Casbin, built once per policy version, and the per-role-set decisions drawn from it.
+
+Casbin is asked once per (role set, scopes, field, action) and policy version,
+never per row or per request: ``decisions_for`` caches a ``Decisions`` table
+covering every guarded field of the catalogue.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from threading import Lock
+
+import casbin
+
+from authz.catalogue import CATALOGUE, Sensitivity
+
+MODEL_PATH = Path(__file__).with_name("model.conf")
+ROLE_PREFIX = "role:"
+
+
+class Level(StrEnum):
+    FULL = "FULL"
+    MASKED = "MASKED"
+    DENIED = "DENIED"
+
+
+@dataclass(frozen=True)
+class Rule:
+    ptype: str
+    values: tuple[str, ...]
+
+
+def _scope_allows(scopes: Sequence[str] | None, obj: str, action: str) -> bool:
+    """Token scopes narrow a role: ``read:Customer.*`` covers read and read_masked of Customer fields."""
+    if scopes is None:
+        return True
+    verb = "read" if action in ("read", "read_masked") else action
+    for scope in scopes:
+        s_verb, _, pattern = scope.partition(":")
+        if s_verb in (verb, "*") and fnmatch.fnmatchcase(obj, pattern or "*"):
+            return True
+    return False
+
+
+class Decisions:
+    """FULL / MASKED / DENIED for every catalogue field, and write rights, for one role set."""
+
+    def __init__(self, store: PolicyStore, roles: tuple[str, ...], scopes: tuple[str, ...] | None) -> None:
+        self._store = store
+        self.roles = roles
+        self.scopes = scopes
+        self.policy_version = store.version
+        self._subject = store.role_set_subject(roles)
+        self.levels: dict[str, Level] = {key: self._decide(key) for key in CATALOGUE}
+        self._writes: dict[str, bool] = {}
+
+    def _allowed(self, obj: str, action: str) -> bool:
+        return _scope_allows(self.scopes, obj, action) and self._store.enforce(self._subject, obj, action)
+
+    def _decide(self, key: str) -> Level:
+        spec = CATALOGUE[key]
+        if spec.sensitivity is Sensitivity.PUBLIC:
+            return Level.FULL
+        if self._allowed(key, "read"):
+            return Level.FULL
+        if spec.sensitivity is Sensitivity.SENSITIVE and spec.mask and self._allowed(key, "read_masked"):
+            return Level.MASKED
+        return Level.DENIED
+
+    def read(self, key: str) -> Level:
+        return self.levels.get(key, Level.DENIED)
+
+    def can_write(self, key: str) -> bool:
+        allowed = self._writes.get(key)
+        if allowed is None:
+            allowed = self._writes[key] = self._allowed(key, "write")
+        return allowed
+
+
+class PolicyStore:
+    """An immutable snapshot of the policy at one version, with its Casbin enforcer."""
+
+    def __init__(self, version: int, rules: Iterable[Rule]) -> None:
+        self.version = version
+        self.rules = tuple(rules)
+        self._enforcer = casbin.Enforcer(str(MODEL_PATH))
+        self._lock = Lock()
+        policies = [list(r.values[:4]) for r in self.rules if r.ptype == "p"]
+        groupings = [list(r.values[:2]) for r in self.rules if r.ptype == "g"]
+        if policies:
+            self._enforcer.add_policies(policies)
+        if groupings:
+            self._enforcer.add_grouping_policies(groupings)
+        self._role_sets: set[str] = set()
+        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None], Decisions] = OrderedDict()
+
+    def enforce(self, subject: str, obj: str, action: str) -> bool:
+        with self._lock:
+            return bool(self._enforcer.enforce(subject, obj, action))
+
+    def role_set_subject(self, roles: tuple[str, ...]) -> str:
+        """A synthetic subject that holds exactly these roles, so Casbin applies inheritance and deny-overrides."""
+        subject = "roleset:" + ",".join(roles)
+        with self._lock:
+            if subject not in self._role_sets:
+                for role in roles:
+                    self._enforcer.add_role_for_user(subject, ROLE_PREFIX + role)
+                self._role_sets.add(subject)
+        return subject
+
+    def roles_of(self, subject: str) -> tuple[str, ...]:
+        """Direct roles assigned to ``user:x`` / ``token:x``, sorted, without the ``role:`` prefix."""
+        with self._lock:
+            roles = self._enforcer.get_roles_for_user(subject)
+        return tuple(sorted(r.removeprefix(ROLE_PREFIX) for r in roles if r.startswith(ROLE_PREFIX)))
+
+    def decisions_for(self, roles: tuple[str, ...], scopes: tuple[str, ...] | None) -> Decisions:
+        key = (tuple(sorted(roles)), tuple(sorted(scopes)) if scopes is not None else None)
+        found = self._cache.get(key)
+        if found is None:
+            found = Decisions(self, key[0], key[1])
+            self._cache[key] = found
+            if len(self._cache) > 1024:
+                self._cache.popitem(last=False)
+        return found
+
+    def explain(self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, obj: str, action: str
+                ) -> tuple[bool, list[str], str]:
+        """The decision, the policy line(s) that decided it, and why in words."""
+        subject = self.role_set_subject(tuple(sorted(roles)))
+        if not _scope_allows(scopes, obj, action):
+            return False, [], f"no token scope covers {action} on {obj}"
+        with self._lock:
+            allowed, rules = self._enforcer.enforce_ex(subject, obj, action)
+        if rules and isinstance(rules[0], str):  # pycasbin gives the one deciding rule as a flat list
+            rules = [rules]
+        lines = [", ".join(r) for r in rules]
+        if allowed:
+            why = f"allowed by {lines[0]}" if lines else "allowed"
+        elif lines:
+            why = f"denied by {lines[0]}"
+        else:
+            why = f"no rule grants {action} on {obj} to roles {', '.join(roles) or '(none)'}: denied by default"
+        return bool(allowed), lines, why

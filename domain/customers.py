@@ -1,0 +1,150 @@
+"""Customer data rules: normalisation and validation of every write.
+
+Uses two pure, I/O-free libraries (phonenumbers, email-validator with the
+deliverability check off): validating contact data by hand would be worse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from domain.enums import LIFECYCLE_STAGES
+from domain.errors import Invalid, ValidationFailed
+
+# Fields a caller may set on a customer; everything else (owner, tier, version,
+# audit columns) is set by the system only.
+WRITABLE_FIELDS = (
+    "name",
+    "email",
+    "phone",
+    "national_id",
+    "birth_date",
+    "address",
+    "locale",
+    "lifecycle_stage",
+    "external_ref",
+)
+ADDRESS_KEYS = ("line1", "line2", "postal_code", "city", "country")
+_NATIONAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{3,31}$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+def normalize_email(value: str) -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"not a valid e-mail address: {exc}", field="email") from None
+
+
+def normalize_phone(value: str, default_region: str) -> str:
+    try:
+        number = phonenumbers.parse(value.strip(), default_region)
+    except phonenumbers.NumberParseException:
+        raise ValidationFailed("not a phone number", field="phone") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationFailed("not a valid phone number for its region", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_customer(
+    fields: Mapping[str, Any], *, default_region: str, today: dt.date, creating: bool
+) -> dict[str, Any]:
+    """Return normalised values for the given fields, or raise ``Invalid`` with every problem found."""
+    out: dict[str, Any] = {}
+    errors: list[ValidationFailed] = []
+    unknown = set(fields) - set(WRITABLE_FIELDS)
+    for name in sorted(unknown):
+        errors.append(ValidationFailed(f"'{name}' cannot be set", field=name))
+    if creating and not fields.get("name"):
+        errors.append(ValidationFailed("a name is required", field="name"))
+
+    def run(name: str, fn: Any) -> None:
+        if name not in fields:
+            return
+        value = fields[name]
+        if value is None:
+            if name == "name":
+                errors.append(ValidationFailed("a name is required", field="name"))
+            else:
+                out[name] = None
+            return
+        try:
+            out[name] = fn(value)
+        except ValidationFailed as exc:
+            errors.append(exc)
+
+    run("name", _name)
+    run("email", normalize_email)
+    run("phone", lambda v: normalize_phone(v, default_region))
+    run("national_id", _national_id)
+    run("birth_date", lambda v: _birth_date(v, today))
+    run("address", _address)
+    run("locale", _locale)
+    run("lifecycle_stage", _stage)
+    run("external_ref", _external_ref)
+    if errors:
+        raise Invalid(errors)
+    return out
+
+
+def _name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise ValidationFailed("a name is required", field="name")
+    if len(name) > 200:
+        raise ValidationFailed("a name has at most 200 characters", field="name")
+    return name
+
+
+def _national_id(value: str) -> str:
+    v = value.strip().upper()
+    if not _NATIONAL_ID.match(v):
+        raise ValidationFailed("a national id is 4 to 32 letters, digits, spaces, '.', '/' or '-'", field="national_id")
+    return v
+
+
+def _birth_date(value: dt.date, today: dt.date) -> dt.date:
+    if value > today:
+        raise ValidationFailed("a birth date cannot be in the future", field="birth_date")
+    if value.year < today.year - 130:
+        raise ValidationFailed("a birth date more than 130 years ago is not plausible", field="birth_date")
+    return value
+
+
+def _address(value: Mapping[str, Any]) -> dict[str, str] | None:
+    cleaned = {k: " ".join(str(v).split()) for k, v in value.items() if k in ADDRESS_KEYS and v is not None}
+    cleaned = {k: v for k, v in cleaned.items() if v}
+    if not cleaned:
+        return None
+    if "city" not in cleaned or "country" not in cleaned:
+        raise ValidationFailed("an address needs at least a city and a country", field="address")
+    country = cleaned["country"].upper()
+    if len(country) != 2 or not country.isalpha():
+        raise ValidationFailed("country is an ISO 3166 alpha-2 code such as DE", field="address.country")
+    cleaned["country"] = country
+    return cleaned
+
+
+def _locale(value: str) -> str:
+    if not _LOCALE.match(value):
+        raise ValidationFailed("a locale looks like en_US", field="locale")
+    return value
+
+
+def _stage(value: str) -> str:
+    if value not in LIFECYCLE_STAGES:
+        raise ValidationFailed(f"lifecycle stage is one of {', '.join(LIFECYCLE_STAGES)}", field="lifecycle_stage")
+    return value
+
+
+def _external_ref(value: str) -> str:
+    v = value.strip()
+    if not v or len(v) > 100:
+        raise ValidationFailed("an external reference has 1 to 100 characters", field="external_ref")
+    return v

@@ -147,3 +147,17 @@ class PolicyStore:
         else:
             why = f"no rule grants {action} on {obj} to roles {', '.join(roles) or '(none)'}: denied by default"
         return bool(allowed), lines, why
+
+
+def present(decisions: Decisions, key: str, value: object) -> object:
+    """A value as this caller may see it: itself, its masked form, or nothing."""
+    from authz.catalogue import CATALOGUE
+    from authz.masking import MASKS
+
+    level = decisions.read(key)
+    if level is Level.FULL or value is None:
+        return value
+    if level is Level.MASKED:
+        mask = CATALOGUE[key].mask
+        return MASKS[mask](value) if mask else None
+    return None

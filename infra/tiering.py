@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,7 +77,12 @@ async def active_policy(conn: AsyncConnection) -> tuple[int, list[TierSpec]] | N
 
 
 async def retier_all(conn: AsyncConnection, actor: str = "system") -> int:
-    """Put every live customer in the tier its metrics enter, in one statement; returns how many changed.
+    """Put every live customer in the tier its metrics enter, in one statement; returns how many changed."""
+    return await retier(conn, None, actor=actor)
+
+
+async def retier(conn: AsyncConnection, customer_ids: Sequence[UUID] | None, *, actor: str = "system") -> int:
+    """Re-tier the given customers (all when None) in one set-based statement; returns how many changed.
 
     Initial assignment and upgrades/downgrades alike write a history row with the
     metric values that decided it.
@@ -92,6 +98,7 @@ async def retier_all(conn: AsyncConnection, actor: str = "system") -> int:
         SELECT c.id, c.tier_code AS old_tier, {entry_tier_sql(tiers)} AS new_tier, {metrics_json_sql()} AS metrics
         FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id
         WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL AND c.tier_override_code IS NULL
+          AND (CAST(:ids AS uuid[]) IS NULL OR c.id = ANY(CAST(:ids AS uuid[])))
     ),
     moved AS (
         UPDATE customers c SET tier_code = e.new_tier, tier_since = now(), tier_policy_version = :version,
@@ -110,5 +117,6 @@ async def retier_all(conn: AsyncConnection, actor: str = "system") -> int:
            metrics, :actor
     FROM moved
     """
-    result = await conn.execute(text(sql), {"version": version, "actor": actor})
+    ids = list(customer_ids) if customer_ids is not None else None
+    result = await conn.execute(text(sql), {"version": version, "actor": actor, "ids": ids})
     return int(result.rowcount or 0)

@@ -1,0 +1,131 @@
+"""Bearer tokens → Principal. Staff JWTs carry identity only; roles are assigned inside tierwise.
+Partner tokens are ``tw_pat_<id>_<secret>``, stored as a SHA-256 of the secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import uuid
+from typing import Any
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authz.policy import PolicyStore
+from authz.principal import Principal, PrincipalKind
+from infra.repos import partners as partners_repo
+from infra.settings import Settings
+
+TOKEN_PREFIX = "tw_pat_"
+
+
+class AuthError(Exception):
+    """Missing, malformed, expired, forged or revoked credentials. The message is safe to show."""
+
+
+def issue_staff_token(settings: Settings, sub: str, *, ttl_s: int | None = None) -> str:
+    now = dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": sub,
+        "iat": int(now.timestamp()),
+        "exp": int((now + dt.timedelta(seconds=ttl_s or settings.jwt_ttl_s)).timestamp()),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    headers = {"kid": settings.jwt_key_id} if settings.jwt_key_id else None
+    if settings.jwt_algorithm == "HS256":
+        key: Any = settings.jwt_secret.get_secret_value()
+    else:
+        if not settings.jwt_private_key:
+            raise AuthError("TIERWISE_JWT_PRIVATE_KEY is needed to issue RS256 tokens")
+        key = settings.jwt_private_key
+    return jwt.encode(claims, key, algorithm=settings.jwt_algorithm, headers=headers)
+
+
+def decode_staff_token(settings: Settings, token: str) -> str:
+    """Verify a staff JWT and return its subject."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AuthError("malformed token") from None
+    if header.get("alg") != settings.jwt_algorithm:
+        raise AuthError("token algorithm not accepted")
+    kid = header.get("kid")
+    if kid is not None and kid != settings.jwt_key_id:
+        raise AuthError("unknown key id")
+    if settings.jwt_key_id and kid is None:
+        raise AuthError("token has no key id")
+    key = settings.jwt_secret.get_secret_value() if settings.jwt_algorithm == "HS256" else settings.jwt_public_key
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_s,
+            options={"require": ["sub", "exp", "iat", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token expired") from None
+    except jwt.PyJWTError:
+        raise AuthError("invalid token") from None
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 200:
+        raise AuthError("invalid token subject")
+    return sub
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_partner_token() -> tuple[uuid.UUID, str, str]:
+    """(token id, the full token shown once, the hash to store)."""
+    token_id = uuid.uuid4()
+    secret = secrets.token_urlsafe(32)
+    return token_id, f"{TOKEN_PREFIX}{token_id.hex}_{secret}", hash_secret(secret)
+
+
+async def authenticate(
+    authorization: str | None, *, settings: Settings, engine: AsyncEngine, store: PolicyStore
+) -> Principal:
+    if not authorization:
+        raise AuthError("authentication required: send Authorization: Bearer <token>")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("authentication required: send Authorization: Bearer <token>")
+    if token.startswith(TOKEN_PREFIX):
+        return await _partner_principal(token, engine)
+    sub = decode_staff_token(settings, token)
+    subject = f"user:{sub}"
+    return Principal(PrincipalKind.USER, sub, roles=store.roles_of(subject))
+
+
+async def _partner_principal(token: str, engine: AsyncEngine) -> Principal:
+    body = token[len(TOKEN_PREFIX) :]
+    token_hex, _, secret = body.partition("_")
+    try:
+        token_id = uuid.UUID(hex=token_hex)
+    except ValueError:
+        raise AuthError("invalid token") from None
+    async with engine.connect() as conn:
+        row = await partners_repo.token(conn, token_id)
+    if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(secret)):
+        raise AuthError("invalid token")
+    now = dt.datetime.now(dt.UTC)
+    if row["revoked_at"] is not None:
+        raise AuthError("token revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        raise AuthError("token expired")
+    return Principal(
+        PrincipalKind.TOKEN,
+        str(token_id),
+        roles=(row["role"],),
+        partner_id=row["partner_id"],
+        scopes=tuple(row["scopes"]),
+        token_name=row["name"],
+    )

@@ -1,0 +1,507 @@
+"""Query and Mutation: thin resolvers that read arguments, call one repository or use-case, and map
+the result. Access checks are not here: api/guard.py installs them on the schema from the catalogue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from api import usecases
+from api.context import Context
+from api.errors import FORBIDDEN_ARGUMENT, coded, query_error, user_errors
+from api.guard import install_guards
+from api.ids import from_global_id
+from api.types import (
+    ComplaintConnection,
+    ComplaintStatus,
+    ComplaintType,
+    ContactChannel,
+    CustomerConnection,
+    CustomerType,
+    LifecycleStage,
+    Node,
+    PurchaseType,
+    QuestionKind,
+    Severity,
+    SurveyChannel,
+    SurveyConnection,
+    SurveyResponseType,
+    SurveyStatus,
+    SurveyTrigger,
+    SurveyType,
+    TaxonType,
+    TierPolicyType,
+    UserError,
+    load_customer,
+)
+from authz.catalogue import GUARDED
+from authz.policy import Level
+from domain.errors import DomainError, ValidationFailed
+from infra.repos import complaints as complaints_repo
+from infra.repos import customers as customers_repo
+from infra.repos import surveys as surveys_repo
+from infra.repos import tiers as tiers_repo
+
+P = TypeVar("P")
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _page_size(info: Info[Context, None], first: int) -> int:
+    cap = _ctx(info).settings.max_page_size
+    if not 1 <= first <= cap:
+        raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
+    return first
+
+
+def _require_full(info: Info[Context, None], used: dict[str, bool]) -> None:
+    """Refuse, before any SQL, a filter or sort on a field the caller may not read in full."""
+    d = _ctx(info).decisions
+    for key, is_used in used.items():
+        if is_used and d.read(key) is not Level.FULL:
+            raise coded(f"filtering or sorting on {key} is not allowed", FORBIDDEN_ARGUMENT)
+
+
+async def _query(fn: Callable[[], Awaitable[P]]) -> P:
+    try:
+        return await fn()
+    except DomainError as exc:
+        raise query_error(exc) from None
+
+
+# ---------------------------------------------------------------- viewer
+
+
+@strawberry.enum
+class Access(Enum):
+    FULL = "FULL"
+    MASKED = "MASKED"
+    DENIED = "DENIED"
+
+
+@strawberry.type
+class FieldAccess:
+    field: str
+    access: Access
+
+
+@strawberry.type
+class Viewer:
+    subject: str
+    kind: str
+    roles: list[str]
+    partner_id: strawberry.ID | None
+    policy_version: int
+
+    @strawberry.field(description="FULL, MASKED or DENIED for every guarded field, so a UI can hide columns up front")
+    def field_access(self, info: Info[Context, None]) -> list[FieldAccess]:
+        d = _ctx(info).decisions
+        return [FieldAccess(field=k, access=Access(d.read(k).value)) for k in sorted(GUARDED)
+                if GUARDED[k].type_name not in ("Query", "Mutation")]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@strawberry.enum
+class CustomerOrder(Enum):
+    CREATED_AT = "CREATED_AT"
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    UPDATED_AT_DESC = "UPDATED_AT_DESC"
+    NAME = "NAME"
+    SPEND_12M_DESC = "SPEND_12M_DESC"
+    LIFETIME_SPEND_DESC = "LIFETIME_SPEND_DESC"
+
+
+ORDER_NEEDS = {
+    "NAME": "Customer.name",
+    "SPEND_12M_DESC": "CustomerMetrics.spend12m",
+    "LIFETIME_SPEND_DESC": "CustomerMetrics.lifetimeSpend",
+}
+
+
+@strawberry.input
+class CustomerFilter:
+    tiers: list[str] | None = None
+    lifecycle_stages: list[LifecycleStage] | None = None  # type: ignore[valid-type]
+    name_contains: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    min_spend12m: Decimal | None = None
+
+
+@strawberry.enum
+class ComplaintOrder(Enum):
+    OPENED_AT_DESC = "OPENED_AT_DESC"
+    OPENED_AT = "OPENED_AT"
+    UPDATED_AT_DESC = "UPDATED_AT_DESC"
+
+
+@strawberry.input
+class ComplaintFilter:
+    statuses: list[ComplaintStatus] | None = None  # type: ignore[valid-type]
+    severities: list[Severity] | None = None  # type: ignore[valid-type]
+    categories: list[str] | None = None
+    customer_id: strawberry.ID | None = None
+    opened_after: dt.datetime | None = None
+    opened_before: dt.datetime | None = None
+    breached: bool | None = None
+
+
+@strawberry.input
+class AddressInput:
+    line1: str | None = None
+    line2: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str | None = None
+
+
+@strawberry.input
+class CreateCustomerInput:
+    name: str
+    external_ref: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    national_id: str | None = strawberry.UNSET
+    birth_date: dt.date | None = strawberry.UNSET
+    address: AddressInput | None = strawberry.UNSET
+    locale: str | None = strawberry.UNSET
+    lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
+
+
+@strawberry.input
+class UpdateCustomerInput:
+    id: strawberry.ID
+    expected_version: int
+    name: str | None = strawberry.UNSET
+    external_ref: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    national_id: str | None = strawberry.UNSET
+    birth_date: dt.date | None = strawberry.UNSET
+    address: AddressInput | None = strawberry.UNSET
+    locale: str | None = strawberry.UNSET
+    lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
+
+
+@strawberry.input
+class DeleteCustomerInput:
+    id: strawberry.ID
+    expected_version: int
+
+
+@strawberry.input
+class PurchaseInput:
+    customer_id: strawberry.ID | None = None
+    customer_external_ref: str | None = None
+    external_id: str | None = None
+    amount: Decimal
+    currency: str | None = None
+    channel: str | None = None
+    purchased_at: dt.datetime | None = None
+
+
+@strawberry.input
+class RecordPurchasesInput:
+    purchases: list[PurchaseInput]
+
+
+@strawberry.input
+class OpenComplaintInput:
+    customer_id: strawberry.ID
+    subject: str
+    description: str
+    category: str
+    severity: Severity = "medium"  # type: ignore[valid-type,assignment]
+    channel: ContactChannel = "web"  # type: ignore[valid-type,assignment]
+    external_id: str | None = None
+    follow_up_of: strawberry.ID | None = None
+
+
+@strawberry.input
+class TransitionComplaintInput:
+    id: strawberry.ID
+    expected_version: int
+    to: ComplaintStatus  # type: ignore[valid-type]
+    assignee: str | None = None
+    resolution_code: str | None = None
+    root_cause_code: str | None = None
+    note: str | None = None
+
+
+@strawberry.input
+class SurveyQuestionInput:
+    kind: QuestionKind  # type: ignore[valid-type]
+    dimension: str
+    prompt: str
+    options: list[str] | None = None
+    required: bool = True
+
+
+@strawberry.input
+class CreateSurveyInput:
+    title: str
+    channels: list[SurveyChannel]  # type: ignore[valid-type]
+    questions: list[SurveyQuestionInput]
+    description: str | None = None
+    trigger: SurveyTrigger = "manual"  # type: ignore[valid-type,assignment]
+    per_complaint: bool = False
+    status: SurveyStatus = "active"  # type: ignore[valid-type,assignment]
+
+
+@strawberry.input
+class AnswerInput:
+    question_id: strawberry.ID
+    score: int | None = None
+    choices: list[str] | None = None
+    text: str | None = None
+
+
+@strawberry.input
+class SubmitSurveyResponseInput:
+    survey_id: strawberry.ID
+    customer_id: strawberry.ID
+    channel: SurveyChannel  # type: ignore[valid-type]
+    answers: list[AnswerInput]
+    complaint_id: strawberry.ID | None = None
+    external_id: str | None = None
+
+
+# ---------------------------------------------------------------- payloads
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: CustomerType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteCustomerPayload:
+    deleted_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RecordPurchasesPayload:
+    purchases: list[PurchaseType] = strawberry.field(default_factory=list)
+    inserted_count: int = 0
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ComplaintPayload:
+    complaint: ComplaintType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SurveyPayload:
+    survey: SurveyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SurveyResponsePayload:
+    response: SurveyResponseType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
+    """Run a use-case; a domain error becomes ``userErrors`` (its transaction was rolled back)."""
+    try:
+        return await fn()
+    except DomainError as exc:
+        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+
+
+# ---------------------------------------------------------------- root types
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def viewer(self, info: Info[Context, None]) -> Viewer:
+        ctx = _ctx(info)
+        p = ctx.principal
+        return Viewer(
+            subject=p.subject, kind=p.kind.value, roles=list(p.roles),
+            partner_id=strawberry.ID(str(p.partner_id)) if p.partner_id else None,
+            policy_version=ctx.decisions.policy_version,
+        )
+
+    @strawberry.field(description="Any object by its global id; NOT_FOUND when unknown or not visible")
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+        return await _query(lambda: usecases.load_node(info, id))
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None], id: strawberry.ID) -> CustomerType | None:
+        async def run() -> CustomerType | None:
+            _, raw = from_global_id(id, "Customer")
+            found = await load_customer(info, raw)
+            if found is None:
+                raise query_error_not_found()
+            return found
+
+        return await _query(run)
+
+    @strawberry.field
+    async def customers(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None,
+        filter: CustomerFilter | None = None, order_by: CustomerOrder = CustomerOrder.CREATED_AT,
+    ) -> CustomerConnection:  # type: ignore[valid-type]
+        f = filter or CustomerFilter()
+        _require_full(info, {
+            "Customer.tier": bool(f.tiers), "Customer.lifecycleStage": bool(f.lifecycle_stages),
+            "Customer.name": f.name_contains is not None, "Customer.email": f.email is not None,
+            "Customer.phone": f.phone is not None, "CustomerMetrics.spend12m": f.min_spend12m is not None,
+            ORDER_NEEDS.get(order_by.value, "Customer.id"): True,
+        })
+        return await _query(lambda: usecases.customer_page(info, _page_size(info, first), after, f, order_by.value))
+
+    @strawberry.field
+    async def complaint(self, info: Info[Context, None], id: strawberry.ID) -> ComplaintType | None:
+        async def run() -> ComplaintType | None:
+            _, raw = from_global_id(id, "Complaint")
+            row = await _ctx(info).loaders.complaint.load(raw)
+            if row is None:
+                raise query_error_not_found()
+            return ComplaintType.from_row(row, _ctx(info).decisions)
+
+        return await _query(run)
+
+    @strawberry.field
+    async def complaints(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None,
+        filter: ComplaintFilter | None = None, order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
+    ) -> ComplaintConnection:  # type: ignore[valid-type]
+        f = filter or ComplaintFilter()
+        _require_full(info, {
+            "Complaint.status": bool(f.statuses), "Complaint.severity": bool(f.severities),
+            "Complaint.category": bool(f.categories), "Complaint.customer": f.customer_id is not None,
+            "Complaint.openedAt": f.opened_after is not None or f.opened_before is not None
+            or order_by is not ComplaintOrder.UPDATED_AT_DESC,
+        })
+        return await _query(lambda: usecases.complaint_page(info, _page_size(info, first), after, f, order_by.value))
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None], id: strawberry.ID) -> SurveyType | None:
+        async def run() -> SurveyType | None:
+            _, raw = from_global_id(id, "Survey")
+            row = await _ctx(info).loaders.survey.load(raw)
+            if row is None:
+                raise query_error_not_found()
+            return SurveyType.from_row(row)
+
+        return await _query(run)
+
+    @strawberry.field
+    async def surveys(
+        self, info: Info[Context, None], first: int = 20, after: str | None = None,
+        status: list[SurveyStatus] | None = None,  # type: ignore[valid-type]
+    ) -> SurveyConnection:  # type: ignore[valid-type]
+        n = _page_size(info, first)
+        statuses = [s.value for s in status] if status else None
+
+        async def run() -> Any:
+            db = _ctx(info).db
+            page = await surveys_repo.page(db, statuses=statuses, first=n, after=after)
+            return SurveyConnection.from_page(
+                page, "CREATED_AT_DESC", "created_at", SurveyType.from_row,
+                lambda: surveys_repo.count(db, statuses=statuses),
+            )
+
+        return await _query(run)
+
+    @strawberry.field
+    async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType]:
+        return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(_ctx(info).db)]
+
+    @strawberry.field
+    async def active_tier_policy(self, info: Info[Context, None]) -> TierPolicyType | None:
+        rows = await tiers_repo.policies(_ctx(info).db, ["active"])
+        return TierPolicyType.from_row(rows[0]) if rows else None
+
+    @strawberry.field
+    async def complaint_categories(self, info: Info[Context, None]) -> list[TaxonType]:
+        return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "categories")]
+
+    @strawberry.field
+    async def root_causes(self, info: Info[Context, None]) -> list[TaxonType]:
+        return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "root_causes")]
+
+
+def query_error_not_found() -> DomainError:
+    from domain.errors import NotFound
+
+    return NotFound("no such object", field="id")
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload:
+        return await _mutate(CustomerPayload, lambda: usecases.create_customer(info, input))
+
+    @strawberry.mutation
+    async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload:
+        return await _mutate(CustomerPayload, lambda: usecases.update_customer(info, input))
+
+    @strawberry.mutation
+    async def delete_customer(self, info: Info[Context, None], input: DeleteCustomerInput) -> DeleteCustomerPayload:
+        return await _mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
+
+    @strawberry.mutation(description="Idempotent on (partner, externalId): a repeated item has one effect")
+    async def record_purchases(
+        self, info: Info[Context, None], input: RecordPurchasesInput
+    ) -> RecordPurchasesPayload:
+        return await _mutate(RecordPurchasesPayload, lambda: usecases.record_purchases(info, input))
+
+    @strawberry.mutation(description="Idempotent on (partner, externalId)")
+    async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload:
+        return await _mutate(ComplaintPayload, lambda: usecases.open_complaint(info, input))
+
+    @strawberry.mutation
+    async def transition_complaint(
+        self, info: Info[Context, None], input: TransitionComplaintInput
+    ) -> ComplaintPayload:
+        return await _mutate(ComplaintPayload, lambda: usecases.transition_complaint(info, input))
+
+    @strawberry.mutation
+    async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload:
+        return await _mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
+
+    @strawberry.mutation(description="One response per customer and survey; idempotent on (partner, externalId)")
+    async def submit_survey_response(
+        self, info: Info[Context, None], input: SubmitSurveyResponseInput
+    ) -> SurveyResponsePayload:
+        return await _mutate(SurveyResponsePayload, lambda: usecases.submit_survey_response(info, input))
+
+
+def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
+    schema = strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[CustomerType, ComplaintType, SurveyType, PurchaseType, SurveyResponseType, TierPolicyType],
+        extensions=extensions or [],
+    )
+    unclassified = install_guards(schema._schema)
+    if unclassified:
+        raise RuntimeError(f"fields missing from the field catalogue (authz/catalogue.py): {unclassified}")
+    return schema
+
+
+__all__ = ["GraphQLError", "ValidationFailed", "build_schema"]

@@ -1,0 +1,430 @@
+"""Use-cases behind the resolvers: each validates its input through domain/, runs its statements in
+one unit of work, and returns GraphQL objects read back through the caller's loaders (so what a
+mutation returns is guarded exactly like a query)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from api.ids import from_global_id
+from api.types import (
+    ComplaintConnection,
+    ComplaintType,
+    CustomerConnection,
+    CustomerType,
+    Node,
+    PurchaseType,
+    SurveyResponseType,
+    SurveyType,
+    TierPolicyType,
+    load_customer,
+)
+from domain import customers as customer_rules
+from domain.complaints import Transition
+from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
+from domain.surveys import Answer, Question, validate_answers
+from infra.repos import complaints as complaints_repo
+from infra.repos import customers as customers_repo
+from infra.repos import purchases as purchases_repo
+from infra.repos import surveys as surveys_repo
+from infra.repos import tiers as tiers_repo
+
+if TYPE_CHECKING:
+    from api.context import Context
+    from api.schema import (
+        ComplaintFilter,
+        CreateCustomerInput,
+        CreateSurveyInput,
+        CustomerFilter,
+        DeleteCustomerInput,
+        OpenComplaintInput,
+        RecordPurchasesInput,
+        SubmitSurveyResponseInput,
+        TransitionComplaintInput,
+        UpdateCustomerInput,
+    )
+
+CUSTOMER_INPUT_FIELDS = {
+    "name": "name", "external_ref": "externalRef", "email": "email", "phone": "phone",
+    "national_id": "nationalId", "birth_date": "birthDate", "address": "address", "locale": "locale",
+    "lifecycle_stage": "lifecycleStage",
+}
+MAX_AMOUNT = Decimal("1000000000")
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _forget(loader: Any, key: Any) -> None:
+    """Drop a cached row so a mutation's result is read fresh (strawberry raises on unknown keys)."""
+    with contextlib.suppress(KeyError):
+        loader.clear(key)
+
+
+def _uuid(global_id: str, type_name: str, field: str) -> UUID:
+    return from_global_id(global_id, type_name, field=field)[1]
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def customer_page(
+    info: Info[Context, None], first: int, after: str | None, f: CustomerFilter, sort: str
+) -> Any:
+    ctx = _ctx(info)
+    filt = customers_repo.CustomerFilter(
+        tiers=f.tiers, lifecycle_stages=[s.value for s in f.lifecycle_stages] if f.lifecycle_stages else None,
+        name_contains=f.name_contains,
+        email=customer_rules.normalize_email(f.email) if f.email else None,
+        phone=customer_rules.normalize_phone(f.phone, ctx.settings.default_phone_region) if f.phone else None,
+        created_after=f.created_after, created_before=f.created_before, min_spend_12m=f.min_spend12m,
+    )
+    page = await customers_repo.page(
+        ctx.db, columns=ctx.loaders.customer_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
+    )
+    for row in page.rows:  # prime the loader: nested paths back to these customers cost nothing
+        ctx.loaders.customer.prime(row["id"], row)
+    return CustomerConnection.from_page(
+        page, sort, None, lambda row: CustomerType.from_row(row, ctx.decisions),
+        lambda: customers_repo.count(ctx.db, scope=ctx.scope, f=filt),
+    )
+
+
+async def complaint_page(
+    info: Info[Context, None], first: int, after: str | None, f: ComplaintFilter, sort: str
+) -> Any:
+    ctx = _ctx(info)
+    filt = complaints_repo.ComplaintFilter(
+        statuses=[s.value for s in f.statuses] if f.statuses else None,
+        severities=[s.value for s in f.severities] if f.severities else None,
+        categories=f.categories,
+        customer_id=_uuid(f.customer_id, "Customer", "filter.customerId") if f.customer_id else None,
+        opened_after=f.opened_after, opened_before=f.opened_before, breached=f.breached,
+    )
+    page = await complaints_repo.page(
+        ctx.db, columns=ctx.loaders.complaint_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
+    )
+    column = complaints_repo.SORTS[sort].column.key
+    return ComplaintConnection.from_page(
+        page, sort, column, lambda row: ComplaintType.from_row(row, ctx.decisions),
+        lambda: complaints_repo.count(ctx.db, scope=ctx.scope, f=filt),
+    )
+
+
+async def load_node(info: Info[Context, None], global_id: str) -> Node | None:
+    ctx = _ctx(info)
+    type_name, raw = from_global_id(global_id)
+    node: Node | None = None
+    if type_name == "Customer":
+        node = await load_customer(info, raw)
+    elif type_name == "Complaint":
+        row = await ctx.loaders.complaint.load(raw)
+        node = ComplaintType.from_row(row, ctx.decisions) if row else None
+    elif type_name == "Survey":
+        row = await ctx.loaders.survey.load(raw)
+        node = SurveyType.from_row(row) if row else None
+    elif type_name == "SurveyResponse":
+        row = await ctx.loaders.response.load(raw)
+        node = SurveyResponseType.from_row(row) if row else None
+    elif type_name == "TierPolicy":
+        rows = [r for r in await tiers_repo.policies(ctx.db) if r["id"] == raw]
+        node = TierPolicyType.from_row(rows[0]) if rows else None
+    if node is None:
+        raise NotFound("no such object", field="id")
+    return node
+
+
+# ---------------------------------------------------------------- customers
+
+
+def _customer_fields(info: Info[Context, None], inp: Any) -> dict[str, Any]:
+    """The input fields actually given, checked against the caller's write grants."""
+    ctx = _ctx(info)
+    given: dict[str, Any] = {}
+    denied: list[ValidationFailed] = []
+    for attr, gql in CUSTOMER_INPUT_FIELDS.items():
+        value = getattr(inp, attr, strawberry.UNSET)
+        if value is strawberry.UNSET:
+            continue
+        if not ctx.decisions.can_write(f"Customer.{gql}"):
+            denied.append(ValidationFailed(f"not allowed to set {gql}", field=attr))
+            continue
+        if attr == "address" and value is not None:
+            value = {k: v for k, v in strawberry.asdict(value).items() if v is not None}
+        elif attr == "lifecycle_stage" and value is not None:
+            value = value.value
+        given[attr] = value
+    if denied:
+        for e in denied:
+            e.code = "FORBIDDEN"
+        raise Invalid(denied)
+    return customer_rules.normalize_customer(
+        given, default_region=ctx.settings.default_phone_region, today=dt.date.today(), creating=False
+    )
+
+
+async def _read_back_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
+    _forget(_ctx(info).loaders.customer, customer_id)
+    return await load_customer(info, customer_id)
+
+
+async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -> Any:
+    from api.schema import CustomerPayload
+
+    ctx = _ctx(info)
+    values = _customer_fields(info, inp)
+    if "name" not in values:
+        raise ValidationFailed("a name is required", field="name")
+    async with ctx.db.unit_of_work() as uow:
+        created = await customers_repo.create(uow, values, partner_id=ctx.principal.partner_id)
+        uow.commit()
+    return CustomerPayload(customer=await _read_back_customer(info, created["id"]))
+
+
+async def update_customer(info: Info[Context, None], inp: UpdateCustomerInput) -> Any:
+    from api.schema import CustomerPayload
+
+    ctx = _ctx(info)
+    customer_id = _uuid(inp.id, "Customer", "id")
+    values = _customer_fields(info, inp)
+    if not values:
+        raise ValidationFailed("nothing to change", field="input")
+    async with ctx.db.unit_of_work() as uow:
+        await customers_repo.update_fields(uow, customer_id, inp.expected_version, values, scope=ctx.scope)
+        uow.commit()
+    return CustomerPayload(customer=await _read_back_customer(info, customer_id))
+
+
+async def delete_customer(info: Info[Context, None], inp: DeleteCustomerInput) -> Any:
+    from api.schema import DeleteCustomerPayload
+
+    ctx = _ctx(info)
+    customer_id = _uuid(inp.id, "Customer", "id")
+    async with ctx.db.unit_of_work() as uow:
+        await customers_repo.soft_delete(uow, customer_id, inp.expected_version, scope=ctx.scope)
+        uow.commit()
+    return DeleteCustomerPayload(deleted_id=inp.id)
+
+
+# ---------------------------------------------------------------- purchases
+
+
+def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dict[str, Any], list[ValidationFailed]]:
+    errors: list[ValidationFailed] = []
+    where = f"purchases[{n}]"
+    try:
+        amount = Decimal(p.amount)
+        if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT or amount != round(amount, 2):
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors.append(ValidationFailed("amount must be positive, at most 1e9, with 2 decimals", field=f"{where}.amount"))
+        amount = Decimal(0)
+    cur = (p.currency or currency).upper()
+    if len(cur) != 3 or not cur.isalpha():
+        errors.append(ValidationFailed("currency is an ISO 4217 code such as EUR", field=f"{where}.currency"))
+    at = p.purchased_at or now
+    if at.tzinfo is None:
+        errors.append(ValidationFailed("purchasedAt needs a time zone", field=f"{where}.purchasedAt"))
+    elif at > now + dt.timedelta(minutes=5):
+        errors.append(ValidationFailed("purchasedAt is in the future", field=f"{where}.purchasedAt"))
+    if (p.customer_id is None) == (p.customer_external_ref is None):
+        errors.append(ValidationFailed("give customerId or customerExternalRef", field=f"{where}.customerId"))
+    if p.external_id is not None and not 0 < len(p.external_id) <= 100:
+        errors.append(ValidationFailed("externalId has 1 to 100 characters", field=f"{where}.externalId"))
+    item = {"external_id": p.external_id, "amount": amount, "currency": cur, "channel": p.channel, "purchased_at": at}
+    return item, errors
+
+
+async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput) -> Any:
+    from api.schema import RecordPurchasesPayload
+
+    ctx = _ctx(info)
+    if not inp.purchases:
+        raise ValidationFailed("no purchases given", field="purchases")
+    if len(inp.purchases) > ctx.settings.max_batch_size:
+        raise ValidationFailed(f"at most {ctx.settings.max_batch_size} purchases per batch", field="purchases")
+    now = dt.datetime.now(dt.UTC)
+    items: list[dict[str, Any]] = []
+    errors: list[ValidationFailed] = []
+    for n, p in enumerate(inp.purchases):
+        item, problems = _purchase_item(n, p, ctx.settings.currency, now)
+        errors += problems
+        items.append(item)
+    async with ctx.db.unit_of_work() as uow:
+        for n, (p, item) in enumerate(zip(inp.purchases, items, strict=True)):
+            if p.customer_id is not None:
+                try:
+                    item["customer_id"] = _uuid(p.customer_id, "Customer", f"purchases[{n}].customerId")
+                except NotFound as exc:
+                    errors.append(ValidationFailed(exc.message, field=exc.field))
+            elif p.customer_external_ref is not None:
+                found = await customers_repo.resolve_external_ref(
+                    uow, ctx.principal.partner_id, p.customer_external_ref
+                )
+                if found is None:
+                    errors.append(ValidationFailed("no such customer", field=f"purchases[{n}].customerExternalRef"))
+                item["customer_id"] = found
+        if errors:
+            raise Invalid(errors)
+        rows, inserted = await purchases_repo.record(
+            uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope, actor=ctx.actor
+        )
+        uow.commit()
+    return RecordPurchasesPayload(purchases=[PurchaseType.from_row(r) for r in rows], inserted_count=inserted)
+
+
+# ---------------------------------------------------------------- complaints
+
+
+async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> Any:
+    from api.schema import ComplaintPayload
+
+    ctx = _ctx(info)
+    customer_id = _uuid(inp.customer_id, "Customer", "customerId")
+    errors = []
+    if not inp.subject.strip() or len(inp.subject) > 300:
+        errors.append(ValidationFailed("a subject has 1 to 300 characters", field="subject"))
+    if not inp.description.strip() or len(inp.description) > 10_000:
+        errors.append(ValidationFailed("a description has 1 to 10000 characters", field="description"))
+    if inp.external_id is not None and not 0 < len(inp.external_id) <= 100:
+        errors.append(ValidationFailed("externalId has 1 to 100 characters", field="externalId"))
+    if errors:
+        raise Invalid(errors)
+    follow_up = _uuid(inp.follow_up_of, "Complaint", "followUpOf") if inp.follow_up_of else None
+    async with ctx.db.unit_of_work() as uow:
+        existing = (
+            await complaints_repo.find_by_external_id(uow, ctx.principal.partner_id, inp.external_id)
+            if inp.external_id else None
+        )
+        if existing is None:
+            if not await customers_repo.exists(uow, customer_id, ctx.scope):
+                raise NotFound("no such customer", field="customerId")
+            existing = await complaints_repo.open_complaint(
+                uow,
+                {
+                    "customer_id": customer_id, "partner_id": ctx.principal.partner_id,
+                    "external_id": inp.external_id, "subject": " ".join(inp.subject.split()),
+                    "description": inp.description.strip(), "category_code": inp.category,
+                    "severity": inp.severity.value, "channel": inp.channel.value, "follow_up_of_id": follow_up,
+                },
+                actor=ctx.actor,
+            )
+            uow.commit()
+    return ComplaintPayload(complaint=await _read_back_complaint(info, existing))
+
+
+async def _read_back_complaint(info: Info[Context, None], complaint_id: UUID) -> ComplaintType | None:
+    ctx = _ctx(info)
+    _forget(ctx.loaders.complaint, complaint_id)
+    row = await ctx.loaders.complaint.load(complaint_id)
+    return ComplaintType.from_row(row, ctx.decisions) if row else None
+
+
+async def transition_complaint(info: Info[Context, None], inp: TransitionComplaintInput) -> Any:
+    from api.schema import ComplaintPayload
+
+    ctx = _ctx(info)
+    complaint_id = _uuid(inp.id, "Complaint", "id")
+    t = Transition(
+        to=inp.to.value, assignee=inp.assignee, resolution_code=inp.resolution_code,
+        root_cause_code=inp.root_cause_code, note=inp.note,
+    )
+    async with ctx.db.unit_of_work() as uow:
+        await complaints_repo.transition(uow, complaint_id, inp.expected_version, t, actor=ctx.actor, scope=ctx.scope)
+        uow.commit()
+    return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
+
+
+# ---------------------------------------------------------------- surveys
+
+
+async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> Any:
+    from api.schema import SurveyPayload
+
+    ctx = _ctx(info)
+    errors = []
+    if not inp.title.strip():
+        errors.append(ValidationFailed("a title is required", field="title"))
+    if not inp.channels:
+        errors.append(ValidationFailed("at least one channel", field="channels"))
+    if not inp.questions:
+        errors.append(ValidationFailed("at least one question", field="questions"))
+    questions = []
+    for n, q in enumerate(inp.questions):
+        options = [o.strip() for o in (q.options or []) if o.strip()]
+        if q.kind.value in ("single_choice", "multiple_choice") and len(options) < 2:
+            errors.append(ValidationFailed("a choice question needs two or more options", field=f"questions[{n}]"))
+        if not q.prompt.strip() or not q.dimension.strip():
+            errors.append(ValidationFailed("prompt and dimension are required", field=f"questions[{n}]"))
+        questions.append({"kind": q.kind.value, "dimension": q.dimension.strip().lower(), "prompt": q.prompt.strip(),
+                          "options": options, "required": q.required})
+    if errors:
+        raise Invalid(errors)
+    async with ctx.db.unit_of_work() as uow:
+        survey_id = await surveys_repo.create(
+            uow,
+            {"title": inp.title.strip(), "description": inp.description, "status": inp.status.value,
+             "trigger": inp.trigger.value, "channels": sorted({c.value for c in inp.channels}),
+             "per_complaint": inp.per_complaint},
+            questions,
+        )
+        uow.commit()
+    row = await ctx.loaders.survey.load(survey_id)
+    return SurveyPayload(survey=SurveyType.from_row(row) if row else None)
+
+
+async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyResponseInput) -> Any:
+    from api.schema import SurveyResponsePayload
+
+    ctx = _ctx(info)
+    survey_id = _uuid(inp.survey_id, "Survey", "surveyId")
+    customer_id = _uuid(inp.customer_id, "Customer", "customerId")
+    complaint_id = _uuid(inp.complaint_id, "Complaint", "complaintId") if inp.complaint_id else None
+    answers = []
+    for n, a in enumerate(inp.answers):
+        try:
+            qid = str(_uuid(a.question_id, "SurveyQuestion", f"answers[{n}].questionId"))
+        except NotFound:
+            qid = f"invalid:{n}"
+        answers.append(Answer(question_id=qid, score=a.score, choices=a.choices, text=a.text))
+    async with ctx.db.unit_of_work() as uow:
+        survey, questions = await surveys_repo.survey_with_questions(uow, survey_id)
+        existing, same = await surveys_repo.find_response(
+            uow, partner_id=ctx.principal.partner_id, external_id=inp.external_id, survey_id=survey_id,
+            customer_id=customer_id, complaint_id=complaint_id,
+        )
+        if existing is not None and not same:
+            raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
+        if existing is None:
+            if survey["status"] != "active":
+                raise ValidationFailed("the survey is not active", field="surveyId")
+            if inp.channel.value not in survey["channels"]:
+                raise ValidationFailed("the survey is not sent on this channel", field="channel")
+            if survey["per_complaint"] and complaint_id is None:
+                raise ValidationFailed("this survey is answered per complaint: give complaintId", field="complaintId")
+            if not await customers_repo.exists(uow, customer_id, ctx.scope):
+                raise NotFound("no such customer", field="customerId")
+            validate_answers(
+                [Question(str(q["id"]), q["kind"], q["options"], q["required"]) for q in questions], answers
+            )
+            existing = await surveys_repo.insert_response(
+                uow,
+                {"survey_id": survey_id, "customer_id": customer_id, "complaint_id": complaint_id,
+                 "partner_id": ctx.principal.partner_id, "external_id": inp.external_id,
+                 "channel": inp.channel.value},
+                [{"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
+                 for a in answers],
+            )
+            uow.commit()
+    row = await ctx.loaders.response.load(existing)
+    if row is None:
+        raise Forbidden("not allowed to read this response")
+    return SurveyResponsePayload(response=SurveyResponseType.from_row(row))

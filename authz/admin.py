@@ -1,0 +1,140 @@
+"""Runtime administration of access: roles, grants, assignments, partner tokens. Every change is
+audited (who, what, before/after), bumps the policy version and notifies every instance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from uuid import UUID
+
+from authz.catalogue import CATALOGUE
+from domain.errors import NotFound, ValidationFailed
+from infra.repos import authz as repo
+from infra.repos import partners as partners_repo
+from infra.repos.base import Executor
+
+ACTIONS = ("read", "read_masked", "write")
+EFFECTS = ("allow", "deny")
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+_OBJECT = re.compile(r"^(\*|[A-Z][A-Za-z0-9]*\.(\*|[a-z][A-Za-z0-9]*))$")
+
+
+def _check_role_name(name: str) -> None:
+    if not _ROLE.match(name):
+        raise ValidationFailed("a role name is 2-40 lower-case letters, digits or _", field="role")
+
+
+def _check_object(obj: str) -> None:
+    if not _OBJECT.match(obj):
+        raise ValidationFailed("an object is Type.field, Type.* or *", field="object")
+    if "*" not in obj and obj not in CATALOGUE:
+        raise ValidationFailed(f"no field {obj} in the catalogue", field="object")
+
+
+async def _require_role(db: Executor, role: str) -> None:
+    _check_role_name(role)
+    if not await repo.role_exists(db, role):
+        raise NotFound(f"no role {role}", field="role")
+
+
+async def _audit(db: Executor, actor: str, action: str, *, before: Any = None, after: Any = None) -> int:
+    version = await repo.bump_version(db)
+    await repo.write_audit(
+        db, actor=actor, action=action, target_type="policy", before=before, after={**(after or {}), "policyVersion": version}
+    )
+    return version
+
+
+async def list_roles(db: Executor) -> list[dict[str, Any]]:
+    return await repo.list_roles(db)
+
+
+async def create_role(db: Executor, name: str, description: str, *, actor: str, inherits: str | None = None) -> int:
+    _check_role_name(name)
+    if await repo.role_exists(db, name):
+        raise ValidationFailed(f"role {name} exists already", field="role")
+    await repo.create_role(db, name, description)
+    if inherits:
+        await _require_role(db, inherits)
+        await repo.add_rule(db, "g", (f"role:{name}", f"role:{inherits}"))
+    return await _audit(db, actor, "role.create", after={"role": name, "description": description, "inherits": inherits})
+
+
+async def delete_role(db: Executor, name: str, *, actor: str) -> int:
+    await _require_role(db, name)
+    removed = await repo.remove_rules(db, "p", v0=f"role:{name}")
+    removed += await repo.remove_rules(db, "g", v1=f"role:{name}")
+    removed += await repo.remove_rules(db, "g", v0=f"role:{name}")
+    await repo.delete_role(db, name)
+    return await _audit(db, actor, "role.delete", before={"role": name, "rulesRemoved": removed})
+
+
+async def grant(db: Executor, role: str, obj: str, action: str, *, actor: str, effect: str = "allow") -> int:
+    await _require_role(db, role)
+    _check_object(obj)
+    if action not in ACTIONS:
+        raise ValidationFailed(f"action is one of {', '.join(ACTIONS)}", field="action")
+    if effect not in EFFECTS:
+        raise ValidationFailed("effect is allow or deny", field="effect")
+    rule = (f"role:{role}", obj, action, effect)
+    if not await repo.add_rule(db, "p", rule):
+        raise ValidationFailed("that grant exists already", field="object")
+    return await _audit(db, actor, "grant", after={"rule": list(rule)})
+
+
+async def revoke(db: Executor, role: str, obj: str, action: str, *, actor: str, effect: str = "allow") -> int:
+    await _require_role(db, role)
+    rule = (f"role:{role}", obj, action, effect)
+    if not await repo.remove_rules(db, "p", v0=rule[0], v1=obj, v2=action, v3=effect):
+        raise NotFound("no such grant", field="object")
+    return await _audit(db, actor, "revoke", before={"rule": list(rule)})
+
+
+def _user_subject(user: str) -> str:
+    if not user or len(user) > 200 or ":" in user:
+        raise ValidationFailed("a user id is 1-200 characters without ':'", field="user")
+    return f"user:{user}"
+
+
+async def assign_role(db: Executor, user: str, role: str, *, actor: str) -> int:
+    await _require_role(db, role)
+    subject = _user_subject(user)
+    if not await repo.add_rule(db, "g", (subject, f"role:{role}")):
+        raise ValidationFailed(f"{user} has role {role} already", field="role")
+    return await _audit(db, actor, "role.assign", after={"subject": subject, "role": role})
+
+
+async def unassign_role(db: Executor, user: str, role: str, *, actor: str) -> int:
+    subject = _user_subject(user)
+    if not await repo.remove_rules(db, "g", v0=subject, v1=f"role:{role}"):
+        raise NotFound(f"{user} does not have role {role}", field="role")
+    return await _audit(db, actor, "role.unassign", before={"subject": subject, "role": role})
+
+
+async def create_partner_token(
+    db: Executor, *, partner_name: str, name: str, scopes: list[str], role: str, actor: str,
+    token_id: UUID, token_hash: str, expires_at: dt.datetime | None,
+) -> dict[str, Any]:
+    await _require_role(db, role)
+    for scope in scopes:
+        verb, _, pattern = scope.partition(":")
+        if verb not in ("read", "write", "*") or not pattern:
+            raise ValidationFailed("a scope is read:<pattern> or write:<pattern>", field="scopes")
+    partner_id = await partners_repo.ensure(db, partner_name)
+    row = await partners_repo.create_token(
+        db,
+        {"id": token_id, "partner_id": partner_id, "name": name, "secret_hash": token_hash, "role": role,
+         "scopes": scopes, "created_by": actor, "expires_at": expires_at},
+    )
+    await repo.write_audit(
+        db, actor=actor, action="token.create", target_type="api_token", target_ids=[str(token_id)],
+        after={"partner": partner_name, "name": name, "role": role, "scopes": scopes},
+    )
+    return row
+
+
+async def revoke_partner_token(db: Executor, token_id: UUID, *, actor: str) -> None:
+    if not await partners_repo.revoke_token(db, token_id):
+        raise NotFound("no such active token", field="id")
+    await repo.write_audit(db, actor=actor, action="token.revoke", target_type="api_token", target_ids=[str(token_id)])

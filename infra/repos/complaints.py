@@ -1,0 +1,217 @@
+"""Complaints and their events: reads scoped to the partner's customers, transitions as one unit of work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+
+from domain.complaints import ComplaintState, Transition, check_transition
+from domain.errors import Conflict, NotFound, ValidationFailed
+from infra.pagination import SortKey, apply_keyset
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, to_page
+from infra.tables import (
+    complaint_categories,
+    complaint_events,
+    complaints,
+    customers,
+    root_causes,
+    sla_policies,
+    sla_targets,
+)
+
+k = complaints
+SENSITIVE_COLUMNS = ("description",)
+SORTS: dict[str, SortKey] = {
+    "OPENED_AT_DESC": SortKey("OPENED_AT_DESC", k.c.opened_at, k.c.id, descending=True),
+    "OPENED_AT": SortKey("OPENED_AT", k.c.opened_at, k.c.id),
+    "UPDATED_AT_DESC": SortKey("UPDATED_AT_DESC", k.c.updated_at, k.c.id, descending=True),
+}
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    statuses: Sequence[str] | None = None
+    severities: Sequence[str] | None = None
+    categories: Sequence[str] | None = None
+    customer_id: UUID | None = None
+    opened_after: dt.datetime | None = None
+    opened_before: dt.datetime | None = None
+    breached: bool | None = None
+
+
+def _select(columns: Sequence[str]) -> Any:
+    cols = [col for col in k.c if col.key not in SENSITIVE_COLUMNS or col.key in columns]
+    return select(*cols)
+
+
+def _scoped(stmt: Any, scope: Scope) -> Any:
+    if scope.partner_id is not None:
+        owned = select(customers.c.id).where(customers.c.partner_id == scope.partner_id)
+        stmt = stmt.where(k.c.customer_id.in_(owned))
+    return stmt
+
+
+def _filtered(stmt: Any, f: ComplaintFilter) -> Any:
+    if f.statuses:
+        stmt = stmt.where(k.c.status.in_(list(f.statuses)))
+    if f.severities:
+        stmt = stmt.where(k.c.severity.in_(list(f.severities)))
+    if f.categories:
+        stmt = stmt.where(k.c.category_code.in_(list(f.categories)))
+    if f.customer_id is not None:
+        stmt = stmt.where(k.c.customer_id == f.customer_id)
+    if f.opened_after is not None:
+        stmt = stmt.where(k.c.opened_at >= f.opened_after)
+    if f.opened_before is not None:
+        stmt = stmt.where(k.c.opened_at < f.opened_before)
+    if f.breached is not None:
+        either = k.c.first_response_breached | k.c.resolution_breached
+        stmt = stmt.where(either if f.breached else ~either)
+    return stmt
+
+
+async def page(
+    db: Executor, *, columns: Sequence[str], scope: Scope, f: ComplaintFilter, sort: str, first: int,
+    after: str | None,
+) -> Page:
+    key = SORTS[sort]
+    stmt = apply_keyset(_filtered(_scoped(_select(columns), scope), f), key, first, after)
+    return to_page((await db.execute(stmt)).all(), first)
+
+
+async def count(db: Executor, *, scope: Scope, f: ComplaintFilter) -> int:
+    stmt = _filtered(_scoped(select(func.count()).select_from(k), scope), f)
+    return int((await db.execute(stmt)).scalar_one())
+
+
+async def by_ids(db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], scope: Scope) -> dict[UUID, dict[str, Any]]:
+    stmt = _scoped(_select(columns).where(k.c.id.in_(list(ids))), scope)
+    return {r.id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
+
+
+async def latest_for_customers(
+    db: Executor, customer_ids: list[UUID], *, columns: Sequence[str], first: int
+) -> dict[UUID, Page]:
+    """Newest complaints first, ``first`` per customer, in one statement (customers are already scoped)."""
+    return await first_n_per_parent(
+        db, _select(columns), k.c.customer_id, customer_ids, [k.c.opened_at.desc(), k.c.id.desc()], first
+    )
+
+
+async def events_for(db: Executor, complaint_ids: list[UUID]) -> dict[UUID, list[dict[str, Any]]]:
+    e = complaint_events
+    rows = (await db.execute(select(e).where(e.c.complaint_id.in_(complaint_ids)).order_by(e.c.id))).all()
+    out: dict[UUID, list[dict[str, Any]]] = {cid: [] for cid in complaint_ids}
+    for r in rows:
+        out[r.complaint_id].append(dict(r._mapping))
+    return out
+
+
+async def taxonomy(db: Executor, table: str) -> list[dict[str, Any]]:
+    t = complaint_categories if table == "categories" else root_causes
+    rows = (await db.execute(select(t.c.code, t.c.label).where(t.c.active).order_by(t.c.code))).all()
+    return [dict(r._mapping) for r in rows]
+
+
+async def _sla_deadlines(db: Executor, tier: str | None, severity: str) -> tuple[int | None, Any, Any]:
+    t, p = sla_targets, sla_policies
+    row = (
+        await db.execute(
+            select(p.c.version, t.c.first_response_minutes, t.c.resolution_minutes)
+            .join(t, t.c.policy_id == p.c.id)
+            .where(p.c.status == "active", t.c.severity == severity, t.c.tier_code.in_([tier or "*", "*"]))
+            .order_by((t.c.tier_code == "*").asc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None, None, None
+    now = func.now()
+    return (
+        row.version,
+        now + dt.timedelta(minutes=row.first_response_minutes),
+        now + dt.timedelta(minutes=row.resolution_minutes),
+    )
+
+
+async def find_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> UUID | None:
+    stmt = select(k.c.id).where(k.c.partner_id.is_not_distinct_from(partner_id), k.c.external_id == external_id)
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
+async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) -> UUID:
+    """Insert a new complaint with SLA deadlines from the customer's tier, and its first event."""
+    if (await db.execute(select(complaint_categories.c.code).where(
+        complaint_categories.c.code == values["category_code"], complaint_categories.c.active
+    ))).first() is None:
+        raise ValidationFailed("unknown complaint category", field="category")
+    if values.get("follow_up_of_id") is not None:
+        prior = (await db.execute(select(k.c.status, k.c.customer_id).where(k.c.id == values["follow_up_of_id"]))).first()
+        if prior is None or prior.customer_id != values["customer_id"]:
+            raise NotFound("no such complaint to follow up", field="followUpOf")
+    tier = (
+        await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))
+    ).scalar_one()
+    version, first_due, resolution_due = await _sla_deadlines(db, tier, values["severity"])
+    complaint_id: UUID = (
+        await db.execute(
+            insert(k)
+            .values(
+                **values, status="new", tier_at_open=tier, sla_policy_version=version,
+                first_response_due_at=first_due, resolution_due_at=resolution_due,
+            )
+            .returning(k.c.id)
+        )
+    ).scalar_one()
+    await db.execute(
+        insert(complaint_events).values(complaint_id=complaint_id, from_status=None, to_status="new", actor=actor)
+    )
+    return complaint_id
+
+
+async def transition(
+    db: Executor, complaint_id: UUID, expected_version: int, t: Transition, *, actor: str, scope: Scope
+) -> None:
+    row = (await db.execute(_scoped(select(k).where(k.c.id == complaint_id), scope).with_for_update())).first()
+    if row is None:
+        raise NotFound("no such complaint", field="id")
+    if row.version != expected_version:
+        raise Conflict(f"the complaint changed meanwhile (now at version {row.version})", field="expectedVersion")
+    outcome = check_transition(ComplaintState(row.status, row.assignee), t)
+    if t.root_cause_code is not None and (await db.execute(
+        select(root_causes.c.code).where(root_causes.c.code == t.root_cause_code, root_causes.c.active)
+    )).first() is None:
+        raise ValidationFailed("unknown root cause", field="rootCauseCode")
+    now = func.now()
+    values: dict[str, Any] = {"status": t.to, "version": k.c.version + 1, "updated_at": now}
+    if t.assignee:
+        values["assignee"] = t.assignee
+    if outcome.is_first_response:
+        values["first_responded_at"] = now
+    if outcome.pauses:
+        values["paused_since"] = now
+    if outcome.resumes:
+        paused = func.greatest(func.extract("epoch", now - k.c.paused_since), 0)
+        shift = func.make_interval(0, 0, 0, 0, 0, 0, paused)
+        values.update(
+            paused_since=None,
+            paused_seconds=k.c.paused_seconds + func.cast(paused, k.c.paused_seconds.type),
+            resolution_due_at=k.c.resolution_due_at + shift,
+        )
+    if t.to == "resolved":
+        values.update(resolved_at=now, resolution_code=t.resolution_code, root_cause_code=t.root_cause_code)
+    if outcome.is_reopen:
+        values.update(reopen_count=k.c.reopen_count + 1, resolved_at=None)
+    if t.to == "closed":
+        values["closed_at"] = now
+    await db.execute(update(k).where(k.c.id == complaint_id).values(**values))
+    await db.execute(
+        insert(complaint_events).values(
+            complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, note=t.note
+        )
+    )

@@ -1,0 +1,49 @@
+"""Partners and their API tokens (stored only as a hash)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+
+from infra.repos.base import Executor
+from infra.tables import api_tokens, partners
+
+
+async def by_ids(db: Executor, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    rows = (await db.execute(select(partners).where(partners.c.id.in_(list(ids))))).all()
+    return {r.id: dict(r._mapping) for r in rows}
+
+
+async def ensure(db: Executor, name: str) -> UUID:
+    found = (await db.execute(select(partners.c.id).where(partners.c.name == name))).scalar_one_or_none()
+    if found is not None:
+        return found
+    return (await db.execute(insert(partners).values(name=name).returning(partners.c.id))).scalar_one()
+
+
+async def token(db: Executor, token_id: UUID) -> dict[str, Any] | None:
+    row = (await db.execute(select(api_tokens).where(api_tokens.c.id == token_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def create_token(db: Executor, values: dict[str, Any]) -> dict[str, Any]:
+    row = (await db.execute(insert(api_tokens).values(**values).returning(api_tokens))).one()
+    return dict(row._mapping)
+
+
+async def revoke_token(db: Executor, token_id: UUID) -> bool:
+    stmt = (
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(api_tokens.c.id)
+    )
+    return (await db.execute(stmt)).first() is not None
+
+
+async def list_tokens(db: Executor) -> list[dict[str, Any]]:
+    rows = (await db.execute(select(api_tokens).order_by(api_tokens.c.created_at.desc()))).all()
+    return [dict(r._mapping) for r in rows]

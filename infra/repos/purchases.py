@@ -1,0 +1,90 @@
+"""Purchases: idempotent batch ingest on the partner's external id, with metrics and tier kept current."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.errors import Invalid, ValidationFailed
+from infra import metrics, tiering
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent
+from infra.tables import customers, purchases
+
+p = purchases
+
+_INSERT = text(
+    """
+    INSERT INTO purchases (customer_id, partner_id, external_id, amount, currency, channel, purchased_at)
+    SELECT * FROM unnest(CAST(:customer_ids AS uuid[]), CAST(:partner_ids AS uuid[]), CAST(:external_ids AS text[]),
+                         CAST(:amounts AS numeric[]), CAST(:currencies AS text[]), CAST(:channels AS text[]),
+                         CAST(:purchased_ats AS timestamptz[]))
+    ON CONFLICT (partner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+    RETURNING id, external_id
+    """
+)
+
+
+async def record(
+    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, scope: Scope, actor: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Insert purchases not seen before (by partner + external id), then update the metrics and tier of
+    every customer touched, all in the caller's transaction. Returns (each item's purchase row, how many
+    were new). Items whose external id was recorded before return the stored purchase, unchanged."""
+    customer_ids = sorted({i["customer_id"] for i in items}, key=str)
+    visible = select(customers.c.id).where(
+        customers.c.id.in_(customer_ids), customers.c.deleted_at.is_(None), customers.c.merged_into_id.is_(None)
+    )
+    if scope.partner_id is not None:
+        visible = visible.where(customers.c.partner_id == scope.partner_id)
+    found = {r.id for r in (await conn.execute(visible)).all()}
+    errors = [
+        ValidationFailed("no such customer", field=f"purchases[{n}].customerId")
+        for n, i in enumerate(items)
+        if i["customer_id"] not in found
+    ]
+    if errors:
+        raise Invalid(errors)
+    inserted = (
+        await conn.execute(
+            _INSERT,
+            {
+                "customer_ids": [i["customer_id"] for i in items],
+                "partner_ids": [partner_id] * len(items),
+                "external_ids": [i.get("external_id") for i in items],
+                "amounts": [i["amount"] for i in items],
+                "currencies": [i["currency"] for i in items],
+                "channels": [i.get("channel") for i in items],
+                "purchased_ats": [i["purchased_at"] for i in items],
+            },
+        )
+    ).all()
+    new_count = len(inserted)
+    if new_count:
+        await metrics.recompute_for(conn, customer_ids)
+        await tiering.retier(conn, customer_ids, actor=actor)
+    external_ids = [i["external_id"] for i in items if i.get("external_id")]
+    stored: dict[str, dict[str, Any]] = {}
+    if external_ids:
+        rows = (
+            await conn.execute(
+                select(p).where(p.c.partner_id.is_not_distinct_from(partner_id), p.c.external_id.in_(external_ids))
+            )
+        ).all()
+        stored = {r.external_id: dict(r._mapping) for r in rows}
+    new_without_ext = iter(r.id for r in inserted if r.external_id is None)
+    plain: dict[UUID, dict[str, Any]] = {}
+    ids = [r.id for r in inserted if r.external_id is None]
+    if ids:
+        plain = {r.id: dict(r._mapping) for r in (await conn.execute(select(p).where(p.c.id.in_(ids)))).all()}
+    result = [stored[i["external_id"]] if i.get("external_id") else plain[next(new_without_ext)] for i in items]
+    return result, new_count
+
+
+async def latest_for_customers(db: Executor, customer_ids: list[UUID], *, first: int) -> dict[UUID, Page]:
+    return await first_n_per_parent(
+        db, select(p), p.c.customer_id, customer_ids, [p.c.purchased_at.desc(), p.c.id.desc()], first
+    )

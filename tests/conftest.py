@@ -1,0 +1,164 @@
+"""Test fixtures against a real PostgreSQL.
+
+One template database is migrated once per run; every test that touches data gets its own
+database cloned from it (``CREATE DATABASE … TEMPLATE``), dropped afterwards — full isolation,
+including for tests that commit, notify or run two app instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from api.app import Services, create_app
+from api.auth import issue_staff_token, new_partner_token
+from authz import admin
+from infra.db import create_engine
+from infra.migrate import upgrade
+from infra.settings import Settings
+
+ADMIN_URL = os.environ.get("TIERWISE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+RUN = uuid.uuid4().hex[:8]
+
+
+def _url_for(db: str) -> str:
+    return make_url(ADMIN_URL).set(database=db).render_as_string(hide_password=False)
+
+
+async def _admin_execute(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _drop(db: str) -> None:
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+async def template_db() -> AsyncIterator[str]:
+    name = f"tierwise_tmpl_{RUN}"
+    await _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        await asyncio.to_thread(upgrade, _url_for(name))
+        yield name
+    finally:
+        await _drop(name)
+
+
+@pytest.fixture
+async def fresh_database_url(template_db: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"tierwise_t_{RUN}_{uuid.uuid4().hex[:10]}"
+        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        made.append(name)
+        return _url_for(name)
+
+    yield make
+    for name in made:
+        await _drop(name)
+
+
+@pytest.fixture(scope="session")
+async def migrated_url(template_db: str) -> AsyncIterator[str]:
+    """A migrated database shared by a whole run (for read-only or self-cleaning tests)."""
+    name = f"tierwise_s_{RUN}"
+    await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        yield _url_for(name)
+    finally:
+        await _drop(name)
+
+
+@pytest.fixture
+async def database_url(fresh_database_url: Callable[[], Awaitable[str]]) -> str:
+    return await fresh_database_url()
+
+
+def test_settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@dataclass
+class Api:
+    """A running app (lifespan entered) and an HTTP client to it, with helpers to make callers."""
+
+    app: Any
+    client: httpx.AsyncClient
+    settings: Settings
+    url: str
+
+    @property
+    def services(self) -> Services:
+        return self.app.state.services["services"]  # type: ignore[no-any-return]
+
+    async def user(self, sub: str, *roles: str) -> str:
+        """A staff JWT for ``sub`` holding ``roles`` (assigned through the admin use-case)."""
+        async with self.services.engine.connect() as conn:
+            for role in roles:
+                with contextlib.suppress(Exception):
+                    await admin.assign_role(conn, sub, role, actor="test")
+            await conn.commit()
+        await self.services.authz.reload()
+        return issue_staff_token(self.settings, sub)
+
+    async def partner_token(
+        self, partner: str = "Northwind Shop", scopes: tuple[str, ...] = ("read:*", "write:*"),
+        role: str = "partner",
+    ) -> tuple[str, uuid.UUID]:
+        """A partner API token; returns (token, partner id)."""
+        token_id, token, token_hash = new_partner_token()
+        async with self.services.engine.connect() as conn:
+            row = await admin.create_partner_token(
+                conn, partner_name=partner, name=f"{partner} test token", scopes=list(scopes), role=role,
+                actor="test", token_id=token_id, token_hash=token_hash, expires_at=None,
+            )
+            await conn.commit()
+        return token, row["partner_id"]
+
+    async def gql(
+        self, token: str | None, query: str, variables: dict[str, Any] | None = None, **headers: str
+    ) -> dict[str, Any]:
+        h = {"Authorization": f"Bearer {token}"} if token else {}
+        h.update(headers)
+        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=h)
+        body: dict[str, Any] = response.json()
+        body["_status"] = response.status_code
+        return body
+
+
+@contextlib.asynccontextmanager
+async def running_api(url: str, settings: Settings | None = None) -> AsyncIterator[Api]:
+    settings = settings or test_settings()
+    app = create_app(settings, database_url=url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tierwise.test") as client:
+            yield Api(app=app, client=client, settings=settings, url=url)
+
+
+@pytest.fixture
+async def api(database_url: str) -> AsyncIterator[Api]:
+    async with running_api(database_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[Any]:
+    eng = create_engine(database_url, test_settings())
+    yield eng
+    await eng.dispose()

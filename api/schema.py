@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from api import usecases
+from api.admin import AdminMutation, AdminQuery
 from api.context import Context
 from api.errors import FORBIDDEN_ARGUMENT, coded, query_error, user_errors
 from api.guard import install_guards
@@ -332,7 +333,7 @@ async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
 
 
 @strawberry.type
-class Query:
+class Query(AdminQuery):
     @strawberry.field
     def viewer(self, info: Info[Context, None]) -> Viewer:
         ctx = _ctx(info)
@@ -362,7 +363,7 @@ class Query:
     async def customers(
         self, info: Info[Context, None], first: int = 20, after: str | None = None,
         filter: CustomerFilter | None = None, order_by: CustomerOrder = CustomerOrder.CREATED_AT,
-    ) -> CustomerConnection:  # type: ignore[valid-type]
+    ) -> CustomerConnection | None:  # type: ignore[valid-type]
         f = filter or CustomerFilter()
         _require_full(info, {
             "Customer.tier": bool(f.tiers), "Customer.lifecycleStage": bool(f.lifecycle_stages),
@@ -387,7 +388,7 @@ class Query:
     async def complaints(
         self, info: Info[Context, None], first: int = 20, after: str | None = None,
         filter: ComplaintFilter | None = None, order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
-    ) -> ComplaintConnection:  # type: ignore[valid-type]
+    ) -> ComplaintConnection | None:  # type: ignore[valid-type]
         f = filter or ComplaintFilter()
         _require_full(info, {
             "Complaint.status": bool(f.statuses), "Complaint.severity": bool(f.severities),
@@ -412,7 +413,7 @@ class Query:
     async def surveys(
         self, info: Info[Context, None], first: int = 20, after: str | None = None,
         status: list[SurveyStatus] | None = None,  # type: ignore[valid-type]
-    ) -> SurveyConnection:  # type: ignore[valid-type]
+    ) -> SurveyConnection | None:  # type: ignore[valid-type]
         n = _page_size(info, first)
         statuses = [s.value for s in status] if status else None
 
@@ -427,7 +428,7 @@ class Query:
         return await _query(run)
 
     @strawberry.field
-    async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType]:
+    async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType] | None:
         return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(_ctx(info).db)]
 
     @strawberry.field
@@ -436,11 +437,11 @@ class Query:
         return TierPolicyType.from_row(rows[0]) if rows else None
 
     @strawberry.field
-    async def complaint_categories(self, info: Info[Context, None]) -> list[TaxonType]:
+    async def complaint_categories(self, info: Info[Context, None]) -> list[TaxonType] | None:
         return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "categories")]
 
     @strawberry.field
-    async def root_causes(self, info: Info[Context, None]) -> list[TaxonType]:
+    async def root_causes(self, info: Info[Context, None]) -> list[TaxonType] | None:
         return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "root_causes")]
 
 
@@ -451,43 +452,43 @@ def query_error_not_found() -> DomainError:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AdminMutation):
     @strawberry.mutation
-    async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload:
+    async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
         return await _mutate(CustomerPayload, lambda: usecases.create_customer(info, input))
 
     @strawberry.mutation
-    async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload:
+    async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload | None:
         return await _mutate(CustomerPayload, lambda: usecases.update_customer(info, input))
 
     @strawberry.mutation
-    async def delete_customer(self, info: Info[Context, None], input: DeleteCustomerInput) -> DeleteCustomerPayload:
+    async def delete_customer(self, info: Info[Context, None], input: DeleteCustomerInput) -> DeleteCustomerPayload | None:
         return await _mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
 
     @strawberry.mutation(description="Idempotent on (partner, externalId): a repeated item has one effect")
     async def record_purchases(
         self, info: Info[Context, None], input: RecordPurchasesInput
-    ) -> RecordPurchasesPayload:
+    ) -> RecordPurchasesPayload | None:
         return await _mutate(RecordPurchasesPayload, lambda: usecases.record_purchases(info, input))
 
     @strawberry.mutation(description="Idempotent on (partner, externalId)")
-    async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload:
+    async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload | None:
         return await _mutate(ComplaintPayload, lambda: usecases.open_complaint(info, input))
 
     @strawberry.mutation
     async def transition_complaint(
         self, info: Info[Context, None], input: TransitionComplaintInput
-    ) -> ComplaintPayload:
+    ) -> ComplaintPayload | None:
         return await _mutate(ComplaintPayload, lambda: usecases.transition_complaint(info, input))
 
     @strawberry.mutation
-    async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload:
+    async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload | None:
         return await _mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
 
     @strawberry.mutation(description="One response per customer and survey; idempotent on (partner, externalId)")
     async def submit_survey_response(
         self, info: Info[Context, None], input: SubmitSurveyResponseInput
-    ) -> SurveyResponsePayload:
+    ) -> SurveyResponsePayload | None:
         return await _mutate(SurveyResponsePayload, lambda: usecases.submit_survey_response(info, input))
 
 

@@ -48,10 +48,13 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
     "Query": {
         "viewer": P, "node": P, "customer": I, "customers": I, "complaint": I, "complaints": I, "survey": I,
         "surveys": I, "tierPolicies": I, "activeTierPolicy": I, "complaintCategories": I, "rootCauses": I,
+        "explainAccess": I, "auditLog": I, "roles": I, "policies": I, "apiTokens": I,
     },
     "Mutation": {
         "createCustomer": I, "updateCustomer": I, "deleteCustomer": I, "recordPurchases": I, "openComplaint": I,
         "transitionComplaint": I, "createSurvey": I, "submitSurveyResponse": I,
+        "createRole": I, "deleteRole": I, "grantAccess": I, "revokeAccess": I, "assignRole": I, "unassignRole": I,
+        "createPartnerToken": I, "revokePartnerToken": I,
     },
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
@@ -105,6 +108,21 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
         "submittedAt": I, "answers": I,
     },
     "SurveyAnswer": {"question": I, "score": I, "choices": I, "text": (S, "text")},
+    # Administration: reachable only through admin operations, and guarded field by field too.
+    "AuditEntry": {
+        "id": P, "at": I, "actor": I, "action": I, "requestId": I, "targetType": I, "targetIds": I, "fields": I,
+        "before": I, "after": I,
+    },
+    "Role": {"name": I, "description": I, "inherits": I, "grants": I},
+    "PolicyRule": {"subject": I, "object": I, "action": I, "effect": I},
+    "ApiToken": {
+        "id": P, "name": I, "partnerId": I, "role": I, "scopes": I, "createdBy": I, "createdAt": I, "expiresAt": I,
+        "revokedAt": I,
+    },
+    "AccessExplanation": {
+        "subject": I, "roles": I, "field": I, "action": I, "allowed": I, "decision": I, "rules": I, "reason": I,
+        "policyVersion": I,
+    },
 }
 
 

@@ -1,0 +1,44 @@
+"""The audit log, read as a keyset-paginated list (newest first)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from infra.pagination import SortKey, apply_keyset
+from infra.repos.base import Executor, Page, to_page
+from infra.tables import audit_log
+
+SORT = SortKey("AT_DESC", audit_log.c.at, audit_log.c.id, descending=True)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    target_id: str | None = None
+    since: dt.datetime | None = None
+
+
+def _filtered(stmt: object, f: AuditFilter) -> object:
+    a = audit_log.c
+    if f.actor is not None:
+        stmt = stmt.where(a.actor == f.actor)  # type: ignore[attr-defined]
+    if f.action is not None:
+        stmt = stmt.where(a.action == f.action)  # type: ignore[attr-defined]
+    if f.target_id is not None:
+        stmt = stmt.where(a.target_ids.any(f.target_id))  # type: ignore[attr-defined]
+    if f.since is not None:
+        stmt = stmt.where(a.at >= f.since)  # type: ignore[attr-defined]
+    return stmt
+
+
+async def page(db: Executor, *, f: AuditFilter, first: int, after: str | None) -> Page:
+    stmt = apply_keyset(_filtered(select(audit_log), f), SORT, first, after)  # type: ignore[arg-type]
+    return to_page((await db.execute(stmt)).all(), first)
+
+
+async def count(db: Executor, *, f: AuditFilter) -> int:
+    return int((await db.execute(_filtered(select(func.count()).select_from(audit_log), f))).scalar_one())  # type: ignore[arg-type]

@@ -61,9 +61,16 @@ class AuditEntryType:
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> AuditEntryType:
         return cls(
-            id=strawberry.ID(str(r["id"])), at=r["at"], actor=r["actor"], action=r["action"],
-            request_id=r["request_id"], target_type=r["target_type"], target_ids=list(r["target_ids"]),
-            fields=list(r["fields"]), before=r["before"], after=r["after"],
+            id=strawberry.ID(str(r["id"])),
+            at=r["at"],
+            actor=r["actor"],
+            action=r["action"],
+            request_id=r["request_id"],
+            target_type=r["target_type"],
+            target_ids=list(r["target_ids"]),
+            fields=list(r["fields"]),
+            before=r["before"],
+            after=r["after"],
         )
 
 
@@ -101,9 +108,15 @@ class ApiTokenType:
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> ApiTokenType:
         return cls(
-            id=strawberry.ID(str(r["id"])), name=r["name"], partner_id=strawberry.ID(str(r["partner_id"])),
-            role=r["role"], scopes=list(r["scopes"]), created_by=r["created_by"], created_at=r["created_at"],
-            expires_at=r["expires_at"], revoked_at=r["revoked_at"],
+            id=strawberry.ID(str(r["id"])),
+            name=r["name"],
+            partner_id=strawberry.ID(str(r["partner_id"])),
+            role=r["role"],
+            scopes=list(r["scopes"]),
+            created_by=r["created_by"],
+            created_at=r["created_at"],
+            expires_at=r["expires_at"],
+            revoked_at=r["revoked_at"],
         )
 
 
@@ -195,8 +208,15 @@ class AdminQuery:
             if decision != Level.DENIED.value and not allowed:
                 reason += f"; the field is still {decision} through another action or a public classification"
         return AccessExplanationType(
-            subject=subject, roles=list(roles), field=field, action=action.value, allowed=allowed, decision=decision,
-            rules=rules, reason=reason, policy_version=store.version,
+            subject=subject,
+            roles=list(roles),
+            field=field,
+            action=action.value,
+            allowed=allowed,
+            decision=decision,
+            rules=rules,
+            reason=reason,
+            policy_version=store.version,
         )
 
     @strawberry.field
@@ -223,8 +243,11 @@ class AdminQuery:
         out = []
         for role in await admin.list_roles(_ctx(info).db):
             sub = f"role:{role['name']}"
-            grants = [PolicyRuleType(subject=r.values[0], object=r.values[1], action=r.values[2], effect=r.values[3])
-                      for r in store.rules if r.ptype == "p" and r.values[0] == sub]
+            grants = [
+                PolicyRuleType(subject=r.values[0], object=r.values[1], action=r.values[2], effect=r.values[3])
+                for r in store.rules
+                if r.ptype == "p" and r.values[0] == sub
+            ]
             inherits = [r.values[1].removeprefix("role:") for r in store.rules if r.ptype == "g" and r.values[0] == sub]
             out.append(RoleType(name=role["name"], description=role["description"], inherits=inherits, grants=grants))
         return out
@@ -233,8 +256,12 @@ class AdminQuery:
     def policies(self, info: Info[Context, None]) -> list[PolicyRuleType] | None:
         store = _ctx(info).services.authz.store
         return [
-            PolicyRuleType(subject=r.values[0], object=r.values[1], action=r.values[2] if r.ptype == "p" else "member",
-                           effect=r.values[3] if r.ptype == "p" else "allow")
+            PolicyRuleType(
+                subject=r.values[0],
+                object=r.values[1],
+                action=r.values[2] if r.ptype == "p" else "member",
+                effect=r.values[3] if r.ptype == "p" else "allow",
+            )
             for r in store.rules
         ]
 
@@ -274,7 +301,9 @@ class AdminMutation:
     ) -> AdminPayload | None:
         actor = _ctx(info).actor
         return await _admin_change(
-            info, AdminPayload, lambda db: admin.revoke(db, role, object, action.value, actor=actor, effect=effect.value)
+            info,
+            AdminPayload,
+            lambda db: admin.revoke(db, role, object, action.value, actor=actor, effect=effect.value),
         )
 
     @strawberry.mutation
@@ -289,8 +318,13 @@ class AdminMutation:
 
     @strawberry.mutation(description="A partner API token; the token is in the payload once and never again")
     async def create_partner_token(
-        self, info: Info[Context, None], partner: str, name: str, scopes: list[str] | None = None,
-        role: str = "partner", expires_at: dt.datetime | None = None,
+        self,
+        info: Info[Context, None],
+        partner: str,
+        name: str,
+        scopes: list[str] | None = None,
+        role: str = "partner",
+        expires_at: dt.datetime | None = None,
     ) -> CreatePartnerTokenPayload | None:
         actor = _ctx(info).actor
         token_id, token, token_hash = new_partner_token()
@@ -299,8 +333,15 @@ class AdminMutation:
             if not partner.strip() or not name.strip():
                 raise ValidationFailed("partner and name are required", field="partner")
             row = await admin.create_partner_token(
-                db, partner_name=partner.strip(), name=name.strip(), scopes=scopes or ["read:*", "write:*"],
-                role=role, actor=actor, token_id=token_id, token_hash=token_hash, expires_at=expires_at,
+                db,
+                partner_name=partner.strip(),
+                name=name.strip(),
+                scopes=scopes or ["read:*", "write:*"],
+                role=role,
+                actor=actor,
+                token_id=token_id,
+                token_hash=token_hash,
+                expires_at=expires_at,
             )
             return CreatePartnerTokenPayload(token=token, api_token=ApiTokenType.from_row(row))
 

@@ -64,8 +64,12 @@ class AuditSensitiveReads(SchemaExtension):
                 fields = sorted({f for fs in ctx.sensitive_reads.values() for f in fs})
                 async with ctx.db.unit_of_work() as uow:
                     await authz_repo.write_audit(
-                        uow, actor=ctx.actor, action="sensitive_read", request_id=ctx.request_id,
-                        target_type="Customer", target_ids=sorted(str(c) for c in ctx.sensitive_reads),
+                        uow,
+                        actor=ctx.actor,
+                        action="sensitive_read",
+                        request_id=ctx.request_id,
+                        target_type="Customer",
+                        target_ids=sorted(str(c) for c in ctx.sensitive_reads),
                         fields=fields,
                     )
                     uow.commit()
@@ -90,8 +94,15 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         db = RequestDb(s.engine.connect)
         scope = RowScope(partner_id=principal.partner_id)
         return Context(
-            request=request, response=response, settings=s.settings, services=s, db=db, principal=principal,
-            decisions=decisions, scope=scope, loaders=Loaders(db, decisions, scope),
+            request=request,
+            response=response,
+            settings=s.settings,
+            services=s,
+            db=db,
+            principal=principal,
+            decisions=decisions,
+            scope=scope,
+            loaders=Loaders(db, decisions, scope),
             request_id=request.state.request_id,
         )
 
@@ -130,19 +141,24 @@ class EdgeMiddleware:
             await send(message)
 
         is_ide_page = (
-            scope["method"] == "GET" and "text/html" in headers.get("accept", "")
+            scope["method"] == "GET"
+            and "text/html" in headers.get("accept", "")
             and b"query=" not in scope.get("query_string", b"")
         )
         if not is_ide_page:
             try:
                 state["principal"] = await authenticate(
-                    headers.get("authorization"), settings=self.services.settings, engine=self.services.engine,
+                    headers.get("authorization"),
+                    settings=self.services.settings,
+                    engine=self.services.engine,
                     store=self.services.authz.store,
                 )
             except AuthError as exc:
                 body = {"errors": [{"message": str(exc), "extensions": {"code": UNAUTHENTICATED}}]}
                 response = Response(
-                    orjson.dumps(body), status_code=401, media_type="application/json",
+                    orjson.dumps(body),
+                    status_code=401,
+                    media_type="application/json",
                     headers={"WWW-Authenticate": 'Bearer realm="tierwise"'},
                 )
                 await response(scope, receive, send_with_id)

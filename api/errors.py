@@ -22,8 +22,13 @@ NOT_FOUND = "NOT_FOUND"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
 
-_SNAKE_TO_CAMEL = {"national_id": "nationalId", "birth_date": "birthDate", "external_ref": "externalRef",
-                   "lifecycle_stage": "lifecycleStage", "postal_code": "postalCode"}
+_SNAKE_TO_CAMEL = {
+    "national_id": "nationalId",
+    "birth_date": "birthDate",
+    "external_ref": "externalRef",
+    "lifecycle_stage": "lifecycleStage",
+    "postal_code": "postalCode",
+}
 
 
 def coded(message: str, code: str) -> GraphQLError:
@@ -32,9 +37,7 @@ def coded(message: str, code: str) -> GraphQLError:
 
 def user_errors(exc: DomainError) -> list[UserError]:
     items = exc.errors if isinstance(exc, Invalid) else [exc]
-    return [
-        UserError(field=_SNAKE_TO_CAMEL.get(e.field or "", e.field), code=e.code, message=e.message) for e in items
-    ]
+    return [UserError(field=_SNAKE_TO_CAMEL.get(e.field or "", e.field), code=e.code, message=e.message) for e in items]
 
 
 def query_error(exc: DomainError) -> GraphQLError:

@@ -18,7 +18,9 @@ OPERATION_TYPES = {"Query", "Mutation"}
 
 
 def _audit_customer(root: Any) -> Any:
-    return getattr(root, "db_id", None) if type(root).__name__ == "CustomerType" else getattr(root, "customer_ref", None)
+    return (
+        getattr(root, "db_id", None) if type(root).__name__ == "CustomerType" else getattr(root, "customer_ref", None)
+    )
 
 
 def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
-from uuid import UUID
 
 import strawberry
 from graphql import GraphQLError
@@ -47,7 +46,6 @@ from authz.catalogue import GUARDED
 from authz.policy import Level
 from domain.errors import DomainError, ValidationFailed
 from infra.repos import complaints as complaints_repo
-from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
 
@@ -107,8 +105,11 @@ class Viewer:
     @strawberry.field(description="FULL, MASKED or DENIED for every guarded field, so a UI can hide columns up front")
     def field_access(self, info: Info[Context, None]) -> list[FieldAccess]:
         d = _ctx(info).decisions
-        return [FieldAccess(field=k, access=Access(d.read(k).value)) for k in sorted(GUARDED)
-                if GUARDED[k].type_name not in ("Query", "Mutation")]
+        return [
+            FieldAccess(field=k, access=Access(d.read(k).value))
+            for k in sorted(GUARDED)
+            if GUARDED[k].type_name not in ("Query", "Mutation")
+        ]
 
 
 # ---------------------------------------------------------------- inputs
@@ -339,7 +340,9 @@ class Query(AdminQuery):
         ctx = _ctx(info)
         p = ctx.principal
         return Viewer(
-            subject=p.subject, kind=p.kind.value, roles=list(p.roles),
+            subject=p.subject,
+            kind=p.kind.value,
+            roles=list(p.roles),
             partner_id=strawberry.ID(str(p.partner_id)) if p.partner_id else None,
             policy_version=ctx.decisions.policy_version,
         )
@@ -361,16 +364,26 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def customers(
-        self, info: Info[Context, None], first: int = 20, after: str | None = None,
-        filter: CustomerFilter | None = None, order_by: CustomerOrder = CustomerOrder.CREATED_AT,
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: CustomerFilter | None = None,
+        order_by: CustomerOrder = CustomerOrder.CREATED_AT,
     ) -> CustomerConnection | None:  # type: ignore[valid-type]
         f = filter or CustomerFilter()
-        _require_full(info, {
-            "Customer.tier": bool(f.tiers), "Customer.lifecycleStage": bool(f.lifecycle_stages),
-            "Customer.name": f.name_contains is not None, "Customer.email": f.email is not None,
-            "Customer.phone": f.phone is not None, "CustomerMetrics.spend12m": f.min_spend12m is not None,
-            ORDER_NEEDS.get(order_by.value, "Customer.id"): True,
-        })
+        _require_full(
+            info,
+            {
+                "Customer.tier": bool(f.tiers),
+                "Customer.lifecycleStage": bool(f.lifecycle_stages),
+                "Customer.name": f.name_contains is not None,
+                "Customer.email": f.email is not None,
+                "Customer.phone": f.phone is not None,
+                "CustomerMetrics.spend12m": f.min_spend12m is not None,
+                ORDER_NEEDS.get(order_by.value, "Customer.id"): True,
+            },
+        )
         return await _query(lambda: usecases.customer_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
@@ -386,16 +399,26 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def complaints(
-        self, info: Info[Context, None], first: int = 20, after: str | None = None,
-        filter: ComplaintFilter | None = None, order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: ComplaintFilter | None = None,
+        order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
     ) -> ComplaintConnection | None:  # type: ignore[valid-type]
         f = filter or ComplaintFilter()
-        _require_full(info, {
-            "Complaint.status": bool(f.statuses), "Complaint.severity": bool(f.severities),
-            "Complaint.category": bool(f.categories), "Complaint.customer": f.customer_id is not None,
-            "Complaint.openedAt": f.opened_after is not None or f.opened_before is not None
-            or order_by is not ComplaintOrder.UPDATED_AT_DESC,
-        })
+        _require_full(
+            info,
+            {
+                "Complaint.status": bool(f.statuses),
+                "Complaint.severity": bool(f.severities),
+                "Complaint.category": bool(f.categories),
+                "Complaint.customer": f.customer_id is not None,
+                "Complaint.openedAt": f.opened_after is not None
+                or f.opened_before is not None
+                or order_by is not ComplaintOrder.UPDATED_AT_DESC,
+            },
+        )
         return await _query(lambda: usecases.complaint_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
@@ -411,7 +434,10 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def surveys(
-        self, info: Info[Context, None], first: int = 20, after: str | None = None,
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
         status: list[SurveyStatus] | None = None,  # type: ignore[valid-type]
     ) -> SurveyConnection | None:  # type: ignore[valid-type]
         n = _page_size(info, first)
@@ -421,7 +447,10 @@ class Query(AdminQuery):
             db = _ctx(info).db
             page = await surveys_repo.page(db, statuses=statuses, first=n, after=after)
             return SurveyConnection.from_page(
-                page, "CREATED_AT_DESC", "created_at", SurveyType.from_row,
+                page,
+                "CREATED_AT_DESC",
+                "created_at",
+                SurveyType.from_row,
                 lambda: surveys_repo.count(db, statuses=statuses),
             )
 
@@ -462,7 +491,9 @@ class Mutation(AdminMutation):
         return await _mutate(CustomerPayload, lambda: usecases.update_customer(info, input))
 
     @strawberry.mutation
-    async def delete_customer(self, info: Info[Context, None], input: DeleteCustomerInput) -> DeleteCustomerPayload | None:
+    async def delete_customer(
+        self, info: Info[Context, None], input: DeleteCustomerInput
+    ) -> DeleteCustomerPayload | None:
         return await _mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
 
     @strawberry.mutation(description="Idempotent on (partner, externalId): a repeated item has one effect")

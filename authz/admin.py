@@ -41,7 +41,12 @@ async def _require_role(db: Executor, role: str) -> None:
 async def _audit(db: Executor, actor: str, action: str, *, before: Any = None, after: Any = None) -> int:
     version = await repo.bump_version(db)
     await repo.write_audit(
-        db, actor=actor, action=action, target_type="policy", before=before, after={**(after or {}), "policyVersion": version}
+        db,
+        actor=actor,
+        action=action,
+        target_type="policy",
+        before=before,
+        after={**(after or {}), "policyVersion": version},
     )
     return version
 
@@ -58,7 +63,9 @@ async def create_role(db: Executor, name: str, description: str, *, actor: str, 
     if inherits:
         await _require_role(db, inherits)
         await repo.add_rule(db, "g", (f"role:{name}", f"role:{inherits}"))
-    return await _audit(db, actor, "role.create", after={"role": name, "description": description, "inherits": inherits})
+    return await _audit(
+        db, actor, "role.create", after={"role": name, "description": description, "inherits": inherits}
+    )
 
 
 async def delete_role(db: Executor, name: str, *, actor: str) -> int:
@@ -113,8 +120,16 @@ async def unassign_role(db: Executor, user: str, role: str, *, actor: str) -> in
 
 
 async def create_partner_token(
-    db: Executor, *, partner_name: str, name: str, scopes: list[str], role: str, actor: str,
-    token_id: UUID, token_hash: str, expires_at: dt.datetime | None,
+    db: Executor,
+    *,
+    partner_name: str,
+    name: str,
+    scopes: list[str],
+    role: str,
+    actor: str,
+    token_id: UUID,
+    token_hash: str,
+    expires_at: dt.datetime | None,
 ) -> dict[str, Any]:
     await _require_role(db, role)
     for scope in scopes:
@@ -124,11 +139,23 @@ async def create_partner_token(
     partner_id = await partners_repo.ensure(db, partner_name)
     row = await partners_repo.create_token(
         db,
-        {"id": token_id, "partner_id": partner_id, "name": name, "secret_hash": token_hash, "role": role,
-         "scopes": scopes, "created_by": actor, "expires_at": expires_at},
+        {
+            "id": token_id,
+            "partner_id": partner_id,
+            "name": name,
+            "secret_hash": token_hash,
+            "role": role,
+            "scopes": scopes,
+            "created_by": actor,
+            "expires_at": expires_at,
+        },
     )
     await repo.write_audit(
-        db, actor=actor, action="token.create", target_type="api_token", target_ids=[str(token_id)],
+        db,
+        actor=actor,
+        action="token.create",
+        target_type="api_token",
+        target_ids=[str(token_id)],
         after={"partner": partner_name, "name": name, "role": role, "scopes": scopes},
     )
     return row

@@ -42,7 +42,7 @@ class FieldSpec:
 # Types whose fields are structure, not data: every field is public.
 STRUCTURAL_TYPE_PATTERNS = ("*Connection", "*Edge", "PageInfo", "*Payload", "UserError", "Viewer", "FieldAccess")
 
-P, I, S = Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.SENSITIVE
+P, I, S = Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.SENSITIVE  # noqa: E741
 
 _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
     "Query": {

@@ -55,12 +55,13 @@ class Decisions:
         self.roles = roles
         self.scopes = scopes
         self.policy_version = store.version
-        self._subject = store.role_set_subject(roles)
+        self._subject = "roleset"
+        self._enforcer = store.enforcer_for(roles, self._subject)
         self.levels: dict[str, Level] = {key: self._decide(key) for key in CATALOGUE}
         self._writes: dict[str, bool] = {}
 
     def _allowed(self, obj: str, action: str) -> bool:
-        return _scope_allows(self.scopes, obj, action) and self._store.enforce(self._subject, obj, action)
+        return _scope_allows(self.scopes, obj, action) and bool(self._enforcer.enforce(self._subject, obj, action))
 
     def _decide(self, key: str) -> Level:
         spec = CATALOGUE[key]
@@ -113,6 +114,24 @@ class PolicyStore:
                 self._role_sets.add(subject)
         return subject
 
+    def enforcer_for(self, roles: tuple[str, ...], subject: str) -> casbin.Enforcer:
+        """A small enforcer holding only the rules of these roles and the roles they inherit: the same
+        decisions as the full policy, at a fraction of the matching cost."""
+        with self._lock:
+            closure = {ROLE_PREFIX + r for r in roles}
+            for role in list(closure):
+                closure.update(self._enforcer.get_implicit_roles_for_user(role))
+        enforcer = casbin.Enforcer(str(MODEL_PATH))
+        policies = [list(r.values[:4]) for r in self.rules if r.ptype == "p" and r.values[0] in closure]
+        groupings = [[subject, ROLE_PREFIX + r] for r in roles] + [
+            list(r.values[:2]) for r in self.rules if r.ptype == "g" and r.values[0] in closure
+        ]
+        if policies:
+            enforcer.add_policies(policies)
+        if groupings:
+            enforcer.add_grouping_policies(groupings)
+        return enforcer
+
     def roles_of(self, subject: str) -> tuple[str, ...]:
         """Direct roles assigned to ``user:x`` / ``token:x``, sorted, without the ``role:`` prefix."""
         with self._lock:
@@ -129,8 +148,9 @@ class PolicyStore:
                 self._cache.popitem(last=False)
         return found
 
-    def explain(self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, obj: str, action: str
-                ) -> tuple[bool, list[str], str]:
+    def explain(
+        self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, obj: str, action: str
+    ) -> tuple[bool, list[str], str]:
         """The decision, the policy line(s) that decided it, and why in words."""
         subject = self.role_set_subject(tuple(sorted(roles)))
         if not _scope_allows(scopes, obj, action):

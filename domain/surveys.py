@@ -45,7 +45,7 @@ def validate_answers(questions: Sequence[Question], answers: Sequence[Answer]) -
         if q.kind in SCORE_RANGES:
             low, high = SCORE_RANGES[q.kind]
             if a.score is None or not low <= a.score <= high:
-                errors.append(ValidationFailed(f"{q.kind} score must be {low}–{high}", field=f"{field}.score"))
+                errors.append(ValidationFailed(f"{q.kind} score must be {low}-{high}", field=f"{field}.score"))
         elif q.kind in ("single_choice", "multiple_choice"):
             picked = list(a.choices or [])
             if not picked or (q.kind == "single_choice" and len(picked) != 1):

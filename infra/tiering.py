@@ -110,8 +110,8 @@ async def retier(conn: AsyncConnection, customer_ids: Sequence[UUID] | None, *, 
     INSERT INTO tier_changes (customer_id, from_tier, to_tier, policy_version, change_type, reason, metrics, actor)
     SELECT id, old_tier, new_tier, :version,
            CASE WHEN old_tier IS NULL THEN 'initial'
-                WHEN (SELECT {rank_case.replace('x.tier', 'new_tier')}) >
-                     (SELECT {rank_case.replace('x.tier', 'old_tier')}) THEN 'upgrade'
+                WHEN (SELECT {rank_case.replace("x.tier", "new_tier")}) >
+                     (SELECT {rank_case.replace("x.tier", "old_tier")}) THEN 'upgrade'
                 ELSE 'downgrade' END,
            'entry rule of ' || new_tier || ' holds under policy v' || :version,
            metrics, :actor

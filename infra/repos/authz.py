@@ -17,8 +17,9 @@ async def load_rules(db: Executor) -> tuple[int, list[tuple[str, tuple[str, ...]
     version = (await db.execute(select(authz_state.c.policy_version).where(authz_state.c.id == 1))).scalar_one()
     rows = (
         await db.execute(
-            select(casbin_rules.c.ptype, casbin_rules.c.v0, casbin_rules.c.v1, casbin_rules.c.v2, casbin_rules.c.v3)
-            .order_by(casbin_rules.c.id)
+            select(
+                casbin_rules.c.ptype, casbin_rules.c.v0, casbin_rules.c.v1, casbin_rules.c.v2, casbin_rules.c.v3
+            ).order_by(casbin_rules.c.id)
         )
     ).all()
     return int(version), [(r.ptype, (r.v0, r.v1, r.v2, r.v3)) for r in rows]
@@ -47,8 +48,11 @@ async def add_rule(db: Executor, ptype: str, values: tuple[str, ...]) -> bool:
     exists = (
         await db.execute(
             select(casbin_rules.c.id).where(
-                casbin_rules.c.ptype == ptype, casbin_rules.c.v0 == padded[0], casbin_rules.c.v1 == padded[1],
-                casbin_rules.c.v2 == padded[2], casbin_rules.c.v3 == padded[3],
+                casbin_rules.c.ptype == ptype,
+                casbin_rules.c.v0 == padded[0],
+                casbin_rules.c.v1 == padded[1],
+                casbin_rules.c.v2 == padded[2],
+                casbin_rules.c.v3 == padded[3],
             )
         )
     ).first()

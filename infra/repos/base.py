@@ -56,9 +56,11 @@ async def first_n_per_parent(
     from sqlalchemy import func as f
     from sqlalchemy import select as s
 
-    ranked = stmt.add_columns(
-        f.row_number().over(partition_by=parent_column, order_by=order_by).label("_rn")
-    ).where(parent_column.in_(parent_ids)).subquery()
+    ranked = (
+        stmt.add_columns(f.row_number().over(partition_by=parent_column, order_by=order_by).label("_rn"))
+        .where(parent_column.in_(parent_ids))
+        .subquery()
+    )
     rows = (await db.execute(s(ranked).where(ranked.c._rn <= first + 1).order_by(ranked.c._rn))).all()
     grouped: dict[Any, list[Any]] = {pid: [] for pid in parent_ids}
     parent_key = parent_column.key

@@ -28,8 +28,10 @@ async def tiers_of(db: Executor, policy_ids: Sequence[UUID]) -> dict[UUID, list[
 
 
 async def active_tiers(db: Executor) -> dict[str, dict[str, Any]]:
-    stmt = select(tiers).join(tier_policies, tier_policies.c.id == tiers.c.policy_id).where(
-        tier_policies.c.status == "active"
+    stmt = (
+        select(tiers)
+        .join(tier_policies, tier_policies.c.id == tiers.c.policy_id)
+        .where(tier_policies.c.status == "active")
     )
     return {r.code: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 

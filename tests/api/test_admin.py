@@ -11,13 +11,13 @@ from tests.conftest import Api, running_api
 CUSTOMER = 'mutation { createCustomer(input: {name: "Ann Lee", phone: "+4930123456"}) { customer { id } } }'
 
 
-async def _wait_until(check, timeout: float = 1.0) -> float:  # type: ignore[no-untyped-def]
+async def _wait_until(check, limit_s: float = 1.0) -> float:  # type: ignore[no-untyped-def]
     start = time.monotonic()
     while True:
         if await check():
             return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout}s")
+        if time.monotonic() - start > limit_s:
+            raise AssertionError(f"not within {limit_s}s")
         await asyncio.sleep(0.02)
 
 
@@ -30,7 +30,9 @@ async def test_role_revoked_at_runtime_reaches_a_second_instance_within_a_second
         before = await second.gql(bob, query)
         assert before["data"]["customers"]["edges"][0]["node"]["name"] == "Ann Lee"
 
-        changed = await api.gql(admin, 'mutation { unassignRole(user: "bob", role: "support_agent") { ok userErrors { message } } }')
+        changed = await api.gql(
+            admin, 'mutation { unassignRole(user: "bob", role: "support_agent") { ok userErrors { message } } }'
+        )
         assert changed["data"]["unassignRole"] == {"ok": True, "userErrors": []}, changed
 
         # The instance that made the change denies at once…
@@ -54,28 +56,43 @@ async def test_grant_and_revoke_a_field_change_what_a_role_sees(api: Api) -> Non
     denied = await api.gql(analyst, q)
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
 
-    granted = await api.gql(admin, 'mutation { grantAccess(role: "analyst", object: "Customer.name", action: READ) { ok policyVersion } }')
+    granted = await api.gql(
+        admin, 'mutation { grantAccess(role: "analyst", object: "Customer.name", action: READ) { ok policyVersion } }'
+    )
     assert granted["data"]["grantAccess"]["ok"] is True
     assert (await api.gql(analyst, q))["data"]["customers"]["edges"][0]["node"]["name"] == "Ann Lee"
 
     explained = await api.gql(
-        admin, '{ explainAccess(subject: "user:carol", field: "Customer.name", action: READ) { allowed decision rules reason } }'
+        admin,
+        '{ explainAccess(subject: "user:carol", field: "Customer.name", action: READ) { allowed decision rules reason } }',
     )
     assert explained["data"]["explainAccess"]["allowed"] is True
     assert explained["data"]["explainAccess"]["rules"] == ["role:analyst, Customer.name, read, allow"]
 
     # An explicit deny overrides the allow.
-    await api.gql(admin, 'mutation { grantAccess(role: "analyst", object: "Customer.*", action: READ, effect: DENY) { ok } }')
+    await api.gql(
+        admin, 'mutation { grantAccess(role: "analyst", object: "Customer.*", action: READ, effect: DENY) { ok } }'
+    )
     assert (await api.gql(analyst, q))["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
-    explained = await api.gql(admin, '{ explainAccess(subject: "user:carol", field: "Customer.name") { allowed decision reason } }')
+    explained = await api.gql(
+        admin, '{ explainAccess(subject: "user:carol", field: "Customer.name") { allowed decision reason } }'
+    )
     assert explained["data"]["explainAccess"]["allowed"] is False
     assert explained["data"]["explainAccess"]["decision"] == "DENIED"
     assert "deny" in explained["data"]["explainAccess"]["reason"]
 
-    log = await api.gql(admin, '{ auditLog(first: 10, filter: {actor: "user:alice"}) { totalCount edges { node { action before after } } } }')
+    log = await api.gql(
+        admin,
+        '{ auditLog(first: 10, filter: {actor: "user:alice"}) { totalCount edges { node { action before after } } } }',
+    )
     actions = [e["node"]["action"] for e in log["data"]["auditLog"]["edges"]]
     assert actions[:2] == ["grant", "grant"]
-    assert log["data"]["auditLog"]["edges"][0]["node"]["after"]["rule"] == ["role:analyst", "Customer.*", "read", "deny"]
+    assert log["data"]["auditLog"]["edges"][0]["node"]["after"]["rule"] == [
+        "role:analyst",
+        "Customer.*",
+        "read",
+        "deny",
+    ]
 
 
 async def test_admin_operations_are_refused_to_other_roles(api: Api) -> None:
@@ -88,7 +105,10 @@ async def test_admin_operations_are_refused_to_other_roles(api: Api) -> None:
         body = await api.gql(bob, op)
         assert next(iter(body["data"].values())) is None
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    for q in ("{ auditLog { totalCount } }", '{ explainAccess(subject: "user:bob", field: "Customer.phone") { allowed } }'):
+    for q in (
+        "{ auditLog { totalCount } }",
+        '{ explainAccess(subject: "user:bob", field: "Customer.phone") { allowed } }',
+    ):
         body = await api.gql(bob, q)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
@@ -107,7 +127,9 @@ async def test_partner_token_lifecycle(api: Api) -> None:
     assert viewer["data"]["viewer"]["roles"] == ["partner"]
 
     listed = await api.gql(admin, "{ apiTokens { id name revokedAt } }")
-    assert all(token.split("_")[3] not in str(t) for t in listed["data"]["apiTokens"])  # the secret is never shown again
+    assert all(
+        token.split("_")[3] not in str(t) for t in listed["data"]["apiTokens"]
+    )  # the secret is never shown again
 
     token_id = made["data"]["createPartnerToken"]["apiToken"]["id"]
     revoked = await api.gql(admin, f'mutation {{ revokePartnerToken(id: "{token_id}") {{ ok }} }}')
@@ -121,9 +143,18 @@ async def test_bad_admin_input_changes_nothing(api: Api) -> None:
     admin = await api.user("alice", "admin")
     before = await api.gql(admin, "{ policies { subject } }")
     for op, field in (
-        ('mutation { grantAccess(role: "nobody", object: "Customer.name", action: READ) { ok userErrors { field code } } }', "role"),
-        ('mutation { grantAccess(role: "analyst", object: "Customer.nope", action: READ) { ok userErrors { field code } } }', "object"),
-        ('mutation { grantAccess(role: "analyst", object: "Customer.name; DROP", action: READ) { ok userErrors { field code } } }', "object"),
+        (
+            'mutation { grantAccess(role: "nobody", object: "Customer.name", action: READ) { ok userErrors { field code } } }',
+            "role",
+        ),
+        (
+            'mutation { grantAccess(role: "analyst", object: "Customer.nope", action: READ) { ok userErrors { field code } } }',
+            "object",
+        ),
+        (
+            'mutation { grantAccess(role: "analyst", object: "Customer.name; DROP", action: READ) { ok userErrors { field code } } }',
+            "object",
+        ),
         ('mutation { createRole(name: "Bad Name") { ok userErrors { field code } } }', "role"),
         ('mutation { assignRole(user: "x", role: "ghost") { ok userErrors { field code } } }', "role"),
     ):

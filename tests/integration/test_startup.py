@@ -1,0 +1,70 @@
+"""Startup refuses a schema behind the code; health endpoints tell the truth."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from api.app import SchemaBehind, create_app
+from infra.migrate import upgrade
+from tests.conftest import Api, _admin_execute, _drop, _url_for, test_settings
+
+
+async def test_refuses_to_start_on_a_schema_behind_the_code() -> None:
+    name = "tierwise_behind_test"
+    await _drop(name)
+    await _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        await asyncio.to_thread(upgrade, _url_for(name), "0001")
+        app = create_app(test_settings(), database_url=_url_for(name))
+        with pytest.raises(SchemaBehind, match="run `tierwise migrate`"):
+            async with app.router.lifespan_context(app):
+                pass
+    finally:
+        await _drop(name)
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    health = await api.client.get("/healthz")
+    assert health.status_code == 200
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert body["schema"] is not None
+
+
+async def test_request_id_is_returned_and_a_given_one_is_kept(api: Api) -> None:
+    token = await api.user("alice", "admin")
+    r = await api.client.post(
+        "/graphql", json={"query": "{ viewer { subject } }"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "abc-123"},
+    )
+    assert r.headers["x-request-id"] == "abc-123"
+    r = await api.client.post(
+        "/graphql", json={"query": "{ viewer { subject } }"},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "bad id with spaces; drop"},
+    )
+    assert r.headers["x-request-id"] != "bad id with spaces"
+    assert len(r.headers["x-request-id"]) == 32
+
+
+async def test_unexpected_errors_are_masked(
+    fresh_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import usecases
+    from tests.conftest import running_api
+
+    async def boom(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    monkeypatch.setattr(usecases, "customer_page", boom)
+    async with running_api(await fresh_database_url()) as api:
+        token = await api.user("alice", "admin")
+        body = await api.gql(token, "{ customers { totalCount } }")
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert "hunter2" not in str(body)
+    assert "request id" in error["message"]

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from infra.settings import Settings
 
@@ -73,29 +74,87 @@ def cmd_schema(_args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
-    from authz import admin
+def _admin_command(settings: Settings, action: Callable[[Any], Awaitable[str]]) -> int:
+    """Run one administration use-case in a transaction; it is audited (actor ``cli``) and every
+    running instance picks it up through NOTIFY."""
     from infra.db import create_engine
 
     async def run() -> int:
         engine = create_engine(_url(settings), settings)
         try:
             async with engine.connect() as conn:
-                if args.roles_cmd == "assign":
-                    await admin.assign_role(conn, args.user, args.role, actor="cli")
-                    print(f"user:{args.user} now has role {args.role}")
-                elif args.roles_cmd == "unassign":
-                    await admin.unassign_role(conn, args.user, args.role, actor="cli")
-                    print(f"user:{args.user} no longer has role {args.role}")
-                else:
-                    for role in await admin.list_roles(conn):
-                        print(f"{role['name']:<16} {role['description']}")
+                message = await action(conn)
                 await conn.commit()
+            print(message)
             return 0
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
+    from authz import admin
+
+    async def action(conn: Any) -> str:
+        if args.roles_cmd == "assign":
+            await admin.assign_role(conn, args.user, args.role, actor="cli")
+            return f"user:{args.user} now has role {args.role}"
+        if args.roles_cmd == "unassign":
+            await admin.unassign_role(conn, args.user, args.role, actor="cli")
+            return f"user:{args.user} no longer has role {args.role}"
+        if args.roles_cmd == "create":
+            await admin.create_role(conn, args.name, args.description, actor="cli", inherits=args.inherits)
+            return f"role {args.name} created"
+        if args.roles_cmd == "delete":
+            await admin.delete_role(conn, args.name, actor="cli")
+            return f"role {args.name} deleted"
+        return "\n".join(f"{r['name']:<16} {r['description']}" for r in await admin.list_roles(conn))
+
+    return _admin_command(settings, action)
+
+
+def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
+    from authz import admin
+    from infra.repos import authz as authz_repo
+
+    async def action(conn: Any) -> str:
+        if args.grants_cmd == "list":
+            _, rules = await authz_repo.load_rules(conn)
+            return "\n".join(f"{ptype}, " + ", ".join(v for v in values if v) for ptype, values in rules)
+        fn = admin.grant if args.grants_cmd == "grant" else admin.revoke
+        version = await fn(conn, args.role, args.object, args.action, actor="cli", effect=args.effect)
+        return f"{args.grants_cmd}: {args.effect} {args.action} on {args.object} for {args.role} (policy v{version})"
+
+    return _admin_command(settings, action)
+
+
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from api.auth import new_partner_token
+    from authz import admin
+    from infra.repos import partners as partners_repo
+
+    async def action(conn: Any) -> str:
+        if args.tokens_cmd == "create":
+            token_id, token, token_hash = new_partner_token()
+            await admin.create_partner_token(
+                conn, partner_name=args.partner, name=args.name, scopes=args.scope or ["read:*", "write:*"],
+                role=args.role, actor="cli", token_id=token_id, token_hash=token_hash, expires_at=None,
+            )
+            return f"token {token_id} for {args.partner} (shown once, keep it safe):\n{token}"
+        if args.tokens_cmd == "revoke":
+            await admin.revoke_partner_token(conn, uuid.UUID(args.id), actor="cli")
+            return f"token {args.id} revoked"
+        rows = await partners_repo.list_tokens(conn)
+        return "\n".join(
+            f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
+            f"{'  REVOKED' if r['revoked_at'] else ''}"
+            for r in rows
+        )
+
+    return _admin_command(settings, action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +187,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("role")
         p.set_defaults(fn=cmd_roles)
     roles.add_parser("list").set_defaults(fn=cmd_roles)
+    create = roles.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--inherits", default=None, help="a role whose grants this one inherits")
+    create.set_defaults(fn=cmd_roles)
+    delete = roles.add_parser("delete")
+    delete.add_argument("name")
+    delete.set_defaults(fn=cmd_roles)
+
+    grants = sub.add_parser("grants", help="field grants of roles").add_subparsers(dest="grants_cmd", required=True)
+    grants.add_parser("list", help="every rule of the policy").set_defaults(fn=cmd_grants)
+    for name in ("grant", "revoke"):
+        g = grants.add_parser(name)
+        g.add_argument("role")
+        g.add_argument("object", help="Type.field, Type.* or an operation such as Mutation.openComplaint")
+        g.add_argument("action", choices=["read", "read_masked", "write"])
+        g.add_argument("--effect", choices=["allow", "deny"], default="allow")
+        g.set_defaults(fn=cmd_grants)
+
+    tokens = sub.add_parser("tokens", help="partner API tokens").add_subparsers(dest="tokens_cmd", required=True)
+    tc = tokens.add_parser("create")
+    tc.add_argument("--partner", required=True)
+    tc.add_argument("--name", required=True)
+    tc.add_argument("--role", default="partner")
+    tc.add_argument("--scope", action="append", help="e.g. read:Customer.* (repeatable; default read:* write:*)")
+    tc.set_defaults(fn=cmd_tokens)
+    tr = tokens.add_parser("revoke")
+    tr.add_argument("id")
+    tr.set_defaults(fn=cmd_tokens)
+    tokens.add_parser("list").set_defaults(fn=cmd_tokens)
 
     sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from urllib.parse import parse_qsl
 import logging
 import re
 import uuid
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from cross_web import HTTPException
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -50,6 +52,10 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     authz: AuthzService
+
+    @property
+    def graphiql(self) -> bool:
+        return not self.settings.is_production
 
 
 class AuditSensitiveReads(SchemaExtension):
@@ -89,7 +95,9 @@ class TierwiseGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         s = self.services
-        principal: Principal = request.state.principal
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # only GraphiQL's page passes the edge without one, and it executes nothing
+            raise HTTPException(401, "authentication required")
         decisions = s.authz.store.decisions_for(principal.roles, principal.scopes)
         db = RequestDb(s.engine.connect)
         scope = RowScope(partner_id=principal.partner_id)
@@ -140,10 +148,12 @@ class EdgeMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        params = {k for k, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)}
         is_ide_page = (
-            scope["method"] == "GET"
+            self.services.graphiql
+            and scope["method"] == "GET"
             and "text/html" in headers.get("accept", "")
-            and b"query=" not in scope.get("query_string", b"")
+            and not params & {"query", "variables", "operationName", "extensions"}
         )
         if not is_ide_page:
             try:

@@ -5,16 +5,36 @@ through fragments or ``node`` — meets the same check. An unclassified field st
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLResolveInfo, default_field_resolver
 
 from api.errors import FORBIDDEN, FORBIDDEN_FIELD, coded
-from authz.catalogue import FieldSpec, Sensitivity, classification
+from authz.catalogue import CATALOGUE, FieldSpec, Sensitivity, classification
 from authz.policy import Level
 
 OPERATION_TYPES = {"Query", "Mutation"}
+
+# JSON fields that embed the values of other guarded fields. Each embedded value follows the grant of
+# the field it copies: it is kept only for a caller who may read that field in full (a masked or denied
+# figure must not come back through a snapshot), and keys not listed here are dropped (deny by default).
+# A sensitive embedded value is kept only when its customer is known, so that its read is audited.
+EMBEDDED: dict[str, dict[str, str]] = {
+    # the metrics that decided a tier change (infra/tiering.py, metrics_json_sql)
+    "TierChange.metrics": {
+        "spend_12m": "CustomerMetrics.spend12m",
+        "orders_12m": "CustomerMetrics.orders12m",
+        "lifetime_spend": "CustomerMetrics.lifetimeSpend",
+        "order_count": "CustomerMetrics.orderCount",
+        "days_since_last_purchase": "CustomerMetrics.lastPurchaseAt",
+        "tenure_days": "CustomerMetrics.tenureDays",
+        "latest_nps": "CustomerMetrics.latestNps",
+        "latest_csat": "CustomerMetrics.latestCsat",
+        "open_complaints": "CustomerMetrics.openComplaints",
+    },
+}
 
 
 def _audit_customer(root: Any) -> Any:
@@ -23,11 +43,31 @@ def _audit_customer(root: Any) -> Any:
     )
 
 
+def _embedded(value: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, str]) -> Any:
+    """Only the embedded values the caller may read in full (see ``EMBEDDED``)."""
+    if not isinstance(value, dict):
+        return None
+    decisions = info.context.decisions
+    customer = _audit_customer(root)
+    kept: dict[str, Any] = {}
+    for name, item in value.items():
+        field_key = keys.get(name)
+        if field_key is None or decisions.read(field_key) is not Level.FULL:
+            continue
+        if CATALOGUE[field_key].sensitivity is Sensitivity.SENSITIVE:
+            if customer is None:
+                continue
+            info.context.sensitive_reads[customer].add(field_key)
+        kept[name] = item
+    return kept
+
+
 def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
     is_mutation = spec.type_name == "Mutation"
     sensitive = spec.sensitivity is Sensitivity.SENSITIVE
+    embedded = EMBEDDED.get(key)
 
     def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
         decisions = info.context.decisions
@@ -44,10 +84,19 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
                 customer = _audit_customer(root)
                 if customer is not None:
                     info.context.sensitive_reads[customer].add(key)
-        return resolve(root, info, **kwargs)
+        result = resolve(root, info, **kwargs)
+        if embedded is None:
+            return result
+        if inspect.isawaitable(result):
+            return _filter_later(result, root, info, embedded)
+        return _embedded(result, root, info, embedded)
 
     guarded.__name__ = f"guarded_{key}"
     return guarded
+
+
+async def _filter_later(result: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, str]) -> Any:
+    return _embedded(await result, root, info, keys)
 
 
 def install_guards(schema: Any) -> list[str]:

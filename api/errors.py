@@ -58,8 +58,8 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         code = (original.extensions or {}).get("code")
     if code is None and isinstance(original, DomainError):
         code, out["message"] = query_error(original).extensions["code"], original.message
-    if code is None and original is None:
-        code = BAD_USER_INPUT  # syntax, validation, argument coercion
+    if code is None and (original is None or (error.path is None and isinstance(original, GraphQLError))):
+        code = BAD_USER_INPUT  # syntax, validation, argument and variable coercion: nothing ran
     if code is None:
         log.error("unexpected error in request %s", request_id, exc_info=original)
         code, out["message"] = INTERNAL, f"internal error (request id {request_id})"

@@ -3,6 +3,7 @@ statements whatever its size. Created with the request's decisions and row scope
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable, Sequence
 from typing import Any
 from uuid import UUID
@@ -70,15 +71,20 @@ class Loaders:
         self.customer_tier_history = DataLoader[tuple[UUID, int], Page](self._tier_history, cache_key_fn=key_fn)
         self._active_tiers: dict[str, dict[str, Any]] | None = None
         self._taxonomy: dict[str, dict[str, dict[str, Any]]] = {}
+        self._memo_lock = asyncio.Lock()
 
     async def active_tiers(self) -> dict[str, dict[str, Any]]:
-        if self._active_tiers is None:
-            self._active_tiers = await tiers_repo.active_tiers(self.db)
+        # Sibling fields resolve concurrently: without the lock every customer of a page would see the
+        # cache empty and send its own query (N+1) before the first one came back.
+        async with self._memo_lock:
+            if self._active_tiers is None:
+                self._active_tiers = await tiers_repo.active_tiers(self.db)
         return self._active_tiers
 
     async def taxon(self, kind: str, code: str) -> dict[str, Any] | None:
-        if kind not in self._taxonomy:
-            self._taxonomy[kind] = {t["code"]: t for t in await complaints_repo.taxonomy(self.db, kind)}
+        async with self._memo_lock:
+            if kind not in self._taxonomy:
+                self._taxonomy[kind] = {t["code"]: t for t in await complaints_repo.taxonomy(self.db, kind)}
         return self._taxonomy[kind].get(code)
 
     async def _customers(self, ids: Sequence[UUID]) -> list[dict[str, Any] | None]:

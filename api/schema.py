@@ -227,8 +227,8 @@ class OpenComplaintInput:
     subject: str
     description: str
     category: str
-    severity: Severity = "medium"  # type: ignore[valid-type,assignment]
-    channel: ContactChannel = "web"  # type: ignore[valid-type,assignment]
+    severity: Severity = Severity.MEDIUM  # type: ignore[valid-type,attr-defined]
+    channel: ContactChannel = ContactChannel.WEB  # type: ignore[valid-type,attr-defined]
     external_id: str | None = None
     follow_up_of: strawberry.ID | None = None
 
@@ -259,9 +259,9 @@ class CreateSurveyInput:
     channels: list[SurveyChannel]  # type: ignore[valid-type]
     questions: list[SurveyQuestionInput]
     description: str | None = None
-    trigger: SurveyTrigger = "manual"  # type: ignore[valid-type,assignment]
+    trigger: SurveyTrigger = SurveyTrigger.MANUAL  # type: ignore[valid-type,attr-defined]
     per_complaint: bool = False
-    status: SurveyStatus = "active"  # type: ignore[valid-type,assignment]
+    status: SurveyStatus = SurveyStatus.ACTIVE  # type: ignore[valid-type,attr-defined]
 
 
 @strawberry.input

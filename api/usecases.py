@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from api.types import (
     TierPolicyType,
     load_customer,
 )
+from authz.policy import Level
 from domain import customers as customer_rules
 from domain.complaints import Transition
 from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
@@ -35,6 +37,7 @@ from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
+from infra import tiering
 
 if TYPE_CHECKING:
     from api.context import Context
@@ -71,6 +74,12 @@ def _forget(loader: Any, key: Any) -> None:
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
     return from_global_id(global_id, type_name, field=field)[1]
+
+
+def _enum_value(value: Any) -> str:
+    """An enum input's value. A field left out arrives as its Python default, which the input classes
+    declare as the plain string (``severity: Severity = "medium"``), not as the enum member."""
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 # ---------------------------------------------------------------- reads
@@ -119,9 +128,22 @@ async def complaint_page(
     )
 
 
+# ``node(id)`` reaches an object only where the matching root query would: the same operation grant.
+NODE_OPERATIONS = {
+    "Customer": "Query.customer",
+    "Complaint": "Query.complaint",
+    "Survey": "Query.survey",
+    "SurveyResponse": "Query.survey",
+    "TierPolicy": "Query.tierPolicies",
+}
+
+
 async def load_node(info: Info[Context, None], global_id: str) -> Node | None:
     ctx = _ctx(info)
     type_name, raw = from_global_id(global_id)
+    operation = NODE_OPERATIONS.get(type_name)
+    if operation is None or ctx.decisions.read(operation) is Level.DENIED:
+        raise NotFound("no such object", field="id")
     node: Node | None = None
     if type_name == "Customer":
         node = await load_customer(info, raw)
@@ -185,6 +207,7 @@ async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -
         raise ValidationFailed("a name is required", field="name")
     async with ctx.db.unit_of_work() as uow:
         created = await customers_repo.create(uow, values, partner_id=ctx.principal.partner_id)
+        await tiering.refresh(uow.conn, [created["id"]], actor=ctx.actor)  # the initial tier, at once
         uow.commit()
     return CustomerPayload(customer=await _read_back_customer(info, created["id"]))
 
@@ -313,10 +336,12 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
                     "customer_id": customer_id, "partner_id": ctx.principal.partner_id,
                     "external_id": inp.external_id, "subject": " ".join(inp.subject.split()),
                     "description": inp.description.strip(), "category_code": inp.category,
-                    "severity": inp.severity.value, "channel": inp.channel.value, "follow_up_of_id": follow_up,
+                    "severity": _enum_value(inp.severity), "channel": _enum_value(inp.channel),
+                    "follow_up_of_id": follow_up,
                 },
                 actor=ctx.actor,
             )
+            await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
             uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, existing))
 
@@ -338,7 +363,10 @@ async def transition_complaint(info: Info[Context, None], inp: TransitionComplai
         root_cause_code=inp.root_cause_code, note=inp.note,
     )
     async with ctx.db.unit_of_work() as uow:
-        await complaints_repo.transition(uow, complaint_id, inp.expected_version, t, actor=ctx.actor, scope=ctx.scope)
+        customer_id = await complaints_repo.transition(
+            uow, complaint_id, inp.expected_version, t, actor=ctx.actor, scope=ctx.scope
+        )
+        await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
         uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
 
@@ -371,8 +399,8 @@ async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> An
     async with ctx.db.unit_of_work() as uow:
         survey_id = await surveys_repo.create(
             uow,
-            {"title": inp.title.strip(), "description": inp.description, "status": inp.status.value,
-             "trigger": inp.trigger.value, "channels": sorted({c.value for c in inp.channels}),
+            {"title": inp.title.strip(), "description": inp.description, "status": _enum_value(inp.status),
+             "trigger": _enum_value(inp.trigger), "channels": sorted({c.value for c in inp.channels}),
              "per_complaint": inp.per_complaint},
             questions,
         )
@@ -401,17 +429,22 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
             uow, partner_id=ctx.principal.partner_id, external_id=inp.external_id, survey_id=survey_id,
             customer_id=customer_id, complaint_id=complaint_id,
         )
-        if existing is not None and not same:
-            raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
-        if existing is None:
+        if not same:
+            # Scope first: another partner's customer or complaint answers exactly like an unknown one.
+            if not await customers_repo.exists(uow, customer_id, ctx.scope):
+                raise NotFound("no such customer", field="customerId")
+            if complaint_id is not None:
+                found = await complaints_repo.by_ids(uow, [complaint_id], columns=(), scope=ctx.scope)
+                if complaint_id not in found or found[complaint_id]["customer_id"] != customer_id:
+                    raise NotFound("no such complaint of this customer", field="complaintId")
+            if existing is not None:
+                raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
             if survey["status"] != "active":
                 raise ValidationFailed("the survey is not active", field="surveyId")
             if inp.channel.value not in survey["channels"]:
                 raise ValidationFailed("the survey is not sent on this channel", field="channel")
             if survey["per_complaint"] and complaint_id is None:
                 raise ValidationFailed("this survey is answered per complaint: give complaintId", field="complaintId")
-            if not await customers_repo.exists(uow, customer_id, ctx.scope):
-                raise NotFound("no such customer", field="customerId")
             validate_answers(
                 [Question(str(q["id"]), q["kind"], q["options"], q["required"]) for q in questions], answers
             )
@@ -423,6 +456,7 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
                 [{"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
                  for a in answers],
             )
+            await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
             uow.commit()
     row = await ctx.loaders.response.load(existing)
     if row is None:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Select, literal, tuple_
 
 from domain.errors import ValidationFailed
 
@@ -48,14 +48,40 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
 
 
 def _coerce(column: ColumnElement[Any], value: Any) -> Any:
-    python_type = getattr(column.type, "python_type", None)
+    """A cursor value as the Python type of its column; anything else is not a cursor of this list.
+
+    Strict on purpose: a forged cursor must come back as BAD_USER_INPUT, never reach PostgreSQL as a
+    value of the wrong type (an error there would be INTERNAL).
+    """
     try:
-        if python_type is dt.datetime and isinstance(value, str):
-            return dt.datetime.fromisoformat(value)
-        if python_type is Decimal and value is not None:
-            return Decimal(str(value))
-        if python_type is int and value is not None:
-            return int(value)
+        python_type = column.type.python_type
+    except NotImplementedError:
+        python_type = None
+    try:
+        if python_type is dt.datetime:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            parsed = dt.datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                raise ValueError(value)
+            return parsed
+        if python_type is Decimal:
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(value)
+            number = Decimal(str(value))
+            if not number.is_finite():
+                raise ValueError(value)
+            return number
+        if python_type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(value)
+            return value
+        if python_type is UUID:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return UUID(value)
+        if python_type is str and not isinstance(value, str):
+            raise ValueError(value)
     except (ValueError, ArithmeticError):
         raise ValidationFailed("not a cursor of this list", field="after") from None
     return value
@@ -65,7 +91,10 @@ def apply_keyset(stmt: Select[Any], key: SortKey, first: int, after: str | None)
     """Order by (key, tiebreak) and start after the cursor. Sort columns are never NULL (coalesced)."""
     if after is not None:
         value, row_id = decode_cursor(after, key.name)
-        bound = tuple_(_coerce(key.column, value), _coerce(key.tiebreak, row_id))
+        bound = tuple_(
+            literal(_coerce(key.column, value), key.column.type),
+            literal(_coerce(key.tiebreak, row_id), key.tiebreak.type),
+        )
         current = tuple_(key.column, key.tiebreak)
         stmt = stmt.where(current < bound if key.descending else current > bound)
     if key.descending:

@@ -18,6 +18,8 @@ a real person if a developer wires up a mail channel.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import random
 import time
@@ -36,10 +38,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain import enums
 from domain.enums import SCORE_RANGES
 from infra import tables as t
 from infra.metrics import recompute_all
-from infra.tiering import retier_all
+from infra.tiering import active_policy, retier_all
 
 COPY_CHUNK = 20_000
 DAY = timedelta(days=1)
@@ -206,7 +209,7 @@ def _build_pool(spec: _LocaleSpec, fake: Faker, size: int) -> _Pool:
         if not phonenumbers.is_valid_number(number) or phonenumbers.region_code_for_number(number) != region:
             continue
         nsn = str(number.national_number)
-        template = (number.country_code, nsn, min(7, len(nsn) - 4))
+        template = (int(number.country_code or 0), nsn, min(7, len(nsn) - 4))
         kind = phonenumbers.number_type(number)
         is_mobile = kind in (
             phonenumbers.PhoneNumberType.MOBILE,
@@ -216,10 +219,8 @@ def _build_pool(spec: _LocaleSpec, fake: Faker, size: int) -> _Pool:
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     if example is not None:
         nsn = str(example.national_number)
-        mobile.append((example.country_code, nsn, min(7, len(nsn) - 4)))
-    return _Pool(
-        spec, male, female, last, _unique(line1), line2, _unique(places), _unique(mobile), _unique(landline)
-    )
+        mobile.append((int(example.country_code or 0), nsn, min(7, len(nsn) - 4)))
+    return _Pool(spec, male, female, last, _unique(line1), line2, _unique(places), _unique(mobile), _unique(landline))
 
 
 def _phone(rng: random.Random, pool: _Pool) -> str:
@@ -227,9 +228,7 @@ def _phone(rng: random.Random, pool: _Pool) -> str:
     cc, nsn, vary = rng.choice(templates)
     for _ in range(8):
         digits = nsn[:-vary] + f"{rng.randrange(10**vary):0{vary}d}"
-        if phonenumbers.is_valid_number(
-            phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))
-        ):
+        if phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits))):
             return f"+{cc}{digits}"
     return f"+{cc}{nsn}"
 
@@ -238,46 +237,66 @@ def _digits(rng: random.Random, n: int) -> list[int]:
     return [rng.randrange(10) for _ in range(n)]
 
 
+def _steuer_id_check(digits: Sequence[int]) -> int:
+    """ISO 7064 MOD 11,10 check digit of a German tax id."""
+    product = 10
+    for d in digits:
+        total = (d + product) % 10 or 10
+        product = (total * 2) % 11
+    return (11 - product) % 10
+
+
+def _cpf_checks(digits: Sequence[int]) -> list[int]:
+    """The two check digits of a Brazilian CPF."""
+    out = list(digits)
+    for k in (10, 11):
+        r = sum(x * (k - i) for i, x in enumerate(out)) % 11
+        out.append(0 if r < 2 else 11 - r)
+    return out[-2:]
+
+
+def _cn_check(body: str) -> str:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+
+
+def _my_number_check(digits: Sequence[int]) -> int:
+    total = sum(p * (n + 1 if n <= 6 else n - 5) for n, p in enumerate(reversed(digits), start=1)) % 11
+    return 0 if total <= 1 else 11 - total
+
+
 def _national_id(rng: random.Random, country: str, birth: date, female: bool) -> str:
     """A plausible national identifier for the country, with a valid check digit where there is one."""
     if country == "US":  # SSN
         area = rng.choice([a for a in range(1, 900) if a != 666])
         return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-    if country == "DE":  # Steuer-ID: one digit repeated once, ISO 7064 MOD 11,10 check digit
-        first = rng.sample(range(10), 9)
-        if first[0] == 0:
-            first[0], first[1] = first[1], first[0]
-        body = [*first, rng.choice(first[1:])]
-        body[1:] = rng.sample(body[1:], 9)
-        product = 10
-        for d in body:
-            s = (d + product) % 10 or 10
-            product = (s * 2) % 11
-        return "".join(map(str, body)) + str((11 - product) % 10)
+    if country == "DE":  # Steuer-ID: 10 digits, one of them twice, then the check digit
+        distinct = rng.sample(range(1, 10), 1) + rng.sample(range(10), 10)
+        head = distinct[0]
+        rest = [d for d in distinct[1:] if d != head][:8]
+        tail = [*rest, rng.choice([head, *rest])]
+        rng.shuffle(tail)
+        digits = [head, *tail]
+        return "".join(map(str, digits)) + str(_steuer_id_check(digits))
     if country == "FR":  # NIR: sex, yy, mm, department, commune, order, key
         dept = rng.choice([d for d in range(1, 96) if d != 20])
-        head = f"{2 if female else 1}{birth.year % 100:02d}{birth.month:02d}{dept:02d}"
-        body = f"{head}{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}"
-        return f"{body}{97 - int(body) % 97:02d}"
+        nir = f"{2 if female else 1}{birth.year % 100:02d}{birth.month:02d}{dept:02d}"
+        nir += f"{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}"
+        return f"{nir}{97 - int(nir) % 97:02d}"
     if country == "ES":  # DNI
         n = rng.randint(10_000_000, 99_999_999)
         return f"{n}{'TRWAGMYFPDXBNJZSQVHLCKE'[n % 23]}"
     if country == "BR":  # CPF
-        d = _digits(rng, 9)
-        for k in (10, 11):
-            r = sum(x * (k - i) for i, x in enumerate(d)) % 11
-            d.append(0 if r < 2 else 11 - r)
-        s = "".join(map(str, d))
-        return f"{s[:3]}.{s[3:6]}.{s[6:9]}-{s[9:]}"
+        nine = _digits(rng, 9)
+        cpf = "".join(map(str, nine + _cpf_checks(nine)))
+        return f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}"
     if country == "CN":  # resident identity card: area, birth date, sequence (odd for men), check
         seq = rng.randrange(0, 999, 2) + (0 if female else 1)
         body = f"{rng.choice(_CN_AREAS)}{birth:%Y%m%d}{seq:03d}"
-        weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-        return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+        return body + _cn_check(body)
     # JP: My Number, 11 digits and a check digit
-    d = _digits(rng, 11)
-    total = sum(p * (n + 1 if n <= 6 else n - 5) for n, p in enumerate(reversed(d), start=1)) % 11
-    return "".join(map(str, d)) + str(0 if total <= 1 else 11 - total)
+    eleven = _digits(rng, 11)
+    return "".join(map(str, eleven)) + str(_my_number_check(eleven))
 
 
 def _email(rng: random.Random, pool: _Pool, first: str, last: str, birth: date, used: set[str]) -> str:
@@ -286,9 +305,7 @@ def _email(rng: random.Random, pool: _Pool, first: str, last: str, birth: date, 
         if provider == "qq" or not last:
             local = str(rng.randint(10**5, 10**10))
         else:
-            local = rng.choice(
-                (f"{last}{rng.randint(1, 9999)}", f"{last}_{birth:%y%m%d}", f"{last}{birth.year}")
-            )
+            local = rng.choice((f"{last}{rng.randint(1, 9999)}", f"{last}_{birth:%y%m%d}", f"{last}{birth.year}"))
     else:
         first = first or "user"
         last = last or "mail"
@@ -328,10 +345,9 @@ class _PartnerSpec:
 PARTNERS: tuple[_PartnerSpec, ...] = (
     _PartnerSpec("Northwind Shop", "NW", 0.24, (("web", 0.8), ("app", 0.2)), (("web", 0.5), ("email", 0.5))),
     _PartnerSpec("Contoso Call Centre", "CC", 0.10, (("phone", 1.0),), (("phone", 0.85), ("email", 0.15))),
-    _PartnerSpec(
-        "Fabrikam Surveys", "FB", 0.06, (("web", 0.6), ("in_store", 0.4)), (("web", 0.6), ("email", 0.4))
-    ),
+    _PartnerSpec("Fabrikam Surveys", "FB", 0.06, (("web", 0.6), ("in_store", 0.4)), (("web", 0.6), ("email", 0.4))),
 )
+STAGES = (("prospect", 0.10), ("new", 0.08), ("active", 0.52), ("at_risk", 0.16), ("churned", 0.14))
 # Buyer segments: (share, median purchases per year, median basket in EUR). Many small
 # buyers, a few whales; the tail makes the upper tiers.
 SEGMENTS = ((0.62, 3.0, 35.0), (0.28, 9.5, 60.0), (0.075, 16.0, 130.0), (0.025, 30.0, 210.0))
@@ -519,22 +535,32 @@ _ISSUES = {
     ),
 }
 _DETAILS = (
-    "My bank statement clearly shows it.",
-    "I have attached photos.",
     "This is the second time this has happened.",
     "The chat agent said it would be fixed within a few days, but nothing happened.",
-    "I needed it for a birthday, so the timing was very frustrating.",
     "I have been a loyal customer for years and expected better.",
     "Your help page did not answer my question.",
 )
 _ASKS = (
-    "Please refund the difference as soon as possible.",
-    "I would like a replacement or a full refund.",
     "Please call me back to sort this out.",
     "I expect an answer within the week.",
     "Can you please look into this and let me know?",
     "If this is not resolved I will close my account.",
 )
+# Sentences that only make sense for one category: (details, asks).
+_CATEGORY_SENTENCES = {
+    "billing": (("My bank statement clearly shows it.",), ("Please refund the difference as soon as possible.",)),
+    "delivery": (
+        ("I needed it for a birthday, so the timing was very frustrating.", "I have attached photos."),
+        ("Please send a replacement or refund the order.",),
+    ),
+    "product_quality": (
+        ("I used it exactly as the manual says.", "I have attached photos."),
+        ("I would like a replacement or a full refund.",),
+    ),
+    "service": (("I was on hold for forty minutes before that.",), ("I would like an apology.",)),
+    "website": (("I tried two browsers and the app.",), ("Please fix this so I can use my account.",)),
+}
+assert all(len(_SUBJECTS[k]) == len(_ISSUES[k]) for k in _SUBJECTS)
 _RESOLUTIONS = {
     "billing": ("refund", "credit_note", "explanation"),
     "delivery": ("reshipped", "refund", "carrier_claim"),
@@ -648,6 +674,15 @@ def _timeline(
     )
 
 
+# The closed sets used above must stay within the database's CHECK constraints.
+assert {c for p in PARTNERS for c, _ in p.complaint_channels} | {c for c, _ in _COMPLAINT_CHANNELS} <= set(
+    enums.CHANNELS
+)
+assert {s for s, _ in STAGES} == set(enums.LIFECYCLE_STAGES)
+assert {c for s in SURVEYS for c in s.channels} <= set(enums.SURVEY_CHANNELS)
+assert {s.trigger for s in SURVEYS} <= set(enums.SURVEY_TRIGGERS)
+assert {q.kind for s in SURVEYS for q in s.questions} <= set(enums.QUESTION_KINDS)
+
 # --------------------------------------------------------------------------- generation state
 
 
@@ -681,8 +716,18 @@ class _Copier:
             self.rows = []
 
 
-def _pick(rng: random.Random, weighted: Sequence[tuple[str, float]]) -> str:
-    return rng.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+Weighted = tuple[tuple[str, float], ...]
+
+
+@functools.cache
+def _cumulative(weighted: Weighted) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    return tuple(v for v, _ in weighted), tuple(itertools.accumulate(w for _, w in weighted))
+
+
+def _pick(rng: random.Random, weighted: Weighted) -> str:
+    """One value, drawn with the given weights."""
+    values, cumulative = _cumulative(weighted)
+    return values[bisect.bisect(cumulative, rng.random() * cumulative[-1])]
 
 
 def _clamp(value: float, kind: str) -> int:
@@ -697,7 +742,7 @@ class _Seeder:
         self.raw = raw
         self.progress = progress
         master = random.Random(seed)
-        # One stream per phase, so a change in one phase leaves the others' data alone.
+        # One stream per phase (and one for ids), so tuning one phase reshuffles less of the others.
         self.rng = {
             name: random.Random(master.getrandbits(64))
             for name in ("customers", "purchases", "complaints", "surveys", "ids")
@@ -718,13 +763,9 @@ class _Seeder:
 
     async def reference(self, conn: AsyncConnection) -> tuple[list[str], list[str]]:
         categories = list(
-            (
-                await conn.execute(text("SELECT code FROM complaint_categories WHERE active ORDER BY code"))
-            ).scalars()
+            (await conn.execute(text("SELECT code FROM complaint_categories WHERE active ORDER BY code"))).scalars()
         )
-        causes = list(
-            (await conn.execute(text("SELECT code FROM root_causes WHERE active ORDER BY code"))).scalars()
-        )
+        causes = list((await conn.execute(text("SELECT code FROM root_causes WHERE active ORDER BY code"))).scalars())
         if not categories or not causes:
             raise RuntimeError("complaint categories and root causes are missing: run the migrations first")
         since = self.ref - DAY * 5 * 365
@@ -768,9 +809,7 @@ class _Seeder:
                 )
         await conn.execute(insert(t.surveys), survey_rows)
         await conn.execute(insert(t.survey_questions), question_rows)
-        self.counts.update(
-            partners=len(PARTNERS), surveys=len(survey_rows), survey_questions=len(question_rows)
-        )
+        self.counts.update(partners=len(PARTNERS), surveys=len(survey_rows), survey_questions=len(question_rows))
         return categories, causes
 
     # ---- customers
@@ -784,7 +823,6 @@ class _Seeder:
             fake.seed_instance(self.faker_seed + i)
             pools.append(_build_pool(spec, fake, pool_size))
         locale_weights = [s.weight for s in LOCALES]
-        stages = (("prospect", 0.10), ("new", 0.08), ("active", 0.52), ("at_risk", 0.16), ("churned", 0.14))
         copier = _Copier(
             self.raw,
             "customers",
@@ -828,7 +866,7 @@ class _Seeder:
             age_days = int(rng.triangular(18.01, 85.99, 38) * 365.2425)
             birth = ref_date - timedelta(days=age_days)
 
-            stage = _pick(rng, stages)
+            stage = _pick(rng, STAGES)
             days_ago = {
                 "new": rng.uniform(0.5, 90),
                 "prospect": rng.triangular(1, 1460, 1),
@@ -840,8 +878,8 @@ class _Seeder:
             p = rng.random()
             partner: int | None = None
             acc = 0.0
-            for k, spec in enumerate(PARTNERS):
-                acc += spec.share
+            for k, partner_spec in enumerate(PARTNERS):
+                acc += partner_spec.share
                 if p < acc:
                     partner = k
                     break
@@ -850,11 +888,7 @@ class _Seeder:
                 partner_seq[partner] += 1
                 external_ref = f"{PARTNERS[partner].prefix}-C{100000 + partner_seq[partner] * 7:08d}"
 
-            email = (
-                _email(rng, pool, first_ascii, last_ascii, birth, used_emails)
-                if rng.random() > 0.02
-                else None
-            )
+            email = _email(rng, pool, first_ascii, last_ascii, birth, used_emails) if rng.random() > 0.02 else None
             phone = _phone(rng, pool) if rng.random() > 0.08 else None
             national_id = _national_id(rng, country, birth, female) if rng.random() < 0.7 else None
             address = {
@@ -880,9 +914,7 @@ class _Seeder:
                 if ok
             )
             segment = rng.choices(range(len(SEGMENTS)), weights=[sg[0] for sg in SEGMENTS])[0]
-            mood = rng.gauss(0, 1) + {"active": 0.3, "new": 0.2, "at_risk": -0.4, "churned": -0.8}.get(
-                stage, 0.0
-            )
+            mood = rng.gauss(0, 1) + {"active": 0.3, "new": 0.2, "at_risk": -0.4, "churned": -0.8}.get(stage, 0.0)
             mood += 0.15 * segment
             cid = self.uid()
             self.customers.append(_Customer(cid, created, stage, partner, reach, mood, segment))
@@ -1037,7 +1069,7 @@ class _Seeder:
             "website": 12,
             "other": 6,
         }
-        category_weights = [(code, float(base_weights.get(code, 5))) for code in categories]
+        category_weights = tuple((code, float(base_weights.get(code, 5))) for code in categories)
         severities = (("low", 0.30), ("medium", 0.45), ("high", 0.20), ("critical", 0.05))
         rate = {"prospect": 0.03, "new": 0.10, "active": 0.15, "at_risk": 0.22, "churned": 0.22}
         ticket_seq = [0] * len(PARTNERS)
@@ -1058,9 +1090,7 @@ class _Seeder:
                 opened = lo + (hi - lo) * rng.random()
                 category = _pick(rng, category_weights)
                 severity = _pick(rng, severities)
-                channels = (
-                    PARTNERS[c.partner].complaint_channels if c.partner is not None else _COMPLAINT_CHANNELS
-                )
+                channels = PARTNERS[c.partner].complaint_channels if c.partner is not None else _COMPLAINT_CHANNELS
                 channel = _pick(rng, channels)
                 agent = rng.choice(_AGENTS)
                 resolution = rng.choice(_RESOLUTIONS.get(category, _RESOLUTIONS["other"]))
@@ -1068,7 +1098,7 @@ class _Seeder:
                 tl = _timeline(rng, opened, self.ref, severity, opener, agent, channel, resolution)
                 cause_weights = _ROOT_CAUSE_WEIGHTS.get(category, {})
                 done = tl.status in ("resolved", "closed")
-                root_cause = _pick(rng, [(code, float(cause_weights.get(code, 1))) for code in causes])
+                root_cause = _pick(rng, tuple((code, float(cause_weights.get(code, 1))) for code in causes))
                 subject, description = self._complaint_text(rng, category, opened, c)
                 kid = self.uid()
                 partner_id = external_id = None
@@ -1117,9 +1147,7 @@ class _Seeder:
         self.counts["complaints"] = complaints.count
         self.counts["complaint_events"] = events.count
 
-    def _complaint_text(
-        self, rng: random.Random, category: str, opened: datetime, c: _Customer
-    ) -> tuple[str, str]:
+    def _complaint_text(self, rng: random.Random, category: str, opened: datetime, c: _Customer) -> tuple[str, str]:
         key = category if category in _SUBJECTS else "other"
         when = opened - DAY * rng.uniform(1, 20)
         values = {
@@ -1128,11 +1156,13 @@ class _Seeder:
             "date": f"{max(when, c.created_at):%d %B %Y}",
             "amount": f"€{rng.randint(15, 400)}.{rng.choice(('00', '49', '90', '99'))}",
         }
-        subject = rng.choice(_SUBJECTS[key]).format(**values)
+        details, asks = _CATEGORY_SENTENCES.get(key, ((), ()))
+        which = rng.randrange(len(_SUBJECTS[key]))  # subjects and issues are paired by position
+        subject = _SUBJECTS[key][which].format(**values)
         sentences = [
-            rng.choice(_ISSUES[key]).format(**values),
-            *rng.sample(_DETAILS, rng.randint(1, 2)),
-            rng.choice(_ASKS),
+            _ISSUES[key][which].format(**values),
+            *rng.sample(_DETAILS + details, rng.randint(1, 2)),
+            rng.choice(_ASKS + asks),
         ]
         return subject, " ".join(sentences)
 
@@ -1157,9 +1187,7 @@ class _Seeder:
                 "submitted_at",
             ),
         )
-        answers = _Copier(
-            self.raw, "survey_answers", ("response_id", "question_id", "score", "choices", "text")
-        )
+        answers = _Copier(self.raw, "survey_answers", ("response_id", "question_id", "score", "choices", "text"))
         specs = {s.key: s for s in SURVEYS}
         response_seq = [0] * len(PARTNERS)
         task = self._task("surveys", self.n)
@@ -1192,9 +1220,7 @@ class _Seeder:
                 response_seq[c.partner] += 1
                 partner_id = self.partner_ids[c.partner]
                 external_id = f"{PARTNERS[c.partner].prefix}-R{response_seq[c.partner]:08d}"
-            responses.rows.append(
-                (rid, survey_id, c.id, complaint, partner_id, external_id, channel, submitted)
-            )
+            responses.rows.append((rid, survey_id, c.id, complaint, partner_id, external_id, channel, submitted))
             return rid, channel, submitted
 
         for i, c in enumerate(self.customers):
@@ -1223,9 +1249,7 @@ class _Seeder:
                     continue
                 if got := invite(c, "csat", resolved_at + HOUR * rng.uniform(1, 6), complaint_id, 0.45):
                     csat_q, ces_q = self.surveys["csat"][1]
-                    csat = _clamp(
-                        4.0 + 0.6 * c.mood - 0.2 * min(days, 8) - 0.8 * reopens + rng.gauss(0, 0.7), "csat"
-                    )
+                    csat = _clamp(4.0 + 0.6 * c.mood - 0.2 * min(days, 8) - 0.8 * reopens + rng.gauss(0, 0.7), "csat")
                     ces = _clamp(1 + (csat - 1) * 1.5 + rng.gauss(0, 0.7), "ces")
                     answers.rows.append((got[0], csat_q, csat, None, None))
                     answers.rows.append((got[0], ces_q, ces, None, None))
@@ -1313,11 +1337,11 @@ async def seed(
     columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not progress) as bar:
         async with engine.begin() as conn:
-            await conn.execute(
-                text("SET LOCAL statement_timeout = 0")
-            )  # also opens the transaction COPY joins
+            await conn.execute(text("SET LOCAL statement_timeout = 0"))  # also opens the transaction COPY joins
             if (await conn.execute(text("SELECT EXISTS (SELECT 1 FROM customers)"))).scalar_one():
                 raise RuntimeError("the database already holds customers; seed an empty database")
+            if await active_policy(conn) is None:
+                raise RuntimeError("there is no active tier policy: run the migrations first")
             raw = (await conn.get_raw_connection()).driver_connection
             seeder = _Seeder(customers, seed, ref, raw, bar)
             categories, causes = await seeder.reference(conn)

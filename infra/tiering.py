@@ -120,3 +120,12 @@ async def retier(conn: AsyncConnection, customer_ids: Sequence[UUID] | None, *, 
     ids = list(customer_ids) if customer_ids is not None else None
     result = await conn.execute(text(sql), {"version": version, "actor": actor, "ids": ids})
     return int(result.rowcount or 0)
+
+
+async def refresh(conn: AsyncConnection, customer_ids: Sequence[UUID], *, actor: str) -> None:
+    """After an event (purchase, complaint, survey answer): recompute the customers' metrics and
+    re-evaluate their tier, in the caller's transaction."""
+    from infra import metrics
+
+    await metrics.recompute_for(conn, customer_ids)
+    await retier(conn, customer_ids, actor=actor)

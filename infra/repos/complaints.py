@@ -22,6 +22,8 @@ from infra.tables import (
     root_causes,
     sla_policies,
     sla_targets,
+    tier_policies,
+    tiers,
 )
 
 k = complaints
@@ -139,6 +141,18 @@ async def _sla_deadlines(db: Executor, tier: str | None, severity: str) -> tuple
     )
 
 
+async def _base_tier(db: Executor) -> str | None:
+    """The lowest tier of the active tier policy (its entry rule always holds)."""
+    stmt = (
+        select(tiers.c.code)
+        .join(tier_policies, tier_policies.c.id == tiers.c.policy_id)
+        .where(tier_policies.c.status == "active")
+        .order_by(tiers.c.rank)
+        .limit(1)
+    )
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
 async def find_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> UUID | None:
     stmt = select(k.c.id).where(k.c.partner_id.is_not_distinct_from(partner_id), k.c.external_id == external_id)
     return (await db.execute(stmt)).scalar_one_or_none()
@@ -157,6 +171,8 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
     tier = (
         await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))
     ).scalar_one()
+    if tier is None:  # not tiered yet (tiers are assigned on the first purchase): the base tier applies
+        tier = await _base_tier(db)
     version, first_due, resolution_due = await _sla_deadlines(db, tier, values["severity"])
     complaint_id: UUID = (
         await db.execute(
@@ -176,7 +192,8 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
 
 async def transition(
     db: Executor, complaint_id: UUID, expected_version: int, t: Transition, *, actor: str, scope: Scope
-) -> None:
+) -> UUID:
+    """Apply a legal transition with its event row; returns the complaint's customer id."""
     row = (await db.execute(_scoped(select(k).where(k.c.id == complaint_id), scope).with_for_update())).first()
     if row is None:
         raise NotFound("no such complaint", field="id")
@@ -215,3 +232,4 @@ async def transition(
             complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, note=t.note
         )
     )
+    return row.customer_id  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Invalid, ValidationFailed
-from infra import metrics, tiering
+from infra import tiering
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent
 from infra.tables import customers, purchases
 
@@ -64,8 +64,7 @@ async def record(
     ).all()
     new_count = len(inserted)
     if new_count:
-        await metrics.recompute_for(conn, customer_ids)
-        await tiering.retier(conn, customer_ids, actor=actor)
+        await tiering.refresh(conn, customer_ids, actor=actor)
     external_ids = [i["external_id"] for i in items if i.get("external_id")]
     stored: dict[str, dict[str, Any]] = {}
     if external_ids:

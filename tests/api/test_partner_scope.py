@@ -214,9 +214,6 @@ async def test_partner_cannot_update_or_delete_customers(world: World) -> None:
 # ---------------------------------------------------------------- known gaps (strict: fixing them turns these red)
 
 
-@pytest.mark.xfail(strict=True, reason="api/usecases.py submit_survey_response looks for an earlier answer of "
-                   "(survey, customer) before checking the customer is in the partner's scope: another partner's "
-                   "customer who answered gets 'already answered' (INVALID) instead of NOT_FOUND, an oracle")
 async def test_survey_answer_for_another_partners_answered_customer_looks_unknown(world: World) -> None:
     answer = {"surveyId": world.survey, "customerId": world.bruno, "channel": "EMAIL", "externalId": "resp-b2",
               "answers": [{"questionId": world.question_nps, "score": 4}]}
@@ -228,9 +225,6 @@ async def test_survey_answer_for_another_partners_answered_customer_looks_unknow
     assert_same_as_unknown(other, unknown, world.bruno, unknown_id)
 
 
-@pytest.mark.xfail(strict=True, reason="api/usecases.py submit_survey_response does not check that complaintId "
-                   "is in the partner's scope (or belongs to the customer): partner A links its answer to "
-                   "partner B's complaint")
 async def test_survey_answer_cannot_point_at_another_partners_complaint(world: World) -> None:
     answer = {"surveyId": world.survey, "customerId": world.paula, "channel": "EMAIL", "externalId": "probe-c",
               "complaintId": world.bruno_complaint, "answers": [{"questionId": world.question_nps, "score": 5}]}

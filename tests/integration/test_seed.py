@@ -1,0 +1,287 @@
+"""The demo seed writes consistent, plausible and deterministic data, tiered like the service would."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import phonenumbers
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.complaints import TRANSITIONS
+from domain.enums import SCORE_RANGES
+from infra.db import create_engine
+from infra.seed import SeedReport, is_empty, seed
+from tests.conftest import test_settings
+
+CUSTOMERS = 200
+FreshUrl = Callable[[], Awaitable[str]]
+
+
+async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+@pytest.fixture
+async def seeded(fresh_database_url: FreshUrl) -> AsyncIterator[tuple[AsyncEngine, SeedReport]]:
+    engine = create_engine(await fresh_database_url(), test_settings())
+    try:
+        assert await is_empty(engine)
+        report = await seed(engine, CUSTOMERS, seed=7, progress=False)
+        assert not await is_empty(engine)
+        yield engine, report
+    finally:
+        await engine.dispose()
+
+
+async def test_report_counts_match_the_tables(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    engine, report = seeded
+    counts = report.table_counts()
+    tables = {name: n for name, n in counts.items() if name != "tier_changes"}
+    actual = {name: (await _rows(engine, f"SELECT count(*) FROM {name}"))[0][0] for name in tables}
+    assert actual == tables
+    assert report.customers == CUSTOMERS
+    assert report.customer_metrics == CUSTOMERS
+    # Every customer got its first tier from the seed.
+    assert (await _rows(engine, "SELECT count(*) FROM tier_changes WHERE actor = 'seed'"))[0][0] == CUSTOMERS
+    assert report.tier_changes == CUSTOMERS
+    # Plausible volumes: ~10 purchases per customer, complaints and survey answers for a share of them.
+    assert 5 * CUSTOMERS <= report.purchases <= 20 * CUSTOMERS
+    assert report.complaints > 0
+    assert report.complaint_events > report.complaints
+    assert report.survey_responses > 0
+    assert report.survey_answers >= report.survey_responses
+    assert (report.partners, report.surveys) == (3, 3)
+
+
+async def test_every_customer_has_metrics_and_a_tier_of_the_active_policy(
+    seeded: tuple[AsyncEngine, SeedReport],
+) -> None:
+    engine, _ = seeded
+    [row] = await _rows(
+        engine,
+        """
+        SELECT count(*) FILTER (WHERE m.customer_id IS NULL) AS without_metrics,
+               count(*) FILTER (WHERE c.tier_code IS NULL) AS without_tier,
+               count(*) FILTER (WHERE c.tier_code NOT IN (
+                   SELECT t.code FROM tiers t JOIN tier_policies p ON p.id = t.policy_id WHERE p.status = 'active'
+               )) AS unknown_tier,
+               count(DISTINCT c.tier_code) AS tiers_used
+        FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id
+        """,
+    )
+    assert (row.without_metrics, row.without_tier, row.unknown_tier) == (0, 0, 0)
+    assert row.tiers_used >= 2
+    [untiered] = await _rows(
+        engine,
+        "SELECT (SELECT count(*) FROM complaints WHERE tier_at_open IS NULL),"
+        " (SELECT count(*) FROM survey_responses WHERE tier_at_response IS NULL)",
+    )
+    assert tuple(untiered) == (0, 0)
+
+
+async def test_metrics_agree_with_a_direct_aggregate(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    engine, _ = seeded
+    picked = await _rows(
+        engine,
+        """
+        (SELECT customer_id FROM customer_metrics ORDER BY lifetime_spend DESC, customer_id LIMIT 2)
+        UNION (SELECT customer_id FROM customer_metrics WHERE order_count = 0 ORDER BY customer_id LIMIT 1)
+        UNION (SELECT customer_id FROM customer_metrics WHERE latest_nps IS NOT NULL ORDER BY customer_id LIMIT 2)
+        UNION (SELECT customer_id FROM customer_metrics WHERE latest_csat IS NOT NULL ORDER BY customer_id LIMIT 2)
+        UNION (SELECT customer_id FROM complaints GROUP BY customer_id ORDER BY count(*) DESC, customer_id LIMIT 2)
+        """,
+    )
+    ids = [r.customer_id for r in picked]
+    assert len(ids) >= 6
+    window = "now() - interval '365 days'"
+    latest = """(SELECT a.score FROM survey_answers a
+                 JOIN survey_responses r ON r.id = a.response_id
+                 JOIN survey_questions q ON q.id = a.question_id
+                 WHERE r.customer_id = c.id AND q.kind = '{kind}' AND a.score IS NOT NULL
+                 ORDER BY r.submitted_at DESC LIMIT 1)"""
+    direct = await _rows(
+        engine,
+        f"""
+        SELECT c.id,
+               (SELECT coalesce(sum(amount), 0) FROM purchases WHERE customer_id = c.id),
+               (SELECT count(*) FROM purchases WHERE customer_id = c.id),
+               (SELECT coalesce(sum(amount), 0) FROM purchases WHERE customer_id = c.id AND purchased_at > {window}),
+               (SELECT count(*) FROM purchases WHERE customer_id = c.id AND purchased_at > {window}),
+               (SELECT min(purchased_at) FROM purchases WHERE customer_id = c.id),
+               (SELECT max(purchased_at) FROM purchases WHERE customer_id = c.id),
+               (SELECT count(*) FROM complaints WHERE customer_id = c.id AND status NOT IN ('resolved', 'closed')),
+               (SELECT count(*) FROM complaints WHERE customer_id = c.id AND opened_at > {window}),
+               {latest.format(kind="nps")},
+               {latest.format(kind="csat")}
+        FROM customers c WHERE c.id = ANY(:ids) ORDER BY c.id
+        """,
+        ids=ids,
+    )
+    stored = await _rows(
+        engine,
+        """
+        SELECT customer_id, lifetime_spend, order_count, spend_12m, orders_12m, first_purchase_at,
+               last_purchase_at, open_complaints, complaints_12m, latest_nps, latest_csat
+        FROM customer_metrics WHERE customer_id = ANY(:ids) ORDER BY customer_id
+        """,
+        ids=ids,
+    )
+    assert [tuple(r) for r in stored] == [tuple(r) for r in direct]
+    assert any(r[1] > 0 for r in direct)
+    assert any(r[2] == 0 for r in direct)
+
+
+async def test_the_same_seed_gives_the_same_data(fresh_database_url: FreshUrl) -> None:
+    reference = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    people: list[list[tuple[Any, ...]]] = []
+    for seed_value in (11, 11, 12):
+        engine = create_engine(await fresh_database_url(), test_settings())
+        try:
+            await seed(engine, 60, seed=seed_value, progress=False, now=reference)
+            rows = await _rows(
+                engine,
+                "SELECT id, name, email, phone, national_id, birth_date, locale FROM customers ORDER BY id",
+            )
+            totals = await _rows(engine, "SELECT count(*), sum(amount) FROM purchases")
+            people.append([tuple(r) for r in rows] + [tuple(totals[0])])
+        finally:
+            await engine.dispose()
+    assert people[0] == people[1]
+    assert people[0] != people[2]
+    names = {r[1] for r in people[0][:-1]}
+    assert len(names) > 50  # not one name repeated
+
+
+async def test_scores_are_within_the_range_of_their_question_kind(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    engine, _ = seeded
+    rows = await _rows(
+        engine,
+        """
+        SELECT q.kind, q.options, a.score, a.choices, a.text
+        FROM survey_answers a JOIN survey_questions q ON q.id = a.question_id
+        """,
+    )
+    kinds = {r.kind for r in rows}
+    assert set(SCORE_RANGES) <= kinds
+    for r in rows:
+        if r.kind in SCORE_RANGES:
+            low, high = SCORE_RANGES[r.kind]
+            assert r.score is not None, r
+            assert low <= r.score <= high, r
+        elif r.kind == "single_choice":
+            assert r.score is None, r
+            assert len(r.choices) == 1, r
+            assert r.choices[0] in r.options, r
+        else:
+            assert r.kind == "text", r
+            assert r.text.strip(), r
+
+
+async def test_at_most_one_response_per_customer_and_survey(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    engine, _ = seeded
+    repeated = await _rows(
+        engine,
+        """
+        SELECT r.survey_id, r.customer_id, r.complaint_id, count(*)
+        FROM survey_responses r
+        GROUP BY r.survey_id, r.customer_id, r.complaint_id
+        HAVING count(*) > 1
+        """,
+    )
+    assert repeated == []
+    [row] = await _rows(
+        engine,
+        """
+        SELECT count(*) FILTER (WHERE s.per_complaint AND (k.id IS NULL OR k.customer_id <> r.customer_id
+                                                           OR k.resolved_at IS NULL))
+                   AS per_complaint_broken,
+               count(*) FILTER (WHERE NOT s.per_complaint AND r.complaint_id IS NOT NULL) AS stray_complaint,
+               count(*) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM survey_invitations i
+                   WHERE i.survey_id = r.survey_id AND i.customer_id = r.customer_id
+                     AND i.complaint_id IS NOT DISTINCT FROM r.complaint_id AND i.sent_at <= r.submitted_at
+               )) AS uninvited,
+               count(*) FILTER (WHERE r.channel <> ALL (s.channels)) AS wrong_channel
+        FROM survey_responses r
+        JOIN surveys s ON s.id = r.survey_id
+        LEFT JOIN complaints k ON k.id = r.complaint_id
+        """,
+    )
+    assert tuple(row) == (0, 0, 0, 0)
+
+
+async def test_contact_data_is_well_formed(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    engine, _ = seeded
+    rows = await _rows(engine, "SELECT phone, email, address, birth_date, created_at FROM customers")
+    phones = [r.phone for r in rows if r.phone is not None]
+    assert len(phones) > CUSTOMERS * 0.8
+    for phone in phones:
+        number = phonenumbers.parse(phone, None)
+        assert phonenumbers.is_valid_number(number), phone
+        assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == phone
+    emails = [r.email for r in rows if r.email is not None]
+    assert len(set(emails)) == len(emails)
+    assert all(e == e.lower() and e.count("@") == 1 and e.isascii() for e in emails)
+    today = datetime.now(UTC).date()
+    for r in rows:
+        assert set(r.address) == {"line1", "line2", "postalCode", "city", "country"}
+        assert len(r.address["country"]) == 2
+        assert r.address["city"]
+        assert r.address["line1"]
+        if r.birth_date is not None:
+            age = (today - r.birth_date).days / 365.25
+            assert 18 <= age <= 86, r.birth_date
+    locales = await _rows(engine, "SELECT count(DISTINCT locale) FROM customers")
+    assert locales[0][0] >= 5
+
+
+async def test_complaints_walk_legal_transitions_with_consistent_timestamps(
+    seeded: tuple[AsyncEngine, SeedReport],
+) -> None:
+    engine, _ = seeded
+    complaints = {
+        r.id: r
+        for r in await _rows(
+            engine,
+            "SELECT id, status, opened_at, first_responded_at, resolved_at, closed_at, assignee,"
+            " root_cause_code, resolution_code FROM complaints",
+        )
+    }
+    events: dict[Any, list[Any]] = {}
+    for e in await _rows(engine, "SELECT complaint_id, from_status, to_status, at FROM complaint_events ORDER BY id"):
+        events.setdefault(e.complaint_id, []).append(e)
+    assert set(events) == set(complaints)
+    statuses = set()
+    for cid, k in complaints.items():
+        walk = events[cid]
+        assert walk[0].from_status is None
+        assert walk[0].to_status == "new"
+        assert walk[0].at == k.opened_at
+        for before, after in itertools.pairwise(walk):
+            assert after.from_status == before.to_status
+            assert after.to_status in TRANSITIONS[before.to_status]
+            assert after.at >= before.at
+        assert walk[-1].to_status == k.status
+        statuses.add(k.status)
+        if k.status != "new":
+            assert k.first_responded_at is not None
+            assert k.first_responded_at >= k.opened_at
+        if k.status in ("resolved", "closed"):
+            assert k.resolved_at is not None
+            assert k.resolved_at >= k.first_responded_at
+            assert k.assignee
+            assert k.root_cause_code
+            assert k.resolution_code
+        else:
+            assert k.resolved_at is None
+            assert k.resolution_code is None
+        if k.status == "closed":
+            assert k.closed_at is not None
+            assert k.closed_at >= k.resolved_at
+    assert "closed" in statuses

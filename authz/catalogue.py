@@ -67,7 +67,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
     "Address": {"line1": P, "line2": P, "postalCode": P, "city": P, "country": P},
     "Consent": {"email": P, "sms": P, "phone": P},
     "CustomerMetrics": {
-        "lifetimeSpend": (S, "tail"), "orderCount": I, "spend12m": I, "orders12m": I, "firstPurchaseAt": I,
+        "lifetimeSpend": (S, "magnitude"), "orderCount": I, "spend12m": I, "orders12m": I, "firstPurchaseAt": I,
         "lastPurchaseAt": I, "tenureDays": I, "openComplaints": I, "latestNps": I, "latestCsat": I,
         "computedAt": I,
     },

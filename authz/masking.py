@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from collections.abc import Callable, Mapping
 from typing import Any
 
 
 def mask_phone(value: str) -> str:
-    """``+8613812345678`` → ``+86138****5678``: the head and last four digits stay."""
-    if len(value) <= 7:
+    """``13812345678`` → ``138****5678``; ``+8613812345678`` → ``+86138****5678``: a short head and
+    the last four digits stay, and at least four digits are always hidden."""
+    if len(value) <= 8:
         return "*" * len(value)
-    head = 6 if value.startswith("+") else 3
+    head = min(6 if value.startswith("+") else 3, len(value) - 8)
     return value[:head] + "*" * (len(value) - head - 4) + value[-4:]
 
 
@@ -21,13 +23,23 @@ def mask_email(value: str) -> str:
 
 
 def mask_tail(value: str) -> str:
-    """Keep the last four characters: ``**************1234``."""
-    return "*" * max(len(value) - 4, 0) + value[-4:]
+    """Keep the last four characters, never more than half: ``**************1234``."""
+    text = str(value)
+    keep = min(4, len(text) // 2)
+    return "*" * (len(text) - keep) + (text[-keep:] if keep else "")
+
+
+def mask_magnitude(value: Decimal | float | int) -> Decimal:
+    """An amount reduced to its order of magnitude (``12 345.67`` → ``10 000``): still a number."""
+    amount = Decimal(value)
+    if amount <= 0:
+        return Decimal(0)
+    return Decimal(10) ** (len(str(int(amount))) - 1)
 
 
 def mask_address(value: Mapping[str, Any]) -> dict[str, Any]:
-    """An address reduced to its city (and country)."""
-    return {"city": value.get("city"), "country": value.get("country")}
+    """An address reduced to its city."""
+    return {"city": value.get("city")}
 
 
 def mask_birth_date(value: dt.date | str) -> str:
@@ -42,6 +54,7 @@ MASKS: dict[str, Callable[[Any], Any]] = {
     "phone": mask_phone,
     "email": mask_email,
     "tail": mask_tail,
+    "magnitude": mask_magnitude,
     "address": mask_address,
     "year": mask_birth_date,
     "text": mask_text,

@@ -30,7 +30,7 @@ WRITABLE_FIELDS = (
     "lifecycle_stage",
     "external_ref",
 )
-ADDRESS_KEYS = ("line1", "line2", "postal_code", "city", "country")
+ADDRESS_KEYS = ("line1", "line2", "postalCode", "city", "country")  # as stored (JSON)
 _NATIONAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{3,31}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 
@@ -118,6 +118,7 @@ def _birth_date(value: dt.date, today: dt.date) -> dt.date:
 
 
 def _address(value: Mapping[str, Any]) -> dict[str, str] | None:
+    value = {("postalCode" if k == "postal_code" else k): v for k, v in value.items()}
     cleaned = {k: " ".join(str(v).split()) for k, v in value.items() if k in ADDRESS_KEYS and v is not None}
     cleaned = {k: v for k, v in cleaned.items() if v}
     if not cleaned:

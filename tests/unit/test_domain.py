@@ -567,17 +567,20 @@ class TestMasking:
         [
             ("+8613812345678", "+86138****5678"),
             ("13812345678", "138****5678"),
-            ("+49301234567", "+49301**4567"),
-            ("+12015550123", "+12015**0123"),
+            ("+49301234567", "+493****4567"),
+            ("+12015550123", "+120****0123"),
+            ("+493012345678", "+4930****5678"),
         ],
     )
     def test_phone_keeps_its_length_head_and_last_four(self, raw: str, masked: str) -> None:
         assert mask_phone(raw) == masked
         assert len(mask_phone(raw)) == len(raw)
         assert mask_phone(raw)[-4:] == raw[-4:]
+        assert mask_phone(raw).count("*") >= 4
 
     def test_short_phone_is_hidden_entirely(self) -> None:
         assert mask_phone("1234567") == "*******"
+        assert mask_phone("12345678") == "********"
 
     @pytest.mark.parametrize(
         ("raw", "masked"),
@@ -592,11 +595,19 @@ class TestMasking:
 
     def test_tail_keeps_last_four(self) -> None:
         assert mask_tail("123456789012341234") == "**************1234"
-        assert mask_tail("AB12") == "AB12"
+        assert mask_tail("AB12") == "**12"  # never more than half shown
 
-    def test_address_is_reduced_to_city_and_country(self) -> None:
-        full = {"line1": "Main St 1", "line2": "Flat 2", "postal_code": "10115", "city": "Berlin", "country": "DE"}
-        assert mask_address(full) == {"city": "Berlin", "country": "DE"}
+    def test_address_is_reduced_to_its_city(self) -> None:
+        full = {"line1": "Main St 1", "line2": "Flat 2", "postalCode": "10115", "city": "Berlin", "country": "DE"}
+        assert mask_address(full) == {"city": "Berlin"}
+
+    def test_amount_is_reduced_to_its_magnitude(self) -> None:
+        from decimal import Decimal
+
+        from authz.masking import mask_magnitude
+
+        assert mask_magnitude(Decimal("12345.67")) == Decimal(10000)
+        assert mask_magnitude(Decimal("999.99")) == Decimal(100)
 
     def test_birth_date_is_reduced_to_its_year(self) -> None:
         assert mask_birth_date(dt.date(1990, 5, 17)) == "1990"

@@ -62,6 +62,12 @@ def _embedded(value: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, s
     return kept
 
 
+def consented(root: Any, spec: FieldSpec) -> bool:
+    """Whether the customer behind ``root`` consented on the field's channel."""
+    row = getattr(root, "row", None) or {}
+    return row.get(f"consent_{spec.consent}_at") is not None
+
+
 def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
@@ -80,7 +86,9 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
                 if is_operation:
                     raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
                 raise coded(f"not allowed to read {key}", FORBIDDEN_FIELD)
-            if sensitive and level is Level.FULL:
+            if level is Level.CONSENTED and not consented(root, spec):
+                raise coded(f"the customer has not consented to {spec.consent} contact", FORBIDDEN_FIELD)
+            if sensitive and level is not Level.MASKED:
                 customer = _audit_customer(root)
                 if customer is not None:
                     info.context.sensitive_reads[customer].add(key)

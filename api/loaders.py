@@ -10,6 +10,7 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
+from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
@@ -38,7 +39,15 @@ COMPLAINT_COLUMNS: dict[str, tuple[str, ...]] = {"Complaint.description": ("desc
 
 
 def allowed_columns(decisions: Decisions, mapping: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    return tuple(col for key, cols in mapping.items() if decisions.read(key) is not Level.DENIED for col in cols)
+    """The columns of the granted fields, and the consent column of each consent-gated one."""
+    out: list[str] = []
+    for key, cols in mapping.items():
+        level = decisions.read(key)
+        if level is not Level.DENIED:
+            out.extend(cols)
+        if level is Level.CONSENTED:
+            out.append(f"consent_{CATALOGUE[key].consent}_at")
+    return tuple(dict.fromkeys(out))
 
 
 def _by_key(rows: dict[Any, Any], keys: Sequence[Any], default: Any = None) -> list[Any]:

@@ -84,6 +84,7 @@ async def _query(fn: Callable[[], Awaitable[P]]) -> P:
 @strawberry.enum
 class Access(Enum):
     FULL = "FULL"
+    CONSENTED = "CONSENTED"
     MASKED = "MASKED"
     DENIED = "DENIED"
 

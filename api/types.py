@@ -16,6 +16,7 @@ from strawberry.types import Info
 
 from api.context import Context
 from api.ids import to_global_id
+from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, present
 from domain import enums
 from infra.pagination import encode_cursor
@@ -223,7 +224,9 @@ class CustomerType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any], d: Decisions) -> CustomerType:
         def p(key: str, column: str) -> Any:
-            return present(d, key, row.get(column))
+            channel = CATALOGUE[key].consent
+            consented = channel is not None and row.get(f"consent_{channel}_at") is not None
+            return present(d, key, row.get(column), consented=consented)
 
         birth = row.get("birth_date")
         address = p("Customer.address", "address")

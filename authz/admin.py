@@ -14,7 +14,7 @@ from infra.repos import authz as repo
 from infra.repos import partners as partners_repo
 from infra.repos.base import Executor
 
-ACTIONS = ("read", "read_masked", "write")
+ACTIONS = ("read", "read_masked", "read_if_consented", "write")
 EFFECTS = ("allow", "deny")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 _OBJECT = re.compile(r"^(\*|[A-Z][A-Za-z0-9]*\.(\*|[a-z][A-Za-z0-9]*))$")

@@ -29,6 +29,7 @@ class FieldSpec:
     key: str
     sensitivity: Sensitivity
     mask: str | None = None  # name of a mask in authz.masking.MASKS, for sensitive fields
+    consent: str | None = None  # channel whose consent ``read_if_consented`` asks for (email, sms, phone)
 
     @property
     def type_name(self) -> str:
@@ -44,7 +45,7 @@ STRUCTURAL_TYPE_PATTERNS = ("*Connection", "*Edge", "PageInfo", "*Payload", "Use
 
 P, I, S = Sensitivity.PUBLIC, Sensitivity.INTERNAL, Sensitivity.SENSITIVE  # noqa: E741
 
-_FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
+_FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensitivity, str, str]]] = {
     "Query": {
         "viewer": P, "node": P, "customer": I, "customers": I, "complaint": I, "complaints": I, "survey": I,
         "surveys": I, "tierPolicies": I, "activeTierPolicy": I, "complaintCategories": I, "rootCauses": I,
@@ -59,7 +60,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str]]] = {
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
         "externalRef": I, "name": I, "locale": I, "lifecycleStage": I,
-        "email": (S, "email"), "phone": (S, "phone"), "nationalId": (S, "tail"), "birthDate": (S, "year"),
+        "email": (S, "email", "email"), "phone": (S, "phone", "phone"), "nationalId": (S, "tail"), "birthDate": (S, "year"),
         "address": (S, "address"),
         "tier": I, "tierSince": I, "metrics": I, "churnRisk": I, "consent": I, "partner": I,
         "complaints": I, "surveyResponses": I, "tierHistory": I, "purchases": I,
@@ -130,8 +131,8 @@ def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
     for type_name, fields in _FIELDS.items():
         for field_name, spec in fields.items():
-            sens, mask = (spec, None) if isinstance(spec, Sensitivity) else spec
-            out[f"{type_name}.{field_name}"] = FieldSpec(f"{type_name}.{field_name}", sens, mask)
+            sens, mask, consent = (spec, None, None) if isinstance(spec, Sensitivity) else (*spec, None)[:3]
+            out[f"{type_name}.{field_name}"] = FieldSpec(f"{type_name}.{field_name}", sens, mask, consent)
     return out
 
 

@@ -25,6 +25,7 @@ ROLE_PREFIX = "role:"
 
 class Level(StrEnum):
     FULL = "FULL"
+    CONSENTED = "CONSENTED"  # in full, but only for customers who consented on the field's channel
     MASKED = "MASKED"
     DENIED = "DENIED"
 
@@ -69,6 +70,8 @@ class Decisions:
             return Level.FULL
         if self._allowed(key, "read"):
             return Level.FULL
+        if spec.consent and self._allowed(key, "read_if_consented"):
+            return Level.CONSENTED
         if spec.sensitivity is Sensitivity.SENSITIVE and spec.mask and self._allowed(key, "read_masked"):
             return Level.MASKED
         return Level.DENIED
@@ -169,14 +172,17 @@ class PolicyStore:
         return bool(allowed), lines, why
 
 
-def present(decisions: Decisions, key: str, value: object) -> object:
-    """A value as this caller may see it: itself, its masked form, or nothing."""
+def present(decisions: Decisions, key: str, value: object, *, consented: bool = False) -> object:
+    """A value as this caller may see it: itself, its masked form, or nothing. ``consented`` tells
+    whether the customer consented on the field's channel (for CONSENTED grants)."""
     from authz.catalogue import CATALOGUE
     from authz.masking import MASKS
 
     level = decisions.read(key)
     if level is Level.FULL or value is None:
         return value
+    if level is Level.CONSENTED:
+        return value if consented else None
     if level is Level.MASKED:
         mask = CATALOGUE[key].mask
         return MASKS[mask](value) if mask else None

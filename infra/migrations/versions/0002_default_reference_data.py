@@ -115,7 +115,7 @@ _MARKETING_READ = [
     "Query.customers", "Query.customer", "Query.surveys", "Query.survey", "Query.tierPolicies",
     "Query.activeTierPolicy", "Query.reports",
     "Customer.name", "Customer.locale", "Customer.lifecycleStage", "Customer.tier", "Customer.tierSince",
-    "Customer.metrics", "Customer.churnRisk", "Customer.consent", "Customer.email", "Customer.surveyResponses",
+    "Customer.metrics", "Customer.churnRisk", "Customer.consent", "Customer.surveyResponses",
     "CustomerMetrics.*", "Survey.*", "SurveyQuestion.*", "SurveyResponse.*", "SurveyAnswer.*", "TierPolicy.*",
     "ChurnRisk.*", "Reports.*",
 ]
@@ -149,6 +149,7 @@ POLICIES: list[tuple[str, str, str, str]] = [
     ("role:analyst", "ComplaintEvent.note", "read", "deny"),
     ("role:analyst", "SurveyAnswer.text", "read", "deny"),
     *[("role:marketing", o, "read", "allow") for o in _MARKETING_READ],
+    ("role:marketing", "Customer.email", "read_if_consented", "allow"),
     *[("role:partner", o, "read", "allow") for o in _PARTNER_READ],
     *[
         ("role:partner", o, "write", "allow")

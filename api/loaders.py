@@ -61,6 +61,7 @@ class Loaders:
         self.customer_columns = allowed_columns(decisions, CUSTOMER_COLUMNS)
         self.complaint_columns = allowed_columns(decisions, COMPLAINT_COLUMNS)
         self.answer_text = decisions.read("SurveyAnswer.text") is not Level.DENIED
+        self.lifetime_spend = decisions.read("CustomerMetrics.lifetimeSpend") is not Level.DENIED
 
         self.customer = DataLoader[UUID, dict[str, Any] | None](self._customers)
         self.metrics = DataLoader[UUID, dict[str, Any] | None](self._metrics)
@@ -101,7 +102,8 @@ class Loaders:
         return _by_key(rows, ids)
 
     async def _metrics(self, ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
-        return _by_key(await customers_repo.metrics_by_ids(self.db, ids), ids)
+        rows = await customers_repo.metrics_by_ids(self.db, ids, with_lifetime_spend=self.lifetime_spend)
+        return _by_key(rows, ids)
 
     async def _partners(self, ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
         return _by_key(await partners_repo.by_ids(self.db, ids), ids)

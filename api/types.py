@@ -112,6 +112,7 @@ class TierPolicyType(Node):
 
 @strawberry.type(name="TierChange")
 class TierChangeType:
+    customer_ref: strawberry.Private[UUID]
     id: strawberry.ID
     from_tier: str | None
     to_tier: str | None
@@ -125,6 +126,7 @@ class TierChangeType:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TierChangeType:
         return cls(
+            customer_ref=row["customer_id"],
             id=strawberry.ID(str(row["id"])), from_tier=row["from_tier"], to_tier=row["to_tier"],
             policy_version=row["policy_version"], change_type=ChangeType(row["change_type"]), reason=row["reason"],
             metrics=row["metrics"], actor=row["actor"], changed_at=row["changed_at"],
@@ -175,7 +177,7 @@ class CustomerMetricsType:
         now = dt.datetime.now(dt.UTC)
         return cls(
             customer_ref=row["customer_id"],
-            lifetime_spend=present(d, "CustomerMetrics.lifetimeSpend", row["lifetime_spend"]),  # type: ignore[arg-type]
+            lifetime_spend=present(d, "CustomerMetrics.lifetimeSpend", row.get("lifetime_spend")),  # type: ignore[arg-type]
             order_count=row["order_count"], spend12m=row["spend_12m"], orders12m=row["orders_12m"],
             first_purchase_at=row["first_purchase_at"], last_purchase_at=row["last_purchase_at"],
             tenure_days=(now - row["customer_created_at"]).days, open_complaints=row["open_complaints"],

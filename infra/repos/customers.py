@@ -120,8 +120,12 @@ async def by_ids(db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], s
     return {r.id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
 
-async def metrics_by_ids(db: Executor, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-    stmt = select(m, c.c.created_at.label("customer_created_at")).join(c, c.c.id == m.c.customer_id).where(
+async def metrics_by_ids(
+    db: Executor, ids: Sequence[UUID], *, with_lifetime_spend: bool = True
+) -> dict[UUID, dict[str, Any]]:
+    """Metrics rows; ``lifetime_spend`` (sensitive) is selected only when the caller may see it."""
+    cols = [col for col in m.c if with_lifetime_spend or col.key != "lifetime_spend"]
+    stmt = select(*cols, c.c.created_at.label("customer_created_at")).join(c, c.c.id == m.c.customer_id).where(
         m.c.customer_id.in_(list(ids))
     )
     return {r.customer_id: dict(r._mapping) for r in (await db.execute(stmt)).all()}

@@ -638,3 +638,11 @@ async def test_node_does_not_open_a_type_whose_query_the_caller_may_not_use(worl
                            {"id": object_id})
     assert body["data"] is None or body["data"]["node"] is None, body
     assert codes(body) in (["NOT_FOUND"], ["FORBIDDEN"]), body
+
+
+async def test_analysts_get_no_complaint_free_text_not_even_the_subject(world: World) -> None:
+    body = await world.gql("analyst", "query($c: ID!) { complaint(id: $c) { id severity subject description } }",
+                           {"c": world.ada_complaint})
+    assert body["data"]["complaint"]["severity"]
+    assert_denied_at(body, ["complaint", "subject"])
+    assert_denied_at(body, ["complaint", "description"])

@@ -146,6 +146,7 @@ POLICIES: list[tuple[str, str, str, str]] = [
     ],
     *[("role:analyst", o, "read", "allow") for o in _ANALYST_READ],
     ("role:analyst", "Complaint.description", "read", "deny"),
+    ("role:analyst", "Complaint.subject", "read", "deny"),  # free text too: analysts work on aggregates
     ("role:analyst", "ComplaintEvent.note", "read", "deny"),
     ("role:analyst", "SurveyAnswer.text", "read", "deny"),
     *[("role:marketing", o, "read", "allow") for o in _MARKETING_READ],

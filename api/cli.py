@@ -140,8 +140,15 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
         if args.tokens_cmd == "create":
             token_id, token, token_hash = new_partner_token()
             await admin.create_partner_token(
-                conn, partner_name=args.partner, name=args.name, scopes=args.scope or ["read:*", "write:*"],
-                role=args.role, actor="cli", token_id=token_id, token_hash=token_hash, expires_at=None,
+                conn,
+                partner_name=args.partner,
+                name=args.name,
+                scopes=args.scope or ["read:*", "write:*"],
+                role=args.role,
+                actor="cli",
+                token_id=token_id,
+                token_hash=token_hash,
+                expires_at=None,
             )
             return f"token {token_id} for {args.partner} (shown once, keep it safe):\n{token}"
         if args.tokens_cmd == "revoke":

@@ -22,6 +22,7 @@ from domain import enums
 from infra.pagination import encode_cursor
 from infra.repos.base import Page
 
+
 def _enum(name: str, values: tuple[str, ...], description: str) -> Any:
     return strawberry.enum(Enum(name, {v.upper(): v for v in values}), description=description)  # type: ignore[misc]
 
@@ -103,10 +104,17 @@ class TierPolicyType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TierPolicyType:
         return cls(
-            id=strawberry.ID(to_global_id("TierPolicy", row["id"])), db_id=row["id"], version=row["version"],
-            name=row["name"], status=PolicyStatus(row["status"]), grace_days=row["grace_days"],
-            min_stay_days=row["min_stay_days"], created_by=row["created_by"], created_at=row["created_at"],
-            activated_by=row["activated_by"], activated_at=row["activated_at"],
+            id=strawberry.ID(to_global_id("TierPolicy", row["id"])),
+            db_id=row["id"],
+            version=row["version"],
+            name=row["name"],
+            status=PolicyStatus(row["status"]),
+            grace_days=row["grace_days"],
+            min_stay_days=row["min_stay_days"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            activated_by=row["activated_by"],
+            activated_at=row["activated_at"],
         )
 
 
@@ -127,9 +135,15 @@ class TierChangeType:
     def from_row(cls, row: dict[str, Any]) -> TierChangeType:
         return cls(
             customer_ref=row["customer_id"],
-            id=strawberry.ID(str(row["id"])), from_tier=row["from_tier"], to_tier=row["to_tier"],
-            policy_version=row["policy_version"], change_type=ChangeType(row["change_type"]), reason=row["reason"],
-            metrics=row["metrics"], actor=row["actor"], changed_at=row["changed_at"],
+            id=strawberry.ID(str(row["id"])),
+            from_tier=row["from_tier"],
+            to_tier=row["to_tier"],
+            policy_version=row["policy_version"],
+            change_type=ChangeType(row["change_type"]),
+            reason=row["reason"],
+            metrics=row["metrics"],
+            actor=row["actor"],
+            changed_at=row["changed_at"],
         )
 
 
@@ -178,10 +192,16 @@ class CustomerMetricsType:
         return cls(
             customer_ref=row["customer_id"],
             lifetime_spend=present(d, "CustomerMetrics.lifetimeSpend", row.get("lifetime_spend")),  # type: ignore[arg-type]
-            order_count=row["order_count"], spend12m=row["spend_12m"], orders12m=row["orders_12m"],
-            first_purchase_at=row["first_purchase_at"], last_purchase_at=row["last_purchase_at"],
-            tenure_days=(now - row["customer_created_at"]).days, open_complaints=row["open_complaints"],
-            latest_nps=row["latest_nps"], latest_csat=row["latest_csat"], computed_at=row["computed_at"],
+            order_count=row["order_count"],
+            spend12m=row["spend_12m"],
+            orders12m=row["orders_12m"],
+            first_purchase_at=row["first_purchase_at"],
+            last_purchase_at=row["last_purchase_at"],
+            tenure_days=(now - row["customer_created_at"]).days,
+            open_complaints=row["open_complaints"],
+            latest_nps=row["latest_nps"],
+            latest_csat=row["latest_csat"],
+            computed_at=row["computed_at"],
         )
 
 
@@ -234,14 +254,22 @@ class CustomerType(Node):
         address = p("Customer.address", "address")
         stage = row.get("lifecycle_stage")
         return cls(
-            id=strawberry.ID(to_global_id("Customer", row["id"])), db_id=row["id"], partner_ref=row["partner_id"],
-            row=row, version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"],
-            external_ref=row.get("external_ref"), name=row.get("name"),
-            email=p("Customer.email", "email"), phone=p("Customer.phone", "phone"),
+            id=strawberry.ID(to_global_id("Customer", row["id"])),
+            db_id=row["id"],
+            partner_ref=row["partner_id"],
+            row=row,
+            version=row["version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            external_ref=row.get("external_ref"),
+            name=row.get("name"),
+            email=p("Customer.email", "email"),
+            phone=p("Customer.phone", "phone"),
             national_id=p("Customer.nationalId", "national_id"),
             birth_date=present(d, "Customer.birthDate", birth.isoformat() if birth else None),  # type: ignore[arg-type]
             address=AddressType(**{_camel_to_snake(k): v for k, v in address.items()}) if address else None,
-            locale=row.get("locale"), lifecycle_stage=LifecycleStage(stage) if stage else None,
+            locale=row.get("locale"),
+            lifecycle_stage=LifecycleStage(stage) if stage else None,
             tier_since=row.get("tier_since"),
         )
 
@@ -289,7 +317,9 @@ class CustomerType(Node):
     @strawberry.field(description="Newest first")
     async def survey_responses(self, info: Info[Context, None], first: int = 10) -> SurveyResponseConnection | None:
         page = await _ctx(info).loaders.customer_responses.load((self.db_id, _nested_first(first)))
-        return SurveyResponseConnection.from_page(page, "SUBMITTED_AT_DESC", "submitted_at", SurveyResponseType.from_row)
+        return SurveyResponseConnection.from_page(
+            page, "SUBMITTED_AT_DESC", "submitted_at", SurveyResponseType.from_row
+        )
 
     @strawberry.field(description="Newest first")
     async def tier_history(self, info: Info[Context, None], first: int = 10) -> TierChangeConnection | None:
@@ -317,9 +347,14 @@ class PurchaseType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PurchaseType:
         return cls(
-            id=strawberry.ID(to_global_id("Purchase", row["id"])), customer_ref=row["customer_id"],
-            external_id=row["external_id"], amount=row["amount"], currency=row["currency"], channel=row["channel"],
-            purchased_at=row["purchased_at"], created_at=row["created_at"],
+            id=strawberry.ID(to_global_id("Purchase", row["id"])),
+            customer_ref=row["customer_id"],
+            external_id=row["external_id"],
+            amount=row["amount"],
+            currency=row["currency"],
+            channel=row["channel"],
+            purchased_at=row["purchased_at"],
+            created_at=row["created_at"],
         )
 
     @strawberry.field
@@ -379,15 +414,28 @@ class ComplaintType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any], d: Decisions) -> ComplaintType:
         return cls(
-            id=strawberry.ID(to_global_id("Complaint", row["id"])), db_id=row["id"], customer_ref=row["customer_id"],
-            row=row, version=row["version"], external_id=row["external_id"], subject=row["subject"],
+            id=strawberry.ID(to_global_id("Complaint", row["id"])),
+            db_id=row["id"],
+            customer_ref=row["customer_id"],
+            row=row,
+            version=row["version"],
+            external_id=row["external_id"],
+            subject=row["subject"],
             description=present(d, "Complaint.description", row.get("description")),  # type: ignore[arg-type]
-            severity=Severity(row["severity"]), channel=ContactChannel(row["channel"]),
-            status=ComplaintStatus(row["status"]), assignee=row["assignee"], resolution_code=row["resolution_code"],
-            tier_at_open=row["tier_at_open"], first_response_due_at=row["first_response_due_at"],
-            resolution_due_at=row["resolution_due_at"], first_responded_at=row["first_responded_at"],
-            resolved_at=row["resolved_at"], closed_at=row["closed_at"], reopen_count=row["reopen_count"],
-            opened_at=row["opened_at"], updated_at=row["updated_at"],
+            severity=Severity(row["severity"]),
+            channel=ContactChannel(row["channel"]),
+            status=ComplaintStatus(row["status"]),
+            assignee=row["assignee"],
+            resolution_code=row["resolution_code"],
+            tier_at_open=row["tier_at_open"],
+            first_response_due_at=row["first_response_due_at"],
+            resolution_due_at=row["resolution_due_at"],
+            first_responded_at=row["first_responded_at"],
+            resolved_at=row["resolved_at"],
+            closed_at=row["closed_at"],
+            reopen_count=row["reopen_count"],
+            opened_at=row["opened_at"],
+            updated_at=row["updated_at"],
         )
 
     @strawberry.field
@@ -417,10 +465,13 @@ class ComplaintType(Node):
         d = _ctx(info).decisions
         return [
             ComplaintEventType(
-                customer_ref=self.customer_ref, id=strawberry.ID(str(r["id"])),
+                customer_ref=self.customer_ref,
+                id=strawberry.ID(str(r["id"])),
                 from_status=ComplaintStatus(r["from_status"]) if r["from_status"] else None,
-                to_status=ComplaintStatus(r["to_status"]), actor=r["actor"],
-                note=present(d, "ComplaintEvent.note", r["note"]), at=r["at"],  # type: ignore[arg-type]
+                to_status=ComplaintStatus(r["to_status"]),
+                actor=r["actor"],
+                note=present(d, "ComplaintEvent.note", r["note"]),
+                at=r["at"],  # type: ignore[arg-type]
             )
             for r in rows
         ]
@@ -446,9 +497,13 @@ class SurveyQuestionType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SurveyQuestionType:
         return cls(
-            id=strawberry.ID(to_global_id("SurveyQuestion", row["id"])), position=row["position"],
-            kind=QuestionKind(row["kind"]), dimension=row["dimension"], prompt=row["prompt"],
-            options=list(row["options"] or []), required=row["required"],
+            id=strawberry.ID(to_global_id("SurveyQuestion", row["id"])),
+            position=row["position"],
+            kind=QuestionKind(row["kind"]),
+            dimension=row["dimension"],
+            prompt=row["prompt"],
+            options=list(row["options"] or []),
+            required=row["required"],
         )
 
 
@@ -467,10 +522,16 @@ class SurveyType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SurveyType:
         return cls(
-            id=strawberry.ID(to_global_id("Survey", row["id"])), db_id=row["id"], version=row["version"],
-            title=row["title"], description=row["description"], status=SurveyStatus(row["status"]),
-            trigger=SurveyTrigger(row["trigger"]), channels=[SurveyChannel(c) for c in row["channels"]],
-            per_complaint=row["per_complaint"], created_at=row["created_at"],
+            id=strawberry.ID(to_global_id("Survey", row["id"])),
+            db_id=row["id"],
+            version=row["version"],
+            title=row["title"],
+            description=row["description"],
+            status=SurveyStatus(row["status"]),
+            trigger=SurveyTrigger(row["trigger"]),
+            channels=[SurveyChannel(c) for c in row["channels"]],
+            per_complaint=row["per_complaint"],
+            created_at=row["created_at"],
         )
 
     @strawberry.field
@@ -506,10 +567,15 @@ class SurveyResponseType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SurveyResponseType:
         return cls(
-            id=strawberry.ID(to_global_id("SurveyResponse", row["id"])), db_id=row["id"],
-            customer_ref=row["customer_id"], survey_ref=row["survey_id"], complaint_ref=row["complaint_id"],
-            external_id=row["external_id"], channel=SurveyChannel(row["channel"]),
-            tier_at_response=row["tier_at_response"], submitted_at=row["submitted_at"],
+            id=strawberry.ID(to_global_id("SurveyResponse", row["id"])),
+            db_id=row["id"],
+            customer_ref=row["customer_id"],
+            survey_ref=row["survey_id"],
+            complaint_ref=row["complaint_id"],
+            external_id=row["external_id"],
+            channel=SurveyChannel(row["channel"]),
+            tier_at_response=row["tier_at_response"],
+            submitted_at=row["submitted_at"],
         )
 
     @strawberry.field
@@ -533,7 +599,9 @@ class SurveyResponseType(Node):
         d = _ctx(info).decisions
         return [
             SurveyAnswerType(
-                customer_ref=self.customer_ref, question_ref=r["question_id"], score=r["score"],
+                customer_ref=self.customer_ref,
+                question_ref=r["question_id"],
+                score=r["score"],
                 choices=list(r["choices"]) if r["choices"] is not None else None,
                 text=present(d, "SurveyAnswer.text", r.get("text")),  # type: ignore[arg-type]
             )
@@ -572,9 +640,7 @@ def _connection(node_type: Any, name: str) -> Any:
     edge = strawberry.type(
         type(f"{name}Edge", (), {"__annotations__": {"cursor": str, "node": node_type}}), name=f"{name}Edge"
     )
-    connection = type(
-        f"{name}Connection", (ConnectionBase,), {"__annotations__": {"edges": list[edge]}, "_edge": edge}
-    )
+    connection = type(f"{name}Connection", (ConnectionBase,), {"__annotations__": {"edges": list[edge]}, "_edge": edge})
     return strawberry.type(connection, name=f"{name}Connection")
 
 

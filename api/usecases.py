@@ -32,12 +32,12 @@ from domain import customers as customer_rules
 from domain.complaints import Transition
 from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
 from domain.surveys import Answer, Question, validate_answers
+from infra import tiering
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
-from infra import tiering
 
 if TYPE_CHECKING:
     from api.context import Context
@@ -55,8 +55,14 @@ if TYPE_CHECKING:
     )
 
 CUSTOMER_INPUT_FIELDS = {
-    "name": "name", "external_ref": "externalRef", "email": "email", "phone": "phone",
-    "national_id": "nationalId", "birth_date": "birthDate", "address": "address", "locale": "locale",
+    "name": "name",
+    "external_ref": "externalRef",
+    "email": "email",
+    "phone": "phone",
+    "national_id": "nationalId",
+    "birth_date": "birthDate",
+    "address": "address",
+    "locale": "locale",
     "lifecycle_stage": "lifecycleStage",
 }
 MAX_AMOUNT = Decimal("1000000000")
@@ -85,16 +91,17 @@ def _enum_value(value: Any) -> str:
 # ---------------------------------------------------------------- reads
 
 
-async def customer_page(
-    info: Info[Context, None], first: int, after: str | None, f: CustomerFilter, sort: str
-) -> Any:
+async def customer_page(info: Info[Context, None], first: int, after: str | None, f: CustomerFilter, sort: str) -> Any:
     ctx = _ctx(info)
     filt = customers_repo.CustomerFilter(
-        tiers=f.tiers, lifecycle_stages=[s.value for s in f.lifecycle_stages] if f.lifecycle_stages else None,
+        tiers=f.tiers,
+        lifecycle_stages=[s.value for s in f.lifecycle_stages] if f.lifecycle_stages else None,
         name_contains=f.name_contains,
         email=customer_rules.normalize_email(f.email) if f.email else None,
         phone=customer_rules.normalize_phone(f.phone, ctx.settings.default_phone_region) if f.phone else None,
-        created_after=f.created_after, created_before=f.created_before, min_spend_12m=f.min_spend12m,
+        created_after=f.created_after,
+        created_before=f.created_before,
+        min_spend_12m=f.min_spend12m,
     )
     page = await customers_repo.page(
         ctx.db, columns=ctx.loaders.customer_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
@@ -102,7 +109,10 @@ async def customer_page(
     for row in page.rows:  # prime the loader: nested paths back to these customers cost nothing
         ctx.loaders.customer.prime(row["id"], row)
     return CustomerConnection.from_page(
-        page, sort, None, lambda row: CustomerType.from_row(row, ctx.decisions),
+        page,
+        sort,
+        None,
+        lambda row: CustomerType.from_row(row, ctx.decisions),
         lambda: customers_repo.count(ctx.db, scope=ctx.scope, f=filt),
     )
 
@@ -116,14 +126,19 @@ async def complaint_page(
         severities=[s.value for s in f.severities] if f.severities else None,
         categories=f.categories,
         customer_id=_uuid(f.customer_id, "Customer", "filter.customerId") if f.customer_id else None,
-        opened_after=f.opened_after, opened_before=f.opened_before, breached=f.breached,
+        opened_after=f.opened_after,
+        opened_before=f.opened_before,
+        breached=f.breached,
     )
     page = await complaints_repo.page(
         ctx.db, columns=ctx.loaders.complaint_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
     )
     column = complaints_repo.SORTS[sort].column.key
     return ComplaintConnection.from_page(
-        page, sort, column, lambda row: ComplaintType.from_row(row, ctx.decisions),
+        page,
+        sort,
+        column,
+        lambda row: ComplaintType.from_row(row, ctx.decisions),
         lambda: complaints_repo.count(ctx.db, scope=ctx.scope, f=filt),
     )
 
@@ -189,7 +204,7 @@ def _customer_fields(info: Info[Context, None], inp: Any) -> dict[str, Any]:
             e.code = "FORBIDDEN"
         raise Invalid(denied)
     return customer_rules.normalize_customer(
-        given, default_region=ctx.settings.default_phone_region, today=dt.date.today(), creating=False
+        given, default_region=ctx.settings.default_phone_region, today=dt.datetime.now(dt.UTC).date(), creating=False
     )
 
 
@@ -248,7 +263,9 @@ def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dic
         if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT or amount != round(amount, 2):
             raise InvalidOperation
     except (InvalidOperation, ValueError):
-        errors.append(ValidationFailed("amount must be positive, at most 1e9, with 2 decimals", field=f"{where}.amount"))
+        errors.append(
+            ValidationFailed("amount must be positive, at most 1e9, with 2 decimals", field=f"{where}.amount")
+        )
         amount = Decimal(0)
     cur = (p.currency or currency).upper()
     if len(cur) != 3 or not cur.isalpha():
@@ -325,7 +342,8 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
     async with ctx.db.unit_of_work() as uow:
         existing = (
             await complaints_repo.find_by_external_id(uow, ctx.principal.partner_id, inp.external_id)
-            if inp.external_id else None
+            if inp.external_id
+            else None
         )
         if existing is None:
             if not await customers_repo.exists(uow, customer_id, ctx.scope):
@@ -333,10 +351,14 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
             existing = await complaints_repo.open_complaint(
                 uow,
                 {
-                    "customer_id": customer_id, "partner_id": ctx.principal.partner_id,
-                    "external_id": inp.external_id, "subject": " ".join(inp.subject.split()),
-                    "description": inp.description.strip(), "category_code": inp.category,
-                    "severity": _enum_value(inp.severity), "channel": _enum_value(inp.channel),
+                    "customer_id": customer_id,
+                    "partner_id": ctx.principal.partner_id,
+                    "external_id": inp.external_id,
+                    "subject": " ".join(inp.subject.split()),
+                    "description": inp.description.strip(),
+                    "category_code": inp.category,
+                    "severity": _enum_value(inp.severity),
+                    "channel": _enum_value(inp.channel),
                     "follow_up_of_id": follow_up,
                 },
                 actor=ctx.actor,
@@ -359,8 +381,11 @@ async def transition_complaint(info: Info[Context, None], inp: TransitionComplai
     ctx = _ctx(info)
     complaint_id = _uuid(inp.id, "Complaint", "id")
     t = Transition(
-        to=inp.to.value, assignee=inp.assignee, resolution_code=inp.resolution_code,
-        root_cause_code=inp.root_cause_code, note=inp.note,
+        to=inp.to.value,
+        assignee=inp.assignee,
+        resolution_code=inp.resolution_code,
+        root_cause_code=inp.root_cause_code,
+        note=inp.note,
     )
     async with ctx.db.unit_of_work() as uow:
         customer_id = await complaints_repo.transition(
@@ -392,16 +417,28 @@ async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> An
             errors.append(ValidationFailed("a choice question needs two or more options", field=f"questions[{n}]"))
         if not q.prompt.strip() or not q.dimension.strip():
             errors.append(ValidationFailed("prompt and dimension are required", field=f"questions[{n}]"))
-        questions.append({"kind": q.kind.value, "dimension": q.dimension.strip().lower(), "prompt": q.prompt.strip(),
-                          "options": options, "required": q.required})
+        questions.append(
+            {
+                "kind": q.kind.value,
+                "dimension": q.dimension.strip().lower(),
+                "prompt": q.prompt.strip(),
+                "options": options,
+                "required": q.required,
+            }
+        )
     if errors:
         raise Invalid(errors)
     async with ctx.db.unit_of_work() as uow:
         survey_id = await surveys_repo.create(
             uow,
-            {"title": inp.title.strip(), "description": inp.description, "status": _enum_value(inp.status),
-             "trigger": _enum_value(inp.trigger), "channels": sorted({c.value for c in inp.channels}),
-             "per_complaint": inp.per_complaint},
+            {
+                "title": inp.title.strip(),
+                "description": inp.description,
+                "status": _enum_value(inp.status),
+                "trigger": _enum_value(inp.trigger),
+                "channels": sorted({c.value for c in inp.channels}),
+                "per_complaint": inp.per_complaint,
+            },
             questions,
         )
         uow.commit()
@@ -426,8 +463,12 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
     async with ctx.db.unit_of_work() as uow:
         survey, questions = await surveys_repo.survey_with_questions(uow, survey_id)
         existing, same = await surveys_repo.find_response(
-            uow, partner_id=ctx.principal.partner_id, external_id=inp.external_id, survey_id=survey_id,
-            customer_id=customer_id, complaint_id=complaint_id,
+            uow,
+            partner_id=ctx.principal.partner_id,
+            external_id=inp.external_id,
+            survey_id=survey_id,
+            customer_id=customer_id,
+            complaint_id=complaint_id,
         )
         if not same:
             # Scope first: another partner's customer or complaint answers exactly like an unknown one.
@@ -450,11 +491,18 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
             )
             existing = await surveys_repo.insert_response(
                 uow,
-                {"survey_id": survey_id, "customer_id": customer_id, "complaint_id": complaint_id,
-                 "partner_id": ctx.principal.partner_id, "external_id": inp.external_id,
-                 "channel": inp.channel.value},
-                [{"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
-                 for a in answers],
+                {
+                    "survey_id": survey_id,
+                    "customer_id": customer_id,
+                    "complaint_id": complaint_id,
+                    "partner_id": ctx.principal.partner_id,
+                    "external_id": inp.external_id,
+                    "channel": inp.channel.value,
+                },
+                [
+                    {"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
+                    for a in answers
+                ],
             )
             await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
             uow.commit()

@@ -60,8 +60,8 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
         "externalRef": I, "name": I, "locale": I, "lifecycleStage": I,
-        "email": (S, "email", "email"), "phone": (S, "phone", "phone"), "nationalId": (S, "tail"), "birthDate": (S, "year"),
-        "address": (S, "address"),
+        "email": (S, "email", "email"), "phone": (S, "phone", "phone"), "nationalId": (S, "tail"),
+        "birthDate": (S, "year"), "address": (S, "address"),
         "tier": I, "tierSince": I, "metrics": I, "churnRisk": I, "consent": I, "partner": I,
         "complaints": I, "surveyResponses": I, "tierHistory": I, "purchases": I,
     },

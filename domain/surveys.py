@@ -49,17 +49,21 @@ def validate_answers(questions: Sequence[Question], answers: Sequence[Answer]) -
         elif q.kind in ("single_choice", "multiple_choice"):
             picked = list(a.choices or [])
             if not picked or (q.kind == "single_choice" and len(picked) != 1):
-                errors.append(ValidationFailed("pick exactly one option" if q.kind == "single_choice"
-                                               else "pick at least one option", field=f"{field}.choices"))
+                errors.append(
+                    ValidationFailed(
+                        "pick exactly one option" if q.kind == "single_choice" else "pick at least one option",
+                        field=f"{field}.choices",
+                    )
+                )
             elif any(c not in q.options for c in picked) or len(set(picked)) != len(picked):
-                errors.append(ValidationFailed("choices must be distinct options of the question",
-                                               field=f"{field}.choices"))
+                errors.append(
+                    ValidationFailed("choices must be distinct options of the question", field=f"{field}.choices")
+                )
         elif q.kind == "text":
             if not a.text or not a.text.strip():
                 errors.append(ValidationFailed("text answer is empty", field=f"{field}.text"))
             elif len(a.text) > MAX_TEXT:
-                errors.append(ValidationFailed(f"text answer has at most {MAX_TEXT} characters",
-                                               field=f"{field}.text"))
+                errors.append(ValidationFailed(f"text answer has at most {MAX_TEXT} characters", field=f"{field}.text"))
     for q in questions:
         if q.required and q.id not in seen:
             errors.append(ValidationFailed(f"question {q.id} is required", field="answers"))

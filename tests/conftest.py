@@ -66,14 +66,14 @@ async def template_db() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def fresh_database_url(template_db: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+async def fresh_database_url(template_db: str) -> Callable[[], Awaitable[str]]:
     async def make() -> str:
         name = f"tierwise_t_{RUN}_{uuid.uuid4().hex[:10]}"
         await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
         _MADE.append(name)
         return _url_for(name)
 
-    yield make
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,13 @@ def _filtered(stmt: Any, f: ComplaintFilter) -> Any:
 
 
 async def page(
-    db: Executor, *, columns: Sequence[str], scope: Scope, f: ComplaintFilter, sort: str, first: int,
+    db: Executor,
+    *,
+    columns: Sequence[str],
+    scope: Scope,
+    f: ComplaintFilter,
+    sort: str,
+    first: int,
     after: str | None,
 ) -> Page:
     key = SORTS[sort]
@@ -91,7 +97,9 @@ async def count(db: Executor, *, scope: Scope, f: ComplaintFilter) -> int:
     return int((await db.execute(stmt)).scalar_one())
 
 
-async def by_ids(db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], scope: Scope) -> dict[UUID, dict[str, Any]]:
+async def by_ids(
+    db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], scope: Scope
+) -> dict[UUID, dict[str, Any]]:
     stmt = _scoped(_select(columns).where(k.c.id.in_(list(ids))), scope)
     return {r.id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
@@ -160,17 +168,21 @@ async def find_by_external_id(db: Executor, partner_id: UUID | None, external_id
 
 async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) -> UUID:
     """Insert a new complaint with SLA deadlines from the customer's tier, and its first event."""
-    if (await db.execute(select(complaint_categories.c.code).where(
-        complaint_categories.c.code == values["category_code"], complaint_categories.c.active
-    ))).first() is None:
+    if (
+        await db.execute(
+            select(complaint_categories.c.code).where(
+                complaint_categories.c.code == values["category_code"], complaint_categories.c.active
+            )
+        )
+    ).first() is None:
         raise ValidationFailed("unknown complaint category", field="category")
     if values.get("follow_up_of_id") is not None:
-        prior = (await db.execute(select(k.c.status, k.c.customer_id).where(k.c.id == values["follow_up_of_id"]))).first()
+        prior = (
+            await db.execute(select(k.c.status, k.c.customer_id).where(k.c.id == values["follow_up_of_id"]))
+        ).first()
         if prior is None or prior.customer_id != values["customer_id"]:
             raise NotFound("no such complaint to follow up", field="followUpOf")
-    tier = (
-        await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))
-    ).scalar_one()
+    tier = (await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))).scalar_one()
     if tier is None:  # not tiered yet (tiers are assigned on the first purchase): the base tier applies
         tier = await _base_tier(db)
     version, first_due, resolution_due = await _sla_deadlines(db, tier, values["severity"])
@@ -178,8 +190,12 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
         await db.execute(
             insert(k)
             .values(
-                **values, status="new", tier_at_open=tier, sla_policy_version=version,
-                first_response_due_at=first_due, resolution_due_at=resolution_due,
+                **values,
+                status="new",
+                tier_at_open=tier,
+                sla_policy_version=version,
+                first_response_due_at=first_due,
+                resolution_due_at=resolution_due,
             )
             .returning(k.c.id)
         )
@@ -200,9 +216,15 @@ async def transition(
     if row.version != expected_version:
         raise Conflict(f"the complaint changed meanwhile (now at version {row.version})", field="expectedVersion")
     outcome = check_transition(ComplaintState(row.status, row.assignee), t)
-    if t.root_cause_code is not None and (await db.execute(
-        select(root_causes.c.code).where(root_causes.c.code == t.root_cause_code, root_causes.c.active)
-    )).first() is None:
+    if (
+        t.root_cause_code is not None
+        and (
+            await db.execute(
+                select(root_causes.c.code).where(root_causes.c.code == t.root_cause_code, root_causes.c.active)
+            )
+        ).first()
+        is None
+    ):
         raise ValidationFailed("unknown root cause", field="rootCauseCode")
     now = func.now()
     values: dict[str, Any] = {"status": t.to, "version": k.c.version + 1, "updated_at": now}

@@ -24,8 +24,20 @@ m = customer_metrics
 BASE_COLUMNS = ("id", "partner_id", "version", "created_at", "updated_at")
 # Columns the grant set decides on; the api layer passes the allowed subset.
 DATA_COLUMNS = (
-    "external_ref", "name", "email", "phone", "national_id", "birth_date", "address", "locale",
-    "lifecycle_stage", "tier_code", "tier_since", "consent_email_at", "consent_sms_at", "consent_phone_at",
+    "external_ref",
+    "name",
+    "email",
+    "phone",
+    "national_id",
+    "birth_date",
+    "address",
+    "locale",
+    "lifecycle_stage",
+    "tier_code",
+    "tier_since",
+    "consent_email_at",
+    "consent_sms_at",
+    "consent_phone_at",
 )
 
 SORTS: dict[str, SortKey] = {
@@ -101,11 +113,19 @@ def _from(stmt: Select[Any], with_metrics: bool) -> Select[Any]:
 
 
 async def page(
-    db: Executor, *, columns: Sequence[str], scope: Scope, f: CustomerFilter, sort: str, first: int,
+    db: Executor,
+    *,
+    columns: Sequence[str],
+    scope: Scope,
+    f: CustomerFilter,
+    sort: str,
+    first: int,
     after: str | None,
 ) -> Page:
     key = SORTS[sort]
-    stmt = _from(select(*_columns(columns), key.column.label("_sort")), sort in SORTS_NEEDING_METRICS or f.needs_metrics)
+    stmt = _from(
+        select(*_columns(columns), key.column.label("_sort")), sort in SORTS_NEEDING_METRICS or f.needs_metrics
+    )
     stmt = apply_keyset(_filtered(_live(stmt, scope), f), key, first, after)
     return to_page((await db.execute(stmt)).all(), first)
 
@@ -115,7 +135,9 @@ async def count(db: Executor, *, scope: Scope, f: CustomerFilter) -> int:
     return int((await db.execute(_filtered(_live(stmt, scope), f))).scalar_one())
 
 
-async def by_ids(db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], scope: Scope) -> dict[UUID, dict[str, Any]]:
+async def by_ids(
+    db: Executor, ids: Sequence[UUID], *, columns: Sequence[str], scope: Scope
+) -> dict[UUID, dict[str, Any]]:
     stmt = _live(select(*_columns(columns)).where(c.c.id.in_(list(ids))), scope)
     return {r.id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
@@ -125,8 +147,10 @@ async def metrics_by_ids(
 ) -> dict[UUID, dict[str, Any]]:
     """Metrics rows; ``lifetime_spend`` (sensitive) is selected only when the caller may see it."""
     cols = [col for col in m.c if with_lifetime_spend or col.key != "lifetime_spend"]
-    stmt = select(*cols, c.c.created_at.label("customer_created_at")).join(c, c.c.id == m.c.customer_id).where(
-        m.c.customer_id.in_(list(ids))
+    stmt = (
+        select(*cols, c.c.created_at.label("customer_created_at"))
+        .join(c, c.c.id == m.c.customer_id)
+        .where(m.c.customer_id.in_(list(ids)))
     )
     return {r.customer_id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
@@ -143,9 +167,7 @@ async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | Non
         ).first()
         if existing is not None:
             raise Conflict("a customer with this external reference exists already", field="externalRef")
-    row = (
-        await db.execute(insert(c).values(**values, partner_id=partner_id).returning(c.c.id, c.c.version))
-    ).one()
+    row = (await db.execute(insert(c).values(**values, partner_id=partner_id).returning(c.c.id, c.c.version))).one()
     await db.execute(pg_insert(m).values(customer_id=row.id).on_conflict_do_nothing())
     return {"id": row.id, "version": row.version}
 

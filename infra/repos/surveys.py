@@ -72,7 +72,9 @@ async def latest_responses_for_customers(db: Executor, customer_ids: list[UUID],
     )
 
 
-async def answers_for(db: Executor, response_ids: Sequence[UUID], *, with_text: bool) -> dict[UUID, list[dict[str, Any]]]:
+async def answers_for(
+    db: Executor, response_ids: Sequence[UUID], *, with_text: bool
+) -> dict[UUID, list[dict[str, Any]]]:
     cols = [a.c.id, a.c.response_id, a.c.question_id, a.c.score, a.c.choices]
     if with_text:
         cols.append(a.c.text)
@@ -84,7 +86,12 @@ async def answers_for(db: Executor, response_ids: Sequence[UUID], *, with_text: 
 
 
 async def find_response(
-    db: Executor, *, partner_id: UUID | None, external_id: str | None, survey_id: UUID, customer_id: UUID,
+    db: Executor,
+    *,
+    partner_id: UUID | None,
+    external_id: str | None,
+    survey_id: UUID,
+    customer_id: UUID,
     complaint_id: UUID | None,
 ) -> tuple[UUID | None, bool]:
     """(existing response id, whether it is the same submission by external id)."""
@@ -99,7 +106,8 @@ async def find_response(
     other = (
         await db.execute(
             select(r.c.id).where(
-                r.c.survey_id == survey_id, r.c.customer_id == customer_id,
+                r.c.survey_id == survey_id,
+                r.c.customer_id == customer_id,
                 r.c.complaint_id.is_not_distinct_from(complaint_id),
             )
         )
@@ -109,9 +117,7 @@ async def find_response(
 
 async def insert_response(db: Executor, values: dict[str, Any], answers: list[dict[str, Any]]) -> UUID:
     tier = (await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))).scalar_one()
-    stmt = (
-        pg_insert(r).values(**values, tier_at_response=tier).on_conflict_do_nothing().returning(r.c.id)
-    )
+    stmt = pg_insert(r).values(**values, tier_at_response=tier).on_conflict_do_nothing().returning(r.c.id)
     response_id = (await db.execute(stmt)).scalar_one_or_none()
     if response_id is None:
         raise Conflict("this customer has answered this survey already", field="surveyId")

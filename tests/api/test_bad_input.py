@@ -38,7 +38,6 @@ from tests.api.helpers import (
 from tests.conftest import Api
 
 
-
 @pytest.fixture(scope="module")
 async def api(template_db: str) -> AsyncIterator[Api]:
     async with module_api(template_db) as running:

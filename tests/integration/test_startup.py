@@ -68,3 +68,20 @@ async def test_unexpected_errors_are_masked(
     assert error["extensions"]["code"] == "INTERNAL"
     assert "hunter2" not in str(body)
     assert "request id" in error["message"]
+
+
+async def test_graphiql_page_in_development_only(
+    fresh_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    from tests.conftest import running_api
+
+    url = await fresh_database_url()
+    async with running_api(url) as dev:
+        page = await dev.client.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "GraphiQL" in page.text
+    production = test_settings(environment="production", jwt_secret="a-production-secret-of-some-length-0123")
+    async with running_api(url, production) as prod:
+        page = await prod.client.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 401
+        assert "GraphiQL" not in page.text

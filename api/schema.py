@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -103,13 +103,17 @@ class Viewer:
     partner_id: strawberry.ID | None
     policy_version: int
 
-    @strawberry.field(description="FULL, MASKED or DENIED for every guarded field, so a UI can hide columns up front")
-    def field_access(self, info: Info[Context, None]) -> list[FieldAccess]:
+    @strawberry.field(description="FULL, CONSENTED, MASKED or DENIED for every guarded field, so a UI can hide columns up front")
+    def field_access(
+        self,
+        info: Info[Context, None],
+        type: Annotated[str | None, strawberry.argument(description="only this type, e.g. Customer")] = None,
+    ) -> list[FieldAccess]:
         d = _ctx(info).decisions
         return [
             FieldAccess(field=k, access=Access(d.read(k).value))
             for k in sorted(GUARDED)
-            if GUARDED[k].type_name not in ("Query", "Mutation")
+            if GUARDED[k].type_name not in ("Query", "Mutation") and (type is None or GUARDED[k].type_name == type)
         ]
 
 

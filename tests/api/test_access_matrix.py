@@ -90,6 +90,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "partner": _levels(
         DENIED, Query__customers=FULL, Query__customer=FULL, Query__complaints=FULL, Query__complaint=FULL,
         Query__survey=FULL, Customer__name=FULL, Customer__tier=FULL, Customer__complaints=FULL, Complaint__customer=FULL,
+        Customer__purchases=FULL, Purchase__customer=FULL,
         Complaint__description=FULL,
     ),
 }

@@ -122,8 +122,8 @@ _MARKETING_READ = [
 _PARTNER_READ = [
     "Query.customers", "Query.customer", "Query.complaints", "Query.complaint", "Query.surveys", "Query.survey",
     "Query.complaintCategories", "Query.rootCauses",
-    "Customer.name", "Customer.externalRef", "Customer.tier", "Customer.complaints",
-    "Complaint.*", "Survey.*", "SurveyQuestion.*",
+    "Customer.name", "Customer.externalRef", "Customer.tier", "Customer.complaints", "Customer.purchases",
+    "Complaint.*", "Purchase.*", "Survey.*", "SurveyQuestion.*",
 ]
 _CUSTOMER_CONTACT = ["Customer.name", "Customer.email", "Customer.phone", "Customer.address", "Customer.locale"]
 POLICIES: list[tuple[str, str, str, str]] = [

@@ -103,7 +103,9 @@ class Viewer:
     partner_id: strawberry.ID | None
     policy_version: int
 
-    @strawberry.field(description="FULL, CONSENTED, MASKED or DENIED for every guarded field, so a UI can hide columns up front")
+    @strawberry.field(
+        description="FULL, CONSENTED, MASKED or DENIED for every guarded field, so a UI can hide columns up front"
+    )
     def field_access(
         self,
         info: Info[Context, None],

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import strawberry
 from graphql import GraphQLError
@@ -40,11 +41,10 @@ from api.types import (
     TaxonType,
     TierPolicyType,
     UserError,
-    load_customer,
 )
 from authz.catalogue import GUARDED
 from authz.policy import Level
-from domain.errors import DomainError, ValidationFailed
+from domain.errors import DomainError, NotFound, ValidationFailed
 from infra.repos import complaints as complaints_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
@@ -76,6 +76,19 @@ async def _query(fn: Callable[[], Awaitable[P]]) -> P:
         return await fn()
     except DomainError as exc:
         raise query_error(exc) from None
+
+
+async def _one(global_id: str, type_name: str, load: Callable[[UUID], Awaitable[Any]], build: Callable[[Any], P]) -> P:
+    """One object by its global id through the caller's (scoped, guarded) loader; NOT_FOUND otherwise."""
+
+    async def run() -> P:
+        _, raw = from_global_id(global_id, type_name)
+        row = await load(raw)
+        if row is None:
+            raise NotFound("no such object", field="id")
+        return build(row)
+
+    return await _query(run)
 
 
 # ---------------------------------------------------------------- viewer
@@ -360,14 +373,8 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def customer(self, info: Info[Context, None], id: strawberry.ID) -> CustomerType | None:
-        async def run() -> CustomerType | None:
-            _, raw = from_global_id(id, "Customer")
-            found = await load_customer(info, raw)
-            if found is None:
-                raise query_error_not_found()
-            return found
-
-        return await _query(run)
+        d = _ctx(info).decisions
+        return await _one(id, "Customer", _ctx(info).loaders.customer.load, lambda r: CustomerType.from_row(r, d))
 
     @strawberry.field
     async def customers(
@@ -395,14 +402,8 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def complaint(self, info: Info[Context, None], id: strawberry.ID) -> ComplaintType | None:
-        async def run() -> ComplaintType | None:
-            _, raw = from_global_id(id, "Complaint")
-            row = await _ctx(info).loaders.complaint.load(raw)
-            if row is None:
-                raise query_error_not_found()
-            return ComplaintType.from_row(row, _ctx(info).decisions)
-
-        return await _query(run)
+        d = _ctx(info).decisions
+        return await _one(id, "Complaint", _ctx(info).loaders.complaint.load, lambda r: ComplaintType.from_row(r, d))
 
     @strawberry.field
     async def complaints(
@@ -430,14 +431,7 @@ class Query(AdminQuery):
 
     @strawberry.field
     async def survey(self, info: Info[Context, None], id: strawberry.ID) -> SurveyType | None:
-        async def run() -> SurveyType | None:
-            _, raw = from_global_id(id, "Survey")
-            row = await _ctx(info).loaders.survey.load(raw)
-            if row is None:
-                raise query_error_not_found()
-            return SurveyType.from_row(row)
-
-        return await _query(run)
+        return await _one(id, "Survey", _ctx(info).loaders.survey.load, SurveyType.from_row)
 
     @strawberry.field
     async def surveys(
@@ -479,12 +473,6 @@ class Query(AdminQuery):
     @strawberry.field
     async def root_causes(self, info: Info[Context, None]) -> list[TaxonType] | None:
         return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "root_causes")]
-
-
-def query_error_not_found() -> DomainError:
-    from domain.errors import NotFound
-
-    return NotFound("no such object", field="id")
 
 
 @strawberry.type

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -33,6 +35,7 @@ from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService
 from infra.db import RequestDb, create_engine
 from infra.embedded import resolve_database_url
+from infra.jobs import JobDeps, create_job_app, registrars, run_worker
 from infra.migrate import schema_state
 from infra.repos import authz as authz_repo
 from infra.repos.base import Scope as RowScope
@@ -52,6 +55,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     authz: AuthzService
+    jobs: procrastinate.App
 
     @property
     def graphiql(self) -> bool:
@@ -197,11 +201,21 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             )
         authz = AuthzService(engine)
         await authz.start()
-        services = Services(settings=settings, engine=engine, authz=authz)
+        jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
+        await jobs.open_async()
+        worker = (
+            asyncio.create_task(run_worker(jobs, settings), name="tierwise-worker") if settings.run_worker else None
+        )
+        services = Services(settings=settings, engine=engine, authz=authz, jobs=jobs)
         holder["services"] = services
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()  # procrastinate lets running jobs finish, then stops
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await jobs.close_async()
             await authz.stop()
             await engine.dispose()
 

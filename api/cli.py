@@ -33,6 +33,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    """A dedicated job worker (``tierwise serve`` also runs one unless TIERWISE_RUN_WORKER=false)."""
+    from infra.db import create_engine
+    from infra.jobs import JobDeps, create_job_app, registrars, run_worker
+
+    async def run() -> int:
+        url = _url(settings)
+        engine = create_engine(url, settings)
+        jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
+        try:
+            async with jobs.open_async():
+                await run_worker(jobs, settings)
+        finally:
+            await engine.dispose()
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from infra.migrate import head_revision, upgrade
 
@@ -174,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(fn=cmd_serve)
 
     sub.add_parser("migrate", help="upgrade the database schema to the code's head").set_defaults(fn=cmd_migrate)
+    sub.add_parser("worker", help="run a job worker (scheduled re-tiering, SLA sweeps…)").set_defaults(fn=cmd_worker)
 
     seed = sub.add_parser("seed", help="load realistic, deterministic demo data")
     seed.add_argument("--customers", type=int, default=2000)

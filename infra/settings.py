@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     currency: str = "EUR"
     default_phone_region: str = "DE"
 
+    # Jobs (procrastinate): run a worker inside `tierwise serve` (or run `tierwise worker` apart).
+    run_worker: bool = True
+    worker_concurrency: int = 1
+
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -129,3 +129,15 @@ async def refresh(conn: AsyncConnection, customer_ids: Sequence[UUID], *, actor:
 
     await metrics.recompute_for(conn, customer_ids)
     await retier(conn, customer_ids, actor=actor)
+
+
+def register_jobs(app: Any, deps: Any) -> None:
+    """The nightly full re-tier: time-based rules (recency, tenure) move tiers without any event."""
+
+    @app.periodic(cron="17 3 * * *", periodic_id="retier-nightly")
+    @app.task(name="tierwise.retier_all", queue="tierwise", queueing_lock="retier_all")
+    async def retier_all_job(timestamp: int) -> int:
+        async with deps.engine.begin() as conn:
+            await conn.execute(text("SET LOCAL statement_timeout = 0"))
+            changed = await retier_all(conn, actor="job:retier")
+        return changed

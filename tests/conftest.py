@@ -93,6 +93,7 @@ async def database_url(fresh_database_url: Callable[[], Awaitable[str]]) -> str:
 
 
 def test_settings(**overrides: Any) -> Settings:
+    overrides.setdefault("run_worker", False)  # tests run jobs explicitly
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 

@@ -1,0 +1,69 @@
+"""Scheduled and background work on procrastinate (a PostgreSQL-based job queue).
+
+With several instances, each periodic job is deferred once per tick (procrastinate records the
+(periodic id, timestamp) pair under a unique constraint) and each job is taken by exactly one
+worker (``SELECT … FOR UPDATE SKIP LOCKED``). Tasks are registered by ``register_*`` functions of
+the feature modules, closing over the engine: nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.settings import Settings
+
+log = logging.getLogger("tierwise.jobs")
+
+QUEUE = "tierwise"
+
+
+@dataclass(frozen=True)
+class JobDeps:
+    """What a job may use: the engine and the settings of the process running it."""
+
+    engine: AsyncEngine
+    settings: Settings
+
+
+# Feature modules add their registration functions here (see register_all).
+Registrar = Callable[[procrastinate.App, JobDeps], None]
+
+
+def conninfo(database_url: str) -> str:
+    """A libpq connection string for psycopg from any of our PostgreSQL URLs."""
+    url = make_url(database_url.replace("+asyncpg", "").replace("+psycopg", ""))
+    parts = {
+        "host": url.host or url.query.get("host"),
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v not in (None, ""))
+
+
+def create_job_app(database_url: str, deps: JobDeps, registrars: list[Registrar]) -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
+    for register in registrars:
+        register(app, deps)
+    return app
+
+
+def registrars() -> list[Registrar]:
+    """Every feature's job registration (imported here, at call time, to keep infra importable alone)."""
+    from infra import tiering
+
+    return [tiering.register_jobs]
+
+
+async def run_worker(app: procrastinate.App, settings: Settings) -> None:
+    """Work the tierwise queue until cancelled (running jobs finish first)."""
+    await app.run_worker_async(
+        queues=[QUEUE], concurrency=settings.worker_concurrency, install_signal_handlers=False, wait=True
+    )

@@ -20,6 +20,8 @@ from api.context import Context
 from api.errors import FORBIDDEN_ARGUMENT, coded, query_error, user_errors
 from api.guard import install_guards
 from api.ids import from_global_id
+from api.reports import ReportMutation, ReportQuery
+from api.tiers import TierMutation, TierQuery
 from api.types import (
     ComplaintConnection,
     ComplaintStatus,
@@ -354,7 +356,7 @@ async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
 
 
 @strawberry.type
-class Query(AdminQuery):
+class Query(AdminQuery, TierQuery, ReportQuery):
     @strawberry.field
     def viewer(self, info: Info[Context, None]) -> Viewer:
         ctx = _ctx(info)
@@ -476,7 +478,7 @@ class Query(AdminQuery):
 
 
 @strawberry.type
-class Mutation(AdminMutation):
+class Mutation(AdminMutation, TierMutation, ReportMutation):
     @strawberry.mutation
     async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
         return await _mutate(CustomerPayload, lambda: usecases.create_customer(info, input))

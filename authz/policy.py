@@ -18,6 +18,7 @@ from threading import Lock
 import casbin
 
 from authz.catalogue import CATALOGUE, Sensitivity
+from authz.masking import MASKS
 
 MODEL_PATH = Path(__file__).with_name("model.conf")
 ROLE_PREFIX = "role:"
@@ -175,9 +176,6 @@ class PolicyStore:
 def present(decisions: Decisions, key: str, value: object, *, consented: bool = False) -> object:
     """A value as this caller may see it: itself, its masked form, or nothing. ``consented`` tells
     whether the customer consented on the field's channel (for CONSENTED grants)."""
-    from authz.catalogue import CATALOGUE
-    from authz.masking import MASKS
-
     level = decisions.read(key)
     if level is Level.FULL or value is None:
         return value

@@ -43,9 +43,10 @@ PAGE_FIELDS = (
     "complaints(first: 3) { edges { node { subject status severity openedAt } } }"
 )
 PAGE = (
-    "query($first: Int!, $after: String) { customers(first: $first, after: $after) { edges { cursor node { %s } } pageInfo { hasNextPage endCursor } } }"
-    % PAGE_FIELDS
-)  # noqa: E501, UP031
+    "query($first: Int!, $after: String) { customers(first: $first, after: $after) { edges { cursor node { "
+    + PAGE_FIELDS
+    + " } } pageInfo { hasNextPage endCursor } } }"
+)
 CUSTOMER = """query($id: ID!) { customer(id: $id) { name email phone nationalId birthDate
   address { line1 postalCode city country } tier { code } metrics { lifetimeSpend spend12m orders12m lastPurchaseAt }
   purchases(first: 5) { edges { node { externalId amount purchasedAt } } }

@@ -23,7 +23,9 @@ from authz.catalogue import CATALOGUE
 from authz.policy import Level
 from domain.errors import DomainError, NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
+from infra.repos import authz as authz_repo
 from infra.repos import partners as partners_repo
+from infra.repos import ratelimit as ratelimit_repo
 
 P = TypeVar("P")
 
@@ -104,6 +106,9 @@ class ApiTokenType:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    rate_limit_per_minute: int | None = strawberry.field(
+        description="Cost points per minute (an operation costs its estimated cost); null: the partner default"
+    )
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> ApiTokenType:
@@ -117,6 +122,7 @@ class ApiTokenType:
             created_at=r["created_at"],
             expires_at=r["expires_at"],
             revoked_at=r["revoked_at"],
+            rate_limit_per_minute=r.get("rate_limit_per_minute"),
         )
 
 
@@ -153,6 +159,15 @@ class CreatePartnerTokenPayload:
     token: str | None = strawberry.field(default=None, description="Shown once; only its hash is stored")
     api_token: ApiTokenType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PartnerTokenPayload:
+    api_token: ApiTokenType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+MAX_RATE_LIMIT = 10_000_000
 
 
 async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callable[[Any], Awaitable[Any]]) -> P:
@@ -360,3 +375,47 @@ class AdminMutation:
             return AdminPayload(ok=True)
 
         return await _admin_change(info, AdminPayload, run)
+
+    @strawberry.mutation(
+        description="Set a partner token's rate limit in cost points per minute (null: back to the default); "
+        "every instance applies it to the token's next operation"
+    )
+    async def set_partner_token_rate_limit(
+        self, info: Info[Context, None], id: strawberry.ID, per_minute: int | None = None
+    ) -> PartnerTokenPayload | None:
+        ctx = _ctx(info)
+
+        async def run(db: Any) -> PartnerTokenPayload:
+            try:
+                token_id = UUID(str(id))
+            except ValueError:
+                raise NotFound("no such token", field="id") from None
+            if per_minute is not None and not 1 <= per_minute <= MAX_RATE_LIMIT:
+                raise ValidationFailed(f"perMinute is between 1 and {MAX_RATE_LIMIT}, or null", field="perMinute")
+            before = await partners_repo.token(db, token_id)
+            row = await ratelimit_repo.set_token_limit(db, token_id, per_minute)
+            if before is None or row is None:
+                raise NotFound("no such token", field="id")
+            await authz_repo.write_audit(
+                db,
+                actor=ctx.actor,
+                action="token.rate_limit",
+                request_id=ctx.request_id,
+                target_type="ApiToken",
+                target_ids=[str(token_id)],
+                fields=["rateLimitPerMinute"],
+                before={"rateLimitPerMinute": before["rate_limit_per_minute"]},
+                after={"rateLimitPerMinute": per_minute},
+            )
+            return PartnerTokenPayload(api_token=ApiTokenType.from_row(row))
+
+        try:
+            async with ctx.db.unit_of_work() as uow:
+                payload = await run(uow.conn)
+                uow.commit()
+        except DomainError as exc:
+            return PartnerTokenPayload(user_errors=user_errors(exc))
+        limiter = ctx.services.limiter
+        if limiter is not None and payload.api_token is not None:
+            limiter.forget(f"token:{payload.api_token.id}")
+        return payload

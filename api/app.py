@@ -1,26 +1,32 @@
-"""The Starlette application: authentication at the edge, one GraphQL endpoint, health checks."""
+"""The Starlette application: request id, limits, logs, metrics and traces at the HTTP edge;
+authentication before GraphQL; one GraphQL endpoint; health, readiness and metrics endpoints."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hmac
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 import procrastinate
+from cross_web import HTTPException
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
@@ -28,12 +34,23 @@ from strawberry.types import ExecutionResult
 
 from api.auth import AuthError, authenticate
 from api.context import Context
-from api.errors import UNAUTHENTICATED, format_error
+from api.errors import (
+    BAD_REQUEST,
+    INTERNAL,
+    PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
+    SERVICE_UNAVAILABLE,
+    UNAUTHENTICATED,
+    format_error,
+)
+from api.limits import Limits, OperationLimits
 from api.loaders import Loaders
+from api.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
+from api.ratelimit import RateLimiter
 from api.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService
-from infra.db import RequestDb, create_engine
+from infra.db import DbFailure, RequestDb, classify_db_error, create_engine, pool_status
 from infra.embedded import resolve_database_url
 from infra.jobs import JobDeps, create_job_app, registrars, run_worker
 from infra.migrate import schema_state
@@ -42,6 +59,7 @@ from infra.repos.base import Scope as RowScope
 from infra.settings import Settings
 
 log = logging.getLogger("tierwise")
+access_log = logging.getLogger("tierwise.access")
 ANONYMOUS = Principal(PrincipalKind.USER, "anonymous")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -56,6 +74,8 @@ class Services:
     engine: AsyncEngine
     authz: AuthzService
     jobs: procrastinate.App
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter | None = None
 
     @property
     def graphiql(self) -> bool:
@@ -87,15 +107,34 @@ class AuditSensitiveReads(SchemaExtension):
             await ctx.db.close()
 
 
+def _errors_are_logged_once(*_args: Any, **_kwargs: Any) -> None:
+    """Strawberry would log every error (FORBIDDEN_FIELD included) with its traceback; api/errors.py
+    logs the unexpected ones, redacted, once."""
+
+
 class TierwiseGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
-        production = services.settings.is_production
+        settings = services.settings
+        production = settings.is_production
+        limits = functools.partial(OperationLimits, limits=Limits.from_settings(settings), limiter=services.limiter)
+        schema = build_schema([AuditSensitiveReads, limits])
+        schema.process_errors = _errors_are_logged_once  # type: ignore[method-assign]
         super().__init__(
-            build_schema([AuditSensitiveReads]),
+            schema,
             graphql_ide=None if production else "graphiql",
-            allow_queries_via_get=True,
+            allow_queries_via_get=True,  # queries only: strawberry refuses mutations over GET
+            multipart_uploads_enabled=False,
         )
         self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Transport errors (bad JSON, batches, GET mutations…) as JSON errors with a code."""
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = error_response(exc.status_code, exc.reason, BAD_REQUEST)
+        await response(scope, receive, send)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         s = self.services
@@ -105,7 +144,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         decisions = s.authz.store.decisions_for(principal.roles, principal.scopes)
         db = RequestDb(s.engine.connect)
         scope = RowScope(partner_id=principal.partner_id)
-        return Context(
+        context = Context(
             request=request,
             response=response,
             settings=s.settings,
@@ -117,20 +156,42 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             loaders=Loaders(db, decisions, scope),
             request_id=request.state.request_id,
         )
+        request.state.graphql = context.extra  # operation name, type and cost, for logs and metrics
+        request.state.sub_response = response
+        return context
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         out: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
-            out["errors"] = [format_error(e, request.state.request_id) for e in result.errors]  # type: ignore[typeddict-item]
+            hide = self.services.settings.is_production
+            errors = [format_error(e, request.state.request_id, hide_suggestions=hide) for e in result.errors]
+            out["errors"] = errors  # type: ignore[typeddict-item]
+            extra = getattr(request.state, "graphql", {})
+            self.services.metrics.observe_errors(errors, extra.get("operation_type"))
+            codes = [e["extensions"]["code"] for e in errors]
+            request.state.error_codes = codes
+            if SERVICE_UNAVAILABLE in codes and not any((result.data or {}).values()):
+                sub = request.state.sub_response
+                sub.status_code = 503
+                sub.headers["Retry-After"] = "1"
         return out
 
     def encode_json(self, data: object) -> bytes:  # type: ignore[override]
         return orjson.dumps(data)
 
 
+def error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
+) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
 class EdgeMiddleware:
-    """Request id in and out; bearer token → Principal before GraphQL runs (401 with
-    UNAUTHENTICATED and no data otherwise). GraphiQL's page itself needs no token."""
+    """Before GraphQL: only JSON bodies (no form, multipart or text/plain POSTs: CSRF); bearer token →
+    Principal (401 with UNAUTHENTICATED and no data otherwise; 503 if the database can't be asked);
+    callers this instance knows to be out of budget are refused here (429), before any parsing.
+    GraphiQL's page itself needs no token."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -141,16 +202,13 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-
-        async def send_with_id(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
+        if scope["method"] == "POST":
+            media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media_type != "application/json":
+                response = error_response(415, "send GraphQL requests as application/json", BAD_REQUEST)
+                await response(scope, receive, send)
+                return
 
         params = {k for k, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)}
         is_ide_page = (
@@ -161,23 +219,187 @@ class EdgeMiddleware:
         )
         if not is_ide_page:
             try:
-                state["principal"] = await authenticate(
+                principal = await authenticate(
                     headers.get("authorization"),
                     settings=self.services.settings,
                     engine=self.services.engine,
                     store=self.services.authz.store,
                 )
             except AuthError as exc:
-                body = {"errors": [{"message": str(exc), "extensions": {"code": UNAUTHENTICATED}}]}
-                response = Response(
-                    orjson.dumps(body),
-                    status_code=401,
-                    media_type="application/json",
-                    headers={"WWW-Authenticate": 'Bearer realm="tierwise"'},
+                self.services.metrics.errors.labels(UNAUTHENTICATED).inc()
+                response = error_response(
+                    401, str(exc), UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="tierwise"'}
                 )
-                await response(scope, receive, send_with_id)
+                await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                failure = classify_db_error(exc)
+                if failure is None or failure is DbFailure.BAD_INPUT:
+                    raise
+                self.services.metrics.errors.labels(SERVICE_UNAVAILABLE).inc()
+                log.warning("authentication could not reach the database (%s)", failure.value)
+                response = error_response(
+                    503,
+                    f"the service is unavailable; retry shortly (request id {state['request_id']})",
+                    SERVICE_UNAVAILABLE,
+                    headers={"Retry-After": "1"},
+                    retryAfter=1,
+                )
+                await response(scope, receive, send)
+                return
+            state["principal"] = principal
+            state["subject"] = principal.subject
+            limiter = self.services.limiter
+            wait = limiter.blocked_for(principal) if limiter is not None else 0.0
+            if wait > 0:
+                self.services.metrics.rate_limited.labels(principal.kind.value).inc()
+                self.services.metrics.errors.labels(RATE_LIMITED).inc()
+                retry = str(max(int(wait + 0.999), 1))
+                response = error_response(
+                    429,
+                    f"rate limit reached; retry in {retry} s",
+                    RATE_LIMITED,
+                    headers={"Retry-After": retry},
+                    retryAfter=int(retry),
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class HttpEdge:
+    """Outermost: request id (in the logs' context and the X-Request-ID header), the body size limit
+    (413), a trace span, one access-log line and the HTTP metrics per request — never with the query
+    string or body — and a last-resort 500 that names the request id and nothing else."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, tracing: Tracing | None) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.tracing = tracing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        path = scope.get("path", "")
+        route = path if path in ROUTES else "other"
+        status = {"code": 500, "started": False}
+        limit = self.settings.max_body_bytes
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        span_cm = (
+            self.tracing.server_span(
+                f"{scope['method']} {route}",
+                headers,
+                {"http.request.method": scope["method"], "url.path": route, "tierwise.request_id": request_id},
+            )
+            if self.tracing is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with span_cm as span:
+                try:
+                    declared = int(headers.get("content-length", "0") or 0)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._refuse_large(scope, receive, send_with_id)
+                else:
+                    try:
+                        await self.app(scope, receive_limited, send_with_id)
+                    except BodyTooLarge:
+                        if not status["started"]:
+                            await self._refuse_large(scope, receive, send_with_id)
+                    except Exception:
+                        log.exception("unhandled error in request %s", request_id)
+                        if not status["started"]:
+                            response = error_response(500, f"internal error (request id {request_id})", INTERNAL)
+                            await response(scope, receive, send_with_id)
+                if span is not None:
+                    self._annotate(span, state, status["code"])
+        finally:
+            self._record(scope, state, route, status["code"], time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    async def _refuse_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            f"request body over {self.settings.max_body_bytes} bytes",
+            PAYLOAD_TOO_LARGE,
+            headers={"Connection": "close"},
+        )
+        self.metrics.errors.labels(PAYLOAD_TOO_LARGE).inc()
+        await response(scope, receive, send)
+
+    def _annotate(self, span: Any, state: dict[str, Any], code: int) -> None:
+        graphql = state.get("graphql") or {}
+        span.set_attribute("http.response.status_code", code)
+        if graphql.get("operation_type"):
+            name = self.metrics.operation_label(graphql.get("operation_name"))
+            span.set_attribute("graphql.operation.type", graphql["operation_type"])
+            span.set_attribute("graphql.operation.name", name)
+            span.update_name(f"{graphql['operation_type']} {name}")
+        if state.get("error_codes"):
+            span.set_attribute("tierwise.error_codes", sorted(set(state["error_codes"])))
+
+    def _record(self, scope: Scope, state: dict[str, Any], route: str, code: int, elapsed: float) -> None:
+        self.metrics.http.labels(route, str(code)).inc()
+        graphql = state.get("graphql") or {}
+        operation_type = graphql.get("operation_type")
+        name = self.metrics.operation_label(graphql.get("operation_name")) if operation_type else None
+        if operation_type:
+            self.metrics.requests.labels(name, operation_type).inc()
+            self.metrics.latency.labels(name, operation_type).observe(elapsed)
+            if "cost" in graphql:
+                self.metrics.cost.observe(graphql["cost"])
+        if route in ("/healthz", "/metrics") and code < 400:
+            return  # probes and scrapes: counted, not logged
+        access_log.info(
+            "%s %s %s %.1f ms",
+            scope["method"],
+            scope.get("path", ""),
+            code,
+            elapsed * 1000,
+            extra={
+                "method": scope["method"],
+                "path": scope.get("path", ""),
+                "status": code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "operation": name,
+                "operation_type": operation_type,
+                "cost": graphql.get("cost"),
+                "subject": state.get("subject"),
+                "error_codes": sorted(set(state.get("error_codes") or [])) or None,
+            },
+        )
 
 
 async def healthz(_request: Request) -> Response:
@@ -187,6 +409,8 @@ async def healthz(_request: Request) -> Response:
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
     settings = settings or Settings()
     holder: dict[str, Services] = {}
+    metrics = Metrics()
+    tracing_holder: dict[str, Tracing] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -203,46 +427,86 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         await authz.start()
         jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
         await jobs.open_async()
-        worker = (
-            asyncio.create_task(run_worker(jobs, settings), name="tierwise-worker") if settings.run_worker else None
-        )
-        services = Services(settings=settings, engine=engine, authz=authz, jobs=jobs)
+        metrics.watch_pool(engine)
+        limiter = RateLimiter(settings, metrics) if settings.rate_limit_enabled else None
+        services = Services(settings=settings, engine=engine, authz=authz, jobs=jobs, metrics=metrics, limiter=limiter)
         holder["services"] = services
-        try:
-            yield
-        finally:
-            if worker is not None:
-                worker.cancel()  # procrastinate lets running jobs finish, then stops
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
-            await jobs.close_async()
-            await authz.stop()
-            await engine.dispose()
+        with job_metrics(metrics):
+            worker = (
+                asyncio.create_task(run_worker(jobs, settings), name="tierwise-worker") if settings.run_worker else None
+            )
+            try:
+                yield
+            finally:
+                log.info("shutting down: stopping the job worker (running jobs finish first)")
+                if worker is not None:
+                    worker.cancel()  # procrastinate lets running jobs finish, then stops
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                await jobs.close_async()
+                await authz.stop()
+                metrics.watch_pool(None)
+                await engine.dispose()
+                tracing = tracing_holder.pop("tracing", None)
+                if tracing is not None:
+                    tracing.shutdown()
+                log.info("shut down cleanly")
 
     async def readyz(_request: Request) -> Response:
         services = holder.get("services")
         if services is None:
             return JSONResponse({"status": "starting"}, status_code=503)
+        pool = pool_status(services.engine)
+        pool_body = {"size": pool.size, "capacity": pool.capacity, "checkedOut": pool.checked_out}
+        if pool.exhausted:
+            # every connection is in use: answer at once rather than queue behind the requests
+            body = {"status": "unavailable", "database": "pool exhausted", "pool": pool_body}
+            return JSONResponse(body, status_code=503)
         try:
             async with services.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             state = await schema_state(services.engine)
-        except Exception:
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        except Exception as exc:
+            busy = classify_db_error(exc) is DbFailure.BUSY
+            body = {"status": "unavailable", "database": "pool exhausted" if busy else "unreachable", "pool": pool_body}
+            return JSONResponse(body, status_code=503)
         if not state.is_current:
             return JSONResponse({"status": "unavailable", "schema": state.current, "head": state.head}, status_code=503)
-        return JSONResponse({"status": "ready", "schema": state.current, "policyVersion": services.authz.store.version})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "schema": state.current,
+                "policyVersion": services.authz.store.version,
+                "pool": pool_body,
+            }
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        if token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return error_response(
+                    401, "metrics need Authorization: Bearer <TIERWISE_METRICS_TOKEN>", UNAUTHENTICATED
+                )
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     graphql_app = _LazyGraphQL(holder)
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
         ],
         lifespan=lifespan,
     )
+    tracing = Tracing.from_env()
+    if tracing is not None:
+        tracing_holder["tracing"] = tracing
+    app.add_middleware(HttpEdge, settings=settings, metrics=metrics, tracing=tracing)
     app.state.services = holder
+    app.state.metrics = metrics
     return app
 
 

@@ -1,4 +1,4 @@
-"""The ``tierwise`` command: serve, migrate, seed, token issue, roles, schema."""
+"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, schema."""
 
 from __future__ import annotations
 
@@ -22,13 +22,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.observability import configure_logging
 
+    configure_logging(settings)
+    # On SIGTERM uvicorn stops accepting connections, lets requests in flight finish (at most
+    # shutdown_grace_s), then runs the app's shutdown: the job worker finishes its running jobs.
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,
         port=args.port or settings.port,
-        log_level="info",
+        log_config=None,  # logging is configured above (JSON in production)
+        log_level=settings.log_level.lower(),
+        access_log=False,  # tierwise writes its own access line, without query strings
         proxy_headers=True,
+        timeout_graceful_shutdown=max(int(settings.shutdown_grace_s), 1),
+        timeout_keep_alive=max(int(settings.keep_alive_timeout_s), 1),
     )
     return 0
 
@@ -84,6 +92,60 @@ def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
     print(issue_staff_token(settings, args.sub, ttl_s=args.ttl))
     return 0
+
+
+def cmd_retier(args: argparse.Namespace, settings: Settings) -> int:
+    """The full re-tier (metrics and tiers of every customer), batched and resumable, with progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from infra.db import create_engine
+    from infra.tiering import RetierBusy, RunProgress, run_full_retier
+
+    async def run() -> int:
+        engine = create_engine(_url(settings), settings)
+        try:
+            with Progress(
+                TextColumn("[bold]re-tier[/bold] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[changes]} changes"),
+                TimeElapsedColumn(),
+                disable=not sys.stderr.isatty(),
+            ) as bar:
+                task = bar.add_task("", total=None, changes=0)
+
+                def show(p: RunProgress) -> None:
+                    resumed = f", resumed at {p.resumed_from}" if p.resumed_from else ""
+                    bar.update(
+                        task,
+                        total=p.total,
+                        completed=p.done,
+                        changes=p.changes,
+                        description=f"run {p.run_id}, policy v{p.policy_version}{resumed}",
+                    )
+
+                try:
+                    result = await run_full_retier(
+                        engine, actor="cli", batch_size=args.batch_size, on_progress=show, max_batches=args.max_batches
+                    )
+                except RetierBusy as exc:
+                    print(f"tierwise: {exc}", file=sys.stderr)
+                    return 1
+            if result is None:
+                print("no active tier policy: nothing to do")
+                return 0
+            state = "done" if result.finished else f"stopped after {len(result.timings)} batches (resume: run again)"
+            print(
+                f"run {result.run_id} under policy v{result.policy_version}: "
+                f"{result.done} of {result.total} customers, "
+                f"{result.changes} tier changes, {result.grace_rows} grace periods started or ended, "
+                f"{sum(result.timings):.1f} s in {len(result.timings)} batches; {state}"
+            )
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def cmd_schema(_args: argparse.Namespace, _settings: Settings) -> int:
@@ -244,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("id")
     tr.set_defaults(fn=cmd_tokens)
     tokens.add_parser("list").set_defaults(fn=cmd_tokens)
+
+    retier = sub.add_parser("retier", help="recompute metrics and re-tier every customer (resumes a stopped run)")
+    retier.add_argument("--batch-size", type=int, default=50_000, help="customers per transaction")
+    retier.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
+    retier.set_defaults(fn=cmd_retier)
 
     sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
     return parser

@@ -94,7 +94,8 @@ class Loaders:
     async def taxon(self, kind: str, code: str) -> dict[str, Any] | None:
         async with self._memo_lock:
             if kind not in self._taxonomy:
-                self._taxonomy[kind] = {t["code"]: t for t in await complaints_repo.taxonomy(self.db, kind)}
+                rows = await complaints_repo.taxonomy(self.db, kind, include_inactive=True)
+                self._taxonomy[kind] = {t["code"]: t for t in rows}
         return self._taxonomy[kind].get(code)
 
     async def _customers(self, ids: Sequence[UUID]) -> list[dict[str, Any] | None]:

@@ -1,15 +1,787 @@
-"""GraphQL for reports: queries and mutations mixed into Query and Mutation (api/schema.py)."""
+"""GraphQL for complaints' SLA policies and taxonomy, survey invitations and the reports (complaint
+analytics, survey scores, fairness across tiers, churn): queries and mutations mixed into Query and
+Mutation (api/schema.py).
+
+Access is the schema's like everywhere: ``Query.reports`` and each ``Reports.<report>`` are guarded
+fields (analysts read them all, marketing the survey and churn ones); report rows are aggregates
+with no free text and no customer in them. All SQL is in infra/ (repos/reports.py, sla.py,
+repos/complaints.py, repos/surveys.py).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
 import strawberry
+from strawberry.types import Info
+
+from api.context import Context
+from api.errors import coded, user_errors
+from api.ids import from_global_id, to_global_id
+from api.types import (
+    ComplaintType,
+    CustomerType,
+    PolicyStatus,
+    Severity,
+    SurveyChannel,
+    SurveyTrigger,
+    SurveyType,
+    TaxonType,
+    UserError,
+    load_customer,
+)
+from domain import sla as sla_rules
+from domain.errors import DomainError, Invalid, ValidationFailed
+from infra import sla as sla_repo
+from infra.repos import authz as audit_repo
+from infra.repos import complaints as complaints_repo
+from infra.repos import customers as customers_repo
+from infra.repos import reports as reports_repo
+from infra.repos import surveys as surveys_repo
+
+P = TypeVar("P")
+CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+MAX_INVITES = 100
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _enum_value(value: Any) -> str:
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
+    """Run a use-case; a domain error becomes ``userErrors`` (its transaction was rolled back)."""
+    try:
+        return await fn()
+    except DomainError as exc:
+        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+
+
+def _range(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    for name, value in (("from", since), ("to", until)):
+        if value is not None and value.tzinfo is None:
+            raise coded(f"{name} needs a time zone", "BAD_USER_INPUT")
+    if since is not None and until is not None and since >= until:
+        raise coded("from must be before to", "BAD_USER_INPUT")
+    return since, until
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+FromArg = Annotated[dt.datetime | None, strawberry.argument(name="from", description="inclusive; none: unbounded")]
+ToArg = Annotated[dt.datetime | None, strawberry.argument(name="to", description="exclusive; none: unbounded")]
+
+
+# ---------------------------------------------------------------- SLA policies
+
+
+@strawberry.type(name="SlaTarget")
+class SlaTargetType:
+    tier: str = strawberry.field(description="A tier code, or '*' for tiers without their own target")
+    severity: Severity  # type: ignore[valid-type]
+    first_response_minutes: int
+    resolution_minutes: int
+
+    @classmethod
+    def from_target(cls, t: sla_rules.SlaTarget) -> SlaTargetType:
+        return cls(
+            tier=t.tier,
+            severity=Severity(t.severity),
+            first_response_minutes=t.first_response_minutes,
+            resolution_minutes=t.resolution_minutes,
+        )
+
+
+@strawberry.type(name="SlaPolicy", description="Versioned SLA targets by tier and severity (draft, active, retired)")
+class SlaPolicyType:
+    id: strawberry.ID
+    version: int
+    name: str
+    status: PolicyStatus  # type: ignore[valid-type]
+    created_at: dt.datetime
+    created_by: str | None
+    activated_at: dt.datetime | None
+    activated_by: str | None
+    retired_at: dt.datetime | None
+    targets: list[SlaTargetType]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], targets: list[sla_rules.SlaTarget]) -> SlaPolicyType:
+        return cls(
+            id=strawberry.ID(to_global_id("SlaPolicy", row["id"])),
+            version=row["version"],
+            name=row["name"],
+            status=PolicyStatus(row["status"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            activated_at=row["activated_at"],
+            activated_by=row["activated_by"],
+            retired_at=row["retired_at"],
+            targets=[SlaTargetType.from_target(t) for t in targets],
+        )
+
+
+async def _policies(info: Info[Context, None], statuses: list[str] | None = None) -> list[SlaPolicyType]:
+    db = _ctx(info).db
+    rows = await sla_repo.policies(db, statuses)
+    targets = await sla_repo.targets_of(db, [r["id"] for r in rows]) if rows else {}
+    return [SlaPolicyType.from_row(r, targets[r["id"]]) for r in rows]
+
+
+@strawberry.input
+class SlaTargetInput:
+    tier: str
+    severity: Severity  # type: ignore[valid-type]
+    first_response_minutes: int
+    resolution_minutes: int
+
+
+@strawberry.input
+class CreateSlaPolicyInput:
+    name: str
+    targets: list[SlaTargetInput]
+
+
+@strawberry.type
+class SlaPolicyPayload:
+    sla_policy: SlaPolicyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _policy_by_id(info: Info[Context, None], policy_id: UUID) -> SlaPolicyType | None:
+    found = [p for p in await _policies(info) if p.id == to_global_id("SlaPolicy", policy_id)]
+    return found[0] if found else None
+
+
+async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput) -> SlaPolicyPayload:
+    ctx = _ctx(info)
+    name = " ".join(inp.name.split())
+    targets = [
+        sla_rules.SlaTarget(t.tier.strip(), _enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
+        for t in inp.targets
+    ]
+    async with ctx.db.unit_of_work() as uow:
+        errors: list[ValidationFailed] = []
+        if not 0 < len(name) <= 100:
+            errors.append(ValidationFailed("a name has 1 to 100 characters", field="name"))
+        try:
+            sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
+        except Invalid as exc:
+            errors += exc.errors
+        if errors:
+            raise Invalid(errors)
+        policy_id = await sla_repo.create_policy(uow, name=name, targets=targets, actor=ctx.actor)
+        await audit_repo.write_audit(
+            uow,
+            actor=ctx.actor,
+            action="sla_policy.create",
+            request_id=ctx.request_id,
+            target_type="sla_policy",
+            target_ids=[str(policy_id)],
+            after={"name": name, "targets": len(targets)},
+        )
+        uow.commit()
+    return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
+
+
+async def activate_sla_policy(info: Info[Context, None], global_id: str) -> SlaPolicyPayload:
+    ctx = _ctx(info)
+    _, policy_id = from_global_id(global_id, "SlaPolicy", field="id")
+    async with ctx.db.unit_of_work() as uow:
+        # Coverage is checked against the tiers of now, under the activation lock.
+        version, retired = await sla_repo.activate_policy(uow, policy_id, actor=ctx.actor)
+        targets = (await sla_repo.targets_of(uow, [policy_id]))[policy_id]
+        sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
+        await audit_repo.write_audit(
+            uow,
+            actor=ctx.actor,
+            action="sla_policy.activate",
+            request_id=ctx.request_id,
+            target_type="sla_policy",
+            target_ids=[str(policy_id)],
+            after={"version": version, "retiredVersion": retired},
+        )
+        uow.commit()
+    return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
+
+
+# ---------------------------------------------------------------- taxonomy
+
+
+@strawberry.type
+class TaxonPayload:
+    taxon: TaxonType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _add_taxon(info: Info[Context, None], table: str, code: str, label: str) -> TaxonPayload:
+    ctx = _ctx(info)
+    code, label = code.strip().lower(), " ".join(label.split())
+    errors = []
+    if not CODE.match(code):
+        errors.append(ValidationFailed("a code is 2 to 40 of a-z, 0-9 and _, starting with a letter", field="code"))
+    if not 0 < len(label) <= 100:
+        errors.append(ValidationFailed("a label has 1 to 100 characters", field="label"))
+    if errors:
+        raise Invalid(errors)
+    async with ctx.db.unit_of_work() as uow:
+        taxon, reactivated = await complaints_repo.add_taxon(uow, table, code, label)
+        await audit_repo.write_audit(
+            uow,
+            actor=ctx.actor,
+            action=f"taxonomy.{'reactivate' if reactivated else 'add'}",
+            request_id=ctx.request_id,
+            target_type=table,
+            target_ids=[code],
+            after={"label": label},
+        )
+        uow.commit()
+    return TaxonPayload(taxon=TaxonType(**taxon))
+
+
+async def _deactivate_taxon(info: Info[Context, None], table: str, code: str) -> TaxonPayload:
+    ctx = _ctx(info)
+    async with ctx.db.unit_of_work() as uow:
+        taxon = await complaints_repo.deactivate_taxon(uow, table, code.strip().lower())
+        await audit_repo.write_audit(
+            uow,
+            actor=ctx.actor,
+            action="taxonomy.deactivate",
+            request_id=ctx.request_id,
+            target_type=table,
+            target_ids=[taxon["code"]],
+        )
+        uow.commit()
+    return TaxonPayload(taxon=TaxonType(**taxon))
+
+
+# ---------------------------------------------------------------- survey invitations
+
+
+@strawberry.type(name="SurveyInvitation")
+class SurveyInvitationType:
+    id: strawberry.ID
+    survey_ref: strawberry.Private[UUID]
+    customer_ref: strawberry.Private[UUID]
+    complaint_ref: strawberry.Private[UUID | None]
+    channel: SurveyChannel  # type: ignore[valid-type]
+    trigger: SurveyTrigger  # type: ignore[valid-type]
+    tier_at_invitation: str | None
+    sent_at: dt.datetime
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> SurveyInvitationType:
+        return cls(
+            id=strawberry.ID(str(row["id"])),
+            survey_ref=UUID(row["survey_id"]),
+            customer_ref=UUID(row["customer_id"]),
+            complaint_ref=UUID(row["complaint_id"]) if row.get("complaint_id") else None,
+            channel=SurveyChannel(row["channel"]),
+            trigger=SurveyTrigger(row["trigger"]),
+            tier_at_invitation=row.get("tier_at_invitation"),
+            sent_at=dt.datetime.fromisoformat(row["sent_at"]),
+        )
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        return SurveyType.from_row(row) if row else None
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+    @strawberry.field
+    async def complaint(self, info: Info[Context, None]) -> ComplaintType | None:
+        if self.complaint_ref is None:
+            return None
+        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
+        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
+
+
+@strawberry.type(name="InvitationSkip", description="A customer not invited, and why")
+class InvitationSkipType:
+    customer_id: strawberry.ID
+    reason: str = strawberry.field(
+        description="not_found, survey_inactive, answered, already_invited, throttled (invited lately, on any "
+        "channel) or no_channel (none of the survey's channels reaches the customer with consent)"
+    )
+
+
+@strawberry.input
+class InviteToSurveyInput:
+    survey_id: strawberry.ID
+    customer_ids: list[strawberry.ID]
+    channel: SurveyChannel | None = None  # type: ignore[valid-type]
+
+
+@strawberry.type
+class InviteToSurveyPayload:
+    invitations: list[SurveyInvitationType] = strawberry.field(default_factory=list)
+    skipped: list[InvitationSkipType] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def invite_to_survey(info: Info[Context, None], inp: InviteToSurveyInput) -> InviteToSurveyPayload:
+    ctx = _ctx(info)
+    _, survey_id = from_global_id(inp.survey_id, "Survey", field="surveyId")
+    if not 0 < len(inp.customer_ids) <= MAX_INVITES:
+        raise ValidationFailed(f"invite 1 to {MAX_INVITES} customers at once", field="customerIds")
+    customers = [from_global_id(c, "Customer", field=f"customerIds[{n}]")[1] for n, c in enumerate(inp.customer_ids)]
+    channel = _enum_value(inp.channel) if inp.channel is not None else None
+    async with ctx.db.unit_of_work() as uow:
+        survey, _ = await surveys_repo.survey_with_questions(uow, survey_id)
+        if channel is not None and channel not in survey["channels"]:
+            raise ValidationFailed("the survey is not sent on this channel", field="channel")
+        # Row scope first: a customer the caller cannot see answers exactly like an unknown one.
+        visible = await customers_repo.by_ids(uow, customers, columns=(), scope=ctx.scope)
+        outcomes = await surveys_repo.invite(
+            uow,
+            [
+                surveys_repo.Candidate(survey_id, c, "manual", preferred_channel=channel)
+                for c in customers
+                if c in visible
+            ],
+            throttle_days=ctx.settings.survey_throttle_days,
+            periodic_days=ctx.settings.survey_periodic_days,
+        )
+        uow.commit()
+    invited = [SurveyInvitationType.from_json(o.invitation) for o in outcomes if o.invitation is not None]
+    skipped = [
+        InvitationSkipType(customer_id=_cid(c), reason="not_found")
+        for c in dict.fromkeys(customers)
+        if c not in visible
+    ]
+    skipped += [
+        InvitationSkipType(customer_id=_cid(o.customer_id), reason=o.skipped or "throttled")
+        for o in outcomes
+        if o.invitation is None
+    ]
+    return InviteToSurveyPayload(invitations=invited, skipped=skipped)
+
+
+def _cid(customer_id: UUID) -> strawberry.ID:
+    return strawberry.ID(to_global_id("Customer", customer_id))
+
+
+# ---------------------------------------------------------------- reports: complaints
+
+
+@strawberry.type(name="ComplaintRate")
+class ComplaintRateType:
+    tier: str
+    category: str
+    category_label: str
+    complaints: int
+    customers: int = strawberry.field(description="Live customers in the tier now")
+    per_thousand: float | None = strawberry.field(description="Complaints per 1 000 customers of the tier")
+
+
+@strawberry.type(name="RootCauseCount")
+class RootCauseCountType:
+    code: str
+    label: str
+    complaints: int
+    share_percent: float
+
+
+@strawberry.type(name="ReopenRate")
+class ReopenRateType:
+    tier: str | None = strawberry.field(description="Tier at opening; null on the overall row")
+    overall: bool
+    resolved: int = strawberry.field(description="Complaints resolved at least once")
+    reopened: int = strawberry.field(description="… of which reopened at least once")
+    reopens: int
+    rate: float | None
+
+
+@strawberry.type(name="ComplaintAnalytics")
+class ComplaintAnalyticsType:
+    since: strawberry.Private[dt.datetime | None]
+    until: strawberry.Private[dt.datetime | None]
+    tier_filter: strawberry.Private[str | None]
+    top: strawberry.Private[int]
+
+    @strawberry.field(description="Tier at opening x category, zeros included")
+    async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
+        rows = await reports_repo.complaint_rates(_ctx(info).db, since=self.since, until=self.until)
+        return [
+            ComplaintRateType(
+                tier=r["tier"],
+                category=r["category"],
+                category_label=r["label"],
+                complaints=r["complaints"],
+                customers=r["customers"],
+                per_thousand=_f(r["per_thousand"]),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def top_root_causes(self, info: Info[Context, None]) -> list[RootCauseCountType]:
+        rows = await reports_repo.top_root_causes(
+            _ctx(info).db, since=self.since, until=self.until, tier=self.tier_filter, limit=self.top
+        )
+        return [
+            RootCauseCountType(
+                code=r["code"], label=r["label"], complaints=r["complaints"], share_percent=float(r["share"])
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def reopen_rates(self, info: Info[Context, None]) -> list[ReopenRateType]:
+        rows = await reports_repo.reopen_rates(_ctx(info).db, since=self.since, until=self.until)
+        return [
+            ReopenRateType(
+                tier=r["tier"],
+                overall=r["overall"],
+                resolved=r["resolved"],
+                reopened=r["reopened"],
+                reopens=int(r["reopens"]),
+                rate=_f(r["rate"]),
+            )
+            for r in rows
+        ]
+
+
+# ---------------------------------------------------------------- reports: survey scores
+
+
+@strawberry.enum(description="NPS = % promoters (9-10) - % detractors (0-6); CSAT = % of 4-5; CES = % of 5-7")
+class ScoreMetric(Enum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+
+
+@strawberry.enum
+class ScoreGroup(Enum):
+    SURVEY = "SURVEY"
+    TIER = "TIER"
+    CHANNEL = "CHANNEL"
+    DIMENSION = "DIMENSION"
+    PERIOD = "PERIOD"
+
+
+@strawberry.enum
+class ReportPeriod(Enum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@strawberry.type(name="ScoreRow", description="A score with its evidence: answers, responses, invitations")
+class ScoreRowType:
+    survey_ref: strawberry.Private[UUID | None]
+    tier: str | None
+    channel: SurveyChannel | None  # type: ignore[valid-type]
+    dimension: str | None
+    period_start: dt.datetime | None
+    responses: int
+    answers: int = strawberry.field(description="Scored answers the score is computed over")
+    positive: int = strawberry.field(description="Promoters (NPS) or satisfied answers (CSAT, CES)")
+    negative: int = strawberry.field(description="Detractors (NPS only)")
+    score: float | None
+    invitations: int = strawberry.field(description="(survey, customer, complaint) invited; reminders not counted")
+    answered_invitations: int
+    response_rate: float | None = strawberry.field(description="answeredInvitations / invitations")
+
+    @strawberry.field
+    def survey_id(self) -> strawberry.ID | None:
+        return strawberry.ID(to_global_id("Survey", self.survey_ref)) if self.survey_ref else None
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+        if self.survey_ref is None:
+            return None
+        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        return SurveyType.from_row(row) if row else None
+
+
+# ---------------------------------------------------------------- reports: fairness
+
+
+@strawberry.type(name="FairnessTier")
+class FairnessTierType:
+    tier: str
+    rank: int
+    complaints: int = strawberry.field(description="Opened in the range under this tier")
+    complaints_with_sla: int
+    breached_complaints: int
+    median_first_response_minutes: float | None
+    median_resolution_minutes: float | None = strawberry.field(description="Time waiting on the customer excluded")
+    sla_breach_rate: float | None
+    customers: int = strawberry.field(description="Live customers in the tier now")
+    customers_invited: int
+    customers_answered: int
+    invited_share: float | None
+    answered_share: float | None
+    nps_answers: int
+    nps: float | None
+
+
+@strawberry.type(name="FairnessComparison")
+class FairnessComparisonType:
+    measure: str
+    lowest: float | None = strawberry.field(description="The value of the lowest tier")
+    highest: float | None = strawberry.field(description="The value of the highest tier")
+    ratio: float | None = strawberry.field(description="lowest / highest (null when undefined)")
+    difference: float | None = strawberry.field(description="lowest - highest")
+
+
+@strawberry.type(name="FairnessReport", description="Tiers side by side, so that neglect of lower tiers shows")
+class FairnessReportType:
+    since: dt.datetime | None = strawberry.field(name="from")
+    until: dt.datetime | None = strawberry.field(name="to")
+    lowest_tier: str | None
+    highest_tier: str | None
+    tiers: list[FairnessTierType]
+    comparisons: list[FairnessComparisonType]
+
+
+FAIRNESS_MEASURES = (
+    "medianFirstResponseMinutes",
+    "medianResolutionMinutes",
+    "slaBreachRate",
+    "invitedShare",
+    "answeredShare",
+    "nps",
+)
+
+
+def _compare(measure: str, low: float | None, high: float | None) -> FairnessComparisonType:
+    ratio = diff = None
+    if low is not None and high is not None:
+        diff = round(low - high, 4)
+        ratio = round(low / high, 4) if high != 0 else None
+    return FairnessComparisonType(measure=measure, lowest=low, highest=high, ratio=ratio, difference=diff)
+
+
+async def fairness_report(
+    info: Info[Context, None], since: dt.datetime | None, until: dt.datetime | None
+) -> FairnessReportType:
+    rows = await reports_repo.fairness(_ctx(info).db, since=since, until=until)
+    tiers = [
+        FairnessTierType(
+            tier=r["tier"],
+            rank=r["rank"],
+            complaints=r["complaints"],
+            complaints_with_sla=r["with_sla"],
+            breached_complaints=r["breached"],
+            median_first_response_minutes=_f(r["median_first_response_minutes"]),
+            median_resolution_minutes=_f(r["median_resolution_minutes"]),
+            sla_breach_rate=_f(r["breach_rate"]),
+            customers=r["customers"],
+            customers_invited=r["invited"],
+            customers_answered=r["answered"],
+            invited_share=_f(r["invited_share"]),
+            answered_share=_f(r["answered_share"]),
+            nps_answers=r["nps_answers"],
+            nps=_f(r["nps"]),
+        )
+        for r in rows
+    ]
+    comparisons = []
+    if tiers:
+        low, high = tiers[0], tiers[-1]
+        attrs = {
+            "medianFirstResponseMinutes": "median_first_response_minutes",
+            "medianResolutionMinutes": "median_resolution_minutes",
+            "slaBreachRate": "sla_breach_rate",
+            "invitedShare": "invited_share",
+            "answeredShare": "answered_share",
+            "nps": "nps",
+        }
+        comparisons = [_compare(m, getattr(low, attrs[m]), getattr(high, attrs[m])) for m in FAIRNESS_MEASURES]
+    return FairnessReportType(
+        since=since,
+        until=until,
+        lowest_tier=tiers[0].tier if tiers else None,
+        highest_tier=tiers[-1].tier if tiers else None,
+        tiers=tiers,
+        comparisons=comparisons,
+    )
+
+
+# ---------------------------------------------------------------- reports: churn
+
+
+@strawberry.type(name="ChurnLevelCount")
+class ChurnLevelCountType:
+    tier: str | None
+    level: str
+    customers: int
+    mean_score: float
+
+
+@strawberry.type(name="ChurnSignalCount")
+class ChurnSignalCountType:
+    code: str
+    customers: int
+
+
+@strawberry.type(name="ChurnReport")
+class ChurnReportType:
+    @strawberry.field(description="Live customers per tier and churn level")
+    async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
+        rows = await reports_repo.churn_levels(_ctx(info).db)
+        return [
+            ChurnLevelCountType(
+                tier=r["tier"], level=r["level"], customers=r["customers"], mean_score=float(r["mean_score"])
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="How many customers each signal fires for")
+    async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
+        return [ChurnSignalCountType(**r) for r in await reports_repo.churn_signals(_ctx(info).db)]
+
+
+# ---------------------------------------------------------------- the reports root
+
+
+@strawberry.type(name="Reports", description="Aggregates: each report has its own grant (Reports.<name>)")
+class ReportsType:
+    @strawberry.field(description="Complaints per 1 000 customers by tier x category, top root causes, reopen rates")
+    def complaints(
+        self,
+        since: FromArg = None,
+        until: ToArg = None,
+        tier: Annotated[str | None, strawberry.argument(description="top root causes of this tier only")] = None,
+        top_root_causes: int = 10,
+    ) -> ComplaintAnalyticsType | None:
+        since, until = _range(since, until)
+        if not 1 <= top_root_causes <= 50:
+            raise coded("topRootCauses must be between 1 and 50", "BAD_USER_INPUT")
+        return ComplaintAnalyticsType(since=since, until=until, tier_filter=tier, top=top_root_causes)
+
+    @strawberry.field(description="NPS, CSAT or CES with responses and response rate, grouped as asked")
+    async def survey_scores(
+        self,
+        info: Info[Context, None],
+        metric: ScoreMetric,
+        group_by: list[ScoreGroup] | None = None,
+        period: ReportPeriod = ReportPeriod.MONTH,
+        since: FromArg = None,
+        until: ToArg = None,
+        survey_id: strawberry.ID | None = None,
+    ) -> list[ScoreRowType] | None:
+        since, until = _range(since, until)
+        survey = None
+        if survey_id is not None:
+            try:
+                survey = from_global_id(survey_id, "Survey", field="surveyId")[1]
+            except DomainError as exc:
+                raise coded(exc.message, "BAD_USER_INPUT") from None
+        groups = [g.value for g in group_by or []]
+        rows = await reports_repo.survey_scores(
+            _ctx(info).db,
+            kind=metric.value,
+            group_by=groups,
+            period=period.value,
+            since=since,
+            until=until,
+            survey_id=survey,
+        )
+        return [
+            ScoreRowType(
+                survey_ref=r.get("SURVEY"),
+                tier=r.get("TIER"),
+                channel=SurveyChannel(r["CHANNEL"]) if r.get("CHANNEL") else None,
+                dimension=r.get("DIMENSION"),
+                period_start=r.get("PERIOD"),
+                responses=r["responses"],
+                answers=r["answers"],
+                positive=r["positive"],
+                negative=r["negative"],
+                score=_f(r["score"]),
+                invitations=r["invitations"],
+                answered_invitations=r["answered"],
+                response_rate=_f(r["response_rate"]),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(
+        description="Per tier: median first-response and resolution times, SLA breach rate, survey coverage, "
+        "NPS; with the ratio between the lowest and the highest tier"
+    )
+    async def fairness(
+        self, info: Info[Context, None], since: FromArg = None, until: ToArg = None
+    ) -> FairnessReportType | None:
+        since, until = _range(since, until)
+        return await fairness_report(info, since, until)
+
+    @strawberry.field(description="Churn levels per tier and the signals behind them")
+    def churn_risk(self) -> ChurnReportType | None:
+        return ChurnReportType()
+
+
+# ---------------------------------------------------------------- Query and Mutation
 
 
 @strawberry.type
 class ReportQuery:
-    pass
+    @strawberry.field(description="Aggregate reports (each needs its own grant)")
+    def reports(self) -> ReportsType | None:
+        return ReportsType()
+
+    @strawberry.field(description="Every SLA policy, newest version first")
+    async def sla_policies(self, info: Info[Context, None]) -> list[SlaPolicyType] | None:
+        return await _policies(info)
+
+    @strawberry.field
+    async def active_sla_policy(self, info: Info[Context, None]) -> SlaPolicyType | None:
+        found = await _policies(info, ["active"])
+        return found[0] if found else None
 
 
 @strawberry.type
 class ReportMutation:
-    pass
+    @strawberry.mutation(description="A draft SLA policy: targets by tier (or '*') and severity, validated")
+    async def create_sla_policy(
+        self, info: Info[Context, None], input: CreateSlaPolicyInput
+    ) -> SlaPolicyPayload | None:
+        return await _mutate(SlaPolicyPayload, lambda: create_sla_policy(info, input))
+
+    @strawberry.mutation(
+        description="Activate a draft SLA policy (the active one retires); open complaints keep their deadlines"
+    )
+    async def activate_sla_policy(self, info: Info[Context, None], id: strawberry.ID) -> SlaPolicyPayload | None:
+        return await _mutate(SlaPolicyPayload, lambda: activate_sla_policy(info, id))
+
+    @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")
+    async def add_complaint_category(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
+        return await _mutate(TaxonPayload, lambda: _add_taxon(info, "categories", code, label))
+
+    @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")
+    async def deactivate_complaint_category(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
+        return await _mutate(TaxonPayload, lambda: _deactivate_taxon(info, "categories", code))
+
+    @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")
+    async def add_root_cause(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
+        return await _mutate(TaxonPayload, lambda: _add_taxon(info, "root_causes", code, label))
+
+    @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")
+    async def deactivate_root_cause(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
+        return await _mutate(TaxonPayload, lambda: _deactivate_taxon(info, "root_causes", code))
+
+    @strawberry.mutation(
+        description="Invite customers to a survey now; the per-customer throttle and consent apply, "
+        "skipped customers come back with the reason"
+    )
+    async def invite_to_survey(
+        self, info: Info[Context, None], input: InviteToSurveyInput
+    ) -> InviteToSurveyPayload | None:
+        return await _mutate(InviteToSurveyPayload, lambda: invite_to_survey(info, input))

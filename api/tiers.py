@@ -1,15 +1,831 @@
-"""GraphQL for tiers: queries and mutations mixed into Query and Mutation (api/schema.py)."""
+"""GraphQL for the tier engine, mixed into Query and Mutation (api/schema.py): policy drafts, validation,
+activation, simulation, manual overrides, explanations, full re-tier runs and the tier reports.
+
+Who may do what is data (Casbin grants, migration 0004): by default admins draft, simulate and activate
+policies and override tiers; analysts and marketing read the reports; every role that reads a customer's
+tier reads its explanation, with the metric values it may not read left out.
+
+Activation re-tiers every customer: in the activation's own transaction when the customer base is small
+(``INLINE_RETIER_MAX_CUSTOMERS``: the payload then holds the result), otherwise as the procrastinate job
+``tierwise.retier_all`` (the resumable, batched full re-tier), deferred once the activation committed.
+Until that job has run, every event still re-tiers its customer under the new policy at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import procrastinate.exceptions
 import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from api.context import Context
+from api.errors import coded, query_error, user_errors
+from api.guard import EMBEDDED
+from api.ids import from_global_id
+from api.types import CustomerType, TierPolicyType, UserError, load_customer
+from authz.catalogue import CATALOGUE, Sensitivity
+from authz.policy import Level
+from domain import tiers as rules
+from domain.errors import DomainError, Invalid, NotFound, ValidationFailed
+from infra import tiering
+from infra.repos import tiers as tiers_repo
+
+log = logging.getLogger("tierwise.tiers")
+P = TypeVar("P")
+
+# Up to this many customers an activation re-tiers them in its own transaction (about a second);
+# above, the batched full re-tier runs as a job.
+INLINE_RETIER_MAX_CUSTOMERS = 20_000
+MAX_OVERRIDE_DAYS = 3 * 366
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+# ---------------------------------------------------------------- explanation
+
+
+@strawberry.enum(description="Why a customer is in its tier")
+class TierBasis(Enum):
+    OVERRIDE = "override"
+    BASE = "base"
+    ENTRY = "entry"
+    RETAIN = "retain"
+    GRACE = "grace"
+    UNPLACED = "unplaced"
+
+
+@strawberry.type(name="TierConditionCheck", description="One condition of a rule against the customer's metrics")
+class TierConditionCheckType:
+    metric: str
+    description: str
+    op: str
+    threshold: float
+    actual: float | None = strawberry.field(description="null when unknown or not readable by the caller")
+    holds: bool
+    gap: float | None = strawberry.field(
+        description="how far off: how much the metric must rise (>, >=), fall (<, <=) or move (==); 0 when met"
+    )
+
+
+@strawberry.type(name="TierScoreTerm")
+class TierScoreTermType:
+    metric: str
+    weight: float
+    actual: float | None
+    needed_alone: float | None = strawberry.field(description="how much more of this metric alone closes the gap")
+
+
+@strawberry.type(name="TierRuleCheck", description="A rule against the customer's metrics")
+class TierRuleCheckType:
+    kind: str = strawberry.field(description="always, all, any or score")
+    holds: bool
+    text: str
+    conditions: list[TierConditionCheckType]
+    score: float | None
+    min_score: float | None
+    points_missing: float | None
+    terms: list[TierScoreTermType]
+
+    @classmethod
+    def build(cls, check: rules.RuleCheck | None, show: Callable[[str], bool]) -> TierRuleCheckType | None:
+        if check is None:
+            return None
+        return cls(
+            kind=check.kind,
+            holds=check.holds,
+            text=check.words(show),
+            conditions=[
+                TierConditionCheckType(
+                    metric=c.metric,
+                    description=rules.METRICS[c.metric][0],
+                    op=c.op,
+                    threshold=c.threshold,
+                    actual=c.actual,
+                    holds=c.holds,
+                    gap=c.gap,
+                )
+                for c in check.conditions
+            ],
+            score=check.score,
+            min_score=check.min_score,
+            points_missing=check.points_missing,
+            terms=[
+                TierScoreTermType(metric=t.metric, weight=t.weight, actual=t.actual, needed_alone=t.needed_alone)
+                for t in check.terms
+            ],
+        )
+
+
+@strawberry.type(name="TierExplanation")
+class TierExplanationType:
+    tier: str | None
+    tier_name: str | None
+    basis: TierBasis
+    since: dt.datetime | None
+    policy_version: int
+    text: str = strawberry.field(description="The explanation in words")
+    held_by: TierRuleCheckType | None = strawberry.field(description="The rule that keeps the customer in its tier")
+    entry_rule: TierRuleCheckType | None
+    retain_rule: TierRuleCheckType | None
+    grace_since: dt.datetime | None
+    downgrade_not_before: dt.datetime | None = strawberry.field(
+        description="In grace: the earliest moment of a downgrade (grace period and minimum stay over)"
+    )
+    min_stay_until: dt.datetime | None
+    next_tier: str | None
+    next_tier_name: str | None
+    to_next_tier: TierRuleCheckType | None = strawberry.field(
+        description="The next tier's entry rule, with the gap per condition (for a score: the points missing)"
+    )
+    pending: str = strawberry.field(
+        description="What the engine does at the next evaluation: keep, up, grace, wait, down, recover, override…"
+    )
+
+
+_METRIC_FIELDS = EMBEDDED["TierChange.metrics"]
+
+
+async def _active_policy(ctx: Context) -> rules.PolicySpec | None:
+    lock = ctx.extra.setdefault("tier_policy_lock", asyncio.Lock())
+    async with lock:
+        if "tier_policy" not in ctx.extra:
+            ctx.extra["tier_policy"] = await tiering.load_policy(ctx.db)
+    policy: rules.PolicySpec | None = ctx.extra["tier_policy"]
+    return policy
+
+
+def _explanation_loader(ctx: Context) -> DataLoader[UUID, dict[str, Any] | None]:
+    loader = ctx.extra.get("tier_explanation_inputs")
+    if loader is None:
+
+        async def load(ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
+            rows = await tiers_repo.explanation_inputs(ctx.db, ids)
+            return [rows.get(i) for i in ids]
+
+        loader = ctx.extra["tier_explanation_inputs"] = DataLoader[UUID, dict[str, Any] | None](load)
+    return loader  # type: ignore[no-any-return]
+
+
+async def explain_customer(info: Info[Context, None], customer_id: UUID) -> TierExplanationType | None:
+    """Customer.tierExplanation: the engine's own decision, in words and numbers; a metric the caller may not
+    read in full appears without its value (and a sensitive one read in full is audited)."""
+    ctx = _ctx(info)
+    policy = await _active_policy(ctx)
+    row = await _explanation_loader(ctx).load(customer_id)
+    if policy is None or not policy.tiers or row is None:
+        return None
+
+    def show(metric: str) -> bool:
+        return ctx.decisions.read(_METRIC_FIELDS[metric]) is Level.FULL
+
+    state = rules.TierState(
+        tier=row["tier_code"],
+        since=row["tier_since"],
+        grace_since=row["tier_grace_since"],
+        override_tier=row["tier_override_code"],
+        override_expires_at=row["tier_override_expires_at"],
+        override_reason=row["tier_override_reason"],
+        override_by=row["tier_override_by"],
+    )
+    metrics = {m: row[m] for m in rules.METRICS}
+    e = rules.explain(policy, state, metrics, row["now"], show)
+    shown: set[str] = set()
+    for check in (e.held_by, e.entry, e.retain, e.next):
+        if check is not None:
+            shown |= {c.metric for c in check.conditions if c.actual is not None}
+            shown |= {t.metric for t in check.terms if t.actual is not None}
+    for metric in shown:
+        key = _METRIC_FIELDS[metric]
+        if CATALOGUE[key].sensitivity is Sensitivity.SENSITIVE:
+            ctx.sensitive_reads[customer_id].add(key)
+    return TierExplanationType(
+        tier=e.tier,
+        tier_name=e.tier_name,
+        basis=TierBasis(e.basis),
+        since=e.since,
+        policy_version=e.policy_version,
+        text=" ".join(e.lines),
+        held_by=TierRuleCheckType.build(e.held_by, show),
+        entry_rule=TierRuleCheckType.build(e.entry, show),
+        retain_rule=TierRuleCheckType.build(e.retain, show),
+        grace_since=e.grace_since,
+        downgrade_not_before=e.downgrade_at,
+        min_stay_until=e.min_stay_until,
+        next_tier=e.next_tier,
+        next_tier_name=e.next_tier_name,
+        to_next_tier=TierRuleCheckType.build(e.next, show),
+        pending=e.pending,
+    )
+
+
+# ---------------------------------------------------------------- reports and simulation
+
+
+@strawberry.type(name="TierShare", description="One tier's customers and their spend in the policy window")
+class TierShareType:
+    tier: str | None
+    name: str | None
+    rank: int | None
+    customers: int
+    customer_share: float
+    revenue: Decimal | None
+    revenue_share: float | None
+
+
+@strawberry.type(name="TierMigrationCell", description="Customers that went from one tier to another")
+class TierMigrationCellType:
+    from_tier: str | None = strawberry.field(description="null: not tiered at the start")
+    to_tier: str
+    customers: int
+    revenue: Decimal | None = strawberry.field(description="their spend in the policy window (simulations)")
+
+
+@strawberry.type(name="TierChangeCount")
+class TierChangeCountType:
+    change_type: str
+    count: int
+
+
+@strawberry.type(name="TierDistribution")
+class TierDistributionType:
+    policy_version: int | None
+    customers: int
+    revenue: Decimal | None
+    tiers: list[TierShareType]
+
+
+@strawberry.type(name="TierMigrationReport")
+class TierMigrationReportType:
+    since: dt.datetime
+    until: dt.datetime
+    customers: int
+    moved: int = strawberry.field(description="customers whose tier at the end differs from the one at the start")
+    cells: list[TierMigrationCellType]
+    changes: list[TierChangeCountType] = strawberry.field(description="history rows of the period by change type")
+
+
+@strawberry.type(name="TierSimulation", description="What activating a policy would do now; nothing is changed")
+class TierSimulationType:
+    policy: TierPolicyType | None
+    customers: int
+    changing: int = strawberry.field(description="customers whose tier the activation changes at once")
+    moves: list[TierMigrationCellType] = strawberry.field(description="current tier -> tier at activation")
+    eventual_moves: list[TierMigrationCellType] = strawberry.field(
+        description="current tier -> tier once running grace periods and minimum stays are over (same metrics)"
+    )
+    tiers: list[TierShareType] = strawberry.field(description="customers and revenue share per tier at activation")
+    eventual_tiers: list[TierShareType]
+
+
+def _share(part: float, whole: float) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _money(value: float | Decimal) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _shares(
+    policy: rules.PolicySpec | None, counts: dict[str | None, tuple[int, float]], with_revenue: bool
+) -> list[TierShareType]:
+    total = sum(c for c, _ in counts.values())
+    revenue = sum(r for _, r in counts.values())
+    known = policy.by_rank() if policy else []
+    codes: list[str | None] = [t.code for t in known] + sorted(
+        (c for c in counts if c not in {t.code for t in known}), key=lambda c: c or ""
+    )
+    out = []
+    for code in codes:
+        spec = policy.tier(code) if policy and code else None
+        n, r = counts.get(code, (0, 0.0))
+        out.append(
+            TierShareType(
+                tier=code,
+                name=spec.name if spec else None,
+                rank=spec.rank if spec else None,
+                customers=n,
+                customer_share=_share(n, total),
+                revenue=_money(r) if with_revenue else None,
+                revenue_share=_share(r, revenue) if with_revenue else None,
+            )
+        )
+    return out
+
+
+def _policy_id(global_id: str, field: str = "id") -> UUID:
+    return from_global_id(global_id, "TierPolicy", field=field)[1]
+
+
+async def _query(fn: Callable[[], Awaitable[P]]) -> P:
+    try:
+        return await fn()
+    except DomainError as exc:
+        raise query_error(exc) from None
+
+
+@strawberry.type(name="TierRun", description="A full re-tier: batches by customer id, resumable from its checkpoint")
+class TierRunType:
+    id: strawberry.ID
+    policy_version: int
+    status: str
+    actor: str | None
+    batch_size: int
+    customers_total: int
+    customers_done: int
+    batches: int
+    changed: int
+    started_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> TierRunType:
+        return cls(
+            id=strawberry.ID(str(r["id"])),
+            policy_version=r["policy_version"],
+            status=r["status"],
+            actor=r["actor"],
+            batch_size=r["batch_size"],
+            customers_total=r["customers_total"],
+            customers_done=r["customers_done"],
+            batches=r["batches"],
+            changed=r["changed"],
+            started_at=r["started_at"],
+            updated_at=r["updated_at"],
+            finished_at=r["finished_at"],
+        )
 
 
 @strawberry.type
 class TierQuery:
-    pass
+    @strawberry.field(description="One tier policy, any status")
+    async def tier_policy(self, info: Info[Context, None], id: strawberry.ID) -> TierPolicyType | None:
+        async def run() -> TierPolicyType:
+            row = await tiers_repo.policy(_ctx(info).db, _policy_id(id))
+            if row is None:
+                raise NotFound("no such tier policy", field="id")
+            return TierPolicyType.from_row(row)
+
+        return await _query(run)
+
+    @strawberry.field(
+        description="What activating this policy (normally a draft) would do now, without changing anything: "
+        "the moves from each current tier to each tier, and the customers and revenue share per tier"
+    )
+    async def simulate_tier_policy(
+        self, info: Info[Context, None], draft_id: strawberry.ID
+    ) -> TierSimulationType | None:
+        ctx = _ctx(info)
+
+        async def run() -> TierSimulationType:
+            pid = _policy_id(draft_id, "draftId")
+            row = await tiers_repo.policy(ctx.db, pid)
+            draft = await tiering.load_policy(ctx.db, pid)
+            if row is None or draft is None or not draft.tiers:
+                raise NotFound("no such tier policy", field="draftId")
+            sim = await tiering.simulate(ctx.db, draft)
+
+            def cells(items: list[tiering.SimulationCell]) -> list[TierMigrationCellType]:
+                return [
+                    TierMigrationCellType(
+                        from_tier=c.from_tier, to_tier=c.to_tier, customers=c.customers, revenue=_money(c.revenue)
+                    )
+                    for c in items
+                ]
+
+            def totals(items: list[tiering.SimulationCell]) -> dict[str | None, tuple[int, float]]:
+                out: dict[str | None, tuple[int, float]] = {}
+                for c in items:
+                    n, r = out.get(c.to_tier, (0, 0.0))
+                    out[c.to_tier] = (n + c.customers, r + c.revenue)
+                return out
+
+            return TierSimulationType(
+                policy=TierPolicyType.from_row(row),
+                customers=sim.customers,
+                changing=sum(c.customers for c in sim.now if c.from_tier != c.to_tier),
+                moves=cells(sim.now),
+                eventual_moves=cells(sim.eventual),
+                tiers=_shares(draft, totals(sim.now), True),
+                eventual_tiers=_shares(draft, totals(sim.eventual), True),
+            )
+
+        return await _query(run)
+
+    @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")
+    async def tier_distribution(self, info: Info[Context, None]) -> TierDistributionType | None:
+        ctx = _ctx(info)
+        policy = await _active_policy(ctx)
+        rows = await tiers_repo.distribution(ctx.db, ctx.scope)
+        counts = {r["tier_code"]: (int(r["customers"]), float(r["revenue"])) for r in rows}
+        return TierDistributionType(
+            policy_version=policy.version if policy else None,
+            customers=sum(c for c, _ in counts.values()),
+            revenue=_money(sum(float(r["revenue"]) for r in rows)),
+            tiers=_shares(policy, counts, True),
+        )
+
+    @strawberry.field(
+        description="The tier migration matrix of a period: each customer's tier at `since` against its tier at "
+        "`until` (default now), from the tier history"
+    )
+    async def tier_migrations(
+        self, info: Info[Context, None], since: dt.datetime, until: dt.datetime | None = None
+    ) -> TierMigrationReportType | None:
+        ctx = _ctx(info)
+        end = until or dt.datetime.now(dt.UTC)
+        if since.tzinfo is None or end.tzinfo is None:
+            raise coded("since and until need a time zone", "BAD_USER_INPUT")
+        if end <= since:
+            raise coded("until must be after since", "BAD_USER_INPUT")
+        cells, kinds = await tiers_repo.migrations(ctx.db, since, end, ctx.scope)
+        return TierMigrationReportType(
+            since=since,
+            until=end,
+            customers=sum(int(c["customers"]) for c in cells),
+            moved=sum(int(c["customers"]) for c in cells if c["from_tier"] != c["to_tier"]),
+            cells=[
+                TierMigrationCellType(
+                    from_tier=c["from_tier"], to_tier=c["to_tier"], customers=int(c["customers"]), revenue=None
+                )
+                for c in cells
+            ],
+            changes=[TierChangeCountType(change_type=k, count=v) for k, v in sorted(kinds.items())],
+        )
+
+    @strawberry.field(description="Full re-tiers, newest first, with their progress")
+    async def tier_runs(self, info: Info[Context, None], first: int = 10) -> list[TierRunType] | None:
+        if not 1 <= first <= 100:
+            raise coded("first must be between 1 and 100", "BAD_USER_INPUT")
+        return [TierRunType.from_row(r) for r in await tiers_repo.runs(_ctx(info).db, first=first)]
+
+
+# ---------------------------------------------------------------- mutations
+
+
+@strawberry.input
+class TierInput:
+    code: str
+    name: str
+    rank: int = strawberry.field(description="0 and up; the lowest rank is the base tier (entry rule {always: true})")
+    entry_rule: JSON = strawberry.field(
+        description='e.g. {"all": [{"metric": "spend_12m", "op": ">=", "value": 1000}]}, {"any": [...]}, '
+        '{"score": {"weights": {"spend_12m": 0.01}, "min": 40}} or {"always": true}'
+    )
+    retain_rule: JSON = strawberry.field(description="Looser than the entry rule: the tier is kept while it holds")
+    benefits: list[str] | None = None
+
+
+@strawberry.input
+class CreateTierPolicyDraftInput:
+    name: str
+    description: str | None = None
+    grace_days: int = 30
+    min_stay_days: int = 30
+    spend_window_days: int = 365
+    tiers: list[TierInput] | None = strawberry.field(default=None, description="required unless copyFrom is given")
+    copy_from: strawberry.ID | None = strawberry.field(default=None, description="start from this policy's tiers")
+
+
+@strawberry.input
+class UpdateTierPolicyDraftInput:
+    id: strawberry.ID
+    expected_revision: int
+    name: str | None = None
+    description: str | None = None
+    grace_days: int | None = None
+    min_stay_days: int | None = None
+    spend_window_days: int | None = None
+    tiers: list[TierInput] | None = strawberry.field(default=None, description="replaces every tier when given")
+
+
+@strawberry.input
+class OverrideCustomerTierInput:
+    customer_id: strawberry.ID
+    tier: str
+    reason: str
+    expires_at: dt.datetime
+
+
+@strawberry.input
+class ClearCustomerTierOverrideInput:
+    customer_id: strawberry.ID
+    reason: str
+
+
+@strawberry.enum
+class RetierMode(Enum):
+    INLINE = "inline"
+    DEFERRED = "deferred"
+
+
+@strawberry.type(name="TierRetier", description="The full re-tier an activation started")
+class TierRetierType:
+    mode: RetierMode
+    customers: int
+    changes: int | None = strawberry.field(description="tier changes made (inline only)")
+    grace_started_or_ended: int | None
+    job_id: strawberry.ID | None
+    message: str
+
+
+@strawberry.type
+class TierPolicyPayload:
+    policy: TierPolicyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ActivateTierPolicyPayload:
+    policy: TierPolicyType | None = None
+    retired_version: int | None = None
+    retier: TierRetierType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DiscardTierPolicyDraftPayload:
+    discarded_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CustomerTierPayload:
+    customer: CustomerType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
+    try:
+        return await fn()
+    except DomainError as exc:
+        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+
+
+def _tier_specs(items: list[TierInput]) -> tuple[list[rules.TierSpec], dict[str, list[str]]]:
+    specs, benefits = [], {}
+    errors = []
+    for i, t in enumerate(items):
+        specs.append(rules.TierSpec(t.code.strip(), t.name.strip(), t.rank, t.entry_rule, t.retain_rule))
+        given = [b.strip() for b in (t.benefits or []) if b.strip()]
+        if len(given) > 20 or any(len(b) > 200 for b in given):
+            errors.append(ValidationFailed("at most 20 benefits of up to 200 characters", field=f"tiers[{i}].benefits"))
+        benefits[t.code.strip()] = given
+    if errors:
+        raise Invalid(errors)
+    return specs, benefits
+
+
+def _check_description(description: str | None) -> None:
+    if description is not None and len(description) > 2000:
+        raise ValidationFailed("a description has at most 2000 characters", field="description")
+
+
+async def _read_policy(info: Info[Context, None], policy_id: UUID) -> TierPolicyType | None:
+    row = await tiers_repo.policy(_ctx(info).db, policy_id)
+    return TierPolicyType.from_row(row) if row else None
 
 
 @strawberry.type
 class TierMutation:
-    pass
+    @strawberry.mutation(description="A new draft policy, validated as a whole; nothing is saved on userErrors")
+    async def create_tier_policy_draft(
+        self, info: Info[Context, None], input: CreateTierPolicyDraftInput
+    ) -> TierPolicyPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> TierPolicyPayload:
+            _check_description(input.description)
+            async with ctx.db.unit_of_work() as uow:
+                if input.tiers is not None:
+                    specs, benefits = _tier_specs(input.tiers)
+                elif input.copy_from is not None:
+                    source = await tiering.load_policy(uow.conn, _policy_id(input.copy_from, "copyFrom"))
+                    if source is None:
+                        raise NotFound("no such tier policy", field="copyFrom")
+                    specs, benefits = list(source.tiers), {k: list(v) for k, v in source.benefits.items()}
+                else:
+                    raise ValidationFailed("give the tiers, or copyFrom", field="tiers")
+                spec = rules.PolicySpec(
+                    name=input.name.strip(),
+                    tiers=specs,
+                    grace_days=input.grace_days,
+                    min_stay_days=input.min_stay_days,
+                    spend_window_days=input.spend_window_days,
+                    benefits=benefits,
+                )
+                rules.validate_policy(spec)
+                policy_id = await tiers_repo.create_draft(uow, spec, description=input.description, actor=ctx.actor)
+                uow.commit()
+            return TierPolicyPayload(policy=await _read_policy(info, policy_id))
+
+        return await _mutate(TierPolicyPayload, run)
+
+    @strawberry.mutation(description="Change a draft (expectedRevision: a stale one is a CONFLICT); validated again")
+    async def update_tier_policy_draft(
+        self, info: Info[Context, None], input: UpdateTierPolicyDraftInput
+    ) -> TierPolicyPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> TierPolicyPayload:
+            _check_description(input.description)
+            policy_id = _policy_id(input.id)
+            async with ctx.db.unit_of_work() as uow:
+                current = await tiering.load_policy(uow.conn, policy_id)
+                row = await tiers_repo.policy(uow, policy_id)
+                if current is None or row is None:
+                    raise NotFound("no such tier policy", field="id")
+                specs, benefits = (
+                    _tier_specs(input.tiers)
+                    if input.tiers is not None
+                    else (list(current.tiers), {k: list(v) for k, v in current.benefits.items()})
+                )
+                spec = rules.PolicySpec(
+                    name=(input.name if input.name is not None else current.name).strip(),
+                    tiers=specs,
+                    grace_days=input.grace_days if input.grace_days is not None else current.grace_days,
+                    min_stay_days=input.min_stay_days if input.min_stay_days is not None else current.min_stay_days,
+                    spend_window_days=(
+                        input.spend_window_days if input.spend_window_days is not None else current.spend_window_days
+                    ),
+                    benefits=benefits,
+                )
+                rules.validate_policy(spec)
+                await tiers_repo.update_draft(
+                    uow,
+                    policy_id,
+                    spec,
+                    expected_revision=input.expected_revision,
+                    description=input.description if input.description is not None else row["description"],
+                    replace_tiers=input.tiers is not None,
+                    actor=ctx.actor,
+                    before=current,
+                )
+                uow.commit()
+            return TierPolicyPayload(policy=await _read_policy(info, policy_id))
+
+        return await _mutate(TierPolicyPayload, run)
+
+    @strawberry.mutation(description="Delete a draft that will not be used")
+    async def discard_tier_policy_draft(
+        self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
+    ) -> DiscardTierPolicyDraftPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> DiscardTierPolicyDraftPayload:
+            async with ctx.db.unit_of_work() as uow:
+                await tiers_repo.discard_draft(
+                    uow, _policy_id(id), expected_revision=expected_revision, actor=ctx.actor
+                )
+                uow.commit()
+            return DiscardTierPolicyDraftPayload(discarded_id=id)
+
+        return await _mutate(DiscardTierPolicyDraftPayload, run)
+
+    @strawberry.mutation(
+        description="Make a draft the active policy (the previous one is retired) and re-tier every customer under "
+        "it: in the same transaction for a small customer base, otherwise as a background job"
+    )
+    async def activate_tier_policy(
+        self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
+    ) -> ActivateTierPolicyPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> ActivateTierPolicyPayload:
+            policy_id = _policy_id(id)
+            async with ctx.db.unit_of_work() as uow:
+                spec = await tiering.load_policy(uow.conn, policy_id)
+                if spec is None:
+                    raise NotFound("no such tier policy", field="id")
+                rules.validate_policy(spec)
+                retired = await tiers_repo.activate(
+                    uow, policy_id, spec, expected_revision=expected_revision, actor=ctx.actor
+                )
+                customers = await tiers_repo.customer_count(uow)
+                inline = customers <= INLINE_RETIER_MAX_CUSTOMERS
+                result = await tiering.full_retier_inline(uow.conn, actor=ctx.actor) if inline else None
+                uow.commit()
+            if result is not None:
+                retier = TierRetierType(
+                    mode=RetierMode.INLINE,
+                    customers=customers,
+                    changes=result.changes,
+                    grace_started_or_ended=result.grace_rows,
+                    job_id=None,
+                    message=f"{customers} customers re-tiered under policy v{spec.version}",
+                )
+            else:
+                retier = await _defer_full_retier(ctx, customers, spec.version)
+            ctx.extra.pop("tier_policy", None)
+            return ActivateTierPolicyPayload(
+                policy=await _read_policy(info, policy_id), retired_version=retired, retier=retier
+            )
+
+        return await _mutate(ActivateTierPolicyPayload, run)
+
+    @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")
+    async def override_customer_tier(
+        self, info: Info[Context, None], input: OverrideCustomerTierInput
+    ) -> CustomerTierPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> CustomerTierPayload:
+            customer_id = from_global_id(input.customer_id, "Customer", field="customerId")[1]
+            reason = " ".join(input.reason.split())
+            errors = []
+            if not 0 < len(reason) <= 500:
+                errors.append(ValidationFailed("a reason has 1 to 500 characters", field="reason"))
+            now = dt.datetime.now(dt.UTC)
+            if input.expires_at.tzinfo is None:
+                errors.append(ValidationFailed("expiresAt needs a time zone", field="expiresAt"))
+            elif not now < input.expires_at <= now + dt.timedelta(days=MAX_OVERRIDE_DAYS):
+                errors.append(
+                    ValidationFailed(f"expiresAt is in the future, at most {MAX_OVERRIDE_DAYS} days", field="expiresAt")
+                )
+            if errors:
+                raise Invalid(errors)
+            async with ctx.db.unit_of_work() as uow:
+                await tiering.set_override(
+                    uow.conn,
+                    customer_id,
+                    tier=input.tier,
+                    reason=reason,
+                    expires_at=input.expires_at,
+                    actor=ctx.actor,
+                    partner_id=ctx.scope.partner_id,
+                )
+                uow.commit()
+            return CustomerTierPayload(customer=await _read_customer(info, customer_id))
+
+        return await _mutate(CustomerTierPayload, run)
+
+    @strawberry.mutation(description="End a manual override now: the entry rules place the customer again; audited")
+    async def clear_customer_tier_override(
+        self, info: Info[Context, None], input: ClearCustomerTierOverrideInput
+    ) -> CustomerTierPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> CustomerTierPayload:
+            customer_id = from_global_id(input.customer_id, "Customer", field="customerId")[1]
+            reason = " ".join(input.reason.split())
+            if not 0 < len(reason) <= 500:
+                raise ValidationFailed("a reason has 1 to 500 characters", field="reason")
+            async with ctx.db.unit_of_work() as uow:
+                await tiering.clear_override(
+                    uow.conn, customer_id, reason=reason, actor=ctx.actor, partner_id=ctx.scope.partner_id
+                )
+                uow.commit()
+            return CustomerTierPayload(customer=await _read_customer(info, customer_id))
+
+        return await _mutate(CustomerTierPayload, run)
+
+
+async def _read_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
+    with contextlib.suppress(KeyError):
+        _ctx(info).loaders.customer.clear(customer_id)
+    return await load_customer(info, customer_id)
+
+
+async def _defer_full_retier(ctx: Context, customers: int, version: int) -> TierRetierType:
+    """Defer the batched full re-tier once the activation committed (a job already waiting will do: it
+    reads the active policy when it runs)."""
+    try:
+        job_id = await ctx.services.jobs.configure_task(
+            "tierwise.retier_all", queue="tierwise", queueing_lock="retier_all"
+        ).defer_async(timestamp=int(time.time()))
+        message = f"full re-tier of {customers} customers under policy v{version} queued as job {job_id}"
+        return TierRetierType(
+            mode=RetierMode.DEFERRED,
+            customers=customers,
+            changes=None,
+            grace_started_or_ended=None,
+            job_id=strawberry.ID(str(job_id)),
+            message=message,
+        )
+    except procrastinate.exceptions.AlreadyEnqueued:
+        message = f"a full re-tier is queued already; it runs under policy v{version}"
+    except Exception:
+        log.exception("could not queue the full re-tier after activating policy v%d", version)
+        message = "the full re-tier could not be queued: it runs with the nightly job, or run `tierwise retier`"
+    return TierRetierType(
+        mode=RetierMode.DEFERRED,
+        customers=customers,
+        changes=None,
+        grace_started_or_ended=None,
+        job_id=None,
+        message=message,
+    )

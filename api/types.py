@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -17,10 +17,16 @@ from strawberry.types import Info
 from api.context import Context
 from api.ids import to_global_id
 from authz.catalogue import CATALOGUE
-from authz.policy import Decisions, present
+from authz.policy import Decisions, Level, present
+from domain import churn as churn_rules
 from domain import enums
+from domain import sla as sla_rules
+from domain.complaints import COMPLAINT_EVENT_KINDS
 from infra.pagination import encode_cursor
 from infra.repos.base import Page
+
+if TYPE_CHECKING:
+    from api.tiers import TierExplanationType
 
 
 def _enum(name: str, values: tuple[str, ...], description: str) -> Any:
@@ -37,6 +43,9 @@ SurveyTrigger = _enum("SurveyTrigger", enums.SURVEY_TRIGGERS, "What sends a surv
 QuestionKind = _enum("QuestionKind", enums.QUESTION_KINDS, "Kind of survey question")
 ChangeType = _enum("TierChangeType", enums.TIER_CHANGE_TYPES, "Why a tier changed")
 PolicyStatus = _enum("PolicyStatus", enums.POLICY_STATUSES, "Tier policy state")
+ComplaintEventKind = _enum(
+    "ComplaintEventKind", COMPLAINT_EVENT_KINDS, "A transition, or what the SLA sweep saw: a breach, an escalation"
+)
 
 
 @strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
@@ -81,6 +90,9 @@ class TierRuleType:
     code: str
     entry_rule: JSON
     retain_rule: JSON
+    name: str | None = None
+    rank: int | None = None
+    benefits: list[str] | None = None
 
 
 @strawberry.type(name="TierPolicy")
@@ -95,11 +107,28 @@ class TierPolicyType(Node):
     created_at: dt.datetime
     activated_by: str | None
     activated_at: dt.datetime | None
+    spend_window_days: int | None = None
+    description: str | None = None
+    revision: int = strawberry.field(default=1, description="Edit counter of a draft (expectedRevision)")
+    updated_at: dt.datetime | None = None
+    updated_by: str | None = None
+    retired_at: dt.datetime | None = None
+    retired_by: str | None = None
 
     @strawberry.field
     async def tiers(self, info: Info[Context, None]) -> list[TierRuleType] | None:
         rows = await _ctx(info).loaders.tier_policy_tiers.load(self.db_id)
-        return [TierRuleType(code=r["code"], entry_rule=r["entry_rule"], retain_rule=r["retain_rule"]) for r in rows]
+        return [
+            TierRuleType(
+                code=r["code"],
+                entry_rule=r["entry_rule"],
+                retain_rule=r["retain_rule"],
+                name=r["name"],
+                rank=r["rank"],
+                benefits=list(r["benefits"] or []),
+            )
+            for r in rows
+        ]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TierPolicyType:
@@ -115,6 +144,13 @@ class TierPolicyType(Node):
             created_at=row["created_at"],
             activated_by=row["activated_by"],
             activated_at=row["activated_at"],
+            spend_window_days=row.get("spend_window_days"),
+            description=row.get("description"),
+            revision=row.get("revision", 1),
+            updated_at=row.get("updated_at"),
+            updated_by=row.get("updated_by"),
+            retired_at=row.get("retired_at"),
+            retired_by=row.get("retired_by"),
         )
 
 
@@ -205,12 +241,47 @@ class CustomerMetricsType:
         )
 
 
-@strawberry.type(name="ChurnRisk")
+@strawberry.type(name="ChurnRisk", description="An explainable churn warning (domain/churn.py)")
 class ChurnRiskType:
-    level: str | None
-    score: int | None
-    signals: JSON | None
+    level: str | None = strawberry.field(description="green, yellow or red")
+    score: int | None = strawberry.field(description="0-100: the sum of the weights of the signals that fired")
+    signals: JSON | None = strawberry.field(
+        description="The signals that fired, strongest first: [{code, weight, message, values}]; monetary values "
+        "only for callers who may read spend figures"
+    )
     computed_at: dt.datetime | None
+    model_version: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], d: Decisions) -> ChurnRiskType:
+        signals = list(row["signals"] or [])
+        if d.read("CustomerMetrics.spend12m") is not Level.FULL:
+            signals = churn_rules.without_money(signals)
+        return cls(
+            level=row["level"],
+            score=row["score"],
+            signals=signals,
+            computed_at=row["computed_at"],
+            model_version=row["model_version"],
+        )
+
+
+def _churn_loader(info: Info[Context, None]) -> Any:
+    """One churn-score loader per request, kept in the request context."""
+    from strawberry.dataloader import DataLoader
+
+    from infra import churn
+
+    ctx = _ctx(info)
+    loader = ctx.extra.get("churn_loader")
+    if loader is None:
+
+        async def load(ids: list[UUID]) -> list[dict[str, Any] | None]:
+            rows = await churn.scores_for(ctx.db, ids)
+            return [rows.get(i) for i in ids]
+
+        loader = ctx.extra["churn_loader"] = DataLoader(load)
+    return loader
 
 
 MAX_NESTED = 50
@@ -281,14 +352,26 @@ class CustomerType(Node):
         tier = (await _ctx(info).loaders.active_tiers()).get(code)
         return TierType.from_row(tier) if tier else TierType(code=code, name=code.title(), rank=-1, benefits=[])
 
+    @strawberry.field(
+        description="Why the customer is in its tier, in words and numbers (which rule holds, actual against "
+        "threshold), and what it would take to move up; metric values the caller may not read are left out"
+    )
+    async def tier_explanation(
+        self, info: Info[Context, None]
+    ) -> Annotated[TierExplanationType, strawberry.lazy("api.tiers")] | None:
+        from api.tiers import explain_customer
+
+        return await explain_customer(info, self.db_id)
+
     @strawberry.field
     async def metrics(self, info: Info[Context, None]) -> CustomerMetricsType | None:
         row = await _ctx(info).loaders.metrics.load(self.db_id)
         return CustomerMetricsType.from_row(row, _ctx(info).decisions) if row else None
 
-    @strawberry.field
+    @strawberry.field(description="The churn warning; null until the customer is first scored")
     async def churn_risk(self, info: Info[Context, None]) -> ChurnRiskType | None:
-        return None  # computed by the churn model (issue 5); no score is stored yet
+        row = await _churn_loader(info).load(self.db_id)
+        return ChurnRiskType.from_row(row, _ctx(info).decisions) if row else None
 
     @strawberry.field
     def consent(self) -> ConsentType | None:
@@ -374,6 +457,7 @@ async def load_customer(info: Info[Context, None], customer_id: UUID) -> Custome
 class TaxonType:
     code: str
     label: str
+    active: bool = strawberry.field(default=True, description="Retired entries stay on the complaints that use them")
 
 
 @strawberry.type(name="ComplaintEvent")
@@ -385,6 +469,7 @@ class ComplaintEventType:
     actor: str | None
     note: str | None
     at: dt.datetime | None
+    kind: ComplaintEventKind | None = None  # type: ignore[valid-type]
 
 
 @strawberry.type(name="Complaint")
@@ -403,16 +488,34 @@ class ComplaintType(Node):
     resolution_code: str | None
     tier_at_open: str | None
     first_response_due_at: dt.datetime | None
-    resolution_due_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None = strawberry.field(
+        description="Moves later by the time spent waiting on the customer (while waiting: as if answered now)"
+    )
     first_responded_at: dt.datetime | None
     resolved_at: dt.datetime | None
     closed_at: dt.datetime | None
     reopen_count: int | None
     opened_at: dt.datetime | None
     updated_at: dt.datetime
+    sla_policy_version: int | None = strawberry.field(description="The SLA policy the deadlines come from")
+    first_response_time_left: int | None = strawberry.field(
+        description="Seconds until the first-response deadline, negative when late; null once answered"
+    )
+    resolution_time_left: int | None = strawberry.field(
+        description="Seconds until the resolution deadline, negative when late, frozen while waiting on the "
+        "customer; null once resolved"
+    )
+    first_response_breached: bool | None
+    resolution_breached: bool | None
+    breached: bool | None = strawberry.field(description="Either SLA clock breached")
+    sla_paused: bool | None = strawberry.field(description="The resolution clock is stopped: waiting on the customer")
+    paused_seconds: int | None = strawberry.field(description="Time spent waiting on the customer so far")
+    escalated_at: dt.datetime | None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], d: Decisions) -> ComplaintType:
+        clock = sla_rules.Clock(**{f: row[f] for f in sla_rules.CLOCK_FIELDS})
+        now = dt.datetime.now(dt.UTC)
         return cls(
             id=strawberry.ID(to_global_id("Complaint", row["id"])),
             db_id=row["id"],
@@ -429,13 +532,22 @@ class ComplaintType(Node):
             resolution_code=row["resolution_code"],
             tier_at_open=row["tier_at_open"],
             first_response_due_at=row["first_response_due_at"],
-            resolution_due_at=row["resolution_due_at"],
+            resolution_due_at=sla_rules.effective_resolution_due(clock, now),
             first_responded_at=row["first_responded_at"],
             resolved_at=row["resolved_at"],
             closed_at=row["closed_at"],
             reopen_count=row["reopen_count"],
             opened_at=row["opened_at"],
             updated_at=row["updated_at"],
+            sla_policy_version=row["sla_policy_version"],
+            first_response_time_left=sla_rules.first_response_time_left(clock, now),
+            resolution_time_left=sla_rules.resolution_time_left(clock, now),
+            first_response_breached=sla_rules.first_response_breached(clock, now),
+            resolution_breached=sla_rules.resolution_breached(clock, now),
+            breached=sla_rules.breached(clock, now),
+            sla_paused=row["paused_since"] is not None and row["resolved_at"] is None,
+            paused_seconds=sla_rules.paused_total_seconds(clock, now),
+            escalated_at=row["escalated_at"],
         )
 
     @strawberry.field
@@ -445,13 +557,13 @@ class ComplaintType(Node):
     @strawberry.field
     async def category(self, info: Info[Context, None]) -> TaxonType | None:
         t = await _ctx(info).loaders.taxon("categories", self.row["category_code"])
-        return TaxonType(code=t["code"], label=t["label"]) if t else None
+        return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
 
     @strawberry.field
     async def root_cause(self, info: Info[Context, None]) -> TaxonType | None:
         code = self.row["root_cause_code"]
         t = await _ctx(info).loaders.taxon("root_causes", code) if code else None
-        return TaxonType(code=t["code"], label=t["label"]) if t else None
+        return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
 
     @strawberry.field
     async def follow_up_of(self, info: Info[Context, None]) -> ComplaintType | None:
@@ -472,6 +584,7 @@ class ComplaintType(Node):
                 actor=r["actor"],
                 note=present(d, "ComplaintEvent.note", r["note"]),
                 at=r["at"],  # type: ignore[arg-type]
+                kind=ComplaintEventKind(r.get("kind") or "transition"),
             )
             for r in rows
         ]

@@ -32,7 +32,7 @@ from domain import customers as customer_rules
 from domain.complaints import Transition
 from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
 from domain.surveys import Answer, Question, validate_answers
-from infra import tiering
+from infra import churn, tiering
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
@@ -317,6 +317,8 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
         rows, inserted = await purchases_repo.record(
             uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope, actor=ctx.actor
         )
+        if inserted:  # purchases are churn inputs: re-score in the same transaction (issue 5)
+            await churn.refresh(uow.conn, [i["customer_id"] for i in items])
         uow.commit()
     return RecordPurchasesPayload(purchases=[PurchaseType.from_row(r) for r in rows], inserted_count=inserted)
 
@@ -364,6 +366,7 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
                 actor=ctx.actor,
             )
             await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
+            await churn.refresh(uow.conn, [customer_id])
             uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, existing))
 
@@ -388,10 +391,18 @@ async def transition_complaint(info: Info[Context, None], inp: TransitionComplai
         note=inp.note,
     )
     async with ctx.db.unit_of_work() as uow:
-        customer_id = await complaints_repo.transition(
+        done = await complaints_repo.transition(
             uow, complaint_id, inp.expected_version, t, actor=ctx.actor, scope=ctx.scope
         )
-        await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
+        if done.outcome.to_status == "resolved":  # the post-resolution survey, if one is active
+            await surveys_repo.invite_after_resolution(
+                uow,
+                complaint_id=complaint_id,
+                throttle_days=ctx.settings.survey_throttle_days,
+                periodic_days=ctx.settings.survey_periodic_days,
+            )
+        await tiering.refresh(uow.conn, [done.customer_id], actor=ctx.actor)
+        await churn.refresh(uow.conn, [done.customer_id])
         uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
 
@@ -505,6 +516,7 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
                 ],
             )
             await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
+            await churn.refresh(uow.conn, [customer_id])
             uow.commit()
     row = await ctx.loaders.response.load(existing)
     if row is None:

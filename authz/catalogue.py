@@ -55,7 +55,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "createCustomer": I, "updateCustomer": I, "deleteCustomer": I, "recordPurchases": I, "openComplaint": I,
         "transitionComplaint": I, "createSurvey": I, "submitSurveyResponse": I,
         "createRole": I, "deleteRole": I, "grantAccess": I, "revokeAccess": I, "assignRole": I, "unassignRole": I,
-        "createPartnerToken": I, "revokePartnerToken": I,
+        "createPartnerToken": I, "revokePartnerToken": I, "setPartnerTokenRateLimit": I,
     },
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
@@ -118,7 +118,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
     "PolicyRule": {"subject": I, "object": I, "action": I, "effect": I},
     "ApiToken": {
         "id": P, "name": I, "partnerId": I, "role": I, "scopes": I, "createdBy": I, "createdAt": I, "expiresAt": I,
-        "revokedAt": I,
+        "revokedAt": I, "rateLimitPerMinute": I,
     },
     "AccessExplanation": {
         "subject": I, "roles": I, "field": I, "action": I, "allowed": I, "decision": I, "rules": I, "reason": I,
@@ -126,6 +126,129 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
     },
 }
 
+
+# The tier engine (api/tiers.py). Explanations, simulations and reports are reachable only through guarded
+# fields and operations; inside them, metric values follow the caller's own metric grants (left out when
+# not readable in full) and revenue figures need a grant of their own.
+_FIELDS["Query"].update(
+    {"tierPolicy": I, "simulateTierPolicy": I, "tierDistribution": I, "tierMigrations": I, "tierRuns": I}
+)
+_FIELDS["Mutation"].update(
+    {
+        "createTierPolicyDraft": I, "updateTierPolicyDraft": I, "discardTierPolicyDraft": I, "activateTierPolicy": I,
+        "overrideCustomerTier": I, "clearCustomerTierOverride": I,
+    }
+)
+_FIELDS["Customer"]["tierExplanation"] = I
+_FIELDS["TierPolicy"].update(
+    {
+        "spendWindowDays": I, "description": I, "revision": P, "updatedAt": P, "updatedBy": I, "retiredAt": I,
+        "retiredBy": I,
+    }
+)
+_FIELDS["TierRule"].update({"name": P, "rank": P, "benefits": P})
+_FIELDS.update(
+    {
+        "TierExplanation": dict.fromkeys(
+            (
+                "tier", "tierName", "basis", "since", "policyVersion", "text", "heldBy", "entryRule", "retainRule",
+                "graceSince", "downgradeNotBefore", "minStayUntil", "nextTier", "nextTierName", "toNextTier",
+                "pending",
+            ),
+            P,
+        ),
+        "TierRuleCheck": dict.fromkeys(
+            ("kind", "holds", "text", "conditions", "score", "minScore", "pointsMissing", "terms"), P
+        ),
+        "TierConditionCheck": dict.fromkeys(
+            ("metric", "description", "op", "threshold", "actual", "holds", "gap"), P
+        ),
+        "TierScoreTerm": dict.fromkeys(("metric", "weight", "actual", "neededAlone"), P),
+        "TierShare": {
+            "tier": P, "name": P, "rank": P, "customers": P, "customerShare": P, "revenue": I, "revenueShare": I,
+        },
+        "TierMigrationCell": {"fromTier": P, "toTier": P, "customers": P, "revenue": I},
+        "TierChangeCount": {"changeType": P, "count": P},
+        "TierDistribution": {"policyVersion": P, "customers": P, "revenue": I, "tiers": P},
+        "TierMigrationReport": dict.fromkeys(("since", "until", "customers", "moved", "cells", "changes"), P),
+        "TierSimulation": dict.fromkeys(
+            ("policy", "customers", "changing", "moves", "eventualMoves", "tiers", "eventualTiers"), P
+        ),
+        "TierRun": dict.fromkeys(
+            (
+                "id", "policyVersion", "status", "actor", "batchSize", "customersTotal", "customersDone", "batches",
+                "changed", "startedAt", "updatedAt", "finishedAt",
+            ),
+            P,
+        ),
+        "TierRetier": dict.fromkeys(
+            ("mode", "customers", "changes", "graceStartedOrEnded", "jobId", "message"), P
+        ),
+    }
+)
+
+
+# Complaints with SLA clocks, surveys, churn and fairness reports (api/reports.py). Reports are reachable
+# only through ``Query.reports`` and their own ``Reports.<name>`` grant; their rows are aggregates (no free
+# text, no customer), so their fields are public behind that gate. A survey invitation names a customer:
+# its fields need a grant, and its customer and complaint meet their own guards.
+_FIELDS["Query"].update({"reports": I, "slaPolicies": I, "activeSlaPolicy": I})
+_FIELDS["Mutation"].update(
+    {
+        "createSlaPolicy": I, "activateSlaPolicy": I, "addComplaintCategory": I, "deactivateComplaintCategory": I,
+        "addRootCause": I, "deactivateRootCause": I, "inviteToSurvey": I,
+    }
+)
+_FIELDS["Complaint"].update(
+    {
+        "slaPolicyVersion": I, "firstResponseTimeLeft": I, "resolutionTimeLeft": I, "firstResponseBreached": I,
+        "resolutionBreached": I, "breached": I, "slaPaused": I, "pausedSeconds": I, "escalatedAt": I,
+    }
+)
+_FIELDS["ComplaintEvent"]["kind"] = I
+_FIELDS["ChurnRisk"]["modelVersion"] = I
+_FIELDS["Taxon"]["active"] = P
+_FIELDS.update(
+    {
+        "SlaPolicy": {
+            "id": P, "version": P, "name": I, "status": I, "createdAt": P, "createdBy": I, "activatedAt": I,
+            "activatedBy": I, "retiredAt": I, "targets": I,
+        },
+        "SlaTarget": dict.fromkeys(("tier", "severity", "firstResponseMinutes", "resolutionMinutes"), I),
+        "SurveyInvitation": {
+            "id": P, "survey": I, "customer": I, "complaint": I, "channel": I, "trigger": I, "tierAtInvitation": I,
+            "sentAt": I,
+        },
+        "InvitationSkip": {"customerId": P, "reason": P},
+        "Reports": {"complaints": I, "surveyScores": I, "fairness": I, "churnRisk": I},
+        "ComplaintAnalytics": dict.fromkeys(("perThousandCustomers", "topRootCauses", "reopenRates"), P),
+        "ComplaintRate": dict.fromkeys(
+            ("tier", "category", "categoryLabel", "complaints", "customers", "perThousand"), P
+        ),
+        "RootCauseCount": dict.fromkeys(("code", "label", "complaints", "sharePercent"), P),
+        "ReopenRate": dict.fromkeys(("tier", "overall", "resolved", "reopened", "reopens", "rate"), P),
+        "ScoreRow": dict.fromkeys(
+            (
+                "surveyId", "survey", "tier", "channel", "dimension", "periodStart", "responses", "answers",
+                "positive", "negative", "score", "invitations", "answeredInvitations", "responseRate",
+            ),
+            P,
+        ),
+        "FairnessReport": dict.fromkeys(("from", "to", "lowestTier", "highestTier", "tiers", "comparisons"), P),
+        "FairnessTier": dict.fromkeys(
+            (
+                "tier", "rank", "complaints", "complaintsWithSla", "breachedComplaints", "medianFirstResponseMinutes",
+                "medianResolutionMinutes", "slaBreachRate", "customers", "customersInvited", "customersAnswered",
+                "invitedShare", "answeredShare", "npsAnswers", "nps",
+            ),
+            P,
+        ),
+        "FairnessComparison": dict.fromkeys(("measure", "lowest", "highest", "ratio", "difference"), P),
+        "ChurnReport": dict.fromkeys(("levels", "signals"), P),
+        "ChurnLevelCount": dict.fromkeys(("tier", "level", "customers", "meanScore"), P),
+        "ChurnSignalCount": dict.fromkeys(("code", "customers"), P),
+    }
+)
 
 def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}

@@ -19,6 +19,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 PAUSED = frozenset({"pending_customer"})  # the SLA clock stops while waiting on the customer
+# What an event row records: a transition, or what the SLA sweep saw (a breach, an escalation).
+COMPLAINT_EVENT_KINDS = ("transition", "sla_breach", "escalation")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ def check_transition(state: ComplaintState, t: Transition) -> TransitionOutcome:
     if t.to not in TRANSITIONS:
         raise ValidationFailed(f"unknown status '{t.to}'", field="to")
     if t.to not in TRANSITIONS[state.status]:
-        allowed = ", ".join(sorted(TRANSITIONS[state.status])) or "none (closed is final)"
+        allowed = ", ".join(sorted(TRANSITIONS[state.status])) or (
+            "none (closed is final: a new contact opens a follow-up complaint, openComplaint with followUpOf)"
+        )
         raise IllegalTransition(f"cannot go from {state.status} to {t.to}; allowed: {allowed}", field="to")
     if t.to == "resolved":
         errors = []
@@ -70,4 +74,15 @@ def check_transition(state: ComplaintState, t: Transition) -> TransitionOutcome:
         is_first_response=state.status == "new",
         pauses=t.to in PAUSED and state.status not in PAUSED,
         resumes=state.status in PAUSED and t.to not in PAUSED,
+    )
+
+
+def check_follow_up(prior_status: str) -> None:
+    """A follow-up complaint links a new contact to a *closed* one; anything still open is reopened
+    (resolved → open) or worked on instead."""
+    if prior_status == "closed":
+        return
+    hint = "reopen it (transition to open)" if prior_status == "resolved" else "add to it instead"
+    raise ValidationFailed(
+        f"only a closed complaint gets a follow-up; this one is {prior_status}: {hint}", field="followUpOf"
     )

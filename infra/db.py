@@ -8,11 +8,15 @@ strawberry resolves sibling fields concurrently) and gives it back at the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
@@ -20,6 +24,8 @@ from sqlalchemy.sql import Executable
 from infra.settings import Settings
 
 ConnectionFactory = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+log = logging.getLogger("tierwise.db")
 
 
 def to_async_url(url: str) -> str:
@@ -36,13 +42,86 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=True,  # a connection killed while idle is replaced at checkout, not handed out
+        hide_parameters=True,  # bound values (customer data) never reach an exception message or a log
         connect_args={
+            "timeout": settings.db_connect_timeout_s,
             "server_settings": {
                 "application_name": "tierwise",
                 "statement_timeout": str(settings.statement_timeout_ms),
-            }
+            },
         },
+    )
+
+
+class DbFailure(StrEnum):
+    """Database failures a caller can act on (the API maps them to error codes)."""
+
+    TIMEOUT = "timeout"  # the statement ran past statement_timeout and was cancelled
+    UNAVAILABLE = "unavailable"  # connection refused or lost, server shutting down or restarting
+    BUSY = "busy"  # no pooled connection within the pool timeout
+    BAD_INPUT = "bad_input"  # a value PostgreSQL cannot store as text (e.g. a NUL character)
+
+
+_SQLSTATES = {
+    "57014": DbFailure.TIMEOUT,  # query_canceled (statement_timeout)
+    "57P01": DbFailure.UNAVAILABLE,  # admin_shutdown (pg_terminate_backend, restart)
+    "57P02": DbFailure.UNAVAILABLE,  # crash_shutdown
+    "57P03": DbFailure.UNAVAILABLE,  # cannot_connect_now (starting up)
+    "53300": DbFailure.UNAVAILABLE,  # too_many_connections
+    "22021": DbFailure.BAD_INPUT,  # character_not_in_repertoire
+    "22P05": DbFailure.BAD_INPUT,  # untranslatable_character
+}
+
+
+def classify_db_error(exc: BaseException | None) -> DbFailure | None:
+    """What kind of database failure ``exc`` (or anything in its cause chain) is, if any."""
+    seen = 0
+    while exc is not None and seen < 8:
+        seen += 1
+        if isinstance(exc, sa_exc.TimeoutError):
+            return DbFailure.BUSY
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return DbFailure.UNAVAILABLE
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            if sqlstate in _SQLSTATES:
+                return _SQLSTATES[sqlstate]
+            if sqlstate.startswith("08"):  # connection_exception
+                return DbFailure.UNAVAILABLE
+        if isinstance(exc, OSError):  # refused, reset, connect timeout
+            return DbFailure.UNAVAILABLE
+        if type(exc).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and "closed" in str(exc):
+            return DbFailure.UNAVAILABLE
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    size: int
+    max_overflow: int
+    checked_out: int
+    checked_in: int
+    overflow: int
+
+    @property
+    def capacity(self) -> int:
+        return self.size + max(self.max_overflow, 0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_overflow >= 0 and self.checked_out >= self.capacity
+
+
+def pool_status(engine: AsyncEngine) -> PoolStatus:
+    pool: Any = engine.sync_engine.pool
+    return PoolStatus(
+        size=int(pool.size()),
+        max_overflow=int(getattr(pool, "_max_overflow", 0)),
+        checked_out=int(pool.checkedout()),
+        checked_in=int(pool.checkedin()),
+        overflow=max(int(pool.overflow()), 0),
     )
 
 
@@ -86,6 +165,26 @@ class RequestDb:
             conn = await self._connection()
             return await conn.execute(statement, params)
 
+    async def execute_autocommit(self, statement: Executable, params: Any = None) -> Result[Any]:
+        """One statement committed on its own, in one round trip (no BEGIN/COMMIT): for small
+        bookkeeping writes such as a rate-limit charge. The connection goes back to its usual
+        isolation afterwards (and the pool resets it anyway when the connection is returned)."""
+        async with self._lock:
+            conn = await self._connection()
+            if conn.in_transaction():
+                await conn.commit()
+            default = conn.sync_connection.default_isolation_level if conn.sync_connection else None
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                result = await conn.execute(statement, params)
+            except BaseException:
+                with suppress(Exception):
+                    await conn.rollback()  # only SQLAlchemy's bookkeeping: the original error stays
+                raise
+            await conn.commit()  # ends SQLAlchemy's bookkeeping; PostgreSQL has committed already
+            await conn.execution_options(isolation_level=default or "READ COMMITTED")
+            return result
+
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         """Everything inside commits together or not at all.
@@ -102,7 +201,8 @@ class RequestDb:
                 yield uow
             except BaseException:
                 if conn.in_transaction():
-                    await conn.rollback()
+                    with suppress(Exception):  # a dead connection can't roll back: keep the first error
+                        await conn.rollback()
                 raise
             else:
                 if conn.in_transaction():
@@ -111,13 +211,25 @@ class RequestDb:
                     else:
                         await conn.rollback()
 
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
     async def close(self) -> None:
+        """Give the connection back to the pool, whatever state it is in: a connection whose rollback
+        fails (killed, broken) is invalidated, so the pool replaces it instead of handing it out."""
         if self._cm is not None and self._conn is not None:
             conn, cm = self._conn, self._cm
             self._conn = self._cm = None
-            if conn.in_transaction():
-                await conn.rollback()
-            await cm.__aexit__(None, None, None)
+            try:
+                if conn.in_transaction():
+                    await conn.rollback()
+            except Exception as exc:
+                log.warning("connection dropped at the end of a request (%s)", type(exc).__name__)
+                with suppress(Exception):
+                    await conn.invalidate()
+            with suppress(Exception):
+                await cm.__aexit__(None, None, None)
 
 
 class UnitOfWork:

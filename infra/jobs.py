@@ -57,9 +57,9 @@ def create_job_app(database_url: str, deps: JobDeps, registrars: list[Registrar]
 
 def registrars() -> list[Registrar]:
     """Every feature's job registration (imported here, at call time, to keep infra importable alone)."""
-    from infra import tiering
+    from infra import churn, sla, survey_triggers, tiering
 
-    return [tiering.register_jobs]
+    return [tiering.register_jobs, sla.register_jobs, survey_triggers.register_jobs, churn.register_jobs]
 
 
 async def run_worker(app: procrastinate.App, settings: Settings) -> None:

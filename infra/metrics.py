@@ -3,7 +3,9 @@
 Each source table is aggregated once (``GROUP BY customer_id``) and the results are
 joined onto the customers, so a full recompute is a few hash aggregates and one
 upsert, whatever the number of customers. ``recompute_for`` runs the same SQL with
-every scan restricted to the given customers.
+every scan restricted to the given customers, ``recompute_range`` to a range of ids
+(the batches of a full re-tier). Spend and orders count over the active tier
+policy's spend window.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 WINDOW = "interval '365 days'"
+# Spend and orders count over the active tier policy's spend window (365 days when none is active);
+# a scalar subquery, evaluated once per statement.
+SPEND_WINDOW = (
+    "make_interval(days => (SELECT coalesce(max(spend_window_days), 365) FROM tier_policies WHERE status = 'active'))"
+)
 
 # `{scope_c}` / `{scope}` are replaced by nothing (every customer) or by a filter on
 # the given ids; nothing else is ever formatted into this text.
@@ -26,8 +33,8 @@ WITH purchase_totals AS (
     SELECT customer_id,
            sum(amount) AS lifetime_spend,
            count(*) AS order_count,
-           coalesce(sum(amount) FILTER (WHERE purchased_at > now() - {WINDOW}), 0) AS spend_12m,
-           count(*) FILTER (WHERE purchased_at > now() - {WINDOW}) AS orders_12m,
+           coalesce(sum(amount) FILTER (WHERE purchased_at > now() - {SPEND_WINDOW}), 0) AS spend_12m,
+           count(*) FILTER (WHERE purchased_at > now() - {SPEND_WINDOW}) AS orders_12m,
            min(purchased_at) AS first_purchase_at,
            max(purchased_at) AS last_purchase_at
     FROM purchases
@@ -83,16 +90,34 @@ ON CONFLICT (customer_id) DO UPDATE SET
     latest_nps = excluded.latest_nps,
     latest_csat = excluded.latest_csat,
     computed_at = excluded.computed_at
+{{only_changed}}
 """
+# The batches of a full re-tier leave rows whose values did not change alone (most of them, every
+# night): ``computed_at`` is then when the values last changed.
+_ONLY_CHANGED = """WHERE (m.lifetime_spend, m.order_count, m.spend_12m, m.orders_12m, m.first_purchase_at,
+       m.last_purchase_at, m.open_complaints, m.complaints_12m, m.latest_nps, m.latest_csat)
+    IS DISTINCT FROM (excluded.lifetime_spend, excluded.order_count, excluded.spend_12m, excluded.orders_12m,
+       excluded.first_purchase_at, excluded.last_purchase_at, excluded.open_complaints, excluded.complaints_12m,
+       excluded.latest_nps, excluded.latest_csat)"""
 
-_ALL = text(_RECOMPUTE_SQL.format(scope="", scope_and="", scope_c=""))
+_ALL = text(_RECOMPUTE_SQL.format(scope="", scope_and="", scope_c="", only_changed=""))
 _SOME: TextClause = text(
     _RECOMPUTE_SQL.format(
         scope="WHERE customer_id = ANY(:ids)",
         scope_and="AND r.customer_id = ANY(:ids)",
         scope_c="WHERE c.id = ANY(:ids)",
+        only_changed="",
     )
 ).bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+_RANGE: TextClause = text(
+    _RECOMPUTE_SQL.format(
+        scope="WHERE customer_id > :after AND customer_id <= :upto",
+        scope_and="AND r.customer_id > :after AND r.customer_id <= :upto",
+        scope_c="WHERE c.id > :after AND c.id <= :upto",
+        only_changed=_ONLY_CHANGED,
+    )
+).bindparams(bindparam("after", type_=PG_UUID(as_uuid=True)), bindparam("upto", type_=PG_UUID(as_uuid=True)))
 
 
 async def recompute_all(conn: AsyncConnection) -> int:
@@ -106,3 +131,10 @@ async def recompute_for(conn: AsyncConnection, customer_ids: Sequence[UUID]) -> 
     if not customer_ids:
         return
     await conn.execute(_SOME, {"ids": list(dict.fromkeys(customer_ids))})
+
+
+async def recompute_range(conn: AsyncConnection, after: UUID, upto: UUID) -> int:
+    """Recompute the metrics of the customers with ``after < id <= upto`` (a batch of a full re-tier);
+    returns how many rows changed."""
+    result = await conn.execute(_RANGE, {"after": after, "upto": upto})
+    return int(result.rowcount or 0)

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import enums
 from domain.enums import SCORE_RANGES
+from infra import churn
 from infra import tables as t
 from infra.metrics import recompute_all
 from infra.tiering import active_policy, retier_all
@@ -1313,6 +1314,11 @@ _RESPONSE_TIERS_SQL = text("""
 UPDATE survey_responses r SET tier_at_response = c.tier_code
 FROM customers c WHERE c.id = r.customer_id
 """)
+# Invitations carry their trigger and the tier of the customer when invited (the tier now, as above).
+_INVITATION_TIERS_SQL = text("""
+UPDATE survey_invitations i SET trigger = s.trigger, tier_at_invitation = c.tier_code
+FROM surveys s, customers c WHERE s.id = i.survey_id AND c.id = i.customer_id
+""")
 
 
 async def seed(
@@ -1359,6 +1365,8 @@ async def seed(
             bar.advance(task)
             await conn.execute(_COMPLAINT_TIERS_SQL)
             await conn.execute(_RESPONSE_TIERS_SQL)
+            await conn.execute(_INVITATION_TIERS_SQL)
+            await churn.recompute_all(conn)  # every customer's churn warning, as the nightly job would
             bar.advance(task)
     c = seeder.counts
     return SeedReport(

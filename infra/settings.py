@@ -57,6 +57,43 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Complaints, surveys and churn (issue 5).
+    sla_sweep_cron: str = "*/5 * * * *"  # breaches, escalations, auto-close
+    sla_auto_close_days: int = Field(default=7, ge=1)  # resolved complaints close by themselves after this
+    sla_escalate_critical_at: float = Field(default=0.5, gt=0, le=1)  # share of a critical clock used up
+    survey_throttle_days: int = Field(default=14, ge=0)  # no customer invited more often, across channels
+    survey_periodic_days: int = Field(default=180, ge=1)  # interval of periodic surveys
+    survey_purchase_delay_hours: int = Field(default=48, ge=0)  # purchase surveys go out this long after
+    survey_invite_cron: str = "*/15 * * * *"
+    survey_invite_batch: int = Field(default=500, ge=1)  # invitations per run of the trigger job (spreads waves)
+    churn_cron: str = "47 3 * * *"  # nightly re-score, after the nightly re-tier
+
+    # Hardening (issue 6): limits checked before execution (QUERY_TOO_COMPLEX) and on the transport.
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_directives: int = 20
+    max_query_cost: int = 12_000  # estimated: object fields, multiplied by `first` (see api/limits.py)
+    cost_default_list_size: int = 10  # what a list without `first` is assumed to hold
+    max_input_string_length: int = 10_000
+    max_body_bytes: int = 1_048_576  # 413 above this
+    db_connect_timeout_s: float = 5.0
+
+    # Rate limits, in cost points per minute (an operation is charged its estimated cost, at least 1).
+    # A partner token's own `rate_limit_per_minute` (set by admins) replaces the partner default.
+    rate_limit_enabled: bool = True
+    rate_limit_user_per_minute: int = 20_000
+    rate_limit_partner_per_minute: int = 6_000
+
+    # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
+    log_format: str = "auto"  # json, text, or auto (json in production, text otherwise)
+    log_level: str = "INFO"
+    metrics_token: SecretStr | None = None  # when set, GET /metrics needs `Authorization: Bearer <it>`
+
+    # Serving: seconds `tierwise serve` waits for requests in flight after SIGTERM.
+    shutdown_grace_s: float = 20.0
+    keep_alive_timeout_s: float = 5.0
+
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
         if self.environment is Environment.PRODUCTION:

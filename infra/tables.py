@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
 
 from domain import enums
+from domain.complaints import COMPLAINT_EVENT_KINDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -107,6 +108,11 @@ Index("ix_customers_created_id", customers.c.created_at, customers.c.id)
 Index("ix_customers_name_id", customers.c.name, customers.c.id)
 Index("ix_customers_tier", customers.c.tier_code, customers.c.id)
 Index("ix_customers_partner", customers.c.partner_id, customers.c.created_at, customers.c.id)
+Index(
+    "ix_customers_tier_override_expires",
+    customers.c.tier_override_expires_at,
+    postgresql_where=text("tier_override_code IS NOT NULL"),
+)
 
 customer_metrics = Table(
     "customer_metrics",
@@ -139,7 +145,13 @@ purchases = Table(
     _created(),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
-Index("ix_purchases_customer_at", purchases.c.customer_id, purchases.c.purchased_at.desc())
+# Covering (0004): metrics are recomputed from this index alone (index-only scans by customer or id range).
+Index(
+    "ix_purchases_customer_at",
+    purchases.c.customer_id,
+    purchases.c.purchased_at.desc(),
+    postgresql_include=["amount"],
+)
 
 tier_policies = Table(
     "tier_policies",
@@ -156,7 +168,17 @@ tier_policies = Table(
     Column("activated_by", Text, nullable=True),
     Column("activated_at", TS, nullable=True),
     Column("retired_at", TS, nullable=True),
+    # Tier engine (migration 0004): edits of a draft, who changed and retired it.
+    Column("description", Text, nullable=True),
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_by", Text, nullable=True),
+    Column("retired_by", Text, nullable=True),
     CheckConstraint(_in("status", enums.POLICY_STATUSES), name="status"),
+    CheckConstraint(
+        "grace_days BETWEEN 0 AND 3650 AND min_stay_days BETWEEN 0 AND 3650 AND spend_window_days BETWEEN 1 AND 3650",
+        name="days",
+    ),
 )
 Index("uq_tier_policies_one_active", tier_policies.c.status, unique=True, postgresql_where=text("status = 'active'"))
 
@@ -193,6 +215,30 @@ tier_changes = Table(
 Index("ix_tier_changes_customer_at", tier_changes.c.customer_id, tier_changes.c.changed_at.desc())
 Index("ix_tier_changes_at", tier_changes.c.changed_at)
 
+# Full re-tiers with their checkpoint (migration 0004): an interrupted run resumes after ``after_id``.
+tier_runs = Table(
+    "tier_runs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("kind", Text, nullable=False, server_default="full"),
+    Column("policy_version", Integer, nullable=False),
+    Column("status", Text, nullable=False, server_default="running"),
+    Column("actor", Text, nullable=True),
+    Column("batch_size", Integer, nullable=False),
+    Column("after_id", UUID(as_uuid=True), nullable=True),
+    Column("customers_total", BigInteger, nullable=False, server_default="0"),
+    Column("customers_done", BigInteger, nullable=False, server_default="0"),
+    Column("batches", Integer, nullable=False, server_default="0"),
+    Column("changed", BigInteger, nullable=False, server_default="0"),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS, nullable=True),
+    CheckConstraint("status IN ('running', 'done', 'superseded')", name="status"),
+    CheckConstraint("batch_size > 0", name="batch_size_positive"),
+)
+Index("uq_tier_runs_one_running", tier_runs.c.kind, unique=True, postgresql_where=text("status = 'running'"))
+Index("ix_tier_runs_started", tier_runs.c.started_at.desc())
+
 complaint_categories = Table(
     "complaint_categories",
     metadata,
@@ -217,6 +263,10 @@ sla_policies = Table(
     Column("status", Text, nullable=False, server_default="draft"),
     _created(),
     Column("activated_at", TS, nullable=True),
+    Column("name", Text, nullable=False, server_default=""),  # 0005
+    Column("created_by", Text, nullable=True),  # 0005
+    Column("activated_by", Text, nullable=True),  # 0005
+    Column("retired_at", TS, nullable=True),  # 0005
     CheckConstraint(_in("status", enums.POLICY_STATUSES), name="status"),
 )
 Index("uq_sla_policies_one_active", sla_policies.c.status, unique=True, postgresql_where=text("status = 'active'"))
@@ -273,6 +323,7 @@ complaints = Table(
 Index("ix_complaints_customer_opened", complaints.c.customer_id, complaints.c.opened_at.desc(), complaints.c.id)
 Index("ix_complaints_opened_id", complaints.c.opened_at, complaints.c.id)
 Index("ix_complaints_status", complaints.c.status)
+Index("ix_complaints_escalated", complaints.c.escalated_at)  # 0005
 
 complaint_events = Table(
     "complaint_events",
@@ -284,6 +335,8 @@ complaint_events = Table(
     Column("actor", Text, nullable=True),
     Column("note", Text, nullable=True),
     Column("at", TS, nullable=False, server_default=func.now()),
+    Column("kind", Text, nullable=False, server_default="transition"),  # 0005
+    CheckConstraint(_in("kind", COMPLAINT_EVENT_KINDS), name="kind"),
 )
 Index("ix_complaint_events_complaint", complaint_events.c.complaint_id, complaint_events.c.id)
 
@@ -329,10 +382,16 @@ survey_invitations = Table(
     Column("complaint_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=True),
     Column("channel", Text, nullable=False),
     Column("sent_at", TS, nullable=False, server_default=func.now()),
+    Column("trigger", Text, nullable=False, server_default="manual"),  # 0005
+    Column("tier_at_invitation", Text, nullable=True),  # 0005
+    Column("purchase_id", UUID(as_uuid=True), ForeignKey("purchases.id"), nullable=True),  # 0005
     CheckConstraint(_in("channel", enums.SURVEY_CHANNELS), name="channel"),
+    CheckConstraint(_in("trigger", enums.SURVEY_TRIGGERS), name="trigger"),
 )
 Index("ix_survey_invitations_customer", survey_invitations.c.customer_id, survey_invitations.c.sent_at.desc())
 Index("ix_survey_invitations_survey", survey_invitations.c.survey_id)
+Index("ix_survey_invitations_complaint", survey_invitations.c.survey_id, survey_invitations.c.complaint_id)  # 0005
+Index("ix_survey_invitations_purchase", survey_invitations.c.purchase_id)  # 0005
 
 survey_responses = Table(
     "survey_responses",
@@ -382,6 +441,7 @@ churn_scores = Table(
     Column("computed_at", TS, nullable=False, server_default=func.now()),
     CheckConstraint(_in("level", enums.CHURN_LEVELS), name="level"),
 )
+Index("ix_churn_scores_level", churn_scores.c.level)  # 0005
 
 api_tokens = Table(
     "api_tokens",

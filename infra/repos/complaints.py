@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 
-from domain.complaints import ComplaintState, Transition, check_transition
+from domain.complaints import ComplaintState, Transition, TransitionOutcome, check_follow_up, check_transition
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra.pagination import SortKey, apply_keyset
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, to_page
+from infra.sla import breached_sql, mark_breaches
 from infra.tables import (
     complaint_categories,
     complaint_events,
@@ -71,9 +72,9 @@ def _filtered(stmt: Any, f: ComplaintFilter) -> Any:
         stmt = stmt.where(k.c.opened_at >= f.opened_after)
     if f.opened_before is not None:
         stmt = stmt.where(k.c.opened_at < f.opened_before)
-    if f.breached is not None:
-        either = k.c.first_response_breached | k.c.resolution_breached
-        stmt = stmt.where(either if f.breached else ~either)
+    if f.breached is not None:  # breached by the flags or by the clocks as of now (infra/sla.py)
+        either = breached_sql("complaints")
+        stmt = stmt.where(text(either if f.breached else f"NOT {either}"))
     return stmt
 
 
@@ -122,10 +123,44 @@ async def events_for(db: Executor, complaint_ids: list[UUID]) -> dict[UUID, list
     return out
 
 
-async def taxonomy(db: Executor, table: str) -> list[dict[str, Any]]:
-    t = complaint_categories if table == "categories" else root_causes
-    rows = (await db.execute(select(t.c.code, t.c.label).where(t.c.active).order_by(t.c.code))).all()
-    return [dict(r._mapping) for r in rows]
+def _taxonomy_table(table: str) -> Any:
+    return complaint_categories if table == "categories" else root_causes
+
+
+async def taxonomy(db: Executor, table: str, *, include_inactive: bool = False) -> list[dict[str, Any]]:
+    """Active entries (for choosing); with ``include_inactive``, the retired ones too (for showing the
+    category of an older complaint)."""
+    t = _taxonomy_table(table)
+    stmt = select(t.c.code, t.c.label, t.c.active).order_by(t.c.code)
+    if not include_inactive:
+        stmt = stmt.where(t.c.active)
+    return [dict(r._mapping) for r in (await db.execute(stmt)).all()]
+
+
+async def add_taxon(db: Executor, table: str, code: str, label: str) -> tuple[dict[str, Any], bool]:
+    """Add an entry, or bring back a deactivated one under a new label; an active code is a conflict.
+    Returns (the entry, whether it was reactivated)."""
+    t = _taxonomy_table(table)
+    row = (await db.execute(select(t).where(t.c.code == code).with_for_update())).first()
+    if row is not None and row.active:
+        raise Conflict(f"'{code}' exists already", field="code")
+    if row is None:
+        stmt: Any = insert(t).values(code=code, label=label, active=True)
+    else:
+        stmt = update(t).where(t.c.code == code).values(label=label, active=True)
+    await db.execute(stmt)
+    return {"code": code, "label": label, "active": True}, row is not None
+
+
+async def deactivate_taxon(db: Executor, table: str, code: str) -> dict[str, Any]:
+    """Retire an entry: no new complaint or resolution can use it; complaints that do keep it."""
+    t = _taxonomy_table(table)
+    row = (
+        await db.execute(update(t).where(t.c.code == code).values(active=False).returning(t.c.code, t.c.label))
+    ).first()
+    if row is None:
+        raise NotFound(f"no such code '{code}'", field="code")
+    return {"code": row.code, "label": row.label, "active": False}
 
 
 async def _sla_deadlines(db: Executor, tier: str | None, severity: str) -> tuple[int | None, Any, Any]:
@@ -182,6 +217,7 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
         ).first()
         if prior is None or prior.customer_id != values["customer_id"]:
             raise NotFound("no such complaint to follow up", field="followUpOf")
+        check_follow_up(prior.status)
     tier = (await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))).scalar_one()
     if tier is None:  # not tiered yet (tiers are assigned on the first purchase): the base tier applies
         tier = await _base_tier(db)
@@ -206,10 +242,17 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
     return complaint_id
 
 
+@dataclass(frozen=True)
+class TransitionResult:
+    customer_id: UUID
+    outcome: TransitionOutcome
+
+
 async def transition(
     db: Executor, complaint_id: UUID, expected_version: int, t: Transition, *, actor: str, scope: Scope
-) -> UUID:
-    """Apply a legal transition with its event row; returns the complaint's customer id."""
+) -> TransitionResult:
+    """Apply a legal transition with its event row. A clock it stops late is flagged as breached in the
+    same statement set (infra/sla.mark_breaches, scoped to this complaint)."""
     row = (await db.execute(_scoped(select(k).where(k.c.id == complaint_id), scope).with_for_update())).first()
     if row is None:
         raise NotFound("no such complaint", field="id")
@@ -254,4 +297,5 @@ async def transition(
             complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, note=t.note
         )
     )
-    return row.customer_id  # type: ignore[no-any-return]
+    await mark_breaches(db, [complaint_id], actor=actor)
+    return TransitionResult(row.customer_id, outcome)

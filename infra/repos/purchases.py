@@ -23,7 +23,7 @@ _INSERT = text(
                          CAST(:amounts AS numeric[]), CAST(:currencies AS text[]), CAST(:channels AS text[]),
                          CAST(:purchased_ats AS timestamptz[]))
     ON CONFLICT (partner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
-    RETURNING id, external_id
+    RETURNING purchases.*
     """
 )
 
@@ -65,20 +65,22 @@ async def record(
     new_count = len(inserted)
     if new_count:
         await tiering.refresh(conn, customer_ids, actor=actor)
-    external_ids = [i["external_id"] for i in items if i.get("external_id")]
-    stored: dict[str, dict[str, Any]] = {}
-    if external_ids:
+    # New rows come back from the insert; only external ids recorded before are read (replays).
+    stored: dict[str, dict[str, Any]] = {r.external_id: dict(r._mapping) for r in inserted if r.external_id}
+    seen_before = [e for e in dict.fromkeys(i["external_id"] for i in items if i.get("external_id")) if e not in stored]
+    if seen_before:
         rows = (
             await conn.execute(
-                select(p).where(p.c.partner_id.is_not_distinct_from(partner_id), p.c.external_id.in_(external_ids))
+                # `=` / IS NULL, not IS NOT DISTINCT FROM: only these can use the (partner, external id) index
+                select(p).where(
+                    p.c.partner_id == partner_id if partner_id is not None else p.c.partner_id.is_(None),
+                    p.c.external_id.in_(seen_before),
+                )
             )
         ).all()
-        stored = {r.external_id: dict(r._mapping) for r in rows}
+        stored.update({r.external_id: dict(r._mapping) for r in rows})
     new_without_ext = iter(r.id for r in inserted if r.external_id is None)
-    plain: dict[UUID, dict[str, Any]] = {}
-    ids = [r.id for r in inserted if r.external_id is None]
-    if ids:
-        plain = {r.id: dict(r._mapping) for r in (await conn.execute(select(p).where(p.c.id.in_(ids)))).all()}
+    plain: dict[UUID, dict[str, Any]] = {r.id: dict(r._mapping) for r in inserted if r.external_id is None}
     result = [stored[i["external_id"]] if i.get("external_id") else plain[next(new_without_ext)] for i in items]
     return result, new_count
 

@@ -4,16 +4,20 @@ post-resolution surveys); partner submits are idempotent on the external id."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from domain.errors import Conflict, NotFound
+from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
 from infra.pagination import SortKey, apply_keyset
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, to_page
-from infra.tables import customers, survey_answers, survey_questions, survey_responses, surveys
+from infra.tables import complaints, customers, survey_answers, survey_questions, survey_responses, surveys
 
 s, q, r, a = surveys, survey_questions, survey_responses, survey_answers
 SORT = SortKey("CREATED_AT_DESC", s.c.created_at, s.c.id, descending=True)
@@ -130,3 +134,228 @@ async def survey_with_questions(db: Executor, survey_id: UUID) -> tuple[dict[str
     if survey is None:
         raise NotFound("no such survey", field="surveyId")
     return dict(survey._mapping), (await questions_for(db, [survey_id]))[survey_id]
+
+
+# ---------------------------------------------------------------- invitations
+#
+# One statement decides, for a list of candidates (survey, customer, complaint, purchase, trigger),
+# who is invited and on which channel, and why the others are not (domain/surveys.SKIP_REASONS):
+# the survey must be active; a customer who answered it (that complaint's, for per-complaint surveys)
+# is not asked again; a trigger fires once (per complaint, per purchase, per periodic interval); no
+# customer is invited more often than the throttle allows, across surveys and channels, and at most
+# once per call; the channel is domain/surveys.pick_channel's. Customers are locked first, so
+# concurrent triggers for one customer queue up and the throttle holds.
+
+
+@dataclass(frozen=True)
+class Candidate:
+    survey_id: UUID
+    customer_id: UUID
+    trigger: str
+    complaint_id: UUID | None = None
+    purchase_id: UUID | None = None
+    preferred_channel: str | None = None
+    priority: int = 0  # lower first, when one customer has several candidates
+
+
+@dataclass(frozen=True)
+class InviteOutcome:
+    survey_id: UUID
+    customer_id: UUID
+    complaint_id: UUID | None
+    skipped: str | None  # a SKIP_REASONS code, or None when invited
+    invitation: dict[str, Any] | None
+
+
+_LOCK_CUSTOMERS = text("SELECT id FROM customers WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE").bindparams(
+    bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
+)
+
+_INVITE_SQL = text("""
+WITH cand AS (
+    SELECT * FROM unnest(CAST(:survey_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:complaint_ids AS uuid[]),
+                         CAST(:purchase_ids AS uuid[]), CAST(:triggers AS text[]), CAST(:preferred AS text[]),
+                         CAST(:priorities AS integer[])) WITH ORDINALITY
+         AS x(survey_id, customer_id, complaint_id, purchase_id, trigger, preferred, priority, n)
+),
+judged AS (
+    SELECT x.*, c.tier_code, ch.channel,
+           CASE
+               WHEN c.id IS NULL THEN 'not_found'
+               WHEN s.id IS NULL OR s.status <> 'active' THEN 'survey_inactive'
+               WHEN EXISTS (
+                   SELECT 1 FROM survey_responses r
+                   WHERE r.survey_id = x.survey_id AND r.customer_id = x.customer_id
+                     AND (NOT s.per_complaint OR r.complaint_id IS NOT DISTINCT FROM x.complaint_id)
+               ) THEN 'answered'
+               WHEN EXISTS (
+                   SELECT 1 FROM survey_invitations i
+                   WHERE i.survey_id = x.survey_id AND i.customer_id = x.customer_id
+                     AND CASE x.trigger
+                             WHEN 'complaint_resolved' THEN i.complaint_id IS NOT DISTINCT FROM x.complaint_id
+                             WHEN 'purchase' THEN i.purchase_id = x.purchase_id
+                             WHEN 'periodic' THEN i.sent_at > now() - make_interval(days => :periodic_days)
+                             ELSE false
+                         END
+               ) THEN 'already_invited'
+               WHEN EXISTS (
+                   SELECT 1 FROM survey_invitations i
+                   WHERE i.customer_id = x.customer_id AND i.sent_at > now() - make_interval(days => :throttle_days)
+               ) THEN 'throttled'
+               WHEN ch.channel IS NULL THEN 'no_channel'
+           END AS skip
+    FROM cand x
+    LEFT JOIN surveys s ON s.id = x.survey_id
+    LEFT JOIN customers c ON c.id = x.customer_id AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
+    LEFT JOIN LATERAL (
+        SELECT o.ch AS channel
+        FROM unnest(CAST(:channel_order AS text[])) WITH ORDINALITY AS o(ch, rank)
+        WHERE o.ch = ANY(s.channels)
+          AND (o.ch IN ('web', 'in_app')
+               OR (o.ch = 'email' AND c.email IS NOT NULL AND c.consent_email_at IS NOT NULL)
+               OR (o.ch = 'sms' AND c.phone IS NOT NULL AND c.consent_sms_at IS NOT NULL)
+               OR (o.ch = 'phone' AND c.phone IS NOT NULL AND c.consent_phone_at IS NOT NULL))
+        ORDER BY (o.ch = x.preferred) DESC NULLS LAST, o.rank
+        LIMIT 1
+    ) ch ON true
+),
+ranked AS (
+    SELECT j.*, row_number() OVER (PARTITION BY j.customer_id ORDER BY (j.skip IS NULL) DESC, j.priority, j.n) AS rn
+    FROM judged j
+),
+sent AS (
+    INSERT INTO survey_invitations
+        (survey_id, customer_id, complaint_id, purchase_id, channel, trigger, tier_at_invitation)
+    SELECT survey_id, customer_id, complaint_id, purchase_id, channel, trigger, tier_code
+    FROM ranked WHERE skip IS NULL AND rn = 1
+    RETURNING id, survey_id, customer_id, complaint_id, purchase_id, channel, trigger, tier_at_invitation, sent_at
+)
+SELECT r.n, r.survey_id, r.customer_id, r.complaint_id,
+       CASE WHEN r.skip IS NULL AND r.rn > 1 THEN 'throttled' ELSE r.skip END AS skip,
+       to_jsonb(i) AS invitation
+FROM ranked r
+LEFT JOIN sent i ON r.skip IS NULL AND r.rn = 1 AND i.customer_id = r.customer_id
+ORDER BY r.n
+""")
+
+
+async def invite(
+    conn: Executor, candidates: Sequence[Candidate], *, throttle_days: int, periodic_days: int
+) -> list[InviteOutcome]:
+    """Invite the candidates that may be (see above); one outcome per candidate, in order."""
+    if not candidates:
+        return []
+    await conn.execute(_LOCK_CUSTOMERS, {"ids": sorted({c.customer_id for c in candidates}, key=str)})
+    rows = (
+        await conn.execute(
+            _INVITE_SQL,
+            {
+                "survey_ids": [c.survey_id for c in candidates],
+                "customer_ids": [c.customer_id for c in candidates],
+                "complaint_ids": [c.complaint_id for c in candidates],
+                "purchase_ids": [c.purchase_id for c in candidates],
+                "triggers": [c.trigger for c in candidates],
+                "preferred": [c.preferred_channel for c in candidates],
+                "priorities": [c.priority for c in candidates],
+                "channel_order": list(INVITE_CHANNEL_ORDER),
+                "throttle_days": throttle_days,
+                "periodic_days": periodic_days,
+            },
+        )
+    ).all()
+    return [InviteOutcome(r.survey_id, r.customer_id, r.complaint_id, r.skip, r.invitation) for r in rows]
+
+
+async def invite_after_resolution(
+    conn: Executor, *, complaint_id: UUID, throttle_days: int, periodic_days: int
+) -> InviteOutcome | None:
+    """The post-resolution survey of a complaint just resolved: the newest active survey triggered by
+    resolutions, on the channel the complaint came in on where possible."""
+    complaint = (
+        await conn.execute(
+            select(complaints.c.customer_id, complaints.c.channel).where(complaints.c.id == complaint_id)
+        )
+    ).one()
+    survey_ids = (
+        (
+            await conn.execute(
+                select(s.c.id)
+                .where(s.c.status == "active", s.c.trigger == "complaint_resolved")
+                .order_by(s.c.created_at.desc(), s.c.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    preferred = COMPLAINT_CHANNEL_TO_SURVEY.get(complaint.channel)
+    outcomes = await invite(
+        conn,
+        [
+            Candidate(
+                sid,
+                complaint.customer_id,
+                "complaint_resolved",
+                complaint_id=complaint_id,
+                preferred_channel=preferred,
+                priority=n,
+            )
+            for n, sid in enumerate(survey_ids)
+        ],
+        throttle_days=throttle_days,
+        periodic_days=periodic_days,
+    )
+    return next((o for o in outcomes if o.skipped is None), outcomes[0] if outcomes else None)
+
+
+_PURCHASE_CANDIDATES = text("""
+SELECT DISTINCT ON (s.id, p.customer_id) s.id AS survey_id, p.customer_id, p.id AS purchase_id
+FROM purchases p
+JOIN surveys s ON s.status = 'active' AND s.trigger = 'purchase'
+JOIN customers c ON c.id = p.customer_id AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
+WHERE p.purchased_at <= now() - make_interval(hours => :delay_hours)
+  AND p.purchased_at > now() - make_interval(hours => :delay_hours) - make_interval(days => :lookback_days)
+  AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE i.survey_id = s.id AND i.purchase_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.survey_id = s.id AND r.customer_id = p.customer_id)
+  AND NOT EXISTS (SELECT 1 FROM survey_invitations i
+                  WHERE i.customer_id = p.customer_id AND i.sent_at > now() - make_interval(days => :throttle_days))
+ORDER BY s.id, p.customer_id, p.purchased_at DESC, p.id
+LIMIT :batch
+""")
+
+_PERIODIC_CANDIDATES = text("""
+SELECT s.id AS survey_id, c.id AS customer_id
+FROM surveys s
+JOIN customers c ON c.deleted_at IS NULL AND c.merged_into_id IS NULL
+JOIN customer_metrics m ON m.customer_id = c.id AND m.last_purchase_at > now() - interval '365 days'
+WHERE s.status = 'active' AND s.trigger = 'periodic'
+  AND NOT EXISTS (SELECT 1 FROM survey_invitations i WHERE i.survey_id = s.id AND i.customer_id = c.id
+                  AND i.sent_at > now() - make_interval(days => :periodic_days))
+  AND NOT EXISTS (SELECT 1 FROM survey_responses r WHERE r.survey_id = s.id AND r.customer_id = c.id)
+  AND NOT EXISTS (SELECT 1 FROM survey_invitations i
+                  WHERE i.customer_id = c.id AND i.sent_at > now() - make_interval(days => :throttle_days))
+ORDER BY (SELECT max(i.sent_at) FROM survey_invitations i WHERE i.survey_id = s.id AND i.customer_id = c.id)
+         NULLS FIRST, c.id
+LIMIT :batch
+""")
+
+
+async def triggered_candidates(
+    conn: Executor, *, delay_hours: int, throttle_days: int, periodic_days: int, batch: int, lookback_days: int = 7
+) -> list[Candidate]:
+    """Who is due for a purchase-triggered or a periodic survey now (purchase ones first), set-based."""
+    params = {
+        "delay_hours": delay_hours,
+        "lookback_days": lookback_days,
+        "throttle_days": throttle_days,
+        "periodic_days": periodic_days,
+        "batch": batch,
+    }
+    out = [
+        Candidate(r.survey_id, r.customer_id, "purchase", purchase_id=r.purchase_id, priority=0)
+        for r in (await conn.execute(_PURCHASE_CANDIDATES, params)).all()
+    ]
+    out += [
+        Candidate(r.survey_id, r.customer_id, "periodic", priority=1)
+        for r in (await conn.execute(_PERIODIC_CANDIDATES, params)).all()
+    ]
+    return out

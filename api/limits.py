@@ -1,0 +1,437 @@
+"""Limits checked before an operation runs, and the rate limit charged for it.
+
+- Parsing: at most ``max_tokens`` lexical tokens and as many comments (graphql-core's own limits).
+- Validation: depth and aliases (strawberry's validators), directives, and introspection in
+  production (graphql-core's rule) — reported as ``QUERY_TOO_COMPLEX`` (introspection as
+  ``BAD_USER_INPUT``).
+- Before execution, with the variables known: every input string is checked (no NUL, not longer
+  than ``max_input_string_length``), the cost is estimated (``estimate_cost``), and the caller's
+  rate-limit bucket is charged that cost. A refusal replaces the result; nothing is executed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_list_type,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.language import Visitor, visit
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+
+from api.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, RATE_LIMITED
+from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from api.context import Context
+    from api.ratelimit import RateLimiter
+
+log = logging.getLogger("tierwise.limits")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int
+    max_aliases: int
+    max_tokens: int
+    max_directives: int
+    max_cost: int
+    default_list_size: int
+    max_page_size: int
+    max_string_length: int
+    introspection: bool
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(
+            max_depth=s.max_query_depth,
+            max_aliases=s.max_aliases,
+            max_tokens=s.max_tokens,
+            max_directives=s.max_directives,
+            max_cost=s.max_query_cost,
+            default_list_size=s.cost_default_list_size,
+            max_page_size=s.max_page_size,
+            max_string_length=s.max_input_string_length,
+            introspection=not s.is_production,
+        )
+
+
+def too_complex(message: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": QUERY_TOO_COMPLEX, **extensions})
+
+
+# ---------------------------------------------------------------- validation rules
+
+_CEILING = 10**12  # costs and depths stop growing here (fragment fan-out can be exponential)
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+class _Depth:
+    """Depth of each operation, following fragments once each (memoised): strawberry's depth and
+    alias validators re-walk a fragment at every spread, which is exponential in a document of a few
+    dozen fragments that each spread the previous one twice."""
+
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.memo: dict[str, int] = {}
+        self.active: set[str] = set()
+
+    def of(self, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                if sel.name.value.startswith("__"):
+                    continue  # introspection is refused in production, and shallow by construction
+                depth = 1 + self.of(sel.selection_set) if sel.selection_set else 0
+            elif isinstance(sel, InlineFragmentNode):
+                depth = self.of(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode):
+                depth = self.fragment(sel.name.value)
+            else:
+                depth = 0
+            deepest = max(deepest, depth)
+        return min(deepest, _CEILING)
+
+    def fragment(self, name: str) -> int:
+        if name in self.memo:
+            return self.memo[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.active:
+            return 0  # unknown or cyclic: other rules report it
+        self.active.add(name)
+        self.memo[name] = self.of(fragment.selection_set)
+        self.active.discard(name)
+        return self.memo[name]
+
+
+def _complexity_rule(limits: Limits) -> type[ValidationRule]:
+    class OperationComplexity(ValidationRule):
+        """Depth (through fragments), aliases and directives, each counted once over the document."""
+
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.aliases = 0
+            self.directives = 0
+            document = context.document
+            depth = _Depth(_fragments(document))
+            for definition in document.definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    name = definition.name.value if definition.name else "anonymous"
+                    try:
+                        # a leaf under n object fields is at depth n, as in strawberry's QueryDepthLimiter
+                        too_deep = depth.of(definition.selection_set) > limits.max_depth
+                    except RecursionError:
+                        too_deep = True
+                    if too_deep:
+                        self.report_error(
+                            too_complex(f"'{name}' exceeds maximum operation depth of {limits.max_depth}")
+                        )
+
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            if node.alias is not None:
+                self.aliases += 1
+
+        def enter_directive(self, *_args: Any) -> None:
+            self.directives += 1
+
+        def leave_document(self, *_args: Any) -> None:
+            if self.aliases > limits.max_aliases:
+                self.report_error(too_complex(f"{self.aliases} aliases found. Allowed: {limits.max_aliases}"))
+            if self.directives > limits.max_directives:
+                self.report_error(too_complex(f"{self.directives} directives found. Allowed: {limits.max_directives}"))
+
+    return OperationComplexity
+
+
+def validation_rules(limits: Limits) -> tuple[type[ValidationRule], ...]:
+    rules: list[type[ValidationRule]] = [_complexity_rule(limits)]
+    if not limits.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def tag_parse_limit(errors: list[GraphQLError] | None) -> None:
+    """graphql-core stops parsing past the token and comment limits with a syntax error: code it."""
+    for error in errors or ():
+        if isinstance(error, GraphQLSyntaxError) and "Parsing aborted" in error.message:
+            error.extensions = {**(error.extensions or {}), "code": QUERY_TOO_COMPLEX}
+
+
+# ---------------------------------------------------------------- input strings
+
+
+class _StringLiterals(Visitor):
+    def __init__(self, check: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.check = check
+        self.problem: str | None = None
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> Any:
+        self.problem = self.check(node.value)
+        return self.BREAK if self.problem else None
+
+
+def bad_input_string(document: DocumentNode, variables: Mapping[str, Any] | None, limits: Limits) -> str | None:
+    """Why an input string of the operation is refused (a NUL character, too long), or None."""
+
+    def check(value: str) -> str | None:
+        if "\x00" in value:
+            return "strings may not contain NUL characters"
+        if len(value) > limits.max_string_length:
+            return f"strings may be at most {limits.max_string_length} characters long"
+        return None
+
+    def walk(value: Any, depth: int = 0) -> str | None:
+        if isinstance(value, str):
+            return check(value)
+        if depth > 20:
+            return "input nested too deeply"
+        items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+        for item in items:
+            problem = walk(item, depth + 1)
+            if problem:
+                return problem
+        return None
+
+    problem = walk(variables or {})
+    if problem:
+        return problem
+    visitor = _StringLiterals(check)
+    visit(document, visitor)
+    return visitor.problem
+
+
+# ---------------------------------------------------------------- cost
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return ops[0] if len(ops) == 1 else None
+    return next((o for o in ops if o.name and o.name.value == name), None)
+
+
+class _Cost:
+    """Every object (or list of objects) a field returns costs 1 per instance; scalars are free.
+    ``first: n`` on a connection makes its list hold ``n`` items (capped at the page size); a list
+    without ``first`` is assumed to hold ``default_list_size``. Nested lists multiply."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        limits: Limits,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.limits = limits
+        self.memo: dict[tuple[str, str, int | None], int] = {}
+
+    def selections(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType, page: int | None, seen: frozenset[str]
+    ) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                total += self.field(sel, parent, page, seen)
+            elif isinstance(sel, InlineFragmentNode):
+                inner = self._type(sel.type_condition.name.value) if sel.type_condition else parent
+                total += self.selections(sel.selection_set, inner or parent, page, seen)
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in seen:
+                    continue
+                inner = self._type(fragment.type_condition.name.value) or parent
+                key = (name, inner.name, page)
+                if key not in self.memo:
+                    self.memo[key] = self.selections(fragment.selection_set, inner, page, seen | {name})
+                total += self.memo[key]
+        return min(total, _CEILING)
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType, page: int | None, seen: frozenset[str]) -> int:
+        name = node.name.value
+        if name.startswith("__"):
+            return 0 if name == "__typename" else 1
+        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return 0
+        definition = parent.fields.get(name)
+        if definition is None or is_leaf_type(get_named_type(definition.type)):
+            return 0
+        first = self._first(node, definition)
+        if is_list_type(get_nullable_type(definition.type)):
+            multiplier = first or page or self.limits.default_list_size
+            child_page = None
+        else:
+            multiplier, child_page = 1, first
+        inner = self.selections(node.selection_set, get_named_type(definition.type), child_page, seen)
+        return min(multiplier * (1 + inner), _CEILING)
+
+    def _first(self, node: FieldNode, definition: GraphQLField) -> int | None:
+        if "first" not in definition.args:
+            return None
+        value: Any = definition.args["first"].default_value
+        for arg in node.arguments or ():
+            if arg.name.value != "first":
+                continue
+            if isinstance(arg.value, IntValueNode):
+                value = int(arg.value.value)
+            elif isinstance(arg.value, VariableNode):
+                value = self.variables.get(arg.value.name.value, value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self.limits.max_page_size
+        return min(max(value, 1), self.limits.max_page_size)
+
+    def _type(self, name: str) -> GraphQLNamedType | None:
+        return self.schema.get_type(name)
+
+
+def estimate_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    limits: Limits,
+) -> int:
+    operation = _operation(document, operation_name)
+    if operation is None:
+        return 1
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return 1
+    fragments = _fragments(document)
+    defaults = {
+        v.variable.name.value: int(v.default_value.value)
+        for v in operation.variable_definitions or ()
+        if isinstance(v.default_value, IntValueNode)
+    }
+    cost = _Cost(schema, fragments, {**defaults, **(variables or {})}, limits)
+    try:
+        return max(cost.selections(operation.selection_set, root, None, frozenset()), 1)
+    except RecursionError:
+        return _CEILING
+
+
+# ---------------------------------------------------------------- the extension
+
+
+def _refuse(error: GraphQLError) -> GraphQLExecutionResult:
+    return GraphQLExecutionResult(data=None, errors=[error])
+
+
+class OperationLimits(SchemaExtension):
+    """Parse and validation limits, then (with the variables known) input strings, cost and the
+    rate limit — all before the first resolver runs. Also labels the request with the operation."""
+
+    def __init__(self, *, limits: Limits, limiter: RateLimiter | None) -> None:
+        self.limits = limits
+        self.limiter = limiter
+        self.rules = validation_rules(limits)
+        self.charged = False
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        options: dict[str, Any] = ec.parse_options  # type: ignore[assignment]
+        options["max_lexical_tokens"] = self.limits.max_tokens
+        options["max_comments"] = self.limits.max_tokens
+        ec.validation_rules = ec.validation_rules + self.rules
+        yield
+        ctx: Context | None = ec.context
+        if ctx is None:
+            return
+        ctx.extra["operation_name"] = ec.operation_name
+        try:
+            ctx.extra["operation_type"] = ec.operation_type.value
+        except Exception:  # no document (a syntax error)
+            ctx.extra["operation_type"] = None
+        if not self.charged and self.limiter is not None and ec.pre_execution_errors:
+            # refused while parsing or validating: it still spent a point of the caller's budget
+            self.charged = True
+            await self.limiter.charge(ctx.db, ctx.principal, 1)
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        tag_parse_limit(self.execution_context.pre_execution_errors)
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        ctx: Context = ec.context
+        assert ec.graphql_document is not None
+        problem = bad_input_string(ec.graphql_document, ec.variables, self.limits)
+        if problem:
+            await self._charge(1)
+            ec.result = _refuse(GraphQLError(problem, extensions={"code": BAD_USER_INPUT}))
+            yield
+            return
+        cost = estimate_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables, self.limits)
+        ctx.extra["cost"] = cost
+        if cost > self.limits.max_cost:
+            await self._charge(1)
+            ec.result = _refuse(
+                too_complex(
+                    f"estimated cost {cost} is over the limit of {self.limits.max_cost}",
+                    cost=cost,
+                    maxCost=self.limits.max_cost,
+                )
+            )
+            yield
+            return
+        refusal = await self._charge(cost)
+        if refusal is not None:
+            ec.result = _refuse(refusal)
+        yield
+
+    async def _charge(self, cost: int) -> GraphQLError | None:
+        if self.limiter is None or self.charged:
+            return None
+        self.charged = True
+        ctx: Context = self.execution_context.context
+        decision = await self.limiter.charge(ctx.db, ctx.principal, cost)
+        headers = ctx.response.headers
+        headers["X-RateLimit-Limit"] = str(decision.limit)
+        headers["X-RateLimit-Remaining"] = str(decision.remaining)
+        if decision.allowed:
+            return None
+        retry_after = decision.retry_after_header
+        headers["Retry-After"] = retry_after
+        ctx.response.status_code = 429
+        return GraphQLError(
+            f"rate limit of {decision.limit} points per minute reached; retry in {retry_after} s",
+            extensions={"code": RATE_LIMITED, "retryAfter": int(retry_after)},
+        )

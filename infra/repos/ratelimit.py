@@ -1,0 +1,108 @@
+"""Rate-limit buckets in PostgreSQL, shared by every instance: one row per caller, updated by one
+atomic statement per operation.
+
+A token bucket: a caller allowed ``L`` points a minute holds at most ``L`` points, refilled at ``L``
+per minute; an operation costing ``n`` takes ``n`` points if the bucket holds them and is refused
+otherwise (a refusal changes nothing). The row keeps the points left and when; the refill up to now
+is computed in the statement, under the row lock that ``ON CONFLICT DO UPDATE`` takes, so concurrent
+charges from any number of instances are exact.
+
+The caller's limit is read in the same statement: a partner token's ``rate_limit_per_minute`` (set
+by admins at runtime, in force from the next operation) or the default passed in. The table is
+UNLOGGED: a crash only hands every caller a full bucket, and charging writes no WAL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+
+from infra.repos.base import Executor
+from infra.tables import api_tokens
+
+WINDOW_S = 60.0
+
+_CHARGE = text(
+    """
+    WITH req AS (
+        SELECT per_minute, CAST(least(:cost, per_minute) AS float8) AS cost
+        FROM (
+            SELECT greatest(coalesce(
+                       (SELECT t.rate_limit_per_minute FROM api_tokens t WHERE t.id = :token_id),
+                       :default_limit), 1) AS per_minute
+        ) cfg
+    ),
+    taken AS (
+        INSERT INTO rate_limit_buckets AS b (key, points, at)
+        SELECT :key, per_minute - cost, now() FROM req
+        ON CONFLICT (key) DO UPDATE
+            SET points = least((SELECT per_minute FROM req),
+                               b.points + extract(epoch FROM now() - b.at) * (SELECT per_minute FROM req) / 60.0)
+                         - (SELECT cost FROM req),
+                at = now()
+            WHERE least((SELECT per_minute FROM req),
+                        b.points + extract(epoch FROM now() - b.at) * (SELECT per_minute FROM req) / 60.0)
+                  >= (SELECT cost FROM req)
+        RETURNING b.points
+    )
+    SELECT (SELECT points FROM taken) AS left_after,
+           (SELECT least(r.per_minute, b.points + extract(epoch FROM now() - b.at) * r.per_minute / 60.0)
+              FROM rate_limit_buckets b, req r WHERE b.key = :key) AS available,
+           (SELECT per_minute FROM req) AS per_minute,
+           (SELECT cost FROM req) AS cost
+    """
+).bindparams(bindparam("token_id", type_=PG_UUID(as_uuid=True)))
+
+
+@dataclass(frozen=True)
+class Charge:
+    allowed: bool
+    limit: int  # points per minute
+    remaining: int  # points left right after this operation (0 when refused)
+    retry_after_s: float  # until this operation would fit (0 when allowed)
+    empty_for_s: float = 0.0  # until the bucket holds one point again (0 when allowed)
+
+
+async def charge(db: Executor, *, key: str, cost: int, default_limit: int, token_id: UUID | None = None) -> Charge:
+    """Take ``cost`` points from ``key``'s bucket if it holds them (one statement, atomic)."""
+    row = (
+        await db.execute(
+            _CHARGE, {"key": key, "cost": max(cost, 1), "default_limit": default_limit, "token_id": token_id}
+        )
+    ).one()
+    per_minute = int(row.per_minute)
+    if row.left_after is not None:
+        return Charge(True, per_minute, max(int(row.left_after), 0), 0.0)
+    available = float(row.available or 0.0)  # seen before this statement's refusal
+    seconds_per_point = WINDOW_S / per_minute
+    fits_in = (float(row.cost) - available) * seconds_per_point
+    one_point_in = (1.0 - available) * seconds_per_point
+    return Charge(False, per_minute, 0, max(fits_in, 0.001), max(one_point_in, 0.0))
+
+
+async def set_token_limit(db: Executor, token_id: UUID, per_minute: int | None) -> dict[str, Any] | None:
+    """Set (or, with None, reset to the default) a partner token's points per minute. The token starts
+    over with a full bucket under its new limit."""
+    stmt = (
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id)
+        .values(rate_limit_per_minute=per_minute)
+        .returning(api_tokens)
+    )
+    row = (await db.execute(stmt)).first()
+    if row is None:
+        return None
+    await db.execute(_FORGET, {"key": f"token:{token_id}"})
+    return dict(row._mapping)
+
+
+_FORGET = text("DELETE FROM rate_limit_buckets WHERE key = :key")
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(math.ceil(seconds), 1))

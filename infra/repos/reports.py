@@ -1,0 +1,323 @@
+"""Aggregates for the reports, in SQL: complaint rates, root causes and reopen rates; survey scores
+(NPS, CSAT, CES) with their response counts and response rates; the fairness report across tiers;
+the churn picture.
+
+Every query takes an optional ``[since, until)`` range (NULL: unbounded). Only whitelisted SQL
+fragments (group keys, period units) are ever formatted into the statements.
+
+Definitions (the tests recompute each of them with direct SQL):
+
+- complaints per 1 000 customers: complaints opened in the range under a tier (``tier_at_open``)
+  and category, per 1 000 live customers in that tier now;
+- reopen rate: complaints reopened at least once / complaints resolved at least once;
+- a score: over the scored answers of the kind, ``100 * (positive - negative) / answers`` with
+  positive = 9-10 and negative = 0-6 for NPS, positive = 4-5 for CSAT, 5-7 for CES (no negative);
+- response rate: invitations answered / invitations, an invitation being a (survey, customer,
+  complaint) invited (reminders are not new invitations), answered by a response of that survey,
+  customer and complaint; grouped by the invitation's own survey, tier, channel and send time;
+- fairness: per tier, the medians of first-response time and of resolution time without the time
+  spent waiting on the customer (tier at opening), the share of complaints with an SLA that
+  breached it (flags or clocks as of now), the shares of today's customers invited and answering
+  in the range, and the NPS (tier at response).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+
+from domain.surveys import SCORE_BANDS
+from infra.repos.base import Executor
+from infra.sla import breached_sql
+
+LIVE = "c.deleted_at IS NULL AND c.merged_into_id IS NULL"
+ACTIVE_TIERS = "SELECT t.code, t.rank FROM tiers t JOIN tier_policies p ON p.id = t.policy_id WHERE p.status = 'active'"
+PERIOD_UNITS = ("day", "week", "month")
+
+
+def _in_range(column: str) -> str:
+    return (
+        f"(CAST(:since AS timestamptz) IS NULL OR {column} >= CAST(:since AS timestamptz))"
+        f" AND (CAST(:until AS timestamptz) IS NULL OR {column} < CAST(:until AS timestamptz))"
+    )
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in result.all()]
+
+
+# ---------------------------------------------------------------- complaints
+
+
+async def complaint_rates(
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None
+) -> list[dict[str, Any]]:
+    """Tier x category grid (zeros included) of complaints and complaints per 1 000 customers."""
+    sql = f"""
+    WITH active_tiers AS ({ACTIVE_TIERS}),
+    counted AS (
+        SELECT k.tier_at_open AS tier, k.category_code AS category, count(*) AS complaints
+        FROM complaints k
+        WHERE k.tier_at_open IS NOT NULL AND {_in_range("k.opened_at")}
+        GROUP BY 1, 2
+    ),
+    live AS (
+        SELECT c.tier_code AS tier, count(*) AS customers FROM customers c
+        WHERE {LIVE} AND c.tier_code IS NOT NULL GROUP BY 1
+    ),
+    tier_list AS (
+        SELECT code AS tier, rank FROM active_tiers
+        UNION
+        SELECT DISTINCT tier, NULL::integer FROM counted WHERE tier NOT IN (SELECT code FROM active_tiers)
+    ),
+    category_list AS (
+        SELECT code AS category, label FROM complaint_categories
+        WHERE active OR code IN (SELECT category FROM counted)
+    )
+    SELECT t.tier, t.rank, g.category, g.label,
+           coalesce(n.complaints, 0) AS complaints, coalesce(l.customers, 0) AS customers,
+           CASE WHEN l.customers > 0 THEN round(1000.0 * coalesce(n.complaints, 0) / l.customers, 2) END
+               AS per_thousand
+    FROM tier_list t CROSS JOIN category_list g
+    LEFT JOIN counted n ON n.tier = t.tier AND n.category = g.category
+    LEFT JOIN live l ON l.tier = t.tier
+    ORDER BY t.rank NULLS LAST, t.tier, g.category
+    """
+    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+
+
+async def top_root_causes(
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, tier: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The most frequent root causes of the complaints opened in the range, with their share (percent)."""
+    sql = f"""
+    SELECT k.root_cause_code AS code, r.label, count(*) AS complaints,
+           round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS share
+    FROM complaints k JOIN root_causes r ON r.code = k.root_cause_code
+    WHERE {_in_range("k.opened_at")} AND (CAST(:tier AS text) IS NULL OR k.tier_at_open = CAST(:tier AS text))
+    GROUP BY k.root_cause_code, r.label
+    ORDER BY complaints DESC, code
+    LIMIT :limit
+    """
+    return _rows(await db.execute(text(sql), {"since": since, "until": until, "tier": tier, "limit": limit}))
+
+
+async def reopen_rates(db: Executor, *, since: dt.datetime | None, until: dt.datetime | None) -> list[dict[str, Any]]:
+    """Per tier at opening, and overall (tier NULL, ``overall`` true): resolved, reopened, rate."""
+    sql = f"""
+    WITH active_tiers AS ({ACTIVE_TIERS})
+    SELECT x.*, a.rank,
+           CASE WHEN x.resolved > 0 THEN round(1.0 * x.reopened / x.resolved, 4) END AS rate
+    FROM (
+        SELECT k.tier_at_open AS tier, GROUPING(k.tier_at_open) = 1 AS overall,
+               count(*) FILTER (WHERE k.status IN ('resolved', 'closed') OR k.reopen_count > 0) AS resolved,
+               count(*) FILTER (WHERE k.reopen_count > 0) AS reopened,
+               coalesce(sum(k.reopen_count), 0) AS reopens
+        FROM complaints k
+        WHERE {_in_range("k.opened_at")}
+        GROUP BY GROUPING SETS ((k.tier_at_open), ())
+    ) x
+    LEFT JOIN active_tiers a ON a.code = x.tier
+    ORDER BY x.overall, a.rank NULLS LAST, x.tier
+    """
+    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+
+
+# ---------------------------------------------------------------- survey scores
+
+# group -> (expression over a response row r / question q, expression over an invitation i / dimension d)
+SCORE_GROUPS: dict[str, tuple[str, str]] = {
+    "SURVEY": ("r.survey_id", "i.survey_id"),
+    "TIER": ("r.tier_at_response", "i.tier_at_invitation"),
+    "CHANNEL": ("r.channel", "i.channel"),
+    "DIMENSION": ("q.dimension", "d.dimension"),
+    "PERIOD": ("date_trunc('{unit}', r.submitted_at, 'UTC')", "date_trunc('{unit}', i.sent_at, 'UTC')"),
+}
+
+
+async def survey_scores(
+    db: Executor,
+    *,
+    kind: str,
+    group_by: Sequence[str],
+    period: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    survey_id: UUID | None,
+) -> list[dict[str, Any]]:
+    """One row per group: responses, scored answers, positive/negative counts, the score, invitations,
+    invitations answered and the response rate."""
+    if period not in PERIOD_UNITS or kind not in SCORE_BANDS or any(g not in SCORE_GROUPS for g in group_by):
+        raise ValueError("unknown score kind, group or period")
+    groups = list(dict.fromkeys(group_by))
+    names = [f"g_{g.lower()}" for g in groups]
+    r_keys = [SCORE_GROUPS[g][0].format(unit=period) for g in groups]
+    i_keys = [SCORE_GROUPS[g][1].format(unit=period) for g in groups]
+    r_select = "".join(f"{e} AS {n}, " for e, n in zip(r_keys, names, strict=True))
+    i_select = "".join(f"{e} AS {n}, " for e, n in zip(i_keys, names, strict=True))
+    by_position = ", ".join(str(n + 1) for n in range(len(groups)))
+    group_clause = f"GROUP BY {by_position}" if groups else ""
+    dimension_join = (
+        "JOIN (SELECT DISTINCT survey_id, dimension FROM survey_questions WHERE kind = :kind) d"
+        " ON d.survey_id = i.survey_id"
+        if "DIMENSION" in groups
+        else ""
+    )
+    outer_keys = ", ".join(names)
+    high, low = SCORE_BANDS[kind]
+    sql = f"""
+    WITH scored AS (
+        SELECT {r_select}
+               count(DISTINCT r.id) AS responses, count(*) AS answers,
+               count(*) FILTER (WHERE a.score >= :high) AS positive,
+               count(*) FILTER (WHERE a.score <= :low) AS negative,
+               0::bigint AS invitations, 0::bigint AS answered
+        FROM survey_answers a
+        JOIN survey_responses r ON r.id = a.response_id
+        JOIN survey_questions q ON q.id = a.question_id
+        WHERE q.kind = :kind AND a.score IS NOT NULL AND {_in_range("r.submitted_at")}
+          AND (CAST(:survey AS uuid) IS NULL OR r.survey_id = CAST(:survey AS uuid))
+        {group_clause}
+    ),
+    targets AS (
+        SELECT DISTINCT ON (i.survey_id, i.customer_id, i.complaint_id) i.*
+        FROM survey_invitations i
+        WHERE EXISTS (SELECT 1 FROM survey_questions q WHERE q.survey_id = i.survey_id AND q.kind = :kind)
+          AND (CAST(:survey AS uuid) IS NULL OR i.survey_id = CAST(:survey AS uuid))
+        ORDER BY i.survey_id, i.customer_id, i.complaint_id, i.sent_at, i.id
+    ),
+    invited AS (
+        SELECT {i_select}
+               0::bigint, 0::bigint, 0::bigint, 0::bigint, count(*),
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM survey_responses x
+                   WHERE x.survey_id = i.survey_id AND x.customer_id = i.customer_id
+                     AND x.complaint_id IS NOT DISTINCT FROM i.complaint_id))
+        FROM targets i {dimension_join}
+        WHERE {_in_range("i.sent_at")}
+        {group_clause}
+    )
+    SELECT {outer_keys}{", " if names else ""}
+           sum(responses)::int AS responses, sum(answers)::int AS answers,
+           sum(positive)::int AS positive, sum(negative)::int AS negative,
+           CASE WHEN sum(answers) > 0 THEN round(100.0 * (sum(positive) - sum(negative)) / sum(answers), 2) END
+               AS score,
+           sum(invitations)::int AS invitations, sum(answered)::int AS answered,
+           CASE WHEN sum(invitations) > 0 THEN round(1.0 * sum(answered) / sum(invitations), 4) END AS response_rate
+    FROM (SELECT * FROM scored UNION ALL SELECT * FROM invited) u
+    {f"GROUP BY {outer_keys} ORDER BY {outer_keys}" if names else ""}
+    """
+    params = {
+        "kind": kind,
+        "high": high,
+        "low": -1 if low is None else low,
+        "since": since,
+        "until": until,
+        "survey": survey_id,
+    }
+    rows = _rows(await db.execute(text(sql), params))
+    return [
+        {
+            **{g: row[n] for g, n in zip(groups, names, strict=True)},
+            **{k: v for k, v in row.items() if not k.startswith("g_")},
+        }
+        for row in rows
+    ]
+
+
+# ---------------------------------------------------------------- fairness
+
+
+async def fairness(db: Executor, *, since: dt.datetime | None, until: dt.datetime | None) -> list[dict[str, Any]]:
+    """One row per tier of the active policy, lowest rank first."""
+    sql = f"""
+    WITH active_tiers AS ({ACTIVE_TIERS}),
+    handled AS (
+        SELECT k.tier_at_open AS tier,
+               count(*) AS complaints,
+               count(*) FILTER (WHERE k.first_response_due_at IS NOT NULL OR k.resolution_due_at IS NOT NULL)
+                   AS with_sla,
+               count(*) FILTER (WHERE {breached_sql("k")}) AS breached,
+               count(k.first_responded_at) AS responded,
+               count(k.resolved_at) AS resolved,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM k.first_responded_at - k.opened_at))
+                   AS first_response_s,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM k.resolved_at - k.opened_at) - k.paused_seconds) AS resolution_s
+        FROM complaints k
+        WHERE {_in_range("k.opened_at")}
+        GROUP BY k.tier_at_open
+    ),
+    reach AS (
+        SELECT c.tier_code AS tier, count(*) AS customers,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM survey_invitations i WHERE i.customer_id = c.id AND {_in_range("i.sent_at")}))
+                   AS invited,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM survey_responses r WHERE r.customer_id = c.id AND {_in_range("r.submitted_at")}))
+                   AS answered
+        FROM customers c WHERE {LIVE}
+        GROUP BY c.tier_code
+    ),
+    nps AS (
+        SELECT r.tier_at_response AS tier, count(*) AS answers,
+               count(*) FILTER (WHERE a.score >= 9) AS promoters, count(*) FILTER (WHERE a.score <= 6) AS detractors
+        FROM survey_answers a
+        JOIN survey_responses r ON r.id = a.response_id
+        JOIN survey_questions q ON q.id = a.question_id
+        WHERE q.kind = 'nps' AND a.score IS NOT NULL AND {_in_range("r.submitted_at")}
+        GROUP BY r.tier_at_response
+    )
+    SELECT t.code AS tier, t.rank,
+           coalesce(h.complaints, 0) AS complaints, coalesce(h.with_sla, 0) AS with_sla,
+           coalesce(h.breached, 0) AS breached, coalesce(h.responded, 0) AS responded,
+           coalesce(h.resolved, 0) AS resolved,
+           round((h.first_response_s / 60.0)::numeric, 2) AS median_first_response_minutes,
+           round((h.resolution_s / 60.0)::numeric, 2) AS median_resolution_minutes,
+           CASE WHEN h.with_sla > 0 THEN round(1.0 * h.breached / h.with_sla, 4) END AS breach_rate,
+           coalesce(x.customers, 0) AS customers, coalesce(x.invited, 0) AS invited,
+           coalesce(x.answered, 0) AS answered,
+           CASE WHEN x.customers > 0 THEN round(1.0 * x.invited / x.customers, 4) END AS invited_share,
+           CASE WHEN x.customers > 0 THEN round(1.0 * x.answered / x.customers, 4) END AS answered_share,
+           coalesce(n.answers, 0) AS nps_answers,
+           CASE WHEN n.answers > 0 THEN round(100.0 * (n.promoters - n.detractors) / n.answers, 2) END AS nps
+    FROM active_tiers t
+    LEFT JOIN handled h ON h.tier = t.code
+    LEFT JOIN reach x ON x.tier = t.code
+    LEFT JOIN nps n ON n.tier = t.code
+    ORDER BY t.rank
+    """
+    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+
+
+# ---------------------------------------------------------------- churn
+
+
+async def churn_levels(db: Executor) -> list[dict[str, Any]]:
+    """Live customers per tier and churn level, with the mean score."""
+    sql = f"""
+    WITH active_tiers AS ({ACTIVE_TIERS})
+    SELECT c.tier_code AS tier, s.level, count(*) AS customers, round(avg(s.score), 2) AS mean_score
+    FROM churn_scores s JOIN customers c ON c.id = s.customer_id
+    LEFT JOIN active_tiers t ON t.code = c.tier_code
+    WHERE {LIVE}
+    GROUP BY c.tier_code, t.rank, s.level
+    ORDER BY t.rank NULLS LAST, c.tier_code, array_position(ARRAY['green', 'yellow', 'red'], s.level)
+    """
+    return _rows(await db.execute(text(sql)))
+
+
+async def churn_signals(db: Executor) -> list[dict[str, Any]]:
+    """How many live customers each signal fires for, most frequent first."""
+    sql = f"""
+    SELECT sig->>'code' AS code, count(*) AS customers
+    FROM churn_scores s JOIN customers c ON c.id = s.customer_id
+    CROSS JOIN LATERAL jsonb_array_elements(s.signals) AS sig
+    WHERE {LIVE}
+    GROUP BY 1 ORDER BY customers DESC, code
+    """
+    return _rows(await db.execute(text(sql)))

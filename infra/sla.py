@@ -1,0 +1,304 @@
+"""SLA policies (versioned: draft → active → retired) and the SLA sweep, in SQL.
+
+The sweep is the set-based twin of domain/sla.py: the SQL fragments below are those definitions
+(first-response / resolution breach, escalation reason, auto-close) written for a ``complaints k``
+row; tests/unit and tests/integration run both on the same clocks and compare. It runs as a
+procrastinate periodic job (once per tick across all instances) and, scoped to one complaint, in
+the transaction of every transition, so a clock that stops late is flagged at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain import sla
+from domain.complaints import TRANSITIONS
+from domain.errors import Conflict, NotFound
+from infra.repos.base import Executor
+from infra.tables import sla_policies, sla_targets, tier_policies, tiers
+
+log = logging.getLogger("tierwise.sla")
+
+ACTIVE_SQL = "('new', 'open', 'pending_customer', 'on_hold')"
+assert set(sla.ACTIVE_STATUSES) == {"new", "open", "pending_customer", "on_hold"}
+
+
+# ---------------------------------------------------------------- SQL twins of domain/sla.py
+
+
+def first_response_late_sql(k: str = "k", now: str = "now()") -> str:
+    """The first-response clock stopped (or is at ``now``) after its deadline (domain: first_response_breached)."""
+    return (
+        f"({k}.first_response_due_at IS NOT NULL"
+        f" AND coalesce({k}.first_responded_at, {now}) > {k}.first_response_due_at)"
+    )
+
+
+def resolution_late_sql(k: str = "k", now: str = "now()") -> str:
+    """The resolution clock (stopped at the pause while paused) after its deadline (domain: resolution_breached)."""
+    return (
+        f"({k}.resolution_due_at IS NOT NULL"
+        f" AND coalesce({k}.resolved_at, {k}.paused_since, {now}) > {k}.resolution_due_at)"
+    )
+
+
+def breached_sql(k: str = "k", now: str = "now()") -> str:
+    """Either clock breached, by its sticky flag or as of ``now`` (domain: breached)."""
+    return (
+        f"({k}.first_response_breached OR {k}.resolution_breached"
+        f" OR {first_response_late_sql(k, now)} OR {resolution_late_sql(k, now)})"
+    )
+
+
+def escalation_reason_sql(k: str = "k", now: str = "now()", fraction: str = ":fraction") -> str:
+    """The escalation reason code, or NULL (domain: escalation_reason)."""
+    epoch = "extract(epoch FROM {})"
+    pauses = f"{k}.paused_seconds"
+    return f"""CASE
+        WHEN {k}.escalated_at IS NOT NULL OR {k}.status NOT IN {ACTIVE_SQL} THEN NULL
+        WHEN {k}.first_response_breached OR {first_response_late_sql(k, now)} THEN '{sla.FIRST_RESPONSE_BREACHED}'
+        WHEN {k}.resolution_breached OR {resolution_late_sql(k, now)} THEN '{sla.RESOLUTION_BREACHED}'
+        WHEN {k}.severity <> 'critical' THEN NULL
+        WHEN {k}.first_response_due_at IS NOT NULL AND {k}.first_responded_at IS NULL
+             AND {epoch.format(f"{now} - {k}.opened_at")}
+                 >= {epoch.format(f"{k}.first_response_due_at - {k}.opened_at")} * {fraction}
+            THEN '{sla.CRITICAL_FIRST_RESPONSE_AT_RISK}'
+        WHEN {k}.resolution_due_at IS NOT NULL AND {k}.resolved_at IS NULL
+             AND {epoch.format(f"coalesce({k}.paused_since, {now}) - {k}.opened_at")} - {pauses}
+                 >= ({epoch.format(f"{k}.resolution_due_at - {k}.opened_at")} - {pauses}) * {fraction}
+            THEN '{sla.CRITICAL_RESOLUTION_AT_RISK}'
+    END"""
+
+
+def _notes_case(column: str, notes: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{code}' THEN '{note}'" for code, note in notes.items())
+    return f"CASE {column} {whens} END"
+
+
+_IDS = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
+
+
+def _scope(ids: Sequence[UUID] | None, *, active_only: bool) -> str:
+    if ids is not None:
+        return "k.id = ANY(:ids)"
+    return f"k.status IN {ACTIVE_SQL}" if active_only else "true"
+
+
+def _mark_breaches_sql(scope: str) -> str:
+    fr, res = first_response_late_sql(), resolution_late_sql()
+    return f"""
+    WITH cand AS (
+        SELECT k.id, k.customer_id, k.status,
+               (NOT k.first_response_breached AND {fr}) AS fr,
+               (NOT k.resolution_breached AND {res}) AS res
+        FROM complaints k
+        WHERE {scope}
+          AND ((NOT k.first_response_breached AND {fr}) OR (NOT k.resolution_breached AND {res}))
+        ORDER BY k.id
+        FOR UPDATE
+    ),
+    flagged AS (
+        UPDATE complaints k
+        SET first_response_breached = k.first_response_breached OR c.fr,
+            resolution_breached = k.resolution_breached OR c.res
+        FROM cand c WHERE k.id = c.id
+        RETURNING k.id, k.customer_id, k.status, c.fr, c.res
+    ),
+    events AS (
+        INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
+        SELECT id, status, status, :actor, '{sla.BREACH_NOTES["first_response"]}', 'sla_breach' FROM flagged WHERE fr
+        UNION ALL
+        SELECT id, status, status, :actor, '{sla.BREACH_NOTES["resolution"]}', 'sla_breach' FROM flagged WHERE res
+        RETURNING complaint_id
+    )
+    SELECT id, customer_id FROM flagged
+    """
+
+
+def _escalate_sql(scope: str) -> str:
+    reason = escalation_reason_sql()
+    return f"""
+    WITH cand AS (
+        SELECT k.id, k.status, {reason} AS reason
+        FROM complaints k
+        WHERE {scope} AND k.escalated_at IS NULL AND k.status IN {ACTIVE_SQL} AND ({reason}) IS NOT NULL
+        ORDER BY k.id
+        FOR UPDATE
+    ),
+    escalated AS (
+        UPDATE complaints k SET escalated_at = now()
+        FROM cand c WHERE k.id = c.id
+        RETURNING k.id, c.status, c.reason
+    )
+    INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
+    SELECT id, status, status, :actor, {_notes_case("reason", sla.ESCALATION_NOTES)}, 'escalation' FROM escalated
+    RETURNING complaint_id
+    """
+
+
+# resolved → closed is a transition of the state machine (domain/complaints.py); checked at import.
+assert "closed" in TRANSITIONS["resolved"]
+_AUTO_CLOSE_SQL = text("""
+    WITH closing AS (
+        UPDATE complaints k
+        SET status = 'closed', closed_at = now(), updated_at = now(), version = k.version + 1
+        WHERE k.status = 'resolved' AND k.resolved_at <= now() - make_interval(days => :days)
+        RETURNING k.id
+    )
+    INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
+    SELECT id, 'resolved', 'closed', :actor, :note, 'transition' FROM closing
+    RETURNING complaint_id
+""")
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    breached: int
+    escalated: int
+    closed: int
+    customers: tuple[UUID, ...] = ()  # customers whose complaints newly breached (their churn inputs moved)
+
+
+async def mark_breaches(conn: Executor, ids: Sequence[UUID] | None = None, *, actor: str) -> list[UUID]:
+    """Flag the clocks that are late now (all active complaints, or the given ones); one ``sla_breach``
+    event per clock newly breached. Returns the customers of the complaints flagged."""
+    stmt = text(_mark_breaches_sql(_scope(ids, active_only=True)))
+    params: dict[str, Any] = {"actor": actor}
+    if ids is not None:
+        stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
+    rows = (await conn.execute(stmt, params)).all()
+    return list(dict.fromkeys(r.customer_id for r in rows))
+
+
+async def escalate(conn: Executor, ids: Sequence[UUID] | None = None, *, critical_fraction: float, actor: str) -> int:
+    stmt = text(_escalate_sql(_scope(ids, active_only=False)))
+    params: dict[str, Any] = {"actor": actor, "fraction": critical_fraction}
+    if ids is not None:
+        stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
+    return len((await conn.execute(stmt, params)).all())
+
+
+async def auto_close(conn: Executor, *, days: int, actor: str) -> int:
+    note = f"closed automatically after {days} days without a reopen"
+    return len((await conn.execute(_AUTO_CLOSE_SQL, {"days": days, "actor": actor, "note": note})).all())
+
+
+async def sweep(
+    conn: AsyncConnection, *, auto_close_days: int, critical_fraction: float, actor: str = "job:sla"
+) -> SweepReport:
+    """Mark breaches, escalate, auto-close; then re-score the churn of customers whose complaints breached."""
+    from infra import churn
+
+    customers = await mark_breaches(conn, actor=actor)
+    escalated = await escalate(conn, critical_fraction=critical_fraction, actor=actor)
+    closed = await auto_close(conn, days=auto_close_days, actor=actor)
+    if customers:
+        await churn.refresh(conn, customers)
+    return SweepReport(breached=len(customers), escalated=escalated, closed=closed, customers=tuple(customers))
+
+
+def register_jobs(app: Any, deps: Any) -> None:
+    """The SLA sweep, every few minutes (``TIERWISE_SLA_SWEEP_CRON``), once per tick across instances."""
+    settings = deps.settings
+
+    @app.periodic(cron=settings.sla_sweep_cron, periodic_id="sla-sweep")
+    @app.task(name="tierwise.sla_sweep", queue="tierwise", queueing_lock="sla_sweep")
+    async def sla_sweep_job(timestamp: int) -> dict[str, int]:
+        async with deps.engine.begin() as conn:
+            await conn.execute(text("SET LOCAL statement_timeout = 0"))
+            report = await sweep(
+                conn,
+                auto_close_days=settings.sla_auto_close_days,
+                critical_fraction=settings.sla_escalate_critical_at,
+            )
+        counts = {k: v for k, v in asdict(report).items() if k != "customers"}
+        log.info("sla sweep: %s", counts)
+        return counts
+
+
+# ---------------------------------------------------------------- SLA policies
+
+
+async def active_tier_codes(db: Executor) -> list[str]:
+    stmt = (
+        select(tiers.c.code)
+        .join(tier_policies, tier_policies.c.id == tiers.c.policy_id)
+        .where(tier_policies.c.status == "active")
+        .order_by(tiers.c.rank)
+    )
+    return list((await db.execute(stmt)).scalars())
+
+
+async def policies(db: Executor, statuses: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    stmt = select(sla_policies).order_by(sla_policies.c.version.desc())
+    if statuses:
+        stmt = stmt.where(sla_policies.c.status.in_(list(statuses)))
+    return [dict(r._mapping) for r in (await db.execute(stmt)).all()]
+
+
+async def targets_of(db: Executor, policy_ids: Sequence[UUID]) -> dict[UUID, list[sla.SlaTarget]]:
+    t = sla_targets
+    rows = (
+        await db.execute(select(t).where(t.c.policy_id.in_(list(policy_ids))).order_by(t.c.tier_code, t.c.severity))
+    ).all()
+    out: dict[UUID, list[sla.SlaTarget]] = {pid: [] for pid in policy_ids}
+    for r in rows:
+        out[r.policy_id].append(sla.SlaTarget(r.tier_code, r.severity, r.first_response_minutes, r.resolution_minutes))
+    return out
+
+
+async def create_policy(db: Executor, *, name: str, targets: Sequence[sla.SlaTarget], actor: str) -> UUID:
+    """A draft policy with its targets (validated by the caller through domain/sla.py)."""
+    policy_id: UUID = (
+        await db.execute(
+            sla_policies.insert().values(name=name, status="draft", created_by=actor).returning(sla_policies.c.id)
+        )
+    ).scalar_one()
+    await db.execute(
+        sla_targets.insert(),
+        [
+            {
+                "policy_id": policy_id,
+                "tier_code": t.tier,
+                "severity": t.severity,
+                "first_response_minutes": t.first_response_minutes,
+                "resolution_minutes": t.resolution_minutes,
+            }
+            for t in targets
+        ],
+    )
+    return policy_id
+
+
+async def activate_policy(db: Executor, policy_id: UUID, *, actor: str) -> tuple[int, int | None]:
+    """Retire the active policy and activate the draft ``policy_id``, one at a time across instances.
+    Complaints keep the deadlines of the policy they were opened under. Returns (version, retired version).
+    Coverage of the current tiers is checked by the caller (domain/sla.validate_targets) under this lock."""
+    await db.execute(text("SELECT pg_advisory_xact_lock(hashtext('tierwise.sla_policy.activate'))"))
+    row = (await db.execute(select(sla_policies).where(sla_policies.c.id == policy_id).with_for_update())).first()
+    if row is None:
+        raise NotFound("no such SLA policy", field="id")
+    if row.status != "draft":
+        raise Conflict(f"only a draft policy can be activated; version {row.version} is {row.status}", field="id")
+    p = sla_policies
+    retired = (
+        await db.execute(
+            update(p)
+            .where(p.c.status == "active")
+            .values(status="retired", retired_at=func.now())
+            .returning(p.c.version)
+        )
+    ).scalar_one_or_none()
+    await db.execute(
+        update(p).where(p.c.id == policy_id).values(status="active", activated_at=func.now(), activated_by=actor)
+    )
+    return int(row.version), retired

@@ -12,28 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from api.context import Context
-from api.errors import coded, user_errors
+from api.errors import coded
 from api.ids import from_global_id, to_global_id
+from api.resolving import enum_value, mutate
 from api.types import (
-    ComplaintType,
-    CustomerType,
     PolicyStatus,
     Severity,
     SurveyChannel,
+    SurveyLinks,
     SurveyTrigger,
     SurveyType,
     TaxonType,
     UserError,
-    load_customer,
 )
 from domain import sla as sla_rules
 from domain.errors import DomainError, Invalid, ValidationFailed
@@ -44,25 +42,12 @@ from infra.repos import customers as customers_repo
 from infra.repos import reports as reports_repo
 from infra.repos import surveys as surveys_repo
 
-P = TypeVar("P")
 CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MAX_INVITES = 100
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
-
-
-def _enum_value(value: Any) -> str:
-    return str(value.value if isinstance(value, Enum) else value)
-
-
-async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
-    """Run a use-case; a domain error becomes ``userErrors`` (its transaction was rolled back)."""
-    try:
-        return await fn()
-    except DomainError as exc:
-        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
 
 
 def _range(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -167,7 +152,7 @@ async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput
     ctx = _ctx(info)
     name = " ".join(inp.name.split())
     targets = [
-        sla_rules.SlaTarget(t.tier.strip(), _enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
+        sla_rules.SlaTarget(t.tier.strip(), enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
         for t in inp.targets
     ]
     async with ctx.db.unit_of_work() as uow:
@@ -269,11 +254,8 @@ async def _deactivate_taxon(info: Info[Context, None], table: str, code: str) ->
 
 
 @strawberry.type(name="SurveyInvitation")
-class SurveyInvitationType:
+class SurveyInvitationType(SurveyLinks):
     id: strawberry.ID
-    survey_ref: strawberry.Private[UUID]
-    customer_ref: strawberry.Private[UUID]
-    complaint_ref: strawberry.Private[UUID | None]
     channel: SurveyChannel  # type: ignore[valid-type]
     trigger: SurveyTrigger  # type: ignore[valid-type]
     tier_at_invitation: str | None
@@ -291,22 +273,6 @@ class SurveyInvitationType:
             tier_at_invitation=row.get("tier_at_invitation"),
             sent_at=dt.datetime.fromisoformat(row["sent_at"]),
         )
-
-    @strawberry.field
-    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
-        row = await _ctx(info).loaders.survey.load(self.survey_ref)
-        return SurveyType.from_row(row) if row else None
-
-    @strawberry.field
-    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
-        return await load_customer(info, self.customer_ref)
-
-    @strawberry.field
-    async def complaint(self, info: Info[Context, None]) -> ComplaintType | None:
-        if self.complaint_ref is None:
-            return None
-        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
-        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
 
 
 @strawberry.type(name="InvitationSkip", description="A customer not invited, and why")
@@ -338,7 +304,7 @@ async def invite_to_survey(info: Info[Context, None], inp: InviteToSurveyInput) 
     if not 0 < len(inp.customer_ids) <= MAX_INVITES:
         raise ValidationFailed(f"invite 1 to {MAX_INVITES} customers at once", field="customerIds")
     customers = [from_global_id(c, "Customer", field=f"customerIds[{n}]")[1] for n, c in enumerate(inp.customer_ids)]
-    channel = _enum_value(inp.channel) if inp.channel is not None else None
+    channel = enum_value(inp.channel) if inp.channel is not None else None
     async with ctx.db.unit_of_work() as uow:
         survey, _ = await surveys_repo.survey_with_questions(uow, survey_id)
         if channel is not None and channel not in survey["channels"]:
@@ -753,29 +719,29 @@ class ReportMutation:
     async def create_sla_policy(
         self, info: Info[Context, None], input: CreateSlaPolicyInput
     ) -> SlaPolicyPayload | None:
-        return await _mutate(SlaPolicyPayload, lambda: create_sla_policy(info, input))
+        return await mutate(SlaPolicyPayload, lambda: create_sla_policy(info, input))
 
     @strawberry.mutation(
         description="Activate a draft SLA policy (the active one retires); open complaints keep their deadlines"
     )
     async def activate_sla_policy(self, info: Info[Context, None], id: strawberry.ID) -> SlaPolicyPayload | None:
-        return await _mutate(SlaPolicyPayload, lambda: activate_sla_policy(info, id))
+        return await mutate(SlaPolicyPayload, lambda: activate_sla_policy(info, id))
 
     @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")
     async def add_complaint_category(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
-        return await _mutate(TaxonPayload, lambda: _add_taxon(info, "categories", code, label))
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, "categories", code, label))
 
     @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")
     async def deactivate_complaint_category(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
-        return await _mutate(TaxonPayload, lambda: _deactivate_taxon(info, "categories", code))
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, "categories", code))
 
     @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")
     async def add_root_cause(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
-        return await _mutate(TaxonPayload, lambda: _add_taxon(info, "root_causes", code, label))
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, "root_causes", code, label))
 
     @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")
     async def deactivate_root_cause(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
-        return await _mutate(TaxonPayload, lambda: _deactivate_taxon(info, "root_causes", code))
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, "root_causes", code))
 
     @strawberry.mutation(
         description="Invite customers to a survey now; the per-customer throttle and consent apply, "
@@ -784,4 +750,4 @@ class ReportMutation:
     async def invite_to_survey(
         self, info: Info[Context, None], input: InviteToSurveyInput
     ) -> InviteToSurveyPayload | None:
-        return await _mutate(InviteToSurveyPayload, lambda: invite_to_survey(info, input))
+        return await mutate(InviteToSurveyPayload, lambda: invite_to_survey(info, input))

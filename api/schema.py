@@ -17,10 +17,11 @@ from strawberry.types import Info
 from api import usecases
 from api.admin import AdminMutation, AdminQuery
 from api.context import Context
-from api.errors import FORBIDDEN_ARGUMENT, coded, query_error, user_errors
+from api.errors import FORBIDDEN_ARGUMENT, coded, query_error
 from api.guard import install_guards
 from api.ids import from_global_id
 from api.reports import ReportMutation, ReportQuery
+from api.resolving import mutate
 from api.tiers import TierMutation, TierQuery
 from api.types import (
     ComplaintConnection,
@@ -344,14 +345,6 @@ class SurveyResponsePayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
-    """Run a use-case; a domain error becomes ``userErrors`` (its transaction was rolled back)."""
-    try:
-        return await fn()
-    except DomainError as exc:
-        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
-
-
 # ---------------------------------------------------------------- root types
 
 
@@ -481,43 +474,43 @@ class Query(AdminQuery, TierQuery, ReportQuery):
 class Mutation(AdminMutation, TierMutation, ReportMutation):
     @strawberry.mutation
     async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
-        return await _mutate(CustomerPayload, lambda: usecases.create_customer(info, input))
+        return await mutate(CustomerPayload, lambda: usecases.create_customer(info, input))
 
     @strawberry.mutation
     async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload | None:
-        return await _mutate(CustomerPayload, lambda: usecases.update_customer(info, input))
+        return await mutate(CustomerPayload, lambda: usecases.update_customer(info, input))
 
     @strawberry.mutation
     async def delete_customer(
         self, info: Info[Context, None], input: DeleteCustomerInput
     ) -> DeleteCustomerPayload | None:
-        return await _mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
+        return await mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
 
     @strawberry.mutation(description="Idempotent on (partner, externalId): a repeated item has one effect")
     async def record_purchases(
         self, info: Info[Context, None], input: RecordPurchasesInput
     ) -> RecordPurchasesPayload | None:
-        return await _mutate(RecordPurchasesPayload, lambda: usecases.record_purchases(info, input))
+        return await mutate(RecordPurchasesPayload, lambda: usecases.record_purchases(info, input))
 
     @strawberry.mutation(description="Idempotent on (partner, externalId)")
     async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload | None:
-        return await _mutate(ComplaintPayload, lambda: usecases.open_complaint(info, input))
+        return await mutate(ComplaintPayload, lambda: usecases.open_complaint(info, input))
 
     @strawberry.mutation
     async def transition_complaint(
         self, info: Info[Context, None], input: TransitionComplaintInput
     ) -> ComplaintPayload | None:
-        return await _mutate(ComplaintPayload, lambda: usecases.transition_complaint(info, input))
+        return await mutate(ComplaintPayload, lambda: usecases.transition_complaint(info, input))
 
     @strawberry.mutation
     async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload | None:
-        return await _mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
+        return await mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
 
     @strawberry.mutation(description="One response per customer and survey; idempotent on (partner, externalId)")
     async def submit_survey_response(
         self, info: Info[Context, None], input: SubmitSurveyResponseInput
     ) -> SurveyResponsePayload | None:
-        return await _mutate(SurveyResponsePayload, lambda: usecases.submit_survey_response(info, input))
+        return await mutate(SurveyResponsePayload, lambda: usecases.submit_survey_response(info, input))
 
 
 def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:

@@ -31,9 +31,10 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.context import Context
-from api.errors import coded, query_error, user_errors
+from api.errors import coded, query_error
 from api.guard import EMBEDDED
 from api.ids import from_global_id
+from api.resolving import mutate
 from api.types import CustomerType, TierPolicyType, UserError, load_customer
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
@@ -569,13 +570,6 @@ class CustomerTierPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-async def _mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
-    try:
-        return await fn()
-    except DomainError as exc:
-        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
-
-
 def _tier_specs(items: list[TierInput]) -> tuple[list[rules.TierSpec], dict[str, list[str]]]:
     specs, benefits = [], {}
     errors = []
@@ -633,7 +627,7 @@ class TierMutation:
                 uow.commit()
             return TierPolicyPayload(policy=await _read_policy(info, policy_id))
 
-        return await _mutate(TierPolicyPayload, run)
+        return await mutate(TierPolicyPayload, run)
 
     @strawberry.mutation(description="Change a draft (expectedRevision: a stale one is a CONFLICT); validated again")
     async def update_tier_policy_draft(
@@ -678,7 +672,7 @@ class TierMutation:
                 uow.commit()
             return TierPolicyPayload(policy=await _read_policy(info, policy_id))
 
-        return await _mutate(TierPolicyPayload, run)
+        return await mutate(TierPolicyPayload, run)
 
     @strawberry.mutation(description="Delete a draft that will not be used")
     async def discard_tier_policy_draft(
@@ -694,7 +688,7 @@ class TierMutation:
                 uow.commit()
             return DiscardTierPolicyDraftPayload(discarded_id=id)
 
-        return await _mutate(DiscardTierPolicyDraftPayload, run)
+        return await mutate(DiscardTierPolicyDraftPayload, run)
 
     @strawberry.mutation(
         description="Make a draft the active policy (the previous one is retired) and re-tier every customer under "
@@ -735,7 +729,7 @@ class TierMutation:
                 policy=await _read_policy(info, policy_id), retired_version=retired, retier=retier
             )
 
-        return await _mutate(ActivateTierPolicyPayload, run)
+        return await mutate(ActivateTierPolicyPayload, run)
 
     @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")
     async def override_customer_tier(
@@ -771,7 +765,7 @@ class TierMutation:
                 uow.commit()
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
-        return await _mutate(CustomerTierPayload, run)
+        return await mutate(CustomerTierPayload, run)
 
     @strawberry.mutation(description="End a manual override now: the entry rules place the customer again; audited")
     async def clear_customer_tier_override(
@@ -791,7 +785,7 @@ class TierMutation:
                 uow.commit()
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
-        return await _mutate(CustomerTierPayload, run)
+        return await mutate(CustomerTierPayload, run)
 
 
 async def _read_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:

@@ -666,12 +666,35 @@ class SurveyAnswerType:
         return SurveyQuestionType.from_row(row) if row else None
 
 
-@strawberry.type(name="SurveyResponse")
-class SurveyResponseType(Node):
-    db_id: strawberry.Private[UUID]
-    customer_ref: strawberry.Private[UUID]
+@strawberry.type
+class SurveyLinks:
+    """The survey, customer and (post-resolution) complaint a response or an invitation belongs to,
+    each read through the caller's scoped, guarded loaders."""
+
     survey_ref: strawberry.Private[UUID]
+    customer_ref: strawberry.Private[UUID]
     complaint_ref: strawberry.Private[UUID | None]
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        return SurveyType.from_row(row) if row else None
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+    @strawberry.field
+    async def complaint(self, info: Info[Context, None]) -> ComplaintType | None:
+        if self.complaint_ref is None:
+            return None
+        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
+        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
+
+
+@strawberry.type(name="SurveyResponse")
+class SurveyResponseType(Node, SurveyLinks):
+    db_id: strawberry.Private[UUID]
     external_id: str | None
     channel: SurveyChannel | None  # type: ignore[valid-type]
     tier_at_response: str | None
@@ -690,22 +713,6 @@ class SurveyResponseType(Node):
             tier_at_response=row["tier_at_response"],
             submitted_at=row["submitted_at"],
         )
-
-    @strawberry.field
-    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
-        row = await _ctx(info).loaders.survey.load(self.survey_ref)
-        return SurveyType.from_row(row) if row else None
-
-    @strawberry.field
-    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
-        return await load_customer(info, self.customer_ref)
-
-    @strawberry.field
-    async def complaint(self, info: Info[Context, None]) -> ComplaintType | None:
-        if self.complaint_ref is None:
-            return None
-        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
-        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
 
     @strawberry.field
     async def answers(self, info: Info[Context, None]) -> list[SurveyAnswerType] | None:

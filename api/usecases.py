@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -15,6 +14,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.ids import from_global_id
+from api.resolving import enum_value
 from api.types import (
     ComplaintConnection,
     ComplaintType,
@@ -80,12 +80,6 @@ def _forget(loader: Any, key: Any) -> None:
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
     return from_global_id(global_id, type_name, field=field)[1]
-
-
-def _enum_value(value: Any) -> str:
-    """An enum input's value. A field left out arrives as its Python default, which the input classes
-    declare as the plain string (``severity: Severity = "medium"``), not as the enum member."""
-    return str(value.value if isinstance(value, Enum) else value)
 
 
 # ---------------------------------------------------------------- reads
@@ -359,8 +353,8 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
                     "subject": " ".join(inp.subject.split()),
                     "description": inp.description.strip(),
                     "category_code": inp.category,
-                    "severity": _enum_value(inp.severity),
-                    "channel": _enum_value(inp.channel),
+                    "severity": enum_value(inp.severity),
+                    "channel": enum_value(inp.channel),
                     "follow_up_of_id": follow_up,
                 },
                 actor=ctx.actor,
@@ -445,8 +439,8 @@ async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> An
             {
                 "title": inp.title.strip(),
                 "description": inp.description,
-                "status": _enum_value(inp.status),
-                "trigger": _enum_value(inp.trigger),
+                "status": enum_value(inp.status),
+                "trigger": enum_value(inp.trigger),
                 "channels": sorted({c.value for c in inp.channels}),
                 "per_complaint": inp.per_complaint,
             },

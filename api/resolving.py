@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TypeVar
 
-from api.errors import user_errors
+from api.errors import query_error, user_errors
 from domain.errors import DomainError
 
 P = TypeVar("P")
@@ -24,3 +24,11 @@ async def mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
 def enum_value(value: Enum | str) -> str:
     """The value of a GraphQL enum argument (strawberry hands defaults over as plain strings)."""
     return value.value if isinstance(value, Enum) else value
+
+
+async def query(fn: Callable[[], Awaitable[P]]) -> P:
+    """Run a read; a domain error becomes a coded GraphQL error (NOT_FOUND, BAD_USER_INPUT…)."""
+    try:
+        return await fn()
+    except DomainError as exc:
+        raise query_error(exc) from None

@@ -17,11 +17,11 @@ from strawberry.types import Info
 from api import usecases
 from api.admin import AdminMutation, AdminQuery
 from api.context import Context
-from api.errors import FORBIDDEN_ARGUMENT, coded, query_error
+from api.errors import FORBIDDEN_ARGUMENT, coded
 from api.guard import install_guards
 from api.ids import from_global_id
 from api.reports import ReportMutation, ReportQuery
-from api.resolving import mutate
+from api.resolving import mutate, query
 from api.tiers import TierMutation, TierQuery
 from api.types import (
     ComplaintConnection,
@@ -47,7 +47,7 @@ from api.types import (
 )
 from authz.catalogue import GUARDED
 from authz.policy import Level
-from domain.errors import DomainError, NotFound, ValidationFailed
+from domain.errors import NotFound, ValidationFailed
 from infra.repos import complaints as complaints_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
@@ -74,13 +74,6 @@ def _require_full(info: Info[Context, None], used: dict[str, bool]) -> None:
             raise coded(f"filtering or sorting on {key} is not allowed", FORBIDDEN_ARGUMENT)
 
 
-async def _query(fn: Callable[[], Awaitable[P]]) -> P:
-    try:
-        return await fn()
-    except DomainError as exc:
-        raise query_error(exc) from None
-
-
 async def _one(global_id: str, type_name: str, load: Callable[[UUID], Awaitable[Any]], build: Callable[[Any], P]) -> P:
     """One object by its global id through the caller's (scoped, guarded) loader; NOT_FOUND otherwise."""
 
@@ -91,7 +84,7 @@ async def _one(global_id: str, type_name: str, load: Callable[[UUID], Awaitable[
             raise NotFound("no such object", field="id")
         return build(row)
 
-    return await _query(run)
+    return await query(run)
 
 
 # ---------------------------------------------------------------- viewer
@@ -364,7 +357,7 @@ class Query(AdminQuery, TierQuery, ReportQuery):
 
     @strawberry.field(description="Any object by its global id; NOT_FOUND when unknown or not visible")
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
-        return await _query(lambda: usecases.load_node(info, id))
+        return await query(lambda: usecases.load_node(info, id))
 
     @strawberry.field
     async def customer(self, info: Info[Context, None], id: strawberry.ID) -> CustomerType | None:
@@ -393,7 +386,7 @@ class Query(AdminQuery, TierQuery, ReportQuery):
                 ORDER_NEEDS.get(order_by.value, "Customer.id"): True,
             },
         )
-        return await _query(lambda: usecases.customer_page(info, _page_size(info, first), after, f, order_by.value))
+        return await query(lambda: usecases.customer_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
     async def complaint(self, info: Info[Context, None], id: strawberry.ID) -> ComplaintType | None:
@@ -422,7 +415,7 @@ class Query(AdminQuery, TierQuery, ReportQuery):
                 or order_by is not ComplaintOrder.UPDATED_AT_DESC,
             },
         )
-        return await _query(lambda: usecases.complaint_page(info, _page_size(info, first), after, f, order_by.value))
+        return await query(lambda: usecases.complaint_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
     async def survey(self, info: Info[Context, None], id: strawberry.ID) -> SurveyType | None:
@@ -450,7 +443,7 @@ class Query(AdminQuery, TierQuery, ReportQuery):
                 lambda: surveys_repo.count(db, statuses=statuses),
             )
 
-        return await _query(run)
+        return await query(run)
 
     @strawberry.field
     async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType] | None:

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
@@ -31,15 +31,15 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.context import Context
-from api.errors import coded, query_error
+from api.errors import coded
 from api.guard import EMBEDDED
 from api.ids import from_global_id
-from api.resolving import mutate
+from api.resolving import mutate, query
 from api.types import CustomerType, TierPolicyType, UserError, load_customer
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules
-from domain.errors import DomainError, Invalid, NotFound, ValidationFailed
+from domain.errors import Invalid, NotFound, ValidationFailed
 from infra import tiering
 from infra.repos import tiers as tiers_repo
 
@@ -331,13 +331,6 @@ def _policy_id(global_id: str, field: str = "id") -> UUID:
     return from_global_id(global_id, "TierPolicy", field=field)[1]
 
 
-async def _query(fn: Callable[[], Awaitable[P]]) -> P:
-    try:
-        return await fn()
-    except DomainError as exc:
-        raise query_error(exc) from None
-
-
 @strawberry.type(name="TierRun", description="A full re-tier: batches by customer id, resumable from its checkpoint")
 class TierRunType:
     id: strawberry.ID
@@ -381,7 +374,7 @@ class TierQuery:
                 raise NotFound("no such tier policy", field="id")
             return TierPolicyType.from_row(row)
 
-        return await _query(run)
+        return await query(run)
 
     @strawberry.field(
         description="What activating this policy (normally a draft) would do now, without changing anything: "
@@ -425,7 +418,7 @@ class TierQuery:
                 eventual_tiers=_shares(draft, totals(sim.eventual), True),
             )
 
-        return await _query(run)
+        return await query(run)
 
     @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")
     async def tier_distribution(self, info: Info[Context, None]) -> TierDistributionType | None:

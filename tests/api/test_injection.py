@@ -21,7 +21,6 @@ from graphql import (
     GraphQLInputType,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
     get_named_type,
@@ -140,11 +139,7 @@ def _set(value: Any, path: tuple[str | int, ...], payload: str, type_: GraphQLIn
 
 
 def _selection(field: GraphQLField) -> str:
-    named = get_named_type(field.type)
-    if is_leaf_type(named):
-        return ""
-    assert isinstance(named, GraphQLObjectType | type(named))
-    return "{ __typename }"
+    return "" if is_leaf_type(get_named_type(field.type)) else "{ __typename }"
 
 
 def operation_for(schema: GraphQLSchema, target: Target, payload: str) -> tuple[str, dict[str, Any]]:

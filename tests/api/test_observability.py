@@ -27,6 +27,7 @@ from sqlalchemy import text
 from api.observability import configure_logging, redact
 from infra.jobs import QUEUE
 from tests.api.helpers import module_api
+from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,10 +222,6 @@ async def test_operation_names_cannot_blow_up_the_label_set(api: Api) -> None:
 
 
 async def test_metrics_can_require_a_token(template_db: str) -> None:
-    async with module_api(template_db) as plain:
-        del plain  # the default: open, like /healthz (restrict it at the network)
-    from tests.api.security_helpers import own_database
-
     async with own_database(template_db) as url, running_api(url, test_settings(metrics_token="scrape-me")) as api:
         assert (await api.client.get("/metrics")).status_code == 401
         ok = await api.client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
@@ -253,8 +250,6 @@ async def test_traces_are_exported_when_otel_variables_say_so(
     template_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    from tests.api.security_helpers import own_database
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
     _Collector.bodies = []
@@ -332,8 +327,6 @@ def _probe(url: str, block: str, **env: str) -> tuple[dict[str, Any], str]:
 async def test_without_otel_variables_nothing_is_imported_and_without_the_package_nothing_breaks(
     template_db: str,
 ) -> None:
-    from tests.api.security_helpers import own_database
-
     async with own_database(template_db) as url:
         off, _ = await asyncio.to_thread(_probe, url, "")
         assert off == {"status": 200, "otel_modules": []}

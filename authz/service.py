@@ -9,6 +9,7 @@ import contextlib
 import logging
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.policy import PolicyStore, Rule
@@ -51,10 +52,10 @@ class AuthzService:
         self._tasks.append(asyncio.create_task(self._poll(), name="authz-poll"))
 
     async def _listen(self) -> None:
+        """A dedicated connection outside the pool: it is held for the life of the instance."""
         with contextlib.suppress(Exception):
-            raw = await self._engine.raw_connection()
-            self._raw = raw
-            self._listen_conn = raw.driver_connection
+            url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._listen_conn = await asyncpg.connect(url, timeout=5)
             await self._listen_conn.add_listener(authz_repo.POLICY_CHANNEL, self._on_notify)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -92,5 +93,5 @@ class AuthzService:
             with contextlib.suppress(Exception):
                 await self._listen_conn.remove_listener(authz_repo.POLICY_CHANNEL, self._on_notify)
             with contextlib.suppress(Exception):
-                self._raw.close()
+                await self._listen_conn.close(timeout=2)
             self._listen_conn = None

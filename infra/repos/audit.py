@@ -29,7 +29,7 @@ def _filtered(stmt: object, f: AuditFilter) -> object:
     if f.action is not None:
         stmt = stmt.where(a.action == f.action)  # type: ignore[attr-defined]
     if f.target_id is not None:
-        stmt = stmt.where(a.target_ids.any(f.target_id))  # type: ignore[attr-defined]
+        stmt = stmt.where(a.target_ids.contains([f.target_id]))  # type: ignore[attr-defined]
     if f.since is not None:
         stmt = stmt.where(a.at >= f.since)  # type: ignore[attr-defined]
     return stmt

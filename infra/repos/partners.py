@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from infra.repos.base import Executor
 from infra.tables import api_tokens, partners
@@ -18,10 +19,18 @@ async def by_ids(db: Executor, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]
 
 
 async def ensure(db: Executor, name: str) -> UUID:
-    found = (await db.execute(select(partners.c.id).where(partners.c.name == name))).scalar_one_or_none()
-    if found is not None:
-        return found
-    return (await db.execute(insert(partners).values(name=name).returning(partners.c.id))).scalar_one()
+    """The partner's id, created if new; safe when two requests create the same partner at once."""
+    created = (
+        await db.execute(
+            pg_insert(partners)
+            .values(name=name)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(partners.c.id)
+        )
+    ).scalar_one_or_none()
+    if created is not None:
+        return created
+    return (await db.execute(select(partners.c.id).where(partners.c.name == name))).scalar_one()
 
 
 async def token(db: Executor, token_id: UUID) -> dict[str, Any] | None:

@@ -198,9 +198,6 @@ def test_the_walk_finds_the_string_arguments() -> None:
     assert len(TARGETS) > 40
 
 
-# infra/repos/audit.py filters target ids with ARRAY.any(), deprecated in SQLAlchemy 2.1: a warning in
-# production, an error under this suite's warnings-as-errors. Reported to its owner; not an injection.
-@pytest.mark.filterwarnings("ignore:The ARRAY.Comparator.any:sqlalchemy.exc.SADeprecationWarning")
 async def test_injection_payloads_through_every_string_argument(api: Api) -> None:
     admin = await api.user("alice", "admin")
     seeded = await api.gql(

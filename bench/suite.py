@@ -218,7 +218,7 @@ async def prepare(url: str, customers: int) -> dict[str, Any]:
 
 
 async def statements(url: str, token: str, body: dict[str, Any]) -> int:
-    settings = Settings(_env_file=None, run_worker=False)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, run_worker=False, rate_limit_enabled=False)  # type: ignore[call-arg]
     app = create_app(settings, database_url=url)
     async with app.router.lifespan_context(app):
         engine = app.state.services["services"].engine
@@ -236,7 +236,13 @@ def main(customers: int, duration: int, connections: int) -> str:
     url = asyncio.run(bench_database(f"tierwise_bench_{customers}", customers))
     ctx = asyncio.run(prepare(url, customers))
     logs = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
-    tw_env = {"TIERWISE_DATABASE_URL": url, "TIERWISE_RUN_WORKER": "false", "TIERWISE_DB_POOL_SIZE": "10"}
+    # Rate limits off: the benchmark measures throughput, not the limiter (its cost: see README, Operations).
+    tw_env = {
+        "TIERWISE_DATABASE_URL": url,
+        "TIERWISE_RUN_WORKER": "false",
+        "TIERWISE_DB_POOL_SIZE": "10",
+        "TIERWISE_RATE_LIMIT_ENABLED": "false",
+    }
     tw_cmd = [
         sys.executable,
         "-m",

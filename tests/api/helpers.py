@@ -112,6 +112,22 @@ async def create_customer(
     return customer
 
 
+async def create_nps_survey(api: Api, token: str, channels: tuple[str, ...] = ("WEB",)) -> dict[str, Any]:
+    """An active one-question NPS survey (dimension loyalty), created through the API."""
+    body = await api.gql(
+        token,
+        CREATE_SURVEY,
+        {
+            "input": {
+                "title": "NPS",
+                "channels": list(channels),
+                "questions": [{"kind": "NPS", "dimension": "loyalty", "prompt": "?"}],
+            }
+        },
+    )
+    return ok(body, "createSurvey")["survey"]
+
+
 async def record_purchases(api: Api, token: str, *items: dict[str, Any]) -> dict[str, Any]:
     return ok(await api.gql(token, RECORD_PURCHASES, {"input": {"purchases": list(items)}}), "recordPurchases")
 

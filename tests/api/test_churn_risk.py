@@ -16,9 +16,9 @@ from infra import churn
 from infra import sla as sla_sweeps
 from infra.db import StatementCounter
 from tests.api.helpers import (
-    CREATE_SURVEY,
     SUBMIT_RESPONSE,
     create_customer,
+    create_nps_survey,
     error_codes,
     module_api,
     ok,
@@ -82,20 +82,7 @@ async def test_signals_fire_with_their_numbers_and_follow_each_event(api: Api) -
     assert by_code(got)["spend_drop"]["values"]["dropPct"] == 83.33
 
     # A detractor's answer.
-    survey = ok(
-        await api.gql(
-            admin,
-            CREATE_SURVEY,
-            {
-                "input": {
-                    "title": "NPS",
-                    "channels": ["WEB"],
-                    "questions": [{"kind": "NPS", "dimension": "loyalty", "prompt": "?"}],
-                }
-            },
-        ),
-        "createSurvey",
-    )["survey"]
+    survey = await create_nps_survey(api, admin)
     ok(
         await api.gql(
             admin,

@@ -32,10 +32,10 @@ from sqlalchemy import text
 from domain import sla
 from infra.seed import seed
 from tests.api.helpers import (
-    CREATE_SURVEY,
     SUBMIT_RESPONSE,
     TRANSITION_COMPLAINT,
     create_customer,
+    create_nps_survey,
     error_codes,
     module_api,
     ok,
@@ -149,20 +149,7 @@ async def world(api: Api) -> World:
     await set_clock(api, s1, responded=1, resolved=5)
 
     marketing = await api.user("dave", "marketing")
-    survey = ok(
-        await api.gql(
-            admin,
-            CREATE_SURVEY,
-            {
-                "input": {
-                    "title": "NPS",
-                    "channels": ["WEB"],
-                    "questions": [{"kind": "NPS", "dimension": "loyalty", "prompt": "?"}],
-                }
-            },
-        ),
-        "createSurvey",
-    )["survey"]
+    survey = await create_nps_survey(api, admin)
     ok(
         await api.gql(
             marketing,

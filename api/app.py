@@ -43,13 +43,15 @@ from api.errors import (
     UNAUTHENTICATED,
     format_error,
 )
-from api.limits import Limits, OperationLimits
+from api.fastpath import CompiledQueries, FastPath
+from api.limits import DocumentCache, Limits, OperationLimits
 from api.loaders import Loaders
 from api.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
 from api.ratelimit import RateLimiter
 from api.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService
+from infra import crypto
 from infra.db import DbFailure, RequestDb, classify_db_error, create_engine, pool_status
 from infra.embedded import resolve_database_url
 from infra.jobs import JobDeps, create_job_app, registrars, run_worker
@@ -116,8 +118,17 @@ class TierwiseGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         settings = services.settings
         production = settings.is_production
-        limits = functools.partial(OperationLimits, limits=Limits.from_settings(settings), limiter=services.limiter)
-        schema = build_schema([AuditSensitiveReads, limits])
+        limits = functools.partial(
+            OperationLimits,
+            limits=Limits.from_settings(settings),
+            limiter=services.limiter,
+            documents=DocumentCache(),  # this schema's own: parsed and validated once per query text
+        )
+        extensions: list[Any] = [AuditSensitiveReads, limits]
+        self.fastpath = FastPath() if settings.compiled_queries else None
+        if self.fastpath is not None:  # after the limits: a refused operation never runs
+            extensions.append(functools.partial(CompiledQueries, fastpath=self.fastpath))
+        schema = build_schema(extensions)
         schema.process_errors = _errors_are_logged_once  # type: ignore[method-assign]
         super().__init__(
             schema,
@@ -408,6 +419,7 @@ async def healthz(_request: Request) -> Response:
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
     settings = settings or Settings()
+    crypto.configure(crypto.Keyring.from_settings(settings))  # encryption at rest (infra/crypto.py)
     holder: dict[str, Services] = {}
     metrics = Metrics()
     tracing_holder: dict[str, Tracing] = {}

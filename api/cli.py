@@ -1,9 +1,10 @@
-"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, schema."""
+"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -140,6 +141,60 @@ def cmd_retier(args: argparse.Namespace, settings: Settings) -> int:
                 f"{result.done} of {result.total} customers, "
                 f"{result.changes} tier changes, {result.grace_rows} grace periods started or ended, "
                 f"{sum(result.timings):.1f} s in {len(result.timings)} batches; {state}"
+            )
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Encryption keys: generate a key line, count values per key id, rotate to the current key."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from infra import crypto
+    from infra.db import create_engine
+    from infra.keyrotation import RotationProgress, key_status, rotate
+
+    if args.keys_cmd == "generate":
+        print(crypto.generate_key() if args.blind_index else crypto.generate_key_line(args.id))
+        return 0
+
+    async def run() -> int:
+        engine = create_engine(_url(settings), settings)
+        try:
+            if args.keys_cmd == "status":
+                ring = crypto.current()
+                print(f"current key id: {ring.current_id} (configured: {', '.join(ring.key_ids)})")
+                async with engine.connect() as conn:
+                    for column, counts in (await key_status(conn)).items():
+                        shown = ", ".join(f"{k}: {n}" for k, n in counts.items()) or "no values"
+                        print(f"{column:<24} {shown}")
+                return 0
+            with Progress(
+                TextColumn("[bold]rotate[/bold] {task.description:<16}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[values]} values re-encrypted"),
+                TimeElapsedColumn(),
+                disable=not sys.stderr.isatty(),
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def show(p: RotationProgress) -> None:
+                    if p.table not in tasks:
+                        tasks[p.table] = bar.add_task(p.table, total=p.rows_total, values=0)
+                    bar.update(tasks[p.table], total=p.rows_total, completed=p.rows_done, values=p.values_rotated)
+
+                report = await rotate(
+                    engine, batch_size=args.batch_size, max_batches=args.max_batches, on_progress=show
+                )
+            state = "done" if report.finished else "stopped early (resume: run again)"
+            print(
+                f"re-encrypted {report.total} values under key {report.current_key_id} "
+                f"in {report.batches} batches, {report.seconds:.1f} s; "
+                f"{report.skipped_concurrent} changed concurrently (left as written); {state}"
             )
             return 0
         finally:
@@ -312,6 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
     retier.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     retier.set_defaults(fn=cmd_retier)
 
+    keys = sub.add_parser("keys", help="encryption keys at rest").add_subparsers(dest="keys_cmd", required=True)
+    kg = keys.add_parser("generate", help="print a fresh <key id>:<base64 key> for TIERWISE_ENCRYPTION_KEYS")
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d")
+    kg.add_argument("--id", default=f"k{today}", help="the key id (default kYYYYMMDD, today)")
+    kg.add_argument("--blind-index", action="store_true", help="print a bare key for TIERWISE_BLIND_INDEX_KEY")
+    kg.set_defaults(fn=cmd_keys)
+    keys.add_parser("status", help="values per key id of every encrypted column").set_defaults(fn=cmd_keys)
+    kr = keys.add_parser("rotate", help="re-encrypt every value under the current key (online, resumable)")
+    kr.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
+    kr.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
+    kr.set_defaults(fn=cmd_keys)
+
     sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
     return parser
 
@@ -322,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
+        from infra import crypto
+
+        crypto.configure(crypto.Keyring.from_settings(settings))
     except Exception as exc:
         print(f"tierwise: bad configuration: {exc}", file=sys.stderr)
         return 2

@@ -68,30 +68,42 @@ def consented(root: Any, spec: FieldSpec) -> bool:
     return row.get(f"consent_{spec.consent}_at") is not None
 
 
-def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
+def read_check(spec: FieldSpec) -> Callable[[Any, Any], None]:
+    """The read check of one guarded field, as ``check(root, context)``: raises the coded error of a
+    refused read and records an unmasked sensitive read for the audit. The field guards below and the
+    compiled executor (api/fastpath.py) both use it, so both paths refuse and audit alike."""
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
-    is_mutation = spec.type_name == "Mutation"
     sensitive = spec.sensitivity is Sensitivity.SENSITIVE
+
+    def check(root: Any, context: Any) -> None:
+        level = context.decisions.read(key)
+        if level is Level.DENIED:
+            if is_operation:
+                raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
+            raise coded(f"not allowed to read {key}", FORBIDDEN_FIELD)
+        if level is Level.CONSENTED and not consented(root, spec):
+            raise coded(f"the customer has not consented to {spec.consent} contact", FORBIDDEN_FIELD)
+        if sensitive and level is not Level.MASKED:
+            customer = _audit_customer(root)
+            if customer is not None:
+                context.sensitive_reads[customer].add(key)
+
+    return check
+
+
+def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
+    key = spec.key
+    is_mutation = spec.type_name == "Mutation"
     embedded = EMBEDDED.get(key)
+    check = read_check(spec)
 
     def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
-        decisions = info.context.decisions
         if is_mutation:
-            if not decisions.can_write(key):
+            if not info.context.decisions.can_write(key):
                 raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
         else:
-            level = decisions.read(key)
-            if level is Level.DENIED:
-                if is_operation:
-                    raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
-                raise coded(f"not allowed to read {key}", FORBIDDEN_FIELD)
-            if level is Level.CONSENTED and not consented(root, spec):
-                raise coded(f"the customer has not consented to {spec.consent} contact", FORBIDDEN_FIELD)
-            if sensitive and level is not Level.MASKED:
-                customer = _audit_customer(root)
-                if customer is not None:
-                    info.context.sensitive_reads[customer].add(key)
+            check(root, info.context)
         result = resolve(root, info, **kwargs)
         if embedded is None:
             return result

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -355,15 +356,42 @@ def _refuse(error: GraphQLError) -> GraphQLExecutionResult:
     return GraphQLExecutionResult(data=None, errors=[error])
 
 
+class DocumentCache:
+    """Documents that parsed and validated, by query text, for one schema and one set of limits (one
+    per app, never module-level: another schema or other limits must validate afresh). A document
+    that failed either step is never kept, so its errors are reported afresh every time."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def get(self, query: str | None) -> DocumentNode | None:
+        if query is None:
+            return None
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+        return document
+
+    def put(self, query: str, document: DocumentNode) -> None:
+        self._documents[query] = document
+        self._documents.move_to_end(query)
+        while len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+
+
 class OperationLimits(SchemaExtension):
     """Parse and validation limits, then (with the variables known) input strings, cost and the
-    rate limit — all before the first resolver runs. Also labels the request with the operation."""
+    rate limit — all before the first resolver runs. Also labels the request with the operation.
+    A query text that parsed and validated before is neither parsed nor validated again."""
 
-    def __init__(self, *, limits: Limits, limiter: RateLimiter | None) -> None:
+    def __init__(self, *, limits: Limits, limiter: RateLimiter | None, documents: DocumentCache | None = None) -> None:
         self.limits = limits
         self.limiter = limiter
         self.rules = validation_rules(limits)
         self.charged = False
+        self.documents = documents
+        self.cached = False
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context
@@ -386,8 +414,29 @@ class OperationLimits(SchemaExtension):
             await self.limiter.charge(ctx.db, ctx.principal, 1)
 
     def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        if self.documents is not None and ec.graphql_document is None:
+            document = self.documents.get(ec.query)
+            if document is not None:
+                ec.graphql_document = document  # strawberry parses only when there is no document
+                self.cached = True
         yield
-        tag_parse_limit(self.execution_context.pre_execution_errors)
+        tag_parse_limit(ec.pre_execution_errors)
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        if self.cached:
+            ec.pre_execution_errors = []  # validated before: strawberry validates only when this is None
+        yield
+        if (
+            self.documents is not None
+            and not self.cached
+            and ec.query is not None
+            and ec.graphql_document is not None
+            and ec.pre_execution_errors is not None
+            and not ec.pre_execution_errors
+        ):
+            self.documents.put(ec.query, ec.graphql_document)
 
     async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context

@@ -4,7 +4,7 @@ statements whatever its size. Created with the request's decisions and row scope
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -79,24 +79,42 @@ class Loaders:
         self.customer_purchases = DataLoader[tuple[UUID, int], Page](self._customer_purchases, cache_key_fn=key_fn)
         self.customer_responses = DataLoader[tuple[UUID, int], Page](self._customer_responses, cache_key_fn=key_fn)
         self.customer_tier_history = DataLoader[tuple[UUID, int], Page](self._tier_history, cache_key_fn=key_fn)
-        self._active_tiers: dict[str, dict[str, Any]] | None = None
-        self._taxonomy: dict[str, dict[str, dict[str, Any]]] = {}
-        self._memo_lock = asyncio.Lock()
+        self._memo: dict[str, asyncio.Future[Any]] = {}
+
+    async def _memoized(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """Fetched once per request. Sibling fields resolve concurrently: the first caller fetches, the
+        others wait for its result (without this every customer of a page would see the memo empty and
+        send its own query: N+1); after that it is a dictionary lookup."""
+        future = self._memo.get(key)
+        if future is not None:
+            return await future  # a finished future answers without waiting
+        future = self._memo[key] = asyncio.get_running_loop().create_future()
+        try:
+            value = await fetch()
+        except BaseException as exc:
+            del self._memo[key]  # the next caller tries again, as it would have with a lock
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved here: waiters re-raise it, none is left unobserved
+            raise
+        future.set_result(value)
+        return value
 
     async def active_tiers(self) -> dict[str, dict[str, Any]]:
-        # Sibling fields resolve concurrently: without the lock every customer of a page would see the
-        # cache empty and send its own query (N+1) before the first one came back.
-        async with self._memo_lock:
-            if self._active_tiers is None:
-                self._active_tiers = await tiers_repo.active_tiers(self.db)
-        return self._active_tiers
+        tiers: dict[str, dict[str, Any]] = await self._memoized(
+            "active_tiers", lambda: tiers_repo.active_tiers(self.db)
+        )
+        return tiers
 
     async def taxon(self, kind: str, code: str) -> dict[str, Any] | None:
-        async with self._memo_lock:
-            if kind not in self._taxonomy:
-                rows = await complaints_repo.taxonomy(self.db, kind, include_inactive=True)
-                self._taxonomy[kind] = {t["code"]: t for t in rows}
-        return self._taxonomy[kind].get(code)
+        async def fetch() -> dict[str, dict[str, Any]]:
+            rows = await complaints_repo.taxonomy(self.db, kind, include_inactive=True)
+            return {t["code"]: t for t in rows}
+
+        taxa: dict[str, dict[str, Any]] = await self._memoized(f"taxonomy:{kind}", fetch)
+        return taxa.get(code)
 
     async def _customers(self, ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
         rows = await customers_repo.by_ids(self.db, ids, columns=self.customer_columns, scope=self.scope)

@@ -20,6 +20,7 @@ from api.context import Context
 from api.errors import FORBIDDEN_ARGUMENT, coded
 from api.guard import install_guards
 from api.ids import from_global_id
+from api.privacy import PrivacyMutation, PrivacyQuery
 from api.reports import ReportMutation, ReportQuery
 from api.resolving import mutate, query
 from api.tiers import TierMutation, TierQuery
@@ -342,7 +343,7 @@ class SurveyResponsePayload:
 
 
 @strawberry.type
-class Query(AdminQuery, TierQuery, ReportQuery):
+class Query(AdminQuery, TierQuery, ReportQuery, PrivacyQuery):
     @strawberry.field
     def viewer(self, info: Info[Context, None]) -> Viewer:
         ctx = _ctx(info)
@@ -464,7 +465,7 @@ class Query(AdminQuery, TierQuery, ReportQuery):
 
 
 @strawberry.type
-class Mutation(AdminMutation, TierMutation, ReportMutation):
+class Mutation(AdminMutation, TierMutation, ReportMutation, PrivacyMutation):
     @strawberry.mutation
     async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
         return await mutate(CustomerPayload, lambda: usecases.create_customer(info, input))

@@ -66,6 +66,7 @@ CUSTOMER_INPUT_FIELDS = {
     "lifecycle_stage": "lifecycleStage",
 }
 MAX_AMOUNT = Decimal("1000000000")
+EARLIEST_PURCHASE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # older dates are typos or epoch defaults
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -269,6 +270,8 @@ def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dic
         errors.append(ValidationFailed("purchasedAt needs a time zone", field=f"{where}.purchasedAt"))
     elif at > now + dt.timedelta(minutes=5):
         errors.append(ValidationFailed("purchasedAt is in the future", field=f"{where}.purchasedAt"))
+    elif at < EARLIEST_PURCHASE:
+        errors.append(ValidationFailed("purchasedAt is before 1970", field=f"{where}.purchasedAt"))
     if (p.customer_id is None) == (p.customer_external_ref is None):
         errors.append(ValidationFailed("give customerId or customerExternalRef", field=f"{where}.customerId"))
     if p.external_id is not None and not 0 < len(p.external_id) <= 100:
@@ -293,6 +296,8 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
         errors += problems
         items.append(item)
     async with ctx.db.unit_of_work() as uow:
+        refs = [p.customer_external_ref for p in inp.purchases if p.customer_id is None and p.customer_external_ref]
+        by_ref = await purchases_repo.resolve_external_refs(uow.conn, ctx.principal.partner_id, refs)  # one statement
         for n, (p, item) in enumerate(zip(inp.purchases, items, strict=True)):
             if p.customer_id is not None:
                 try:
@@ -300,9 +305,7 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
                 except NotFound as exc:
                     errors.append(ValidationFailed(exc.message, field=exc.field))
             elif p.customer_external_ref is not None:
-                found = await customers_repo.resolve_external_ref(
-                    uow, ctx.principal.partner_id, p.customer_external_ref
-                )
+                found = by_ref.get(p.customer_external_ref)
                 if found is None:
                     errors.append(ValidationFailed("no such customer", field=f"purchases[{n}].customerExternalRef"))
                 item["customer_id"] = found
@@ -311,8 +314,8 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
         rows, inserted = await purchases_repo.record(
             uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope, actor=ctx.actor
         )
-        if inserted:  # purchases are churn inputs: re-score in the same transaction (issue 5)
-            await churn.refresh(uow.conn, [i["customer_id"] for i in items])
+        if inserted:  # purchases are churn inputs: the re-score is a job, queued in this transaction (issue 7)
+            await churn.defer_refresh(uow.conn, [i["customer_id"] for i in items])
         uow.commit()
     return RecordPurchasesPayload(purchases=[PurchaseType.from_row(r) for r in rows], inserted_count=inserted)
 

@@ -250,6 +250,39 @@ _FIELDS.update(
     }
 )
 
+# Data quality and the rights of the data subject (api/privacy.py, issue 8). The pair's customers meet
+# their own Customer guards; report rows are aggregates behind the report's own grant. An export is
+# all-or-nothing behind Query.exportCustomerData (admins and data stewards), and audited.
+_FIELDS["Query"].update({"customerDuplicates": I, "dataQualityReport": I, "exportCustomerData": I})
+_FIELDS["Mutation"].update({"mergeCustomers": I, "eraseCustomer": I, "setCustomerConsent": I})
+_FIELDS.update(
+    {
+        "DuplicatePair": {"a": I, "b": I, "reasons": I},
+        "DataQualityReport": dict.fromkeys(
+            (
+                "liveCustomers", "erasedCustomers", "mergedCustomers", "missing", "duplicatePairs", "duplicates",
+                "mergesByMonth", "metricsStaleness",
+            ),
+            P,
+        ),
+        "MissingField": dict.fromkeys(("field", "missing", "share"), P),
+        "DuplicateCount": dict.fromkeys(("criterion", "pairs"), P),
+        "MonthCount": dict.fromkeys(("month", "merges"), P),
+        "MetricsStaleness": dict.fromkeys(
+            (
+                "customers", "withoutMetrics", "medianHours", "p90Hours", "p99Hours", "maxHours", "olderThanDays",
+                "staleCustomers",
+            ),
+            P,
+        ),
+        "CustomerMerge": {
+            "id": P, "survivorId": P, "duplicateId": P, "reasons": I, "filledFields": I, "moved": I, "actor": I,
+            "mergedAt": I,
+        },
+    }
+)
+
+
 def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
     for type_name, fields in _FIELDS.items():

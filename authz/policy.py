@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from threading import Lock
+from typing import Any
 
 import casbin
 
@@ -61,6 +62,8 @@ class Decisions:
         self._enforcer = store.enforcer_for(roles, self._subject)
         self.levels: dict[str, Level] = {key: self._decide(key) for key in CATALOGUE}
         self._writes: dict[str, bool] = {}
+        # Per-role-set values other layers derive from these decisions (e.g. presenters), built once.
+        self.memo: dict[str, Any] = {}
 
     def _allowed(self, obj: str, action: str) -> bool:
         return _scope_allows(self.scopes, obj, action) and bool(self._enforcer.enforce(self._subject, obj, action))

@@ -2,6 +2,12 @@
 hand-written SQL and the same JSON as tierwise — the practical limit of this machine. No GraphQL, no
 access-control layer (masking is applied inline for the support-agent page, as the answer requires).
 
+Sensitive values are stored encrypted (infra/crypto.py): the baseline decrypts them with the same keyring,
+as any service reading this database must. The reports run the very SQL of infra/repos/reports.py (it
+is hand-written already: what is measured is what tierwise adds around it); ingest inserts the batch and
+runs the tier engine's incremental re-tier (infra/tiering.refresh) in the same transaction, as tierwise
+does, without its churn job.
+
     BENCH_DATABASE_URL=postgresql://… uvicorn bench.baseline:app --port 18002
 """
 
@@ -9,16 +15,29 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
+import datetime as dt
 import os
+import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy import event, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from infra import crypto
+from infra.db import create_engine
+from infra.repos import reports as reports_repo
+from infra.repos import tiers as tiers_repo
+from infra.repos.base import Scope
+from infra.settings import Settings
+from infra.tiering import refresh as retier
 
 PAGE_SQL = """
 SELECT c.id, c.name, c.email, c.phone, c.lifecycle_stage, c.tier_code, t.name AS tier_name, c.created_at,
@@ -36,15 +55,31 @@ LIMIT $1
 
 CUSTOMER_SQL = """
 SELECT c.*, m.lifetime_spend, m.spend_12m, m.orders_12m, m.order_count, m.last_purchase_at,
-       (SELECT json_agg(p ORDER BY p.purchased_at DESC) FROM (SELECT external_id AS "externalId", amount,
+       (SELECT json_agg(p ORDER BY p."purchasedAt" DESC) FROM (SELECT external_id AS "externalId", amount,
                purchased_at AS "purchasedAt" FROM purchases WHERE customer_id = c.id
-               ORDER BY purchased_at DESC LIMIT 5) p) AS purchases,
+               ORDER BY purchased_at DESC, id DESC LIMIT 5) p) AS purchases,
        (SELECT json_agg(k ORDER BY k."openedAt" DESC) FROM (SELECT subject, description, status,
                opened_at AS "openedAt" FROM complaints WHERE customer_id = c.id
-               ORDER BY opened_at DESC LIMIT 5) k) AS complaints
+               ORDER BY opened_at DESC, id DESC LIMIT 5) k) AS complaints
 FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id
 WHERE c.id = $1
 """
+
+RESOLVE_SQL = """
+SELECT u.n, c.id FROM unnest($2::text[]) WITH ORDINALITY AS u(ref, n)
+LEFT JOIN customers c ON c.partner_id = $1 AND c.external_ref = u.ref
+     AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
+ORDER BY u.n
+"""
+INSERT_SQL = text("""
+INSERT INTO purchases (customer_id, partner_id, external_id, amount, currency, channel, purchased_at)
+SELECT u.c, CAST(:partner AS uuid), u.e, u.a, 'EUR', NULL, now()
+FROM unnest(CAST(:customers AS uuid[]), CAST(:externals AS text[]), CAST(:amounts AS numeric[])) AS u(c, e, a)
+ON CONFLICT (partner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+RETURNING id
+""")
+
+_statements: contextvars.ContextVar[list[int]] = contextvars.ContextVar("statements")
 
 
 def mask_phone(v: str | None) -> str | None:
@@ -61,24 +96,42 @@ def mask_email(v: str | None) -> str | None:
     return local[:1] + "***@" + domain
 
 
+def _open(token: str | None, column: str) -> str | None:
+    return None if token is None else crypto.current().decrypt(token, column)
+
+
 def _cursor(created_at: Any, row_id: Any) -> str:
     raw = orjson.dumps(["CREATED_AT", created_at.isoformat(), str(row_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> tuple[Any, Any]:
-    import datetime as dt
-    import uuid
-
     _, value, row_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     return dt.datetime.fromisoformat(value), uuid.UUID(row_id)
 
 
+def _json(body: Any, statements: int) -> Response:
+    return Response(
+        orjson.dumps(body, default=str), media_type="application/json", headers={"x-sql-statements": str(statements)}
+    )
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.pool = await asyncpg.create_pool(os.environ["BENCH_DATABASE_URL"], min_size=4, max_size=10)
+    url = os.environ["BENCH_DATABASE_URL"]
+    app.state.pool = await asyncpg.create_pool(url, min_size=4, max_size=10)
+    app.state.engine = create_engine(url, Settings(_env_file=None, statement_timeout_ms=0))  # type: ignore[call-arg]
+
+    @event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
+    def _count(*_: Any) -> None:
+        with contextlib.suppress(LookupError):
+            _statements.get()[0] += 1
+
+    async with app.state.pool.acquire() as conn:
+        app.state.partner = await conn.fetchval("SELECT id FROM partners WHERE name = 'Northwind Shop'")
     yield
     await app.state.pool.close()
+    await app.state.engine.dispose()
 
 
 async def page(request: Request) -> Response:
@@ -90,8 +143,13 @@ async def page(request: Request) -> Response:
         rows = await conn.fetch(PAGE_SQL, first + 1, at, rid)
     edges = []
     for r in rows[:first]:
-        email, phone = (mask_email(r["email"]), mask_phone(r["phone"])) if masked else (r["email"], r["phone"])
+        email, phone = _open(r["email"], "customers.email"), _open(r["phone"], "customers.phone")
+        if masked:
+            email, phone = mask_email(email), mask_phone(phone)
         complaints = orjson.loads(r["complaints"])
+        for k in complaints:
+            k["status"], k["severity"] = k["status"].upper(), k["severity"].upper()
+            k["openedAt"] = dt.datetime.fromisoformat(k["openedAt"]).isoformat()
         edges.append(
             {
                 "cursor": _cursor(r["created_at"], r["id"]),
@@ -100,7 +158,7 @@ async def page(request: Request) -> Response:
                     "email": email,
                     "phone": phone,
                     "lifecycleStage": r["lifecycle_stage"].upper(),
-                    "tier": {"code": r["tier_code"], "name": r["tier_name"]},
+                    "tier": {"code": r["tier_code"], "name": r["tier_name"]} if r["tier_code"] else None,
                     "complaints": {"edges": [{"node": k} for k in complaints]},
                 },
             }
@@ -113,36 +171,170 @@ async def page(request: Request) -> Response:
             }
         }
     }
-    return Response(orjson.dumps(body), media_type="application/json", headers={"x-sql-statements": "1"})
+    return _json(body, 1)
 
 
 async def customer(request: Request) -> Response:
-    import uuid
-
     async with request.app.state.pool.acquire() as conn:
         r = await conn.fetchrow(CUSTOMER_SQL, uuid.UUID(request.path_params["id"]))
+    address = _open(r["address"], "customers.address")
     node = {
         "name": r["name"],
-        "email": r["email"],
-        "phone": r["phone"],
-        "nationalId": r["national_id"],
-        "birthDate": r["birth_date"].isoformat() if r["birth_date"] else None,
-        "address": orjson.loads(r["address"]) if isinstance(r["address"], str) else r["address"],
-        "tier": {"code": r["tier_code"]},
+        "email": _open(r["email"], "customers.email"),
+        "phone": _open(r["phone"], "customers.phone"),
+        "nationalId": _open(r["national_id"], "customers.national_id"),
+        "birthDate": _open(r["birth_date"], "customers.birth_date"),
+        "address": orjson.loads(address) if address else None,
+        "tier": {"code": r["tier_code"]} if r["tier_code"] else None,
         "metrics": {
             "lifetimeSpend": str(r["lifetime_spend"]),
             "spend12m": str(r["spend_12m"]),
             "orders12m": r["orders_12m"],
-            "lastPurchaseAt": r["last_purchase_at"],
+            "lastPurchaseAt": r["last_purchase_at"].isoformat() if r["last_purchase_at"] else None,
         },
-        "purchases": {"edges": [{"node": p} for p in orjson.loads(r["purchases"] or "[]")]},
-        "complaints": {"edges": [{"node": k} for k in orjson.loads(r["complaints"] or "[]")]},
+        "purchases": {
+            "edges": [
+                {"node": {**p, "amount": f"{Decimal(str(p['amount'])):.2f}"}}
+                for p in orjson.loads(r["purchases"] or "[]")
+            ]
+        },
+        "complaints": {
+            "edges": [
+                {
+                    "node": {
+                        **k,
+                        "description": _open(k["description"], "complaints.description"),
+                        "status": k["status"].upper(),
+                    }
+                }
+                for k in orjson.loads(r["complaints"] or "[]")
+            ]
+        },
     }
-    return Response(
-        orjson.dumps({"data": {"customer": node}}, default=str),
-        media_type="application/json",
-        headers={"x-sql-statements": "1"},
-    )
+    return _json({"data": {"customer": node}}, 1)
 
 
-app = Starlette(routes=[Route("/page", page), Route("/customer/{id}", customer)], lifespan=lifespan)
+async def _counted(request: Request, run: Any) -> Response:
+    counter = [0]
+    token = _statements.set(counter)
+    try:
+        async with request.app.state.engine.connect() as conn:
+            body = await run(conn)
+            await conn.commit()
+    finally:
+        _statements.reset(token)
+    return _json(body, counter[0])
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+async def report_nps(request: Request) -> Response:
+    async def run(conn: Any) -> Any:
+        rows = await reports_repo.survey_scores(
+            conn, kind="nps", group_by=["TIER"], period="month", since=None, until=None, survey_id=None
+        )
+        return {
+            "data": {
+                "reports": {
+                    "surveyScores": [
+                        {
+                            "tier": r["TIER"],
+                            "answers": r["answers"],
+                            "score": _float(r["score"]),
+                            "invitations": r["invitations"],
+                            "responseRate": _float(r["response_rate"]),
+                        }
+                        for r in rows
+                    ]
+                }
+            }
+        }
+
+    return await _counted(request, run)
+
+
+async def report_sla(request: Request) -> Response:
+    async def run(conn: Any) -> Any:
+        rows = await reports_repo.fairness(conn, since=None, until=None)
+        return {
+            "data": {
+                "reports": {
+                    "fairness": {
+                        "tiers": [
+                            {
+                                "tier": r["tier"],
+                                "complaints": r["complaints"],
+                                "breachedComplaints": r["breached"],
+                                "slaBreachRate": _float(r["breach_rate"]),
+                                "medianFirstResponseMinutes": _float(r["median_first_response_minutes"]),
+                                "medianResolutionMinutes": _float(r["median_resolution_minutes"]),
+                            }
+                            for r in rows
+                        ]
+                    }
+                }
+            }
+        }
+
+    return await _counted(request, run)
+
+
+async def report_tiers(request: Request) -> Response:
+    async def run(conn: Any) -> Any:
+        rows = await tiers_repo.distribution(conn, Scope())
+        ranks = dict((await conn.execute(text(reports_repo.ACTIVE_TIERS))).all())  # highest tier first
+        rows.sort(key=lambda r: -ranks.get(r["tier_code"], -1))
+        return {
+            "data": {
+                "tierDistribution": {
+                    "customers": sum(int(r["customers"]) for r in rows),
+                    "tiers": [{"tier": r["tier_code"], "customers": int(r["customers"])} for r in rows],
+                }
+            }
+        }
+
+    return await _counted(request, run)
+
+
+async def ingest(request: Request) -> Response:
+    items = orjson.loads(await request.body())["purchases"]
+    partner = request.app.state.partner
+
+    async def run(conn: Any) -> Any:
+        raw = (await conn.get_raw_connection()).driver_connection
+        _statements.get()[0] += 1
+        found = await raw.fetch(RESOLVE_SQL, partner, [i["customerExternalRef"] for i in items])
+        ids = [r["id"] for r in found]
+        if any(i is None for i in ids):
+            return {"data": {"recordPurchases": {"insertedCount": None, "userErrors": [{"code": "NOT_FOUND"}]}}}
+        inserted = (
+            await conn.execute(
+                INSERT_SQL,
+                {
+                    "partner": partner,
+                    "customers": ids,
+                    "externals": [i["externalId"] for i in items],
+                    "amounts": [Decimal(i["amount"]) for i in items],
+                },
+            )
+        ).all()
+        if inserted:
+            await retier(conn, sorted(set(ids), key=str), actor="baseline")
+        return {"data": {"recordPurchases": {"insertedCount": len(inserted), "userErrors": []}}}
+
+    return await _counted(request, run)
+
+
+app = Starlette(
+    routes=[
+        Route("/page", page),
+        Route("/customer/{id}", customer),
+        Route("/report/nps", report_nps),
+        Route("/report/sla", report_sla),
+        Route("/report/tiers", report_tiers),
+        Route("/ingest", ingest, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)

@@ -33,6 +33,8 @@ WRITABLE_FIELDS = (
 ADDRESS_KEYS = ("line1", "line2", "postalCode", "city", "country")  # as stored (JSON)
 _NATIONAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{3,31}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")  # control and invisible format characters
+ADDRESS_PART_MAX = {"line1": 200, "line2": 200, "postalCode": 16, "city": 100, "country": 2}
 
 
 def normalize_email(value: str) -> str:
@@ -97,6 +99,10 @@ def _name(value: str) -> str:
     name = " ".join(value.split())
     if not name:
         raise ValidationFailed("a name is required", field="name")
+    if _CONTROL.search(name):
+        raise ValidationFailed("a name cannot contain control or invisible characters", field="name")
+    if not any(ch.isalpha() for ch in name):
+        raise ValidationFailed("a name needs at least one letter", field="name")
     if len(name) > 200:
         raise ValidationFailed("a name has at most 200 characters", field="name")
     return name
@@ -125,6 +131,11 @@ def _address(value: Mapping[str, Any]) -> dict[str, str] | None:
         return None
     if "city" not in cleaned or "country" not in cleaned:
         raise ValidationFailed("an address needs at least a city and a country", field="address")
+    for key, part in cleaned.items():
+        if _CONTROL.search(part):
+            raise ValidationFailed("an address cannot contain control characters", field=f"address.{key}")
+        if key != "country" and len(part) > ADDRESS_PART_MAX[key]:
+            raise ValidationFailed(f"{key} has at most {ADDRESS_PART_MAX[key]} characters", field=f"address.{key}")
     country = cleaned["country"].upper()
     if len(country) != 2 or not country.isalpha():
         raise ValidationFailed("country is an ISO 3166 alpha-2 code such as DE", field="address.country")
@@ -148,4 +159,6 @@ def _external_ref(value: str) -> str:
     v = value.strip()
     if not v or len(v) > 100:
         raise ValidationFailed("an external reference has 1 to 100 characters", field="external_ref")
+    if _CONTROL.search(v):
+        raise ValidationFailed("an external reference cannot contain control characters", field="external_ref")
     return v

@@ -1,8 +1,11 @@
 """Churn scores: the inputs of domain/churn.py computed set-based in SQL, the scores stored in
 ``churn_scores``.
 
-``refresh`` re-scores some customers in the caller's transaction (after a purchase, a complaint or a
-survey answer of theirs, or a breach of one of their complaints); ``recompute_all`` and the nightly
+``refresh`` re-scores some customers in the caller's transaction (after a complaint or a survey answer
+of theirs, or a breach of one of their complaints). Purchase ingest instead *defers* the re-score
+(``defer_refresh``): a procrastinate job per batch, inserted in the ingest's own transaction (so it is
+committed, or rolled back, with the purchases and never lost), taken by a worker right after the commit;
+a batch of 500 purchases no longer waits for the scoring of its customers. ``recompute_all`` and the nightly
 job re-score everyone, a chunk of customers per statement, for the signals that move with time alone
 (silence, windows sliding past a complaint or a downgrade).
 """
@@ -27,6 +30,9 @@ from infra.sla import breached_sql
 log = logging.getLogger("tierwise.churn")
 
 CHUNK = 5000
+REFRESH_TASK = "tierwise.churn_refresh"
+# Their own queue: the service's worker takes it with the main one (infra/jobs.run_worker), tests take it alone.
+REFRESH_QUEUE = "tierwise_churn"
 _IDS = bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))
 
 # Every scan is restricted to the chunk of customers (:ids), through the customer indexes.
@@ -40,7 +46,9 @@ bought AS (
            extract(epoch FROM p.purchased_at - lag(p.purchased_at) OVER w) / 86400.0 AS gap
     FROM purchases p
     WHERE p.customer_id = ANY(:ids)
-    WINDOW w AS (PARTITION BY p.customer_id ORDER BY p.purchased_at, p.id)
+    -- purchases at the same instant make a gap of 0 in whichever order: no tie-breaker needed, so the
+    -- covering index (customer_id, purchased_at) INCLUDE (amount) answers without reading the table
+    WINDOW w AS (PARTITION BY p.customer_id ORDER BY p.purchased_at)
 ),
 pur AS (
     SELECT customer_id,
@@ -65,15 +73,18 @@ com AS (
     WHERE k.customer_id = ANY(:ids) AND k.opened_at > now() - make_interval(days => :complaint_days)
     GROUP BY k.customer_id
 ),
+resp AS MATERIALIZED (  -- the chunk's responses first, then their answers by response (not every answer)
+    SELECT r.id, r.customer_id, r.submitted_at FROM survey_responses r
+    WHERE r.customer_id = ANY(:ids) AND r.submitted_at > now() - make_interval(days => :score_days)
+),
 sco AS (
     SELECT r.customer_id,
            array_agg(a.score ORDER BY r.submitted_at DESC, a.id DESC) FILTER (WHERE q.kind = 'nps') AS nps,
            array_agg(a.score ORDER BY r.submitted_at DESC, a.id DESC) FILTER (WHERE q.kind = 'csat') AS csat
-    FROM survey_answers a
-    JOIN survey_responses r ON r.id = a.response_id
+    FROM resp r
+    JOIN survey_answers a ON a.response_id = r.id
     JOIN survey_questions q ON q.id = a.question_id
-    WHERE r.customer_id = ANY(:ids) AND q.kind IN ('nps', 'csat') AND a.score IS NOT NULL
-      AND r.submitted_at > now() - make_interval(days => :score_days)
+    WHERE q.kind IN ('nps', 'csat') AND a.score IS NOT NULL
     GROUP BY r.customer_id
 ),
 dg AS (
@@ -182,6 +193,24 @@ async def refresh(
     return scored
 
 
+# procrastinate's own defer function (migration 0003), called on the caller's connection: the job row is
+# part of the caller's transaction, as a ``Task.defer_async`` through procrastinate's connector cannot be.
+_DEFER_SQL = text("""
+SELECT procrastinate_defer_jobs_v1(ARRAY[
+    ROW(:queue, :task, 0, NULL, NULL, CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])
+""")
+
+
+async def defer_refresh(conn: Executor, customer_ids: Sequence[UUID]) -> None:
+    """Queue the re-score of ``customer_ids`` (one job), in the caller's transaction."""
+    ids = [str(i) for i in dict.fromkeys(customer_ids)]
+    if ids:
+        await conn.execute(
+            _DEFER_SQL,
+            {"queue": REFRESH_QUEUE, "task": REFRESH_TASK, "args": json.dumps({"customer_ids": ids})},
+        )
+
+
 async def _next_ids(conn: Executor, after: UUID | None, n: int) -> list[UUID]:
     return list((await conn.execute(_NEXT_IDS_SQL, {"after": after, "n": n})).scalars())
 
@@ -210,12 +239,19 @@ async def scores_for(db: Executor, customer_ids: Sequence[UUID]) -> dict[UUID, d
 
 def register_jobs(app: Any, deps: Any) -> None:
     """The nightly re-score of everyone (``TIERWISE_CHURN_CRON``, after the nightly re-tier), one
-    transaction per chunk so a large base never holds one long transaction."""
+    transaction per chunk so a large base never holds one long transaction; and the re-score of the
+    customers of one purchase batch (``defer_refresh``)."""
 
     @app.periodic(cron=deps.settings.churn_cron, periodic_id="churn-nightly")
     @app.task(name="tierwise.churn_all", queue="tierwise", queueing_lock="churn_all")
     async def churn_all_job(timestamp: int) -> int:
         return await recompute_in_chunks(deps.engine)
+
+    @app.task(name=REFRESH_TASK, queue=REFRESH_QUEUE)
+    async def churn_refresh_job(customer_ids: list[str]) -> int:
+        """The re-score a purchase batch deferred (``defer_refresh``), in its own transaction."""
+        async with deps.engine.begin() as conn:
+            return len(await refresh(conn, [UUID(i) for i in customer_ids]))
 
 
 async def recompute_in_chunks(engine: Any, *, chunk: int = CHUNK) -> int:

@@ -63,7 +63,9 @@ def registrars() -> list[Registrar]:
 
 
 async def run_worker(app: procrastinate.App, settings: Settings) -> None:
-    """Work the tierwise queue until cancelled (running jobs finish first)."""
+    """Work the tierwise queues until cancelled (running jobs finish first)."""
+    from infra.churn import REFRESH_QUEUE
+
     await app.run_worker_async(
-        queues=[QUEUE], concurrency=settings.worker_concurrency, install_signal_handlers=False, wait=True
+        queues=[QUEUE, REFRESH_QUEUE], concurrency=settings.worker_concurrency, install_signal_handlers=False, wait=True
     )

@@ -14,6 +14,10 @@ numbers that ``phonenumbers`` accepts).
 E-mail addresses use the reserved ``.example`` top-level domain (``gmx.example``,
 ``163.example``): they look like the locale's mail providers but can never reach
 a real person if a developer wires up a mail channel.
+
+Sensitive values (contact fields, complaint descriptions, free-text answers) are
+encrypted and their blind indexes computed here, in Python, before COPY: the
+database never sees them in plaintext (infra/crypto.py).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import enums
 from domain.enums import SCORE_RANGES
-from infra import churn
+from infra import churn, crypto
 from infra import tables as t
 from infra.metrics import recompute_all
 from infra.tiering import active_policy, retier_all
@@ -844,8 +848,15 @@ class _Seeder:
                 "consent_phone_at",
                 "created_at",
                 "updated_at",
+                "email_bidx",
+                "phone_bidx",
+                "national_id_bidx",
+                "name_dob_bidx",
             ),
         )
+        # Encrypted at rest (infra/crypto.py): tokens and blind indexes are made here, COPY takes them as text.
+        keyring = crypto.current()
+        enc, bidx = keyring.encrypt, keyring.blind_index
         ref_date = self.ref.date()
         used_emails: set[str] = set()
         partner_seq = [0] * len(PARTNERS)
@@ -919,17 +930,18 @@ class _Seeder:
             mood += 0.15 * segment
             cid = self.uid()
             self.customers.append(_Customer(cid, created, stage, partner, reach, mood, segment))
+            birth_date = birth if rng.random() > 0.05 else None
             copier.rows.append(
                 (
                     cid,
                     self.partner_ids[partner] if partner is not None else None,
                     external_ref,
                     name,
-                    email,
-                    phone,
-                    national_id,
-                    birth if rng.random() > 0.05 else None,
-                    orjson.dumps(address).decode(),
+                    email and enc(email, "customers.email"),
+                    phone and enc(phone, "customers.phone"),
+                    national_id and enc(national_id, "customers.national_id"),
+                    birth_date and enc(birth_date.isoformat(), "customers.birth_date"),
+                    enc(orjson.dumps(address, option=orjson.OPT_SORT_KEYS).decode(), "customers.address"),
                     loc,
                     stage,
                     consent_email,
@@ -937,6 +949,10 @@ class _Seeder:
                     consent_phone,
                     created,
                     created + (self.ref - created) * rng.random(),
+                    email and bidx("email", email.lower()),
+                    phone and bidx("phone", phone),
+                    national_id and bidx("national_id", national_id.strip().upper()),
+                    birth_date and bidx("name_dob", crypto.name_dob_index_value(name, birth_date)),
                 )
             )
             if len(copier.rows) >= COPY_CHUNK:
@@ -1074,6 +1090,7 @@ class _Seeder:
         severities = (("low", 0.30), ("medium", 0.45), ("high", 0.20), ("critical", 0.05))
         rate = {"prospect": 0.03, "new": 0.10, "active": 0.15, "at_risk": 0.22, "churned": 0.22}
         ticket_seq = [0] * len(PARTNERS)
+        enc = crypto.current().encrypt
         task = self._task("complaints", self.n)
         for i, c in enumerate(self.customers):
             if rng.random() >= rate[c.stage]:
@@ -1114,7 +1131,7 @@ class _Seeder:
                         partner_id,
                         external_id,
                         subject,
-                        description,
+                        enc(description, "complaints.description"),
                         category,
                         root_cause if done else None,
                         severity,
@@ -1133,7 +1150,9 @@ class _Seeder:
                         tl.events[-1][2],
                     )
                 )
-                events.rows.extend((kid, *e) for e in tl.events)
+                events.rows.extend(
+                    (kid, *e[:4], None if e[4] is None else enc(e[4], "complaint_events.note")) for e in tl.events
+                )
                 c.mood -= 0.3
                 if tl.resolved_at is not None:
                     days = (tl.resolved_at - opened).total_seconds() / 86400
@@ -1190,6 +1209,7 @@ class _Seeder:
         )
         answers = _Copier(self.raw, "survey_answers", ("response_id", "question_id", "score", "choices", "text"))
         specs = {s.key: s for s in SURVEYS}
+        enc = crypto.current().encrypt  # free-text answers are encrypted at rest
         response_seq = [0] * len(PARTNERS)
         task = self._task("surveys", self.n)
 
@@ -1234,7 +1254,8 @@ class _Seeder:
                     answers.rows.append((got[0], nps_q, nps, None, None))
                     if rng.random() < 0.4:
                         band = "promoter" if nps >= 9 else ("passive" if nps >= 7 else "detractor")
-                        answers.rows.append((got[0], reason_q, None, None, rng.choice(_NPS_COMMENTS[band])))
+                        comment = rng.choice(_NPS_COMMENTS[band])
+                        answers.rows.append((got[0], reason_q, None, None, enc(comment, "survey_answers.text")))
             if c.sample_purchase is not None and rng.random() < 0.10:
                 sent = c.sample_purchase + DAY * rng.uniform(2, 6)
                 if got := invite(c, "delivery", sent, None, 0.4):

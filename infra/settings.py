@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = 3600
     jwt_leeway_s: int = 30
 
+    # Encryption at rest (infra/crypto.py): "<key id>:<base64 32 bytes>,…"; new writes use
+    # encryption_key_id (default: the last listed). Unset outside production: fixed development keys.
+    encryption_keys: SecretStr | None = None
+    encryption_key_id: str | None = None
+    blind_index_key: SecretStr | None = None  # base64 of 32 bytes, for the blind indexes (HMAC)
+
     # Limits.
     max_page_size: int = 100
     default_page_size: int = 20
@@ -85,6 +91,16 @@ class Settings(BaseSettings):
     rate_limit_user_per_minute: int = 20_000
     rate_limit_partner_per_minute: int = 6_000
 
+    # Read queries whose every field the compiled executor supports skip strawberry's per-field
+    # resolution (api/fastpath.py); the same answers, errors and audit rows (tested differentially).
+    compiled_queries: bool = True
+
+    # Data quality (issue 8): duplicate criteria (email, phone, national_id, name_dob), the fields the
+    # data-quality report counts as required, and when metrics count as stale.
+    duplicate_criteria: str = "email,phone,name_dob"
+    quality_required_fields: str = "email,phone,birth_date,address"
+    metrics_stale_days: int = Field(default=2, ge=1)
+
     # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
     log_format: str = "auto"  # json, text, or auto (json in production, text otherwise)
     log_level: str = "INFO"
@@ -96,9 +112,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
+        from infra import crypto
+
         if self.environment is Environment.PRODUCTION:
             if self.jwt_algorithm == "HS256" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
                 raise ValueError("TIERWISE_JWT_SECRET must be set in production (or use RS256)")
+            if self.encryption_keys is None or self.blind_index_key is None:
+                raise ValueError("TIERWISE_ENCRYPTION_KEYS and TIERWISE_BLIND_INDEX_KEY must be set in production")
+            if crypto.DEV_ENCRYPTION_KEYS.split(":")[1] in self.encryption_keys.get_secret_value() or (
+                self.blind_index_key.get_secret_value().strip() == crypto.DEV_BLIND_INDEX_KEY
+            ):
+                raise ValueError("the development encryption keys cannot be used in production")
+        crypto.Keyring.from_settings(self)  # key syntax, lengths and the current key id, checked at startup
+        from domain.quality import DUPLICATE_CRITERIA, REPORTABLE_FIELDS, parse_names
+
+        parse_names(self.duplicate_criteria, DUPLICATE_CRITERIA, "TIERWISE_DUPLICATE_CRITERIA")
+        parse_names(self.quality_required_fields, REPORTABLE_FIELDS, "TIERWISE_QUALITY_REQUIRED_FIELDS")
         if self.jwt_algorithm not in ("HS256", "RS256"):
             raise ValueError("TIERWISE_JWT_ALGORITHM must be HS256 or RS256")
         if self.jwt_algorithm == "RS256" and not self.jwt_public_key:

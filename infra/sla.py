@@ -5,6 +5,10 @@ The sweep is the set-based twin of domain/sla.py: the SQL fragments below are th
 row; tests/unit and tests/integration run both on the same clocks and compare. It runs as a
 procrastinate periodic job (once per tick across all instances) and, scoped to one complaint, in
 the transaction of every transition, so a clock that stops late is flagged at that moment.
+
+The notes of the events it writes (``complaint_events.note``) are encrypted at rest like every other
+note (infra/crypto.py): the SQL never holds them as literals; they are bound parameters encrypted in
+Python with the current key, once per sweep (``SystemNotes``), each a ``tw1:`` token bound to the column.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain import sla
 from domain.complaints import TRANSITIONS
 from domain.errors import Conflict, NotFound
+from infra import crypto
 from infra.repos.base import Executor
 from infra.tables import sla_policies, sla_targets, tier_policies, tiers
 
@@ -79,8 +84,47 @@ def escalation_reason_sql(k: str = "k", now: str = "now()", fraction: str = ":fr
     END"""
 
 
-def _notes_case(column: str, notes: dict[str, str]) -> str:
-    whens = " ".join(f"WHEN '{code}' THEN '{note}'" for code, note in notes.items())
+NOTE_COLUMN = "complaint_events.note"
+
+
+def _breach_param(clock: str) -> str:
+    return f"note_breach_{clock}"
+
+
+def _escalation_param(code: str) -> str:
+    return f"note_escalation_{code}"
+
+
+@dataclass(frozen=True)
+class SystemNotes:
+    """The notes the sweep writes, as encrypted bind parameters (``:note_…``), made once per sweep.
+
+    The same token goes into every event of a kind in one sweep: the notes are fixed system texts, so
+    this only shows that two events of one sweep carry the same note, as their ``kind`` does anyway.
+    """
+
+    params: dict[str, str]
+    auto_close_days: int | None = None
+
+    @classmethod
+    def make(cls, *, auto_close_days: int | None = None, keyring: crypto.Keyring | None = None) -> SystemNotes:
+        ring = keyring or crypto.current()
+        plain = {_breach_param(clock): note for clock, note in sla.BREACH_NOTES.items()}
+        plain |= {_escalation_param(code): note for code, note in sla.ESCALATION_NOTES.items()}
+        if auto_close_days is not None:
+            plain["note_auto_close"] = auto_close_note(auto_close_days)
+        return cls({name: ring.encrypt(note, NOTE_COLUMN) for name, note in plain.items()}, auto_close_days)
+
+    def pick(self, *names: str) -> dict[str, str]:
+        return {name: self.params[name] for name in names}
+
+
+def auto_close_note(days: int) -> str:
+    return f"closed automatically after {days} days without a reopen"
+
+
+def _notes_case(column: str) -> str:
+    whens = " ".join(f"WHEN '{code}' THEN :{_escalation_param(code)}" for code in sla.ESCALATION_NOTES)
     return f"CASE {column} {whens} END"
 
 
@@ -115,9 +159,9 @@ def _mark_breaches_sql(scope: str) -> str:
     ),
     events AS (
         INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
-        SELECT id, status, status, :actor, '{sla.BREACH_NOTES["first_response"]}', 'sla_breach' FROM flagged WHERE fr
+        SELECT id, status, status, :actor, :{_breach_param("first_response")}, 'sla_breach' FROM flagged WHERE fr
         UNION ALL
-        SELECT id, status, status, :actor, '{sla.BREACH_NOTES["resolution"]}', 'sla_breach' FROM flagged WHERE res
+        SELECT id, status, status, :actor, :{_breach_param("resolution")}, 'sla_breach' FROM flagged WHERE res
         RETURNING complaint_id
     )
     SELECT id, customer_id FROM flagged
@@ -140,7 +184,7 @@ def _escalate_sql(scope: str) -> str:
         RETURNING k.id, c.status, c.reason
     )
     INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
-    SELECT id, status, status, :actor, {_notes_case("reason", sla.ESCALATION_NOTES)}, 'escalation' FROM escalated
+    SELECT id, status, status, :actor, {_notes_case("reason")}, 'escalation' FROM escalated
     RETURNING complaint_id
     """
 
@@ -155,7 +199,7 @@ _AUTO_CLOSE_SQL = text("""
         RETURNING k.id
     )
     INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
-    SELECT id, 'resolved', 'closed', :actor, :note, 'transition' FROM closing
+    SELECT id, 'resolved', 'closed', :actor, :note_auto_close, 'transition' FROM closing
     RETURNING complaint_id
 """)
 
@@ -168,28 +212,45 @@ class SweepReport:
     customers: tuple[UUID, ...] = ()  # customers whose complaints newly breached (their churn inputs moved)
 
 
-async def mark_breaches(conn: Executor, ids: Sequence[UUID] | None = None, *, actor: str) -> list[UUID]:
+async def mark_breaches(
+    conn: Executor, ids: Sequence[UUID] | None = None, *, actor: str, notes: SystemNotes | None = None
+) -> list[UUID]:
     """Flag the clocks that are late now (all active complaints, or the given ones); one ``sla_breach``
     event per clock newly breached. Returns the customers of the complaints flagged."""
     stmt = text(_mark_breaches_sql(_scope(ids, active_only=True)))
-    params: dict[str, Any] = {"actor": actor}
+    notes = notes or SystemNotes.make()
+    params: dict[str, Any] = {"actor": actor, **notes.pick(*(_breach_param(k) for k in sla.BREACH_NOTES))}
     if ids is not None:
         stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
     rows = (await conn.execute(stmt, params)).all()
     return list(dict.fromkeys(r.customer_id for r in rows))
 
 
-async def escalate(conn: Executor, ids: Sequence[UUID] | None = None, *, critical_fraction: float, actor: str) -> int:
+async def escalate(
+    conn: Executor,
+    ids: Sequence[UUID] | None = None,
+    *,
+    critical_fraction: float,
+    actor: str,
+    notes: SystemNotes | None = None,
+) -> int:
     stmt = text(_escalate_sql(_scope(ids, active_only=False)))
-    params: dict[str, Any] = {"actor": actor, "fraction": critical_fraction}
+    notes = notes or SystemNotes.make()
+    params: dict[str, Any] = {
+        "actor": actor,
+        "fraction": critical_fraction,
+        **notes.pick(*(_escalation_param(code) for code in sla.ESCALATION_NOTES)),
+    }
     if ids is not None:
         stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
     return len((await conn.execute(stmt, params)).all())
 
 
-async def auto_close(conn: Executor, *, days: int, actor: str) -> int:
-    note = f"closed automatically after {days} days without a reopen"
-    return len((await conn.execute(_AUTO_CLOSE_SQL, {"days": days, "actor": actor, "note": note})).all())
+async def auto_close(conn: Executor, *, days: int, actor: str, notes: SystemNotes | None = None) -> int:
+    if notes is None or notes.auto_close_days != days:
+        notes = SystemNotes.make(auto_close_days=days)
+    note = notes.params["note_auto_close"]
+    return len((await conn.execute(_AUTO_CLOSE_SQL, {"days": days, "actor": actor, "note_auto_close": note})).all())
 
 
 async def sweep(
@@ -198,9 +259,10 @@ async def sweep(
     """Mark breaches, escalate, auto-close; then re-score the churn of customers whose complaints breached."""
     from infra import churn
 
-    customers = await mark_breaches(conn, actor=actor)
-    escalated = await escalate(conn, critical_fraction=critical_fraction, actor=actor)
-    closed = await auto_close(conn, days=auto_close_days, actor=actor)
+    notes = SystemNotes.make(auto_close_days=auto_close_days)  # encrypted once per sweep
+    customers = await mark_breaches(conn, actor=actor, notes=notes)
+    escalated = await escalate(conn, critical_fraction=critical_fraction, actor=actor, notes=notes)
+    closed = await auto_close(conn, days=auto_close_days, actor=actor, notes=notes)
     if customers:
         await churn.refresh(conn, customers)
     return SweepReport(breached=len(customers), escalated=escalated, closed=closed, customers=tuple(customers))

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    Date,
     ForeignKey,
     Identity,
     Index,
@@ -30,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
 
 from domain import enums
 from domain.complaints import COMPLAINT_EVENT_KINDS
+from infra.crypto import EncryptedDate, EncryptedJSON, EncryptedText
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,12 +73,17 @@ customers = Table(
     Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
     Column("external_ref", Text, nullable=True),
     Column("name", Text, nullable=False),
-    # Sensitive contact data (API.md †).
-    Column("email", Text, nullable=True),
-    Column("phone", Text, nullable=True),
-    Column("national_id", Text, nullable=True),
-    Column("birth_date", Date, nullable=True),
-    Column("address", JSONB, nullable=True),  # {line1, line2, postalCode, city, country}
+    # Sensitive contact data (API.md †), encrypted at rest (infra/crypto.py, migration 0007).
+    Column("email", EncryptedText("customers.email"), nullable=True),
+    Column("phone", EncryptedText("customers.phone"), nullable=True),
+    Column("national_id", EncryptedText("customers.national_id"), nullable=True),
+    Column("birth_date", EncryptedDate("customers.birth_date"), nullable=True),
+    Column("address", EncryptedJSON("customers.address"), nullable=True),  # {line1, line2, postalCode, city, country}
+    # Blind indexes (keyed HMAC of the normalised value): equality lookups and duplicate matching.
+    Column("email_bidx", Text, nullable=True),
+    Column("phone_bidx", Text, nullable=True),
+    Column("national_id_bidx", Text, nullable=True),
+    Column("name_dob_bidx", Text, nullable=True),
     Column("locale", String(16), nullable=True),
     Column("lifecycle_stage", Text, nullable=False, server_default="prospect"),
     # Current tier, kept by the tier engine.
@@ -96,6 +101,8 @@ customers = Table(
     Column("consent_phone_at", TS, nullable=True),
     # Data quality: a merged duplicate points at its survivor.
     Column("merged_into_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=True),
+    Column("merged_at", TS, nullable=True),  # 0008
+    Column("erased_at", TS, nullable=True),  # 0008: every sensitive value removed, irreversibly
     Column("version", Integer, nullable=False, server_default="1"),
     _created(),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
@@ -107,12 +114,27 @@ customers = Table(
 Index("ix_customers_created_id", customers.c.created_at, customers.c.id)
 Index("ix_customers_name_id", customers.c.name, customers.c.id)
 Index("ix_customers_tier", customers.c.tier_code, customers.c.id)
+Index("ix_customers_email_bidx", customers.c.email_bidx)  # 0007
+Index("ix_customers_phone_bidx", customers.c.phone_bidx)  # 0007
+Index("ix_customers_national_id_bidx", customers.c.national_id_bidx)  # 0007
+Index("ix_customers_name_dob_bidx", customers.c.name_dob_bidx)  # 0007
 Index("ix_customers_partner", customers.c.partner_id, customers.c.created_at, customers.c.id)
 Index(
     "ix_customers_tier_override_expires",
     customers.c.tier_override_expires_at,
     postgresql_where=text("tier_override_code IS NOT NULL"),
 )
+
+for _kind in ("email", "phone", "national_id", "name_dob"):  # 0008: duplicate candidates, index-only
+    Index(
+        f"ix_customers_dup_{_kind}",
+        customers.c.partner_id,
+        customers.c[f"{_kind}_bidx"],
+        customers.c.id,
+        postgresql_where=text(
+            f"{_kind}_bidx IS NOT NULL AND deleted_at IS NULL AND merged_into_id IS NULL AND erased_at IS NULL"
+        ),
+    )
 
 customer_metrics = Table(
     "customer_metrics",
@@ -291,7 +313,7 @@ complaints = Table(
     Column("external_id", Text, nullable=True),
     Column("follow_up_of_id", UUID(as_uuid=True), ForeignKey("complaints.id"), nullable=True),
     Column("subject", Text, nullable=False),
-    Column("description", Text, nullable=False),  # free text: sensitive
+    Column("description", EncryptedText("complaints.description"), nullable=False),  # free text: encrypted
     Column("category_code", Text, ForeignKey("complaint_categories.code"), nullable=False),
     Column("root_cause_code", Text, ForeignKey("root_causes.code"), nullable=True),
     Column("severity", Text, nullable=False, server_default="medium"),
@@ -333,7 +355,7 @@ complaint_events = Table(
     Column("from_status", Text, nullable=True),
     Column("to_status", Text, nullable=False),
     Column("actor", Text, nullable=True),
-    Column("note", Text, nullable=True),
+    Column("note", EncryptedText("complaint_events.note"), nullable=True),  # free text: encrypted
     Column("at", TS, nullable=False, server_default=func.now()),
     Column("kind", Text, nullable=False, server_default="transition"),  # 0005
     CheckConstraint(_in("kind", COMPLAINT_EVENT_KINDS), name="kind"),
@@ -425,7 +447,7 @@ survey_answers = Table(
     Column("question_id", UUID(as_uuid=True), ForeignKey("survey_questions.id"), nullable=False),
     Column("score", SmallInteger, nullable=True),
     Column("choices", ARRAY(Text), nullable=True),
-    Column("text", Text, nullable=True),  # free text: sensitive
+    Column("text", EncryptedText("survey_answers.text"), nullable=True),  # free text: encrypted
     UniqueConstraint("response_id", "question_id"),
 )
 Index("ix_survey_answers_question", survey_answers.c.question_id)
@@ -442,6 +464,36 @@ churn_scores = Table(
     CheckConstraint(_in("level", enums.CHURN_LEVELS), name="level"),
 )
 Index("ix_churn_scores_level", churn_scores.c.level)  # 0005
+
+# Data quality and rights of the data subject (migration 0008).
+customer_merges = Table(
+    "customer_merges",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("survivor_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("duplicate_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False, unique=True),
+    Column("reasons", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("filled_fields", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("moved", JSONB, nullable=False, server_default="{}"),  # rows moved per table
+    Column("actor", Text, nullable=False),
+    Column("merged_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("survivor_id <> duplicate_id", name="not_self"),
+)
+Index("ix_customer_merges_survivor", customer_merges.c.survivor_id)
+Index("ix_customer_merges_at", customer_merges.c.merged_at)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("given", Boolean, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("channel IN ('email', 'sms', 'phone')", name="channel"),
+)
+Index("ix_consent_events_customer", consent_events.c.customer_id, consent_events.c.at)
 
 api_tokens = Table(
     "api_tokens",

@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from domain.errors import Conflict, NotFound
+from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos.base import Executor, Page, Scope, to_page
 from infra.tables import customer_metrics, customers
@@ -93,10 +94,11 @@ def _filtered(stmt: Select[Any], f: CustomerFilter) -> Select[Any]:
         stmt = stmt.where(c.c.lifecycle_stage.in_(list(f.lifecycle_stages)))
     if f.name_contains:
         stmt = stmt.where(c.c.name.ilike(f"%{_escape_like(f.name_contains)}%", escape="\\"))
+    # Encrypted columns compare through their blind indexes (the values come normalised, like writes).
     if f.email is not None:
-        stmt = stmt.where(c.c.email == f.email)
+        stmt = stmt.where(c.c.email_bidx == crypto.current().blind_index("email", f.email))
     if f.phone is not None:
-        stmt = stmt.where(c.c.phone == f.phone)
+        stmt = stmt.where(c.c.phone_bidx == crypto.current().blind_index("phone", f.phone))
     if f.created_after is not None:
         stmt = stmt.where(c.c.created_at >= f.created_after)
     if f.created_before is not None:
@@ -167,6 +169,7 @@ async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | Non
         ).first()
         if existing is not None:
             raise Conflict("a customer with this external reference exists already", field="externalRef")
+    values = {**values, **crypto.current().customer_indexes({"name": None, "birth_date": None, **values})}
     row = (await db.execute(insert(c).values(**values, partner_id=partner_id).returning(c.c.id, c.c.version))).one()
     await db.execute(pg_insert(m).values(customer_id=row.id).on_conflict_do_nothing())
     return {"id": row.id, "version": row.version}
@@ -176,6 +179,7 @@ async def update_fields(
     db: Executor, customer_id: UUID, expected_version: int, values: dict[str, Any], *, scope: Scope
 ) -> int:
     """Apply ``values`` if the row is still at ``expected_version``; returns the new version."""
+    values = {**values, **await _indexes_for_update(db, customer_id, values)}
     stmt = (
         _live_update(customer_id, scope)
         .where(c.c.version == expected_version)
@@ -199,8 +203,22 @@ async def soft_delete(db: Executor, customer_id: UUID, expected_version: int, *,
         await _raise_missing_or_stale(db, customer_id, scope)
 
 
+async def _indexes_for_update(db: Executor, customer_id: UUID, values: dict[str, Any]) -> dict[str, str | None]:
+    """The blind indexes ``values`` change; name + birth date needs the other half from the row."""
+    pair = {"name", "birth_date"}
+    given = dict(values)
+    if pair & set(values) and not pair <= set(values):
+        missing = next(iter(pair - set(values)))
+        row = (await db.execute(select(c.c[missing]).where(c.c.id == customer_id))).first()
+        if row is not None:  # a missing row fails in the UPDATE itself
+            given[missing] = row[0]
+    return crypto.current().customer_indexes(given)
+
+
 def _live_update(customer_id: UUID, scope: Scope) -> Any:
-    stmt = update(c).where(c.c.id == customer_id, c.c.deleted_at.is_(None), c.c.merged_into_id.is_(None))
+    stmt = update(c).where(
+        c.c.id == customer_id, c.c.deleted_at.is_(None), c.c.merged_into_id.is_(None), c.c.erased_at.is_(None)
+    )  # erased customers take no new personal data
     if scope.partner_id is not None:
         stmt = stmt.where(c.c.partner_id == scope.partner_id)
     return stmt

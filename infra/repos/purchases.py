@@ -28,6 +28,29 @@ _INSERT = text(
 )
 
 
+# `=` / IS NULL, not IS NOT DISTINCT FROM: only these can use the (partner, external ref) index (a lookup per
+# reference instead of a scan of every customer).
+_RESOLVE_REFS = """
+    SELECT DISTINCT ON (u.ref) u.ref, coalesce(c.merged_into_id, c.id) AS id
+    FROM unnest(CAST(:refs AS text[])) AS u(ref)
+    JOIN customers c ON c.external_ref = u.ref AND {partner} AND c.deleted_at IS NULL
+    ORDER BY u.ref
+    """
+_RESOLVE_PARTNER_REFS = text(_RESOLVE_REFS.format(partner="c.partner_id = CAST(:partner AS uuid)"))
+_RESOLVE_OWN_REFS = text(_RESOLVE_REFS.format(partner="c.partner_id IS NULL"))
+
+
+async def resolve_external_refs(db: Executor, partner_id: UUID | None, refs: Sequence[str]) -> dict[str, UUID]:
+    """The customers of a batch by the partner's references, in one statement (a merged customer's
+    reference gives its survivor, as ``customers.resolve_external_ref`` does); unknown references are absent."""
+    wanted = list(dict.fromkeys(refs))
+    if not wanted:
+        return {}
+    stmt = _RESOLVE_PARTNER_REFS if partner_id is not None else _RESOLVE_OWN_REFS
+    rows = (await db.execute(stmt, {"refs": wanted, "partner": partner_id})).all()
+    return {r.ref: r.id for r in rows}
+
+
 async def record(
     conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, scope: Scope, actor: str
 ) -> tuple[list[dict[str, Any]], int]:

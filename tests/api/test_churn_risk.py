@@ -1,7 +1,7 @@
 """Churn warnings over HTTP (issue 5): ``Customer.churnRisk`` lists the signals that fired with their
-numbers, is recomputed in the transaction of each event that changes its inputs (purchases, survey
-answers, complaints and their breaches), shows money only to who may read spend, and costs one
-statement per page."""
+numbers, is recomputed after each event that changes its inputs (in the event's transaction for survey
+answers, complaints and their breaches; by a job queued in the ingest's transaction for purchases),
+shows money only to who may read spend, and costs one statement per page."""
 
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ async def risk(api: Api, token: str, customer: str) -> dict[str, Any]:
     return result
 
 
+async def run_churn_jobs(api: Api) -> int:
+    """Work the re-scores the purchase batches queued, as the service's worker does, until none is left;
+    returns how many ran."""
+    async with api.services.engine.connect() as conn:
+        before = await _refresh_jobs(conn, "succeeded")
+    await api.services.jobs.run_worker_async(queues=[churn.REFRESH_QUEUE], wait=False, install_signal_handlers=False)
+    async with api.services.engine.connect() as conn:
+        assert await _refresh_jobs(conn, "todo") == 0
+        return await _refresh_jobs(conn, "succeeded") - before
+
+
+async def _refresh_jobs(conn: Any, status: str) -> int:
+    sql = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task AND status = :status"
+    return int((await conn.execute(text(sql), {"task": churn.REFRESH_TASK, "status": status})).scalar_one())
+
+
 def ago(days: float) -> str:
     return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat()
 
@@ -59,6 +75,7 @@ async def test_signals_fire_with_their_numbers_and_follow_each_event(api: Api) -
     await record_purchases(
         api, admin, *[{"customerId": customer, "amount": "100.00", "purchasedAt": ago(d)} for d in (151, 121, 91)]
     )
+    assert await run_churn_jobs(api) == 1  # one job per batch
     got = await risk(api, admin, customer)
     assert (got["level"], got["score"], got["modelVersion"]) == ("red", 50, 1)
     signals = by_code(got)
@@ -75,8 +92,10 @@ async def test_signals_fire_with_their_numbers_and_follow_each_event(api: Api) -
         "priorSpend": 300.0,
     }
 
-    # A purchase today: the silence is over at once (same request), the spend is still down 83 %.
+    # A purchase today: the silence is over once its job ran, the spend is still down 83 %.
     await record_purchases(api, admin, {"customerId": customer, "amount": "50.00"})
+    assert (await risk(api, admin, customer))["level"] == "red"  # not re-scored inside the ingest
+    assert await run_churn_jobs(api) == 1
     got = await risk(api, admin, customer)
     assert (got["level"], got["score"], list(by_code(got))) == ("green", 20, ["spend_drop"])
     assert by_code(got)["spend_drop"]["values"]["dropPct"] == 83.33
@@ -125,6 +144,52 @@ async def test_signals_fire_with_their_numbers_and_follow_each_event(api: Api) -
     assert (got["level"], got["score"]) == ("red", 20 + 25 + 15 + 15)
 
 
+async def test_the_rescore_job_is_queued_with_the_purchases_or_not_at_all(api: Api) -> None:
+    admin = await api.user("alice", "admin")
+    customer = (await create_customer(api, admin, name="Quinn Queue"))["id"]
+    await run_churn_jobs(api)
+    # A batch refused as a whole (one bad item): no purchase, no job.
+    body = await api.gql(
+        admin,
+        "mutation($input: RecordPurchasesInput!) { recordPurchases(input: $input) "
+        "{ insertedCount userErrors { field code } } }",
+        {
+            "input": {
+                "purchases": [{"customerId": customer, "amount": "10.00"}, {"customerId": customer, "amount": "-1"}]
+            }
+        },
+    )
+    assert body["data"]["recordPurchases"]["userErrors"], body
+    async with api.services.engine.connect() as conn:
+        assert await _refresh_jobs(conn, "todo") == 0
+        assert (
+            await conn.execute(text("SELECT count(*) FROM purchases WHERE customer_id = :c"), {"c": raw_id(customer)})
+        ).scalar_one() == 0
+    # A replay of purchases recorded before (same external ids): nothing new, no job.
+    item = {"customerId": customer, "amount": "10.00", "externalId": "Q-1", "purchasedAt": ago(40)}
+    await record_purchases(api, admin, item, {**item, "externalId": "Q-2", "purchasedAt": ago(20)})
+    async with api.services.engine.connect() as conn:
+        assert await _refresh_jobs(conn, "todo") == 1
+        job_args = (
+            await conn.execute(
+                text("SELECT args FROM procrastinate_jobs WHERE task_name = :t AND status = 'todo'"),
+                {"t": churn.REFRESH_TASK},
+            )
+        ).scalar_one()
+        assert job_args == {"customer_ids": [str(raw_id(customer))]}  # each customer once per batch
+    assert (await record_purchases(api, admin, item))["insertedCount"] == 0
+    async with api.services.engine.connect() as conn:
+        assert await _refresh_jobs(conn, "todo") == 1
+    assert await run_churn_jobs(api) == 1
+    async with api.services.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT level, signals FROM churn_scores WHERE customer_id = :c"), {"c": raw_id(customer)}
+            )
+        ).one()
+    assert row.level in ("green", "yellow", "red")
+
+
 async def test_a_recent_downgrade_is_a_signal(api: Api) -> None:
     admin = await api.user("alice", "admin")
     customer = (await create_customer(api, admin, name="Dan Downgraded"))["id"]
@@ -149,6 +214,7 @@ async def test_money_only_for_who_may_read_spend_and_partners_see_no_risk(api: A
     await record_purchases(
         api, admin, *[{"customerId": customer, "amount": "100.00", "purchasedAt": ago(d)} for d in (170, 150, 130)]
     )
+    await run_churn_jobs(api)
     full = by_code(await risk(api, admin, customer))["spend_drop"]["values"]
     assert full["priorSpend"] == 300.0
     for who, role in (("bob", "support_agent"), ("carol", "analyst"), ("dave", "marketing")):

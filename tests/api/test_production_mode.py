@@ -5,6 +5,7 @@ checked against the same request in development, where it is allowed (so none is
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,12 @@ from api.auth import issue_staff_token
 from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings
 
-PROD = {"environment": "production", "jwt_secret": "a-production-secret-of-some-length-0123"}
+PROD = {
+    "environment": "production",
+    "jwt_secret": "a-production-secret-of-some-length-0123",
+    "encryption_keys": "p1:" + base64.b64encode(b"production-test-encryption-key-1").decode(),
+    "blind_index_key": base64.b64encode(b"production-test-blind-index-key!").decode(),
+}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from infra import crypto
 from infra.db import StatementCounter
 from infra.seed import seed
 from tests.api.helpers import create_customer, module_api, open_complaint, record_purchases
@@ -50,10 +51,11 @@ async def api(template_db: str) -> AsyncIterator[Api]:
                 text(
                     "INSERT INTO complaints (customer_id, subject, description, category_code, root_cause_code, "
                     "                        resolution_code, assignee, severity, channel, status, opened_at) "
-                    "SELECT c.id, 'bulk complaint ' || n, 'bulk', 'delivery', 'process', 'refund', 'bob', 'low', "
+                    "SELECT c.id, 'bulk complaint ' || n, :description, 'delivery', 'process', 'refund', 'bob', 'low', "
                     "       'web', 'resolved', now() - n * interval '1 hour' "
                     "FROM customers c CROSS JOIN generate_series(1, 2) AS n"
-                )
+                ),
+                {"description": crypto.current().encrypt("bulk", "complaints.description")},  # encrypted at rest
             )
         yield running
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import phonenumbers
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.complaints import TRANSITIONS
 from domain.enums import SCORE_RANGES
+from infra import tables as t
 from infra.db import create_engine
 from infra.seed import SeedReport, is_empty, seed
 from tests.conftest import test_settings
@@ -25,6 +26,13 @@ FreshUrl = Callable[[], Awaitable[str]]
 async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
+
+
+async def _customers(engine: AsyncEngine, *columns: str) -> list[Any]:
+    """Customer columns through the table's types: sensitive ones decrypted (they are encrypted at rest)."""
+    async with engine.connect() as conn:
+        stmt = select(*(t.customers.c[name] for name in columns)).order_by(t.customers.c.id)
+        return list((await conn.execute(stmt)).all())
 
 
 @pytest.fixture
@@ -144,10 +152,7 @@ async def test_the_same_seed_gives_the_same_data(fresh_database_url: FreshUrl) -
         engine = create_engine(await fresh_database_url(), test_settings())
         try:
             await seed(engine, 60, seed=seed_value, progress=False, now=reference)
-            rows = await _rows(
-                engine,
-                "SELECT id, name, email, phone, national_id, birth_date, locale FROM customers ORDER BY id",
-            )
+            rows = await _customers(engine, "id", "name", "email", "phone", "national_id", "birth_date", "locale")
             totals = await _rows(engine, "SELECT count(*), sum(amount) FROM purchases")
             people.append([tuple(r) for r in rows] + [tuple(totals[0])])
         finally:
@@ -218,7 +223,7 @@ async def test_at_most_one_response_per_customer_and_survey(seeded: tuple[AsyncE
 
 async def test_contact_data_is_well_formed(seeded: tuple[AsyncEngine, SeedReport]) -> None:
     engine, _ = seeded
-    rows = await _rows(engine, "SELECT phone, email, address, birth_date, created_at FROM customers")
+    rows = await _customers(engine, "phone", "email", "address", "birth_date", "created_at")
     phones = [r.phone for r in rows if r.phone is not None]
     assert len(phones) > CUSTOMERS * 0.8
     for phone in phones:

@@ -11,11 +11,12 @@ import random
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from domain import sla
 from infra.jobs import QUEUE, JobDeps, create_job_app, registrars
 from infra.sla import escalation_reason_sql, first_response_late_sql, resolution_late_sql
+from infra.tables import complaint_events, complaints
 from tests.api.helpers import TRANSITION_COMPLAINT, create_customer, ok, open_complaint, raw_id
 from tests.conftest import Api
 
@@ -153,15 +154,24 @@ async def _run_two_workers(api: Api, *tasks: str) -> None:
 
 
 async def _events(api: Api) -> list[tuple[str, str, str | None, str]]:
+    """The sweep's events, notes decrypted by the column type (they are encrypted at rest)."""
+    e, k = complaint_events, complaints
     async with api.services.engine.connect() as conn:
         rows = (
             await conn.execute(
-                text(
-                    "SELECT c.subject, e.kind, e.note, e.to_status FROM complaint_events e"
-                    " JOIN complaints c ON c.id = e.complaint_id WHERE e.actor = 'job:sla' ORDER BY c.subject, e.id"
-                )
+                select(k.c.subject, e.c.kind, e.c.note, e.c.to_status)
+                .join(k, k.c.id == e.c.complaint_id)
+                .where(e.c.actor == "job:sla")
+                .order_by(k.c.subject, e.c.id)
             )
         ).all()
+        stored = (
+            (await conn.execute(text("SELECT note FROM complaint_events WHERE actor = 'job:sla' ORDER BY id")))
+            .scalars()
+            .all()
+        )
+        assert stored
+        assert all(note.startswith("tw1:") for note in stored)  # never plaintext in the table
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 

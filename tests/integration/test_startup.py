@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -80,7 +81,12 @@ async def test_graphiql_page_in_development_only(
         page = await dev.client.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert "GraphiQL" in page.text
-    production = test_settings(environment="production", jwt_secret="a-production-secret-of-some-length-0123")
+    production = test_settings(
+        environment="production",
+        jwt_secret="a-production-secret-of-some-length-0123",
+        encryption_keys="p1:" + base64.b64encode(b"production-test-encryption-key-1").decode(),
+        blind_index_key=base64.b64encode(b"production-test-blind-index-key!").decode(),
+    )
     async with running_api(url, production) as prod:
         page = await prod.client.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 401

@@ -1,0 +1,749 @@
+"""A compiled executor for the read queries of the hot path (issue 7).
+
+graphql-core resolves a page of 50 customers field by field: ~1 250 fields, each through strawberry's
+resolver wrappers, a resolve-info object, argument conversion and the field guard — most of the time
+of a request. For a query whose every selected field it supports, this module compiles the selection
+set once (per query text and operation name, per schema) into a plan of closures that read the same
+strawberry objects, call the same resolvers with the same per-request loaders (so the same SQL
+statements, as many), apply the same field guard (``api.guard.read_check``: FULL, MASKED, CONSENTED,
+DENIED, the same errors, the same sensitive-read audit) and build the response dictionaries directly.
+
+Equivalence with graphql-core is kept by construction where it shows in the response:
+
+- root fields run through the schema's own resolvers (guards, argument coercion, input types);
+- fields of an object run in document order, synchronous ones completed at once, awaitables gathered
+  afterwards exactly as graphql-core's ``execute_fields`` and list completion do, so errors come out
+  in the same order;
+- errors are located like graphql-core's (``located_error`` with the field nodes and the path), a
+  null in a non-null position propagates to the nearest nullable parent, leaves are coerced by the
+  types' own ``coerce_output_value``.
+
+What it does not support it leaves to strawberry (the plan is ``None``): mutations, subscriptions,
+introspection, directives, abstract types (interfaces, unions), fields with resolvers not listed in
+``CONTEXT_RESOLVERS``, resolver arguments that are not plain scalars, and the JSON fields that embed
+other fields (``api.guard.EMBEDDED``). ``tests/api/test_fastpath_equivalence.py`` compares both paths
+byte for byte. The switch is ``Settings.compiled_queries``.
+
+Why not one SQL statement building the JSON in PostgreSQL: with encryption at rest (issue 8) the
+sensitive columns can only be decrypted in Python, and masking needs the plaintext; the plan therefore
+stays in Python, on top of the loaders, which keep the statement count constant in the page size.
+"""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+import logging
+import operator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    Undefined,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+    located_error,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.execution.values import get_argument_values
+from graphql.language import DirectiveNode, Visitor, visit
+from graphql.pyutils import Path
+from graphql.pyutils import inspect as gql_inspect
+from graphql.pyutils.gather_with_cancel import gather_with_cancel
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.extensions import SchemaExtension
+
+from api.guard import EMBEDDED, read_check
+from authz.catalogue import Sensitivity, classification
+
+log = logging.getLogger("tierwise.fastpath")
+ROOT_FIELDS = frozenset({"customers", "customer"})
+# Fields with resolvers that read nothing from ``info`` but ``info.context`` (checked by reading them):
+# the plan calls them with a small object that has only the context.
+CONTEXT_RESOLVERS = frozenset(
+    {
+        "Customer.tier",
+        "Customer.metrics",
+        "Customer.complaints",
+        "Customer.purchases",
+        "Customer.consent",
+        "Customer.partner",
+        "Customer.churnRisk",
+        "Complaint.customer",
+        "Complaint.category",
+        "Complaint.rootCause",
+        "Complaint.followUpOf",
+        "Complaint.events",
+        "Purchase.customer",
+        "CustomerConnection.totalCount",
+        "ComplaintConnection.totalCount",
+        "PurchaseConnection.totalCount",
+    }
+)
+_SCALAR_ARGS = frozenset({"Int", "String", "Boolean", "ID", "Float"})
+_BACKREF = "strawberry-definition"
+
+
+class Unsupported(Exception):
+    """The operation needs something the compiled executor does not do: strawberry answers it."""
+
+
+class _ContextInfo:
+    """What the listed resolvers read from ``info``: the request context, nothing else."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+class _Run:
+    """The state of one execution: the context, the coerced arguments, the errors so far."""
+
+    __slots__ = ("args", "context", "errors", "info", "variable_values")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.info = _ContextInfo(context)
+        self.errors: list[GraphQLError] = []
+        self.args: dict[int, dict[str, Any]] = {}
+        self.variable_values: Any = None
+
+    def field_error(self, raw: Exception, nodes: list[FieldNode], path: Path, non_null: bool) -> None:
+        error = located_error(raw, nodes, path.as_list())
+        if non_null:
+            raise error
+        self.errors.append(error)
+
+
+_Complete = Callable[[_Run, Any, Path], Any]
+
+
+_is_awaitable = optimized_is_awaitable  # graphql-core's check as strawberry runs it
+
+
+# ---------------------------------------------------------------- compiling
+
+
+class _FieldPlan:
+    __slots__ = (
+        "args_of",
+        "check",
+        "complete",
+        "eager",
+        "getter",
+        "key",
+        "leaf",
+        "name",
+        "nodes",
+        "non_null",
+        "parent_name",
+        "resolver",
+        "return_type",
+        "typename",
+    )
+
+    key: str
+    name: str
+    nodes: list[FieldNode]
+    parent_name: str
+    return_type: GraphQLOutputType | None
+    non_null: bool
+    complete: _Complete
+
+    def __init__(self) -> None:
+        self.check: Callable[[Any, Any], None] | None = None
+        self.getter: Callable[[Any], Any] | None = None
+        self.resolver: Callable[..., Any] | None = None
+        self.args_of: Callable[[_Run], dict[str, Any]] | None = None
+        self.typename: str | None = None
+        self.eager = False
+        self.leaf: Callable[[Any], Any] | None = None
+
+
+class _Compiler:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> None:
+        self.schema = schema
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.operation = operation
+        self.arg_slots = 0
+
+    # collecting fields (no directives: checked before compiling)
+    def collect(
+        self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        seen: set[str] = set()
+
+        def walk(selection_set: SelectionSetNode) -> None:
+            for sel in selection_set.selections:
+                if isinstance(sel, FieldNode):
+                    key = sel.alias.value if sel.alias else sel.name.value
+                    fields.setdefault(key, []).append(sel)
+                elif isinstance(sel, InlineFragmentNode):
+                    if sel.type_condition is None or self._applies(sel.type_condition.name.value, parent):
+                        walk(sel.selection_set)
+                elif isinstance(sel, FragmentSpreadNode):
+                    name = sel.name.value
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    fragment = self.fragments.get(name)
+                    if fragment is None:
+                        raise Unsupported(f"unknown fragment {name}")
+                    if self._applies(fragment.type_condition.name.value, parent):
+                        walk(fragment.selection_set)
+                else:
+                    raise Unsupported("selection")
+
+        for selection_set in selection_sets:
+            walk(selection_set)
+        return fields
+
+    def _applies(self, type_name: str, parent: GraphQLObjectType) -> bool:
+        condition = self.schema.get_type(type_name)
+        if condition is parent:
+            return True
+        if condition is None:
+            raise Unsupported(f"unknown type {type_name}")
+        return bool(self.schema.is_sub_type(condition, parent))  # type: ignore[arg-type]
+
+    def object_plan(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> list[_FieldPlan]:
+        selection_sets = [n.selection_set for n in nodes if n.selection_set is not None]
+        return [self.field_plan(parent, key, group) for key, group in self.collect(parent, selection_sets).items()]
+
+    def field_plan(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> _FieldPlan:
+        name = nodes[0].name.value
+        plan = _FieldPlan()
+        plan.key, plan.name, plan.nodes, plan.parent_name = key, name, nodes, parent.name
+        if name == "__typename":
+            plan.typename = parent.name
+            plan.non_null, plan.return_type = True, None
+            plan.complete = _identity
+            return plan
+        if name.startswith("__"):
+            raise Unsupported("introspection")
+        field = parent.fields.get(name)
+        if field is None:
+            raise Unsupported(f"unknown field {parent.name}.{name}")
+        spec = classification(parent.name, name)
+        if spec is None:
+            raise Unsupported(f"unclassified field {parent.name}.{name}")
+        if spec.sensitivity is not Sensitivity.PUBLIC:
+            if spec.key in EMBEDDED:
+                raise Unsupported(f"embedded values of {spec.key}")
+            plan.check = read_check(spec)
+        definition = field.extensions.get(_BACKREF)
+        if definition is None:
+            raise Unsupported(f"not a strawberry field: {parent.name}.{name}")
+        base = definition.base_resolver
+        if base is None:
+            plan.getter = operator.attrgetter(definition.python_name)
+        else:
+            if f"{parent.name}.{name}" not in CONTEXT_RESOLVERS:
+                raise Unsupported(f"resolver of {parent.name}.{name}")
+            plan.resolver, plan.args_of = self.resolver_call(field, definition, base, nodes[0])
+        plan.return_type = field.type
+        plan.non_null = is_non_null_type(field.type)
+        plan.complete = self.completer(field.type, nodes, parent, name)
+        plan.eager = plan.resolver is not None and self.error_free(field.type, nodes)
+        named = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        if plan.getter is not None and is_leaf_type(named):
+            plan.leaf = _leaf(named, plan.non_null, f"Cannot return null for non-nullable field {parent}.{name}.")
+        return plan
+
+    def error_free(self, type_: GraphQLOutputType, nodes: list[FieldNode]) -> bool:
+        """Whether completing this selection can raise no field error: only public attribute fields
+        below (no guard, no resolver). Such a resolver is started at once (see ``_start``)."""
+        while isinstance(type_, GraphQLNonNull | GraphQLList):
+            type_ = type_.of_type
+        if is_leaf_type(type_):
+            return True
+        if not is_object_type(type_):
+            return False
+        selection_sets = [n.selection_set for n in nodes if n.selection_set is not None]
+        for group in self.collect(type_, selection_sets).values():
+            name = group[0].name.value
+            if name == "__typename":
+                continue
+            field = type_.fields.get(name)
+            spec = classification(type_.name, name)
+            definition = field.extensions.get(_BACKREF) if field is not None else None
+            if spec is None or spec.sensitivity is not Sensitivity.PUBLIC or definition is None:
+                return False
+            if definition.base_resolver is not None or not self.error_free(field.type, group):
+                return False
+        return True
+
+    def resolver_call(
+        self, field: GraphQLField, definition: Any, base: Any, node: FieldNode
+    ) -> tuple[Callable[..., Any], Callable[[_Run], dict[str, Any]] | None]:
+        if base.root_parameter is not None or base.parent_parameter is not None:
+            raise Unsupported("root or parent parameter")
+        python_names: dict[str, str] = {}
+        for argument in definition.arguments:
+            named = field.args[argument.graphql_name or argument.python_name].type
+            while isinstance(named, GraphQLNonNull | GraphQLList):
+                if isinstance(named, GraphQLList):
+                    raise Unsupported("list argument")
+                named = named.of_type
+            if named.name not in _SCALAR_ARGS:
+                raise Unsupported("non-scalar argument")
+            python_names[argument.graphql_name or argument.python_name] = argument.python_name
+        info_name = base.info_parameter.name if base.info_parameter is not None else None
+        func = base.wrapped_func
+        takes_self = base.self_parameter is not None
+        if not field.args:
+            args_of = None
+        else:
+            slot = self.arg_slots
+            self.arg_slots += 1
+
+            def args_of(run: _Run) -> dict[str, Any]:
+                args = run.args.get(slot)
+                if args is None:
+                    raw = get_argument_values(field, node, run.variable_values)
+                    args = run.args[slot] = {python_names[k]: v for k, v in raw.items()}
+                return args
+
+        def call(run: _Run, source: Any, kwargs: dict[str, Any]) -> Any:
+            if info_name is not None:
+                kwargs = {**kwargs, info_name: run.info}
+            return func(source, **kwargs) if takes_self else func(**kwargs)
+
+        return call, args_of
+
+    def completer(
+        self, type_: GraphQLOutputType, nodes: list[FieldNode], parent: GraphQLObjectType, name: str
+    ) -> _Complete:
+        if isinstance(type_, GraphQLNonNull):
+            inner = self.completer(type_.of_type, nodes, parent, name)
+            message = f"Cannot return null for non-nullable field {parent}.{name}."
+
+            def complete_non_null(run: _Run, value: Any, path: Path) -> Any:
+                completed = inner(run, value, path)
+                if _is_awaitable(completed):
+                    return _non_null_later(completed, message)
+                if completed is None:
+                    raise TypeError(message)
+                return completed
+
+            return complete_non_null
+        if is_list_type(type_):
+            item_type = type_.of_type
+            item = self.completer(item_type, nodes, parent, name)
+            item_non_null = is_non_null_type(item_type)
+            return _list_completer(item, item_non_null, nodes)
+        if is_leaf_type(type_):
+            coerce = type_.coerce_output_value
+
+            def complete_leaf(run: _Run, value: Any, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                coerced = coerce(value)
+                if coerced is Undefined or coerced is None:
+                    raise TypeError(
+                        f"Expected `{gql_inspect(type_)}.coerce_output_value("
+                        f"{gql_inspect(value)})` to return non-nullable value, returned: {gql_inspect(coerced)}"
+                    )
+                return coerced
+
+            return complete_leaf
+        if is_object_type(type_):
+            fields = self.object_plan(type_, nodes)
+            type_name = type_.name
+
+            def complete_object(run: _Run, value: Any, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                return _execute_fields(run, fields, value, path, type_name)
+
+            return complete_object
+        raise Unsupported(f"abstract type {type_}")
+
+
+def _leaf(type_: Any, non_null: bool, message: str) -> Callable[[Any], Any]:
+    """The completion of an attribute scalar or enum field, as graphql-core does it, in one call: no
+    path unless it fails, no awaitable check (a row value is never awaitable)."""
+    coerce = type_.coerce_output_value
+
+    def leaf(value: Any) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise TypeError(message)
+            return None
+        coerced = coerce(value)
+        if coerced is Undefined or coerced is None:
+            raise TypeError(
+                f"Expected `{gql_inspect(type_)}.coerce_output_value("
+                f"{gql_inspect(value)})` to return non-nullable value, returned: {gql_inspect(coerced)}"
+            )
+        return coerced
+
+    return leaf
+
+
+def _identity(run: _Run, value: Any, path: Path) -> Any:
+    return value
+
+
+async def _non_null_later(completed: Any, message: str) -> Any:
+    value = await completed
+    if value is None:
+        raise TypeError(message)
+    return value
+
+
+def _list_completer(item: _Complete, item_non_null: bool, nodes: list[FieldNode]) -> _Complete:
+    def complete_list(run: _Run, value: Any, path: Path) -> Any:
+        if value is None or value is Undefined:
+            return None
+        results: list[Any] = []
+        awaitable_indices: list[int] = []
+        for index, element in enumerate(value):
+            item_path = path.add_key(index, None)
+            try:
+                completed = item(run, element, item_path)
+                if _is_awaitable(completed):
+                    results.append(_await_item(run, completed, item_path, nodes, item_non_null))
+                    awaitable_indices.append(index)
+                    continue
+            except Exception as raw:
+                run.field_error(raw, nodes, item_path, item_non_null)
+                completed = None
+            results.append(completed)
+        if not awaitable_indices:
+            return results
+        return _gather_list(results, awaitable_indices)
+
+    return complete_list
+
+
+async def _await_item(run: _Run, completed: Any, path: Path, nodes: list[FieldNode], non_null: bool) -> Any:
+    try:
+        return await completed
+    except Exception as raw:
+        run.field_error(raw, nodes, path, non_null)
+        return None
+
+
+async def _gather_list(results: list[Any], indices: list[int]) -> list[Any]:
+    if len(indices) == 1:
+        results[indices[0]] = await results[indices[0]]
+    else:
+        awaited = await gather_with_cancel(*(results[i] for i in indices))
+        for i, value in zip(indices, awaited, strict=True):
+            results[i] = value
+    return results
+
+
+def _execute_fields(run: _Run, fields: list[_FieldPlan], source: Any, path: Path | None, type_name: str) -> Any:
+    """graphql-core's ``execute_fields``: in order, synchronous values at once, awaitables gathered after."""
+    results: dict[str, Any] = {}
+    awaitable_keys: list[str] = []
+    for plan in fields:
+        key = plan.key
+        if plan.typename is not None:
+            results[key] = plan.typename
+            continue
+        leaf = plan.leaf
+        if leaf is not None:  # the common case: a column of the row, completed in one call
+            try:
+                if plan.check is not None:
+                    plan.check(source, run.context)
+                results[key] = leaf(plan.getter(source))  # type: ignore[misc]
+            except Exception as raw:
+                run.field_error(raw, plan.nodes, Path(path, key, type_name), plan.non_null)
+                results[key] = None
+            continue
+        field_path = Path(path, key, type_name)
+        try:
+            if plan.check is not None:
+                plan.check(source, run.context)
+            if plan.getter is not None:
+                value = plan.getter(source)
+            else:
+                args = plan.args_of(run) if plan.args_of is not None else {}
+                value = plan.resolver(run, source, args)  # type: ignore[misc]
+                if plan.eager and pyinspect.iscoroutine(value):
+                    value = _start(value)
+            if _is_awaitable(value):
+                results[key] = _complete_later(run, plan, value, field_path)
+                awaitable_keys.append(key)
+                continue
+            completed = plan.complete(run, value, field_path)
+            if _is_awaitable(completed):
+                results[key] = _await_completed(run, plan, completed, field_path)
+                awaitable_keys.append(key)
+                continue
+        except Exception as raw:
+            run.field_error(raw, plan.nodes, field_path, plan.non_null)
+            completed = None
+        results[key] = completed
+    if not awaitable_keys:
+        return results
+    return _gather_fields(results, awaitable_keys)
+
+
+def _start(coro: Any) -> Any:
+    """Run a resolver's coroutine up to its first suspension, now: its value when it finishes without
+    waiting (the common case: a memoised lookup), else an awaitable that carries on from there. An
+    error it raises is handed over as an awaitable that raises it, so it is reported when graphql-core
+    would report it (with the other awaited fields), not earlier. Used only for fields whose selection
+    cannot raise field errors (``_Compiler.error_free``), so the order of errors is graphql-core's."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    except Exception as exc:
+        return _raise(exc)
+    if getattr(yielded, "_asyncio_future_blocking", False):
+        # what a Task does with a future it is handed: otherwise the next coroutine awaiting the same
+        # future (the other customers of the page waiting for the memoised tiers) would be refused
+        yielded._asyncio_future_blocking = False
+        return _Started(coro, yielded, blocking=True)
+    return _Started(coro, yielded, blocking=False)
+
+
+async def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+class _Started:
+    """The rest of a coroutine that already ran to its first suspension (what ``yield from`` does)."""
+
+    __slots__ = ("blocking", "coro", "first")
+
+    def __init__(self, coro: Any, first: Any, *, blocking: bool) -> None:
+        self.coro = coro
+        self.first = first
+        self.blocking = blocking
+
+    def __await__(self) -> Any:
+        coro, yielded = self.coro, self.first
+        if self.blocking:
+            if yielded.done():  # finished meanwhile: carry on without waiting
+                yielded = None
+            else:
+                yielded._asyncio_future_blocking = True  # handed to the Task now, as the coroutine meant
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _complete_later(run: _Run, plan: _FieldPlan, value: Any, path: Path) -> Any:
+    try:
+        resolved = await value
+        completed = plan.complete(run, resolved, path)
+        if _is_awaitable(completed):
+            completed = await completed
+        return completed
+    except Exception as raw:
+        run.field_error(raw, plan.nodes, path, plan.non_null)
+        return None
+
+
+async def _await_completed(run: _Run, plan: _FieldPlan, completed: Any, path: Path) -> Any:
+    try:
+        return await completed
+    except Exception as raw:
+        run.field_error(raw, plan.nodes, path, plan.non_null)
+        return None
+
+
+async def _gather_fields(results: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    if len(keys) == 1:
+        results[keys[0]] = await results[keys[0]]
+    else:
+        awaited = await gather_with_cancel(*(results[k] for k in keys))
+        results.update(zip(keys, awaited, strict=True))
+    return results
+
+
+# ---------------------------------------------------------------- plans
+
+
+class _HasDirectives(Visitor):
+    found = False
+
+    def enter_directive(self, node: DirectiveNode, *_args: Any) -> Any:
+        self.found = True
+        return self.BREAK
+
+
+class _RootPlan:
+    def __init__(self, root: GraphQLObjectType, fields: list[tuple[_FieldPlan, GraphQLField]]) -> None:
+        self.root = root
+        self.fields = fields
+
+
+def compile_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> _RootPlan | None:
+    """The plan of the operation, or None when the compiled executor does not support it."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        operation = operations[0] if len(operations) == 1 else None
+    else:
+        operation = next((o for o in operations if o.name and o.name.value == operation_name), None)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    visitor = _HasDirectives()
+    visit(document, visitor)
+    if visitor.found:
+        return None
+    root = schema.query_type
+    if root is None:
+        return None
+    compiler = _Compiler(schema, document, operation)
+    try:
+        plans: list[tuple[_FieldPlan, GraphQLField]] = []
+        for key, nodes in compiler.collect(root, [operation.selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                plan = compiler.field_plan(root, key, nodes)
+                plans.append((plan, None))  # type: ignore[arg-type]
+                continue
+            if name not in ROOT_FIELDS:
+                return None
+            field = root.fields[name]
+            plan = _FieldPlan()
+            plan.key, plan.name, plan.nodes, plan.parent_name = key, name, nodes, root.name
+            plan.return_type, plan.non_null = field.type, is_non_null_type(field.type)
+            plan.complete = compiler.completer(field.type, nodes, root, name)
+            plans.append((plan, field))
+    except Unsupported:
+        return None
+    return _RootPlan(root, plans)
+
+
+class FastPath:
+    """Plans by (query text, operation name) for one schema; ``None`` remembered for unsupported ones."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._plans: OrderedDict[tuple[str, str | None], _RootPlan | None] = OrderedDict()
+        self.executed = 0  # operations answered by a plan (for tests and benchmarks)
+
+    def plan(self, schema: GraphQLSchema, query: str, document: DocumentNode, operation_name: str | None) -> Any:
+        key = (query, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        try:
+            plan = compile_operation(schema, document, operation_name)
+        except Exception as exc:  # a gap in the compiler must not fail a request: strawberry answers it
+            log.warning("compiling an operation failed (%s): strawberry answers it", type(exc).__name__)
+            plan = None
+        self._plans[key] = plan
+        while len(self._plans) > self.size:
+            self._plans.popitem(last=False)
+        return plan
+
+    async def execute(self, ec: Any) -> GraphQLExecutionResult | None:
+        """Run the operation of strawberry's execution context with its plan; None: not supported."""
+        document = ec.graphql_document
+        if document is None or ec.query is None:
+            return None
+        schema: GraphQLSchema = ec.schema._schema
+        plan = self.plan(schema, ec.query, document, ec.operation_name)
+        if plan is None:
+            return None
+        executor = ec.schema.execution_context_class.build(
+            schema,
+            document,
+            root_value=ec.root_value,
+            context_value=ec.context,
+            raw_variable_values=ec.variables,
+            operation_name=ec.operation_name,
+        )
+        if isinstance(executor, list):
+            return None  # variables that do not coerce: strawberry reports them
+        self.executed += 1
+        run = _Run(ec.context)
+        run.variable_values = executor.variable_values
+        data = await _execute_root(run, executor, plan)
+        return GraphQLExecutionResult(data=data, errors=run.errors or None)
+
+
+async def _execute_root(run: _Run, executor: Any, plan: _RootPlan) -> Any:
+    root = plan.root
+    results: dict[str, Any] = {}
+    awaitable_keys: list[str] = []
+    try:
+        for field_plan, field in plan.fields:
+            key = field_plan.key
+            if field is None:
+                results[key] = field_plan.typename
+                continue
+            path = Path(None, key, root.name)
+            try:
+                info = executor.build_resolve_info(field, field_plan.nodes, root, path)
+                args = get_argument_values(field, field_plan.nodes[0], executor.variable_values)
+                value = field.resolve(executor.root_value, info, **args)  # type: ignore[misc]
+                if _is_awaitable(value):
+                    results[key] = _complete_later(run, field_plan, value, path)
+                    awaitable_keys.append(key)
+                    continue
+                completed = field_plan.complete(run, value, path)
+                if _is_awaitable(completed):
+                    results[key] = _await_completed(run, field_plan, completed, path)
+                    awaitable_keys.append(key)
+                    continue
+            except Exception as raw:
+                run.field_error(raw, field_plan.nodes, path, field_plan.non_null)
+                completed = None
+            results[key] = completed
+        if awaitable_keys:
+            return await _gather_fields(results, awaitable_keys)
+        return results
+    except GraphQLError as error:  # a null propagated to the root: no data
+        run.errors.append(error)
+        return None
+
+
+class CompiledQueries(SchemaExtension):
+    """Runs supported read queries through their compiled plan (after the limits and the rate limit
+    passed: a refusal already set the result); anything else executes normally."""
+
+    def __init__(self, *, fastpath: FastPath) -> None:
+        self.fastpath = fastpath
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        if ec.result is None and ec.context is not None:
+            result = await self.fastpath.execute(ec)
+            if result is not None:
+                ec.result = result
+        yield
+
+
+__all__ = ["CompiledQueries", "FastPath", "compile_operation"]

@@ -1,0 +1,388 @@
+"""Data quality and the rights of the data subject (issue 8): duplicate candidates and merges, the
+data-quality report, consent per channel, erasure and export. Every operation is granted like any
+other (authz/catalogue.py, migration 0008); merges, consent changes, erasures and exports are audited
+by infra/repos/quality.py in the same transaction as the change."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from enum import Enum
+from typing import Annotated, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from api.context import Context
+from api.errors import coded
+from api.ids import from_global_id, to_global_id
+from api.resolving import mutate, query
+from api.types import CustomerType, PageInfo, UserError, _connection, load_customer
+from domain import quality as rules
+from domain.errors import ValidationFailed
+from infra.pagination import decode_cursor, encode_cursor
+from infra.repos import authz as authz_repo
+from infra.repos import quality as quality_repo
+
+PAIR_SORT = "DUPLICATE_PAIR"
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _criteria(info: Info[Context, None]) -> tuple[str, ...]:
+    s = _ctx(info).settings
+    return rules.parse_names(s.duplicate_criteria, rules.DUPLICATE_CRITERIA, "TIERWISE_DUPLICATE_CRITERIA")
+
+
+def _customer_id(global_id: str, field: str) -> UUID:
+    return from_global_id(global_id, "Customer", field=field)[1]
+
+
+@strawberry.enum(description="How two customers were found to be the same person (equal blind indexes)")
+class DuplicateCriterion(Enum):
+    EMAIL = "email"
+    PHONE = "phone"
+    NATIONAL_ID = "national_id"
+    NAME_DOB = "name_dob"
+
+
+@strawberry.enum(description="A contact channel that needs the customer's consent")
+class ConsentChannel(Enum):
+    EMAIL = "email"
+    SMS = "sms"
+    PHONE = "phone"
+
+
+# ---------------------------------------------------------------- types
+
+
+@strawberry.type(name="DuplicatePair", description="Two live customers of the same partner that look like one")
+class DuplicatePairType:
+    a_ref: strawberry.Private[UUID]
+    b_ref: strawberry.Private[UUID]
+    reasons: list[DuplicateCriterion]
+
+    @strawberry.field(description="The older-id customer of the pair, as the caller may see it")
+    async def a(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.a_ref)
+
+    @strawberry.field
+    async def b(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.b_ref)
+
+
+DuplicatePairConnection = _connection(DuplicatePairType, "DuplicatePair")
+
+
+@strawberry.type(name="MissingField")
+class MissingFieldType:
+    field: str
+    missing: int
+    share: float = strawberry.field(description="missing / live customers, 0..1")
+
+
+@strawberry.type(name="DuplicateCount")
+class DuplicateCountType:
+    criterion: DuplicateCriterion
+    pairs: int
+
+
+@strawberry.type(name="MonthCount")
+class MonthCountType:
+    month: str = strawberry.field(description="YYYY-MM (UTC)")
+    merges: int
+
+
+@strawberry.type(name="MetricsStaleness", description="Age of each live customer's metrics (now - computedAt)")
+class MetricsStalenessType:
+    customers: int
+    without_metrics: int
+    median_hours: float | None
+    p90_hours: float | None
+    p99_hours: float | None
+    max_hours: float | None
+    older_than_days: int
+    stale_customers: int = strawberry.field(description="Customers whose metrics are older than olderThanDays")
+
+
+@strawberry.type(name="DataQualityReport")
+class DataQualityReportType:
+    live_customers: int
+    erased_customers: int
+    merged_customers: int
+    missing: list[MissingFieldType] = strawberry.field(
+        description="Per required field (TIERWISE_QUALITY_REQUIRED_FIELDS): live customers without it"
+    )
+    duplicate_pairs: int = strawberry.field(description="Open candidate pairs (any criterion)")
+    duplicates: list[DuplicateCountType] = strawberry.field(description="Open candidate pairs per criterion")
+    merges_by_month: list[MonthCountType] = strawberry.field(description="The last 24 months")
+    metrics_staleness: MetricsStalenessType
+
+
+@strawberry.type(name="CustomerMerge")
+class CustomerMergeType:
+    id: strawberry.ID
+    survivor_id: strawberry.ID
+    duplicate_id: strawberry.ID
+    reasons: list[str]
+    filled_fields: list[str] = strawberry.field(description="Survivor fields that were empty, taken from the duplicate")
+    moved: JSON = strawberry.field(description="Rows moved to the survivor, per kind")
+    actor: str
+    merged_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> CustomerMergeType:
+        return cls(
+            id=strawberry.ID(str(r["id"])),
+            survivor_id=strawberry.ID(to_global_id("Customer", r["survivor_id"])),
+            duplicate_id=strawberry.ID(to_global_id("Customer", r["duplicate_id"])),
+            reasons=list(r["reasons"]),
+            filled_fields=list(r["filled_fields"]),
+            moved=r["moved"],
+            actor=r["actor"],
+            merged_at=r["merged_at"],
+        )
+
+
+@strawberry.type
+class MergeCustomersPayload:
+    merge: CustomerMergeType | None = None
+    survivor: CustomerType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class EraseCustomerPayload:
+    erased_id: strawberry.ID | None = None
+    erased_at: dt.datetime | None = None
+    erased: JSON | None = strawberry.field(default=None, description="What was overwritten, per kind (counts)")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ConsentPayload:
+    customer: CustomerType | None = None
+    changed: bool = False
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+# ---------------------------------------------------------------- root fields
+
+
+@strawberry.type
+class PrivacyQuery:
+    @strawberry.field(
+        description="Candidate duplicate pairs by the configured criteria (TIERWISE_DUPLICATE_CRITERIA), "
+        "matched on blind indexes; tombstones, erased and deleted customers are left out"
+    )
+    async def customer_duplicates(
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        criteria: list[DuplicateCriterion] | None = None,
+    ) -> DuplicatePairConnection | None:  # type: ignore[valid-type]
+        ctx = _ctx(info)
+        cap = ctx.settings.max_page_size
+        if not 1 <= first <= cap:
+            raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
+        configured = _criteria(info)
+        wanted = [c for c in configured if criteria is None or c in {x.value for x in criteria}]
+
+        async def run() -> Any:
+            cursor = None
+            if after is not None:
+                a, b = decode_cursor(after, PAIR_SORT)
+                try:
+                    cursor = (UUID(str(a)), UUID(str(b)))
+                except ValueError:
+                    raise ValidationFailed("not a cursor of this list", field="after") from None
+            rows, has_next = await quality_repo.duplicate_pairs(
+                ctx.db, criteria=wanted, scope=ctx.scope, first=first, after=cursor
+            )
+            edge = DuplicatePairConnection._edge
+            edges = [
+                edge(
+                    cursor=encode_cursor(PAIR_SORT, str(r["a_id"]), r["b_id"]),
+                    node=DuplicatePairType(
+                        a_ref=r["a_id"], b_ref=r["b_id"], reasons=[DuplicateCriterion(x) for x in r["reasons"]]
+                    ),
+                )
+                for r in rows
+            ]
+
+            async def total() -> int:
+                return (await quality_repo.duplicate_counts(ctx.db, criteria=wanted, scope=ctx.scope))[0]
+
+            return DuplicatePairConnection(
+                edges=edges,
+                page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+                count_fn=total,
+            )
+
+        return await query(run)
+
+    @strawberry.field(
+        description="Share of live customers missing each required field, open duplicate candidates, merges "
+        "per month, and how stale customer metrics are (computed without decrypting anything)"
+    )
+    async def data_quality_report(self, info: Info[Context, None]) -> DataQualityReportType | None:
+        ctx = _ctx(info)
+        s = ctx.settings
+        required = rules.parse_names(
+            s.quality_required_fields, rules.REPORTABLE_FIELDS, "TIERWISE_QUALITY_REQUIRED_FIELDS"
+        )
+
+        async def run() -> DataQualityReportType:
+            r = await quality_repo.report(
+                ctx.db, required=required, criteria=_criteria(info), stale_days=s.metrics_stale_days, scope=ctx.scope
+            )
+            st = r["staleness"]
+            return DataQualityReportType(
+                live_customers=r["live"],
+                erased_customers=r["erased"],
+                merged_customers=r["merged"],
+                missing=[MissingFieldType(**m) for m in r["missing"]],
+                duplicate_pairs=r["duplicate_pairs"],
+                duplicates=[
+                    DuplicateCountType(criterion=DuplicateCriterion(d["criterion"]), pairs=d["pairs"])
+                    for d in r["duplicates"]
+                ],
+                merges_by_month=[MonthCountType(**m) for m in r["merges_by_month"]],
+                metrics_staleness=MetricsStalenessType(**st),
+            )
+
+        return await query(run)
+
+    @strawberry.field(
+        description="Everything tierwise holds about one customer (and the duplicates merged into it), "
+        "decrypted, for an access request; audited"
+    )
+    async def export_customer_data(self, info: Info[Context, None], id: strawberry.ID) -> JSON | None:
+        ctx = _ctx(info)
+
+        async def run() -> Any:
+            customer_id = _customer_id(id, "id")
+            async with ctx.db.unit_of_work() as uow:
+                data = await quality_repo.export(uow.conn, customer_id, scope=ctx.scope)
+                await authz_repo.write_audit(
+                    uow.conn,
+                    actor=ctx.actor,
+                    action="customer_exported",
+                    request_id=ctx.request_id,
+                    target_type="Customer",
+                    target_ids=[str(customer_id)],
+                    fields=["*"],
+                )
+                uow.commit()
+            return data
+
+        return await query(run)
+
+
+@strawberry.type
+class PrivacyMutation:
+    @strawberry.mutation(
+        description="Merge a duplicate into a survivor in one transaction: purchases, complaints, survey "
+        "invitations and answers, tier history and consent history move to the survivor; the survivor's empty "
+        "fields are filled from the duplicate; metrics, tier and churn score are recomputed; the duplicate "
+        "stays as a tombstone (mergedInto) that partner writes with its external ref follow; audited"
+    )
+    async def merge_customers(
+        self,
+        info: Info[Context, None],
+        survivor_id: strawberry.ID,
+        duplicate_id: strawberry.ID,
+        expected_survivor_version: int | None = None,
+        expected_duplicate_version: int | None = None,
+    ) -> MergeCustomersPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> MergeCustomersPayload:
+            survivor = _customer_id(survivor_id, "survivorId")
+            duplicate = _customer_id(duplicate_id, "duplicateId")
+            async with ctx.db.unit_of_work() as uow:
+                record = await quality_repo.merge(
+                    uow.conn,
+                    survivor,
+                    duplicate,
+                    scope=ctx.scope,
+                    actor=ctx.actor,
+                    request_id=ctx.request_id,
+                    survivor_version=expected_survivor_version,
+                    duplicate_version=expected_duplicate_version,
+                )
+                uow.commit()
+            _forget(ctx, survivor)
+            _forget(ctx, duplicate)
+            return MergeCustomersPayload(
+                merge=CustomerMergeType.from_row(record), survivor=await load_customer(info, survivor)
+            )
+
+        return await mutate(MergeCustomersPayload, run)
+
+    @strawberry.mutation(
+        description="Irreversibly remove every sensitive value of a customer everywhere (profile, blind indexes, "
+        "external ref, complaint and survey free text, audit payloads quoting it, job arguments); purchases, "
+        "tiers and scores stay for the aggregates. A second erase is refused (CONFLICT). Audited"
+    )
+    async def erase_customer(self, info: Info[Context, None], id: strawberry.ID) -> EraseCustomerPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> EraseCustomerPayload:
+            customer_id = _customer_id(id, "id")
+            async with ctx.db.unit_of_work() as uow:
+                done = await quality_repo.erase(uow.conn, customer_id, actor=ctx.actor, request_id=ctx.request_id)
+                uow.commit()
+            for i in done["ids"]:
+                _forget(ctx, i)
+            return EraseCustomerPayload(erased_id=id, erased_at=done["erased_at"], erased=done["counts"])
+
+        return await mutate(EraseCustomerPayload, run)
+
+    @strawberry.mutation(
+        description="Give or withdraw the customer's consent to contact on one channel; the time is recorded, "
+        "and every change is kept (consent history, audit). Repeating the current state changes nothing"
+    )
+    async def set_customer_consent(
+        self,
+        info: Info[Context, None],
+        customer_id: strawberry.ID,
+        channel: ConsentChannel,
+        given: bool,
+        expected_version: Annotated[
+            int | None, strawberry.argument(description="optimistic lock: refused if the customer moved on")
+        ] = None,
+    ) -> ConsentPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> ConsentPayload:
+            cid = _customer_id(customer_id, "customerId")
+            async with ctx.db.unit_of_work() as uow:
+                changed = await quality_repo.set_consent(
+                    uow.conn,
+                    cid,
+                    channel.value,
+                    given,
+                    scope=ctx.scope,
+                    actor=ctx.actor,
+                    request_id=ctx.request_id,
+                    expected_version=expected_version,
+                )
+                uow.commit()
+            _forget(ctx, cid)
+            return ConsentPayload(customer=await load_customer(info, cid), changed=changed)
+
+        return await mutate(ConsentPayload, run)
+
+
+def _forget(ctx: Context, customer_id: UUID) -> None:
+    with contextlib.suppress(KeyError):  # strawberry raises on keys it never cached
+        ctx.loaders.customer.clear(customer_id)
+
+
+__all__ = ["PrivacyMutation", "PrivacyQuery"]

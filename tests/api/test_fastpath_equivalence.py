@@ -1,0 +1,286 @@
+"""The compiled executor (api/fastpath.py, issue 7) against strawberry: two apps on one database, one
+with ``compiled_queries`` on, answer every query below, as every role, with byte-identical responses
+(data and errors: messages, paths, locations, order) and status codes, and write identical
+sensitive-read audit rows. Queries the compiled executor supports must really run compiled; the others
+(mutations, introspection, directives, unsupported fields, bad variables) fall back to strawberry."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.api.security_helpers import World, build_world, gid, own_database, sql
+from tests.conftest import Api, running_api, test_settings
+
+WHO = ("admin", "support_agent", "analyst", "marketing", "partner", "partner_b")
+
+CUSTOMER_SCALARS = (
+    "id __typename version createdAt updatedAt externalRef name email phone nationalId birthDate locale "
+    "lifecycleStage tierSince address { line1 line2 postalCode city country }"
+)
+COMPLAINT_FIELDS = (
+    "id version externalId subject description severity channel status assignee resolutionCode tierAtOpen "
+    "firstResponseDueAt firstRespondedAt resolvedAt closedAt reopenCount openedAt slaPolicyVersion "
+    "category { code label active } rootCause { code label } customer { id name email nationalId } "
+    "events { fromStatus toStatus actor note kind }"
+)
+METRICS = "metrics { lifetimeSpend orderCount spend12m orders12m firstPurchaseAt lastPurchaseAt openComplaints latestNps latestCsat }"
+
+PAGE = (
+    "query Page($first: Int!, $after: String) { customers(first: $first, after: $after) { totalCount "
+    "edges { cursor node { " + CUSTOMER_SCALARS + " tier { code name rank benefits } "
+    "complaints(first: 3) { totalCount edges { cursor node { "
+    + COMPLAINT_FIELDS
+    + " } } pageInfo { hasNextPage endCursor } } "
+    + METRICS
+    + " } } pageInfo { hasNextPage endCursor } } }"
+)
+BENCH_PAGE = (
+    "query($first: Int!, $after: String) { customers(first: $first, after: $after) { edges { cursor node { "
+    "name email phone lifecycleStage tier { code name } "
+    "complaints(first: 3) { edges { node { subject status severity openedAt } } } } } "
+    "pageInfo { hasNextPage endCursor } } }"
+)
+ONE = (
+    "query One($id: ID!) { customer(id: $id) { " + CUSTOMER_SCALARS + " tier { code } " + METRICS + " "
+    "consent { email sms phone } partner { id name } churnRisk { level score signals computedAt modelVersion } "
+    "purchases(first: 5) { totalCount edges { node { id externalId amount currency channel purchasedAt "
+    "customer { id name phone } } } } "
+    "complaints(first: 5) { edges { node { subject description status openedAt } } } } }"
+)
+FRAGMENTS = """
+query Fragments($id: ID!, $n: Int = 2) {
+  __typename
+  first: customers(first: $n, orderBy: CREATED_AT) {
+    edges { node { ...Contact who: name ... on Node { id } ... on Customer { address { city } } } }
+  }
+  again: customers(first: $n) { edges { node { ...Contact ...Contact mail: email } } }
+  one: customer(id: $id) { ...Contact tier { ...TierBits } complaints(first: 1) { edges { node { ...Bits } } } }
+  other: customer(id: $id) { nationalId phone }
+}
+fragment Contact on Customer { email phone name tier { ...TierBits } }
+fragment TierBits on Tier { code name __typename }
+fragment Bits on Complaint { subject description status customer { ...Contact } }
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    query: str
+    variables: dict[str, Any]
+    compiled: bool  # whether the compiled executor must answer it (else: strawberry does)
+
+
+def cases(w: World) -> list[Case]:
+    unknown = gid("Customer", "00000000-0000-4000-8000-000000000000")
+    out = [
+        Case("page", PAGE, {"first": 50}, True),
+        Case("page of 1", PAGE, {"first": 1}, True),
+        Case("bench page", BENCH_PAGE, {"first": 50, "after": None}, True),
+        Case("ada", ONE, {"id": w.ada}, True),
+        Case("paula", ONE, {"id": w.paula}, True),
+        Case("bruno", ONE, {"id": w.bruno}, True),
+        Case("unknown id", ONE, {"id": unknown}, True),
+        Case("malformed id", ONE, {"id": "not-a-global-id"}, True),
+        Case("complaint id as customer", ONE, {"id": w.ada_complaint}, True),
+        Case("fragments, aliases, variables", FRAGMENTS, {"id": w.ada}, True),
+        Case("fragments for paula", FRAGMENTS, {"id": w.paula, "n": 3}, True),
+        Case("first 0", PAGE, {"first": 0}, True),
+        Case("first too large", PAGE, {"first": 1000}, True),
+        Case(
+            "nested first too large",
+            "{ customers(first: 3) { edges { node { name complaints(first: 51) { totalCount } } } } }",
+            {},
+            True,
+        ),
+        Case("filter on e-mail", '{ customers(filter: {email: "ada@example.com"}) { totalCount } }', {}, True),
+        Case(
+            "filter on tiers and name",
+            '{ customers(filter: {tiers: ["bronze"], nameContains: "a"}, orderBy: NAME) { totalCount edges { node { name } } } }',
+            {},
+            True,
+        ),
+        Case("order by spend", "{ customers(orderBy: SPEND_12M_DESC) { edges { node { id name } } } }", {}, True),
+        Case("bad cursor", PAGE, {"first": 2, "after": "garbage"}, True),
+        Case("typename only", "{ __typename }", {}, True),
+        Case("operation name", FRAGMENTS + " query Other { __typename }", {"id": w.ada}, True),
+        # not compiled: strawberry answers, identically
+        Case("viewer", '{ viewer { subject roles fieldAccess(type: "Customer") { field access } } }', {}, False),
+        Case(
+            "mixed with an unsupported root field",
+            "{ __typename viewer { subject } customers { totalCount } }",
+            {},
+            False,
+        ),
+        Case(
+            "directive",
+            "query($x: Boolean!) { customers { edges { node { name @include(if: $x) } } } }",
+            {"x": True},
+            False,
+        ),
+        Case("introspection", "{ __schema { queryType { name } } }", {}, False),
+        Case(
+            "tier explanation",
+            "query($id: ID!) { customer(id: $id) { tierExplanation { summary } } }",
+            {"id": w.ada},
+            False,
+        ),
+        Case(
+            "tier history",
+            "query($id: ID!) { customer(id: $id) { tierHistory(first: 2) { edges { node { metrics } } } } }",
+            {"id": w.ada},
+            False,
+        ),
+        Case("bad variable", PAGE, {"first": "many"}, False),
+        Case("missing variable", PAGE, {}, False),
+        Case("syntax error", "{ customers(first: 2) { edges { node { name } }", {}, False),
+        Case("unknown field", "{ customers { edges { node { shoeSize } } } }", {}, False),
+        Case("mutation", 'mutation { deleteCustomer(input: {id: "x"}) { deletedId } }', {}, False),
+    ]
+    return out
+
+
+@dataclass
+class Pair:
+    world: World
+    compiled: Api
+
+
+@pytest.fixture(scope="module")
+async def pair(template_db: str) -> AsyncIterator[Pair]:
+    # rate limits off in both: the two apps share the callers' buckets, and this test sends a lot
+    reference = test_settings(rate_limit_enabled=False, compiled_queries=False)  # strawberry only
+    async with own_database(template_db) as url, running_api(url, reference) as api:
+        w = await build_world(api)
+        settings = test_settings(compiled_queries=True, rate_limit_enabled=False)
+        async with running_api(url, settings) as compiled:
+            yield Pair(w, compiled)
+
+
+def fastpath_of(api: Api) -> Any:
+    route = next(r for r in api.app.routes if getattr(r, "path", None) == "/graphql")
+    graphql_app = route.endpoint._app  # built by the first request (see api/app.py, _LazyGraphQL)
+    return graphql_app.app.fastpath
+
+
+_ids = itertools.count()
+
+
+async def post(api: Api, token: str, case: Case, tag: str) -> tuple[int, bytes, str]:
+    request_id = f"fastpath-{tag}-{next(_ids)}"
+    response = await api.client.post(
+        "/graphql",
+        json={"query": case.query, "variables": case.variables},
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
+    )
+    return response.status_code, response.content, request_id
+
+
+async def audit_of(w: World, request_id: str) -> list[tuple[Any, ...]]:
+    rows = await sql(
+        w.url,
+        "SELECT actor, action, target_type, target_ids, fields FROM audit_log WHERE request_id = $1 ORDER BY id",
+        request_id,
+    )
+    return [tuple(r.values()) for r in rows]
+
+
+@pytest.mark.parametrize("who", WHO)
+async def test_compiled_and_strawberry_answer_alike(pair: Pair, who: str) -> None:
+    w = pair.world
+    token = w.tokens[who]
+    await post(pair.compiled, token, Case("warm", "{ __typename }", {}, True), "warm")
+    fastpath = fastpath_of(pair.compiled)
+    assert fastpath is not None
+    assert fastpath_of(w.api) is None  # the reference answers through strawberry alone
+    compared = 0
+    for case in cases(w):
+        before = fastpath.executed
+        status_s, body_s, rid_s = await post(w.api, token, case, "strawberry")
+        status_c, body_c, rid_c = await post(pair.compiled, token, case, "compiled")
+        ran_compiled = fastpath.executed - before
+        assert (case.name, status_c, body_c.decode()) == (case.name, status_s, body_s.decode())
+        assert ran_compiled == (1 if case.compiled else 0), case.name
+        assert await audit_of(w, rid_c) == await audit_of(w, rid_s), case.name
+        compared += 1
+    assert compared == len(cases(w))
+
+
+async def test_second_page_by_cursor_and_masking_are_the_same(pair: Pair) -> None:
+    w = pair.world
+    first = await w.gql("admin", PAGE, {"first": 1})
+    cursor = first["data"]["customers"]["pageInfo"]["endCursor"]
+    assert cursor
+    for who in WHO:
+        case = Case("second page", PAGE, {"first": 1, "after": cursor}, True)
+        status_s, body_s, rid_s = await post(w.api, w.tokens[who], case, "s")
+        status_c, body_c, rid_c = await post(pair.compiled, w.tokens[who], case, "c")
+        assert (status_c, body_c) == (status_s, body_s), who
+        assert await audit_of(w, rid_c) == await audit_of(w, rid_s)
+
+
+async def test_the_compiled_path_masks_denies_and_audits(pair: Pair) -> None:
+    """Not only equal: right. The support agent sees masked contact data, no national id (an error at
+    its path), and writes no audit row; the admin sees it all and writes exactly one."""
+    w = pair.world
+    query = "query($id: ID!) { customer(id: $id) { name email phone nationalId } }"
+    case = Case("agent", query, {"id": w.ada}, True)
+    status, body, rid = await post(pair.compiled, w.tokens["support_agent"], case, "agent")
+    assert status == 200
+    parsed = orjson.loads(body)
+    customer = parsed["data"]["customer"]
+    assert "***" in customer["email"]
+    assert "*" in customer["phone"]
+    assert customer["nationalId"] is None
+    assert [(e["path"], e["extensions"]["code"]) for e in parsed["errors"]] == [
+        (["customer", "nationalId"], "FORBIDDEN_FIELD")
+    ]
+    assert await audit_of(w, rid) == []
+    status, body, rid = await post(pair.compiled, w.tokens["admin"], case, "admin")
+    customer = orjson.loads(body)["data"]["customer"]
+    assert customer["nationalId"]
+    assert "*" not in customer["email"]
+    (row,) = await audit_of(w, rid)
+    assert row[0] == "user:alice"
+    assert sorted(row[4]) == ["Customer.email", "Customer.nationalId", "Customer.phone"]
+
+
+async def test_documents_are_parsed_and_validated_once_per_query_text_and_failures_never_kept(pair: Pair) -> None:
+    """The per-app document cache (api/limits.py): a valid query text is kept, an invalid one is not and
+    is refused with the same error every time, and the limits still apply to a kept document."""
+    w = pair.world
+    route = next(r for r in pair.compiled.app.routes if getattr(r, "path", None) == "/graphql")
+    await pair.compiled.gql(w.tokens["admin"], "{ __typename }")
+    graphql_app = route.endpoint._app.app
+    cache = next(
+        e.keywords["documents"] for e in graphql_app.schema.extensions if getattr(e, "keywords", {}).get("documents")
+    )
+    valid = "{ customers(first: 1) { totalCount } }"
+    invalid = "{ customers(first: 1) { shoeSize } }"
+    assert cache.get(valid) is None
+    first = await pair.compiled.gql(w.tokens["admin"], valid)
+    assert cache.get(valid) is not None
+    again = await pair.compiled.gql(w.tokens["admin"], valid)
+    assert first == again
+    assert first["data"]["customers"]["totalCount"] == 3
+    refusals = [await pair.compiled.gql(w.tokens["admin"], invalid) for _ in range(2)]
+    assert cache.get(invalid) is None
+    assert refusals[0] == refusals[1]
+    assert refusals[0]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "shoeSize" in refusals[0]["errors"][0]["message"]
+    # a kept document is still held to the cost limit with the variables of each request
+    deep = (
+        "query($n: Int!) { customers(first: $n) { edges { node { complaints(first: 50) { edges { node { "
+        "customer { complaints(first: 50) { totalCount } } } } } } } } }"
+    )
+    assert not (await pair.compiled.gql(w.tokens["admin"], deep, {"n": 1})).get("errors")
+    assert cache.get(deep) is not None
+    refused = await pair.compiled.gql(w.tokens["admin"], deep, {"n": 100})
+    assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert refused["data"] is None

@@ -1,0 +1,172 @@
+"""The benchmark data generator (bench/generate.py) at a small scale: the proportions of the issue
+(10 purchases, half a complaint and about one survey answer per customer), every foreign key valid
+although the COPY skips their triggers, metrics, tiers and SLA clocks computed by the service's code,
+sensitive values stored encrypted with their blind indexes, and a run that stops half-way resumed
+(then a complete database reused as it is)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from bench import generate as gen
+from infra import crypto
+from infra import tables as t
+from infra.db import create_engine
+from tests.conftest import test_settings
+
+# Every single-column foreign key of the tables the generator fills, from the catalogue.
+FOREIGN_KEYS_SQL = """
+SELECT c.conrelid::regclass::text AS child, a.attname AS col,
+       c.confrelid::regclass::text AS parent, pa.attname AS pcol
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
+WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND c.conrelid::regclass::text = ANY(:tables)
+"""
+
+
+async def _counts(engine: Any) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return {
+            name: (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
+            for name in (*gen.TABLES, "customer_metrics", "partners", "surveys")
+        }
+
+
+async def test_generated_data_is_complete_consistent_and_encrypted(
+    fresh_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await fresh_database_url()
+    monkeypatch.setattr(gen, "CHUNK", 500)  # 4 chunks of 500: a run stopped after the first two is resumed
+
+    first = await gen.generate(url, 1000, progress=False, workers=0)
+    assert not first.reused
+    assert first.counts["customers"] == 1000
+    report = await gen.generate(url, 2000, progress=False, workers=0)  # the last two chunks, then the rest
+    assert not report.reused
+    assert report.rows["COPY customers"] == 2000
+    again = await gen.generate(url, 2000, progress=False, workers=0)
+    assert again.reused
+    assert "metrics & tiers" not in again.seconds  # nothing recomputed
+
+    engine = create_engine(url, test_settings())
+    try:
+        n = await _counts(engine)
+        assert {k: again.counts[k] for k in n if k in again.counts} == {k: n[k] for k in n if k in again.counts}
+        assert n["customers"] == n["customer_metrics"] == 2000
+        assert 8 * 2000 <= n["purchases"] <= 12 * 2000
+        assert 0.4 * 2000 <= n["complaints"] <= 0.6 * 2000
+        assert n["complaint_events"] >= 2 * n["complaints"]
+        assert 0.7 * 2000 <= n["survey_answers"] <= 1.3 * 2000
+        assert n["survey_invitations"] > n["survey_responses"] > 0
+        assert n["partners"] == 3
+        assert n["surveys"] == 3
+
+        async with engine.connect() as conn:
+            fks = (await conn.execute(text(FOREIGN_KEYS_SQL), {"tables": list(gen.TABLES)})).all()
+            assert len(fks) >= 12
+            for fk in fks:
+                orphans = (
+                    await conn.execute(
+                        text(
+                            f"SELECT count(*) FROM {fk.child} x WHERE x.{fk.col} IS NOT NULL AND NOT EXISTS "
+                            f"(SELECT 1 FROM {fk.parent} p WHERE p.{fk.pcol} = x.{fk.col})"
+                        )
+                    )
+                ).scalar_one()
+                assert orphans == 0, fk
+
+            # Metrics from the purchases, a tier for everyone, SLA clocks and tiers on complaints and answers.
+            metrics = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT sum(order_count) FROM customer_metrics) AS orders,"
+                        " (SELECT sum(lifetime_spend) FROM customer_metrics) AS spend,"
+                        " (SELECT sum(amount) FROM purchases) AS amounts,"
+                        " (SELECT count(*) FROM customers WHERE tier_code IS NULL) AS untiered,"
+                        " (SELECT count(DISTINCT tier_code) FROM customers) AS tiers,"
+                        " (SELECT count(*) FROM complaints WHERE sla_policy_version IS NULL"
+                        "   OR tier_at_open IS NULL OR resolution_due_at IS NULL) AS no_sla,"
+                        " (SELECT count(*) FROM survey_responses WHERE tier_at_response IS NULL) AS no_tier"
+                    )
+                )
+            ).one()
+            assert metrics.orders == n["purchases"]
+            assert metrics.spend == metrics.amounts
+            assert (metrics.untiered, metrics.no_sla, metrics.no_tier) == (0, 0, 0)
+            assert metrics.tiers >= 2
+            states = dict((await conn.execute(text("SELECT status, count(*) FROM complaints GROUP BY 1"))).all())
+            assert {"closed", "resolved"} <= set(states)
+            assert len(states) >= 3
+            severities = {r[0] for r in await conn.execute(text("SELECT DISTINCT severity FROM complaints"))}
+            assert severities == {"low", "medium", "high", "critical"}
+            assert (
+                await conn.execute(text("SELECT count(*) FROM complaints WHERE resolution_breached"))
+            ).scalar_one() > 0
+            kinds = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT q.kind, count(*) FROM survey_answers a JOIN survey_questions q"
+                            " ON q.id = a.question_id GROUP BY 1"
+                        )
+                    )
+                ).all()
+            )
+            assert {"nps", "csat", "ces"} <= set(kinds)
+            channels = {r[0] for r in await conn.execute(text("SELECT DISTINCT channel FROM survey_responses"))}
+            assert len(channels) >= 3
+
+            # Sensitive values: tokens at rest, readable through the service's column types, blind indexes
+            # equal to what the service computes for the plaintext.
+            raw = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE email NOT LIKE 'tw1:%') AS email,"
+                        " count(*) FILTER (WHERE phone NOT LIKE 'tw1:%') AS phone,"
+                        " count(*) FILTER (WHERE national_id NOT LIKE 'tw1:%') AS national_id,"
+                        " count(*) FILTER (WHERE birth_date NOT LIKE 'tw1:%') AS birth_date,"
+                        " count(*) FILTER (WHERE address NOT LIKE 'tw1:%') AS address,"
+                        " count(*) FILTER (WHERE email IS NOT NULL AND email_bidx IS NULL) AS no_bidx,"
+                        " count(email) AS emails FROM customers"
+                    )
+                )
+            ).one()
+            assert (raw.email, raw.phone, raw.national_id, raw.birth_date, raw.address, raw.no_bidx) == (0,) * 6
+            assert raw.emails > 1900
+            assert (
+                await conn.execute(text("SELECT count(*) FROM complaints WHERE description NOT LIKE 'tw1:%'"))
+            ).scalar_one() == 0
+            texts = (
+                await conn.execute(
+                    text("SELECT count(text), count(*) FILTER (WHERE text NOT LIKE 'tw1:%') FROM survey_answers")
+                )
+            ).one()
+            assert texts[0] > 0
+            assert texts[1] == 0
+            c = t.customers.c
+            rows = (
+                await conn.execute(
+                    select(c.name, c.email, c.phone, c.birth_date, c.address, c.email_bidx, c.name_dob_bidx)
+                    .where(c.email.isnot(None), c.birth_date.isnot(None))
+                    .limit(50)
+                )
+            ).all()
+            keyring = crypto.current()
+            for r in rows:
+                assert "@" in r.email
+                assert r.email.endswith(".example")
+                assert r.email_bidx == keyring.blind_index("email", r.email.lower())
+                assert r.name_dob_bidx == keyring.blind_index(
+                    "name_dob", crypto.name_dob_index_value(r.name, r.birth_date)
+                )
+                assert set(r.address) >= {"line1", "postalCode", "city", "country"}
+            description = (await conn.execute(select(t.complaints.c.description).limit(1))).scalar_one()
+            assert len(description) > 20
+            assert not description.startswith("tw1:")
+    finally:
+        await engine.dispose()

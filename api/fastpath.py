@@ -484,13 +484,9 @@ def _execute_fields(run: _Run, fields: list[_FieldPlan], source: Any, path: Path
                 value = plan.resolver(run, source, args)  # type: ignore[misc]
                 if plan.eager and pyinspect.iscoroutine(value):
                     value = _start(value)
-            if _is_awaitable(value):
-                results[key] = _complete_later(run, plan, value, field_path)
-                awaitable_keys.append(key)
-                continue
-            completed = plan.complete(run, value, field_path)
+            completed = _complete_value(run, plan, value, field_path)
             if _is_awaitable(completed):
-                results[key] = _await_completed(run, plan, completed, field_path)
+                results[key] = completed
                 awaitable_keys.append(key)
                 continue
         except Exception as raw:
@@ -559,6 +555,16 @@ class _Started:
                     yielded = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+
+
+def _complete_value(run: _Run, plan: _FieldPlan, value: Any, path: Path) -> Any:
+    """The completed value of a resolved field, or an awaitable of it (to gather with its siblings)."""
+    if _is_awaitable(value):
+        return _complete_later(run, plan, value, path)
+    completed = plan.complete(run, value, path)
+    if _is_awaitable(completed):
+        return _await_completed(run, plan, completed, path)
+    return completed
 
 
 async def _complete_later(run: _Run, plan: _FieldPlan, value: Any, path: Path) -> Any:
@@ -709,13 +715,9 @@ async def _execute_root(run: _Run, executor: Any, plan: _RootPlan) -> Any:
                 info = executor.build_resolve_info(field, field_plan.nodes, root, path)
                 args = get_argument_values(field, field_plan.nodes[0], executor.variable_values)
                 value = field.resolve(executor.root_value, info, **args)  # type: ignore[misc]
-                if _is_awaitable(value):
-                    results[key] = _complete_later(run, field_plan, value, path)
-                    awaitable_keys.append(key)
-                    continue
-                completed = field_plan.complete(run, value, path)
+                completed = _complete_value(run, field_plan, value, path)
                 if _is_awaitable(completed):
-                    results[key] = _await_completed(run, field_plan, completed, path)
+                    results[key] = completed
                     awaitable_keys.append(key)
                     continue
             except Exception as raw:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import multiprocessing
 import random
@@ -41,6 +42,15 @@ from infra import seed as S
 from infra import tables as t
 from infra.db import create_engine
 from infra.migrate import upgrade
+from infra.seed import (
+    ANSWER_COLUMNS,
+    COMPLAINT_COLUMNS,
+    CUSTOMER_COLUMNS,
+    EVENT_COLUMNS,
+    INVITATION_COLUMNS,
+    PURCHASE_COLUMNS,
+    RESPONSE_COLUMNS,
+)
 from infra.settings import Settings
 
 CHUNK = 20_000
@@ -50,72 +60,6 @@ HOUR = timedelta(hours=1)
 TWO_HOURS = timedelta(hours=2)
 _ID_PREFIX = 0x7B3E  # top 16 bits of every generated id: chunk and position follow
 
-CUSTOMER_COLUMNS = (
-    "id",
-    "partner_id",
-    "external_ref",
-    "name",
-    "email",
-    "phone",
-    "national_id",
-    "birth_date",
-    "address",
-    "locale",
-    "lifecycle_stage",
-    "consent_email_at",
-    "consent_sms_at",
-    "consent_phone_at",
-    "created_at",
-    "updated_at",
-)
-PURCHASE_COLUMNS = (
-    "id",
-    "customer_id",
-    "partner_id",
-    "external_id",
-    "amount",
-    "currency",
-    "channel",
-    "purchased_at",
-    "created_at",
-)
-COMPLAINT_COLUMNS = (
-    "id",
-    "customer_id",
-    "partner_id",
-    "external_id",
-    "subject",
-    "description",
-    "category_code",
-    "root_cause_code",
-    "severity",
-    "channel",
-    "status",
-    "assignee",
-    "resolution_code",
-    "first_responded_at",
-    "resolved_at",
-    "closed_at",
-    "paused_since",
-    "paused_seconds",
-    "reopen_count",
-    "version",
-    "opened_at",
-    "updated_at",
-)
-EVENT_COLUMNS = ("complaint_id", "from_status", "to_status", "at", "actor", "note")
-INVITATION_COLUMNS = ("survey_id", "customer_id", "complaint_id", "channel", "sent_at")
-RESPONSE_COLUMNS = (
-    "id",
-    "survey_id",
-    "customer_id",
-    "complaint_id",
-    "partner_id",
-    "external_id",
-    "channel",
-    "submitted_at",
-)
-ANSWER_COLUMNS = ("response_id", "question_id", "score", "choices", "text")
 TABLES = (
     "customers",
     "purchases",
@@ -191,15 +135,13 @@ class Protect:
             row[name] = t.customers.c[name].type.process_bind_param(row[name], None)
         return row
 
-    def complaint_text(self, value: str) -> str:
-        return t.complaints.c.description.type.process_bind_param(value, None) if self.encrypted else value
-
-    def answer_text(self, value: str) -> str:
-        return t.survey_answers.c.text.type.process_bind_param(value, None) if self.encrypted else value
+    def text(self, column: Any, value: str | None) -> str | None:
+        """A free-text value of an encrypted column (complaint descriptions and notes, survey answers)."""
+        return column.type.process_bind_param(value, None) if self.encrypted and value is not None else value
 
     @property
     def extra_customer_columns(self) -> tuple[str, ...]:
-        return ("email_bidx", "phone_bidx", "national_id_bidx", "name_dob_bidx") if self.encrypted else ()
+        return S.BLIND_INDEX_COLUMNS if self.encrypted else ()
 
 
 def protection(columns: set[str]) -> Protect:
@@ -414,7 +356,7 @@ class Generator:
     ) -> None:
         ids = _Ids(k, 2)
         ref = self.ref
-        seal = self.protect.complaint_text
+        seal = functools.partial(self.protect.text, t.complaints.c.description)
         for c in custs:
             if rng.random() >= _COMPLAINT_RATE[c.stage]:
                 continue
@@ -469,7 +411,7 @@ class Generator:
                         tl.events[-1][2],
                     )
                 )
-                events.extend((kid, *e[:2], e[2], e[3], e[4]) for e in tl.events)
+                events.extend((kid, *e[:4], self.protect.text(t.complaint_events.c.note, e[4])) for e in tl.events)
                 c.mood -= 0.3
                 if tl.resolved_at is not None:
                     c.resolved.append(
@@ -481,7 +423,7 @@ class Generator:
         ref = self.ref
         specs = {s.key: s for s in S.SURVEYS}
         invitations, responses, answers = out["survey_invitations"], out["survey_responses"], out["survey_answers"]
-        seal = self.protect.answer_text
+        seal = functools.partial(self.protect.text, t.survey_answers.c.text)
 
         def invite(c: _Cust, key: str, sent: datetime, complaint: str | None, respond: float) -> str | None:
             channels = [ch for ch in specs[key].channels if ch in c.reach]

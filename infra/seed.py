@@ -49,6 +49,75 @@ from infra import tables as t
 from infra.metrics import recompute_all
 from infra.tiering import active_policy, retier_all
 
+# Column lists of the bulk COPYs (also used by bench/generate.py).
+CUSTOMER_COLUMNS = (
+    "id",
+    "partner_id",
+    "external_ref",
+    "name",
+    "email",
+    "phone",
+    "national_id",
+    "birth_date",
+    "address",
+    "locale",
+    "lifecycle_stage",
+    "consent_email_at",
+    "consent_sms_at",
+    "consent_phone_at",
+    "created_at",
+    "updated_at",
+)
+PURCHASE_COLUMNS = (
+    "id",
+    "customer_id",
+    "partner_id",
+    "external_id",
+    "amount",
+    "currency",
+    "channel",
+    "purchased_at",
+    "created_at",
+)
+COMPLAINT_COLUMNS = (
+    "id",
+    "customer_id",
+    "partner_id",
+    "external_id",
+    "subject",
+    "description",
+    "category_code",
+    "root_cause_code",
+    "severity",
+    "channel",
+    "status",
+    "assignee",
+    "resolution_code",
+    "first_responded_at",
+    "resolved_at",
+    "closed_at",
+    "paused_since",
+    "paused_seconds",
+    "reopen_count",
+    "version",
+    "opened_at",
+    "updated_at",
+)
+EVENT_COLUMNS = ("complaint_id", "from_status", "to_status", "at", "actor", "note")
+INVITATION_COLUMNS = ("survey_id", "customer_id", "complaint_id", "channel", "sent_at")
+RESPONSE_COLUMNS = (
+    "id",
+    "survey_id",
+    "customer_id",
+    "complaint_id",
+    "partner_id",
+    "external_id",
+    "channel",
+    "submitted_at",
+)
+ANSWER_COLUMNS = ("response_id", "question_id", "score", "choices", "text")
+BLIND_INDEX_COLUMNS = ("email_bidx", "phone_bidx", "national_id_bidx", "name_dob_bidx")
+
 COPY_CHUNK = 20_000
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -831,28 +900,7 @@ class _Seeder:
         copier = _Copier(
             self.raw,
             "customers",
-            (
-                "id",
-                "partner_id",
-                "external_ref",
-                "name",
-                "email",
-                "phone",
-                "national_id",
-                "birth_date",
-                "address",
-                "locale",
-                "lifecycle_stage",
-                "consent_email_at",
-                "consent_sms_at",
-                "consent_phone_at",
-                "created_at",
-                "updated_at",
-                "email_bidx",
-                "phone_bidx",
-                "national_id_bidx",
-                "name_dob_bidx",
-            ),
+            (*CUSTOMER_COLUMNS, *BLIND_INDEX_COLUMNS),
         )
         # Encrypted at rest (infra/crypto.py): tokens and blind indexes are made here, COPY takes them as text.
         keyring = crypto.current()
@@ -977,17 +1025,7 @@ class _Seeder:
         copier = _Copier(
             self.raw,
             "purchases",
-            (
-                "id",
-                "customer_id",
-                "partner_id",
-                "external_id",
-                "amount",
-                "currency",
-                "channel",
-                "purchased_at",
-                "created_at",
-            ),
+            PURCHASE_COLUMNS,
         )
         order_seq = [0] * len(PARTNERS)
         task = self._task("purchases", self.n)
@@ -1050,34 +1088,9 @@ class _Seeder:
         complaints = _Copier(
             self.raw,
             "complaints",
-            (
-                "id",
-                "customer_id",
-                "partner_id",
-                "external_id",
-                "subject",
-                "description",
-                "category_code",
-                "root_cause_code",
-                "severity",
-                "channel",
-                "status",
-                "assignee",
-                "resolution_code",
-                "first_responded_at",
-                "resolved_at",
-                "closed_at",
-                "paused_since",
-                "paused_seconds",
-                "reopen_count",
-                "version",
-                "opened_at",
-                "updated_at",
-            ),
+            COMPLAINT_COLUMNS,
         )
-        events = _Copier(
-            self.raw, "complaint_events", ("complaint_id", "from_status", "to_status", "at", "actor", "note")
-        )
+        events = _Copier(self.raw, "complaint_events", EVENT_COLUMNS)
         base_weights = {
             "delivery": 28,
             "product_quality": 22,
@@ -1190,24 +1203,13 @@ class _Seeder:
 
     async def make_surveys(self) -> None:
         rng = self.rng["surveys"]
-        invitations = _Copier(
-            self.raw, "survey_invitations", ("survey_id", "customer_id", "complaint_id", "channel", "sent_at")
-        )
+        invitations = _Copier(self.raw, "survey_invitations", INVITATION_COLUMNS)
         responses = _Copier(
             self.raw,
             "survey_responses",
-            (
-                "id",
-                "survey_id",
-                "customer_id",
-                "complaint_id",
-                "partner_id",
-                "external_id",
-                "channel",
-                "submitted_at",
-            ),
+            RESPONSE_COLUMNS,
         )
-        answers = _Copier(self.raw, "survey_answers", ("response_id", "question_id", "score", "choices", "text"))
+        answers = _Copier(self.raw, "survey_answers", ANSWER_COLUMNS)
         specs = {s.key: s for s in SURVEYS}
         enc = crypto.current().encrypt  # free-text answers are encrypted at rest
         response_seq = [0] * len(PARTNERS)

@@ -6,12 +6,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Result
 from sqlalchemy.sql import Executable
 
 
 class Executor(Protocol):
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]: ...
+
+
+def same_partner(column: Any, partner_id: UUID | None) -> ColumnElement[bool]:
+    """``column`` is this partner (or no partner, for staff data). ``=`` / ``IS NULL`` rather than
+    ``IS NOT DISTINCT FROM``: only these can use the (partner, external id) indexes; the other scans
+    a whole index per lookup (seconds at a million rows)."""
+    return column == partner_id if partner_id is not None else column.is_(None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, text, update
 from domain.complaints import ComplaintState, Transition, TransitionOutcome, check_follow_up, check_transition
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner, to_page
 from infra.sla import breached_sql, mark_breaches
 from infra.tables import (
     complaint_categories,
@@ -197,7 +197,7 @@ async def _base_tier(db: Executor) -> str | None:
 
 
 async def find_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> UUID | None:
-    stmt = select(k.c.id).where(k.c.partner_id.is_not_distinct_from(partner_id), k.c.external_id == external_id)
+    stmt = select(k.c.id).where(same_partner(k.c.partner_id, partner_id), k.c.external_id == external_id)
     return (await db.execute(stmt)).scalar_one_or_none()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from domain.errors import Conflict, NotFound
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, to_page
+from infra.repos.base import Executor, Page, Scope, same_partner, to_page
 from infra.tables import customer_metrics, customers
 
 c = customers
@@ -163,7 +163,7 @@ async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | Non
         existing = (
             await db.execute(
                 select(c.c.id).where(
-                    c.c.partner_id.is_not_distinct_from(partner_id), c.c.external_ref == values["external_ref"]
+                    same_partner(c.c.partner_id, partner_id), c.c.external_ref == values["external_ref"]
                 )
             )
         ).first()
@@ -237,7 +237,7 @@ async def exists(db: Executor, customer_id: UUID, scope: Scope) -> bool:
 
 async def resolve_external_ref(db: Executor, partner_id: UUID | None, external_ref: str) -> UUID | None:
     stmt = select(c.c.id, c.c.merged_into_id).where(
-        c.c.partner_id.is_not_distinct_from(partner_id), c.c.external_ref == external_ref, c.c.deleted_at.is_(None)
+        same_partner(c.c.partner_id, partner_id), c.c.external_ref == external_ref, c.c.deleted_at.is_(None)
     )
     row = (await db.execute(stmt)).first()
     if row is None:

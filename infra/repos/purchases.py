@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Invalid, ValidationFailed
 from infra import tiering
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner
 from infra.tables import customers, purchases
 
 p = purchases
@@ -94,9 +94,8 @@ async def record(
     if seen_before:
         rows = (
             await conn.execute(
-                # `=` / IS NULL, not IS NOT DISTINCT FROM: only these can use the (partner, external id) index
                 select(p).where(
-                    p.c.partner_id == partner_id if partner_id is not None else p.c.partner_id.is_(None),
+                    same_partner(p.c.partner_id, partner_id),
                     p.c.external_id.in_(seen_before),
                 )
             )

@@ -152,12 +152,21 @@ async def survey_scores(
     since: dt.datetime | None,
     until: dt.datetime | None,
     survey_id: UUID | None,
+    summaries: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per group: responses, scored answers, positive/negative counts, the score, invitations,
-    invitations answered and the response rate."""
+    invitations answered and the response rate.
+
+    Served from the daily summaries (migration 0010) when the groups leave out DIMENSION and the range's
+    bounds are UTC midnights (or open), with the same results; otherwise (or ``summaries=False``) by the
+    raw query over the answers and invitations."""
     if period not in PERIOD_UNITS or kind not in SCORE_BANDS or any(g not in SCORE_GROUPS for g in group_by):
         raise ValueError("unknown score kind, group or period")
     groups = list(dict.fromkeys(group_by))
+    if summaries and "DIMENSION" not in groups and _day_aligned(since) and _day_aligned(until):
+        return await _survey_scores_summarised(
+            db, kind=kind, groups=groups, period=period, since=since, until=until, survey_id=survey_id
+        )
     names = [f"g_{g.lower()}" for g in groups]
     r_keys = [SCORE_GROUPS[g][0].format(unit=period) for g in groups]
     i_keys = [SCORE_GROUPS[g][1].format(unit=period) for g in groups]
@@ -222,6 +231,89 @@ async def survey_scores(
         "until": until,
         "survey": survey_id,
     }
+    rows = _rows(await db.execute(text(sql), params))
+    return [
+        {
+            **{g: row[n] for g, n in zip(groups, names, strict=True)},
+            **{k: v for k, v in row.items() if not k.startswith("g_")},
+        }
+        for row in rows
+    ]
+
+
+def _day_aligned(moment: dt.datetime | None) -> bool:
+    """Open, or a UTC midnight: the bound of a range of whole days of the summaries."""
+    if moment is None:
+        return True
+    utc = moment.astimezone(dt.UTC)
+    return (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
+
+
+# group -> expression over a score day s / an invitation day v (migration 0010's tables)
+SUMMARY_GROUPS: dict[str, str] = {
+    "SURVEY": "{t}.survey_id",
+    "TIER": "{t}.tier",
+    "CHANNEL": "{t}.channel",
+    "PERIOD": "date_trunc('{unit}', {t}.day, 'UTC')",
+}
+
+
+async def _survey_scores_summarised(
+    db: Executor,
+    *,
+    kind: str,
+    groups: list[str],
+    period: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    survey_id: UUID | None,
+) -> list[dict[str, Any]]:
+    """survey_scores from report_score_days and report_invitation_days: each response and each first
+    invitation lies in one day (UTC) x survey x tier x channel, so the groups' sums are the raw counts."""
+    names = [f"g_{g.lower()}" for g in groups]
+    s_select = "".join(
+        f"{SUMMARY_GROUPS[g].format(t='s', unit=period)} AS {n}, " for g, n in zip(groups, names, strict=True)
+    )
+    v_select = "".join(
+        f"{SUMMARY_GROUPS[g].format(t='v', unit=period)} AS {n}, " for g, n in zip(groups, names, strict=True)
+    )
+    by_position = ", ".join(str(n + 1) for n in range(len(groups)))
+    # a group exists when it has an answer (an invitation); without groups, one row of zeros as the raw query
+    s_group = f"GROUP BY {by_position} HAVING sum(s.answers) > 0" if groups else ""
+    v_group = f"GROUP BY {by_position} HAVING sum(v.invitations) > 0" if groups else ""
+    outer_keys = ", ".join(names)
+    sql = f"""
+    WITH scored AS (
+        SELECT {s_select}
+               coalesce(sum(s.responses), 0) AS responses, coalesce(sum(s.answers), 0) AS answers,
+               coalesce(sum(s.positive), 0) AS positive, coalesce(sum(s.negative), 0) AS negative,
+               0::numeric AS invitations, 0::numeric AS answered
+        FROM report_score_days s
+        WHERE s.kind = :kind AND {_in_range("s.day")}
+          AND (CAST(:survey AS uuid) IS NULL OR s.survey_id = CAST(:survey AS uuid))
+        {s_group}
+    ),
+    invited AS (
+        SELECT {v_select}
+               0::numeric, 0::numeric, 0::numeric, 0::numeric,
+               coalesce(sum(v.invitations), 0), coalesce(sum(v.answered), 0)
+        FROM report_invitation_days v
+        WHERE v.survey_id IN (SELECT q.survey_id FROM survey_questions q WHERE q.kind = :kind)
+          AND {_in_range("v.day")}
+          AND (CAST(:survey AS uuid) IS NULL OR v.survey_id = CAST(:survey AS uuid))
+        {v_group}
+    )
+    SELECT {outer_keys}{", " if names else ""}
+           sum(responses)::int AS responses, sum(answers)::int AS answers,
+           sum(positive)::int AS positive, sum(negative)::int AS negative,
+           CASE WHEN sum(answers) > 0 THEN round(100.0 * (sum(positive) - sum(negative)) / sum(answers), 2) END
+               AS score,
+           sum(invitations)::int AS invitations, sum(answered)::int AS answered,
+           CASE WHEN sum(invitations) > 0 THEN round(1.0 * sum(answered) / sum(invitations), 4) END AS response_rate
+    FROM (SELECT * FROM scored UNION ALL SELECT * FROM invited) u
+    {f"GROUP BY {outer_keys} ORDER BY {outer_keys}" if names else ""}
+    """
+    params = {"kind": kind, "since": since, "until": until, "survey": survey_id}
     rows = _rows(await db.execute(text(sql), params))
     return [
         {

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from domain.errors import Conflict, NotFound
 from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner, to_page
 from infra.tables import complaints, customers, survey_answers, survey_questions, survey_responses, surveys
 
 s, q, r, a = surveys, survey_questions, survey_responses, survey_answers
@@ -102,7 +102,7 @@ async def find_response(
     if external_id is not None:
         same = (
             await db.execute(
-                select(r.c.id).where(r.c.partner_id.is_not_distinct_from(partner_id), r.c.external_id == external_id)
+                select(r.c.id).where(same_partner(r.c.partner_id, partner_id), r.c.external_id == external_id)
             )
         ).scalar_one_or_none()
         if same is not None:

@@ -148,6 +148,13 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             ).one()
             assert texts[0] > 0
             assert texts[1] == 0
+            notes = (
+                await conn.execute(
+                    text("SELECT count(note), count(*) FILTER (WHERE note NOT LIKE 'tw1:%') FROM complaint_events")
+                )
+            ).one()
+            assert notes[0] > 0
+            assert notes[1] == 0
             c = t.customers.c
             rows = (
                 await conn.execute(
@@ -168,5 +175,9 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             description = (await conn.execute(select(t.complaints.c.description).limit(1))).scalar_one()
             assert len(description) > 20
             assert not description.startswith("tw1:")
+            note = (
+                await conn.execute(select(t.complaint_events.c.note).where(t.complaint_events.c.note.isnot(None)).limit(1))
+            ).scalar_one()
+            assert note and not note.startswith("tw1:")  # decrypted by the column type
     finally:
         await engine.dispose()

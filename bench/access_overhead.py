@@ -46,6 +46,9 @@ class AllFull:
     policy_version = 0
     levels = dict.fromkeys(CATALOGUE, Level.FULL)
 
+    def __init__(self) -> None:
+        self.memo: dict[str, Any] = {}
+
     def read(self, key: str) -> Level:
         return Level.FULL
 
@@ -59,7 +62,8 @@ async def client_for(url: str, settings: Settings, *, enforced: bool) -> AsyncIt
     async with app.router.lifespan_context(app):
         services = app.state.services["services"]
         if not enforced:
-            services.authz.store.decisions_for = lambda roles, scopes: AllFull()
+            all_full = AllFull()  # one per role set, as the policy store keeps them
+            services.authz.store.decisions_for = lambda roles, scopes: all_full
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             client.services = services  # type: ignore[attr-defined]
@@ -71,7 +75,7 @@ async def client_for(url: str, settings: Settings, *, enforced: bool) -> AsyncIt
 
 async def main(customers: int, rounds: int, per_round: int) -> str:
     url = await bench_database(f"tierwise_bench_{customers}", customers)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, rate_limit_enabled=False)  # type: ignore[call-arg]  # limits: measured elsewhere
     async with client_for(url, settings, enforced=True) as guarded:
         async with guarded.services.engine.connect() as conn:  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):

@@ -695,6 +695,10 @@ async def generate(
                 await recompute_in_chunks(engine)
                 steps["churn scores"] = time.perf_counter() - t0
             if not reused or len(steps) > 1:  # something was written: fresh visibility map and statistics
+                t0 = time.perf_counter()  # the COPY skipped the triggers (replica role): refill the report summaries
+                async with engine.begin() as conn:
+                    await conn.execute(text("SELECT report_summaries_rebuild()"))
+                steps["report summaries (rebuild)"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 async with engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, TIMESTAMP, UUID
 
 from domain import enums
 from domain.complaints import COMPLAINT_EVENT_KINDS
@@ -590,4 +590,96 @@ Index(
     unique=True,
     postgresql_nulls_not_distinct=True,
     postgresql_where=survey_responses.c.external_id.isnot(None),
+)
+
+# ---------------------------------------------------------------- report summaries (0010)
+# Kept current by triggers in PostgreSQL (see the migration); report_summaries_rebuild() refills them.
+
+report_score_days = Table(
+    "report_score_days",
+    metadata,
+    Column("day", TS, nullable=False),  # UTC day of submission
+    Column("kind", Text, nullable=False),
+    Column("survey_id", UUID(as_uuid=True), nullable=False),
+    Column("tier", Text, nullable=True),
+    Column("channel", Text, nullable=False),
+    Column("responses", BigInteger, nullable=False, server_default="0"),
+    Column("answers", BigInteger, nullable=False, server_default="0"),
+    Column("positive", BigInteger, nullable=False, server_default="0"),
+    Column("negative", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint(
+        "day", "kind", "survey_id", "tier", "channel", name="uq_report_score_days", postgresql_nulls_not_distinct=True
+    ),
+)
+
+report_invitation_targets = Table(
+    "report_invitation_targets",
+    metadata,
+    Column("survey_id", UUID(as_uuid=True), primary_key=True),
+    Column("customer_id", UUID(as_uuid=True), primary_key=True),
+    Column("complaint_key", UUID(as_uuid=True), primary_key=True),  # the complaint, or the nil uuid
+    Column("day", TS, nullable=False),  # UTC day of the first invitation
+    Column("tier", Text, nullable=True),
+    Column("channel", Text, nullable=False),
+    Column("answered", Boolean, nullable=False),
+)
+
+report_invitation_days = Table(
+    "report_invitation_days",
+    metadata,
+    Column("day", TS, nullable=False),
+    Column("survey_id", UUID(as_uuid=True), nullable=False),
+    Column("tier", Text, nullable=True),
+    Column("channel", Text, nullable=False),
+    Column("invitations", BigInteger, nullable=False, server_default="0"),
+    Column("answered", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint(
+        "day", "survey_id", "tier", "channel", name="uq_report_invitation_days", postgresql_nulls_not_distinct=True
+    ),
+)
+
+report_complaint_clocks = Table(
+    "report_complaint_clocks",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),  # the complaint's
+    Column("tier_at_open", Text, nullable=True),
+    Column("opened_at", TS, nullable=False),
+    Column("first_response_due_at", TS, nullable=True),
+    Column("resolution_due_at", TS, nullable=True),
+    Column("first_responded_at", TS, nullable=True),
+    Column("resolved_at", TS, nullable=True),
+    Column("paused_since", TS, nullable=True),
+    Column("paused_seconds", Integer, nullable=False),
+    Column("first_response_breached", Boolean, nullable=False),
+    Column("resolution_breached", Boolean, nullable=False),
+    Column("first_response_s", DOUBLE_PRECISION, nullable=True),
+    Column("resolution_s", DOUBLE_PRECISION, nullable=True),
+    Column("running", Boolean),  # generated (stored): a clock runs, so its breach depends on the time
+)
+Index(
+    "ix_report_complaint_clocks_running",
+    report_complaint_clocks.c.tier_at_open,
+    postgresql_where=report_complaint_clocks.c.running,
+)
+
+report_complaint_tiers = Table(
+    "report_complaint_tiers",
+    metadata,
+    Column("tier", Text, nullable=True),  # complaints with settled clocks by tier at opening
+    Column("complaints", BigInteger, nullable=False, server_default="0"),
+    Column("with_sla", BigInteger, nullable=False, server_default="0"),
+    Column("breached", BigInteger, nullable=False, server_default="0"),
+    Column("responded", BigInteger, nullable=False, server_default="0"),
+    Column("resolved", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("tier", name="uq_report_complaint_tiers", postgresql_nulls_not_distinct=True),
+)
+
+report_tier_reach = Table(
+    "report_tier_reach",
+    metadata,
+    Column("tier", Text, nullable=True),  # live customers by their tier now
+    Column("customers", BigInteger, nullable=False, server_default="0"),
+    Column("invited", BigInteger, nullable=False, server_default="0"),
+    Column("answered", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("tier", name="uq_report_tier_reach", postgresql_nulls_not_distinct=True),
 )

@@ -327,8 +327,18 @@ async def _survey_scores_summarised(
 # ---------------------------------------------------------------- fairness
 
 
-async def fairness(db: Executor, *, since: dt.datetime | None, until: dt.datetime | None) -> list[dict[str, Any]]:
-    """One row per tier of the active policy, lowest rank first."""
+async def fairness(
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, summaries: bool = True
+) -> list[dict[str, Any]]:
+    """One row per tier of the active policy, lowest rank first.
+
+    Over the whole history (no range) from the summaries of migration 0010 (same results): the counts of
+    the complaints whose clocks are settled (stopped or paused: breached or not whatever the time) per tier,
+    plus the running ones counted as of now; the complaints' clocks (narrow, with the two durations indexed
+    per tier, so a median is two index entries at an offset); the live customers invited / answering per
+    tier; the NPS answers per day and tier. A range takes the raw query."""
+    if summaries and since is None and until is None:
+        return await _fairness_summarised(db)
     sql = f"""
     WITH active_tiers AS ({ACTIVE_TIERS}),
     handled AS (
@@ -387,6 +397,75 @@ async def fairness(db: Executor, *, since: dt.datetime | None, until: dt.datetim
     ORDER BY t.rank
     """
     return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+
+
+def _median_sql(column: str, count: str) -> str:
+    """percentile_cont(0.5) of ``column`` over the tier's clocks, as PostgreSQL computes it (orderedsetaggs.c:
+    the value at floor((n - 1) / 2), interpolated towards the next one when n is even), from the index."""
+    return f"""(SELECT CASE WHEN floor(p.pos) = p.pos THEN m.v[1]
+                            ELSE m.v[1] + (m.v[2] - m.v[1]) * (p.pos - floor(p.pos)) END
+               FROM (SELECT 0.5::float8 * (h.{count} - 1) AS pos) p
+               CROSS JOIN LATERAL (
+                   SELECT array_agg(x.v ORDER BY x.v) AS v FROM (
+                       SELECT k.{column} AS v FROM report_complaint_clocks k
+                       WHERE k.tier_at_open = h.tier AND k.{column} IS NOT NULL
+                       ORDER BY k.{column} OFFSET floor(p.pos)::bigint LIMIT 2) x) m)"""
+
+
+async def _fairness_summarised(db: Executor) -> list[dict[str, Any]]:
+    sql = f"""
+    WITH active_tiers AS ({ACTIVE_TIERS}),
+    counted AS (  -- settled clocks: counted as they change; running ones: counted as of now (a few, indexed)
+        SELECT tier, sum(complaints) AS complaints, sum(with_sla) AS with_sla, sum(breached) AS breached,
+               sum(responded) AS responded, sum(resolved) AS resolved
+        FROM (
+            SELECT s.tier, s.complaints, s.with_sla, s.breached, s.responded, s.resolved
+            FROM report_complaint_tiers s
+            UNION ALL
+            SELECT k.tier_at_open, count(*),
+                   count(*) FILTER (WHERE k.first_response_due_at IS NOT NULL OR k.resolution_due_at IS NOT NULL),
+                   count(*) FILTER (WHERE {breached_sql("k")}),
+                   count(k.first_responded_at), count(k.resolved_at)
+            FROM report_complaint_clocks k WHERE k.running GROUP BY k.tier_at_open
+        ) u
+        WHERE tier IN (SELECT code FROM active_tiers)
+        GROUP BY tier
+        HAVING sum(complaints) > 0
+    ),
+    handled AS (
+        SELECT h.*,
+               CASE WHEN h.responded > 0 THEN {_median_sql("first_response_s", "responded")} END AS first_response_s,
+               CASE WHEN h.resolved > 0 THEN {_median_sql("resolution_s", "resolved")} END AS resolution_s
+        FROM counted h
+    ),
+    reach AS (
+        SELECT tier, customers, invited, answered FROM report_tier_reach
+    ),
+    nps AS (
+        SELECT s.tier, sum(s.answers) AS answers, sum(s.positive) AS promoters, sum(s.negative) AS detractors
+        FROM report_score_days s WHERE s.kind = 'nps'
+        GROUP BY s.tier HAVING sum(s.answers) > 0
+    )
+    SELECT t.code AS tier, t.rank,
+           coalesce(h.complaints, 0)::bigint AS complaints, coalesce(h.with_sla, 0)::bigint AS with_sla,
+           coalesce(h.breached, 0)::bigint AS breached, coalesce(h.responded, 0)::bigint AS responded,
+           coalesce(h.resolved, 0)::bigint AS resolved,
+           round((h.first_response_s / 60.0)::numeric, 2) AS median_first_response_minutes,
+           round((h.resolution_s / 60.0)::numeric, 2) AS median_resolution_minutes,
+           CASE WHEN h.with_sla > 0 THEN round(1.0 * h.breached / h.with_sla, 4) END AS breach_rate,
+           coalesce(x.customers, 0) AS customers, coalesce(x.invited, 0) AS invited,
+           coalesce(x.answered, 0) AS answered,
+           CASE WHEN x.customers > 0 THEN round(1.0 * x.invited / x.customers, 4) END AS invited_share,
+           CASE WHEN x.customers > 0 THEN round(1.0 * x.answered / x.customers, 4) END AS answered_share,
+           coalesce(n.answers, 0)::bigint AS nps_answers,
+           CASE WHEN n.answers > 0 THEN round(100.0 * (n.promoters - n.detractors) / n.answers, 2) END AS nps
+    FROM active_tiers t
+    LEFT JOIN handled h ON h.tier = t.code
+    LEFT JOIN reach x ON x.tier IS NOT DISTINCT FROM t.code
+    LEFT JOIN nps n ON n.tier = t.code
+    ORDER BY t.rank
+    """
+    return _rows(await db.execute(text(sql)))
 
 
 # ---------------------------------------------------------------- churn

@@ -178,6 +178,7 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             note = (
                 await conn.execute(select(t.complaint_events.c.note).where(t.complaint_events.c.note.isnot(None)).limit(1))
             ).scalar_one()
-            assert note and not note.startswith("tw1:")  # decrypted by the column type
+            assert note
+            assert not note.startswith("tw1:")  # decrypted by the column type
     finally:
         await engine.dispose()

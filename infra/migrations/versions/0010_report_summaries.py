@@ -317,43 +317,40 @@ BEGIN
 END $$;
 """
 
-TRIGGERS = """
-CREATE TRIGGER report_answers_ins AFTER INSERT ON survey_answers
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_answers_inserted();
-CREATE TRIGGER report_answers_del AFTER DELETE ON survey_answers
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_answers_deleted();
-CREATE TRIGGER report_answers_upd AFTER UPDATE ON survey_answers
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_answers_updated();
-CREATE TRIGGER report_responses_deleting BEFORE DELETE ON survey_responses
-    FOR EACH ROW EXECUTE FUNCTION report_response_deleting();
-CREATE TRIGGER report_responses_ins AFTER INSERT ON survey_responses
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_keys_inserted();
-CREATE TRIGGER report_responses_del AFTER DELETE ON survey_responses
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_keys_deleted();
-CREATE TRIGGER report_responses_upd AFTER UPDATE ON survey_responses
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_responses_updated();
-CREATE TRIGGER report_invitations_ins AFTER INSERT ON survey_invitations
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_keys_inserted();
-CREATE TRIGGER report_invitations_del AFTER DELETE ON survey_invitations
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_keys_deleted();
-CREATE TRIGGER report_invitations_upd AFTER UPDATE ON survey_invitations
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_keys_updated();
-"""
 
-DROP = """
-DROP TRIGGER IF EXISTS report_invitations_upd ON survey_invitations;
-DROP TRIGGER IF EXISTS report_invitations_del ON survey_invitations;
-DROP TRIGGER IF EXISTS report_invitations_ins ON survey_invitations;
-DROP TRIGGER IF EXISTS report_responses_upd ON survey_responses;
-DROP TRIGGER IF EXISTS report_responses_del ON survey_responses;
-DROP TRIGGER IF EXISTS report_responses_ins ON survey_responses;
-DROP TRIGGER IF EXISTS report_responses_deleting ON survey_responses;
-DROP TRIGGER IF EXISTS report_answers_upd ON survey_answers;
-DROP TRIGGER IF EXISTS report_answers_del ON survey_answers;
-DROP TRIGGER IF EXISTS report_answers_ins ON survey_answers;
+def _statement_triggers(*specs: tuple[str, str, str, str, str]) -> tuple[str, str]:
+    """CREATE and DROP of statement-level AFTER INSERT / DELETE / UPDATE triggers with transition tables:
+    (trigger name prefix, table, insert function, delete function, update function)."""
+    create, drop = [], []
+    for prefix, table, on_insert, on_delete, on_update in specs:
+        create.append(
+            f"CREATE TRIGGER {prefix}_ins AFTER INSERT ON {table}\n"
+            f"    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {on_insert}();\n"
+            f"CREATE TRIGGER {prefix}_del AFTER DELETE ON {table}\n"
+            f"    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {on_delete}();\n"
+            f"CREATE TRIGGER {prefix}_upd AFTER UPDATE ON {table}\n"
+            f"    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT\n"
+            f"    EXECUTE FUNCTION {on_update}();\n"
+        )
+        drop[:0] = [f"DROP TRIGGER IF EXISTS {prefix}_{op} ON {table};\n" for op in ("upd", "del", "ins")]
+    return "\n" + "".join(create), "\n" + "".join(drop)
+
+
+_SCORE_TRIGGERS, _SCORE_TRIGGERS_DROP = _statement_triggers(
+    ("report_answers", "survey_answers", "report_answers_inserted", "report_answers_deleted", "report_answers_updated"),
+    ("report_responses", "survey_responses", "report_keys_inserted", "report_keys_deleted", "report_responses_updated"),
+    ("report_invitations", "survey_invitations", "report_keys_inserted", "report_keys_deleted", "report_keys_updated"),
+)
+TRIGGERS = (
+    _SCORE_TRIGGERS
+    + """CREATE TRIGGER report_responses_deleting BEFORE DELETE ON survey_responses
+    FOR EACH ROW EXECUTE FUNCTION report_response_deleting();
+"""
+)
+
+DROP = (
+    _SCORE_TRIGGERS_DROP
+    + """DROP TRIGGER IF EXISTS report_responses_deleting ON survey_responses;
 DROP FUNCTION IF EXISTS report_keys_updated(), report_keys_deleted(), report_keys_inserted(),
     report_responses_updated(), report_response_deleting(), report_answers_updated(), report_answers_deleted(),
     report_answers_inserted(), report_summaries_rebuild(), report_refresh_targets(uuid[], uuid[], uuid[]),
@@ -361,6 +358,7 @@ DROP FUNCTION IF EXISTS report_keys_updated(), report_keys_deleted(), report_key
     report_apply_answers(uuid[], uuid[], integer[], integer[]), report_score_band(text, integer);
 DROP TABLE IF EXISTS report_invitation_days, report_invitation_targets, report_score_days;
 """
+)
 
 # ---------------------------------------------------------------- the fairness report (unbounded range)
 
@@ -601,55 +599,21 @@ END
 $$;
 """
 
-FAIRNESS_TRIGGERS = """
-CREATE TRIGGER report_customers_ins AFTER INSERT ON customers
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_customers_changed();
-CREATE TRIGGER report_customers_del AFTER DELETE ON customers
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_customers_changed();
-CREATE TRIGGER report_customers_upd AFTER UPDATE ON customers
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_customers_changed();
-CREATE TRIGGER report_reach_invitations_ins AFTER INSERT ON survey_invitations
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_reach_invitations_del AFTER DELETE ON survey_invitations
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_reach_invitations_upd AFTER UPDATE ON survey_invitations
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_reach_responses_ins AFTER INSERT ON survey_responses
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_reach_responses_del AFTER DELETE ON survey_responses
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_reach_responses_upd AFTER UPDATE ON survey_responses
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_activity_changed();
-CREATE TRIGGER report_complaints_ins AFTER INSERT ON complaints
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_complaints_changed();
-CREATE TRIGGER report_complaints_del AFTER DELETE ON complaints
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION report_complaints_changed();
-CREATE TRIGGER report_complaints_upd AFTER UPDATE ON complaints
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION report_complaints_changed();
-"""
+FAIRNESS_TRIGGERS, _FAIRNESS_TRIGGERS_DROP = _statement_triggers(
+    ("report_customers", "customers", *("report_customers_changed",) * 3),
+    ("report_reach_invitations", "survey_invitations", *("report_activity_changed",) * 3),
+    ("report_reach_responses", "survey_responses", *("report_activity_changed",) * 3),
+    ("report_complaints", "complaints", *("report_complaints_changed",) * 3),
+)
 
-FAIRNESS_DROP = """
-DROP TRIGGER IF EXISTS report_complaints_upd ON complaints;
-DROP TRIGGER IF EXISTS report_complaints_del ON complaints;
-DROP TRIGGER IF EXISTS report_complaints_ins ON complaints;
-DROP TRIGGER IF EXISTS report_reach_responses_upd ON survey_responses;
-DROP TRIGGER IF EXISTS report_reach_responses_del ON survey_responses;
-DROP TRIGGER IF EXISTS report_reach_responses_ins ON survey_responses;
-DROP TRIGGER IF EXISTS report_reach_invitations_upd ON survey_invitations;
-DROP TRIGGER IF EXISTS report_reach_invitations_del ON survey_invitations;
-DROP TRIGGER IF EXISTS report_reach_invitations_ins ON survey_invitations;
-DROP TRIGGER IF EXISTS report_customers_upd ON customers;
-DROP TRIGGER IF EXISTS report_customers_del ON customers;
-DROP TRIGGER IF EXISTS report_customers_ins ON customers;
-DROP FUNCTION IF EXISTS report_fairness_rebuild(), report_complaints_changed(), report_activity_changed(),
+FAIRNESS_DROP = (
+    _FAIRNESS_TRIGGERS_DROP
+    + """DROP FUNCTION IF EXISTS report_fairness_rebuild(), report_complaints_changed(), report_activity_changed(),
     report_customers_changed(), report_reach_activity(uuid[], integer[], boolean),
     report_reach_apply(text[], integer[], integer[], integer[]);
 DROP TABLE IF EXISTS report_complaint_tiers, report_tier_reach, report_complaint_clocks;
 """
+)
 
 
 def _script(sql: str) -> None:

@@ -352,18 +352,10 @@ class _Compiler:
             item_non_null = is_non_null_type(item_type)
             return _list_completer(item, item_non_null, nodes)
         if is_leaf_type(type_):
-            coerce = type_.coerce_output_value
+            leaf = _leaf(type_, False, "")  # a null is refused by the non-null wrapper above
 
             def complete_leaf(run: _Run, value: Any, path: Path) -> Any:
-                if value is None or value is Undefined:
-                    return None
-                coerced = coerce(value)
-                if coerced is Undefined or coerced is None:
-                    raise TypeError(
-                        f"Expected `{gql_inspect(type_)}.coerce_output_value("
-                        f"{gql_inspect(value)})` to return non-nullable value, returned: {gql_inspect(coerced)}"
-                    )
-                return coerced
+                return leaf(value)
 
             return complete_leaf
         if is_object_type(type_):
@@ -380,8 +372,8 @@ class _Compiler:
 
 
 def _leaf(type_: Any, non_null: bool, message: str) -> Callable[[Any], Any]:
-    """The completion of an attribute scalar or enum field, as graphql-core does it, in one call: no
-    path unless it fails, no awaitable check (a row value is never awaitable)."""
+    """The completion of a scalar or enum value, as graphql-core does it, in one call: no path unless
+    it fails, no awaitable check (used directly for attribute fields: a row value is never awaitable)."""
     coerce = type_.coerce_output_value
 
     def leaf(value: Any) -> Any:

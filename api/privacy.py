@@ -16,10 +16,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.context import Context
-from api.errors import coded
+from api.errors import FORBIDDEN, coded
 from api.ids import from_global_id, to_global_id
 from api.resolving import mutate, query
 from api.types import CustomerType, PageInfo, UserError, _connection, load_customer
+from authz.catalogue import CATALOGUE
+from authz.policy import Decisions, Level
 from domain import quality as rules
 from domain.errors import ValidationFailed
 from infra.pagination import decode_cursor, encode_cursor
@@ -27,6 +29,12 @@ from infra.repos import authz as authz_repo
 from infra.repos import quality as quality_repo
 
 PAIR_SORT = "DUPLICATE_PAIR"
+# The catalogue types whose data an export hands out decrypted. The export is one JSON value that the
+# field guards cannot look into, so it is refused unless the caller may read every field of these in full.
+_EXPORTED = (
+    "Customer CustomerMetrics ChurnRisk TierChange Purchase Complaint ComplaintEvent SurveyResponse SurveyAnswer"
+)
+EXPORTED_TYPES = frozenset(_EXPORTED.split())
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -36,6 +44,18 @@ def _ctx(info: Info[Context, None]) -> Context:
 def _criteria(info: Info[Context, None]) -> tuple[str, ...]:
     s = _ctx(info).settings
     return rules.parse_names(s.duplicate_criteria, rules.DUPLICATE_CRITERIA, "TIERWISE_DUPLICATE_CRITERIA")
+
+
+def _export_gaps(decisions: Decisions) -> list[str]:
+    """The exported fields this caller may not read in full (memoised per role set)."""
+    gaps: list[str] | None = decisions.memo.get("export_gaps")
+    if gaps is None:
+        gaps = decisions.memo["export_gaps"] = sorted(
+            key
+            for key, spec in CATALOGUE.items()
+            if spec.type_name in EXPORTED_TYPES and decisions.read(key) is not Level.FULL
+        )
+    return gaps
 
 
 def _customer_id(global_id: str, field: str) -> UUID:
@@ -264,6 +284,9 @@ class PrivacyQuery:
     )
     async def export_customer_data(self, info: Info[Context, None], id: strawberry.ID) -> JSON | None:
         ctx = _ctx(info)
+        gaps = _export_gaps(ctx.decisions)
+        if gaps:
+            raise coded(f"an export needs full read of every customer field; not granted: {', '.join(gaps)}", FORBIDDEN)
 
         async def run() -> Any:
             customer_id = _customer_id(id, "id")

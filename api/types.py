@@ -18,8 +18,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.ids import to_global_id
 from authz.catalogue import CATALOGUE
-from authz.masking import MASKS
-from authz.policy import Decisions, Level, present
+from authz.policy import Decisions, Level, present, presenter
 from domain import churn as churn_rules
 from domain import enums
 from domain import sla as sla_rules
@@ -415,19 +414,12 @@ def _presenter(d: Decisions, key: str, *, consent_aware: bool) -> _Presenter:
     """``present(d, key, value, consented=…)`` as ``(value, row) -> shown``, with the decision taken once
     per role set instead of once per value (a page of customers asks it hundreds of times).
     ``consent_aware``: whether the row's consent on the field's channel counts (as in ``from_row``)."""
-    level = d.read(key)
-    spec = CATALOGUE[key]
-    if level is Level.FULL:
-        return lambda value, _row: value
-    if level is Level.CONSENTED:
-        if not consent_aware or spec.consent is None:
-            return lambda _value, _row: None
-        column = f"consent_{spec.consent}_at"
-        return lambda value, row: value if row.get(column) is not None else None
-    if level is Level.MASKED and spec.mask:
-        mask = MASKS[spec.mask]
-        return lambda value, _row: None if value is None else mask(value)
-    return lambda _value, _row: None
+    show = presenter(d, key)
+    channel = CATALOGUE[key].consent
+    if not consent_aware or channel is None:
+        return lambda value, _row: show(value, False)
+    column = f"consent_{channel}_at"
+    return lambda value, row: show(value, row.get(column) is not None)
 
 
 def _customer_presenters(d: Decisions) -> tuple[_Presenter, ...]:

@@ -252,7 +252,8 @@ _FIELDS.update(
 
 # Data quality and the rights of the data subject (api/privacy.py, issue 8). The pair's customers meet
 # their own Customer guards; report rows are aggregates behind the report's own grant. An export is
-# all-or-nothing behind Query.exportCustomerData (admins and data stewards), and audited.
+# all-or-nothing: Query.exportCustomerData plus FULL read of every customer-data field it holds
+# (api/privacy.py, EXPORTED_TYPES; admins and data stewards), and audited.
 _FIELDS["Query"].update({"customerDuplicates": I, "dataQualityReport": I, "exportCustomerData": I})
 _FIELDS["Mutation"].update({"mergeCustomers": I, "eraseCustomer": I, "setCustomerConsent": I})
 _FIELDS.update(

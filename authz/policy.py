@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -176,15 +176,34 @@ class PolicyStore:
         return bool(allowed), lines, why
 
 
+def presenter(decisions: Decisions, key: str) -> Callable[[object, bool], object]:
+    """``present`` for one field with the decision taken once, as ``show(value, consented)``: for code
+    that presents the same field of many rows (a page of customers)."""
+    level = decisions.read(key)
+    if level is Level.FULL:
+        return _as_is
+    if level is Level.CONSENTED:
+        return _if_consented
+    mask = CATALOGUE[key].mask
+    if level is Level.MASKED and mask:
+        masked = MASKS[mask]
+        return lambda value, _consented: None if value is None else masked(value)
+    return _hidden
+
+
+def _as_is(value: object, _consented: bool) -> object:
+    return value
+
+
+def _if_consented(value: object, consented: bool) -> object:
+    return value if consented else None
+
+
+def _hidden(_value: object, _consented: bool) -> object:
+    return None
+
+
 def present(decisions: Decisions, key: str, value: object, *, consented: bool = False) -> object:
     """A value as this caller may see it: itself, its masked form, or nothing. ``consented`` tells
     whether the customer consented on the field's channel (for CONSENTED grants)."""
-    level = decisions.read(key)
-    if level is Level.FULL or value is None:
-        return value
-    if level is Level.CONSENTED:
-        return value if consented else None
-    if level is Level.MASKED:
-        mask = CATALOGUE[key].mask
-        return MASKS[mask](value) if mask else None
-    return None
+    return presenter(decisions, key)(value, consented)

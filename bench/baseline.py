@@ -3,10 +3,13 @@ hand-written SQL and the same JSON as tierwise — the practical limit of this m
 access-control layer (masking is applied inline for the support-agent page, as the answer requires).
 
 Sensitive values are stored encrypted (infra/crypto.py): the baseline decrypts them with the same keyring,
-as any service reading this database must. The reports run the very SQL of infra/repos/reports.py (it
-is hand-written already: what is measured is what tierwise adds around it); ingest inserts the batch and
-runs the tier engine's incremental re-tier (infra/tiering.refresh) in the same transaction, as tierwise
-does, without its churn job.
+as any service reading this database must. Not everything is hand-written here: the reports call
+infra/repos/reports.py itself (survey_scores, fairness, with their default ``summaries=True``, so they read
+the trigger-kept summary tables of migration 0010 just as tierwise does) and the tier distribution calls
+infra/repos/tiers.py: their ratios measure what tierwise adds around the same SQL, not the summaries' gain
+over a scan of the raw tables (README: "Reports over the 1 M data set" gives both). Ingest
+inserts the batch and runs the tier engine's incremental re-tier (infra/tiering.refresh) in the same
+transaction, as tierwise does, without its churn job.
 
     BENCH_DATABASE_URL=postgresql://… uvicorn bench.baseline:app --port 18002
 """

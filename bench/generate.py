@@ -638,11 +638,14 @@ async def generate(
                 ):
                     stats.generate_s += gen_s
                     async with engine.begin() as conn:
-                        raw = (await conn.get_raw_connection()).driver_connection
                         # Foreign keys hold by construction (and tests/integration/test_bench_generate.py checks
-                        # them): the replica role skips their per-row triggers, the largest cost of the COPY.
-                        await raw.execute("SET LOCAL session_replication_role = replica")
-                        await raw.execute("SET LOCAL synchronous_commit = off")
+                        # them): the replica role skips their per-row triggers, the largest cost of the COPY, and
+                        # the report summaries' triggers (rebuilt below). Through SQLAlchemy, not the raw
+                        # connection: that opens the chunk's transaction the COPY joins (a SET LOCAL outside a
+                        # transaction is a no-op, and every COPY would commit on its own).
+                        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+                        await conn.execute(text("SET LOCAL synchronous_commit = off"))
+                        raw = (await conn.get_raw_connection()).driver_connection
                         for name in TABLES:
                             t1 = time.perf_counter()
                             if rows[name]:

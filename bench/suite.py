@@ -123,44 +123,33 @@ def lua_get() -> str:
 
 
 def lua_ingest(token: str, customer_refs: list[str], batch: int, graphql: bool = True) -> str:
+    """Batches of ``batch`` purchases over ``customer_refs``: a recordPurchases mutation, or (``graphql=False``)
+    the baseline's plain JSON body; unique external ids per thread and request (prefix B, or X for the baseline)."""
     refs = ",".join(json.dumps(r) for r in customer_refs)
-    if not graphql:
-        return f"""
-local refs = {{{refs}}}
-local n = 0
-local thread_id = math.random(1, 1000000000)
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  n = n + 1
-  local items = {{}}
-  for i = 1, {batch} do
-    local ref = refs[((n * {batch} + i) % #refs) + 1]
-    items[i] = string.format('{{"customerExternalRef":"%s","externalId":"X-%d-%d-%d","amount":"%d.50"}}',
-      ref, thread_id, n, i, 5 + (i % 200))
-  end
-  return wrk.format(nil, nil, nil, '{{"purchases":[' .. table.concat(items, ",") .. ']}}')
-end
-"""
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n' if graphql else ""
+    prefix = "B" if graphql else "X"
+    if graphql:
+        send = """  local q = "mutation($p: [PurchaseInput!]!) { recordPurchases(input: {purchases: $p}) "
+    .. "{ insertedCount userErrors { code } } }"
+  local body = '{"query":"' .. q .. '","variables":{"p":[' .. table.concat(items, ",") .. ']}}'
+  return wrk.format(nil, nil, nil, body)"""
+    else:
+        send = """  return wrk.format(nil, nil, nil, '{"purchases":[' .. table.concat(items, ",") .. ']}')"""
     return f"""
 local refs = {{{refs}}}
 local n = 0
 local thread_id = math.random(1, 1000000000)
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
-request = function()
+{auth}request = function()
   n = n + 1
   local items = {{}}
   for i = 1, {batch} do
     local ref = refs[((n * {batch} + i) % #refs) + 1]
-    items[i] = string.format('{{"customerExternalRef":"%s","externalId":"B-%d-%d-%d","amount":"%d.50"}}',
+    items[i] = string.format('{{"customerExternalRef":"%s","externalId":"{prefix}-%d-%d-%d","amount":"%d.50"}}',
       ref, thread_id, n, i, 5 + (i % 200))
   end
-  local q = "mutation($p: [PurchaseInput!]!) {{ recordPurchases(input: {{purchases: $p}}) "
-    .. "{{ insertedCount userErrors {{ code }} }} }}"
-  local body = '{{"query":"' .. q .. '","variables":{{"p":[' .. table.concat(items, ",") .. ']}}}}'
-  return wrk.format(nil, nil, nil, body)
+{send}
 end
 """
 

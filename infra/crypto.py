@@ -104,6 +104,14 @@ def parse_keys(spec: str) -> dict[str, bytes]:
     return keys
 
 
+def uses_development_keys(keys: str, blind_index_key: str) -> bool:
+    """Whether a key configuration reuses a fixed development key, in any base64 spelling."""
+    dev_keys = set(parse_keys(DEV_ENCRYPTION_KEYS).values())
+    return not dev_keys.isdisjoint(parse_keys(keys).values()) or _decode_key(
+        blind_index_key, "TIERWISE_BLIND_INDEX_KEY"
+    ) == _decode_key(DEV_BLIND_INDEX_KEY, "the development blind-index key")
+
+
 def generate_key_line(key_id: str) -> str:
     """A fresh ``<key id>:<base64 of 32 random bytes>`` for TIERWISE_ENCRYPTION_KEYS."""
     if not KEY_ID.match(key_id):

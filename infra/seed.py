@@ -904,7 +904,8 @@ class _Seeder:
         )
         # Encrypted at rest (infra/crypto.py): tokens and blind indexes are made here, COPY takes them as text.
         keyring = crypto.current()
-        enc, bidx = keyring.encrypt, keyring.blind_index
+        # The generated values are already in normalised form, so they index as the write path's do.
+        enc, index = keyring.encrypt, keyring.customer_indexes
         ref_date = self.ref.date()
         used_emails: set[str] = set()
         partner_seq = [0] * len(PARTNERS)
@@ -979,6 +980,9 @@ class _Seeder:
             cid = self.uid()
             self.customers.append(_Customer(cid, created, stage, partner, reach, mood, segment))
             birth_date = birth if rng.random() > 0.05 else None
+            indexes = index(
+                {"email": email, "phone": phone, "national_id": national_id, "name": name, "birth_date": birth_date}
+            )
             copier.rows.append(
                 (
                     cid,
@@ -997,10 +1001,7 @@ class _Seeder:
                     consent_phone,
                     created,
                     created + (self.ref - created) * rng.random(),
-                    email and bidx("email", email.lower()),
-                    phone and bidx("phone", phone),
-                    national_id and bidx("national_id", national_id.strip().upper()),
-                    birth_date and bidx("name_dob", crypto.name_dob_index_value(name, birth_date)),
+                    *(indexes[column] for column in BLIND_INDEX_COLUMNS),
                 )
             )
             if len(copier.rows) >= COPY_CHUNK:

@@ -119,8 +119,8 @@ class Settings(BaseSettings):
                 raise ValueError("TIERWISE_JWT_SECRET must be set in production (or use RS256)")
             if self.encryption_keys is None or self.blind_index_key is None:
                 raise ValueError("TIERWISE_ENCRYPTION_KEYS and TIERWISE_BLIND_INDEX_KEY must be set in production")
-            if crypto.DEV_ENCRYPTION_KEYS.split(":")[1] in self.encryption_keys.get_secret_value() or (
-                self.blind_index_key.get_secret_value().strip() == crypto.DEV_BLIND_INDEX_KEY
+            if crypto.uses_development_keys(
+                self.encryption_keys.get_secret_value(), self.blind_index_key.get_secret_value()
             ):
                 raise ValueError("the development encryption keys cannot be used in production")
         crypto.Keyring.from_settings(self)  # key syntax, lengths and the current key id, checked at startup

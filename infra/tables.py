@@ -124,6 +124,12 @@ Index(
     customers.c.tier_override_expires_at,
     postgresql_where=text("tier_override_code IS NOT NULL"),
 )
+Index(  # 0009: the reports' live customers per tier, index-only
+    "ix_customers_live_tier",
+    customers.c.id,
+    postgresql_include=["tier_code"],
+    postgresql_where=text("deleted_at IS NULL AND merged_into_id IS NULL"),
+)
 
 for _kind in ("email", "phone", "national_id", "name_dob"):  # 0008: duplicate candidates, index-only
     Index(
@@ -152,6 +158,7 @@ customer_metrics = Table(
     Column("latest_csat", SmallInteger, nullable=True),
     Column("computed_at", TS, nullable=False, server_default=func.now()),
 )
+Index("ix_customer_metrics_spend", customer_metrics.c.customer_id, postgresql_include=["spend_12m"])  # 0009
 
 purchases = Table(
     "purchases",
@@ -236,6 +243,13 @@ tier_changes = Table(
 )
 Index("ix_tier_changes_customer_at", tier_changes.c.customer_id, tier_changes.c.changed_at.desc())
 Index("ix_tier_changes_at", tier_changes.c.changed_at)
+Index(  # 0009
+    "ix_tier_changes_latest",
+    tier_changes.c.customer_id,
+    tier_changes.c.changed_at.desc(),
+    tier_changes.c.id.desc(),
+    postgresql_include=["to_tier"],
+)
 
 # Full re-tiers with their checkpoint (migration 0004): an interrupted run resumes after ``after_id``.
 tier_runs = Table(
@@ -414,6 +428,11 @@ Index("ix_survey_invitations_customer", survey_invitations.c.customer_id, survey
 Index("ix_survey_invitations_survey", survey_invitations.c.survey_id)
 Index("ix_survey_invitations_complaint", survey_invitations.c.survey_id, survey_invitations.c.complaint_id)  # 0005
 Index("ix_survey_invitations_purchase", survey_invitations.c.purchase_id)  # 0005
+Index(  # 0009: the first invitation per (survey, customer, complaint), in the reports' DISTINCT ON order
+    "ix_survey_invitations_target",
+    *(survey_invitations.c[n] for n in ("survey_id", "customer_id", "complaint_id", "sent_at", "id")),
+    postgresql_include=["channel", "tier_at_invitation"],
+)
 
 survey_responses = Table(
     "survey_responses",

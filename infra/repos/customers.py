@@ -233,13 +233,3 @@ async def _raise_missing_or_stale(db: Executor, customer_id: UUID, scope: Scope)
 
 async def exists(db: Executor, customer_id: UUID, scope: Scope) -> bool:
     return (await db.execute(_live(select(c.c.id).where(c.c.id == customer_id), scope))).first() is not None
-
-
-async def resolve_external_ref(db: Executor, partner_id: UUID | None, external_ref: str) -> UUID | None:
-    stmt = select(c.c.id, c.c.merged_into_id).where(
-        same_partner(c.c.partner_id, partner_id), c.c.external_ref == external_ref, c.c.deleted_at.is_(None)
-    )
-    row = (await db.execute(stmt)).first()
-    if row is None:
-        return None
-    return row.merged_into_id or row.id

@@ -42,7 +42,7 @@ _RESOLVE_OWN_REFS = text(_RESOLVE_REFS.format(partner="c.partner_id IS NULL"))
 
 async def resolve_external_refs(db: Executor, partner_id: UUID | None, refs: Sequence[str]) -> dict[str, UUID]:
     """The customers of a batch by the partner's references, in one statement (a merged customer's
-    reference gives its survivor, as ``customers.resolve_external_ref`` does); unknown references are absent."""
+    reference gives its survivor); unknown references are absent."""
     wanted = list(dict.fromkeys(refs))
     if not wanted:
         return {}

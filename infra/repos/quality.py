@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain import quality as rules
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra import churn, crypto, tiering
+from infra.repos.authz import write_audit
 from infra.repos.base import Scope
 from infra.tables import (
     audit_log,
@@ -261,8 +262,9 @@ async def merge(
             .returning(*customer_merges.c)
         )
     ).one()
-    await _audit(
+    await write_audit(
         conn,
+        target_type="Customer",
         actor=actor,
         action="customers_merged",
         request_id=request_id,
@@ -281,29 +283,6 @@ async def merges_of(conn: Any, customer_id: UUID) -> list[dict[str, Any]]:
         .order_by(m.c.merged_at, m.c.id)
     )
     return _rows(await conn.execute(stmt))
-
-
-async def _audit(
-    conn: Any,
-    *,
-    actor: str,
-    action: str,
-    request_id: str | None,
-    target_ids: list[str],
-    fields: list[str],
-    after: Any = None,
-) -> None:
-    await conn.execute(
-        insert(audit_log).values(
-            actor=actor,
-            action=action,
-            request_id=request_id,
-            target_type="Customer",
-            target_ids=target_ids,
-            fields=fields,
-            after=after,
-        )
-    )
 
 
 # ---------------------------------------------------------------- consent
@@ -341,8 +320,9 @@ async def set_consent(
     await conn.execute(
         insert(consent_events).values(customer_id=customer_id, channel=channel, given=given, actor=actor)
     )
-    await _audit(
+    await write_audit(
         conn,
+        target_type="Customer",
         actor=actor,
         action="consent_given" if given else "consent_withdrawn",
         request_id=request_id,
@@ -455,8 +435,9 @@ async def erase(conn: AsyncConnection, customer_id: UUID, *, actor: str, request
     counts["auditEntries"] = int(result.rowcount or 0)
     counts["jobs"] = await _scrub_jobs(conn, needles, [str(i) for i in ids])
 
-    await _audit(
+    await write_audit(
         conn,
+        target_type="Customer",
         actor=actor,
         action="customer_erased",
         request_id=request_id,

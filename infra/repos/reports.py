@@ -180,7 +180,6 @@ async def survey_scores(
         if "DIMENSION" in groups
         else ""
     )
-    outer_keys = ", ".join(names)
     high, low = SCORE_BANDS[kind]
     sql = f"""
     WITH scored AS (
@@ -213,15 +212,7 @@ async def survey_scores(
         WHERE {_in_range("i.sent_at")}
         {group_clause}
     )
-    SELECT {outer_keys}{", " if names else ""}
-           sum(responses)::int AS responses, sum(answers)::int AS answers,
-           sum(positive)::int AS positive, sum(negative)::int AS negative,
-           CASE WHEN sum(answers) > 0 THEN round(100.0 * (sum(positive) - sum(negative)) / sum(answers), 2) END
-               AS score,
-           sum(invitations)::int AS invitations, sum(answered)::int AS answered,
-           CASE WHEN sum(invitations) > 0 THEN round(1.0 * sum(answered) / sum(invitations), 4) END AS response_rate
-    FROM (SELECT * FROM scored UNION ALL SELECT * FROM invited) u
-    {f"GROUP BY {outer_keys} ORDER BY {outer_keys}" if names else ""}
+    {_scores_outer(names)}
     """
     params = {
         "kind": kind,
@@ -231,7 +222,26 @@ async def survey_scores(
         "until": until,
         "survey": survey_id,
     }
-    rows = _rows(await db.execute(text(sql), params))
+    return _named_groups(_rows(await db.execute(text(sql), params)), groups, names)
+
+
+def _scores_outer(names: list[str]) -> str:
+    """The final SELECT of both survey-score queries: the CTEs ``scored`` and ``invited`` (group keys
+    ``names`` first, then the six counts) summed per group, with the score and the response rate."""
+    keys = ", ".join(names)
+    return f"""SELECT {keys}{", " if names else ""}
+           sum(responses)::int AS responses, sum(answers)::int AS answers,
+           sum(positive)::int AS positive, sum(negative)::int AS negative,
+           CASE WHEN sum(answers) > 0 THEN round(100.0 * (sum(positive) - sum(negative)) / sum(answers), 2) END
+               AS score,
+           sum(invitations)::int AS invitations, sum(answered)::int AS answered,
+           CASE WHEN sum(invitations) > 0 THEN round(1.0 * sum(answered) / sum(invitations), 4) END AS response_rate
+    FROM (SELECT * FROM scored UNION ALL SELECT * FROM invited) u
+    {f"GROUP BY {keys} ORDER BY {keys}" if names else ""}"""
+
+
+def _named_groups(rows: list[dict[str, Any]], groups: list[str], names: list[str]) -> list[dict[str, Any]]:
+    """The rows with their group columns under the groups' names (``g_tier`` -> ``TIER``)."""
     return [
         {
             **{g: row[n] for g, n in zip(groups, names, strict=True)},
@@ -281,7 +291,6 @@ async def _survey_scores_summarised(
     # a group exists when it has an answer (an invitation); without groups, one row of zeros as the raw query
     s_group = f"GROUP BY {by_position} HAVING sum(s.answers) > 0" if groups else ""
     v_group = f"GROUP BY {by_position} HAVING sum(v.invitations) > 0" if groups else ""
-    outer_keys = ", ".join(names)
     sql = f"""
     WITH scored AS (
         SELECT {s_select}
@@ -303,25 +312,10 @@ async def _survey_scores_summarised(
           AND (CAST(:survey AS uuid) IS NULL OR v.survey_id = CAST(:survey AS uuid))
         {v_group}
     )
-    SELECT {outer_keys}{", " if names else ""}
-           sum(responses)::int AS responses, sum(answers)::int AS answers,
-           sum(positive)::int AS positive, sum(negative)::int AS negative,
-           CASE WHEN sum(answers) > 0 THEN round(100.0 * (sum(positive) - sum(negative)) / sum(answers), 2) END
-               AS score,
-           sum(invitations)::int AS invitations, sum(answered)::int AS answered,
-           CASE WHEN sum(invitations) > 0 THEN round(1.0 * sum(answered) / sum(invitations), 4) END AS response_rate
-    FROM (SELECT * FROM scored UNION ALL SELECT * FROM invited) u
-    {f"GROUP BY {outer_keys} ORDER BY {outer_keys}" if names else ""}
+    {_scores_outer(names)}
     """
     params = {"kind": kind, "since": since, "until": until, "survey": survey_id}
-    rows = _rows(await db.execute(text(sql), params))
-    return [
-        {
-            **{g: row[n] for g, n in zip(groups, names, strict=True)},
-            **{k: v for k, v in row.items() if not k.startswith("g_")},
-        }
-        for row in rows
-    ]
+    return _named_groups(_rows(await db.execute(text(sql), params)), groups, names)
 
 
 # ---------------------------------------------------------------- fairness

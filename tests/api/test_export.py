@@ -107,6 +107,27 @@ async def test_export_and_report_are_refused_to_support_agents_and_partners(api:
     assert error_codes(unknown) == ["NOT_FOUND"]
 
 
+async def test_export_is_refused_to_a_role_that_may_not_read_every_field_in_full(api: Api) -> None:
+    admin = await api.user("alice", "admin")
+    c = await create_customer(api, admin, name="Masked Person", nationalId="MP-1234-99")
+    for grant in (
+        'grantAccess(role: "data_steward", object: "Customer.nationalId", action: READ, effect: DENY)',
+        'grantAccess(role: "data_steward", object: "Customer.nationalId", action: READ_MASKED)',
+    ):
+        ok(await api.gql(admin, f"mutation {{ {grant} {{ ok userErrors {{ message }} }} }}"), "grantAccess")
+    steward = await api.user("dora", "data_steward")
+    seen = await api.gql(steward, "query($id: ID!) { customer(id: $id) { nationalId } }", {"id": c["id"]})
+    assert seen["data"]["customer"]["nationalId"] not in (None, "MP-1234-99")  # masked for this role
+
+    body = await api.gql(steward, EXPORT, {"id": c["id"]})
+    assert error_codes(body) == ["FORBIDDEN"]
+    assert body["data"]["exportCustomerData"] is None
+    assert "Customer.nationalId" in body["errors"][0]["message"]
+    assert "MP-1234-99" not in str(body)
+    assert await scalar(api, "SELECT count(*) FROM audit_log WHERE action = 'customer_exported'") == 0
+    assert "errors" not in await api.gql(admin, EXPORT, {"id": c["id"]})  # admins read everything in full
+
+
 async def test_data_quality_report(api: Api) -> None:
     admin = await api.user("alice", "admin")
     full = {"email": "q1@report.example", "phone": "+4930100100", "birthDate": "1980-01-01"}

@@ -1,7 +1,7 @@
 """The survey-score report (daily summaries) and the fairness report (complaint clocks, reach per tier)
 of migration 0010 equal the raw queries, for many argument combinations, on seeded data and after
 writes of every kind (new responses and invitations, changed and deleted answers and responses,
-complaint transitions, the SLA sweep, tier changes, a merge, an erasure); and the triggers leave the
+complaint transitions, the SLA sweep, tier changes, a merge, an erasure, a hard delete); and the triggers leave the
 summaries exactly as a rebuild from the data would."""
 
 from __future__ import annotations
@@ -164,6 +164,35 @@ async def _customer_pair(conn: AsyncConnection) -> tuple[UUID, UUID]:
     return row[0], row[1]
 
 
+async def _hard_delete_customer(conn: AsyncConnection) -> None:
+    """Delete a live customer with complaints, invitations and responses, and every row referencing them: no
+    service path deletes a customer or a complaint (erasure anonymises), a clean-up by hand may, and the
+    DELETE triggers of customers and complaints must then take them out of the summaries."""
+    customer = await _scalar(
+        conn,
+        """SELECT c.id FROM customers c WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL
+             AND EXISTS (SELECT 1 FROM complaints k WHERE k.customer_id = c.id)
+             AND EXISTS (SELECT 1 FROM survey_responses r WHERE r.customer_id = c.id)
+             AND NOT EXISTS (SELECT 1 FROM customers m WHERE m.merged_into_id = c.id)
+             AND NOT EXISTS (SELECT 1 FROM customer_merges g WHERE c.id IN (g.survivor_id, g.duplicate_id))
+           ORDER BY c.id LIMIT 1""",
+    )
+    assert customer is not None
+    theirs = "SELECT id FROM complaints WHERE customer_id = :c"
+    for statement in (
+        f"DELETE FROM complaint_events WHERE complaint_id IN ({theirs})",
+        f"DELETE FROM survey_responses WHERE customer_id = :c OR complaint_id IN ({theirs})",
+        f"DELETE FROM survey_invitations WHERE customer_id = :c OR complaint_id IN ({theirs})",
+        f"UPDATE complaints SET follow_up_of_id = NULL WHERE follow_up_of_id IN ({theirs})",
+        "DELETE FROM complaints WHERE customer_id = :c",
+        "DELETE FROM purchases WHERE customer_id = :c",
+        "DELETE FROM tier_changes WHERE customer_id = :c",
+        "DELETE FROM consent_events WHERE customer_id = :c",
+        "DELETE FROM customers WHERE id = :c",
+    ):
+        await conn.execute(text(statement), {"c": customer})
+
+
 async def test_writes_keep_the_summaries_equal_to_the_raw_reports(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         survey_id, questions = await _scalar(
@@ -273,5 +302,6 @@ async def test_writes_keep_the_summaries_equal_to_the_raw_reports(engine: AsyncE
             await conn.execute(text("SELECT customer_id FROM survey_responses ORDER BY submitted_at LIMIT 1"))
         ).scalar_one()
         await quality.erase(conn, erased, actor="test", request_id=None)
+        await _hard_delete_customer(conn)
     await _assert_rebuilt_equal(engine)
     assert await _assert_same(engine, thorough=True) > 1000

@@ -13,10 +13,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.complaints import TRANSITIONS
+from domain.customers import normalize_customer
 from domain.enums import SCORE_RANGES
+from infra import crypto
 from infra import tables as t
 from infra.db import create_engine
-from infra.seed import SeedReport, is_empty, seed
+from infra.seed import BLIND_INDEX_COLUMNS, SeedReport, is_empty, seed
 from tests.conftest import test_settings
 
 CUSTOMERS = 200
@@ -244,6 +246,25 @@ async def test_contact_data_is_well_formed(seeded: tuple[AsyncEngine, SeedReport
             assert 18 <= age <= 86, r.birth_date
     locales = await _rows(engine, "SELECT count(DISTINCT locale) FROM customers")
     assert locales[0][0] >= 5
+
+
+async def test_contact_data_is_normalised_and_indexed_as_the_write_path_does(
+    seeded: tuple[AsyncEngine, SeedReport],
+) -> None:
+    """The seed computes blind indexes itself (before COPY): they must be the write path's, on values the
+    write path's normalisation leaves unchanged, or equality filters and duplicate matching miss them."""
+    engine, _ = seeded
+    sources = ("name", "email", "phone", "national_id", "birth_date")
+    rows = await _customers(engine, *sources, *BLIND_INDEX_COLUMNS)
+    today = datetime.now(UTC).date()
+    keyring = crypto.current()
+    for r in rows:
+        values = {k: getattr(r, k) for k in sources}
+        given = {k: v for k, v in values.items() if v is not None}
+        assert normalize_customer(given, default_region="US", today=today, creating=True) == given
+        assert keyring.customer_indexes(values) == {c: getattr(r, c) for c in BLIND_INDEX_COLUMNS}
+    for column in BLIND_INDEX_COLUMNS:
+        assert sum(getattr(r, column) is not None for r in rows) > CUSTOMERS / 2, column
 
 
 async def test_complaints_walk_legal_transitions_with_consistent_timestamps(

@@ -143,6 +143,18 @@ def test_settings_use_development_keys_outside_production_and_refuse_without_key
             encryption_keys=SecretStr(crypto.DEV_ENCRYPTION_KEYS),
             blind_index_key=SecretStr(BIDX),
         )
+    dev_key = crypto.DEV_ENCRYPTION_KEYS.split(":", 1)[1]
+    urlsafe = dev_key.replace("+", "-").replace("/", "_").rstrip("=")  # the same key, spelt otherwise
+    assert urlsafe != dev_key
+    for keys, bidx in ((f"k1:{K1},prod:{urlsafe}", BIDX), (f"k1:{K1}", crypto.DEV_BLIND_INDEX_KEY.rstrip("="))):
+        with pytest.raises(ValidationError, match="development encryption keys cannot be used in production"):
+            Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                environment="production",
+                jwt_secret=SecretStr("x" * 40),
+                encryption_keys=SecretStr(keys),
+                blind_index_key=SecretStr(bidx),
+            )
     prod = Settings(  # type: ignore[call-arg]
         _env_file=None,
         environment="production",

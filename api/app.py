@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import hmac
 import logging
 import re
@@ -447,6 +448,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             worker = (
                 asyncio.create_task(run_worker(jobs, settings), name="tierwise-worker") if settings.run_worker else None
             )
+            if settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
             try:
                 yield
             finally:

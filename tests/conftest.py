@@ -94,6 +94,7 @@ async def database_url(fresh_database_url: Callable[[], Awaitable[str]]) -> str:
 
 def test_settings(**overrides: Any) -> Settings:
     overrides.setdefault("run_worker", False)  # tests run jobs explicitly
+    overrides.setdefault("gc_freeze", False)  # hundreds of apps in one process: freezing each would pin it
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 

@@ -109,8 +109,13 @@ async def latest_for_customers(
     db: Executor, customer_ids: list[UUID], *, columns: Sequence[str], first: int
 ) -> dict[UUID, Page]:
     """Newest complaints first, ``first`` per customer, in one statement (customers are already scoped)."""
+    cols = tuple(columns)
     return await first_n_per_parent(
-        db, _select(columns), k.c.customer_id, customer_ids, [k.c.opened_at.desc(), k.c.id.desc()], first
+        db,
+        ("complaints.latest_for_customers", cols),
+        lambda: (_select(cols), k.c.customer_id, [k.c.opened_at.desc(), k.c.id.desc()]),
+        customer_ids,
+        first,
     )
 
 

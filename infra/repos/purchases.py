@@ -109,5 +109,9 @@ async def record(
 
 async def latest_for_customers(db: Executor, customer_ids: list[UUID], *, first: int) -> dict[UUID, Page]:
     return await first_n_per_parent(
-        db, select(p), p.c.customer_id, customer_ids, [p.c.purchased_at.desc(), p.c.id.desc()], first
+        db,
+        "purchases.latest_for_customers",
+        lambda: (select(p), p.c.customer_id, [p.c.purchased_at.desc(), p.c.id.desc()]),
+        customer_ids,
+        first,
     )

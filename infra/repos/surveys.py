@@ -72,7 +72,11 @@ async def responses_by_ids(db: Executor, ids: Sequence[UUID], scope: Scope) -> d
 
 async def latest_responses_for_customers(db: Executor, customer_ids: list[UUID], *, first: int) -> dict[UUID, Page]:
     return await first_n_per_parent(
-        db, select(r), r.c.customer_id, customer_ids, [r.c.submitted_at.desc(), r.c.id.desc()], first
+        db,
+        "surveys.latest_responses_for_customers",
+        lambda: (select(r), r.c.customer_id, [r.c.submitted_at.desc(), r.c.id.desc()]),
+        customer_ids,
+        first,
     )
 
 

@@ -38,19 +38,23 @@ async def tiers_of(db: Executor, policy_ids: Sequence[UUID]) -> dict[UUID, list[
     return out
 
 
+_ACTIVE_TIERS = (  # built once: read by every request that shows a tier
+    select(tiers).join(tier_policies, tier_policies.c.id == tiers.c.policy_id).where(tier_policies.c.status == "active")
+)
+
+
 async def active_tiers(db: Executor) -> dict[str, dict[str, Any]]:
-    stmt = (
-        select(tiers)
-        .join(tier_policies, tier_policies.c.id == tiers.c.policy_id)
-        .where(tier_policies.c.status == "active")
-    )
-    return {r.code: dict(r._mapping) for r in (await db.execute(stmt)).all()}
+    return {r.code: dict(r._mapping) for r in (await db.execute(_ACTIVE_TIERS)).all()}
 
 
 async def history_for_customers(db: Executor, customer_ids: list[UUID], *, first: int) -> dict[UUID, Page]:
     t = tier_changes
     return await first_n_per_parent(
-        db, select(t), t.c.customer_id, customer_ids, [t.c.changed_at.desc(), t.c.id.desc()], first
+        db,
+        "tiers.history_for_customers",
+        lambda: (select(t), t.c.customer_id, [t.c.changed_at.desc(), t.c.id.desc()]),
+        customer_ids,
+        first,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -25,6 +26,20 @@ async def test_refuses_to_start_on_a_schema_behind_the_code() -> None:
                 pass
     finally:
         await _drop(name)
+
+
+async def test_startup_freezes_what_lives_then_out_of_the_cyclic_collector(database_url: str) -> None:
+    gc.unfreeze()
+    try:
+        off = create_app(test_settings(gc_freeze=False), database_url=database_url)
+        async with off.router.lifespan_context(off):
+            assert gc.get_freeze_count() == 0
+        on = create_app(test_settings(gc_freeze=True), database_url=database_url)
+        async with on.router.lifespan_context(on):
+            # The schema, the policy, the pools: tens of thousands of objects a full collection skips.
+            assert gc.get_freeze_count() > 20_000
+    finally:
+        gc.unfreeze()
 
 
 async def test_health_and_readiness(api: Api) -> None:

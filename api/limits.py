@@ -229,9 +229,22 @@ def bad_input_string(document: DocumentNode, variables: Mapping[str, Any] | None
     problem = walk(variables or {})
     if problem:
         return problem
+    # The literals of a document do not change: checked once per (cached) document and limit.
+    key = (id(document), limits.max_string_length)
+    known = _LITERALS.get(key)
+    if known is not None and known[0] is document:
+        return known[1]
     visitor = _StringLiterals(check)
     visit(document, visitor)
+    _LITERALS[key] = (document, visitor.problem)
+    while len(_LITERALS) > _LITERALS_SIZE:
+        _LITERALS.popitem(last=False)
     return visitor.problem
+
+
+# (document id, limit) -> (the document, its literal problem): the document is kept so its id stays its own
+_LITERALS: OrderedDict[tuple[int, int], tuple[DocumentNode, str | None]] = OrderedDict()
+_LITERALS_SIZE = 512
 
 
 # ---------------------------------------------------------------- cost

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -37,12 +38,12 @@ def to_async_url(url: str) -> str:
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         to_async_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,  # a connection killed while idle is replaced at checkout, not handed out
+        pool_pre_ping=False,  # pinged only after an idle spell (below)
         hide_parameters=True,  # bound values (customer data) never reach an exception message or a log
         connect_args={
             "timeout": settings.db_connect_timeout_s,
@@ -52,6 +53,35 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             },
         },
     )
+    _ping_after_idle(engine, settings.db_ping_idle_s)
+    return engine
+
+
+_IDLE_SINCE = "tierwise_idle_since"
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """``pool_pre_ping`` for connections that sat idle longer than ``idle_s``: a connection killed while
+    idle (a database restart, an idle timeout, a failover) is replaced at checkout, not handed out; one
+    coming straight back from another request is not pinged. A fresh connection has no idle mark."""
+    dialect = engine.sync_engine.dialect
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError("idle connection failed its ping") from exc
+        if not alive:
+            raise sa_exc.DisconnectionError("idle connection failed its ping")
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 class DbFailure(StrEnum):

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 5
     db_pool_timeout_s: float = 5.0
+    # A pooled connection idle longer than this is pinged before use (one round trip) and replaced if
+    # dead; one reused sooner is not (under load that ping was ~8% of a small request). A connection
+    # that died meanwhile fails its request with SERVICE_UNAVAILABLE and is replaced.
+    db_ping_idle_s: float = 1.0
     statement_timeout_ms: int = 15_000
 
     # Staff JWTs.

@@ -193,8 +193,9 @@ async def test_batches_are_refused_and_run_nothing(api: Api, admin: str) -> None
 async def test_bad_strings_are_refused_before_sql(
     api: Api, admin: str, query: str, variables: dict[str, Any] | None
 ) -> None:
-    with StatementCounter(api.services.engine) as counter:
-        body = await api.gql(admin, query, variables)
-    assert codes(body) == ["BAD_USER_INPUT"], body
-    assert body["data"] is None
-    assert all("rate_limit_buckets" in s for s in counter.statements), counter.statements
+    for _ in range(2):  # the second time from the document cache and the literal check's memo
+        with StatementCounter(api.services.engine) as counter:
+            body = await api.gql(admin, query, variables)
+        assert codes(body) == ["BAD_USER_INPUT"], body
+        assert body["data"] is None
+        assert all("rate_limit_buckets" in s for s in counter.statements), counter.statements

@@ -197,6 +197,46 @@ async def test_backends_killed_under_load_lose_no_acknowledged_write(database_ur
         print(f"sent {sent}, acknowledged {len(acknowledged)}, stored {len(stored)}, failed cleanly {len(failures)}")
 
 
+async def test_a_connection_killed_while_idle_is_replaced_at_checkout_and_a_busy_one_is_not_pinged(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(database_url, test_settings(db_pool_size=1, db_max_overflow=0, db_ping_idle_s=0.3))
+    dialect = engine.sync_engine.dialect
+    pings: list[bool] = []
+    real_ping = dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        try:
+            alive = real_ping(dbapi_connection)
+        except Exception:
+            pings.append(False)
+            raise
+        pings.append(alive)
+        return alive
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    pid_sql = text("SELECT pg_backend_pid()")
+    try:
+        async with engine.connect() as conn:  # a fresh connection: never pinged
+            first = (await conn.execute(pid_sql)).scalar_one()
+        for _ in range(3):  # straight back from another use: not pinged, the same backend
+            async with engine.connect() as conn:
+                assert (await conn.execute(pid_sql)).scalar_one() == first
+        assert pings == []
+        await asyncio.sleep(0.4)
+        async with engine.connect() as conn:  # idle long enough: pinged, alive, kept
+            assert (await conn.execute(pid_sql)).scalar_one() == first
+        assert pings == [True]
+        await _pg(database_url, f"SELECT pg_terminate_backend({first})")
+        await asyncio.sleep(0.4)
+        async with engine.connect() as conn:  # killed while idle: the ping fails, a new backend serves
+            second = (await conn.execute(pid_sql)).scalar_one()
+        assert second != first
+        assert pings == [True, False]
+    finally:
+        await engine.dispose()
+
+
 # ---------------------------------------------------------------- 9. concurrent writers
 
 

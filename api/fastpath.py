@@ -38,7 +38,6 @@ stays in Python, on top of the loaders, which keep the statement count constant 
 
 from __future__ import annotations
 
-import contextlib
 import inspect as pyinspect
 import logging
 import operator
@@ -474,9 +473,16 @@ def _prefetch(run: _Run, items: list[Any], prefetchers: list[_Chain]) -> list[An
 
 
 async def _after_prefetch(waits: list[Any], complete: Callable[[], Any]) -> Any:
-    for wait in waits:
-        with contextlib.suppress(Exception):  # the resolvers meet the same error and report it
+    for i, wait in enumerate(waits):
+        try:
             await wait
+        except Exception:  # the resolvers meet the same error and report it
+            continue
+        except BaseException:  # cancelled: the prefetches not awaited yet are closed, not left dangling
+            for rest in waits[i + 1 :]:
+                if pyinspect.iscoroutine(rest):
+                    rest.close()
+            raise
     completed = complete()
     if _is_awaitable(completed):
         completed = await completed

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from api.types import PREFETCH
 from tests.api.security_helpers import World, build_world, gid, own_database, sql
 from tests.conftest import Api, running_api, test_settings
 
@@ -326,3 +327,34 @@ async def test_a_page_of_three_customers_makes_no_more_tasks_than_a_page_of_one(
     assert counts["compiled", 3] == counts["compiled", 1]
     assert counts["strawberry", 3] > counts["strawberry", 1]
     assert counts["compiled", 3] < counts["strawberry", 3]
+
+
+async def test_a_prefetch_that_fails_changes_nothing_but_the_speed(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefetching is best effort: a hook that raises, or whose load fails, leaves each item's resolver to
+    load (and report) as it would have; the answer is strawberry's."""
+    w = pair.world
+
+    calls: list[str] = []
+
+    def raises(*_args: Any) -> Any:
+        calls.append("hook")
+        raise RuntimeError("prefetch hook down")
+
+    async def fails() -> Any:
+        calls.append("load")
+        raise RuntimeError("prefetch load down")
+
+    monkeypatch.setitem(PREFETCH, "Customer.complaints", raises)
+    monkeypatch.setitem(PREFETCH, "Customer.tier", lambda *_args: fails())
+    # aliased: a query text not compiled before, so its plan takes the hooks above
+    query = BENCH_PAGE.replace("complaints(first: 3)", "recent: complaints(first: 3)").replace("tier {", "t: tier {")
+    variables = {"first": 3, "after": None}
+    fastpath = fastpath_of(pair.compiled)
+    before = fastpath.executed
+    compiled = await pair.compiled.gql(w.tokens["support_agent"], query, variables)
+    assert fastpath.executed == before + 1
+    assert calls == ["hook", "load"]
+    reference = await w.api.gql(w.tokens["support_agent"], query, variables)
+    assert compiled == reference
+    assert "errors" not in compiled
+    assert all(e["node"]["recent"]["edges"] and e["node"]["t"] for e in compiled["data"]["customers"]["edges"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Annotated, Any
 from uuid import UUID
@@ -85,6 +86,28 @@ class DuplicatePairType:
     a_ref: strawberry.Private[UUID]
     b_ref: strawberry.Private[UUID]
     reasons: list[DuplicateCriterion]
+    dismissed: bool = strawberry.field(
+        default=False, description='Marked "not a duplicate" by a data steward (dismissDuplicatePair)'
+    )
+    dismissed_by: str | None = None
+    dismissed_at: dt.datetime | None = None
+    dismissal_reason: str | None = strawberry.field(default=None, description="The reason code given, if any")
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any], dismissal: dict[str, Any] | None = None) -> DuplicatePairType:
+        """From a row of quality_repo.duplicate_pairs (its dismissal columns), or a pair and its dismissal row."""
+        if dismissal is None and r.get("dismissed_by") is not None:
+            dismissal = {"dismissed_by": r["dismissed_by"], "dismissed_at": r["dismissed_at"]}
+            dismissal["reason"] = r["dismissal_reason"]
+        return cls(
+            a_ref=r["a_id"],
+            b_ref=r["b_id"],
+            reasons=[DuplicateCriterion(x) for x in r["reasons"]],
+            dismissed=dismissal is not None,
+            dismissed_by=dismissal["dismissed_by"] if dismissal else None,
+            dismissed_at=dismissal["dismissed_at"] if dismissal else None,
+            dismissal_reason=dismissal["reason"] if dismissal else None,
+        )
 
     @strawberry.field(description="The older-id customer of the pair, as the caller may see it")
     async def a(self, info: Info[Context, None]) -> CustomerType | None:
@@ -137,7 +160,9 @@ class DataQualityReportType:
     missing: list[MissingFieldType] = strawberry.field(
         description="Per required field (TIERWISE_QUALITY_REQUIRED_FIELDS): live customers without it"
     )
-    duplicate_pairs: int = strawberry.field(description="Open candidate pairs (any criterion)")
+    duplicate_pairs: int = strawberry.field(
+        description="Open candidate pairs (any criterion; pairs dismissed as not duplicates are not open)"
+    )
     duplicates: list[DuplicateCountType] = strawberry.field(description="Open candidate pairs per criterion")
     merges_by_month: list[MonthCountType] = strawberry.field(description="The last 24 months")
     metrics_staleness: MetricsStalenessType
@@ -176,6 +201,20 @@ class MergeCustomersPayload:
 
 
 @strawberry.type
+class DismissDuplicatePairPayload:
+    pair: DuplicatePairType | None = None
+    changed: bool = strawberry.field(default=False, description="False when the pair was dismissed already")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RestoreDuplicatePairPayload:
+    pair: DuplicatePairType | None = None
+    changed: bool = strawberry.field(default=False, description="False when the pair was not dismissed")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class EraseCustomerPayload:
     erased_id: strawberry.ID | None = None
     erased_at: dt.datetime | None = None
@@ -197,7 +236,8 @@ class ConsentPayload:
 class PrivacyQuery:
     @strawberry.field(
         description="Candidate duplicate pairs by the configured criteria (TIERWISE_DUPLICATE_CRITERIA), "
-        "matched on blind indexes; tombstones, erased and deleted customers are left out"
+        "matched on blind indexes; tombstones, erased and deleted customers are left out, and so are pairs "
+        'dismissed as "not a duplicate" unless includeDismissed (totalCount counts what is listed)'
     )
     async def customer_duplicates(
         self,
@@ -205,6 +245,9 @@ class PrivacyQuery:
         first: int = 20,
         after: str | None = None,
         criteria: list[DuplicateCriterion] | None = None,
+        include_dismissed: Annotated[
+            bool | None, strawberry.argument(description="List dismissed pairs too (flagged dismissed)")
+        ] = False,
     ) -> DuplicatePairConnection | None:  # type: ignore[valid-type]
         ctx = _ctx(info)
         cap = ctx.settings.max_page_size
@@ -212,6 +255,7 @@ class PrivacyQuery:
             raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
         configured = _criteria(info)
         wanted = [c for c in configured if criteria is None or c in {x.value for x in criteria}]
+        dismissed = bool(include_dismissed)
 
         async def run() -> Any:
             cursor = None
@@ -222,21 +266,19 @@ class PrivacyQuery:
                 except ValueError:
                     raise ValidationFailed("not a cursor of this list", field="after") from None
             rows, has_next = await quality_repo.duplicate_pairs(
-                ctx.db, criteria=wanted, scope=ctx.scope, first=first, after=cursor
+                ctx.db, criteria=wanted, scope=ctx.scope, first=first, after=cursor, include_dismissed=dismissed
             )
             edge = DuplicatePairConnection._edge
             edges = [
-                edge(
-                    cursor=encode_cursor(PAIR_SORT, str(r["a_id"]), r["b_id"]),
-                    node=DuplicatePairType(
-                        a_ref=r["a_id"], b_ref=r["b_id"], reasons=[DuplicateCriterion(x) for x in r["reasons"]]
-                    ),
-                )
+                edge(cursor=encode_cursor(PAIR_SORT, str(r["a_id"]), r["b_id"]), node=DuplicatePairType.from_row(r))
                 for r in rows
             ]
 
             async def total() -> int:
-                return (await quality_repo.duplicate_counts(ctx.db, criteria=wanted, scope=ctx.scope))[0]
+                counts = await quality_repo.duplicate_counts(
+                    ctx.db, criteria=wanted, scope=ctx.scope, include_dismissed=dismissed
+                )
+                return counts[0]
 
             return DuplicatePairConnection(
                 edges=edges,
@@ -307,6 +349,27 @@ class PrivacyQuery:
         return await query(run)
 
 
+async def _pair_mutation(
+    info: Info[Context, None],
+    payload: Any,
+    customer_id: strawberry.ID,
+    other_id: strawberry.ID,
+    change: Callable[[Any, UUID, UUID, Context], Awaitable[dict[str, Any]]],
+) -> Any:
+    """Dismiss or restore a duplicate pair: both ids checked, the change in one transaction, the pair back."""
+    ctx = _ctx(info)
+
+    async def run() -> Any:
+        one = _customer_id(customer_id, "customerId")
+        other = _customer_id(other_id, "otherId")
+        async with ctx.db.unit_of_work() as uow:
+            done = await change(uow.conn, one, other, ctx)
+            uow.commit()
+        return payload(pair=DuplicatePairType.from_row(done, done["dismissal"]), changed=done["changed"])
+
+    return await mutate(payload, run)
+
+
 @strawberry.type
 class PrivacyMutation:
     @strawberry.mutation(
@@ -347,6 +410,47 @@ class PrivacyMutation:
             )
 
         return await mutate(MergeCustomersPayload, run)
+
+    @strawberry.mutation(
+        description='Mark a candidate pair "not a duplicate" (two people sharing a phone, a family e-mail...): '
+        "it leaves customerDuplicates (unless includeDismissed) and the open candidates of dataQualityReport. "
+        "Both customers must be live, of the same partner, and match on at least one duplicate criterion. "
+        "reason: a code (shared_email, shared_phone, same_name_and_birth_date, family_member, different_person, "
+        "test_data, other), not free text. Dismissing a dismissed pair changes nothing (changed: false). Audited"
+    )
+    async def dismiss_duplicate_pair(
+        self,
+        info: Info[Context, None],
+        customer_id: strawberry.ID,
+        other_id: strawberry.ID,
+        reason: str | None = None,
+    ) -> DismissDuplicatePairPayload | None:
+        return await _pair_mutation(
+            info,
+            DismissDuplicatePairPayload,
+            customer_id,
+            other_id,
+            lambda conn, one, other, ctx: quality_repo.dismiss_pair(
+                conn, one, other, reason=reason, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Undo dismissDuplicatePair: the pair is an open candidate again (while it still matches). "
+        "Restoring a pair that is not dismissed changes nothing (changed: false). Audited"
+    )
+    async def restore_duplicate_pair(
+        self, info: Info[Context, None], customer_id: strawberry.ID, other_id: strawberry.ID
+    ) -> RestoreDuplicatePairPayload | None:
+        return await _pair_mutation(
+            info,
+            RestoreDuplicatePairPayload,
+            customer_id,
+            other_id,
+            lambda conn, one, other, ctx: quality_repo.restore_pair(
+                conn, one, other, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
+            ),
+        )
 
     @strawberry.mutation(
         description="Irreversibly remove every sensitive value of a customer everywhere (profile, blind indexes, "

@@ -255,10 +255,17 @@ _FIELDS.update(
 # all-or-nothing: Query.exportCustomerData plus FULL read of every customer-data field it holds
 # (api/privacy.py, EXPORTED_TYPES; admins and data stewards), and audited.
 _FIELDS["Query"].update({"customerDuplicates": I, "dataQualityReport": I, "exportCustomerData": I})
-_FIELDS["Mutation"].update({"mergeCustomers": I, "eraseCustomer": I, "setCustomerConsent": I})
+_FIELDS["Mutation"].update(
+    {
+        "mergeCustomers": I, "eraseCustomer": I, "setCustomerConsent": I, "dismissDuplicatePair": I,
+        "restoreDuplicatePair": I,
+    }
+)
 _FIELDS.update(
     {
-        "DuplicatePair": {"a": I, "b": I, "reasons": I},
+        "DuplicatePair": {
+            "a": I, "b": I, "reasons": I, "dismissed": I, "dismissedBy": I, "dismissedAt": I, "dismissalReason": I,
+        },
         "DataQualityReport": dict.fromkeys(
             (
                 "liveCustomers", "erasedCustomers", "mergedCustomers", "missing", "duplicatePairs", "duplicates",

@@ -514,6 +514,20 @@ consent_events = Table(
 )
 Index("ix_consent_events_customer", consent_events.c.customer_id, consent_events.c.at)
 
+# A candidate pair a data steward marked "not a duplicate" (migration 0011): stored once (a < b), with a
+# short reason code (not free text), left out of customerDuplicates and the data-quality report.
+duplicate_dismissals = Table(
+    "duplicate_dismissals",
+    metadata,
+    Column("customer_a_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_b_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("reason", Text, nullable=True),
+    Column("dismissed_by", Text, nullable=False),
+    Column("dismissed_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("customer_a_id < customer_b_id", name="ordered"),
+)
+Index("ix_duplicate_dismissals_customer_b_id", duplicate_dismissals.c.customer_b_id)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import quality as rules
@@ -41,6 +42,7 @@ from infra.tables import (
     customer_merges,
     customer_metrics,
     customers,
+    duplicate_dismissals,
     purchases,
     survey_answers,
     survey_invitations,
@@ -96,6 +98,12 @@ def _pairs_sql(criteria: Sequence[str], partner_scoped: bool) -> str:
     return f"WITH pairs AS ({' UNION ALL '.join(arms)})"
 
 
+# A dismissed pair, found through the primary key (customer_a_id, customer_b_id) of duplicate_dismissals.
+_DISMISSED = (
+    "EXISTS (SELECT 1 FROM duplicate_dismissals d WHERE d.customer_a_id = pairs.a_id AND d.customer_b_id = pairs.b_id)"
+)
+
+
 async def duplicate_pairs(
     conn: Any,
     *,
@@ -103,33 +111,45 @@ async def duplicate_pairs(
     scope: Scope,
     first: int,
     after: tuple[UUID, UUID] | None,
+    include_dismissed: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """A page of candidate pairs ordered by (a, b), each with the criteria it matches on."""
+    """A page of candidate pairs ordered by (a, b), each with the criteria it matches on; pairs dismissed
+    as "not a duplicate" are left out unless ``include_dismissed`` (each row carries its dismissal, if any:
+    ``dismissed_by``, ``dismissed_at``, ``dismissal_reason``, NULL when open)."""
     if not criteria:
         return [], False
     await _no_jit(conn)
     params: dict[str, Any] = {"n": first + 1, "partner_id": scope.partner_id}
-    where = ""
+    conds = [] if include_dismissed else [f"NOT {_DISMISSED}"]
     if after is not None:
-        where = "WHERE (a_id, b_id) > (CAST(:after_a AS uuid), CAST(:after_b AS uuid))"
+        conds.append("(a_id, b_id) > (CAST(:after_a AS uuid), CAST(:after_b AS uuid))")
         params |= {"after_a": after[0], "after_b": after[1]}
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
     sql = (
-        f"{_pairs_sql(criteria, scope.partner_id is not None)}"
-        f" SELECT a_id, b_id, array_agg(reason ORDER BY reason) AS reasons FROM pairs {where}"
-        " GROUP BY a_id, b_id ORDER BY a_id, b_id LIMIT :n"
+        f"{_pairs_sql(criteria, scope.partner_id is not None)},"
+        f" page AS (SELECT a_id, b_id, array_agg(reason ORDER BY reason) AS reasons FROM pairs {where}"
+        " GROUP BY a_id, b_id ORDER BY a_id, b_id LIMIT :n)"
+        " SELECT p.a_id, p.b_id, p.reasons, d.dismissed_by, d.dismissed_at, d.reason AS dismissal_reason"
+        " FROM page p LEFT JOIN duplicate_dismissals d ON d.customer_a_id = p.a_id AND d.customer_b_id = p.b_id"
+        " ORDER BY p.a_id, p.b_id"
     )
     rows = _rows(await conn.execute(text(sql), params))
     return rows[:first], len(rows) > first
 
 
-async def duplicate_counts(conn: Any, *, criteria: Sequence[str], scope: Scope) -> tuple[int, dict[str, int]]:
-    """Open candidate pairs in all, and per criterion."""
+async def duplicate_counts(
+    conn: Any, *, criteria: Sequence[str], scope: Scope, include_dismissed: bool = False
+) -> tuple[int, dict[str, int]]:
+    """Open candidate pairs in all, and per criterion (dismissed pairs are not open: left out unless
+    ``include_dismissed``)."""
     if not criteria:
         return 0, {}
     await _no_jit(conn)
+    where = "" if include_dismissed else f" WHERE NOT {_DISMISSED}"
     sql = (
         f"{_pairs_sql(criteria, scope.partner_id is not None)}"
-        " SELECT reason, count(*) AS n, count(DISTINCT (a_id, b_id)) AS d FROM pairs GROUP BY ROLLUP (reason)"
+        " SELECT reason, count(*) AS n, count(DISTINCT (a_id, b_id)) AS d FROM pairs"
+        f"{where} GROUP BY ROLLUP (reason)"
     )
     rows = (await conn.execute(text(sql), {"partner_id": scope.partner_id})).all()
     per = {crit: 0 for crit in criteria}
@@ -146,6 +166,120 @@ async def _no_jit(conn: Any) -> None:
     """JIT compiling of these grouping statements costs seconds and saves nothing at any size we serve;
     off for the rest of the current transaction only."""
     await conn.execute(text("SET LOCAL jit = off"))
+
+
+# ---------------------------------------------------------------- dismissals
+
+# Why a candidate pair is not a duplicate: short codes, never free text (a dismissal names two customers;
+# a free-text reason would be personal data to encrypt, rotate and erase).
+DISMISSAL_REASONS = (
+    "shared_email",  # e.g. a family or office address
+    "shared_phone",  # e.g. a household or switchboard number
+    "same_name_and_birth_date",  # namesakes
+    "family_member",
+    "different_person",
+    "test_data",
+    "other",
+)
+
+
+async def _pair_for_dismissal(
+    conn: AsyncConnection, customer_id: UUID, other_id: UUID, scope: Scope
+) -> tuple[UUID, UUID, list[str]]:
+    """Both customers, locked against a concurrent merge or erasure (FOR SHARE) and checked: distinct,
+    visible in the caller's scope, live, same partner. Returns (a, b) ordered, and the criteria they match on."""
+    if customer_id == other_id:
+        raise ValidationFailed("a customer cannot be paired with itself", field="otherId")
+    stmt = select(c).where(c.c.id.in_([customer_id, other_id])).order_by(c.c.id).with_for_update(read=True)
+    if scope.partner_id is not None:
+        stmt = stmt.where(c.c.partner_id == scope.partner_id)
+    rows = {r["id"]: r for r in _rows(await conn.execute(stmt))}
+    for cid, field in ((customer_id, "customerId"), (other_id, "otherId")):
+        row = rows.get(cid)
+        if row is None or row["deleted_at"] is not None:
+            raise NotFound("no such customer", field=field)
+        if row["merged_into_id"] is not None:
+            raise Conflict("this customer was merged already", field=field)
+        if row["erased_at"] is not None:
+            raise Conflict("this customer was erased", field=field)
+    one, two = rows[customer_id], rows[other_id]
+    if one["partner_id"] != two["partner_id"]:
+        raise ValidationFailed("both customers must belong to the same partner", field="otherId")
+    matched = [
+        crit
+        for crit in rules.DUPLICATE_CRITERIA
+        if one[f"{crit}_bidx"] is not None and one[f"{crit}_bidx"] == two[f"{crit}_bidx"]
+    ]
+    a, b = sorted((customer_id, other_id))
+    return a, b, matched
+
+
+async def dismiss_pair(
+    conn: AsyncConnection,
+    customer_id: UUID,
+    other_id: UUID,
+    *,
+    reason: str | None,
+    scope: Scope,
+    actor: str,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Mark a candidate pair "not a duplicate". Idempotent: dismissing a dismissed pair changes nothing
+    (the first dismissal, its author and reason stay; ``changed`` is False, nothing is audited)."""
+    if reason is not None and reason not in DISMISSAL_REASONS:
+        raise ValidationFailed(f"reason is one of {', '.join(DISMISSAL_REASONS)}", field="reason")
+    a, b, matched = await _pair_for_dismissal(conn, customer_id, other_id, scope)
+    if not matched:
+        raise ValidationFailed("these customers are not a duplicate candidate (no criterion matches)", field="otherId")
+    d = duplicate_dismissals
+    inserted = (
+        await conn.execute(
+            pg_insert(d)
+            .values(customer_a_id=a, customer_b_id=b, reason=reason, dismissed_by=actor)
+            .on_conflict_do_nothing(index_elements=[d.c.customer_a_id, d.c.customer_b_id])
+            .returning(*d.c)
+        )
+    ).one_or_none()
+    if inserted is not None:
+        await write_audit(
+            conn,
+            target_type="Customer",
+            actor=actor,
+            action="duplicate_pair_dismissed",
+            request_id=request_id,
+            target_ids=[str(a), str(b)],
+            after={"a": str(a), "b": str(b), "reason": reason, "criteria": matched},
+        )
+        row = dict(inserted._mapping)
+    else:
+        row = dict((await conn.execute(select(d).where(d.c.customer_a_id == a, d.c.customer_b_id == b))).one()._mapping)
+    return {"a_id": a, "b_id": b, "reasons": matched, "dismissal": row, "changed": inserted is not None}
+
+
+async def restore_pair(
+    conn: AsyncConnection, customer_id: UUID, other_id: UUID, *, scope: Scope, actor: str, request_id: str | None
+) -> dict[str, Any]:
+    """Undo a dismissal: the pair is a candidate again (if it still matches). Restoring a pair that is
+    not dismissed changes nothing (``changed`` False, not audited)."""
+    a, b, matched = await _pair_for_dismissal(conn, customer_id, other_id, scope)
+    d = duplicate_dismissals
+    removed = (
+        await conn.execute(delete(d).where(d.c.customer_a_id == a, d.c.customer_b_id == b).returning(*d.c))
+    ).one_or_none()
+    if removed is not None:
+        await write_audit(
+            conn,
+            target_type="Customer",
+            actor=actor,
+            action="duplicate_pair_restored",
+            request_id=request_id,
+            target_ids=[str(a), str(b)],
+            before=_jsonable(
+                {"reason": removed.reason, "dismissed_by": removed.dismissed_by, "dismissed_at": removed.dismissed_at}
+            ),
+            after={"a": str(a), "b": str(b), "criteria": matched},
+        )
+    return {"a_id": a, "b_id": b, "reasons": matched, "dismissal": None, "changed": removed is not None}
 
 
 # ---------------------------------------------------------------- merge

@@ -10,8 +10,8 @@ admin, one customer in full, the first page against the 10 000th (keyset cursor 
 ingest in batches of 500, and the reports (NPS by tier, SLA by tier, tier distribution) over the full data.
 Each is checked to give the same JSON from both servers before it is timed.
 
-Both servers run as single uvicorn processes without access logs; wrk gets one thread. Ratios are
-what to read: absolute figures depend on the machine and what else runs on it.
+Both servers run as single uvicorn processes (``--workers N``: N each) without access logs; wrk gets one
+thread. Ratios are what to read: absolute figures depend on the machine and what else runs on it.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ async def dataset(customers: int) -> tuple[str, str]:
     )
 
 
-def main(customers: int, duration: int, connections: int) -> str:
+def main(customers: int, duration: int, connections: int, workers: int = 1) -> str:
     wrk = ensure_wrk()
     url, shape = asyncio.run(dataset(customers))
     ctx = asyncio.run(prepare(url, customers))
@@ -324,6 +324,8 @@ def main(customers: int, duration: int, connections: int) -> str:
         "TIERWISE_STATEMENT_TIMEOUT_MS": "0",
     }
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
+    if workers > 1:  # the same for both servers: each gets as many processes
+        uvicorn += ["--workers", str(workers)]
     tw_cmd = [*uvicorn, "--factory", "api.app:create_app", "--port", str(TW_PORT)]
     base_cmd = [*uvicorn, "bench.baseline:app", "--port", str(BASE_PORT)]
     tw, base = f"http://127.0.0.1:{TW_PORT}/graphql", f"http://127.0.0.1:{BASE_PORT}"
@@ -378,12 +380,14 @@ def main(customers: int, duration: int, connections: int) -> str:
         base_ingest = run_wrk(wrk, base + "/ingest", lua_ingest("", ctx["refs"], 500, graphql=False), secs, 2)
         print(f"ingest: tierwise {ingest.rps * 500:.0f}/s, baseline {base_ingest.rps * 500:.0f}/s", file=sys.stderr)
     churn_jobs, churn_s = asyncio.run(drain_churn_jobs(url))
+    processes = "one uvicorn process" if workers == 1 else f"{workers} uvicorn worker processes"
     lines = [
         "# Benchmark suite",
         "",
         f"Data: {shape}. wrk, 1 thread, {connections} connections ({duration} s) per workload, reports 2 "
-        f"connections ({max(duration, 10)} s), loopback; one uvicorn process each; PostgreSQL 15 on the same "
-        f"machine. Machine: {machine()}. `python -m bench.suite --customers {customers}`.",
+        f"connections ({max(duration, 10)} s), loopback; {processes} each; PostgreSQL 15 on the same "
+        f"machine. Machine: {machine()}. `python -m bench.suite --customers {customers}"
+        f"{f' --workers {workers}' if workers > 1 else ''}`.",
         "",
         "| workload | tierwise req/s | p50 ms | p99 ms | baseline req/s | p50 ms | p99 ms | ratio | SQL/request "
         "(tierwise / baseline) | same JSON |",
@@ -422,9 +426,10 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=None, help="overrides --scale")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each server")
     args = parser.parse_args()
-    report = main(args.customers or SCALES[args.scale], args.duration, args.connections)
+    report = main(args.customers or SCALES[args.scale], args.duration, args.connections, args.workers)
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
-    (out / "suite.md").write_text(report)
+    (out / ("suite.md" if args.workers == 1 else f"suite_workers{args.workers}.md")).write_text(report)
     print(report)

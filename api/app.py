@@ -449,6 +449,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                 asyncio.create_task(run_worker(jobs, settings), name="tierwise-worker") if settings.run_worker else None
             )
             if settings.gc_freeze:
+                graphql_app.build()  # the schema and its plans' caches belong to what is frozen
                 gc.collect()
                 gc.freeze()
             try:
@@ -533,8 +534,11 @@ class _LazyGraphQL:
         self._holder = holder
         self._app: ASGIApp | None = None
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:  # type: ignore[override]
+    def build(self) -> ASGIApp:
         if self._app is None:
             services = self._holder["services"]
             self._app = EdgeMiddleware(TierwiseGraphQL(services), services)
-        return self._app(scope, receive, send)
+        return self._app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:  # type: ignore[override]
+        return (self._app or self.build())(scope, receive, send)

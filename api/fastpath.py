@@ -25,6 +25,10 @@ waits is gathered. A page of 50 customers with tier and complaints went from ~15
 come out in document order, item by item (strawberry's order follows the event loop; the spec gives
 none).
 
+Since a plan knows every field its operation can reach, rows leave out the encrypted columns of fields
+it does not select (``Loaders.narrow_to``): a page showing e-mail and phone decrypts those two values per
+customer, not every granted one.
+
 What it does not support it leaves to strawberry (the plan is ``None``): mutations, subscriptions,
 introspection, directives, abstract types (interfaces, unions), fields with resolvers not listed in
 ``CONTEXT_RESOLVERS``, resolver arguments that are not plain scalars, and the JSON fields that embed

@@ -9,6 +9,12 @@ one transaction: an interrupted run resumes after the last committed chunk, and 
 reused as it is. Customer ids are ordered (chunk and position in their high bits), so the id indexes and
 ``ix_purchases_customer_at`` grow at their right edge instead of splitting pages all over.
 
+Secondary indexes are deferred during the bulk phase (COPY, metrics & tiers, SLA clocks): recorded in
+``bench_deferred_indexes`` and dropped before the first chunk, built again from the recorded definitions
+once the bulk writes are over (those the metrics & tiers step reads, before it), then the table is dropped.
+A run killed anywhere in between is finished by a re-run: every recorded index missing is built, so the
+schema ends as the migrations made it.
+
 Names, addresses, phones, national ids and complaint texts come from infra/seed.py's pools and
 helpers; sensitive values are stored as the service stores them (``infra.crypto`` when present).
 """
@@ -34,7 +40,7 @@ import asyncpg
 import orjson
 from faker import Faker
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from bench.common import ADMIN_URL
@@ -69,6 +75,29 @@ TABLES = (
     "survey_responses",
     "survey_answers",
 )
+
+# Secondary indexes are deferred during the bulk phase: their definitions are recorded in DEFER_TABLE and they
+# are dropped before the first chunk is loaded, then built once from the stored definitions (a sort each,
+# instead of a random insertion per row: the blind-index columns are random hex, and every UPDATE of the bulk
+# phase adds an entry to every index). Primary keys and the indexes of constraints stay; the indexes the
+# metrics & tiers step reads (a range of customers' purchases, complaints and responses) are built before it.
+DEFER_TABLE = "bench_deferred_indexes"
+DEFERRED_TABLES = (*TABLES, "customer_metrics", "tier_changes")
+RETIER_INDEXES = (
+    "ix_purchases_customer_at",
+    "ix_complaints_customer_opened",
+    "ix_survey_responses_customer",
+)
+_DEFERRABLE_SQL = """
+SELECT x.indexname AS name, x.indexdef AS definition
+FROM pg_indexes x
+JOIN pg_class i ON i.relname = x.indexname AND i.relnamespace = 'public'::regnamespace
+JOIN pg_index ix ON ix.indexrelid = i.oid
+WHERE x.schemaname = 'public' AND x.tablename = ANY(:tables)
+  AND NOT ix.indisprimary
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)
+ORDER BY x.tablename, x.indexname
+"""
 
 # Complaint rates per lifecycle stage (x1.33 complaints each): 0.5 complaints per customer overall.
 _COMPLAINT_RATE = {"prospect": 0.10, "new": 0.30, "active": 0.38, "at_risk": 0.50, "churned": 0.50}
@@ -504,6 +533,85 @@ async def _reference(conn: asyncpg.Connection, seed: int, ref: datetime) -> Refe
     return Reference(partner_ids, surveys, categories, causes)
 
 
+def _replica_engine(url: str, settings: Settings) -> Any:
+    """An engine whose sessions skip triggers (``session_replication_role = replica``): the report summaries'
+    triggers on customers (rebuilt at the end) and the foreign-key checks (the keys hold by construction)."""
+    engine = create_engine(url, settings)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _replica(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET session_replication_role = replica")
+        cursor.close()
+
+    return engine
+
+
+async def _defer_indexes(engine: Any) -> int:
+    """Record the deferrable secondary indexes of ``DEFERRED_TABLES`` and drop them, in one transaction (an
+    interrupted run finds either both or neither). Definitions already recorded by an interrupted run are
+    kept. Returns how many were dropped."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFER_TABLE} (name text PRIMARY KEY, definition text)"))
+        found = (await conn.execute(text(_DEFERRABLE_SQL), {"tables": list(DEFERRED_TABLES)})).all()
+        for name, definition in found:
+            await conn.execute(
+                text(f"INSERT INTO {DEFER_TABLE} VALUES (:n, :d) ON CONFLICT (name) DO NOTHING"),
+                {"n": name, "d": definition},
+            )
+            await conn.execute(text(f'DROP INDEX public."{name}"'))
+    return len(found)
+
+
+async def _deferred(engine: Any) -> bool:
+    """Whether a bulk phase left indexes to build (the bookkeeping table exists)."""
+    async with engine.connect() as conn:
+        return bool((await conn.execute(text(f"SELECT to_regclass('public.{DEFER_TABLE}') IS NOT NULL"))).scalar())
+
+
+async def _restore_indexes(engine: Any, names: Sequence[str] | None = None) -> int:
+    """Build the recorded indexes (those of ``names``, or all) that do not exist, each in its own transaction
+    (an interrupted build leaves no index: the next run builds it), then ANALYZE the tables that got an
+    expression index (its statistics). With every index back, the bookkeeping table is dropped. Returns how
+    many were built."""
+    if not await _deferred(engine):
+        return 0
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("SET maintenance_work_mem = '1GB'"))
+        await conn.execute(text("SET max_parallel_maintenance_workers = 2"))
+        missing = (
+            await conn.execute(
+                text(
+                    f"SELECT name, definition FROM {DEFER_TABLE}"
+                    " WHERE to_regclass('public.' || quote_ident(name)) IS NULL"
+                    " AND (CAST(:names AS text[]) IS NULL OR name = ANY(CAST(:names AS text[])))"
+                    " ORDER BY name"
+                ),
+                {"names": list(names) if names is not None else None},
+            )
+        ).all()
+        for _, definition in missing:
+            await conn.execute(text(definition))
+        if missing:
+            expressions = (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT i.indrelid::regclass::text FROM pg_index i"
+                        " WHERE i.indexprs IS NOT NULL AND i.indexrelid::regclass::text = ANY(:names)"
+                    ),
+                    {"names": [name for name, _ in missing]},
+                )
+            ).scalars()
+            for table in expressions:
+                await conn.execute(text(f"ANALYZE {table}"))
+        if names is None:
+            await conn.execute(text(f"DROP TABLE {DEFER_TABLE}"))
+        await conn.execute(text("RESET maintenance_work_mem"))
+        await conn.execute(text("RESET max_parallel_maintenance_workers"))
+    return len(missing)
+
+
 @dataclass
 class Report:
     customers: int
@@ -632,6 +740,9 @@ async def generate(
                     "survey_responses": RESPONSE_COLUMNS,
                     "survey_answers": ANSWER_COLUMNS,
                 }
+                t0 = time.perf_counter()
+                await _defer_indexes(engine)
+                steps["indexes (record and drop)"] = time.perf_counter() - t0
                 t_load = time.perf_counter()
                 async for rows, gen_s in _chunks(
                     workers, range(done_chunks, chunks), customers, (customers, seed, ref, reference, protect)
@@ -673,13 +784,20 @@ async def generate(
                 ).scalar_one()
             steps["analyze"] = time.perf_counter() - t0
             if untiered:
+                t0 = time.perf_counter()
+                if await _restore_indexes(engine, RETIER_INDEXES):
+                    steps["indexes (for metrics & tiers)"] = time.perf_counter() - t0
                 task = bar.add_task("metrics & tiers", total=untiered)
                 t0 = time.perf_counter()
-                await run_full_retier(
-                    engine,
-                    actor="bench-generate",
-                    on_progress=lambda p: bar.update(task, completed=p.done, total=p.total),
-                )
+                retier_engine = _replica_engine(url, settings)
+                try:
+                    await run_full_retier(
+                        retier_engine,
+                        actor="bench-generate",
+                        on_progress=lambda p: bar.update(task, completed=p.done, total=p.total),
+                    )
+                finally:
+                    await retier_engine.dispose()
                 steps["metrics & tiers"] = time.perf_counter() - t0
             async with engine.begin() as conn:
                 todo = (
@@ -687,6 +805,8 @@ async def generate(
                 ).scalar_one()
                 if todo:
                     t0 = time.perf_counter()
+                    # The report summaries' triggers skipped here too (the summaries are rebuilt below).
+                    await conn.execute(text("SET LOCAL session_replication_role = replica"))
                     await conn.execute(S._COMPLAINT_TIERS_SQL)
                     await conn.execute(S._RESPONSE_TIERS_SQL)
                     await conn.execute(S._INVITATION_TIERS_SQL)
@@ -697,7 +817,11 @@ async def generate(
                 t0 = time.perf_counter()
                 await recompute_in_chunks(engine)
                 steps["churn scores"] = time.perf_counter() - t0
-            if not reused or len(steps) > 1:  # something was written: fresh visibility map and statistics
+            # Something was written (or a bulk phase was interrupted after writing): summaries, a fresh
+            # visibility map and statistics, then the deferred indexes (after the VACUUM: it then has no
+            # secondary index to clean of the UPDATEs' dead rows).
+            deferred = await _deferred(engine)
+            if not reused or len(steps) > 1 or deferred:
                 t0 = time.perf_counter()  # the COPY skipped the triggers (replica role): refill the report summaries
                 async with engine.begin() as conn:
                     await conn.execute(text("SELECT report_summaries_rebuild()"))
@@ -709,6 +833,10 @@ async def generate(
                         text("VACUUM ANALYZE " + ", ".join((*TABLES, "customer_metrics", "tier_changes")))
                     )
                 steps["vacuum analyze"] = time.perf_counter() - t0
+            if deferred:
+                t0 = time.perf_counter()
+                await _restore_indexes(engine)
+                steps["indexes (rebuild)"] = time.perf_counter() - t0
         async with engine.connect() as conn:
             counts = {
                 name: (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()

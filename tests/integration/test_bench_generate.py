@@ -2,7 +2,9 @@
 (10 purchases, half a complaint and about one survey answer per customer), every foreign key valid
 although the COPY skips their triggers, metrics, tiers and SLA clocks computed by the service's code,
 sensitive values stored encrypted with their blind indexes, and a run that stops half-way resumed
-(then a complete database reused as it is), and the report summaries the COPY bypassed rebuilt."""
+(then a complete database reused as it is), the report summaries the COPY bypassed rebuilt, and the
+secondary indexes deferred during the bulk phase all back as the migrations define them, also after runs
+killed half-way."""
 
 from __future__ import annotations
 
@@ -30,6 +32,27 @@ WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND c.conrelid::regclass::te
 """
 
 
+async def _indexes(url: str) -> dict[str, str]:
+    """Every index of the public schema: name -> definition."""
+    engine = create_engine(url, test_settings())
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+            return dict(rows.all())
+    finally:
+        await engine.dispose()
+
+
+async def _execute(url: str, *statements: str) -> None:
+    engine = create_engine(url, test_settings())
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 async def _counts(engine: Any) -> dict[str, int]:
     async with engine.connect() as conn:
         return {
@@ -53,6 +76,9 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
     again = await gen.generate(url, 2000, progress=False, workers=0)
     assert again.reused
     assert "metrics & tiers" not in again.seconds  # nothing recomputed
+    assert "indexes (rebuild)" in report.seconds
+    # The secondary indexes deferred during the bulk phase are all back, as the migrations define them.
+    assert await _indexes(url) == await _indexes(await fresh_database_url())
 
     engine = create_engine(url, test_settings())
     try:
@@ -196,3 +222,64 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             assert sum(r["complaints"] for r in fairness) > 0
     finally:
         await engine.dispose()
+
+
+async def test_interrupted_bulk_phase_ends_with_the_migrated_schema(
+    fresh_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs killed with the secondary indexes deferred (in the load, in the metrics & tiers step, after
+    everything else) are finished by a re-run: every recorded index rebuilt, the bookkeeping table dropped."""
+    migrated = await _indexes(await fresh_database_url())
+    url = await fresh_database_url()
+    monkeypatch.setattr(gen, "CHUNK", 300)
+    chunks = gen._chunks
+
+    async def first_chunk_only(*args: Any) -> Any:
+        async for rows in chunks(*args):
+            yield rows
+            raise KeyboardInterrupt  # as killed once the first chunk committed
+
+    monkeypatch.setattr(gen, "_chunks", first_chunk_only)
+    with pytest.raises(KeyboardInterrupt):
+        await gen.generate(url, 900, progress=False, workers=0)
+    left = await _indexes(url)
+    assert "ix_customers_email_bidx" not in left
+    assert "ix_purchases_customer_at" not in left
+    assert {"pk_customers", "uq_survey_answers_response_id_question_id", "bench_deferred_indexes_pkey"} <= set(left)
+    monkeypatch.setattr(gen, "_chunks", chunks)
+
+    import infra.tiering
+
+    async def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(infra.tiering, "run_full_retier", killed)
+    with pytest.raises(KeyboardInterrupt):  # the load resumed and finished, then killed in metrics & tiers
+        await gen.generate(url, 900, progress=False, workers=0)
+    left = await _indexes(url)
+    assert set(gen.RETIER_INDEXES) <= set(left)  # built for the metrics & tiers step
+    assert "ix_customers_email_bidx" not in left
+    monkeypatch.undo()
+    monkeypatch.setattr(gen, "CHUNK", 300)
+
+    report = await gen.generate(url, 900, progress=False, workers=0)
+    assert report.reused  # nothing left to load
+    assert report.counts["customers"] == report.counts["customer_metrics"] == 900
+    assert "indexes (rebuild)" in report.seconds
+    assert await _indexes(url) == migrated
+
+    # Killed after everything but the rebuild (the definitions recorded, the indexes dropped): a re-run of a
+    # complete database builds them.
+    await _execute(
+        url,
+        f"CREATE TABLE {gen.DEFER_TABLE} (name text PRIMARY KEY, definition text)",
+        f"INSERT INTO {gen.DEFER_TABLE} SELECT indexname, indexdef FROM pg_indexes"
+        " WHERE indexname IN ('ix_customers_tier', 'uq_survey_responses_once', 'ix_tier_changes_latest')",
+        "DROP INDEX ix_customers_tier, uq_survey_responses_once, ix_tier_changes_latest",
+    )
+    again = await gen.generate(url, 900, progress=False, workers=0)
+    assert again.reused
+    assert "metrics & tiers" not in again.seconds
+    assert await _indexes(url) == migrated
+    summaries = await gen.generate(url, 900, progress=False, workers=0)
+    assert "indexes (rebuild)" not in summaries.seconds

@@ -87,7 +87,10 @@ class DuplicatePairType:
     b_ref: strawberry.Private[UUID]
     reasons: list[DuplicateCriterion]
     dismissed: bool = strawberry.field(
-        default=False, description='Marked "not a duplicate" by a data steward (dismissDuplicatePair)'
+        default=False,
+        description='Marked "not a duplicate" by a data steward (dismissDuplicatePair) for every criterion it '
+        "matches on; a pair that came to match on another criterion since is open again (false, with the old "
+        "dismissal's who, when and why)",
     )
     dismissed_by: str | None = None
     dismissed_at: dt.datetime | None = None
@@ -103,7 +106,7 @@ class DuplicatePairType:
             a_ref=r["a_id"],
             b_ref=r["b_id"],
             reasons=[DuplicateCriterion(x) for x in r["reasons"]],
-            dismissed=dismissal is not None,
+            dismissed=bool(r["dismissed"]) if "dismissed" in r else dismissal is not None,
             dismissed_by=dismissal["dismissed_by"] if dismissal else None,
             dismissed_at=dismissal["dismissed_at"] if dismissal else None,
             dismissal_reason=dismissal["reason"] if dismissal else None,

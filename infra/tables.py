@@ -522,6 +522,8 @@ duplicate_dismissals = Table(
     Column("customer_a_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
     Column("customer_b_id", UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
     Column("reason", Text, nullable=True),
+    # the criteria the pair matched on when dismissed: matching on another one makes it a candidate again
+    Column("criteria", ARRAY(Text), nullable=False, server_default="{}"),
     Column("dismissed_by", Text, nullable=False),
     Column("dismissed_at", TS, nullable=False, server_default=func.now()),
     CheckConstraint("customer_a_id < customer_b_id", name="ordered"),

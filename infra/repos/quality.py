@@ -98,10 +98,13 @@ def _pairs_sql(criteria: Sequence[str], partner_scoped: bool) -> str:
     return f"WITH pairs AS ({' UNION ALL '.join(arms)})"
 
 
-# A dismissed pair, found through the primary key (customer_a_id, customer_b_id) of duplicate_dismissals.
-_DISMISSED = (
-    "EXISTS (SELECT 1 FROM duplicate_dismissals d WHERE d.customer_a_id = pairs.a_id AND d.customer_b_id = pairs.b_id)"
+# Pairs (one row per matching criterion) with their dismissal, if any, through its primary key; a pair is
+# dismissed while every criterion it matches on was among those it matched on when dismissed (matching on
+# another one makes it a candidate again). NULL-safe: no dismissal row gives false.
+_WITH_DISMISSALS = (
+    " FROM pairs p LEFT JOIN duplicate_dismissals d ON d.customer_a_id = p.a_id AND d.customer_b_id = p.b_id"
 )
+_DISMISSED = "(bool_and(p.reason = ANY(d.criteria)) IS TRUE)"
 
 
 async def duplicate_pairs(
@@ -120,16 +123,16 @@ async def duplicate_pairs(
         return [], False
     await _no_jit(conn)
     params: dict[str, Any] = {"n": first + 1, "partner_id": scope.partner_id}
-    conds = [] if include_dismissed else [f"NOT {_DISMISSED}"]
+    where = ""
     if after is not None:
-        conds.append("(a_id, b_id) > (CAST(:after_a AS uuid), CAST(:after_b AS uuid))")
+        where = " WHERE (p.a_id, p.b_id) > (CAST(:after_a AS uuid), CAST(:after_b AS uuid))"
         params |= {"after_a": after[0], "after_b": after[1]}
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    having = "" if include_dismissed else f" HAVING NOT {_DISMISSED}"
     sql = (
         f"{_pairs_sql(criteria, scope.partner_id is not None)},"
-        f" page AS (SELECT a_id, b_id, array_agg(reason ORDER BY reason) AS reasons FROM pairs {where}"
-        " GROUP BY a_id, b_id ORDER BY a_id, b_id LIMIT :n)"
-        " SELECT p.a_id, p.b_id, p.reasons, d.dismissed_by, d.dismissed_at, d.reason AS dismissal_reason"
+        f" page AS (SELECT p.a_id, p.b_id, array_agg(p.reason ORDER BY p.reason) AS reasons, {_DISMISSED} AS dismissed"
+        f"{_WITH_DISMISSALS}{where} GROUP BY p.a_id, p.b_id{having} ORDER BY p.a_id, p.b_id LIMIT :n)"
+        " SELECT p.a_id, p.b_id, p.reasons, p.dismissed, d.dismissed_by, d.dismissed_at, d.reason AS dismissal_reason"
         " FROM page p LEFT JOIN duplicate_dismissals d ON d.customer_a_id = p.a_id AND d.customer_b_id = p.b_id"
         " ORDER BY p.a_id, p.b_id"
     )
@@ -145,11 +148,12 @@ async def duplicate_counts(
     if not criteria:
         return 0, {}
     await _no_jit(conn)
-    where = "" if include_dismissed else f" WHERE NOT {_DISMISSED}"
+    where = "" if include_dismissed else " WHERE NOT s.dismissed"
     sql = (
-        f"{_pairs_sql(criteria, scope.partner_id is not None)}"
-        " SELECT reason, count(*) AS n, count(DISTINCT (a_id, b_id)) AS d FROM pairs"
-        f"{where} GROUP BY ROLLUP (reason)"
+        f"{_pairs_sql(criteria, scope.partner_id is not None)},"
+        f" state AS (SELECT p.a_id, p.b_id, {_DISMISSED} AS dismissed{_WITH_DISMISSALS} GROUP BY p.a_id, p.b_id)"
+        " SELECT p.reason, count(*) AS n, count(DISTINCT (p.a_id, p.b_id)) AS d FROM pairs p"
+        f" JOIN state s ON s.a_id = p.a_id AND s.b_id = p.b_id{where} GROUP BY ROLLUP (p.reason)"
     )
     rows = (await conn.execute(text(sql), {"partner_id": scope.partner_id})).all()
     per = {crit: 0 for crit in criteria}
@@ -224,8 +228,10 @@ async def dismiss_pair(
     actor: str,
     request_id: str | None,
 ) -> dict[str, Any]:
-    """Mark a candidate pair "not a duplicate". Idempotent: dismissing a dismissed pair changes nothing
-    (the first dismissal, its author and reason stay; ``changed`` is False, nothing is audited)."""
+    """Mark a candidate pair "not a duplicate" for the criteria it matches on now. Idempotent: dismissing
+    a dismissed pair changes nothing (the first dismissal, its author and reason stay; ``changed`` is
+    False, nothing is audited). A pair that came to match on another criterion since is a candidate
+    again: dismissing it once more replaces the dismissal (new criteria, reason, author, time)."""
     if reason is not None and reason not in DISMISSAL_REASONS:
         raise ValidationFailed(f"reason is one of {', '.join(DISMISSAL_REASONS)}", field="reason")
     a, b, matched = await _pair_for_dismissal(conn, customer_id, other_id, scope)
@@ -235,8 +241,17 @@ async def dismiss_pair(
     inserted = (
         await conn.execute(
             pg_insert(d)
-            .values(customer_a_id=a, customer_b_id=b, reason=reason, dismissed_by=actor)
-            .on_conflict_do_nothing(index_elements=[d.c.customer_a_id, d.c.customer_b_id])
+            .values(customer_a_id=a, customer_b_id=b, reason=reason, criteria=matched, dismissed_by=actor)
+            .on_conflict_do_update(
+                index_elements=[d.c.customer_a_id, d.c.customer_b_id],
+                set_={
+                    "reason": reason,
+                    "criteria": matched,
+                    "dismissed_by": actor,
+                    "dismissed_at": func.now(),
+                },
+                where=~d.c.criteria.contains(matched),  # only a pair open again: else nothing changes
+            )
             .returning(*d.c)
         )
     ).one_or_none()

@@ -16,7 +16,17 @@ from alembic import command
 from sqlalchemy import text
 
 from infra.migrate import alembic_config, upgrade
-from tests.api.helpers import DELETE_CUSTOMER, create_customer, error_codes, ok, payload, raw_id, scalar, snapshot
+from tests.api.helpers import (
+    DELETE_CUSTOMER,
+    UPDATE_CUSTOMER,
+    create_customer,
+    error_codes,
+    ok,
+    payload,
+    raw_id,
+    scalar,
+    snapshot,
+)
 from tests.conftest import Api, running_api, test_settings
 
 PAIRS = """query($first: Int!, $after: String, $criteria: [DuplicateCriterion!]) {
@@ -241,6 +251,52 @@ async def test_a_dismissed_pair_leaves_the_list_the_count_and_the_report_until_r
     twice = ok(await api.gql(admin, RESTORE, {"c": made["b"]["id"], "o": made["a"]["id"]}), "restoreDuplicatePair")
     assert twice["changed"] is False
     assert len(await _audit(api, "duplicate_pair_restored")) == 1
+
+
+async def test_a_dismissed_pair_that_comes_to_match_on_another_criterion_is_a_candidate_again(api: Api) -> None:
+    """A dismissal covers the criteria the pair matched on then: new evidence (the same phone too) reopens it."""
+    admin = await api.user("alice", "admin")
+    steward = await api.user("dora", "data_steward")
+    made = await _population(api, admin)
+    ok(
+        await api.gql(steward, DISMISS, {"c": made["a"]["id"], "o": made["b"]["id"], "r": "shared_email"}),
+        "dismissDuplicatePair",
+    )
+    assert await _open_counts(api, steward) == (2, {"EMAIL": 0, "PHONE": 1, "NAME_DOB": 1})
+
+    for key in ("a", "b"):  # both get the same phone number: the pair now matches on PHONE as well
+        body = await api.gql(
+            admin,
+            UPDATE_CUSTOMER,
+            {"input": {"id": made[key]["id"], "expectedVersion": made[key]["version"], "phone": "+49 40 5550101"}},
+        )
+        ok(body, "updateCustomer")
+    default = _listed(await api.gql(steward, LISTED))
+    assert default[ALMA]["reasons"] == ["EMAIL", "PHONE"]
+    assert default[ALMA]["dismissed"] is False
+    assert (default[ALMA]["dismissedBy"], default[ALMA]["dismissalReason"]) == ("user:dora", "shared_email")  # history
+    assert await _open_counts(api, steward) == (3, {"EMAIL": 1, "PHONE": 2, "NAME_DOB": 1})
+
+    # Dismissed once more, now for both criteria: the dismissal is replaced (and audited again).
+    again = ok(
+        await api.gql(steward, DISMISS, {"c": made["b"]["id"], "o": made["a"]["id"], "r": "family_member"}),
+        "dismissDuplicatePair",
+    )
+    assert again["changed"] is True
+    assert (again["pair"]["dismissed"], again["pair"]["dismissalReason"]) == (True, "family_member")
+    assert await scalar(api, "SELECT criteria FROM duplicate_dismissals") == ["email", "phone"]
+    assert await _open_counts(api, steward) == (2, {"EMAIL": 0, "PHONE": 1, "NAME_DOB": 1})
+    assert ALMA not in _listed(await api.gql(steward, LISTED))
+    assert _listed(await api.gql(steward, LISTED, {"all": True}))[ALMA]["dismissed"] is True
+    repeat = ok(
+        await api.gql(steward, DISMISS, {"c": made["a"]["id"], "o": made["b"]["id"], "r": "other"}),
+        "dismissDuplicatePair",
+    )
+    assert (repeat["changed"], repeat["pair"]["dismissalReason"]) == (False, "family_member")
+    assert [a["after"]["reason"] for a in await _audit(api, "duplicate_pair_dismissed")] == [
+        "shared_email",
+        "family_member",
+    ]
 
 
 async def test_dismissals_page_with_the_cursor_and_without_a_reason(api: Api) -> None:

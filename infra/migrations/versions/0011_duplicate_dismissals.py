@@ -1,8 +1,9 @@
 """duplicate dismissals: a data steward marks a candidate pair as "not a duplicate" (issue 8).
 
 - duplicate_dismissals: one row per dismissed pair (customer_a_id < customer_b_id, so a pair is stored
-  once; both cascade with their customers), who dismissed it, when, and a short reason code (not free
-  text: no personal data; see infra/repos/quality.py DISMISSAL_REASONS). The primary key (a, b) answers
+  once; both cascade with their customers), who dismissed it, when, a short reason code (not free
+  text: no personal data; see infra/repos/quality.py DISMISSAL_REASONS), and the criteria the pair
+  matched on then: a pair that comes to match on another criterion is a candidate again. The primary key (a, b) answers
   the NOT EXISTS with which customerDuplicates and the data-quality report leave dismissed pairs out;
   the index on b serves the cascade.
 - Grants: Mutation.dismissDuplicatePair and Mutation.restoreDuplicatePair to data_steward and admin
@@ -41,6 +42,7 @@ def upgrade() -> None:
         sa.Column("customer_a_id", UUID, nullable=False),
         sa.Column("customer_b_id", UUID, nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("criteria", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
         sa.Column("dismissed_by", sa.Text(), nullable=False),
         sa.Column("dismissed_at", TS, server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("customer_a_id < customer_b_id", name=op.f("ck_duplicate_dismissals_ordered")),

@@ -21,8 +21,8 @@ from infra.settings import Settings
 ADMIN_URL = os.environ.get("TIERWISE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-async def bench_database(name: str, customers: int) -> str:
-    """A migrated database named ``name`` holding ``customers`` seeded customers (made once, reused)."""
+async def migrated_database(name: str) -> str:
+    """The URL of database ``name``, created if missing and migrated by the project's own migrate function."""
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
@@ -31,6 +31,12 @@ async def bench_database(name: str, customers: int) -> str:
         await admin.close()
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     await asyncio.to_thread(upgrade, url)
+    return url
+
+
+async def bench_database(name: str, customers: int) -> str:
+    """A migrated database named ``name`` holding ``customers`` seeded customers (made once, reused)."""
+    url = await migrated_database(name)
     engine = create_engine(url, Settings(_env_file=None))  # type: ignore[call-arg]
     try:
         if await is_empty(engine):

@@ -41,13 +41,11 @@ import orjson
 from faker import Faker
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 
-from bench.common import ADMIN_URL
+from bench.common import migrated_database
 from infra import seed as S
 from infra import tables as t
 from infra.db import create_engine
-from infra.migrate import upgrade
 from infra.seed import (
     ANSWER_COLUMNS,
     COMPLAINT_COLUMNS,
@@ -105,10 +103,6 @@ _SEVERITIES = (("low", 0.30), ("medium", 0.45), ("high", 0.20), ("critical", 0.0
 # Mean purchases per year of each segment (infra/seed.py SEGMENTS), scaled so the mean is 10 per customer.
 _MEAN_RATE = sum(w * r for w, r, _ in S.SEGMENTS)
 _SCALE = PURCHASES_PER_CUSTOMER / (1 - dict(S.STAGES)["prospect"]) / _MEAN_RATE / 1.105  # lognorm(0, .45) mean
-
-
-def _url(name: str) -> str:
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def _head(chunk: int, tag: int) -> str:
@@ -392,54 +386,14 @@ class Generator:
             p = rng.random()
             how_many = 1 if p < 0.76 else (2 if p < 0.93 else (3 if p < 0.98 else 4))
             for _ in range(how_many):
-                lo, hi = c.first_purchase or c.created_at, ref - HOUR
-                if c.stage in ("at_risk", "churned") and c.last_purchase is not None:
-                    hi = min(hi, c.last_purchase + DAY * 60)
-                elif c.stage in ("active", "new") and rng.random() < 0.3:
-                    lo = max(lo, ref - DAY * 21)
-                if hi <= lo:
-                    lo = c.created_at
-                opened = lo + (hi - lo) * rng.random()
-                category = S._pick(rng, self.category_weights)
-                severity = S._pick(rng, _SEVERITIES)
-                channels = S.PARTNERS[c.partner].complaint_channels if c.partner is not None else S._COMPLAINT_CHANNELS
-                channel = S._pick(rng, channels)
-                agent = rng.choice(S._AGENTS)
-                resolution = rng.choice(S._RESOLUTIONS.get(category, S._RESOLUTIONS["other"]))
-                opener = S.PARTNERS[c.partner].name if c.partner is not None else "customer"
-                tl = S._timeline(rng, opened, ref, severity, opener, agent, channel, resolution)
-                done = tl.status in ("resolved", "closed")
-                root_cause = S._pick(rng, self.cause_weights[category])
-                subject, description = self.texts._complaint_text(rng, category, opened, c)  # type: ignore[arg-type]
+                draft = S.complaint(
+                    rng, c, ref, self.category_weights, _SEVERITIES, self.cause_weights, self.texts._complaint_text
+                )
+                tl, opened = draft.timeline, draft.opened
                 kid = ids()
                 partner_id = self.refs.partner_ids[c.partner] if c.partner is not None else None
                 external_id = f"{S.PARTNERS[c.partner].prefix}-T{k:05d}{ids.n:06d}" if partner_id else None
-                rows.append(
-                    (
-                        kid,
-                        c.id,
-                        partner_id,
-                        external_id,
-                        subject,
-                        seal(description),
-                        category,
-                        root_cause if done else None,
-                        severity,
-                        channel,
-                        tl.status,
-                        agent if tl.first_responded_at else None,
-                        resolution if done else None,
-                        tl.first_responded_at,
-                        tl.resolved_at,
-                        tl.closed_at,
-                        tl.paused_since,
-                        tl.paused_seconds,
-                        tl.reopen_count,
-                        len(tl.events),
-                        opened,
-                        tl.events[-1][2],
-                    )
-                )
+                rows.append(draft.row(kid, c.id, partner_id, external_id, seal(draft.description)))
                 events.extend((kid, *e[:4], self.protect.text(t.complaint_events.c.note, e[4])) for e in tl.events)
                 c.mood -= 0.3
                 if tl.resolved_at is not None:
@@ -850,16 +804,8 @@ async def generate(
 
 
 async def database(name: str) -> str:
-    """``name`` created if missing and migrated by the project's own migrate function; its URL."""
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _url(name)
-    await asyncio.to_thread(upgrade, url)
-    return url
+    """``name`` created if missing and migrated (``bench.common.migrated_database``); its URL."""
+    return await migrated_database(name)
 
 
 async def main(customers: int, name: str | None, churn: bool, workers: int) -> Report:

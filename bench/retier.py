@@ -23,18 +23,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from api.auth import issue_staff_token
 from authz import admin
-from bench.common import ADMIN_URL, machine
+from bench.common import machine, migrated_database
 from domain.tiers import PolicySpec, TierSpec
 from infra.db import create_engine
-from infra.migrate import upgrade
 from infra.repos import tiers as tiers_repo
 from infra.repos.base import Scope
 from infra.settings import Settings
@@ -65,21 +62,10 @@ FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g
 """
 
 
-def _url(name: str) -> str:
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
 async def dataset(customers: int, per_customer: int) -> tuple[str, dict[str, float]]:
     """The benchmark database (made and filled once), and how long making it took."""
     name = f"tierwise_bench_retier_{customers}"
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = _url(name)
-    await asyncio.to_thread(upgrade, url)
+    url = await migrated_database(name)
     settings = Settings(_env_file=None, statement_timeout_ms=0)  # type: ignore[call-arg]
     engine = create_engine(url, settings)
     timings: dict[str, float] = {}

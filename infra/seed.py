@@ -29,7 +29,7 @@ import random
 import time
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -748,6 +748,87 @@ def _timeline(
     )
 
 
+@dataclass
+class ComplaintDraft:
+    """One generated complaint of a customer (``complaint()``), shared by the seed and bench/generate.py."""
+
+    opened: datetime
+    category: str
+    root_cause: str
+    severity: str
+    channel: str
+    agent: str
+    resolution: str
+    timeline: _Timeline
+    subject: str
+    description: str
+
+    def row(
+        self, kid: Any, customer_id: Any, partner_id: Any, external_id: str | None, description: Any
+    ) -> tuple[Any, ...]:
+        """The COPY row (``COMPLAINT_COLUMNS``), with ``description`` as stored (sealed by the caller)."""
+        tl = self.timeline
+        done = tl.status in ("resolved", "closed")
+        return (
+            kid,
+            customer_id,
+            partner_id,
+            external_id,
+            self.subject,
+            description,
+            self.category,
+            self.root_cause if done else None,
+            self.severity,
+            self.channel,
+            tl.status,
+            self.agent if tl.first_responded_at else None,
+            self.resolution if done else None,
+            tl.first_responded_at,
+            tl.resolved_at,
+            tl.closed_at,
+            tl.paused_since,
+            tl.paused_seconds,
+            tl.reopen_count,
+            len(tl.events),
+            self.opened,
+            tl.events[-1][2],
+        )
+
+
+def complaint(
+    rng: random.Random,
+    c: Any,
+    ref: datetime,
+    category_weights: tuple[tuple[str, float], ...],
+    severities: tuple[tuple[str, float], ...],
+    cause_weights: Mapping[str, tuple[tuple[str, float], ...]],
+    text: Callable[[random.Random, str, datetime, Any], tuple[str, str]],
+) -> ComplaintDraft:
+    """A complaint of customer ``c`` (a seed or benchmark customer: stage, partner, created_at, first and last
+    purchase): when it was opened, what about, how it went (its timeline) and its text."""
+    lo = c.first_purchase or c.created_at
+    hi = ref - HOUR
+    if c.stage in ("at_risk", "churned") and c.last_purchase is not None:
+        hi = min(hi, c.last_purchase + DAY * 60)
+    elif c.stage in ("active", "new") and rng.random() < 0.3:
+        lo = max(lo, ref - DAY * 21)
+    if hi <= lo:
+        lo = c.created_at
+    opened = lo + (hi - lo) * rng.random()
+    category = _pick(rng, category_weights)
+    severity = _pick(rng, severities)
+    channel = _pick(rng, PARTNERS[c.partner].complaint_channels if c.partner is not None else _COMPLAINT_CHANNELS)
+    agent = rng.choice(_AGENTS)
+    resolution = rng.choice(_RESOLUTIONS.get(category, _RESOLUTIONS["other"]))
+    opener = PARTNERS[c.partner].name if c.partner is not None else "customer"
+    timeline = _timeline(rng, opened, ref, severity, opener, agent, channel, resolution)
+    root_cause = _pick(rng, cause_weights[category])
+    subject, description = text(rng, category, opened, c)
+    return ComplaintDraft(
+        opened, category, root_cause, severity, channel, agent, resolution, timeline, subject, description
+    )
+
+
 # The closed sets used above must stay within the database's CHECK constraints.
 assert {c for p in PARTNERS for c, _ in p.complaint_channels} | {c for c, _ in _COMPLAINT_CHANNELS} <= set(
     enums.CHANNELS
@@ -1103,6 +1184,10 @@ class _Seeder:
         category_weights = tuple((code, float(base_weights.get(code, 5))) for code in categories)
         severities = (("low", 0.30), ("medium", 0.45), ("high", 0.20), ("critical", 0.05))
         rate = {"prospect": 0.03, "new": 0.10, "active": 0.15, "at_risk": 0.22, "churned": 0.22}
+        cause_weights = {
+            category: tuple((code, float(_ROOT_CAUSE_WEIGHTS.get(category, {}).get(code, 1))) for code in causes)
+            for category in categories
+        }
         ticket_seq = [0] * len(PARTNERS)
         enc = crypto.current().encrypt
         task = self._task("complaints", self.n)
@@ -1111,27 +1196,9 @@ class _Seeder:
                 continue
             how_many = 1 if (p := rng.random()) < 0.76 else (2 if p < 0.93 else (3 if p < 0.98 else 4))
             for _ in range(how_many):
-                lo = c.first_purchase or c.created_at
-                hi = self.ref - HOUR
-                if c.stage in ("at_risk", "churned") and c.last_purchase is not None:
-                    hi = min(hi, c.last_purchase + DAY * 60)
-                elif c.stage in ("active", "new") and rng.random() < 0.3:
-                    lo = max(lo, self.ref - DAY * 21)
-                if hi <= lo:
-                    lo = c.created_at
-                opened = lo + (hi - lo) * rng.random()
-                category = _pick(rng, category_weights)
-                severity = _pick(rng, severities)
-                channels = PARTNERS[c.partner].complaint_channels if c.partner is not None else _COMPLAINT_CHANNELS
-                channel = _pick(rng, channels)
-                agent = rng.choice(_AGENTS)
-                resolution = rng.choice(_RESOLUTIONS.get(category, _RESOLUTIONS["other"]))
-                opener = PARTNERS[c.partner].name if c.partner is not None else "customer"
-                tl = _timeline(rng, opened, self.ref, severity, opener, agent, channel, resolution)
-                cause_weights = _ROOT_CAUSE_WEIGHTS.get(category, {})
-                done = tl.status in ("resolved", "closed")
-                root_cause = _pick(rng, tuple((code, float(cause_weights.get(code, 1))) for code in causes))
-                subject, description = self._complaint_text(rng, category, opened, c)
+                draft = complaint(rng, c, self.ref, category_weights, severities, cause_weights, self._complaint_text)
+                tl = draft.timeline
+                opened = draft.opened
                 kid = self.uid()
                 partner_id = external_id = None
                 if c.partner is not None:
@@ -1139,30 +1206,7 @@ class _Seeder:
                     partner_id = self.partner_ids[c.partner]
                     external_id = f"{PARTNERS[c.partner].prefix}-T{ticket_seq[c.partner]:08d}"
                 complaints.rows.append(
-                    (
-                        kid,
-                        c.id,
-                        partner_id,
-                        external_id,
-                        subject,
-                        enc(description, "complaints.description"),
-                        category,
-                        root_cause if done else None,
-                        severity,
-                        channel,
-                        tl.status,
-                        agent if tl.first_responded_at else None,
-                        resolution if done else None,
-                        tl.first_responded_at,
-                        tl.resolved_at,
-                        tl.closed_at,
-                        tl.paused_since,
-                        tl.paused_seconds,
-                        tl.reopen_count,
-                        len(tl.events),
-                        opened,
-                        tl.events[-1][2],
-                    )
+                    draft.row(kid, c.id, partner_id, external_id, enc(draft.description, "complaints.description"))
                 )
                 events.rows.extend(
                     (kid, *e[:4], None if e[4] is None else enc(e[4], "complaint_events.note")) for e in tl.events

@@ -33,7 +33,8 @@ PAIR_SORT = "DUPLICATE_PAIR"
 # The catalogue types whose data an export hands out decrypted. The export is one JSON value that the
 # field guards cannot look into, so it is refused unless the caller may read every field of these in full.
 _EXPORTED = (
-    "Customer CustomerMetrics ChurnRisk TierChange Purchase Complaint ComplaintEvent SurveyResponse SurveyAnswer"
+    "Customer CustomerMetrics ChurnRisk TierChange Purchase Complaint ComplaintEvent SurveyInvitation"
+    " SurveyResponse SurveyAnswer CustomerMerge AuditEntry"
 )
 EXPORTED_TYPES = frozenset(_EXPORTED.split())
 
@@ -466,7 +467,9 @@ class PrivacyMutation:
         async def run() -> EraseCustomerPayload:
             customer_id = _customer_id(id, "id")
             async with ctx.db.unit_of_work() as uow:
-                done = await quality_repo.erase(uow.conn, customer_id, actor=ctx.actor, request_id=ctx.request_id)
+                done = await quality_repo.erase(
+                    uow.conn, customer_id, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
+                )
                 uow.commit()
             for i in done["ids"]:
                 _forget(ctx, i)

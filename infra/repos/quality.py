@@ -485,21 +485,23 @@ async def set_consent(
 # ---------------------------------------------------------------- erasure
 
 
-async def erase(conn: AsyncConnection, customer_id: UUID, *, actor: str, request_id: str | None) -> dict[str, Any]:
+async def erase(
+    conn: AsyncConnection, customer_id: UUID, *, scope: Scope, actor: str, request_id: str | None
+) -> dict[str, Any]:
     """Remove every sensitive value of the customer (and of the duplicates merged into it), everywhere.
 
     Kept: purchases, tier history, metrics, scores, complaint and survey structure (so aggregates and
     reports stay right). Cannot be undone: the values are overwritten, not hidden; a second erase is
     refused with a CONFLICT.
     """
-    row = (await _lock_customers(conn, [customer_id], Scope())).get(customer_id)
+    row = (await _lock_customers(conn, [customer_id], scope)).get(customer_id)
     if row is None:
         raise NotFound("no such customer", field="id")
     if row["erased_at"] is not None:
         raise Conflict(f"the customer was erased already at {row['erased_at'].isoformat()}", field="id")
     tombstones = [r[0] for r in (await conn.execute(select(c.c.id).where(c.c.merged_into_id == customer_id))).all()]
     ids = [customer_id, *tombstones]
-    people = list((await _lock_customers(conn, ids, Scope())).values())
+    people = list((await _lock_customers(conn, ids, scope)).values())
     needles = sorted({n for p in people for n in rules.erasure_needles(p)})
 
     cleared: dict[str, Any] = {
@@ -618,8 +620,8 @@ async def _scrub_jobs(conn: AsyncConnection, needles: list[str], ids: list[str])
     for job in found:
         if job.status in ("todo", "doing"):
             raw = json.dumps(job.args)
-            for needle in needles:
-                raw = raw.replace(json.dumps(needle)[1:-1], rules.ERASED_TEXT)
+            for needle in needles:  # found case-blind (ILIKE above): replaced case-blind too
+                raw = re.sub(re.escape(json.dumps(needle)[1:-1]), rules.ERASED_TEXT, raw, flags=re.IGNORECASE)
             await conn.execute(
                 text("UPDATE procrastinate_jobs SET args = CAST(:a AS jsonb) WHERE id = :id"), {"a": raw, "id": job.id}
             )
@@ -681,6 +683,11 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
         .order_by(audit_log.c.at, audit_log.c.id)
         .limit(10_000)
     )
+    own = {str(i) for i in ids}
+    for entry in audit:  # an entry about several customers: only the fact, not the others or their values
+        if not set(entry["target_ids"]) <= own:
+            entry["target_ids"] = [t for t in entry["target_ids"] if t in own]
+            entry["before"] = entry["after"] = None
     data = {
         "exportedAt": dt.datetime.now(dt.UTC),
         "customer": profile(row),

@@ -167,7 +167,17 @@ async def _customer_with_everything(api: Api, admin: str) -> dict[str, Any]:
                     "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status)"
                     " VALUES ('tierwise', 'tierwise.notify', CAST(:a AS jsonb), CAST(:s AS procrastinate_job_status))"
                 ),
-                {"a": json.dumps({"to": EMAIL, "name": NAME, "customer": str(raw_id(cid))}), "s": status},
+                # the waiting one in another case: found case-blind, it must be scrubbed case-blind too
+                {
+                    "a": json.dumps(
+                        {
+                            "to": EMAIL if status == "succeeded" else EMAIL.upper(),
+                            "name": NAME,
+                            "customer": str(raw_id(cid)),
+                        }
+                    ),
+                    "s": status,
+                },
             )
     # Another customer's audit payload that quotes her (a colleague's override mentions her e-mail).
     other = await create_customer(api, admin, name="Someone Else")
@@ -213,6 +223,14 @@ async def test_erase_removes_every_value_everywhere_and_keeps_the_aggregates(api
     assert done["erased"]["auditEntries"] >= 3  # her override, her consent, the colleague's override
 
     assert await _search_everywhere(api, VALUES) == []
+    # the blind indexes (keyed hashes: anyone with the key could link a new record to her) are gone too
+    bidx = await scalar(
+        api,
+        "SELECT json_agg(json_build_array(email_bidx, phone_bidx, national_id_bidx, name_dob_bidx))"
+        " FROM customers WHERE id = :id",
+        id=raw_id(cid),
+    )
+    assert bidx == [[None, None, None, None]]
 
     after = await api.gql(admin, READ, {"id": cid})
     assert "errors" not in after, after
@@ -287,3 +305,17 @@ async def test_erasing_a_survivor_erases_the_duplicates_merged_into_it(api: Api)
     assert await _search_everywhere(api, (NAME, EMAIL, NATIONAL_ID, "Zelda Q.")) == []
     erased = await scalar(api, "SELECT count(*) FROM customers WHERE erased_at IS NOT NULL")
     assert erased == 2
+
+
+async def test_a_partner_token_erases_only_its_own_customers(api: Api) -> None:
+    """Even a partner token holding the admin role (roles are assignable to tokens) stays in its row scope."""
+    north, _ = await api.partner_token("North Shop", role="admin")
+    south, _ = await api.partner_token("South Shop")
+    theirs = await create_customer(api, south, name="Sven South", email="sven@south.example")
+    refused = await api.gql(north, ERASE, {"id": theirs["id"]})
+    assert [e["code"] for e in refused["data"]["eraseCustomer"]["userErrors"]] == ["NOT_FOUND"]
+    assert await scalar(api, "SELECT count(*) FROM customers WHERE erased_at IS NOT NULL") == 0
+    mine = await create_customer(api, north, name="Nora North", email="nora@north.example")
+    done = await api.gql(north, ERASE, {"id": mine["id"]})
+    assert done["data"]["eraseCustomer"]["userErrors"] == [], done
+    assert await scalar(api, "SELECT count(*) FROM customers WHERE erased_at IS NOT NULL") == 1

@@ -190,3 +190,32 @@ async def test_report_counts_open_duplicates_per_criterion(api: Api) -> None:
     r = (await api.gql(admin, REPORT))["data"]["dataQualityReport"]
     assert r["duplicatePairs"] == 2
     assert {x["criterion"]: x["pairs"] for x in r["duplicates"]} == {"EMAIL": 1, "PHONE": 2, "NAME_DOB": 0}
+
+
+async def test_audit_entries_are_exported_only_with_their_grant_and_without_other_customers(api: Api) -> None:
+    """The export hands out audit rows too: refused to a role that may not read AuditEntry in full, and an
+    entry about several customers (a page's sensitive-read audit) keeps only the fact for this one."""
+    admin = await api.user("alice", "admin")
+    mine = await create_customer(api, admin, name="Olga Own", email="olga@own.example", nationalId="OO-1")
+    other = await create_customer(api, admin, name="Peter Other", email="peter@other.example", nationalId="PO-2")
+    page = await api.gql(admin, "{ customers(first: 10) { edges { node { nationalId } } } }")  # one audit row, two ids
+    assert "errors" not in page
+    exported = await api.gql(admin, EXPORT, {"id": mine["id"]})
+    entries = exported["data"]["exportCustomerData"]["auditEntries"]
+    reads = [e for e in entries if e["action"] == "sensitive_read"]
+    assert len(reads) == 1
+    assert reads[0]["target_ids"] == [str(raw_id(mine["id"]))]  # not the other customer's id
+    assert str(raw_id(other["id"])) not in str(exported)
+    assert "peter@other.example" not in str(exported)
+
+    ok(
+        await api.gql(
+            admin,
+            'mutation { grantAccess(role: "data_steward", object: "AuditEntry.*", action: READ, effect: DENY)'
+            " { ok userErrors { message } } }",
+        ),
+        "grantAccess",
+    )
+    refused = await api.gql(await api.user("dora", "data_steward"), EXPORT, {"id": mine["id"]})
+    assert error_codes(refused) == ["FORBIDDEN"]
+    assert "AuditEntry" in refused["errors"][0]["message"]

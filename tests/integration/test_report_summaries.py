@@ -301,7 +301,7 @@ async def test_writes_keep_the_summaries_equal_to_the_raw_reports(engine: AsyncE
         erased = (
             await conn.execute(text("SELECT customer_id FROM survey_responses ORDER BY submitted_at LIMIT 1"))
         ).scalar_one()
-        await quality.erase(conn, erased, actor="test", request_id=None)
+        await quality.erase(conn, erased, scope=Scope(), actor="test", request_id=None)
         await _hard_delete_customer(conn)
     await _assert_rebuilt_equal(engine)
     assert await _assert_same(engine, thorough=True) > 1000

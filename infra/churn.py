@@ -127,7 +127,7 @@ WHERE c.id = s.customer_id AND s.customer_id = ANY(:ids) AND (c.deleted_at IS NO
 """).bindparams(_IDS)
 
 _NEXT_IDS_SQL = text("""
-SELECT id FROM customers WHERE (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :n
+SELECT id FROM customers WHERE id > CAST(:after AS uuid) ORDER BY id LIMIT :n
 """)
 
 
@@ -212,7 +212,9 @@ async def defer_refresh(conn: Executor, customer_ids: Sequence[UUID]) -> None:
 
 
 async def _next_ids(conn: Executor, after: UUID | None, n: int) -> list[UUID]:
-    return list((await conn.execute(_NEXT_IDS_SQL, {"after": after, "n": n})).scalars())
+    # a plain keyset bound (an index condition in a generic prepared plan): the nil uuid comes first
+    start = after if after is not None else UUID(int=0)
+    return list((await conn.execute(_NEXT_IDS_SQL, {"after": start, "n": n})).scalars())
 
 
 async def recompute_all(conn: Executor, *, chunk: int = CHUNK) -> int:

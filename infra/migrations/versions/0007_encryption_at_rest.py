@@ -16,6 +16,7 @@ Revises: 0006
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,9 +37,15 @@ BIDX = ("email_bidx", "phone_bidx", "national_id_bidx", "name_dob_bidx")
 CUSTOMER_FIELDS = ("email", "phone", "national_id", "birth_date", "address")
 
 
-def _batches(conn: sa.Connection, sql: str) -> Any:
+# Below every id of the type: the keyset walk starts here. A plain ``id > :after`` stays an index condition
+# in a generic prepared plan (``:after IS NULL OR id > :after`` became a filter there: every batch re-read
+# the table from its start).
+_FIRST: dict[str, Any] = {"uuid": uuid.UUID(int=0), "bigint": -(2**63)}
+
+
+def _batches(conn: sa.Connection, sql: str, id_type: str) -> Any:
     """Rows of ``sql`` (which selects ``id`` first and takes ``:after``), BATCH at a time, keyset by id."""
-    after: Any = None
+    after: Any = _FIRST[id_type]
     while True:
         rows = conn.execute(sa.text(sql), {"after": after, "n": BATCH}).all()
         if not rows:
@@ -54,7 +61,7 @@ def _address_text(value: str) -> str:
 def _encrypt_customers(conn: sa.Connection, keyring: crypto.Keyring) -> None:
     select = """
         SELECT id, name, email, phone, national_id, birth_date, address FROM customers
-        WHERE (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid))
+        WHERE id > CAST(:after AS uuid)
           AND (   (email IS NOT NULL AND email NOT LIKE 'tw1:%') OR (phone IS NOT NULL AND phone NOT LIKE 'tw1:%')
                OR (national_id IS NOT NULL AND national_id NOT LIKE 'tw1:%')
                OR (birth_date IS NOT NULL AND birth_date NOT LIKE 'tw1:%')
@@ -66,7 +73,7 @@ def _encrypt_customers(conn: sa.Connection, keyring: crypto.Keyring) -> None:
         " birth_date = :birth_date, address = :address, email_bidx = :email_bidx, phone_bidx = :phone_bidx,"
         " national_id_bidx = :national_id_bidx, name_dob_bidx = :name_dob_bidx WHERE id = :id"
     )
-    for rows in _batches(conn, select):
+    for rows in _batches(conn, select, "uuid"):
         params = []
         for r in rows:
             plain = {f: getattr(r, f) for f in CUSTOMER_FIELDS}
@@ -87,12 +94,12 @@ def _encrypt_customers(conn: sa.Connection, keyring: crypto.Keyring) -> None:
 def _encrypt_text(conn: sa.Connection, keyring: crypto.Keyring, table: str, column: str, id_type: str) -> None:
     select = f"""
         SELECT id, {column} AS v FROM {table}
-        WHERE (CAST(:after AS {id_type}) IS NULL OR id > CAST(:after AS {id_type}))
+        WHERE id > CAST(:after AS {id_type})
           AND {column} IS NOT NULL AND {column} NOT LIKE 'tw1:%'
         ORDER BY id LIMIT :n
     """
     update = sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id")
-    for rows in _batches(conn, select):
+    for rows in _batches(conn, select, id_type):
         conn.execute(update, [{"id": r.id, "v": keyring.encrypt(r.v, f"{table}.{column}")} for r in rows])
 
 
@@ -118,14 +125,14 @@ def _decrypt_all(
     any_token = " OR ".join(f"{c} LIKE 'tw1:%'" for c in columns)
     select = f"""
         SELECT id, {cols} FROM {table}
-        WHERE (CAST(:after AS {id_type}) IS NULL OR id > CAST(:after AS {id_type})) AND ({any_token})
+        WHERE id > CAST(:after AS {id_type}) AND ({any_token})
         ORDER BY id LIMIT :n
     """
     update = sa.text(f"UPDATE {table} SET {', '.join(f'{c} = :{c}' for c in columns)} WHERE id = :id")
     plain: Callable[[str | None, str], str | None] = lambda v, c: (  # noqa: E731
         v if v is None or not v.startswith("tw1:") else keyring.decrypt(v, f"{table}.{c}")
     )
-    for rows in _batches(conn, select):
+    for rows in _batches(conn, select, id_type):
         conn.execute(update, [{"id": r.id, **{c: plain(getattr(r, c), c) for c in columns}} for r in rows])
 
 

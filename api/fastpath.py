@@ -163,21 +163,15 @@ class _FieldPlan:
         "getter",
         "key",
         "leaf",
-        "name",
         "nodes",
         "non_null",
-        "parent_name",
         "prefetch",
         "resolver",
-        "return_type",
         "typename",
     )
 
     key: str
-    name: str
     nodes: list[FieldNode]
-    parent_name: str
-    return_type: GraphQLOutputType | None
     non_null: bool
     complete: _Complete
 
@@ -193,10 +187,9 @@ class _FieldPlan:
 
 
 class _Compiler:
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> None:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self.operation = operation
         self.arg_slots = 0
         self.selected: set[str] = set()  # every field the plan may complete, as Type.field
 
@@ -247,11 +240,11 @@ class _Compiler:
     def field_plan(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> _FieldPlan:
         name = nodes[0].name.value
         plan = _FieldPlan()
-        plan.key, plan.name, plan.nodes, plan.parent_name = key, name, nodes, parent.name
+        plan.key, plan.nodes = key, nodes
         self.selected.add(f"{parent.name}.{name}")
         if name == "__typename":
             plan.typename = parent.name
-            plan.non_null, plan.return_type = True, None
+            plan.non_null = True
             plan.complete = _identity
             return plan
         if name.startswith("__"):
@@ -278,7 +271,6 @@ class _Compiler:
             plan.resolver, plan.args_of = self.resolver_call(field, definition, base, nodes[0])
             if spec.sensitivity is not Sensitivity.SENSITIVE:  # a check that records no audit row
                 plan.prefetch = PREFETCH.get(f"{parent.name}.{name}")
-        plan.return_type = field.type
         plan.non_null = is_non_null_type(field.type)
         plan.complete = self.completer(field.type, nodes, parent, name)
         plan.eager = plan.resolver is not None and self.error_free(field.type, nodes)
@@ -793,7 +785,7 @@ def compile_operation(schema: GraphQLSchema, document: DocumentNode, operation_n
     root = schema.query_type
     if root is None:
         return None
-    compiler = _Compiler(schema, document, operation)
+    compiler = _Compiler(schema, document)
     try:
         plans: list[tuple[_FieldPlan, GraphQLField]] = []
         for key, nodes in compiler.collect(root, [operation.selection_set]).items():
@@ -806,8 +798,7 @@ def compile_operation(schema: GraphQLSchema, document: DocumentNode, operation_n
                 return None
             field = root.fields[name]
             plan = _FieldPlan()
-            plan.key, plan.name, plan.nodes, plan.parent_name = key, name, nodes, root.name
-            plan.return_type, plan.non_null = field.type, is_non_null_type(field.type)
+            plan.key, plan.nodes, plan.non_null = key, nodes, is_non_null_type(field.type)
             plan.complete = compiler.completer(field.type, nodes, root, name)
             plans.append((plan, field))
     except Unsupported:

@@ -204,19 +204,20 @@ class _StringLiterals(Visitor):
         return self.BREAK if self.problem else None
 
 
-def bad_input_string(document: DocumentNode, variables: Mapping[str, Any] | None, limits: Limits) -> str | None:
-    """Why an input string of the operation is refused (a NUL character, too long), or None."""
+def _string_problem(value: str, limits: Limits) -> str | None:
+    if "\x00" in value:
+        return "strings may not contain NUL characters"
+    if len(value) > limits.max_string_length:
+        return f"strings may be at most {limits.max_string_length} characters long"
+    return None
 
-    def check(value: str) -> str | None:
-        if "\x00" in value:
-            return "strings may not contain NUL characters"
-        if len(value) > limits.max_string_length:
-            return f"strings may be at most {limits.max_string_length} characters long"
-        return None
+
+def bad_variable_string(variables: Mapping[str, Any] | None, limits: Limits) -> str | None:
+    """Why a string in the variables is refused (a NUL character, too long, nested too deeply), or None."""
 
     def walk(value: Any, depth: int = 0) -> str | None:
         if isinstance(value, str):
-            return check(value)
+            return _string_problem(value, limits)
         if depth > 20:
             return "input nested too deeply"
         items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
@@ -226,25 +227,14 @@ def bad_input_string(document: DocumentNode, variables: Mapping[str, Any] | None
                 return problem
         return None
 
-    problem = walk(variables or {})
-    if problem:
-        return problem
-    # The literals of a document do not change: checked once per (cached) document and limit.
-    key = (id(document), limits.max_string_length)
-    known = _LITERALS.get(key)
-    if known is not None and known[0] is document:
-        return known[1]
-    visitor = _StringLiterals(check)
+    return walk(variables or {})
+
+
+def bad_literal_string(document: DocumentNode, limits: Limits) -> str | None:
+    """Why a string literal of the document is refused, or None (kept per document by DocumentCache)."""
+    visitor = _StringLiterals(lambda value: _string_problem(value, limits))
     visit(document, visitor)
-    _LITERALS[key] = (document, visitor.problem)
-    while len(_LITERALS) > _LITERALS_SIZE:
-        _LITERALS.popitem(last=False)
     return visitor.problem
-
-
-# (document id, limit) -> (the document, its literal problem): the document is kept so its id stays its own
-_LITERALS: OrderedDict[tuple[int, int], tuple[DocumentNode, str | None]] = OrderedDict()
-_LITERALS_SIZE = 512
 
 
 # ---------------------------------------------------------------- cost
@@ -377,6 +367,7 @@ class DocumentCache:
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._literals: dict[str, str | None] = {}  # a kept document's literal check (its literals never change)
 
     def get(self, query: str | None) -> DocumentNode | None:
         if query is None:
@@ -390,7 +381,16 @@ class DocumentCache:
         self._documents[query] = document
         self._documents.move_to_end(query)
         while len(self._documents) > self.size:
-            self._documents.popitem(last=False)
+            evicted, _ = self._documents.popitem(last=False)
+            self._literals.pop(evicted, None)
+
+    def literal_problem(self, query: str | None, document: DocumentNode, limits: Limits) -> str | None:
+        """``bad_literal_string`` of a document, checked once while this cache keeps it."""
+        if query is None or self._documents.get(query) is not document:
+            return bad_literal_string(document, limits)
+        if query not in self._literals:
+            self._literals[query] = bad_literal_string(document, limits)
+        return self._literals[query]
 
 
 class OperationLimits(SchemaExtension):
@@ -455,7 +455,12 @@ class OperationLimits(SchemaExtension):
         ec = self.execution_context
         ctx: Context = ec.context
         assert ec.graphql_document is not None
-        problem = bad_input_string(ec.graphql_document, ec.variables, self.limits)
+        document = ec.graphql_document
+        problem = bad_variable_string(ec.variables, self.limits) or (
+            self.documents.literal_problem(ec.query, document, self.limits)
+            if self.documents is not None
+            else bad_literal_string(document, self.limits)
+        )
         if problem:
             await self._charge(1)
             ec.result = _refuse(GraphQLError(problem, extensions={"code": BAD_USER_INPUT}))

@@ -803,13 +803,9 @@ async def generate(
     return Report(customers, counts, rows, steps, reused, time.perf_counter() - started)
 
 
-async def database(name: str) -> str:
-    """``name`` created if missing and migrated (``bench.common.migrated_database``); its URL."""
-    return await migrated_database(name)
-
 
 async def main(customers: int, name: str | None, churn: bool, workers: int) -> Report:
-    url = await database(name or f"tierwise_bench_{customers}")
+    url = await migrated_database(name or f"tierwise_bench_{customers}")
     return await generate(url, customers, churn=churn, workers=workers)
 
 

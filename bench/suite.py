@@ -39,8 +39,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.auth import issue_staff_token, new_partner_token
 from authz import admin
-from bench.common import machine
-from bench.generate import database as generated_database
+from bench.common import machine, migrated_database
 from bench.generate import generate
 from infra.db import StatementCounter, create_engine
 from infra.pagination import encode_cursor
@@ -300,7 +299,7 @@ def _same(a: Any, b: Any) -> bool:
 
 async def dataset(customers: int) -> tuple[str, str]:
     """The generated data set (made once, reused) and a line on how it was made."""
-    url = await generated_database(f"tierwise_bench_{customers}")
+    url = await migrated_database(f"tierwise_bench_{customers}")
     report = await generate(url, customers)
     counts = report.counts
     made = "reused" if report.reused else f"generated in {report.total_seconds:.0f} s"

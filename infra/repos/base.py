@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.engine import Result
 from sqlalchemy.sql import Executable
 
 
 class Executor(Protocol):
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]: ...
+
+
+def dict_rows(result: Result[Any]) -> list[dict[str, Any]]:
+    """Every row of a result as a dict."""
+    return [dict(r._mapping) for r in result.all()]
+
+
+def escape_like(value: str) -> str:
+    """``value`` as a literal inside a LIKE/ILIKE pattern (escape character: backslash)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def same_partner(column: Any, partner_id: UUID | None) -> ColumnElement[bool]:
@@ -49,30 +58,24 @@ def to_page(rows: list[Any], first: int) -> Page:
     return Page(items, len(rows) > first)
 
 
-# Built per-parent statements by their key (a handful: the child table and its column list per role
-# set). Building and compiling one costs ~0.5 ms of Python; a built statement is reused with new
-# parameters (SQLAlchemy memoises its cache key, asyncpg keeps it prepared).
-_PER_PARENT: OrderedDict[Hashable, Any] = OrderedDict()
-_PER_PARENT_SIZE = 256
+# Built per-parent statements by their key (a handful, fixed by the code: the child table and its column
+# list per role set). Building and compiling one costs ~0.5 ms of Python; a built statement is reused with
+# new parameters (SQLAlchemy memoises its cache key, asyncpg keeps it prepared).
+_PER_PARENT: dict[Hashable, tuple[Any, str]] = {}
 
 
 def _per_parent_statement(key: Hashable, build: Callable[[], tuple[Any, Any, list[Any]]]) -> tuple[Any, str]:
     found = _PER_PARENT.get(key)
     if found is None:
-        from sqlalchemy import func as f
-        from sqlalchemy import select as s
-
         stmt, parent_column, order_by = build()
         ranked = (
-            stmt.add_columns(f.row_number().over(partition_by=parent_column, order_by=order_by).label("_rn"))
+            stmt.add_columns(func.row_number().over(partition_by=parent_column, order_by=order_by).label("_rn"))
             .where(parent_column.in_(bindparam("parent_ids", expanding=True)))
             .subquery()
         )
-        statement = s(ranked).where(ranked.c._rn <= bindparam("row_limit")).order_by(ranked.c._rn)
+        statement = select(ranked).where(ranked.c._rn <= bindparam("row_limit")).order_by(ranked.c._rn)
         found = _PER_PARENT[key] = (statement, parent_column.key)
-        while len(_PER_PARENT) > _PER_PARENT_SIZE:
-            _PER_PARENT.popitem(last=False)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 async def first_n_per_parent(

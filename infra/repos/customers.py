@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from domain.errors import Conflict, NotFound
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, escape_like, same_partner, to_page
 from infra.tables import customer_metrics, customers
 
 c = customers
@@ -71,10 +71,6 @@ class CustomerFilter:
         return self.min_spend_12m is not None
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _columns(columns: Sequence[str]) -> list[Any]:
     wanted = list(BASE_COLUMNS) + [name for name in DATA_COLUMNS if name in columns]
     return [c.c[name] for name in wanted]
@@ -93,7 +89,7 @@ def _filtered(stmt: Select[Any], f: CustomerFilter) -> Select[Any]:
     if f.lifecycle_stages:
         stmt = stmt.where(c.c.lifecycle_stage.in_(list(f.lifecycle_stages)))
     if f.name_contains:
-        stmt = stmt.where(c.c.name.ilike(f"%{_escape_like(f.name_contains)}%", escape="\\"))
+        stmt = stmt.where(c.c.name.ilike(f"%{escape_like(f.name_contains)}%", escape="\\"))
     # Encrypted columns compare through their blind indexes (the values come normalised, like writes).
     if f.email is not None:
         stmt = stmt.where(c.c.email_bidx == crypto.current().blind_index("email", f.email))

@@ -32,7 +32,7 @@ from domain import quality as rules
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra import churn, crypto, tiering
 from infra.repos.authz import write_audit
-from infra.repos.base import Scope
+from infra.repos.base import Scope, dict_rows, escape_like
 from infra.tables import (
     audit_log,
     churn_scores,
@@ -64,10 +64,6 @@ _LIVE = "deleted_at IS NULL AND merged_into_id IS NULL AND erased_at IS NULL"
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in result.all()]
 
 
 # ---------------------------------------------------------------- duplicates
@@ -136,7 +132,7 @@ async def duplicate_pairs(
         " FROM page p LEFT JOIN duplicate_dismissals d ON d.customer_a_id = p.a_id AND d.customer_b_id = p.b_id"
         " ORDER BY p.a_id, p.b_id"
     )
-    rows = _rows(await conn.execute(text(sql), params))
+    rows = dict_rows(await conn.execute(text(sql), params))
     return rows[:first], len(rows) > first
 
 
@@ -197,7 +193,7 @@ async def _pair_for_dismissal(
     stmt = select(c).where(c.c.id.in_([customer_id, other_id])).order_by(c.c.id).with_for_update(read=True)
     if scope.partner_id is not None:
         stmt = stmt.where(c.c.partner_id == scope.partner_id)
-    rows = {r["id"]: r for r in _rows(await conn.execute(stmt))}
+    rows = {r["id"]: r for r in dict_rows(await conn.execute(stmt))}
     for cid, field in ((customer_id, "customerId"), (other_id, "otherId")):
         row = rows.get(cid)
         if row is None or row["deleted_at"] is not None:
@@ -304,7 +300,7 @@ async def _lock_customers(conn: AsyncConnection, ids: Sequence[UUID], scope: Sco
     stmt = select(c).where(c.c.id.in_(list(ids))).order_by(c.c.id).with_for_update()
     if scope.partner_id is not None:
         stmt = stmt.where(c.c.partner_id == scope.partner_id)
-    return {r["id"]: r for r in _rows(await conn.execute(stmt))}
+    return {r["id"]: r for r in dict_rows(await conn.execute(stmt))}
 
 
 async def _move(conn: AsyncConnection, table: Any, survivor_id: UUID, duplicate_id: UUID) -> int:
@@ -431,7 +427,7 @@ async def merges_of(conn: Any, customer_id: UUID) -> list[dict[str, Any]]:
         .where(or_(m.c.survivor_id == customer_id, m.c.duplicate_id == customer_id))
         .order_by(m.c.merged_at, m.c.id)
     )
-    return _rows(await conn.execute(stmt))
+    return dict_rows(await conn.execute(stmt))
 
 
 # ---------------------------------------------------------------- consent
@@ -580,7 +576,7 @@ async def erase(
         {
             "s": json.dumps({"erased": True}),
             "ids": [str(i) for i in ids],
-            "p": [f"%{_escape_like(n)}%" for n in needles],
+            "p": [f"%{escape_like(n)}%" for n in needles],
         },
     )
     counts["auditEntries"] = int(result.rowcount or 0)
@@ -600,17 +596,13 @@ async def erase(
     return {"ids": ids, "erased_at": at, "counts": counts}
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def _scrub_jobs(conn: AsyncConnection, needles: list[str], ids: list[str]) -> int:
     """Job arguments that mention the customer: finished jobs are deleted (their history goes with
     them); waiting ones keep running with the values replaced."""
     terms = [*needles, *ids]
     if not terms:
         return 0
-    patterns = [f"%{_escape_like(t)}%" for t in terms]
+    patterns = [f"%{escape_like(t)}%" for t in terms]
     found = (
         await conn.execute(
             text("SELECT id, status::text AS status, args FROM procrastinate_jobs WHERE args::text ILIKE ANY(:p)"),
@@ -638,11 +630,11 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
     stmt = select(c).where(c.c.id == customer_id, c.c.deleted_at.is_(None))
     if scope.partner_id is not None:
         stmt = stmt.where(c.c.partner_id == scope.partner_id)
-    found = _rows(await conn.execute(stmt))
+    found = dict_rows(await conn.execute(stmt))
     if not found:
         raise NotFound("no such customer", field="id")
     row = found[0]
-    tombstones = _rows(await conn.execute(select(c).where(c.c.merged_into_id == customer_id).order_by(c.c.id)))
+    tombstones = dict_rows(await conn.execute(select(c).where(c.c.merged_into_id == customer_id).order_by(c.c.id)))
     ids = [customer_id, *[t["id"] for t in tombstones]]
 
     def profile(r: dict[str, Any]) -> dict[str, Any]:
@@ -650,7 +642,7 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
         return {k: v for k, v in r.items() if k not in hidden}
 
     async def rows_of(stmt: Any) -> list[dict[str, Any]]:
-        return _rows(await conn.execute(stmt))
+        return dict_rows(await conn.execute(stmt))
 
     complaint_rows = await rows_of(
         select(complaints).where(complaints.c.customer_id.in_(ids)).order_by(complaints.c.opened_at)

@@ -31,7 +31,7 @@ from uuid import UUID
 from sqlalchemy import text
 
 from domain.surveys import SCORE_BANDS
-from infra.repos.base import Executor
+from infra.repos.base import Executor, dict_rows
 from infra.sla import breached_sql
 
 LIVE = "c.deleted_at IS NULL AND c.merged_into_id IS NULL"
@@ -48,10 +48,6 @@ def _in_range(column: str) -> str:
         f"(CAST(:since AS timestamptz) IS NULL OR {column} >= CAST(:since AS timestamptz))"
         f" AND (CAST(:until AS timestamptz) IS NULL OR {column} < CAST(:until AS timestamptz))"
     )
-
-
-def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in result.all()]
 
 
 # ---------------------------------------------------------------- complaints
@@ -91,7 +87,7 @@ async def complaint_rates(
     LEFT JOIN live l ON l.tier = t.tier
     ORDER BY t.rank NULLS LAST, t.tier, g.category
     """
-    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
 
 
 async def top_root_causes(
@@ -107,7 +103,7 @@ async def top_root_causes(
     ORDER BY complaints DESC, code
     LIMIT :limit
     """
-    return _rows(await db.execute(text(sql), {"since": since, "until": until, "tier": tier, "limit": limit}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until, "tier": tier, "limit": limit}))
 
 
 async def reopen_rates(db: Executor, *, since: dt.datetime | None, until: dt.datetime | None) -> list[dict[str, Any]]:
@@ -128,7 +124,7 @@ async def reopen_rates(db: Executor, *, since: dt.datetime | None, until: dt.dat
     LEFT JOIN active_tiers a ON a.code = x.tier
     ORDER BY x.overall, a.rank NULLS LAST, x.tier
     """
-    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
 
 
 # ---------------------------------------------------------------- survey scores
@@ -222,7 +218,7 @@ async def survey_scores(
         "until": until,
         "survey": survey_id,
     }
-    return _named_groups(_rows(await db.execute(text(sql), params)), groups, names)
+    return _named_groups(dict_rows(await db.execute(text(sql), params)), groups, names)
 
 
 def _scores_outer(names: list[str]) -> str:
@@ -315,7 +311,7 @@ async def _survey_scores_summarised(
     {_scores_outer(names)}
     """
     params = {"kind": kind, "since": since, "until": until, "survey": survey_id}
-    return _named_groups(_rows(await db.execute(text(sql), params)), groups, names)
+    return _named_groups(dict_rows(await db.execute(text(sql), params)), groups, names)
 
 
 # ---------------------------------------------------------------- fairness
@@ -390,7 +386,7 @@ async def fairness(
     LEFT JOIN nps n ON n.tier = t.code
     ORDER BY t.rank
     """
-    return _rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
 
 
 def _median_sql(column: str, count: str) -> str:
@@ -459,7 +455,7 @@ async def _fairness_summarised(db: Executor) -> list[dict[str, Any]]:
     LEFT JOIN nps n ON n.tier = t.code
     ORDER BY t.rank
     """
-    return _rows(await db.execute(text(sql)))
+    return dict_rows(await db.execute(text(sql)))
 
 
 # ---------------------------------------------------------------- churn
@@ -476,7 +472,7 @@ async def churn_levels(db: Executor) -> list[dict[str, Any]]:
     GROUP BY c.tier_code, t.rank, s.level
     ORDER BY t.rank NULLS LAST, c.tier_code, array_position(ARRAY['green', 'yellow', 'red'], s.level)
     """
-    return _rows(await db.execute(text(sql)))
+    return dict_rows(await db.execute(text(sql)))
 
 
 async def churn_signals(db: Executor) -> list[dict[str, Any]]:
@@ -488,4 +484,4 @@ async def churn_signals(db: Executor) -> list[dict[str, Any]]:
     WHERE {LIVE}
     GROUP BY 1 ORDER BY customers DESC, code
     """
-    return _rows(await db.execute(text(sql)))
+    return dict_rows(await db.execute(text(sql)))

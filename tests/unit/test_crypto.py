@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -31,7 +32,7 @@ def test_round_trip_gives_a_self_describing_token_and_a_fresh_nonce_each_time() 
     assert a.startswith("tw1:k1:")
     assert b.startswith("tw1:k1:")
     assert a != b  # random nonce: equal plaintexts do not give equal tokens
-    assert "ada" not in a
+    assert "ada@example.org" not in a  # (a short piece such as "ada" can turn up in random base64)
     assert r.decrypt(a, "customers.email") == r.decrypt(b, "customers.email") == "ada@example.org"
     assert crypto.key_id_of(a) == "k1"
     unicode = "Zoë 李 — “quoted” ✓"
@@ -108,7 +109,7 @@ def test_blind_index_is_keyed_deterministic_and_domain_separated() -> None:
     a = r.blind_index("email", "ada@example.org")
     assert a == r.blind_index("email", "ada@example.org")
     assert len(a) == 64
-    assert int(a, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{64}", a)
     assert a != r.blind_index("phone", "ada@example.org")  # kinds are separated
     assert a != ring(bidx=_key()).blind_index("email", "ada@example.org")  # keyed
     assert a == ring(f"k1:{K2}").blind_index("email", "ada@example.org")  # independent of encryption keys
@@ -173,7 +174,7 @@ def test_column_types_encrypt_on_bind_and_decrypt_on_result() -> None:
         token = date_type.process_bind_param(dt.date(1990, 5, 17), None)
         assert token is not None
         assert token.startswith("tw1:k1:")
-        assert "1990" not in token
+        assert "1990-05-17" not in token
         assert date_type.process_result_value(token, None) == dt.date(1990, 5, 17)
         json_type = crypto.EncryptedJSON("customers.address")
         token = json_type.process_bind_param({"city": "Berlin", "country": "DE"}, None)

@@ -5,7 +5,6 @@ by infra/repos/quality.py in the same transaction as the change."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -19,7 +18,7 @@ from strawberry.types import Info
 from api.context import Context
 from api.errors import FORBIDDEN, coded
 from api.ids import from_global_id, to_global_id
-from api.resolving import mutate, query
+from api.resolving import forget, mutate, page_size, query
 from api.types import CustomerType, PageInfo, UserError, _connection, load_customer
 from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level
@@ -254,9 +253,7 @@ class PrivacyQuery:
         ] = False,
     ) -> DuplicatePairConnection | None:  # type: ignore[valid-type]
         ctx = _ctx(info)
-        cap = ctx.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
+        page_size(ctx.settings.max_page_size, first)
         configured = _criteria(info)
         wanted = [c for c in configured if criteria is None or c in {x.value for x in criteria}]
         dismissed = bool(include_dismissed)
@@ -407,8 +404,8 @@ class PrivacyMutation:
                     duplicate_version=expected_duplicate_version,
                 )
                 uow.commit()
-            _forget(ctx, survivor)
-            _forget(ctx, duplicate)
+            forget(ctx.loaders.customer, survivor)
+            forget(ctx.loaders.customer, duplicate)
             return MergeCustomersPayload(
                 merge=CustomerMergeType.from_row(record), survivor=await load_customer(info, survivor)
             )
@@ -472,7 +469,7 @@ class PrivacyMutation:
                 )
                 uow.commit()
             for i in done["ids"]:
-                _forget(ctx, i)
+                forget(ctx.loaders.customer, i)
             return EraseCustomerPayload(erased_id=id, erased_at=done["erased_at"], erased=done["counts"])
 
         return await mutate(EraseCustomerPayload, run)
@@ -507,15 +504,10 @@ class PrivacyMutation:
                     expected_version=expected_version,
                 )
                 uow.commit()
-            _forget(ctx, cid)
+            forget(ctx.loaders.customer, cid)
             return ConsentPayload(customer=await load_customer(info, cid), changed=changed)
 
         return await mutate(ConsentPayload, run)
-
-
-def _forget(ctx: Context, customer_id: UUID) -> None:
-    with contextlib.suppress(KeyError):  # strawberry raises on keys it never cached
-        ctx.loaders.customer.clear(customer_id)
 
 
 __all__ = ["PrivacyMutation", "PrivacyQuery"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from api.errors import query_error, user_errors
+from api.errors import coded, query_error, user_errors
 from domain.errors import DomainError
 
 P = TypeVar("P")
@@ -19,6 +20,19 @@ async def mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
         return await fn()
     except DomainError as exc:
         return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+
+
+def page_size(cap: int, first: int) -> int:
+    """``first`` of a top-level list, refused outside 1..cap (``TIERWISE_MAX_PAGE_SIZE``)."""
+    if not 1 <= first <= cap:
+        raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
+    return first
+
+
+def forget(loader: Any, key: Any) -> None:
+    """Drop a cached row so a mutation's result is read fresh (strawberry raises on unknown keys)."""
+    with contextlib.suppress(KeyError):
+        loader.clear(key)
 
 
 def enum_value(value: Enum | str) -> str:

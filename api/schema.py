@@ -22,7 +22,7 @@ from api.guard import install_guards
 from api.ids import from_global_id
 from api.privacy import PrivacyMutation, PrivacyQuery
 from api.reports import ReportMutation, ReportQuery
-from api.resolving import mutate, query
+from api.resolving import mutate, page_size, query
 from api.tiers import TierMutation, TierQuery
 from api.types import (
     ComplaintConnection,
@@ -61,10 +61,7 @@ def _ctx(info: Info[Context, None]) -> Context:
 
 
 def _page_size(info: Info[Context, None], first: int) -> int:
-    cap = _ctx(info).settings.max_page_size
-    if not 1 <= first <= cap:
-        raise coded(f"first must be between 1 and {cap}", "BAD_USER_INPUT")
-    return first
+    return page_size(_ctx(info).settings.max_page_size, first)
 
 
 def _require_full(info: Info[Context, None], used: dict[str, bool]) -> None:

@@ -14,7 +14,6 @@ Until that job has run, every event still re-tiers its customer under the new po
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -34,7 +33,7 @@ from api.context import Context
 from api.errors import coded
 from api.guard import EMBEDDED
 from api.ids import from_global_id
-from api.resolving import mutate, query
+from api.resolving import forget, mutate, query
 from api.types import CustomerType, TierPolicyType, UserError, load_customer
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
@@ -782,8 +781,7 @@ class TierMutation:
 
 
 async def _read_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    with contextlib.suppress(KeyError):
-        _ctx(info).loaders.customer.clear(customer_id)
+    forget(_ctx(info).loaders.customer, customer_id)
     return await load_customer(info, customer_id)
 
 

@@ -4,7 +4,6 @@ mutation returns is guarded exactly like a query)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.ids import from_global_id
-from api.resolving import enum_value
+from api.resolving import enum_value, forget
 from api.types import (
     ComplaintConnection,
     ComplaintType,
@@ -71,12 +70,6 @@ EARLIEST_PURCHASE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # older dates are ty
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
-
-
-def _forget(loader: Any, key: Any) -> None:
-    """Drop a cached row so a mutation's result is read fresh (strawberry raises on unknown keys)."""
-    with contextlib.suppress(KeyError):
-        loader.clear(key)
 
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
@@ -204,7 +197,7 @@ def _customer_fields(info: Info[Context, None], inp: Any) -> dict[str, Any]:
 
 
 async def _read_back_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    _forget(_ctx(info).loaders.customer, customer_id)
+    forget(_ctx(info).loaders.customer, customer_id)
     return await load_customer(info, customer_id)
 
 
@@ -370,7 +363,7 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
 
 async def _read_back_complaint(info: Info[Context, None], complaint_id: UUID) -> ComplaintType | None:
     ctx = _ctx(info)
-    _forget(ctx.loaders.complaint, complaint_id)
+    forget(ctx.loaders.complaint, complaint_id)
     row = await ctx.loaders.complaint.load(complaint_id)
     return ComplaintType.from_row(row, ctx.decisions) if row else None
 

@@ -226,6 +226,10 @@ class Keyring:
         return out
 
 
+# The customers' blind-index columns (what ``Keyring.customer_indexes`` fills).
+BLIND_INDEX_COLUMNS = ("email_bidx", "phone_bidx", "national_id_bidx", "name_dob_bidx")
+
+
 def name_dob_index_value(name: str, birth_date: dt.date | str) -> str:
     """Casefolded, whitespace-collapsed name and the ISO birth date: ``"ada lovelace|1815-12-10"``."""
     iso = birth_date if isinstance(birth_date, str) else birth_date.isoformat()

@@ -20,9 +20,7 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, compare
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection, target_metadata=metadata, compare_type=True, include_object=_include
-    )
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True, include_object=_include)
     with context.begin_transaction():
         context.run_migrations()
 

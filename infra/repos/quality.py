@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -52,7 +52,6 @@ from infra.tables import (
 )
 
 c = customers
-BIDX_COLUMNS = ("email_bidx", "phone_bidx", "national_id_bidx", "name_dob_bidx")
 # Free-text columns stored in plain text (not encrypted), searched for quotes of an erased customer.
 _PLAIN_FREE_TEXT = (
     ("tier_changes", "reason"),
@@ -183,6 +182,15 @@ DISMISSAL_REASONS = (
 )
 
 
+def _matching_criteria(one: Mapping[str, Any], two: Mapping[str, Any]) -> list[str]:
+    """The duplicate criteria two customer rows match on (equal, present blind indexes)."""
+    return [
+        crit
+        for crit in rules.DUPLICATE_CRITERIA
+        if one[f"{crit}_bidx"] is not None and one[f"{crit}_bidx"] == two[f"{crit}_bidx"]
+    ]
+
+
 async def _pair_for_dismissal(
     conn: AsyncConnection, customer_id: UUID, other_id: UUID, scope: Scope
 ) -> tuple[UUID, UUID, list[str]]:
@@ -205,11 +213,7 @@ async def _pair_for_dismissal(
     one, two = rows[customer_id], rows[other_id]
     if one["partner_id"] != two["partner_id"]:
         raise ValidationFailed("both customers must belong to the same partner", field="otherId")
-    matched = [
-        crit
-        for crit in rules.DUPLICATE_CRITERIA
-        if one[f"{crit}_bidx"] is not None and one[f"{crit}_bidx"] == two[f"{crit}_bidx"]
-    ]
+    matched = _matching_criteria(one, two)
     a, b = sorted((customer_id, other_id))
     return a, b, matched
 
@@ -334,11 +338,7 @@ async def merge(
     )
     assert survivor is not None
     assert duplicate is not None
-    reasons = [
-        crit
-        for crit in rules.DUPLICATE_CRITERIA
-        if survivor[f"{crit}_bidx"] is not None and survivor[f"{crit}_bidx"] == duplicate[f"{crit}_bidx"]
-    ]
+    reasons = _matching_criteria(survivor, duplicate)
 
     moved: dict[str, int] = {}
     for name, table in (
@@ -381,7 +381,7 @@ async def merge(
     if fill:
         sources = {**fill, "name": survivor["name"], "birth_date": fill.get("birth_date", survivor["birth_date"])}
         indexes = crypto.current().customer_indexes(sources)
-        values |= {k: v for k, v in indexes.items() if k in BIDX_COLUMNS}
+        values |= {k: v for k, v in indexes.items() if k in crypto.BLIND_INDEX_COLUMNS}
     await conn.execute(
         update(c).where(c.c.id == survivor_id).values(**values, version=c.c.version + 1, updated_at=func.now())
     )
@@ -513,7 +513,7 @@ async def erase(
         "consent_sms_at": None,
         "consent_phone_at": None,
         "tier_override_reason": None,
-        **dict.fromkeys(BIDX_COLUMNS),
+        **dict.fromkeys(crypto.BLIND_INDEX_COLUMNS),
     }
     await conn.execute(
         update(c)
@@ -638,7 +638,7 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
     ids = [customer_id, *[t["id"] for t in tombstones]]
 
     def profile(r: dict[str, Any]) -> dict[str, Any]:
-        hidden = {*BIDX_COLUMNS, "consent_email_at", "consent_sms_at", "consent_phone_at"}
+        hidden = {*crypto.BLIND_INDEX_COLUMNS, "consent_email_at", "consent_sms_at", "consent_phone_at"}
         return {k: v for k, v in r.items() if k not in hidden}
 
     async def rows_of(stmt: Any) -> list[dict[str, Any]]:

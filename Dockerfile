@@ -13,6 +13,7 @@ COPY api/ api/
 COPY domain/ domain/
 COPY authz/ authz/
 COPY infra/ infra/
+# The runtime only: no demo/ (the dev-only demo data set) and no extras (Faker comes with tierwise[demo]).
 RUN pip install --no-cache-dir . && rm -rf /src
 
 USER tierwise

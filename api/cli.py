@@ -69,17 +69,49 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_DEMO_MISSING = (
+    "tierwise seed: the demo data set is development-only and not installed here (production images leave "
+    "it out). Run it from a source checkout: pip install -e '.[demo]' (scripts/dev does), then tierwise seed."
+)
+
+
+def _load_demo_seed() -> Any:
+    """The demo seed (``demo/seed.py``, dev-only), or None with the reason printed.
+
+    Imported by name at run time: the runtime packages never import ``demo`` (an import contract), and a
+    production install has neither the package nor Faker.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module("demo.seed")
+    except ModuleNotFoundError as exc:
+        if exc.name == "demo" or (exc.name or "").startswith("demo."):
+            print(_DEMO_MISSING, file=sys.stderr)
+        elif exc.name == "faker":
+            print(
+                "tierwise seed: the demo data set needs Faker, which is an extra: pip install -e '.[demo]' "
+                "in a source checkout (scripts/dev installs it).",
+                file=sys.stderr,
+            )
+        else:
+            raise
+        return None
+
+
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    demo = _load_demo_seed()
+    if demo is None:
+        return 1
     from infra.db import create_engine
-    from infra.seed import is_empty, seed
 
     async def run() -> int:
         engine = create_engine(_url(settings), settings)
         try:
-            if args.if_empty and not await is_empty(engine):
+            if args.if_empty and not await demo.is_empty(engine):
                 print("database has customers already: not seeding")
                 return 0
-            report = await seed(engine, args.customers, seed=args.seed, progress=sys.stderr.isatty())
+            report = await demo.seed(engine, args.customers, seed=args.seed, progress=sys.stderr.isatty())
             print(report)
             return 0
         finally:
@@ -312,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the database schema to the code's head").set_defaults(fn=cmd_migrate)
     sub.add_parser("worker", help="run a job worker (scheduled re-tiering, SLA sweeps…)").set_defaults(fn=cmd_worker)
 
-    seed = sub.add_parser("seed", help="load realistic, deterministic demo data")
+    seed = sub.add_parser(
+        "seed", help="load realistic, deterministic demo data (development only: needs tierwise[demo])"
+    )
     seed.add_argument("--customers", type=int, default=2000)
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--if-empty", action="store_true", help="do nothing if there are customers already")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from demo.seed import is_empty, seed
 from infra.db import create_engine
 from infra.migrate import upgrade
-from infra.seed import is_empty, seed
 from infra.settings import Settings
 
 ADMIN_URL = os.environ.get("TIERWISE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

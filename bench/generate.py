@@ -15,7 +15,7 @@ once the bulk writes are over (those the metrics & tiers step reads, before it),
 A run killed anywhere in between is finished by a re-run: every recorded index missing is built, so the
 schema ends as the migrations made it.
 
-Names, addresses, phones, national ids and complaint texts come from infra/seed.py's pools and
+Names, addresses, phones, national ids and complaint texts come from demo/seed.py's pools and
 helpers; sensitive values are stored as the service stores them (``infra.crypto`` when present).
 """
 
@@ -43,10 +43,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from sqlalchemy import event, text
 
 from bench.common import migrated_database
-from infra import seed as S
-from infra import tables as t
-from infra.db import create_engine
-from infra.seed import (
+from demo import seed as S
+from demo.seed import (
     ANSWER_COLUMNS,
     COMPLAINT_COLUMNS,
     CUSTOMER_COLUMNS,
@@ -55,6 +53,8 @@ from infra.seed import (
     PURCHASE_COLUMNS,
     RESPONSE_COLUMNS,
 )
+from infra import tables as t
+from infra.db import create_engine
 from infra.settings import Settings
 
 CHUNK = 20_000
@@ -100,7 +100,7 @@ ORDER BY x.tablename, x.indexname
 # Complaint rates per lifecycle stage (x1.33 complaints each): 0.5 complaints per customer overall.
 _COMPLAINT_RATE = {"prospect": 0.10, "new": 0.30, "active": 0.38, "at_risk": 0.50, "churned": 0.50}
 _SEVERITIES = (("low", 0.30), ("medium", 0.45), ("high", 0.20), ("critical", 0.05))
-# Mean purchases per year of each segment (infra/seed.py SEGMENTS), scaled so the mean is 10 per customer.
+# Mean purchases per year of each segment (demo/seed.py SEGMENTS), scaled so the mean is 10 per customer.
 _MEAN_RATE = sum(w * r for w, r, _ in S.SEGMENTS)
 _SCALE = PURCHASES_PER_CUSTOMER / (1 - dict(S.STAGES)["prospect"]) / _MEAN_RATE / 1.105  # lognorm(0, .45) mean
 
@@ -133,7 +133,7 @@ class _Ids:
 class Protect:
     """Stores sensitive values as the service does: encrypted by the column types of infra/tables.py
     (infra/crypto.py) and with the blind indexes of ``crypto.current().customer_indexes`` (what
-    infra/repos/customers.create writes), values normalised as infra/seed.py does."""
+    infra/repos/customers.create writes), values normalised as demo/seed.py does."""
 
     encrypted: bool
 
@@ -178,7 +178,7 @@ _SSN_AREAS = tuple(a for a in range(1, 900) if a != 666)
 
 
 def _phone(rng: random.Random, pool: Any) -> str:
-    """infra/seed.py's phone without its validation per number (which costs more than the rest of a
+    """demo/seed.py's phone without its validation per number (which costs more than the rest of a
     customer): the templates are valid numbers of the locale, only their trailing digits vary."""
     templates = pool.mobile if pool.mobile and (not pool.landline or rng.random() < 0.75) else pool.landline
     cc, nsn, vary = rng.choice(templates)
@@ -186,7 +186,7 @@ def _phone(rng: random.Random, pool: Any) -> str:
 
 
 def _national_id(rng: random.Random, country: str, birth: Any, female: bool) -> str:
-    if country == "US":  # infra/seed.py's SSN, without rebuilding the list of areas each time
+    if country == "US":  # demo/seed.py's SSN, without rebuilding the list of areas each time
         return f"{rng.choice(_SSN_AREAS):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
     return S._national_id(rng, country, birth, female)
 
@@ -468,7 +468,7 @@ class Generator:
 
 
 async def _reference(conn: asyncpg.Connection, seed: int, ref: datetime) -> Reference:
-    """Partners and surveys of infra/seed.py (made by its own code the first time), read back on a resume."""
+    """Partners and surveys of demo/seed.py (made by its own code the first time), read back on a resume."""
     partner_ids = []
     for spec in S.PARTNERS:
         partner_ids.append(await conn.fetchval("SELECT id FROM partners WHERE name = $1", spec.name))

@@ -5,7 +5,7 @@ re-tier of the customers touched, in batches of 500.
     python -m bench.retier [--customers 1000000] [--purchases-per-customer 10] [--ingest-batches 40]
 
 The data set is generated once per size in its own database (``tierwise_bench_retier_<N>``) by set-based SQL
-(``INSERT … SELECT generate_series``), not through infra/seed.py: customers who joined over five years,
+(``INSERT … SELECT generate_series``), not through demo/seed.py: customers who joined over five years,
 purchases skewed towards a minority of heavy buyers over the last two years, so every tier is populated.
 Writes bench/results/retier.md.
 """

@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from demo.seed import seed
 from domain import sla
-from infra.seed import seed
 from tests.api.helpers import (
     SUBMIT_RESPONSE,
     TRANSITION_COMPLAINT,

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from demo.seed import seed
 from infra import crypto
 from infra.db import StatementCounter
-from infra.seed import seed
 from tests.api.helpers import create_customer, module_api, open_complaint, record_purchases
 from tests.conftest import Api
 

@@ -22,13 +22,13 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import cli
+from demo.seed import seed
 from infra import crypto
 from infra import tables as t
 from infra.crypto import DecryptionError, Keyring
 from infra.db import create_engine
 from infra.keyrotation import key_status, rotate
 from infra.migrate import alembic_config, upgrade
-from infra.seed import seed
 from tests.api.helpers import TRANSITION_COMPLAINT, create_customer, error_codes, ok, open_complaint, raw_id
 from tests.conftest import Api, running_api, test_settings
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from demo.seed import seed
 from domain.surveys import SCORE_BANDS
 from infra import sla as sla_repo
 from infra.db import StatementCounter, create_engine
@@ -24,7 +25,6 @@ from infra.repos import quality
 from infra.repos import reports as reports_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos.base import Scope
-from infra.seed import seed
 from tests.conftest import test_settings
 
 CUSTOMERS = 600

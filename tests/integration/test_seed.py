@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from demo.seed import BLIND_INDEX_COLUMNS, SeedReport, is_empty, seed
 from domain.complaints import TRANSITIONS
 from domain.customers import normalize_customer
 from domain.enums import SCORE_RANGES
 from infra import crypto
 from infra import tables as t
 from infra.db import create_engine
-from infra.seed import BLIND_INDEX_COLUMNS, SeedReport, is_empty, seed
 from tests.conftest import test_settings
 
 CUSTOMERS = 200

@@ -20,103 +20,189 @@ DEV_JWT_SECRET = "tierwise-development-secret-change-me-0123456789"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIERWISE_", env_file=".env", extra="ignore")
 
-    environment: Environment = Environment.DEVELOPMENT
+    # Every field has a description: the docs' configuration table is generated from them
+    # (scripts/mkdocs_hooks.py; `mkdocs build --strict` fails on a field without one).
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="`production` turns off GraphiQL, introspection and suggestions, and requires real JWT and "
+        "encryption keys",
+    )
 
     # Database. Unset: an embedded PostgreSQL (pgserver) under ``embedded_pg_dir``.
-    database_url: str | None = Field(default=None, description="postgresql+asyncpg://user:pass@host:port/db")
-    embedded_pg_dir: Path = Path(".tierwise/pgdata")
-    db_pool_size: int = 10
-    db_max_overflow: int = 5
-    db_pool_timeout_s: float = 5.0
-    # A pooled connection idle longer than this is pinged before use (one round trip) and replaced if
-    # dead; one reused sooner is not (under load that ping was ~8% of a small request). A connection
-    # that died meanwhile fails its request with SERVICE_UNAVAILABLE and is replaced.
-    db_ping_idle_s: float = 1.0
-    statement_timeout_ms: int = 15_000
+    database_url: str | None = Field(
+        default=None,
+        description="`postgresql://user:pass@host:5432/db`; unset: an embedded PostgreSQL (pgserver) in "
+        "`TIERWISE_EMBEDDED_PG_DIR`",
+    )
+    embedded_pg_dir: Path = Field(
+        default=Path(".tierwise/pgdata"), description="data folder of the embedded PostgreSQL"
+    )
+    db_pool_size: int = Field(default=10, description="connections kept in the pool")
+    db_max_overflow: int = Field(default=5, description="connections opened beyond the pool under load")
+    db_pool_timeout_s: float = Field(
+        default=5.0,
+        description="seconds to wait for a free connection; then `SERVICE_UNAVAILABLE` at once, not a hang",
+    )
+    # (one round trip; under load that ping was ~8% of a small request)
+    db_ping_idle_s: float = Field(
+        default=1.0,
+        description="a pooled connection idle longer than this is pinged before use and replaced if dead; one "
+        "reused sooner is not (if it died meanwhile its request fails with `SERVICE_UNAVAILABLE`)",
+    )
+    statement_timeout_ms: int = Field(
+        default=15_000, description="a statement running longer is cancelled: `TIMEOUT`"
+    )
 
     # Staff JWTs.
-    jwt_algorithm: str = "HS256"  # HS256 (development) or RS256 (production)
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
-    jwt_public_key: str | None = None  # PEM, for RS256
-    jwt_private_key: str | None = None  # PEM, only for `tierwise token issue` with RS256
-    jwt_key_id: str | None = None  # when set, tokens must carry this `kid`
-    jwt_issuer: str = "tierwise"
-    jwt_audience: str = "tierwise-api"
-    jwt_ttl_s: int = 3600
-    jwt_leeway_s: int = 30
+    jwt_algorithm: str = Field(default="HS256", description="`HS256` (development) or `RS256` (production)")
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        description="HS256 key; the development default is refused in production",
+    )
+    jwt_public_key: str | None = Field(default=None, description="PEM public key, for RS256")
+    jwt_private_key: str | None = Field(
+        default=None, description="PEM private key, only for `tierwise token issue` with RS256"
+    )
+    jwt_key_id: str | None = Field(default=None, description="when set, tokens must carry this `kid`")
+    jwt_issuer: str = Field(default="tierwise", description="required `iss` of staff tokens")
+    jwt_audience: str = Field(default="tierwise-api", description="required `aud` of staff tokens")
+    jwt_ttl_s: int = Field(default=3600, description="lifetime of tokens made by `tierwise token issue`")
+    jwt_leeway_s: int = Field(default=30, description="clock skew allowed when checking `exp`, `iat` and `nbf`")
 
-    # Encryption at rest (infra/crypto.py): "<key id>:<base64 32 bytes>,…"; new writes use
-    # encryption_key_id (default: the last listed). Unset outside production: fixed development keys.
-    encryption_keys: SecretStr | None = None
-    encryption_key_id: str | None = None
-    blind_index_key: SecretStr | None = None  # base64 of 32 bytes, for the blind indexes (HMAC)
+    # Encryption at rest (infra/crypto.py). Unset outside production: fixed development keys.
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="`<key id>:<base64 of 32 bytes>`, comma-separated; every key that still encrypts a value "
+        "must be listed. Required in production",
+    )
+    encryption_key_id: str | None = Field(
+        default=None, description="the key new writes use (default: the last one listed)"
+    )
+    blind_index_key: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 bytes, the HMAC key of the blind indexes; changing it means recomputing every "
+        "index. Required in production",
+    )
 
     # Limits.
-    max_page_size: int = 100
-    default_page_size: int = 20
-    max_batch_size: int = 1000
+    max_page_size: int = Field(default=100, description="largest `first` of a connection")
+    default_page_size: int = Field(default=20, description="page size when `first` is not given")
+    max_batch_size: int = Field(default=1000, description="purchases per `recordPurchases`")
 
     # Domain defaults.
-    currency: str = "EUR"
-    default_phone_region: str = "DE"
+    currency: str = Field(default="EUR", description="currency of a purchase that names none")
+    default_phone_region: str = Field(
+        default="DE", description="region of phone numbers written without `+` (ISO 3166 code)"
+    )
 
-    # Jobs (procrastinate): run a worker inside `tierwise serve` (or run `tierwise worker` apart).
-    run_worker: bool = True
-    worker_concurrency: int = 1
+    # Jobs (procrastinate).
+    run_worker: bool = Field(
+        default=True,
+        description="run a job worker inside `tierwise serve` (else run `tierwise worker` apart)",
+    )
+    worker_concurrency: int = Field(default=1, description="jobs a worker runs at the same time")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", description="address `tierwise serve` listens on")
+    port: int = Field(default=8000, description="port `tierwise serve` listens on")
 
     # Complaints, surveys and churn (issue 5).
-    sla_sweep_cron: str = "*/5 * * * *"  # breaches, escalations, auto-close
-    sla_auto_close_days: int = Field(default=7, ge=1)  # resolved complaints close by themselves after this
-    sla_escalate_critical_at: float = Field(default=0.5, gt=0, le=1)  # share of a critical clock used up
-    survey_throttle_days: int = Field(default=14, ge=0)  # no customer invited more often, across channels
-    survey_periodic_days: int = Field(default=180, ge=1)  # interval of periodic surveys
-    survey_purchase_delay_hours: int = Field(default=48, ge=0)  # purchase surveys go out this long after
-    survey_invite_cron: str = "*/15 * * * *"
-    survey_invite_batch: int = Field(default=500, ge=1)  # invitations per run of the trigger job (spreads waves)
-    churn_cron: str = "47 3 * * *"  # nightly re-score, after the nightly re-tier
+    sla_sweep_cron: str = Field(
+        default="*/5 * * * *",
+        description="schedule of the SLA sweep: breaches, escalations, auto-close (once per tick across instances)",
+    )
+    sla_auto_close_days: int = Field(
+        default=7, ge=1, description="resolved complaints close by themselves after this many days"
+    )
+    sla_escalate_critical_at: float = Field(
+        default=0.5, gt=0, le=1, description="share of a critical complaint's time after which it escalates"
+    )
+    survey_throttle_days: int = Field(
+        default=14, ge=0, description="no customer is invited more often, across surveys and channels"
+    )
+    survey_periodic_days: int = Field(default=180, ge=1, description="interval of periodic surveys")
+    survey_purchase_delay_hours: int = Field(
+        default=48, ge=0, description="purchase surveys go out this long after the purchase"
+    )
+    survey_invite_cron: str = Field(default="*/15 * * * *", description="schedule of the survey trigger job")
+    survey_invite_batch: int = Field(
+        default=500, ge=1, description="invitations per run of the trigger job (spreads waves)"
+    )
+    churn_cron: str = Field(
+        default="47 3 * * *", description="schedule of the nightly churn re-score (after the nightly re-tier)"
+    )
 
     # Hardening (issue 6): limits checked before execution (QUERY_TOO_COMPLEX) and on the transport.
-    max_query_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 4000
-    max_directives: int = 20
-    max_query_cost: int = 12_000  # estimated: object fields, multiplied by `first` (see api/limits.py)
-    cost_default_list_size: int = 10  # what a list without `first` is assumed to hold
-    max_input_string_length: int = 10_000
-    max_body_bytes: int = 1_048_576  # 413 above this
-    db_connect_timeout_s: float = 5.0
+    max_query_depth: int = Field(default=12, description="deepest selection a document may have")
+    max_aliases: int = Field(default=30, description="aliases per document")
+    max_tokens: int = Field(
+        default=4000, description="lexical tokens (and comments) a document may have; parsing stops past it"
+    )
+    max_directives: int = Field(default=20, description="directives per document")
+    max_query_cost: int = Field(
+        default=12_000,
+        description="estimated cost: each object a field returns costs 1, multiplied by `first` (capped at the "
+        "page size) of every enclosing list (api/limits.py)",
+    )
+    cost_default_list_size: int = Field(
+        default=10, description="what a list without `first` is assumed to hold when estimating the cost"
+    )
+    max_input_string_length: int = Field(
+        default=10_000, description="longest string argument or variable; NUL characters are refused too"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, description="largest request body; larger ones get 413 (also when chunked)"
+    )
+    db_connect_timeout_s: float = Field(default=5.0, description="seconds to connect to PostgreSQL")
 
     # Rate limits, in cost points per minute (an operation is charged its estimated cost, at least 1).
-    # A partner token's own `rate_limit_per_minute` (set by admins) replaces the partner default.
-    rate_limit_enabled: bool = True
-    rate_limit_user_per_minute: int = 20_000
-    rate_limit_partner_per_minute: int = 6_000
+    rate_limit_enabled: bool = Field(default=True, description="charge operations against per-caller budgets")
+    rate_limit_user_per_minute: int = Field(default=20_000, description="points a minute per staff user")
+    rate_limit_partner_per_minute: int = Field(
+        default=6_000,
+        description="points a minute per partner token, unless an admin set the token's own limit",
+    )
 
-    # Read queries whose every field the compiled executor supports skip strawberry's per-field
-    # resolution (api/fastpath.py); the same answers, errors and audit rows (tested differentially).
-    compiled_queries: bool = True
-    # After startup, move every object alive then (schema, plans, policy, pools) out of the cyclic
-    # collector's reach (gc.freeze): a full collection then scans only what requests made. Measured:
-    # ~2 ms of GC per page of 50 customers without it, ~0.3 ms with it (bench/results/profile_hot.md).
-    gc_freeze: bool = True
+    # Tested differentially against strawberry's path: the same answers, errors and audit rows.
+    compiled_queries: bool = Field(
+        default=True,
+        description="read queries on `customers` / `customer` run through plans compiled once per query text "
+        "(api/fastpath.py) instead of strawberry's per-field resolution",
+    )
+    # Measured: ~2 ms of GC per page of 50 customers without it, ~0.3 ms with it (bench/results/profile_hot.md).
+    gc_freeze: bool = Field(
+        default=True,
+        description="after startup, `gc.freeze()` keeps the long-lived objects (schema, plans, policy, pools) "
+        "out of the cyclic collector's full passes",
+    )
 
-    # Data quality (issue 8): duplicate criteria (email, phone, national_id, name_dob), the fields the
-    # data-quality report counts as required, and when metrics count as stale.
-    duplicate_criteria: str = "email,phone,name_dob"
-    quality_required_fields: str = "email,phone,birth_date,address"
-    metrics_stale_days: int = Field(default=2, ge=1)
+    # Data quality (issue 8).
+    duplicate_criteria: str = Field(
+        default="email,phone,name_dob",
+        description="what makes two customers duplicate candidates: any of `email`, `phone`, `national_id`, "
+        "`name_dob` (same name and birth date)",
+    )
+    quality_required_fields: str = Field(
+        default="email,phone,birth_date,address",
+        description="fields `dataQualityReport` counts as missing (also `national_id`, `locale`, `external_ref`)",
+    )
+    metrics_stale_days: int = Field(
+        default=2, ge=1, description="metrics older than this count as stale in `dataQualityReport`"
+    )
 
     # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
-    log_format: str = "auto"  # json, text, or auto (json in production, text otherwise)
-    log_level: str = "INFO"
-    metrics_token: SecretStr | None = None  # when set, GET /metrics needs `Authorization: Bearer <it>`
+    log_format: str = Field(
+        default="auto", description="`json`, `text`, or `auto` (JSON in production, text otherwise)"
+    )
+    log_level: str = Field(default="INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="when set, `GET /metrics` needs `Authorization: Bearer <it>`"
+    )
 
-    # Serving: seconds `tierwise serve` waits for requests in flight after SIGTERM.
-    shutdown_grace_s: float = 20.0
-    keep_alive_timeout_s: float = 5.0
+    # Serving.
+    shutdown_grace_s: float = Field(
+        default=20.0, description="seconds `tierwise serve` waits for requests in flight after SIGTERM"
+    )
+    keep_alive_timeout_s: float = Field(default=5.0, description="seconds an idle HTTP keep-alive connection is kept")
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:

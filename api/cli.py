@@ -187,7 +187,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
     from infra import crypto
     from infra.db import create_engine
-    from infra.keyrotation import RotationProgress, key_status, rotate
+    from infra.keyrotation import RotationProgress, key_status, rotate, v1_status
 
     if args.keys_cmd == "generate":
         print(crypto.generate_key() if args.blind_index else crypto.generate_key_line(args.id))
@@ -200,9 +200,10 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 ring = crypto.current()
                 print(f"current key id: {ring.current_id} (configured: {', '.join(ring.key_ids)})")
                 async with engine.connect() as conn:
+                    legacy = await v1_status(conn)
                     for column, counts in (await key_status(conn)).items():
                         shown = ", ".join(f"{k}: {n}" for k, n in counts.items()) or "no values"
-                        print(f"{column:<24} {shown}")
+                        print(f"{column:<24} {shown}; version 1 tokens left: {legacy[column]}")
                 return 0
             with Progress(
                 TextColumn("[bold]rotate[/bold] {task.description:<16}"),
@@ -225,9 +226,15 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             state = "done" if report.finished else "stopped early (resume: run again)"
             print(
                 f"re-encrypted {report.total} values under key {report.current_key_id} "
+                f"({report.upgraded_v1} version 1 tokens upgraded to version 2) "
                 f"in {report.batches} batches, {report.seconds:.1f} s; "
                 f"{report.skipped_concurrent} changed concurrently (left as written); {state}"
             )
+            if report.unreadable:
+                print(
+                    f"{report.unreadable} values fail their integrity check (moved or altered; see the log): "
+                    "left as they are"
+                )
             return 0
         finally:
             await engine.dispose()
@@ -408,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--blind-index", action="store_true", help="print a bare key for TIERWISE_BLIND_INDEX_KEY")
     kg.set_defaults(fn=cmd_keys)
     keys.add_parser("status", help="values per key id of every encrypted column").set_defaults(fn=cmd_keys)
-    kr = keys.add_parser("rotate", help="re-encrypt every value under the current key (online, resumable)")
+    kr = keys.add_parser(
+        "rotate", help="re-encrypt every value under the current key, bound to its row (online, resumable)"
+    )
     kr.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
     kr.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     kr.set_defaults(fn=cmd_keys)

@@ -29,6 +29,7 @@ TIMEOUT = "TIMEOUT"  # a statement ran past the statement timeout and was cancel
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # database unreachable or pool exhausted: retry later
 BAD_REQUEST = "BAD_REQUEST"  # the HTTP request itself: content type, JSON, batching, GET mutations
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+DATA_INTEGRITY = "DATA_INTEGRITY"  # a stored value fails its integrity check: that field null, not the request
 
 # Extension keys our own errors may carry to clients (anything else stays on the server).
 _PUBLIC_EXTENSIONS = ("retryAfter", "cost", "maxCost")
@@ -54,7 +55,7 @@ def user_errors(exc: DomainError) -> list[UserError]:
 
 def query_error(exc: DomainError) -> GraphQLError:
     """A domain error raised by a query resolver: NOT_FOUND stays, input problems are BAD_USER_INPUT."""
-    code = NOT_FOUND if exc.code == NOT_FOUND else (FORBIDDEN if exc.code == FORBIDDEN else BAD_USER_INPUT)
+    code = exc.code if exc.code in (NOT_FOUND, FORBIDDEN, DATA_INTEGRITY) else BAD_USER_INPUT
     return coded(exc.message, code)
 
 

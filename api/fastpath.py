@@ -554,7 +554,10 @@ def _execute_fields(run: _Run, fields: list[_FieldPlan], source: Any, path: Path
             try:
                 if plan.check is not None:
                     plan.check(source, run.context)
-                results[key] = leaf(plan.getter(source))  # type: ignore[misc]
+                value = plan.getter(source)  # type: ignore[misc]
+                if isinstance(value, Exception):  # as graphql-core: a value that is an error is raised
+                    raise value  # (a stored value failing its integrity check, infra/crypto.py)
+                results[key] = leaf(value)
             except Exception as raw:
                 run.field_error(raw, plan.nodes, Path(path, key, type_name), plan.non_null)
                 results[key] = None
@@ -687,6 +690,8 @@ def _complete_value(run: _Run, plan: _FieldPlan, value: Any, path: Path) -> Any:
     """The completed value of a resolved field, or an awaitable of it (to gather with its siblings)."""
     if _is_awaitable(value):
         return _complete_later(run, plan, value, path)
+    if isinstance(value, Exception):  # graphql-core's complete_value raises a value that is an error
+        raise value
     completed = plan.complete(run, value, path)
     if _is_awaitable(completed):
         return _await_completed(run, plan, completed, path)

@@ -320,6 +320,8 @@ class CustomerType(Node):
         email, phone, national_id, address_of, birth_date = _customer_presenters(d)
         birth = row.get("birth_date")
         address = address_of(row.get("address"), row)
+        # A value that fails its integrity check is an exception (infra/crypto.py): left as the field's
+        # value, it is reported at its path (DATA_INTEGRITY) and the field is null.
         stage = row.get("lifecycle_stage")
         return cls(
             id=strawberry.ID(to_global_id("Customer", row["id"])),
@@ -334,8 +336,8 @@ class CustomerType(Node):
             email=email(row.get("email"), row),
             phone=phone(row.get("phone"), row),
             national_id=national_id(row.get("national_id"), row),
-            birth_date=birth_date(birth.isoformat() if birth else None, row),
-            address=AddressType(**{_camel_to_snake(k): v for k, v in address.items()}) if address else None,
+            birth_date=birth_date(birth.isoformat() if isinstance(birth, dt.date) else birth, row),
+            address=_address(address),
             locale=row.get("locale"),
             lifecycle_stage=LifecycleStage(stage) if stage else None,
             tier_since=row.get("tier_since"),
@@ -434,6 +436,12 @@ def _customer_presenters(d: Decisions) -> tuple[_Presenter, ...]:
             _presenter(d, "Customer.birthDate", consent_aware=False),
         )
     return presenters
+
+
+def _address(address: Any) -> Any:
+    if isinstance(address, dict) and address:
+        return AddressType(**{_camel_to_snake(k): v for k, v in address.items()})
+    return address if isinstance(address, Exception) else None
 
 
 def _camel_to_snake(key: str) -> str:

@@ -187,7 +187,8 @@ def presenter(decisions: Decisions, key: str) -> Callable[[object, bool], object
     mask = CATALOGUE[key].mask
     if level is Level.MASKED and mask:
         masked = MASKS[mask]
-        return lambda value, _consented: None if value is None else masked(value)
+        # A value that failed its integrity check (an exception, see infra/crypto.py) is reported, not masked.
+        return lambda value, _consented: value if value is None or isinstance(value, Exception) else masked(value)
     return _hidden
 
 

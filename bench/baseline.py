@@ -61,7 +61,7 @@ SELECT c.*, m.lifetime_spend, m.spend_12m, m.orders_12m, m.order_count, m.last_p
        (SELECT json_agg(p ORDER BY p."purchasedAt" DESC) FROM (SELECT external_id AS "externalId", amount,
                purchased_at AS "purchasedAt" FROM purchases WHERE customer_id = c.id
                ORDER BY purchased_at DESC, id DESC LIMIT 5) p) AS purchases,
-       (SELECT json_agg(k ORDER BY k."openedAt" DESC) FROM (SELECT subject, description, status,
+       (SELECT json_agg(k ORDER BY k."openedAt" DESC) FROM (SELECT id, subject, description, status,
                opened_at AS "openedAt" FROM complaints WHERE customer_id = c.id
                ORDER BY opened_at DESC, id DESC LIMIT 5) k) AS complaints
 FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id
@@ -99,8 +99,8 @@ def mask_email(v: str | None) -> str | None:
     return local[:1] + "***@" + domain
 
 
-def _open(token: str | None, column: str) -> str | None:
-    return None if token is None else crypto.current().decrypt(token, column)
+def _open(token: str | None, column: str, row_id: Any) -> str | None:
+    return None if token is None else crypto.current().decrypt(token, column, row_id)
 
 
 def _cursor(created_at: Any, row_id: Any) -> str:
@@ -146,7 +146,7 @@ async def page(request: Request) -> Response:
         rows = await conn.fetch(PAGE_SQL, first + 1, at, rid)
     edges = []
     for r in rows[:first]:
-        email, phone = _open(r["email"], "customers.email"), _open(r["phone"], "customers.phone")
+        email, phone = _open(r["email"], "customers.email", r["id"]), _open(r["phone"], "customers.phone", r["id"])
         if masked:
             email, phone = mask_email(email), mask_phone(phone)
         complaints = orjson.loads(r["complaints"])
@@ -180,13 +180,13 @@ async def page(request: Request) -> Response:
 async def customer(request: Request) -> Response:
     async with request.app.state.pool.acquire() as conn:
         r = await conn.fetchrow(CUSTOMER_SQL, uuid.UUID(request.path_params["id"]))
-    address = _open(r["address"], "customers.address")
+    address = _open(r["address"], "customers.address", r["id"])
     node = {
         "name": r["name"],
-        "email": _open(r["email"], "customers.email"),
-        "phone": _open(r["phone"], "customers.phone"),
-        "nationalId": _open(r["national_id"], "customers.national_id"),
-        "birthDate": _open(r["birth_date"], "customers.birth_date"),
+        "email": _open(r["email"], "customers.email", r["id"]),
+        "phone": _open(r["phone"], "customers.phone", r["id"]),
+        "nationalId": _open(r["national_id"], "customers.national_id", r["id"]),
+        "birthDate": _open(r["birth_date"], "customers.birth_date", r["id"]),
         "address": orjson.loads(address) if address else None,
         "tier": {"code": r["tier_code"]} if r["tier_code"] else None,
         "metrics": {
@@ -205,8 +205,8 @@ async def customer(request: Request) -> Response:
             "edges": [
                 {
                     "node": {
-                        **k,
-                        "description": _open(k["description"], "complaints.description"),
+                        **{f: v for f, v in k.items() if f != "id"},
+                        "description": _open(k["description"], "complaints.description", k["id"]),
                         "status": k["status"].upper(),
                     }
                 }

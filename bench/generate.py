@@ -115,6 +115,19 @@ def gen_id(chunk: int, n: int, tag: int = 0) -> str:
     return f"{_head(chunk, tag)}{n:012x}"
 
 
+class _BigIds:
+    """Ordered, unique bigint ids (complaint events, survey answers) for one chunk: an encrypted value is
+    bound to its row's id (infra/crypto.py), so the ids are made here, far above what the identity
+    sequence gives (the sequence is moved past them after the load)."""
+
+    def __init__(self, chunk: int) -> None:
+        self.n = (1 << 40) + (chunk << 26)
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
 class _Ids:
     """Ordered, unique ids for one table within one chunk (the table's tag keeps the tables apart)."""
 
@@ -155,12 +168,17 @@ class Protect:
             )
         )
         for name in ("email", "phone", "national_id", "birth_date", "address"):
-            row[name] = t.customers.c[name].type.process_bind_param(row[name], None)
+            row[name] = t.customers.c[name].type.process_bind_param(crypto.for_row(row["id"], row[name]), None)
         return row
 
-    def text(self, column: Any, value: str | None) -> str | None:
-        """A free-text value of an encrypted column (complaint descriptions and notes, survey answers)."""
-        return column.type.process_bind_param(value, None) if self.encrypted and value is not None else value
+    def text(self, column: Any, row_id: Any, value: str | None) -> str | None:
+        """A free-text value of an encrypted column (complaint descriptions and notes, survey answers) of
+        the row ``row_id``."""
+        if not self.encrypted or value is None:
+            return value
+        from infra import crypto
+
+        return column.type.process_bind_param(crypto.ForRow(row_id, value), None)  # type: ignore[no-any-return]
 
     @property
     def extra_customer_columns(self) -> tuple[str, ...]:
@@ -377,9 +395,10 @@ class Generator:
     def _complaints(
         self, rng: random.Random, k: int, custs: Sequence[_Cust], rows: list[tuple[Any, ...]], events: list[Any]
     ) -> None:
-        ids = _Ids(k, 2)
+        ids, event_ids = _Ids(k, 2), _BigIds(k)
         ref = self.ref
         seal = functools.partial(self.protect.text, t.complaints.c.description)
+        seal_note = functools.partial(self.protect.text, t.complaint_events.c.note)
         for c in custs:
             if rng.random() >= _COMPLAINT_RATE[c.stage]:
                 continue
@@ -393,8 +412,10 @@ class Generator:
                 kid = ids()
                 partner_id = self.refs.partner_ids[c.partner] if c.partner is not None else None
                 external_id = f"{S.PARTNERS[c.partner].prefix}-T{k:05d}{ids.n:06d}" if partner_id else None
-                rows.append(draft.row(kid, c.id, partner_id, external_id, seal(draft.description)))
-                events.extend((kid, *e[:4], self.protect.text(t.complaint_events.c.note, e[4])) for e in tl.events)
+                rows.append(draft.row(kid, c.id, partner_id, external_id, seal(kid, draft.description)))
+                for e in tl.events:
+                    eid = event_ids()
+                    events.append((eid, kid, *e[:4], seal_note(eid, e[4])))
                 c.mood -= 0.3
                 if tl.resolved_at is not None:
                     c.resolved.append(
@@ -402,7 +423,7 @@ class Generator:
                     )
 
     def _surveys(self, rng: random.Random, k: int, custs: Sequence[_Cust], out: dict[str, list[Any]]) -> None:
-        ids = _Ids(k, 3)
+        ids, answer_ids = _Ids(k, 3), _BigIds(k)
         ref = self.ref
         specs = {s.key: s for s in S.SURVEYS}
         invitations, responses, answers = out["survey_invitations"], out["survey_responses"], out["survey_answers"]
@@ -443,25 +464,27 @@ class Generator:
                 hi = min(ref, (c.last_purchase or ref) + DAY * 120)
                 if lo < hi and (rid := invite(c, "nps", lo + (hi - lo) * rng.random(), None, 0.5)):
                     nps = S._clamp(7.9 + 1.9 * c.mood + rng.gauss(0, 1.1), "nps")
-                    answers.append((rid, nps_q, nps, None, None))
+                    answers.append((answer_ids(), rid, nps_q, nps, None, None))
                     if rng.random() < 0.4:
                         band = "promoter" if nps >= 9 else ("passive" if nps >= 7 else "detractor")
-                        answers.append((rid, reason_q, None, None, seal(rng.choice(S._NPS_COMMENTS[band]))))
+                        aid = answer_ids()
+                        comment = rng.choice(S._NPS_COMMENTS[band])
+                        answers.append((aid, rid, reason_q, None, None, seal(aid, comment)))
             if c.sample_purchase is not None and rng.random() < 0.2:
                 if rid := invite(c, "delivery", c.sample_purchase + DAY * rng.uniform(2, 6), None, 0.4):
                     option = rng.choices(S.DELIVERY_OPTIONS, weights=(15, 55, 20, 7, 3))[0]
                     base = {0: 4.6, 1: 4.2, 2: 3.1, 3: 2.0, 4: 1.3}[S.DELIVERY_OPTIONS.index(option)]
-                    answers.append((rid, choice_q, None, [option], None))
-                    answers.append(
-                        (rid, delivery_q, S._clamp(base + 0.3 * c.mood + rng.gauss(0, 0.6), "csat"), None, None)
-                    )
+                    answers.append((answer_ids(), rid, choice_q, None, [option], None))
+                    score = S._clamp(base + 0.3 * c.mood + rng.gauss(0, 0.6), "csat")
+                    answers.append((answer_ids(), rid, delivery_q, score, None, None))
             for complaint_id, resolved_at, days, reopens in c.resolved:
                 if rng.random() >= 0.85:
                     continue
                 if rid := invite(c, "csat", resolved_at + HOUR * rng.uniform(1, 6), complaint_id, 0.45):
                     csat = S._clamp(4.0 + 0.6 * c.mood - 0.2 * min(days, 8) - 0.8 * reopens + rng.gauss(0, 0.7), "csat")
-                    answers.append((rid, csat_q, csat, None, None))
-                    answers.append((rid, ces_q, S._clamp(1 + (csat - 1) * 1.5 + rng.gauss(0, 0.7), "ces"), None, None))
+                    answers.append((answer_ids(), rid, csat_q, csat, None, None))
+                    ces = S._clamp(1 + (csat - 1) * 1.5 + rng.gauss(0, 0.7), "ces")
+                    answers.append((answer_ids(), rid, ces_q, ces, None, None))
 
 
 # ---------------------------------------------------------------- loading
@@ -723,6 +746,9 @@ async def generate(
                 steps["load, wall (generation in parallel)"] = time.perf_counter() - t_load
                 steps["generation, CPU of the workers"] = stats.generate_s
                 steps.update({f"COPY {name}": stats.seconds[name] for name in TABLES})
+                async with engine.begin() as conn:  # the ids made here (``_BigIds``) are the sequences' past
+                    for name in ("complaint_events", "survey_answers"):
+                        await conn.execute(text(S.SYNC_SEQUENCE_SQL.format(table=name)))
             else:
                 reused = True
 

@@ -29,7 +29,7 @@ import random
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -103,7 +103,7 @@ COMPLAINT_COLUMNS = (
     "opened_at",
     "updated_at",
 )
-EVENT_COLUMNS = ("complaint_id", "from_status", "to_status", "at", "actor", "note")
+EVENT_COLUMNS = ("id", "complaint_id", "from_status", "to_status", "at", "actor", "note")
 INVITATION_COLUMNS = ("survey_id", "customer_id", "complaint_id", "channel", "sent_at")
 RESPONSE_COLUMNS = (
     "id",
@@ -115,8 +115,15 @@ RESPONSE_COLUMNS = (
     "channel",
     "submitted_at",
 )
-ANSWER_COLUMNS = ("response_id", "question_id", "score", "choices", "text")
+ANSWER_COLUMNS = ("id", "response_id", "question_id", "score", "choices", "text")
 BLIND_INDEX_COLUMNS = crypto.BLIND_INDEX_COLUMNS  # (bench/generate.py reads it here)
+# Encrypted values are bound to their row's id (infra/crypto.py): event and answer ids are made before the
+# COPY (from the identity sequence here, above it in bench/generate.py), and the sequence moved past them.
+SYNC_SEQUENCE_SQL = (
+    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest(m, "
+    "pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass))) "
+    "FROM (SELECT max(id) AS m FROM {table}) x WHERE m IS NOT NULL"
+)
 
 COPY_CHUNK = 20_000
 DAY = timedelta(days=1)
@@ -911,6 +918,11 @@ class _Seeder:
     def uid(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng["ids"].getrandbits(128), version=4)
 
+    async def _ids(self, table: str) -> Iterator[int]:
+        """Ids for new rows of ``table`` (complaint events, survey answers), counting up from its identity
+        sequence; the sequence is moved past them after the COPY (``SYNC_SEQUENCE_SQL``)."""
+        return itertools.count(int(await self.raw.fetchval(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")))
+
     def _task(self, name: str, total: int) -> TaskID:
         return self.progress.add_task(name, total=total)
 
@@ -1070,11 +1082,11 @@ class _Seeder:
                     self.partner_ids[partner] if partner is not None else None,
                     external_ref,
                     name,
-                    email and enc(email, "customers.email"),
-                    phone and enc(phone, "customers.phone"),
-                    national_id and enc(national_id, "customers.national_id"),
-                    birth_date and enc(birth_date.isoformat(), "customers.birth_date"),
-                    enc(orjson.dumps(address, option=orjson.OPT_SORT_KEYS).decode(), "customers.address"),
+                    email and enc(email, "customers.email", cid),
+                    phone and enc(phone, "customers.phone", cid),
+                    national_id and enc(national_id, "customers.national_id", cid),
+                    birth_date and enc(birth_date.isoformat(), "customers.birth_date", cid),
+                    enc(orjson.dumps(address, option=orjson.OPT_SORT_KEYS).decode(), "customers.address", cid),
                     loc,
                     stage,
                     consent_email,
@@ -1190,6 +1202,7 @@ class _Seeder:
         }
         ticket_seq = [0] * len(PARTNERS)
         enc = crypto.current().encrypt
+        event_ids = await self._ids("complaint_events")
         task = self._task("complaints", self.n)
         for i, c in enumerate(self.customers):
             if rng.random() >= rate[c.stage]:
@@ -1206,11 +1219,13 @@ class _Seeder:
                     partner_id = self.partner_ids[c.partner]
                     external_id = f"{PARTNERS[c.partner].prefix}-T{ticket_seq[c.partner]:08d}"
                 complaints.rows.append(
-                    draft.row(kid, c.id, partner_id, external_id, enc(draft.description, "complaints.description"))
+                    draft.row(kid, c.id, partner_id, external_id, enc(draft.description, "complaints.description", kid))
                 )
-                events.rows.extend(
-                    (kid, *e[:4], None if e[4] is None else enc(e[4], "complaint_events.note")) for e in tl.events
-                )
+                for e in tl.events:
+                    eid = next(event_ids)
+                    events.rows.append(
+                        (eid, kid, *e[:4], None if e[4] is None else enc(e[4], "complaint_events.note", eid))
+                    )
                 c.mood -= 0.3
                 if tl.resolved_at is not None:
                     days = (tl.resolved_at - opened).total_seconds() / 86400
@@ -1221,6 +1236,7 @@ class _Seeder:
                 self.progress.update(task, completed=i + 1)
         await complaints.flush()
         await events.flush()
+        await self.raw.execute(SYNC_SEQUENCE_SQL.format(table="complaint_events"))
         self.progress.update(task, completed=self.n)
         self.counts["complaints"] = complaints.count
         self.counts["complaint_events"] = events.count
@@ -1257,6 +1273,7 @@ class _Seeder:
         answers = _Copier(self.raw, "survey_answers", ANSWER_COLUMNS)
         specs = {s.key: s for s in SURVEYS}
         enc = crypto.current().encrypt  # free-text answers are encrypted at rest
+        answer_ids = await self._ids("survey_answers")
         response_seq = [0] * len(PARTNERS)
         task = self._task("surveys", self.n)
 
@@ -1298,21 +1315,22 @@ class _Seeder:
                 hi = min(self.ref, (c.last_purchase or self.ref) + DAY * 120)
                 if lo < hi and (got := invite(c, "nps", lo + (hi - lo) * rng.random(), None, 0.5)):
                     nps = _clamp(7.9 + 1.9 * c.mood + rng.gauss(0, 1.1), "nps")
-                    answers.rows.append((got[0], nps_q, nps, None, None))
+                    answers.rows.append((next(answer_ids), got[0], nps_q, nps, None, None))
                     if rng.random() < 0.4:
                         band = "promoter" if nps >= 9 else ("passive" if nps >= 7 else "detractor")
                         comment = rng.choice(_NPS_COMMENTS[band])
-                        answers.rows.append((got[0], reason_q, None, None, enc(comment, "survey_answers.text")))
+                        aid = next(answer_ids)
+                        sealed = enc(comment, "survey_answers.text", aid)
+                        answers.rows.append((aid, got[0], reason_q, None, None, sealed))
             if c.sample_purchase is not None and rng.random() < 0.10:
                 sent = c.sample_purchase + DAY * rng.uniform(2, 6)
                 if got := invite(c, "delivery", sent, None, 0.4):
                     choice_q, csat_q = self.surveys["delivery"][1]
                     option = rng.choices(DELIVERY_OPTIONS, weights=(15, 55, 20, 7, 3))[0]
                     base = {0: 4.6, 1: 4.2, 2: 3.1, 3: 2.0, 4: 1.3}[DELIVERY_OPTIONS.index(option)]
-                    answers.rows.append((got[0], choice_q, None, [option], None))
-                    answers.rows.append(
-                        (got[0], csat_q, _clamp(base + 0.3 * c.mood + rng.gauss(0, 0.6), "csat"), None, None)
-                    )
+                    answers.rows.append((next(answer_ids), got[0], choice_q, None, [option], None))
+                    score = _clamp(base + 0.3 * c.mood + rng.gauss(0, 0.6), "csat")
+                    answers.rows.append((next(answer_ids), got[0], csat_q, score, None, None))
             for complaint_id, resolved_at, days, reopens in c.resolved:
                 if rng.random() >= 0.85:
                     continue
@@ -1320,8 +1338,8 @@ class _Seeder:
                     csat_q, ces_q = self.surveys["csat"][1]
                     csat = _clamp(4.0 + 0.6 * c.mood - 0.2 * min(days, 8) - 0.8 * reopens + rng.gauss(0, 0.7), "csat")
                     ces = _clamp(1 + (csat - 1) * 1.5 + rng.gauss(0, 0.7), "ces")
-                    answers.rows.append((got[0], csat_q, csat, None, None))
-                    answers.rows.append((got[0], ces_q, ces, None, None))
+                    answers.rows.append((next(answer_ids), got[0], csat_q, csat, None, None))
+                    answers.rows.append((next(answer_ids), got[0], ces_q, ces, None, None))
             if max(len(invitations.rows), len(responses.rows), len(answers.rows)) >= COPY_CHUNK:
                 await invitations.flush()
                 await responses.flush()
@@ -1330,6 +1348,7 @@ class _Seeder:
         await invitations.flush()
         await responses.flush()
         await answers.flush()
+        await self.raw.execute(SYNC_SEQUENCE_SQL.format(table="survey_answers"))
         self.progress.update(task, completed=self.n)
         self.counts.update(
             survey_invitations=invitations.count,

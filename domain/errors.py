@@ -45,3 +45,11 @@ class Forbidden(DomainError):
 
 class IllegalTransition(DomainError):
     code = "ILLEGAL_TRANSITION"
+
+
+class DataIntegrity(DomainError):
+    """A stored value fails its integrity check (an encrypted value altered, or moved from another row or
+    column): it is not served. Returned in place of the value by the encrypted column types
+    (infra/crypto.py), so one bad value nulls one field (``DATA_INTEGRITY`` at its path), not the request."""
+
+    code = "DATA_INTEGRITY"

@@ -1,10 +1,21 @@
 """Encryption at rest of sensitive values, and keyed blind indexes for equality lookups.
 
-Every encrypted value is a self-describing text token ``tw1:<key id>:<urlsafe base64(nonce || ciphertext)>``
-made with AES-256-GCM (authenticated). The associated data binds the token to its column
-(``customers.email``), so a value copied into another column fails to decrypt. The key id beside each
-value lets keys rotate: new writes use the current key, ``tierwise keys rotate`` re-encrypts the rest
-(infra/keyrotation.py).
+Every encrypted value is a self-describing text token ``tw2:<key id>:<urlsafe base64(nonce || ciphertext)>``
+made with AES-256-GCM (authenticated). The associated data binds the token to its column *and its row*
+(``tw2|customers.email|<row id>``): a value copied into another column, or into the same column of
+another row (one customer's e-mail swapped with another's by someone who can write to the database),
+fails authentication. Version 1 tokens (``tw1:``, bound to the column only: what migration 0007 and
+earlier releases wrote) still decrypt; ``tierwise keys rotate`` rewrites them as ``tw2`` and moves every
+value to the current key (infra/keyrotation.py). The key id beside each value lets keys rotate: new
+writes use the current key.
+
+Writes need the row id at encryption time: a value bound to an encrypted column is wrapped with
+``for_row(row_id, value)`` (``bind_row`` wraps every encrypted column of a values dict); a bare value is
+refused, so no write path can fall back to unbound tokens. Reads get the row id from SQL: the column
+types select ``CAST(id AS text) || ' ' || token`` (``column_expression``), so every select through the
+table objects decrypts with the row it read the token from. A value that fails (tampered, moved, unknown
+key) is logged and read as a ``domain.errors.DataIntegrity`` instance instead of its plaintext: the API
+answers that field null with a ``DATA_INTEGRITY`` error at its path, the rest of the request as usual.
 
 Encrypted columns cannot be compared in SQL (each encryption uses a fresh nonce): equality lookups and
 duplicate matching go through blind indexes, hex HMAC-SHA256 of the *normalised* value under a separate
@@ -22,22 +33,31 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import re
 import threading
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Table, literal_column, type_coerce
 from sqlalchemy.sql import operators
 from sqlalchemy.types import Text, TypeDecorator
+
+from domain.errors import DataIntegrity
 
 if TYPE_CHECKING:
     from infra.settings import Settings
 
-PREFIX = "tw1"
+V1 = "tw1"  # bound to the column only (migration 0007, releases before row binding): read, never written
+V2 = "tw2"  # bound to the column and the row
+PREFIX = V2  # what new writes make
+VERSIONS = (V1, V2)
 NONCE_BYTES = 12
 KEY_BYTES = 32
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -68,6 +88,20 @@ class KeyConfigError(ValueError):
 
 class DecryptionError(ValueError):
     """A stored value does not decrypt: not a token, unknown key id, or failed authentication."""
+
+
+class TokenMismatch(DecryptionError):
+    """A token fails authentication: tampered, or moved from another row or column."""
+
+
+log = logging.getLogger("tierwise.crypto")
+RowId = uuid.UUID | int | str
+
+
+def row_key(row_id: RowId) -> str:
+    """The row id as the associated data spells it (PostgreSQL's ``id::text``: a lowercase hyphenated
+    uuid, a decimal bigint)."""
+    return str(row_id) if not isinstance(row_id, str) else row_id.lower()
 
 
 def _decode_key(text: str, what: str) -> bytes:
@@ -159,18 +193,27 @@ class Keyring:
     # ------------------------------------------------------------ encryption
 
     @staticmethod
-    def _aad(column: str) -> bytes:
-        return f"{PREFIX}|{column}".encode()
+    def _aad(version: str, column: str, row_id: RowId | None) -> bytes:
+        if version == V1:
+            return f"{V1}|{column}".encode()
+        if row_id is None:
+            raise DecryptionError(f"{column}: a {V2} token is bound to its row, and no row id was given")
+        return f"{V2}|{column}|{row_key(row_id)}".encode()
 
-    def encrypt(self, plaintext: str, column: str) -> str:
-        """A ``tw1:<current key id>:<…>`` token of ``plaintext``, bound to ``column`` (``table.column``)."""
+    def encrypt(self, plaintext: str, column: str, row_id: RowId | None = None) -> str:
+        """A ``tw2:<current key id>:<…>`` token of ``plaintext``, bound to ``column`` (``table.column``) and
+        the row ``row_id``. Without a row id: a version 1 token, bound to the column only — kept for
+        migration 0007's data step (a landed migration is never edited; ``keys rotate`` upgrades its
+        tokens); every write of the application binds the row."""
+        version = V1 if row_id is None else V2
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead[self.current_id].encrypt(nonce, plaintext.encode(), self._aad(column))
-        return f"{PREFIX}:{self.current_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        sealed = self._aead[self.current_id].encrypt(nonce, plaintext.encode(), self._aad(version, column, row_id))
+        return f"{version}:{self.current_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
-    def decrypt(self, token: str, column: str) -> str:
-        """The plaintext of a token made for ``column``; ``DecryptionError`` with the reason otherwise."""
-        key_id, body = _split(token, column)
+    def decrypt(self, token: str, column: str, row_id: RowId | None = None) -> str:
+        """The plaintext of a token made for ``column`` (and, for ``tw2``, for the row ``row_id``);
+        ``DecryptionError`` with the reason otherwise."""
+        version, key_id, body = _split(token, column)
         aead = self._aead.get(key_id)
         if aead is None:
             raise DecryptionError(
@@ -184,19 +227,26 @@ class Keyring:
         if len(raw) < NONCE_BYTES + 16:
             raise DecryptionError(f"{column}: malformed encrypted value (too short)")
         try:
-            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._aad(column)).decode()
+            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._aad(version, column, row_id)).decode()
         except InvalidTag:
-            raise DecryptionError(
+            moved = "another column" if version == V1 else "another row or column"
+            raise TokenMismatch(
                 f"{column}: value fails authentication under key {key_id!r} "
-                "(tampered, made with another key of that id, or copied from another column)"
+                f"(tampered, made with another key of that id, or copied from {moved})"
             ) from None
 
     def needs_rotation(self, token: str) -> bool:
-        return key_id_of(token) != self.current_id
+        """Whether a token is not yet what writes make now: under another key, or of version 1."""
+        version, key_id, _ = _split(token, "value")
+        return key_id != self.current_id or version != V2
 
-    def reencrypt(self, token: str, column: str) -> str:
-        """The same plaintext under the current key (the token itself when it is already)."""
-        return token if not self.needs_rotation(token) else self.encrypt(self.decrypt(token, column), column)
+    def reencrypt(self, token: str, column: str, row_id: RowId) -> str:
+        """The same plaintext as a ``tw2`` token under the current key, bound to ``row_id`` (the token
+        itself when it is one already). A ``tw2`` token must decrypt for ``row_id`` itself: a value moved
+        from another row is not laundered into a valid one."""
+        if not self.needs_rotation(token):
+            return token
+        return self.encrypt(self.decrypt(token, column, row_id), column, row_id)
 
     # ------------------------------------------------------------ blind indexes
 
@@ -236,16 +286,64 @@ def name_dob_index_value(name: str, birth_date: dt.date | str) -> str:
     return f"{' '.join(name.casefold().split())}|{iso}"
 
 
-def _split(token: str, column: str) -> tuple[str, str]:
+def _split(token: str, column: str) -> tuple[str, str, str]:
     parts = token.split(":", 2) if isinstance(token, str) else []
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1]:
-        raise DecryptionError(f"{column}: not an encrypted value (expected {PREFIX}:<key id>:…)")
-    return parts[1], parts[2]
+    if len(parts) != 3 or parts[0] not in VERSIONS or not parts[1]:
+        raise DecryptionError(f"{column}: not an encrypted value (expected {V2}:<key id>:… or {V1}:…)")
+    return parts[0], parts[1], parts[2]
 
 
 def key_id_of(token: str) -> str:
     """The key id of a token (``DecryptionError`` if it is not one)."""
+    return _split(token, "value")[1]
+
+
+def version_of(token: str) -> str:
+    """``tw1`` or ``tw2`` (``DecryptionError`` if it is not a token)."""
     return _split(token, "value")[0]
+
+
+# ---------------------------------------------------------------- values bound to their row
+
+
+@dataclass(frozen=True, slots=True)
+class ForRow:
+    """A plaintext to write into an encrypted column of the row ``row_id`` (see ``for_row``)."""
+
+    row_id: RowId
+    value: Any
+
+
+def for_row(row_id: RowId, value: Any) -> ForRow | None:
+    """``value`` for an encrypted column of the row ``row_id`` (None stays None: a NULL)."""
+    return None if value is None else ForRow(row_id, value)
+
+
+def bind_row(table: Table, row_id: RowId, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (column → value) with every plain value of an encrypted column of ``table`` bound to
+    the row ``row_id``; other columns, SQL expressions and NULLs as given."""
+    out = dict(values)
+    for name, value in values.items():
+        column = table.c.get(name)
+        if (
+            column is not None
+            and isinstance(column.type, EncryptedText)
+            and value is not None
+            and not hasattr(value, "__clause_element__")
+        ):
+            out[name] = ForRow(row_id, value)
+    return out
+
+
+def unreadable(column: str, row_id: str | None, error: DecryptionError) -> DataIntegrity:
+    """What a read gets instead of a value that does not decrypt: logged loudly (column, row, reason;
+    never a value), and a ``DataIntegrity`` the API reports at the field's path."""
+    log.error("DATA INTEGRITY: %s of row %s does not decrypt: %s", column, row_id or "?", error)
+    return DataIntegrity(
+        f"the stored value of {column} fails its integrity check (altered, or moved from another row or column): "
+        "not shown",
+        field=column,
+    )
 
 
 # ---------------------------------------------------------------- process-wide keyring
@@ -278,7 +376,9 @@ _NULL_TESTS = {operators.is_, operators.is_not, operators.eq, operators.ne}
 
 
 class EncryptedText(TypeDecorator[str]):
-    """Text stored as a ``tw1:`` token bound to ``column`` (``table.column``).
+    """Text stored as a ``tw2:`` token bound to ``column`` (``table.column``) and its row (the table's
+    ``id``). Bind ``for_row(row_id, value)``; a select returns the plaintext, or a ``DataIntegrity`` for a
+    value that does not decrypt (module docstring).
 
     Only NULL tests are allowed in SQL: any other comparison would compare ciphertexts (each made with
     a fresh nonce) and silently match nothing, so it raises; compare the blind index instead.
@@ -309,10 +409,31 @@ class EncryptedText(TypeDecorator[str]):
         return value
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else current().encrypt(self._dump(value), self.column)
+        if value is None:
+            return None
+        if not isinstance(value, ForRow):
+            raise TypeError(
+                f"{self.column} is encrypted bound to its row: write crypto.for_row(row_id, value) "
+                "(or crypto.bind_row(table, row_id, values)), not a bare value"
+            )
+        return current().encrypt(self._dump(value.value), self.column, value.row_id)
+
+    def column_expression(self, colexpr: Any) -> Any:
+        """Select ``<row id> <token>``: the row id comes from the same row as the token, in SQL."""
+        table = getattr(colexpr, "table", None)
+        row_id = None if table is None else table.c.get("id")
+        if row_id is None:
+            raise TypeError(f"{self.column} can only be selected beside its row's id (infra/crypto.py)")
+        return type_coerce(row_id.cast(Text).concat(literal_column("' '")).concat(colexpr), self)
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return None if value is None else self._load(current().decrypt(value, self.column))
+        if value is None:
+            return None
+        row_id, _, token = value.partition(" ")
+        try:
+            return self._load(current().decrypt(token, self.column, row_id))
+        except DecryptionError as error:
+            return unreadable(self.column, row_id, error)
 
     def process_literal_param(self, value: Any, dialect: Any) -> str:
         raise NotImplementedError("encrypted values are never rendered as SQL literals")

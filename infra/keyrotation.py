@@ -1,4 +1,12 @@
-"""Key rotation: re-encrypt every value not under the current key, online, in batches, resumably.
+"""Key rotation: re-encrypt every value not under the current key, online, in batches, resumably; and
+the upgrade of version 1 tokens (bound to their column only) to version 2 (bound to their row as well).
+
+A value is rewritten when it is under another key than the current one *or* a ``tw1`` token: it becomes a
+``tw2`` token under the current key, bound to the row it is in (infra/crypto.py). A ``tw2`` token that
+fails authentication for its row (tampered, or moved from another row) is not rewritten — that would make
+a moved value valid where it lies — but left as it is, logged and counted (``unreadable``); a value under
+a key no longer configured stops the run (add the old key back). A ``tw1`` token moved to another row
+*before* the upgrade cannot be told apart (version 1 never bound the row): it is bound where it lies.
 
 Each batch is one short transaction over at most ``batch_size`` rows of one table, walked in id order
 (keyset). A value is replaced only if it is still the token that was read
@@ -40,8 +48,10 @@ _FIRST: dict[str, Any] = {"uuid": uuid.UUID(int=0), "bigint": -(2**63)}
 
 
 def _stale(column: str) -> str:
-    """SQL: ``column`` holds a token under another key than :current."""
-    return f"(left({column}, 4) = 'tw1:' AND split_part({column}, ':', 2) <> :current)"
+    """SQL: ``column`` holds a version 1 token, or a token under another key than :current."""
+    return (
+        f"(left({column}, 4) = 'tw1:' OR (left({column}, 4) = 'tw2:' AND split_part({column}, ':', 2) <> :current))"
+    )
 
 
 async def key_status(conn: AsyncConnection) -> dict[str, dict[str, int]]:
@@ -50,12 +60,21 @@ async def key_status(conn: AsyncConnection) -> dict[str, dict[str, int]]:
     for table, column in crypto.ENCRYPTED_COLUMNS:
         rows = await conn.execute(
             text(
-                f"SELECT CASE WHEN left({column}, 4) = 'tw1:' THEN split_part({column}, ':', 2)"
+                f"SELECT CASE WHEN left({column}, 4) IN ('tw1:', 'tw2:') THEN split_part({column}, ':', 2)"
                 f" ELSE '{NOT_ENCRYPTED}' END AS key_id, count(*) AS n"
                 f" FROM {table} WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
             )
         )
         out[f"{table}.{column}"] = {r.key_id: int(r.n) for r in rows}
+    return out
+
+
+async def v1_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many version 1 tokens (bound to the column only) each encrypted column still holds."""
+    out: dict[str, int] = {}
+    for table, column in crypto.ENCRYPTED_COLUMNS:
+        n = (await conn.execute(text(f"SELECT count(*) FROM {table} WHERE left({column}, 4) = 'tw1:'"))).scalar_one()
+        out[f"{table}.{column}"] = int(n)
     return out
 
 
@@ -71,7 +90,9 @@ class RotationProgress:
 class RotationReport:
     current_key_id: str
     values_rotated: dict[str, int] = field(default_factory=dict)  # "table.column" → values re-encrypted
+    upgraded_v1: int = 0  # of the values rewritten, version 1 tokens now version 2
     skipped_concurrent: int = 0  # values changed by a concurrent write meanwhile (left as written)
+    unreadable: int = 0  # tw2 values failing authentication for their row (left as they are, logged)
     batches: int = 0
     seconds: float = 0.0
     finished: bool = False  # every table walked to its end (stopped early by max_batches: False)
@@ -97,7 +118,8 @@ async def rotate(
     max_batches: int | None = None,
     on_progress: Callable[[RotationProgress], None] | None = None,
 ) -> RotationReport:
-    """Re-encrypt under the current key every value still under another one (see the module docstring)."""
+    """Rewrite as ``tw2`` under the current key every value still under another key or of version 1 (see
+    the module docstring)."""
     if batch_size < 1:
         raise ValueError("batch size must be positive")
     ring = keyring or crypto.current()
@@ -123,7 +145,7 @@ async def rotate(
                 f"UPDATE {table} t SET {c} = v.new"
                 f" FROM unnest(CAST(:ids AS {id_type}[]), CAST(:olds AS text[]), CAST(:news AS text[]))"
                 f" AS v(id, old, new)"
-                f" WHERE t.id = v.id AND t.{c} = v.old"
+                f" WHERE t.id = v.id AND t.{c} = v.old RETURNING t.id"
             )
             for c in columns
         }
@@ -139,16 +161,27 @@ async def rotate(
                     break
                 for c in columns:
                     ids, olds, news = [], [], []
+                    v1: set[Any] = set()
                     for r in rows:
                         token = getattr(r, c)
-                        if token is not None and token.startswith("tw1:") and ring.needs_rotation(token):
-                            ids.append(r.id)
-                            olds.append(token)
-                            news.append(ring.reencrypt(token, f"{table}.{c}"))
+                        if token is None or not token.startswith(("tw1:", "tw2:")) or not ring.needs_rotation(token):
+                            continue
+                        try:
+                            news.append(ring.reencrypt(token, f"{table}.{c}", r.id))
+                        except crypto.TokenMismatch as error:
+                            crypto.unreadable(f"{table}.{c}", str(r.id), error)  # logged; left as it is
+                            report.unreadable += 1
+                            continue
+                        ids.append(r.id)
+                        olds.append(token)
+                        if token.startswith("tw1:"):
+                            v1.add(r.id)
                     if ids:
                         result = await conn.execute(updates[c], {"ids": ids, "olds": olds, "news": news})
-                        report.values_rotated[f"{table}.{c}"] += result.rowcount
-                        report.skipped_concurrent += len(ids) - result.rowcount
+                        done_ids = {row[0] for row in result.all()}
+                        report.values_rotated[f"{table}.{c}"] += len(done_ids)
+                        report.skipped_concurrent += len(ids) - len(done_ids)
+                        report.upgraded_v1 += len(done_ids & v1)
             after = rows[-1].id
             report.batches += 1
             done += len(rows)

@@ -7,8 +7,10 @@ procrastinate periodic job (once per tick across all instances) and, scoped to o
 the transaction of every transition, so a clock that stops late is flagged at that moment.
 
 The notes of the events it writes (``complaint_events.note``) are encrypted at rest like every other
-note (infra/crypto.py): the SQL never holds them as literals; they are bound parameters encrypted in
-Python with the current key, once per sweep (``SystemNotes``), each a ``tw1:`` token bound to the column.
+note (infra/crypto.py), each a ``tw2:`` token bound to its event's row. The set-based statements insert
+the events with a placeholder naming the note (``sla:<param>``, never the text) and return their ids;
+``SystemNotes.seal`` then replaces every placeholder with its token in one UPDATE of the same
+transaction, so no other transaction ever sees a placeholder.
 """
 
 from __future__ import annotations
@@ -95,28 +97,42 @@ def _escalation_param(code: str) -> str:
     return f"note_escalation_{code}"
 
 
+_PLACEHOLDER = "sla:"
+_SEAL_SQL = text(
+    "UPDATE complaint_events e SET note = v.new"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:olds AS text[]), CAST(:news AS text[])) AS v(id, old, new)"
+    " WHERE e.id = v.id AND e.note = v.old"
+)
+
+
 @dataclass(frozen=True)
 class SystemNotes:
-    """The notes the sweep writes, as encrypted bind parameters (``:note_…``), made once per sweep.
+    """The notes the sweep writes: bound as placeholders (``:note_…`` = ``sla:note_…``) into the set-based
+    inserts, then sealed per event row (``seal``)."""
 
-    The same token goes into every event of a kind in one sweep: the notes are fixed system texts, so
-    this only shows that two events of one sweep carry the same note, as their ``kind`` does anyway.
-    """
-
-    params: dict[str, str]
+    plain: dict[str, str]  # param name → note text
     auto_close_days: int | None = None
+    keyring: crypto.Keyring | None = None
 
     @classmethod
     def make(cls, *, auto_close_days: int | None = None, keyring: crypto.Keyring | None = None) -> SystemNotes:
-        ring = keyring or crypto.current()
         plain = {_breach_param(clock): note for clock, note in sla.BREACH_NOTES.items()}
         plain |= {_escalation_param(code): note for code, note in sla.ESCALATION_NOTES.items()}
         if auto_close_days is not None:
             plain["note_auto_close"] = auto_close_note(auto_close_days)
-        return cls({name: ring.encrypt(note, NOTE_COLUMN) for name, note in plain.items()}, auto_close_days)
+        return cls(plain, auto_close_days, keyring)
 
     def pick(self, *names: str) -> dict[str, str]:
-        return {name: self.params[name] for name in names}
+        return {name: _PLACEHOLDER + name for name in names}
+
+    async def seal(self, conn: Executor, events: Sequence[tuple[int, str]]) -> None:
+        """Replace the placeholders of the events ``(event id, placeholder)`` by their notes, each
+        encrypted bound to its event (one statement, none when there is no event)."""
+        if not events:
+            return
+        ring = self.keyring or crypto.current()
+        news = [ring.encrypt(self.plain[p.removeprefix(_PLACEHOLDER)], NOTE_COLUMN, i) for i, p in events]
+        await conn.execute(_SEAL_SQL, {"ids": [i for i, _ in events], "olds": [p for _, p in events], "news": news})
 
 
 def auto_close_note(days: int) -> str:
@@ -162,9 +178,11 @@ def _mark_breaches_sql(scope: str) -> str:
         SELECT id, status, status, :actor, :{_breach_param("first_response")}, 'sla_breach' FROM flagged WHERE fr
         UNION ALL
         SELECT id, status, status, :actor, :{_breach_param("resolution")}, 'sla_breach' FROM flagged WHERE res
-        RETURNING complaint_id
+        RETURNING id, note
     )
-    SELECT id, customer_id FROM flagged
+    SELECT id, customer_id, NULL::bigint AS event_id, NULL::text AS note FROM flagged
+    UNION ALL
+    SELECT NULL, NULL, id, note FROM events
     """
 
 
@@ -185,7 +203,7 @@ def _escalate_sql(scope: str) -> str:
     )
     INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
     SELECT id, status, status, :actor, {_notes_case("reason")}, 'escalation' FROM escalated
-    RETURNING complaint_id
+    RETURNING id, note
     """
 
 
@@ -200,7 +218,7 @@ _AUTO_CLOSE_SQL = text("""
     )
     INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
     SELECT id, 'resolved', 'closed', :actor, :note_auto_close, 'transition' FROM closing
-    RETURNING complaint_id
+    RETURNING id, note
 """)
 
 
@@ -223,7 +241,8 @@ async def mark_breaches(
     if ids is not None:
         stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
     rows = (await conn.execute(stmt, params)).all()
-    return list(dict.fromkeys(r.customer_id for r in rows))
+    await notes.seal(conn, [(r.event_id, r.note) for r in rows if r.event_id is not None])
+    return list(dict.fromkeys(r.customer_id for r in rows if r.id is not None))
 
 
 async def escalate(
@@ -243,14 +262,18 @@ async def escalate(
     }
     if ids is not None:
         stmt, params["ids"] = stmt.bindparams(_IDS), list(ids)
-    return len((await conn.execute(stmt, params)).all())
+    events = (await conn.execute(stmt, params)).all()
+    await notes.seal(conn, [(r.id, r.note) for r in events])
+    return len(events)
 
 
 async def auto_close(conn: Executor, *, days: int, actor: str, notes: SystemNotes | None = None) -> int:
     if notes is None or notes.auto_close_days != days:
         notes = SystemNotes.make(auto_close_days=days)
-    note = notes.params["note_auto_close"]
-    return len((await conn.execute(_AUTO_CLOSE_SQL, {"days": days, "actor": actor, "note_auto_close": note})).all())
+    params = {"days": days, "actor": actor, **notes.pick("note_auto_close")}
+    events = (await conn.execute(_AUTO_CLOSE_SQL, params)).all()
+    await notes.seal(conn, [(r.id, r.note) for r in events])
+    return len(events)
 
 
 async def sweep(
@@ -259,7 +282,7 @@ async def sweep(
     """Mark breaches, escalate, auto-close; then re-score the churn of customers whose complaints breached."""
     from infra import churn
 
-    notes = SystemNotes.make(auto_close_days=auto_close_days)  # encrypted once per sweep
+    notes = SystemNotes.make(auto_close_days=auto_close_days)
     customers = await mark_breaches(conn, actor=actor, notes=notes)
     escalated = await escalate(conn, critical_fraction=critical_fraction, actor=actor, notes=notes)
     closed = await auto_close(conn, days=auto_close_days, actor=actor, notes=notes)

@@ -7,13 +7,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, text
 from sqlalchemy.engine import Result
 from sqlalchemy.sql import Executable
 
 
 class Executor(Protocol):
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]: ...
+
+
+async def next_ids(db: Executor, table: Table, n: int) -> list[int]:
+    """``n`` fresh ids from the identity sequence of ``table.id``, for rows inserted with them: an
+    encrypted value is bound to its row's id, so the id is needed before the insert (infra/crypto.py)."""
+    stmt = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+    return [int(r[0]) for r in (await db.execute(stmt, {"table": table.name, "n": n})).all()]
 
 
 def dict_rows(result: Result[Any]) -> list[dict[str, Any]]:

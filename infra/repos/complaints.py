@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +13,9 @@ from sqlalchemy import func, insert, select, text, update
 
 from domain.complaints import ComplaintState, Transition, TransitionOutcome, check_follow_up, check_transition
 from domain.errors import Conflict, NotFound, ValidationFailed
+from infra import crypto
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
 from infra.sla import breached_sql, mark_breaches
 from infra.tables import (
     complaint_categories,
@@ -227,11 +229,13 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
     if tier is None:  # not tiered yet (tiers are assigned on the first purchase): the base tier applies
         tier = await _base_tier(db)
     version, first_due, resolution_due = await _sla_deadlines(db, tier, values["severity"])
+    new_id = uuid.uuid4()  # made here: the description is encrypted bound to it (infra/crypto.py)
     complaint_id: UUID = (
         await db.execute(
             insert(k)
             .values(
-                **values,
+                **crypto.bind_row(k, new_id, values),
+                id=new_id,
                 status="new",
                 tier_at_open=tier,
                 sla_policy_version=version,
@@ -297,9 +301,13 @@ async def transition(
     if t.to == "closed":
         values["closed_at"] = now
     await db.execute(update(k).where(k.c.id == complaint_id).values(**values))
+    event: dict[str, Any] = {}
+    if t.note is not None:  # the note is encrypted bound to its event's id: taken from the sequence first
+        event_id = (await next_ids(db, complaint_events, 1))[0]
+        event = {"id": event_id, "note": crypto.for_row(event_id, t.note)}
     await db.execute(
         insert(complaint_events).values(
-            complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, note=t.note
+            complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, **event
         )
     )
     await mark_breaches(db, [complaint_id], actor=actor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, DataIntegrity, NotFound
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos.base import Executor, Page, Scope, escape_like, same_partner, to_page
@@ -166,7 +167,13 @@ async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | Non
         if existing is not None:
             raise Conflict("a customer with this external reference exists already", field="externalRef")
     values = {**values, **crypto.current().customer_indexes({"name": None, "birth_date": None, **values})}
-    row = (await db.execute(insert(c).values(**values, partner_id=partner_id).returning(c.c.id, c.c.version))).one()
+    customer_id = uuid.uuid4()  # made here: the encrypted values are bound to it (infra/crypto.py)
+    values = crypto.bind_row(c, customer_id, values)
+    row = (
+        await db.execute(
+            insert(c).values(**values, id=customer_id, partner_id=partner_id).returning(c.c.id, c.c.version)
+        )
+    ).one()
     await db.execute(pg_insert(m).values(customer_id=row.id).on_conflict_do_nothing())
     return {"id": row.id, "version": row.version}
 
@@ -175,7 +182,7 @@ async def update_fields(
     db: Executor, customer_id: UUID, expected_version: int, values: dict[str, Any], *, scope: Scope
 ) -> int:
     """Apply ``values`` if the row is still at ``expected_version``; returns the new version."""
-    values = {**values, **await _indexes_for_update(db, customer_id, values)}
+    values = crypto.bind_row(c, customer_id, {**values, **await _indexes_for_update(db, customer_id, values)})
     stmt = (
         _live_update(customer_id, scope)
         .where(c.c.version == expected_version)
@@ -207,6 +214,8 @@ async def _indexes_for_update(db: Executor, customer_id: UUID, values: dict[str,
         missing = next(iter(pair - set(values)))
         row = (await db.execute(select(c.c[missing]).where(c.c.id == customer_id))).first()
         if row is not None:  # a missing row fails in the UPDATE itself
+            if isinstance(row[0], DataIntegrity):  # its index cannot be recomputed from a value not served
+                raise row[0]
             given[missing] = row[0]
     return crypto.current().customer_indexes(given)
 

@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import quality as rules
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.errors import Conflict, DataIntegrity, NotFound, ValidationFailed
 from infra import churn, crypto, tiering
 from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
@@ -380,8 +380,13 @@ async def merge(
     values: dict[str, Any] = dict(fill)
     if fill:
         sources = {**fill, "name": survivor["name"], "birth_date": fill.get("birth_date", survivor["birth_date"])}
+        for value in sources.values():
+            if isinstance(value, DataIntegrity):  # a value that fails its check is not copied (nor laundered)
+                raise value
         indexes = crypto.current().customer_indexes(sources)
         values |= {k: v for k, v in indexes.items() if k in crypto.BLIND_INDEX_COLUMNS}
+        # The duplicate's values were decrypted for its own row: re-encrypted here for the survivor's.
+        values = crypto.bind_row(c, survivor_id, values)
     await conn.execute(
         update(c).where(c.c.id == survivor_id).values(**values, version=c.c.version + 1, updated_at=func.now())
     )
@@ -481,6 +486,14 @@ async def set_consent(
 # ---------------------------------------------------------------- erasure
 
 
+async def _erase_text(conn: AsyncConnection, table: Any, column: str, ids: list[Any], **plain: Any) -> int:
+    """Overwrite ``column`` of the rows ``ids`` with the erased placeholder, encrypted for each row."""
+    if ids:
+        stmt = update(table).where(table.c.id == bindparam("row_id")).values({column: bindparam("sealed"), **plain})
+        await conn.execute(stmt, [{"row_id": i, "sealed": crypto.for_row(i, rules.ERASED_TEXT)} for i in ids])
+    return len(ids)
+
+
 async def erase(
     conn: AsyncConnection, customer_id: UUID, *, scope: Scope, actor: str, request_id: str | None
 ) -> dict[str, Any]:
@@ -497,7 +510,10 @@ async def erase(
         raise Conflict(f"the customer was erased already at {row['erased_at'].isoformat()}", field="id")
     tombstones = [r[0] for r in (await conn.execute(select(c.c.id).where(c.c.merged_into_id == customer_id))).all()]
     ids = [customer_id, *tombstones]
-    people = list((await _lock_customers(conn, ids, scope)).values())
+    people = [
+        {k: v for k, v in p.items() if not isinstance(v, DataIntegrity)}  # unreadable: overwritten all the same
+        for p in (await _lock_customers(conn, ids, scope)).values()
+    ]
     needles = sorted({n for p in people for n in rules.erasure_needles(p)})
 
     cleared: dict[str, Any] = {
@@ -520,27 +536,29 @@ async def erase(
         .where(c.c.id.in_(ids))
         .values(**cleared, erased_at=func.now(), version=c.c.version + 1, updated_at=func.now())
     )
-    complaint_ids = select(complaints.c.id).where(complaints.c.customer_id.in_(ids)).scalar_subquery()
+    # The placeholder is encrypted like any value, bound to each row: one token per row (infra/crypto.py).
     counts: dict[str, int] = {"customers": len(ids)}
-    result = await conn.execute(
-        update(complaints)
-        .where(complaints.c.customer_id.in_(ids))
-        .values(subject=rules.ERASED_TEXT, description=rules.ERASED_TEXT)
-    )
-    counts["complaints"] = int(result.rowcount or 0)
-    result = await conn.execute(
-        update(complaint_events)
-        .where(complaint_events.c.complaint_id.in_(complaint_ids), complaint_events.c.note.is_not(None))
-        .values(note=rules.ERASED_TEXT)
-    )
-    counts["complaintNotes"] = int(result.rowcount or 0)
+    complaint_ids = [r[0] for r in await conn.execute(select(complaints.c.id).where(complaints.c.customer_id.in_(ids)))]
+    counts["complaints"] = await _erase_text(conn, complaints, "description", complaint_ids, subject=rules.ERASED_TEXT)
+    note_ids = [
+        r[0]
+        for r in await conn.execute(
+            select(complaint_events.c.id).where(
+                complaint_events.c.complaint_id.in_(complaint_ids or [None]), complaint_events.c.note.is_not(None)
+            )
+        )
+    ]
+    counts["complaintNotes"] = await _erase_text(conn, complaint_events, "note", note_ids)
     response_ids = select(survey_responses.c.id).where(survey_responses.c.customer_id.in_(ids)).scalar_subquery()
-    result = await conn.execute(
-        update(survey_answers)
-        .where(survey_answers.c.response_id.in_(response_ids), survey_answers.c.text.is_not(None))
-        .values(text=rules.ERASED_TEXT)
-    )
-    counts["surveyAnswers"] = int(result.rowcount or 0)
+    answer_ids = [
+        r[0]
+        for r in await conn.execute(
+            select(survey_answers.c.id).where(
+                survey_answers.c.response_id.in_(response_ids), survey_answers.c.text.is_not(None)
+            )
+        )
+    ]
+    counts["surveyAnswers"] = await _erase_text(conn, survey_answers, "text", answer_ids)
     # A manual override's reason is free text written by staff (it may name the customer).
     result = await conn.execute(
         update(tier_changes)
@@ -717,7 +735,18 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
         "mergedDuplicates": [profile(t) for t in tombstones],
         "auditEntries": audit,
     }
-    result: dict[str, Any] = _jsonable(data)
+    # A value that fails its integrity check (infra/crypto.py) is exported as null, and its column named.
+    unreadable: set[str] = set()
+
+    def default(value: Any) -> Any:
+        if isinstance(value, DataIntegrity):
+            unreadable.add(value.field or "?")
+            return None
+        return str(value)
+
+    result: dict[str, Any] = json.loads(json.dumps(data, default=default))
+    if unreadable:
+        result["dataIntegrityErrors"] = sorted(unreadable)
     return result
 
 

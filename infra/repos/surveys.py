@@ -15,8 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from domain.errors import Conflict, NotFound
 from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
+from infra import crypto
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
 from infra.tables import complaints, customers, survey_answers, survey_questions, survey_responses, surveys
 
 s, q, r, a = surveys, survey_questions, survey_responses, survey_answers
@@ -129,7 +130,11 @@ async def insert_response(db: Executor, values: dict[str, Any], answers: list[di
     response_id = (await db.execute(stmt)).scalar_one_or_none()
     if response_id is None:
         raise Conflict("this customer has answered this survey already", field="surveyId")
-    await db.execute(insert(a), [{**av, "response_id": response_id} for av in answers])
+    rows = [{**av, "response_id": response_id} for av in answers]
+    if any(row.get("text") is not None for row in rows):  # free text is encrypted bound to its answer's id
+        for row, answer_id in zip(rows, await next_ids(db, a, len(rows)), strict=True):
+            row["id"], row["text"] = answer_id, crypto.for_row(answer_id, row.get("text"))
+    await db.execute(insert(a), rows)
     return response_id
 
 

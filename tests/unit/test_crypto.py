@@ -1,4 +1,4 @@
-"""The keyring: authenticated encryption bound to a column, key ids, blind indexes, configuration."""
+"""The keyring: authenticated encryption bound to a column and a row, key ids, blind indexes, configuration."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import base64
 import datetime as dt
 import os
 import re
+import uuid
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from domain.errors import DataIntegrity
 from infra import crypto
 from infra.crypto import DecryptionError, KeyConfigError, Keyring
 from infra.settings import Settings
@@ -20,6 +22,7 @@ def _key() -> str:
 
 
 K1, K2, BIDX = _key(), _key(), _key()
+ROW, OTHER_ROW = uuid.uuid4(), uuid.uuid4()
 
 
 def ring(keys: str = f"k1:{K1}", current: str | None = None, bidx: str = BIDX) -> Keyring:
@@ -28,57 +31,99 @@ def ring(keys: str = f"k1:{K1}", current: str | None = None, bidx: str = BIDX) -
 
 def test_round_trip_gives_a_self_describing_token_and_a_fresh_nonce_each_time() -> None:
     r = ring()
-    a, b = r.encrypt("ada@example.org", "customers.email"), r.encrypt("ada@example.org", "customers.email")
-    assert a.startswith("tw1:k1:")
-    assert b.startswith("tw1:k1:")
+    a, b = r.encrypt("ada@example.org", "customers.email", ROW), r.encrypt("ada@example.org", "customers.email", ROW)
+    assert a.startswith("tw2:k1:")
+    assert b.startswith("tw2:k1:")
     assert a != b  # random nonce: equal plaintexts do not give equal tokens
     assert "ada@example.org" not in a  # (a short piece such as "ada" can turn up in random base64)
-    assert r.decrypt(a, "customers.email") == r.decrypt(b, "customers.email") == "ada@example.org"
+    assert r.decrypt(a, "customers.email", ROW) == r.decrypt(b, "customers.email", str(ROW)) == "ada@example.org"
     assert crypto.key_id_of(a) == "k1"
+    assert crypto.version_of(a) == "tw2"
     unicode = "Zoë 李 — “quoted” ✓"
-    assert r.decrypt(r.encrypt(unicode, "complaints.description"), "complaints.description") == unicode
+    assert r.decrypt(r.encrypt(unicode, "complaint_events.note", 7), "complaint_events.note", 7) == unicode
 
 
 def test_a_token_is_bound_to_its_column() -> None:
     r = ring()
-    token = r.encrypt("+4915112345678", "customers.phone")
-    with pytest.raises(DecryptionError, match=r"customers\.email: value fails authentication.*another column"):
+    token = r.encrypt("+4915112345678", "customers.phone", ROW)
+    with pytest.raises(DecryptionError, match=r"customers\.email: value fails authentication.*another row or column"):
+        r.decrypt(token, "customers.email", ROW)
+
+
+def test_a_v2_token_is_bound_to_its_row() -> None:
+    r = ring()
+    token = r.encrypt("ada@example.org", "customers.email", ROW)
+    with pytest.raises(crypto.TokenMismatch, match=r"customers\.email: value fails authentication.*another row"):
+        r.decrypt(token, "customers.email", OTHER_ROW)  # swapped into another customer's row
+    with pytest.raises(DecryptionError, match="bound to its row, and no row id was given"):
         r.decrypt(token, "customers.email")
+    event = r.encrypt("note", "complaint_events.note", 41)
+    with pytest.raises(crypto.TokenMismatch):
+        r.decrypt(event, "complaint_events.note", 42)
+    assert r.decrypt(event, "complaint_events.note", "41") == "note"  # the row id as SQL's id::text spells it
+
+
+def test_v1_tokens_still_decrypt_anywhere_in_their_column_and_need_an_upgrade() -> None:
+    r = ring()
+    legacy = r.encrypt("ada@example.org", "customers.email")  # what migration 0007 writes: no row
+    assert legacy.startswith("tw1:k1:")
+    assert r.decrypt(legacy, "customers.email", ROW) == r.decrypt(legacy, "customers.email", OTHER_ROW)
+    with pytest.raises(DecryptionError, match="another column"):
+        r.decrypt(legacy, "customers.phone", ROW)
+    assert r.needs_rotation(legacy)  # current key, but version 1
+    upgraded = r.reencrypt(legacy, "customers.email", ROW)
+    assert upgraded.startswith("tw2:k1:")
+    assert not r.needs_rotation(upgraded)
+    assert r.reencrypt(upgraded, "customers.email", ROW) == upgraded  # nothing to do twice
+    assert r.decrypt(upgraded, "customers.email", ROW) == "ada@example.org"
+    with pytest.raises(crypto.TokenMismatch):
+        r.decrypt(upgraded, "customers.email", OTHER_ROW)
+
+
+def test_a_moved_v2_token_under_an_old_key_is_not_laundered_by_rotation() -> None:
+    old = ring().encrypt("ada@example.org", "customers.email", ROW)
+    both = ring(f"k1:{K1},k2:{K2}")
+    with pytest.raises(crypto.TokenMismatch):
+        both.reencrypt(old, "customers.email", OTHER_ROW)
+    assert both.decrypt(both.reencrypt(old, "customers.email", ROW), "customers.email", ROW) == "ada@example.org"
 
 
 def test_wrong_key_and_tampering_fail_authentication() -> None:
-    token = ring().encrypt("secret", "customers.national_id")
+    token = ring().encrypt("secret", "customers.national_id", ROW)
     other = ring(f"k1:{K2}")  # same id, another key
     with pytest.raises(DecryptionError, match="fails authentication under key 'k1'"):
-        other.decrypt(token, "customers.national_id")
+        other.decrypt(token, "customers.national_id", ROW)
     body = bytearray(base64.urlsafe_b64decode(token.split(":", 2)[2]))
     body[-1] ^= 1
-    tampered = "tw1:k1:" + base64.urlsafe_b64encode(bytes(body)).decode()
+    tampered = "tw2:k1:" + base64.urlsafe_b64encode(bytes(body)).decode()
     with pytest.raises(DecryptionError, match="fails authentication"):
-        ring().decrypt(tampered, "customers.national_id")
+        ring().decrypt(tampered, "customers.national_id", ROW)
+    downgraded = "tw1:" + token.split(":", 1)[1]  # a tw2 token relabelled tw1 to shed its row binding
+    with pytest.raises(DecryptionError, match="fails authentication"):
+        ring().decrypt(downgraded, "customers.national_id", OTHER_ROW)
 
 
 def test_unknown_key_id_and_non_tokens_have_clear_errors() -> None:
-    token = ring(f"k1:{K1},k9:{K2}", current="k9").encrypt("x", "customers.email")
+    token = ring(f"k1:{K1},k9:{K2}", current="k9").encrypt("x", "customers.email", ROW)
     with pytest.raises(DecryptionError, match=r"key id 'k9', which is not in TIERWISE_ENCRYPTION_KEYS \(known: k1\)"):
-        ring().decrypt(token, "customers.email")
+        ring().decrypt(token, "customers.email", ROW)
     with pytest.raises(DecryptionError, match="not an encrypted value"):
-        ring().decrypt("ada@example.org", "customers.email")
+        ring().decrypt("ada@example.org", "customers.email", ROW)
     with pytest.raises(DecryptionError, match="malformed"):
-        ring().decrypt("tw1:k1:!!!!", "customers.email")
+        ring().decrypt("tw2:k1:!!!!", "customers.email", ROW)
 
 
 def test_current_key_defaults_to_the_last_listed_and_old_keys_still_decrypt() -> None:
-    old = ring().encrypt("v", "survey_answers.text")
+    old = ring().encrypt("v", "survey_answers.text", 5)
     both = ring(f"k1:{K1},k2:{K2}")
     assert both.current_id == "k2"
     assert both.key_ids == ("k1", "k2")
     assert both.needs_rotation(old)
-    assert both.decrypt(old, "survey_answers.text") == "v"
-    new = both.reencrypt(old, "survey_answers.text")
+    assert both.decrypt(old, "survey_answers.text", 5) == "v"
+    new = both.reencrypt(old, "survey_answers.text", 5)
     assert crypto.key_id_of(new) == "k2"
     assert not both.needs_rotation(new)
-    assert both.reencrypt(new, "survey_answers.text") == new  # nothing to do twice
+    assert both.reencrypt(new, "survey_answers.text", 5) == new  # nothing to do twice
     assert ring(f"k1:{K1},k2:{K2}", current="k1").current_id == "k1"
 
 
@@ -171,21 +216,56 @@ def test_column_types_encrypt_on_bind_and_decrypt_on_result() -> None:
     crypto.configure(ring())
     try:
         date_type = crypto.EncryptedDate("customers.birth_date")
-        token = date_type.process_bind_param(dt.date(1990, 5, 17), None)
+        token = date_type.process_bind_param(crypto.for_row(ROW, dt.date(1990, 5, 17)), None)
         assert token is not None
-        assert token.startswith("tw1:k1:")
+        assert token.startswith("tw2:k1:")
         assert "1990-05-17" not in token
-        assert date_type.process_result_value(token, None) == dt.date(1990, 5, 17)
+        # A select gives "<row id> <token>" (column_expression): the row id read beside the token.
+        assert date_type.process_result_value(f"{ROW} {token}", None) == dt.date(1990, 5, 17)
         json_type = crypto.EncryptedJSON("customers.address")
-        token = json_type.process_bind_param({"city": "Berlin", "country": "DE"}, None)
+        token = json_type.process_bind_param(crypto.ForRow(ROW, {"city": "Berlin", "country": "DE"}), None)
         assert token is not None
         assert "Berlin" not in token
-        assert json_type.process_result_value(token, None) == {"city": "Berlin", "country": "DE"}
+        assert json_type.process_result_value(f"{ROW} {token}", None) == {"city": "Berlin", "country": "DE"}
         assert json_type.process_bind_param(None, None) is None
-        with pytest.raises(DecryptionError):
-            crypto.EncryptedText("customers.email").process_result_value(token, None)  # address token ≠ email
+        assert crypto.for_row(ROW, None) is None
+        # A value that does not decrypt is read as a DataIntegrity, never as a plaintext, never raised.
+        moved = crypto.EncryptedJSON("customers.address").process_result_value(f"{OTHER_ROW} {token}", None)
+        assert isinstance(moved, DataIntegrity)
+        assert moved.code == "DATA_INTEGRITY"
+        assert "Berlin" not in str(moved)
+        wrong_column = crypto.EncryptedText("customers.email").process_result_value(f"{ROW} {token}", None)
+        assert isinstance(wrong_column, DataIntegrity)
+        # A bare value is refused: every write names its row.
+        with pytest.raises(TypeError, match=r"customers\.email is encrypted bound to its row"):
+            crypto.EncryptedText("customers.email").process_bind_param("ada@example.org", None)
     finally:
         crypto._current = saved
+
+
+def test_bind_row_wraps_only_the_encrypted_columns() -> None:
+    from sqlalchemy import func
+
+    from infra.tables import customers
+
+    given = {"name": "Ada", "email": "a@b.example", "phone": None, "version": func.now()}
+    bound = crypto.bind_row(customers, ROW, given)
+    assert bound["name"] == "Ada"
+    assert bound["email"] == crypto.ForRow(ROW, "a@b.example")
+    assert bound["phone"] is None
+    assert bound["version"] is given["version"]
+
+
+def test_selects_carry_the_row_id_beside_every_encrypted_column() -> None:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+
+    from infra.tables import complaint_events, customers
+
+    sql = str(select(customers.c.email).compile(dialect=postgresql.dialect()))
+    assert "CAST(customers.id AS TEXT) || ' ' || customers.email AS email" in sql
+    sql = str(select(complaint_events.c.note).compile(dialect=postgresql.dialect()))
+    assert "CAST(complaint_events.id AS TEXT) || ' ' || complaint_events.note AS note" in sql
 
 
 def test_encrypted_columns_refuse_sql_comparisons_but_allow_null_tests() -> None:

@@ -107,7 +107,7 @@ async def _stored(world: World) -> dict[str, Any]:
     stored = dict(rows[0])
     for column in ("national_id", "phone"):  # encrypted at rest (infra/crypto.py)
         if stored[column] is not None:
-            stored[column] = crypto.current().decrypt(stored[column], f"customers.{column}")
+            stored[column] = crypto.current().decrypt(stored[column], f"customers.{column}", raw_id(world.ada))
     return stored
 
 

@@ -161,16 +161,16 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             channels = {r[0] for r in await conn.execute(text("SELECT DISTINCT channel FROM survey_responses"))}
             assert len(channels) >= 3
 
-            # Sensitive values: tokens at rest, readable through the service's column types, blind indexes
-            # equal to what the service computes for the plaintext.
+            # Sensitive values: row-bound tw2 tokens at rest, readable through the service's column types
+            # (which decrypt with the row's id), blind indexes equal to what the service computes.
             raw = (
                 await conn.execute(
                     text(
-                        "SELECT count(*) FILTER (WHERE email NOT LIKE 'tw1:%') AS email,"
-                        " count(*) FILTER (WHERE phone NOT LIKE 'tw1:%') AS phone,"
-                        " count(*) FILTER (WHERE national_id NOT LIKE 'tw1:%') AS national_id,"
-                        " count(*) FILTER (WHERE birth_date NOT LIKE 'tw1:%') AS birth_date,"
-                        " count(*) FILTER (WHERE address NOT LIKE 'tw1:%') AS address,"
+                        "SELECT count(*) FILTER (WHERE email NOT LIKE 'tw2:%') AS email,"
+                        " count(*) FILTER (WHERE phone NOT LIKE 'tw2:%') AS phone,"
+                        " count(*) FILTER (WHERE national_id NOT LIKE 'tw2:%') AS national_id,"
+                        " count(*) FILTER (WHERE birth_date NOT LIKE 'tw2:%') AS birth_date,"
+                        " count(*) FILTER (WHERE address NOT LIKE 'tw2:%') AS address,"
                         " count(*) FILTER (WHERE email IS NOT NULL AND email_bidx IS NULL) AS no_bidx,"
                         " count(email) AS emails FROM customers"
                     )
@@ -179,18 +179,18 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             assert (raw.email, raw.phone, raw.national_id, raw.birth_date, raw.address, raw.no_bidx) == (0,) * 6
             assert raw.emails > 1900
             assert (
-                await conn.execute(text("SELECT count(*) FROM complaints WHERE description NOT LIKE 'tw1:%'"))
+                await conn.execute(text("SELECT count(*) FROM complaints WHERE description NOT LIKE 'tw2:%'"))
             ).scalar_one() == 0
             texts = (
                 await conn.execute(
-                    text("SELECT count(text), count(*) FILTER (WHERE text NOT LIKE 'tw1:%') FROM survey_answers")
+                    text("SELECT count(text), count(*) FILTER (WHERE text NOT LIKE 'tw2:%') FROM survey_answers")
                 )
             ).one()
             assert texts[0] > 0
             assert texts[1] == 0
             notes = (
                 await conn.execute(
-                    text("SELECT count(note), count(*) FILTER (WHERE note NOT LIKE 'tw1:%') FROM complaint_events")
+                    text("SELECT count(note), count(*) FILTER (WHERE note NOT LIKE 'tw2:%') FROM complaint_events")
                 )
             ).one()
             assert notes[0] > 0
@@ -215,14 +215,14 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
                 assert set(r.address) >= {"line1", "postalCode", "city", "country"}
             description = (await conn.execute(select(t.complaints.c.description).limit(1))).scalar_one()
             assert len(description) > 20
-            assert not description.startswith("tw1:")
+            assert not description.startswith(("tw1:", "tw2:"))
             note = (
                 await conn.execute(
                     select(t.complaint_events.c.note).where(t.complaint_events.c.note.isnot(None)).limit(1)
                 )
             ).scalar_one()
             assert note
-            assert not note.startswith("tw1:")  # decrypted by the column type
+            assert not note.startswith(("tw1:", "tw2:"))  # decrypted by the column type
             # The COPY skipped the summaries' triggers: the rebuild after it makes the reports right.
             for groups in (["TIER"], ["PERIOD", "CHANNEL"]):
                 args: dict[str, Any] = dict(

@@ -1,7 +1,9 @@
 """Encryption at rest, end to end, on real PostgreSQL: a pg_dump of a seeded database holds no sensitive
 plaintext while the API still serves it; key rotation is batched, resumable and loses nothing; a
-token moved to another column does not decrypt; equality filters work through blind indexes; the
-migration encrypts existing plaintext rows and its downgrade decrypts them back."""
+token moved to another column, or to the same column of another row, does not decrypt (the API answers
+that field null with DATA_INTEGRITY); version 1 tokens are upgraded online to row-bound version 2;
+equality filters work through blind indexes; the migration encrypts existing plaintext rows and its
+downgrade decrypts them back."""
 
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import cli
 from demo.seed import seed
+from domain.errors import DataIntegrity
 from infra import crypto
 from infra import tables as t
 from infra.crypto import DecryptionError, Keyring
 from infra.db import create_engine
-from infra.keyrotation import key_status, rotate
+from infra.keyrotation import key_status, rotate, v1_status
 from infra.migrate import alembic_config, upgrade
 from tests.api.helpers import TRANSITION_COMPLAINT, create_customer, error_codes, ok, open_complaint, raw_id
 from tests.conftest import Api, running_api, test_settings
@@ -141,27 +144,28 @@ async def test_a_dump_of_a_seeded_database_holds_no_sensitive_plaintext_but_the_
         dump = await _dump(url)
         # Random ciphertext (base64) and blind indexes (hex) can hold a short value such as
         # "Bajo" by chance; a leak is a value found outside them.
-        readable = re.sub(r"tw1:[A-Za-z0-9]+:[A-Za-z0-9_=-]+|\b[0-9a-f]{64}\b", " ", dump)
+        readable = re.sub(r"tw[12]:[A-Za-z0-9]+:[A-Za-z0-9_=-]+|\b[0-9a-f]{64}\b", " ", dump)
         leaked = {kind: sorted(v for v in vs if v in readable) for kind, vs in values.items()}
         assert leaked == {kind: [] for kind in values}, leaked
         assert "+4915123456789" not in dump
         assert "12 Marylebone Crescent" not in dump
         assert "1975-12-10" not in dump
-        # The ciphertext is there instead, under the development key id, with the blind indexes.
-        assert len(re.findall(r"tw1:dev1:[A-Za-z0-9_=-]{40,}", dump)) > 4 * CUSTOMERS
+        # The ciphertext is there instead, row-bound (tw2), under the development key id, with the blind indexes.
+        assert len(re.findall(r"tw2:dev1:[A-Za-z0-9_=-]{40,}", dump)) > 4 * CUSTOMERS
+        assert "tw1:" not in dump  # every write path binds the row
         [row] = await _raw(
             engine,
             "SELECT email, birth_date, address, email_bidx FROM customers WHERE id = :id",
             id=raw_id(known["id"]),
         )
-        assert row.email.startswith("tw1:dev1:")
-        assert row.birth_date.startswith("tw1:dev1:")
-        assert row.address.startswith("tw1:dev1:")
+        assert row.email.startswith("tw2:dev1:")
+        assert row.birth_date.startswith("tw2:dev1:")
+        assert row.address.startswith("tw2:dev1:")
         assert re.fullmatch(r"[0-9a-f]{64}", row.email_bidx)
         notes = await _raw(
             engine, "SELECT note FROM complaint_events WHERE complaint_id = :id", id=raw_id(complaint["id"])
         )
-        assert [n.note is None or n.note.startswith("tw1:dev1:") for n in notes] == [True, True]
+        assert [n.note is None or n.note.startswith("tw2:dev1:") for n in notes] == [True, True]
         assert any(n.note for n in notes)
 
         # The API (as admin) serves every value decrypted, the known customer exactly as written.
@@ -255,7 +259,7 @@ async def test_rotation_is_batched_resumable_and_keeps_every_value(
                 api, admin, select="id email", name="During Rotation", email="mid@rot.example"
             )
         [row] = await _raw(engine, "SELECT email FROM customers WHERE id = :id", id=raw_id(created["id"]))
-        assert row.email.startswith("tw1:k2:")
+        assert row.email.startswith("tw2:k2:")
 
         # The CLI resumes (a few batches at a time, then to the end); nothing is re-encrypted twice.
         _settings_env(monkeypatch, url, f"k1:{K1},k2:{K2}")
@@ -275,7 +279,7 @@ async def test_rotation_is_batched_resumable_and_keeps_every_value(
         assert await asyncio.to_thread(cli.main, ["keys", "status"]) == 0
         lines = _status_lines(capsys.readouterr().out)
         for table, column in crypto.ENCRYPTED_COLUMNS:
-            assert re.fullmatch(r"k2: \d+", lines[f"{table}.{column}"]), lines
+            assert re.fullmatch(r"k2: \d+; version 1 tokens left: 0", lines[f"{table}.{column}"]), lines
         async with engine.connect() as conn:
             after_status = await key_status(conn)
         assert sum(sum(c.values()) for c in after_status.values()) == n_values + 1  # + the customer made meanwhile
@@ -324,21 +328,216 @@ async def test_a_token_copied_to_another_column_fails_to_decrypt(api: Api) -> No
             {"a": raw_id(a["id"]), "b": raw_id(b["id"])},
         )
     async with api.services.engine.connect() as conn:
-        with pytest.raises(DecryptionError, match=r"customers\.phone: value fails authentication .*another column"):
-            (await conn.execute(select(t.customers.c.phone).where(t.customers.c.id == raw_id(b["id"])))).all()
+        [phone] = (await conn.execute(select(t.customers.c.phone).where(t.customers.c.id == raw_id(b["id"])))).one()
+        assert isinstance(phone, DataIntegrity)  # read as an integrity failure, never as a value
         # A plaintext written behind the application's back is refused too, never served as is.
         await conn.execute(
             text("UPDATE customers SET email = 'eve@plain.example' WHERE id = :b"), {"b": raw_id(b["id"])}
         )
-        with pytest.raises(DecryptionError, match=r"customers\.email: not an encrypted value"):
-            (await conn.execute(select(t.customers.c.email).where(t.customers.c.id == raw_id(b["id"])))).all()
+        [email] = (await conn.execute(select(t.customers.c.email).where(t.customers.c.id == raw_id(b["id"])))).one()
+        assert isinstance(email, DataIntegrity)
+        assert "eve@plain.example" not in str(email)
         await conn.rollback()
-    # The API fails that read with an error rather than serving the wrong column's value.
-    body = await api.gql(admin, f'{{ customer(id: "{b["id"]}") {{ phone }} }}')
-    assert body["data"] == {"customer": None}
-    assert error_codes(body) == ["INTERNAL"]
+    # The API answers that field null with DATA_INTEGRITY at its path, the rest of the customer as usual.
+    body = await api.gql(admin, f'{{ customer(id: "{b["id"]}") {{ name phone }} }}')
+    assert body["data"] == {"customer": {"name": "Bob", "phone": None}}
+    assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
+        ("DATA_INTEGRITY", ["customer", "phone"])
+    ]
     body = await api.gql(admin, f'{{ customer(id: "{a["id"]}") {{ email phone }} }}')
     assert body["data"]["customer"] == {"email": "alice@tamper.example", "phone": "+4915111111111"}
+
+
+SWAP_FIELDS = "name email phone description"
+
+
+async def _read_pair(api: Api, token: str, ids: tuple[str, str], *, directive: str = "") -> dict[str, Any]:
+    """Both customers (and their complaints' descriptions) through the API, one request."""
+    fields = f"name email{directive} phone complaints(first: 5) {{ edges {{ node {{ description }} }} }}"
+    query = f'{{ a: customer(id: "{ids[0]}") {{ {fields} }} b: customer(id: "{ids[1]}") {{ {fields} }} }}'
+    return await api.gql(token, query)
+
+
+async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write to the database swaps two customers' e-mail tokens (and two complaints'
+    descriptions) in SQL. Version 1 tokens (column-bound) would decrypt in each other's row; version 2
+    tokens are bound to their row: each swapped field is null with DATA_INTEGRITY at its path, logged,
+    and everything else of the request is served."""
+    admin = await api.user("root", "admin")
+    a = await create_customer(api, admin, select="id", name="Ann Swap", email="ann@swap.example", phone="+4915133333333")
+    b = await create_customer(api, admin, select="id", name="Ben Swap", email="ben@swap.example", phone="+4915144444444")
+    ka = await open_complaint(api, admin, a["id"], description="Ann's parcel #111 never came")
+    kb = await open_complaint(api, admin, b["id"], description="Ben's invoice INV-222 is wrong")
+    ids = (a["id"], b["id"])
+    before = await _read_pair(api, admin, ids)
+    assert "errors" not in before, before
+    assert before["data"]["a"]["email"] == "ann@swap.example"
+
+    async with api.services.engine.begin() as conn:
+        swap = "UPDATE {t} x SET {c} = y.{c} FROM {t} y WHERE (x.id, y.id) IN ((:a, :b), (:b, :a))"
+        await conn.execute(
+            text(swap.format(t="customers", c="email")), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
+        )
+        await conn.execute(
+            text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
+        )
+        stored = (await conn.execute(text("SELECT id, email FROM customers WHERE id IN (:a, :b)"),
+                                     {"a": raw_id(a["id"]), "b": raw_id(b["id"])})).all()
+        assert all(r.email.startswith("tw2:") for r in stored)
+
+    caplog.set_level("ERROR", logger="tierwise.crypto")
+    # The compiled path (customer is a fast-path root) and strawberry's (a directive sends it there).
+    for directive in ("", " @include(if: true)"):
+        body = await _read_pair(api, admin, ids, directive=directive)
+        data = body["data"]
+        assert (data["a"]["name"], data["a"]["phone"]) == ("Ann Swap", "+4915133333333")
+        assert (data["b"]["name"], data["b"]["phone"]) == ("Ben Swap", "+4915144444444")
+        assert data["a"]["email"] is None
+        assert data["b"]["email"] is None
+        assert [e["node"]["description"] for e in data["a"]["complaints"]["edges"]] == [None]
+        assert [e["node"]["description"] for e in data["b"]["complaints"]["edges"]] == [None]
+        errors = sorted((tuple(e["path"]), e["extensions"]["code"]) for e in body["errors"])
+        assert errors == sorted(
+            [
+                (("a", "email"), "DATA_INTEGRITY"),
+                (("b", "email"), "DATA_INTEGRITY"),
+                (("a", "complaints", "edges", 0, "node", "description"), "DATA_INTEGRITY"),
+                (("b", "complaints", "edges", 0, "node", "description"), "DATA_INTEGRITY"),
+            ]
+        ), body["errors"]
+        served = str(body)
+        for plaintext in ("ann@swap.example", "ben@swap.example", "#111", "INV-222"):
+            assert plaintext not in served
+    logged = [r.getMessage() for r in caplog.records if r.name == "tierwise.crypto"]
+    assert any("DATA INTEGRITY: customers.email of row" in m and str(raw_id(a["id"])) in m for m in logged), logged
+    assert not [m for m in logged if "swap.example" in m]  # the log names the row, never a value
+
+    # A role that sees the e-mail masked gets the same error, not a mask of someone else's address.
+    agent = await api.user("agent-swap", "support_agent")
+    body = await api.gql(agent, f'{{ customer(id: "{a["id"]}") {{ name email }} }}')
+    assert body["data"]["customer"]["name"] == "Ann Swap"
+    assert body["data"]["customer"]["email"] is None
+    assert error_codes(body) == ["DATA_INTEGRITY"], body
+    assert "ben" not in str(body["data"])
+    # The export names the unreadable column instead of a value.
+    exported = (await api.gql(admin, 'query($id: ID!) { exportCustomerData(id: $id) }', {"id": a["id"]}))["data"][
+        "exportCustomerData"
+    ]
+    assert exported["customer"]["email"] is None
+    assert exported["dataIntegrityErrors"] == ["complaints.description", "customers.email"]
+    assert "ben@swap.example" not in str(exported)
+
+    # Swapped back, both read as before: nothing was lost, only refused.
+    async with api.services.engine.begin() as conn:
+        await conn.execute(
+            text(swap.format(t="customers", c="email")), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
+        )
+        await conn.execute(
+            text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
+        )
+    assert await _read_pair(api, admin, ids) == before
+
+
+# ---------------------------------------------------------------- (c2) upgrading version 1 tokens
+
+
+async def _downgrade_to_v1(engine: AsyncEngine, ring: Keyring) -> int:
+    """Rewrite every token as a version 1 token of the same plaintext (what a database encrypted before
+    row binding holds), through raw SQL; returns how many."""
+    n = 0
+    async with engine.begin() as conn:
+        for table, column in crypto.ENCRYPTED_COLUMNS:
+            rows = (await conn.execute(text(f"SELECT id, {column} AS v FROM {table} WHERE {column} IS NOT NULL"))).all()
+            name = f"{table}.{column}"
+            for r in rows:
+                legacy = ring.encrypt(ring.decrypt(r.v, name, r.id), name)  # no row id: tw1
+                await conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": legacy, "id": r.id})
+            n += len(rows)
+    return n
+
+
+class _RacingKeyring(Keyring):
+    """A keyring that, while the rotation holds the batch it read, lets another writer change one value."""
+
+    def __init__(self, ring: Keyring, url: str, victim: Any, new_token: str) -> None:
+        self.__dict__.update(ring.__dict__)
+        self.url, self.victim, self.new_token, self.raced = url, victim, new_token, False
+
+    def reencrypt(self, token: str, column: str, row_id: Any) -> str:
+        if not self.raced and column == "customers.email" and row_id == self.victim:
+            import psycopg
+
+            with psycopg.connect(self.url.replace("postgresql+asyncpg://", "postgresql://"), autocommit=True) as c:
+                c.execute("UPDATE customers SET email = %s WHERE id = %s", (self.new_token, self.victim))
+            self.raced = True
+        return super().reencrypt(token, column, row_id)
+
+
+async def test_v1_tokens_are_upgraded_online_to_row_bound_v2(
+    fresh_database_url: FreshUrl,
+    keyring_restored: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = await fresh_database_url()
+    ring = Keyring.parse(f"k1:{K1}", BIDX)
+    crypto.configure(ring)
+    async with _seeded(url, 80) as engine:
+        before = await _plaintexts(engine)
+        n_values = await _downgrade_to_v1(engine, ring)
+        async with engine.connect() as conn:
+            legacy = await v1_status(conn)
+        assert sum(legacy.values()) == n_values
+        assert all(legacy[f"{a}.{b}"] > 0 for a, b in crypto.ENCRYPTED_COLUMNS), legacy
+        assert await _plaintexts(engine) == before  # v1 tokens read as before
+
+        _settings_env(monkeypatch, url, f"k1:{K1}")
+        assert await asyncio.to_thread(cli.main, ["keys", "status"]) == 0
+        lines = _status_lines(capsys.readouterr().out)
+        assert lines["customers.email"] == f"k1: {legacy['customers.email']}; version 1 tokens left: " + str(
+            legacy["customers.email"]
+        )
+
+        # A concurrent write during the upgrade wins: the rotation leaves the value it did not read.
+        [victim] = await _raw(engine, "SELECT id FROM customers WHERE email IS NOT NULL ORDER BY id LIMIT 1")
+        written = ring.encrypt("written.meanwhile@race.example", "customers.email", victim.id)
+        racing = _RacingKeyring(ring, url, victim.id, written)
+        report = await rotate(engine, keyring=racing, batch_size=30)
+        assert racing.raced
+        assert report.finished
+        assert report.skipped_concurrent == 1
+        assert report.upgraded_v1 == report.total == n_values - 1
+        [row] = await _raw(engine, "SELECT email FROM customers WHERE id = :id", id=victim.id)
+        assert row.email == written
+
+        async with engine.connect() as conn:
+            assert sum((await v1_status(conn)).values()) == 0
+            status = await key_status(conn)
+        assert all(set(counts) == {"k1"} for counts in status.values()), status
+        after = await _plaintexts(engine)
+        assert "written.meanwhile@race.example" in after["email"]
+        after["email"].discard("written.meanwhile@race.example")
+        assert after == {**before, "email": after["email"]}
+        assert after["email"] <= before["email"]
+        assert len(before["email"] - after["email"]) <= 1  # only the victim's old address is gone
+
+        # Every token is now bound to its row: one moved to another row no longer decrypts there.
+        rows = await _raw(engine, "SELECT id, email FROM customers WHERE email IS NOT NULL ORDER BY id LIMIT 2")
+        assert all(r.email.startswith("tw2:k1:") for r in rows)
+        with pytest.raises(crypto.TokenMismatch):
+            ring.decrypt(rows[0].email, "customers.email", rows[1].id)
+
+        # A second run changes nothing (through the CLI, with its report).
+        assert await asyncio.to_thread(cli.main, ["keys", "rotate", "--batch-size", "30"]) == 0
+        out = capsys.readouterr().out
+        assert "re-encrypted 0 values under key k1 (0 version 1 tokens upgraded to version 2)" in out
+        assert "; done" in out
+        assert await asyncio.to_thread(cli.main, ["keys", "status"]) == 0
+        lines = _status_lines(capsys.readouterr().out)
+        for table, column in crypto.ENCRYPTED_COLUMNS:
+            assert lines[f"{table}.{column}"].endswith("; version 1 tokens left: 0"), lines
 
 
 # ---------------------------------------------------------------- (d) blind indexes

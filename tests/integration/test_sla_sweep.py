@@ -171,7 +171,7 @@ async def _events(api: Api) -> list[tuple[str, str, str | None, str]]:
             .all()
         )
         assert stored
-        assert all(note.startswith("tw1:") for note in stored)  # never plaintext in the table
+        assert all(note.startswith("tw2:") for note in stored)  # never plaintext (nor a placeholder) in the table
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 

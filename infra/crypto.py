@@ -340,8 +340,7 @@ def unreadable(column: str, row_id: str | None, error: DecryptionError) -> DataI
     never a value), and a ``DataIntegrity`` the API reports at the field's path."""
     log.error("DATA INTEGRITY: %s of row %s does not decrypt: %s", column, row_id or "?", error)
     return DataIntegrity(
-        f"the stored value of {column} fails its integrity check (altered, or moved from another row or column): "
-        "not shown",
+        "the stored value fails its integrity check (altered, or moved from another row or column): not shown",
         field=column,
     )
 

@@ -353,7 +353,10 @@ SWAP_FIELDS = "name email phone description"
 
 async def _read_pair(api: Api, token: str, ids: tuple[str, str], *, directive: str = "") -> dict[str, Any]:
     """Both customers (and their complaints' descriptions) through the API, one request."""
-    fields = f"name email{directive} phone complaints(first: 5) {{ edges {{ node {{ description }} }} }}"
+    fields = (
+        f"name email{directive} phone birthDate address {{ city }}"
+        " complaints(first: 5) { edges { node { description } } }"
+    )
     query = f'{{ a: customer(id: "{ids[0]}") {{ {fields} }} b: customer(id: "{ids[1]}") {{ {fields} }} }}'
     return await api.gql(token, query)
 
@@ -366,8 +369,16 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
     tokens are bound to their row: each swapped field is null with DATA_INTEGRITY at its path, logged,
     and everything else of the request is served."""
     admin = await api.user("root", "admin")
-    a = await create_customer(api, admin, select="id", name="Ann Swap", email="ann@swap.example", phone="+4915133333333")
-    b = await create_customer(api, admin, select="id", name="Ben Swap", email="ben@swap.example", phone="+4915144444444")
+    a = await create_customer(
+        api, admin, select="id", name="Ann Swap", email="ann@swap.example", phone="+4915133333333",
+        birthDate="1961-01-01",
+        address={"line1": "1 Ann Street", "postalCode": "11111", "city": "Annaburg", "country": "DE"},
+    )
+    b = await create_customer(
+        api, admin, select="id", name="Ben Swap", email="ben@swap.example", phone="+4915144444444",
+        birthDate="1972-02-02",
+        address={"line1": "2 Ben Road", "postalCode": "22222", "city": "Benhausen", "country": "DE"},
+    )
     ka = await open_complaint(api, admin, a["id"], description="Ann's parcel #111 never came")
     kb = await open_complaint(api, admin, b["id"], description="Ben's invoice INV-222 is wrong")
     ids = (a["id"], b["id"])
@@ -377,9 +388,10 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
 
     async with api.services.engine.begin() as conn:
         swap = "UPDATE {t} x SET {c} = y.{c} FROM {t} y WHERE (x.id, y.id) IN ((:a, :b), (:b, :a))"
-        await conn.execute(
-            text(swap.format(t="customers", c="email")), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
-        )
+        for column in ("email", "birth_date", "address"):
+            await conn.execute(
+                text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
+            )
         await conn.execute(
             text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
         )
@@ -394,21 +406,22 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
         data = body["data"]
         assert (data["a"]["name"], data["a"]["phone"]) == ("Ann Swap", "+4915133333333")
         assert (data["b"]["name"], data["b"]["phone"]) == ("Ben Swap", "+4915144444444")
-        assert data["a"]["email"] is None
-        assert data["b"]["email"] is None
+        for who in ("a", "b"):
+            assert (data[who]["email"], data[who]["birthDate"], data[who]["address"]) == (None, None, None)
         assert [e["node"]["description"] for e in data["a"]["complaints"]["edges"]] == [None]
         assert [e["node"]["description"] for e in data["b"]["complaints"]["edges"]] == [None]
         errors = sorted((tuple(e["path"]), e["extensions"]["code"]) for e in body["errors"])
         assert errors == sorted(
             [
-                (("a", "email"), "DATA_INTEGRITY"),
-                (("b", "email"), "DATA_INTEGRITY"),
+                *((("a", f), "DATA_INTEGRITY") for f in ("email", "birthDate", "address")),
+                *((("b", f), "DATA_INTEGRITY") for f in ("email", "birthDate", "address")),
                 (("a", "complaints", "edges", 0, "node", "description"), "DATA_INTEGRITY"),
                 (("b", "complaints", "edges", 0, "node", "description"), "DATA_INTEGRITY"),
             ]
         ), body["errors"]
         served = str(body)
-        for plaintext in ("ann@swap.example", "ben@swap.example", "#111", "INV-222"):
+        secrets = ("ann@swap.example", "ben@swap.example", "#111", "INV-222", "1961", "1972", "Annaburg", "Benhausen")
+        for plaintext in secrets:
             assert plaintext not in served
     logged = [r.getMessage() for r in caplog.records if r.name == "tierwise.crypto"]
     assert any("DATA INTEGRITY: customers.email of row" in m and str(raw_id(a["id"])) in m for m in logged), logged
@@ -416,24 +429,26 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
 
     # A role that sees the e-mail masked gets the same error, not a mask of someone else's address.
     agent = await api.user("agent-swap", "support_agent")
-    body = await api.gql(agent, f'{{ customer(id: "{a["id"]}") {{ name email }} }}')
-    assert body["data"]["customer"]["name"] == "Ann Swap"
-    assert body["data"]["customer"]["email"] is None
-    assert error_codes(body) == ["DATA_INTEGRITY"], body
+    body = await api.gql(agent, f'{{ customer(id: "{a["id"]}") {{ name email birthDate address {{ city }} }} }}')
+    assert body["data"]["customer"] == {"name": "Ann Swap", "email": None, "birthDate": None, "address": None}
+    assert error_codes(body) == ["DATA_INTEGRITY"] * 3, body
     assert "ben" not in str(body["data"])
     # The export names the unreadable column instead of a value.
     exported = (await api.gql(admin, 'query($id: ID!) { exportCustomerData(id: $id) }', {"id": a["id"]}))["data"][
         "exportCustomerData"
     ]
     assert exported["customer"]["email"] is None
-    assert exported["dataIntegrityErrors"] == ["complaints.description", "customers.email"]
+    assert exported["dataIntegrityErrors"] == [
+        "complaints.description", "customers.address", "customers.birth_date", "customers.email"
+    ]
     assert "ben@swap.example" not in str(exported)
 
     # Swapped back, both read as before: nothing was lost, only refused.
     async with api.services.engine.begin() as conn:
-        await conn.execute(
-            text(swap.format(t="customers", c="email")), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
-        )
+        for column in ("email", "birth_date", "address"):
+            await conn.execute(
+                text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
+            )
         await conn.execute(
             text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
         )

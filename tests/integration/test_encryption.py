@@ -32,7 +32,15 @@ from infra.crypto import DecryptionError, Keyring
 from infra.db import create_engine
 from infra.keyrotation import key_status, rotate, v1_status
 from infra.migrate import alembic_config, upgrade
-from tests.api.helpers import TRANSITION_COMPLAINT, create_customer, error_codes, ok, open_complaint, raw_id
+from tests.api.helpers import (
+    TRANSITION_COMPLAINT,
+    create_customer,
+    error_codes,
+    ok,
+    open_complaint,
+    payload,
+    raw_id,
+)
 from tests.conftest import Api, running_api, test_settings
 
 FreshUrl = Callable[[], Awaitable[str]]
@@ -453,6 +461,44 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
             text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
         )
     assert await _read_pair(api, admin, ids) == before
+
+
+MERGE = """mutation($s: ID!, $d: ID!) { mergeCustomers(survivorId: $s, duplicateId: $d) {
+    merge { filledFields } survivor { phone } userErrors { field code message } } }"""
+
+
+async def test_a_merge_never_moves_a_value_that_fails_its_check_and_re_encrypts_the_rest(api: Api) -> None:
+    admin = await api.user("root", "admin")
+    survivor = await create_customer(api, admin, select="id", name="Dee Dup", email="dee@dup.example")
+    duplicate = await create_customer(
+        api, admin, select="id", name="Dee Dup", email="dee@dup.example", phone="+4915155555555"
+    )
+    other = await create_customer(api, admin, select="id", name="Otto Other", phone="+4915166666666")
+    swap = "UPDATE customers x SET phone = y.phone FROM customers y WHERE (x.id, y.id) IN ((:a, :b), (:b, :a))"
+    params = {"a": raw_id(duplicate["id"]), "b": raw_id(other["id"])}
+    async with api.services.engine.begin() as conn:
+        await conn.execute(text(swap), params)
+    result = payload(await api.gql(admin, MERGE, {"s": survivor["id"], "d": duplicate["id"]}), "mergeCustomers")
+    assert [e["code"] for e in result["userErrors"]] == ["DATA_INTEGRITY"]
+    assert "+4915166666666" not in str(result)
+    [row] = await _raw(
+        api.services.engine, "SELECT phone, merged_into_id FROM customers WHERE id = :id", id=raw_id(duplicate["id"])
+    )
+    assert row.merged_into_id is None  # nothing was merged
+    [row] = await _raw(api.services.engine, "SELECT phone FROM customers WHERE id = :id", id=raw_id(survivor["id"]))
+    assert row.phone is None  # nor filled
+
+    async with api.services.engine.begin() as conn:
+        await conn.execute(text(swap), params)  # put back: the merge goes through, the phone re-encrypted
+    result = ok(await api.gql(admin, MERGE, {"s": survivor["id"], "d": duplicate["id"]}), "mergeCustomers")
+    assert result["merge"]["filledFields"] == ["phone"]
+    assert result["survivor"]["phone"] == "+4915155555555"
+    [filled] = await _raw(api.services.engine, "SELECT phone FROM customers WHERE id = :id", id=raw_id(survivor["id"]))
+    [moved_from] = await _raw(
+        api.services.engine, "SELECT phone FROM customers WHERE id = :id", id=raw_id(duplicate["id"])
+    )
+    assert filled.phone != moved_from.phone  # a new token, bound to the survivor's row
+    assert crypto.current().decrypt(filled.phone, "customers.phone", raw_id(survivor["id"])) == "+4915155555555"
 
 
 # ---------------------------------------------------------------- (c2) upgrading version 1 tokens

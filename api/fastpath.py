@@ -10,7 +10,8 @@ DENIED, the same errors, the same sensitive-read audit) and build the response d
 
 Equivalence with graphql-core is kept by construction where it shows in the response:
 
-- root fields run through the schema's own resolvers (guards, argument coercion, input types);
+- root fields run through the schema's own resolvers (guards, argument checks, argument coercion, input types);
+  nested fields meet the same field guard and argument check (``api.guard.argument_check``);
 - fields of an object run in document order, synchronous ones completed at once, awaitables settled
   afterwards as graphql-core's ``execute_fields`` and list completion gather them;
 - errors are located like graphql-core's (``located_error`` with the field nodes and the path), a
@@ -81,7 +82,7 @@ from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
 
-from api.guard import EMBEDDED, read_check
+from api.guard import EMBEDDED, ArgumentCheck, argument_check, read_check
 from api.types import PREFETCH
 from authz.catalogue import Sensitivity, classification
 
@@ -268,8 +269,11 @@ class _Compiler:
         else:
             if f"{parent.name}.{name}" not in CONTEXT_RESOLVERS:
                 raise Unsupported(f"resolver of {parent.name}.{name}")
-            plan.resolver, plan.args_of = self.resolver_call(field, definition, base, nodes[0])
-            if spec.sensitivity is not Sensitivity.SENSITIVE:  # a check that records no audit row
+            # the field guard's argument check, applied when the arguments are read (before the resolver)
+            check_arguments = argument_check(parent.name, name, field, [])
+            plan.resolver, plan.args_of = self.resolver_call(field, definition, base, nodes[0], check_arguments)
+            # a prefetch would load before the arguments are checked; a check that records no audit row
+            if spec.sensitivity is not Sensitivity.SENSITIVE and check_arguments is None:
                 plan.prefetch = PREFETCH.get(f"{parent.name}.{name}")
         plan.non_null = is_non_null_type(field.type)
         plan.complete = self.completer(field.type, nodes, parent, name)
@@ -303,7 +307,7 @@ class _Compiler:
         return True
 
     def resolver_call(
-        self, field: GraphQLField, definition: Any, base: Any, node: FieldNode
+        self, field: GraphQLField, definition: Any, base: Any, node: FieldNode, check_arguments: ArgumentCheck | None
     ) -> tuple[Callable[..., Any], Callable[[_Run], dict[str, Any]] | None]:
         if base.root_parameter is not None or base.parent_parameter is not None:
             raise Unsupported("root or parent parameter")
@@ -330,6 +334,8 @@ class _Compiler:
                 args = run.args.get(slot)
                 if args is None:
                     raw = get_argument_values(field, node, run.variable_values)
+                    if check_arguments is not None:  # refused: nothing kept, every item meets the same refusal
+                        check_arguments(run.context.decisions, raw)
                     args = run.args[slot] = {python_names[k]: v for k, v in raw.items()}
                 return args
 

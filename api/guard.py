@@ -1,7 +1,12 @@
 """The one enforcement point: every non-public field of the schema gets a guard, installed once
 when the schema is built, from the field catalogue. The guard asks the request's decisions (a dict
 lookup, decided once per role set and policy version), so every path to a field — nested, aliased,
-through fragments or ``node`` — meets the same check. An unclassified field stops the build."""
+through fragments or ``node`` — meets the same check. An unclassified field stops the build.
+
+The same guard checks the field's arguments (``argument_check``): a filter, sort order or lookup key
+that selects rows by the value of a guarded field needs FULL read of that field, as the catalogue's
+``ARGUMENTS`` declares, and is refused with FORBIDDEN_ARGUMENT before the resolver (and so before any
+SQL) runs. An unclassified argument stops the build too."""
 
 from __future__ import annotations
 
@@ -9,11 +14,21 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLObjectType, GraphQLResolveInfo, default_field_resolver
+from graphql import (
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    Undefined,
+    default_field_resolver,
+    get_named_type,
+)
 
-from api.errors import FORBIDDEN, FORBIDDEN_FIELD, coded
-from authz.catalogue import CATALOGUE, FieldSpec, Sensitivity, classification
-from authz.policy import Level
+from api.errors import FORBIDDEN, FORBIDDEN_ARGUMENT, FORBIDDEN_FIELD, coded
+from authz.catalogue import ARGUMENTS, CATALOGUE, FieldSpec, Reveals, Sensitivity, classification
+from authz.policy import Decisions, Level
 
 OPERATION_TYPES = {"Query", "Mutation"}
 
@@ -92,7 +107,105 @@ def read_check(spec: FieldSpec) -> Callable[[Any, Any], None]:
     return check
 
 
-def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
+# ---------------------------------------------------------------- arguments
+
+ArgumentCheck = Callable[[Decisions, dict[str, Any]], None]
+_Revealed = Callable[[Any], list[str]]  # a value of an argument -> the guarded fields it reveals
+
+
+def _items(value: Any) -> list[Any]:
+    """The values of an argument or input field as given: a list's items (nested lists flattened), or itself."""
+    if value is None or value is Undefined:
+        return []
+    if isinstance(value, list | tuple):
+        return [x for item in value for x in _items(item)]
+    return [value]
+
+
+def _revealed(type_: GraphQLInputType, key: str, problems: list[str]) -> _Revealed | None:
+    """What a value of the argument or input field ``key`` reveals, from its ``ARGUMENTS`` declaration or
+    (for an input object) from its fields' declarations; None when no value of it can reveal anything.
+    An undeclared or ill-declared argument is added to ``problems``."""
+    named = get_named_type(type_)
+    spec = ARGUMENTS.get(key)
+    if isinstance(named, GraphQLInputObjectType):
+        if spec is not None:
+            problems.append(f"{key} (declare the fields of {named.name}, not the argument)")
+        parts = [
+            (name, found)
+            for name, field in named.fields.items()
+            if (found := _revealed(field.type, f"{named.name}.{name}", problems)) is not None
+        ]
+        if not parts:
+            return None
+
+        def of_object(value: Any) -> list[str]:
+            return [k for item in _items(value) for name, found in parts for k in found(item.get(name))]
+
+        return of_object
+    if spec is None:
+        problems.append(key)
+        return None
+    if spec.by_value is not None:
+        if not isinstance(named, GraphQLEnumType) or set(spec.by_value) != set(named.values):
+            problems.append(f"{key} (declared per value: every value of its enum, and nothing else)")
+            return None
+        table: dict[str, Reveals] = spec.by_value
+        if not any(table.values()):
+            return None
+        enum_type = named
+
+        def of_values(value: Any) -> list[str]:
+            return [k for item in _items(value) for k in table[str(enum_type.serialize(item))]]
+
+        return of_values
+    if not spec.reveals:
+        return None
+    reveals = list(spec.reveals)
+
+    def when_given(value: Any) -> list[str]:
+        return reveals if _items(value) else []
+
+    return when_given
+
+
+def argument_check(type_name: str, field_name: str, field: GraphQLField, problems: list[str]) -> ArgumentCheck | None:
+    """The argument check of one field, as ``check(decisions, arguments)`` over the arguments as
+    graphql-core coerced them (GraphQL names, defaults filled in): raises FORBIDDEN_ARGUMENT for the
+    first argument that reveals a field the caller may not read in FULL. None when no argument of the
+    field can reveal a guarded field. The field guards below and the compiled executor (api/fastpath.py)
+    both use it."""
+    parts = [
+        (name, found)
+        for name, argument in field.args.items()
+        if (found := _revealed(argument.type, f"{type_name}.{field_name}({name})", problems)) is not None
+    ]
+    if not parts:
+        return None
+
+    def check(decisions: Decisions, arguments: dict[str, Any]) -> None:
+        for name, found in parts:
+            for key in found(arguments.get(name)):
+                if decisions.read(key) is not Level.FULL:
+                    raise coded(f"filtering or sorting on {key} is not allowed", FORBIDDEN_ARGUMENT)
+
+    return check
+
+
+# ---------------------------------------------------------------- guards
+
+
+def _arguments_only(check_arguments: ArgumentCheck, resolve: Callable[..., Any]) -> Callable[..., Any]:
+    """The guard of a public field whose arguments can reveal a guarded field."""
+
+    def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+        check_arguments(info.context.decisions, kwargs)
+        return resolve(root, info, **kwargs)
+
+    return guarded
+
+
+def _guard(spec: FieldSpec, resolve: Callable[..., Any], check_arguments: ArgumentCheck | None) -> Callable[..., Any]:
     key = spec.key
     is_mutation = spec.type_name == "Mutation"
     embedded = EMBEDDED.get(key)
@@ -104,6 +217,8 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any]) -> Callable[..., Any]:
                 raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
         else:
             check(root, info.context)
+        if check_arguments is not None:
+            check_arguments(info.context.decisions, kwargs)
         result = resolve(root, info, **kwargs)
         if embedded is None:
             return result
@@ -120,16 +235,21 @@ async def _filter_later(result: Any, root: Any, info: GraphQLResolveInfo, keys: 
 
 
 def install_guards(schema: Any) -> list[str]:
-    """Wrap the resolver of every guarded field; return unclassified fields (the build fails on any)."""
+    """Wrap the resolver of every guarded field, and of every field with an argument that can reveal a
+    guarded field; return unclassified fields and arguments (the build fails on any)."""
     unclassified: list[str] = []
     for type_name, gtype in schema.type_map.items():
         if type_name.startswith("__") or not isinstance(gtype, GraphQLObjectType):
             continue
         for field_name, field in gtype.fields.items():
             spec = classification(type_name, field_name)
+            check_arguments = argument_check(type_name, field_name, field, unclassified)
             if spec is None:
                 unclassified.append(f"{type_name}.{field_name}")
                 continue
+            resolve = field.resolve or default_field_resolver
             if spec.sensitivity is not Sensitivity.PUBLIC:
-                field.resolve = _guard(spec, field.resolve or default_field_resolver)
+                field.resolve = _guard(spec, resolve, check_arguments)
+            elif check_arguments is not None:
+                field.resolve = _arguments_only(check_arguments, resolve)
     return unclassified

@@ -1,5 +1,6 @@
 """Query and Mutation: thin resolvers that read arguments, call one repository or use-case, and map
-the result. Access checks are not here: api/guard.py installs them on the schema from the catalogue."""
+the result. Access checks are not here: api/guard.py installs them on the schema from the catalogue,
+for fields and for the arguments that filter or sort by them (authz/catalogue.py, ARGUMENTS)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from strawberry.types import Info
 from api import usecases
 from api.admin import AdminMutation, AdminQuery
 from api.context import Context
-from api.errors import FORBIDDEN_ARGUMENT, coded
 from api.guard import install_guards
 from api.ids import from_global_id
 from api.privacy import PrivacyMutation, PrivacyQuery
@@ -47,7 +47,6 @@ from api.types import (
     UserError,
 )
 from authz.catalogue import GUARDED
-from authz.policy import Level
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import complaints as complaints_repo
 from infra.repos import surveys as surveys_repo
@@ -62,14 +61,6 @@ def _ctx(info: Info[Context, None]) -> Context:
 
 def _page_size(info: Info[Context, None], first: int) -> int:
     return page_size(_ctx(info).settings.max_page_size, first)
-
-
-def _require_full(info: Info[Context, None], used: dict[str, bool]) -> None:
-    """Refuse, before any SQL, a filter or sort on a field the caller may not read in full."""
-    d = _ctx(info).decisions
-    for key, is_used in used.items():
-        if is_used and d.read(key) is not Level.FULL:
-            raise coded(f"filtering or sorting on {key} is not allowed", FORBIDDEN_ARGUMENT)
 
 
 async def _one(global_id: str, type_name: str, load: Callable[[UUID], Awaitable[Any]], build: Callable[[Any], P]) -> P:
@@ -137,13 +128,6 @@ class CustomerOrder(Enum):
     NAME = "NAME"
     SPEND_12M_DESC = "SPEND_12M_DESC"
     LIFETIME_SPEND_DESC = "LIFETIME_SPEND_DESC"
-
-
-ORDER_NEEDS = {
-    "NAME": "Customer.name",
-    "SPEND_12M_DESC": "CustomerMetrics.spend12m",
-    "LIFETIME_SPEND_DESC": "CustomerMetrics.lifetimeSpend",
-}
 
 
 @strawberry.input
@@ -372,18 +356,6 @@ class Query(AdminQuery, TierQuery, ReportQuery, PrivacyQuery):
         order_by: CustomerOrder = CustomerOrder.CREATED_AT,
     ) -> CustomerConnection | None:  # type: ignore[valid-type]
         f = filter or CustomerFilter()
-        _require_full(
-            info,
-            {
-                "Customer.tier": bool(f.tiers),
-                "Customer.lifecycleStage": bool(f.lifecycle_stages),
-                "Customer.name": f.name_contains is not None,
-                "Customer.email": f.email is not None,
-                "Customer.phone": f.phone is not None,
-                "CustomerMetrics.spend12m": f.min_spend12m is not None,
-                ORDER_NEEDS.get(order_by.value, "Customer.id"): True,
-            },
-        )
         return await query(lambda: usecases.customer_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
@@ -401,18 +373,6 @@ class Query(AdminQuery, TierQuery, ReportQuery, PrivacyQuery):
         order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
     ) -> ComplaintConnection | None:  # type: ignore[valid-type]
         f = filter or ComplaintFilter()
-        _require_full(
-            info,
-            {
-                "Complaint.status": bool(f.statuses),
-                "Complaint.severity": bool(f.severities),
-                "Complaint.category": bool(f.categories),
-                "Complaint.customer": f.customer_id is not None,
-                "Complaint.openedAt": f.opened_after is not None
-                or f.opened_before is not None
-                or order_by is not ComplaintOrder.UPDATED_AT_DESC,
-            },
-        )
         return await query(lambda: usecases.complaint_page(info, _page_size(info, first), after, f, order_by.value))
 
     @strawberry.field
@@ -513,7 +473,7 @@ def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
     )
     unclassified = install_guards(schema._schema)
     if unclassified:
-        raise RuntimeError(f"fields missing from the field catalogue (authz/catalogue.py): {unclassified}")
+        raise RuntimeError(f"fields or arguments missing from the field catalogue (authz/catalogue.py): {unclassified}")
     return schema
 
 

@@ -313,3 +313,183 @@ def classification(type_name: str, field_name: str) -> FieldSpec | None:
     if spec is None and is_structural(type_name):
         return FieldSpec(f"{type_name}.{field_name}", Sensitivity.PUBLIC)
     return spec
+
+
+# ================================================================ arguments (issue 17 F5, issue 13 item 4)
+# Which guarded fields an argument reveals. A filter, a sort order, a search term or a lookup key that
+# selects rows by the value of a field is an oracle on that field (``email: "x"`` with ``totalCount``
+# answers whether a customer has that address), so the caller must be allowed to read the field in
+# FULL to use it; otherwise the field is refused with FORBIDDEN_ARGUMENT before any SQL runs
+# (api/guard.py, ``argument_check``). Every argument of every field is declared here, and so is every
+# field of an input object type (wherever that type is used) — an argument that reveals nothing guarded
+# says so with ``NOTHING``. The schema build and tests/unit/test_argument_catalogue.py fail on any
+# argument missing here, so a new one can't slip through unclassified.
+#
+# Keys: ``Type.field(argument)`` for an argument of an output field, ``InputType.field`` for a field of
+# an input object (an argument or input field whose type is an input object is covered by the fields of
+# that type). Values: the guarded fields revealed when the argument is given (not null, not an empty
+# list; a default counts as given), or, for an enum argument such as a sort order, per enum value.
+
+Reveals = tuple[str, ...]
+NOTHING: Reveals = ()
+
+
+@dataclass(frozen=True)
+class ArgumentSpec:
+    key: str
+    reveals: Reveals = NOTHING  # guarded fields the caller must read in FULL when the argument is given
+    by_value: dict[str, Reveals] | None = None  # an enum argument: what each of its values reveals
+
+
+def _nothing(owner: str, *names: str) -> dict[str, Reveals | dict[str, Reveals]]:
+    """Arguments (``owner`` = ``Type.field``) or input fields (``owner`` = ``InputType``) that reveal nothing."""
+    if "." in owner:
+        return {f"{owner}({name})": NOTHING for name in names}
+    return {f"{owner}.{name}": NOTHING for name in names}
+
+
+_ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
+    # ---- filters and sorts of the lists
+    "CustomerFilter.tiers": ("Customer.tier",),
+    "CustomerFilter.lifecycleStages": ("Customer.lifecycleStage",),
+    "CustomerFilter.nameContains": ("Customer.name",),
+    "CustomerFilter.email": ("Customer.email",),
+    "CustomerFilter.phone": ("Customer.phone",),
+    "CustomerFilter.minSpend12m": ("CustomerMetrics.spend12m",),
+    **_nothing("CustomerFilter", "createdAfter", "createdBefore"),  # Customer.createdAt is public
+    "Query.customers(orderBy)": {
+        "CREATED_AT": NOTHING,
+        "CREATED_AT_DESC": NOTHING,
+        "UPDATED_AT_DESC": NOTHING,
+        "NAME": ("Customer.name",),
+        "SPEND_12M_DESC": ("CustomerMetrics.spend12m",),
+        "LIFETIME_SPEND_DESC": ("CustomerMetrics.lifetimeSpend",),
+    },
+    "ComplaintFilter.statuses": ("Complaint.status",),
+    "ComplaintFilter.severities": ("Complaint.severity",),
+    "ComplaintFilter.categories": ("Complaint.category",),
+    "ComplaintFilter.customerId": ("Complaint.customer",),
+    "ComplaintFilter.openedAfter": ("Complaint.openedAt",),
+    "ComplaintFilter.openedBefore": ("Complaint.openedAt",),
+    "ComplaintFilter.breached": ("Complaint.breached",),
+    "Query.complaints(orderBy)": {
+        "OPENED_AT_DESC": ("Complaint.openedAt",),
+        "OPENED_AT": ("Complaint.openedAt",),
+        "UPDATED_AT_DESC": NOTHING,  # Complaint.updatedAt is public
+    },
+    "Query.surveys(status)": ("Survey.status",),
+    "Query.customerDuplicates(criteria)": {
+        "EMAIL": ("Customer.email",),
+        "PHONE": ("Customer.phone",),
+        "NATIONAL_ID": ("Customer.nationalId",),
+        "NAME_DOB": ("Customer.name", "Customer.birthDate"),
+    },
+    "Query.customerDuplicates(includeDismissed)": ("DuplicatePair.dismissed",),
+    "AuditFilter.actor": ("AuditEntry.actor",),
+    "AuditFilter.action": ("AuditEntry.action",),
+    "AuditFilter.targetId": ("AuditEntry.targetIds",),
+    "AuditFilter.since": ("AuditEntry.at",),
+    # ---- lookups by a guarded value inside a write: the customer a purchase is recorded for, by its reference
+    "PurchaseInput.customerExternalRef": ("Customer.externalRef",),
+    # ---- paging, and objects picked by their (public) global id
+    **_nothing("Query.customers", "first", "after"),
+    **_nothing("Query.complaints", "first", "after"),
+    **_nothing("Query.surveys", "first", "after"),
+    **_nothing("Query.customerDuplicates", "first", "after"),
+    **_nothing("Query.auditLog", "first", "after"),
+    **_nothing("Query.tierRuns", "first"),
+    **_nothing("Customer.complaints", "first"),
+    **_nothing("Customer.purchases", "first"),
+    **_nothing("Customer.surveyResponses", "first"),
+    **_nothing("Customer.tierHistory", "first"),
+    **_nothing("Query.node", "id"),
+    **_nothing("Query.customer", "id"),
+    **_nothing("Query.complaint", "id"),
+    **_nothing("Query.survey", "id"),
+    **_nothing("Query.tierPolicy", "id"),
+    **_nothing("Query.simulateTierPolicy", "draftId"),
+    **_nothing("Query.exportCustomerData", "id"),  # and FULL read of everything exported (api/privacy.py)
+    # ---- what a UI asks about itself, and access administration (its own grants guard it)
+    **_nothing("Viewer.fieldAccess", "type"),
+    **_nothing("Query.explainAccess", "subject", "field", "action"),
+    # ---- aggregates: a report's window and dimensions are what its own grant (Query.x, Reports.x) gives;
+    #      its rows are counts and shares, never a customer, a complaint or a response
+    **_nothing("Query.tierMigrations", "since", "until"),
+    **_nothing("Reports.complaints", "from", "to", "tier", "topRootCauses"),
+    **_nothing("Reports.surveyScores", "metric", "groupBy", "period", "from", "to", "surveyId"),
+    **_nothing("Reports.fairness", "from", "to"),
+    # ---- mutations: values written (each checked by the field's write grant), ids, expected versions,
+    #      and idempotency keys (scoped to the caller's own partner: they find only what that caller wrote)
+    **_nothing("Mutation.createRole", "name", "description", "inherits"),
+    **_nothing("Mutation.deleteRole", "name"),
+    **_nothing("Mutation.grantAccess", "role", "object", "action", "effect"),
+    **_nothing("Mutation.revokeAccess", "role", "object", "action", "effect"),
+    **_nothing("Mutation.assignRole", "user", "role"),
+    **_nothing("Mutation.unassignRole", "user", "role"),
+    **_nothing("Mutation.createPartnerToken", "partner", "name", "scopes", "role", "expiresAt"),
+    **_nothing("Mutation.revokePartnerToken", "id"),
+    **_nothing("Mutation.setPartnerTokenRateLimit", "id", "perMinute"),
+    **_nothing("Mutation.discardTierPolicyDraft", "id", "expectedRevision"),
+    **_nothing("Mutation.activateTierPolicy", "id", "expectedRevision"),
+    **_nothing("Mutation.activateSlaPolicy", "id"),
+    **_nothing("Mutation.addComplaintCategory", "code", "label"),
+    **_nothing("Mutation.deactivateComplaintCategory", "code"),
+    **_nothing("Mutation.addRootCause", "code", "label"),
+    **_nothing("Mutation.deactivateRootCause", "code"),
+    **_nothing(
+        "Mutation.mergeCustomers", "survivorId", "duplicateId", "expectedSurvivorVersion", "expectedDuplicateVersion"
+    ),
+    **_nothing("Mutation.dismissDuplicatePair", "customerId", "otherId", "reason"),
+    **_nothing("Mutation.restoreDuplicatePair", "customerId", "otherId"),
+    **_nothing("Mutation.eraseCustomer", "id"),
+    **_nothing("Mutation.setCustomerConsent", "customerId", "channel", "given", "expectedVersion"),
+    **_nothing(
+        "CreateCustomerInput",
+        "name", "externalRef", "email", "phone", "nationalId", "birthDate", "locale", "lifecycleStage",
+    ),
+    **_nothing(
+        "UpdateCustomerInput",
+        "id", "expectedVersion", "name", "externalRef", "email", "phone", "nationalId", "birthDate",
+        "locale", "lifecycleStage",
+    ),
+    **_nothing("AddressInput", "line1", "line2", "postalCode", "city", "country"),
+    **_nothing("DeleteCustomerInput", "id", "expectedVersion"),
+    **_nothing("PurchaseInput", "customerId", "externalId", "amount", "currency", "channel", "purchasedAt"),
+    **_nothing(
+        "OpenComplaintInput",
+        "customerId", "subject", "description", "category", "severity", "channel", "externalId", "followUpOf",
+    ),
+    **_nothing(
+        "TransitionComplaintInput", "id", "expectedVersion", "to", "assignee", "resolutionCode", "rootCauseCode", "note"
+    ),
+    **_nothing(
+        "CreateSurveyInput", "title", "channels", "description", "trigger", "perComplaint", "status"
+    ),
+    **_nothing("SurveyQuestionInput", "kind", "dimension", "prompt", "options", "required"),
+    **_nothing("SubmitSurveyResponseInput", "surveyId", "customerId", "channel", "complaintId", "externalId"),
+    **_nothing("AnswerInput", "questionId", "score", "choices", "text"),
+    **_nothing(
+        "CreateTierPolicyDraftInput",
+        "name", "description", "graceDays", "minStayDays", "spendWindowDays", "copyFrom",
+    ),
+    **_nothing(
+        "UpdateTierPolicyDraftInput",
+        "id", "expectedRevision", "name", "description", "graceDays", "minStayDays", "spendWindowDays",
+    ),
+    **_nothing("TierInput", "code", "name", "rank", "entryRule", "retainRule", "benefits"),
+    **_nothing("OverrideCustomerTierInput", "customerId", "tier", "reason", "expiresAt"),
+    **_nothing("ClearCustomerTierOverrideInput", "customerId", "reason"),
+    **_nothing("CreateSlaPolicyInput", "name"),
+    **_nothing("SlaTargetInput", "tier", "severity", "firstResponseMinutes", "resolutionMinutes"),
+    **_nothing("InviteToSurveyInput", "surveyId", "customerIds", "channel"),
+}
+
+
+def _build_arguments() -> dict[str, ArgumentSpec]:
+    out: dict[str, ArgumentSpec] = {}
+    for key, value in _ARGUMENTS.items():
+        out[key] = ArgumentSpec(key, by_value=value) if isinstance(value, dict) else ArgumentSpec(key, value)
+    return out
+
+
+ARGUMENTS: dict[str, ArgumentSpec] = _build_arguments()

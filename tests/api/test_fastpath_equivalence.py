@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from api.types import PREFETCH
+from authz import catalogue
 from infra.db import StatementCounter
 from tests.api.security_helpers import World, build_world, gid, own_database, sql
 from tests.conftest import Api, running_api, test_settings
@@ -113,6 +114,12 @@ def cases(w: World) -> list[Case]:
             True,
         ),
         Case("order by spend", "{ customers(orderBy: SPEND_12M_DESC) { edges { node { id name } } } }", {}, True),
+        Case(
+            "filter and sort refused or not by role (authz.catalogue.ARGUMENTS)",
+            "query($f: CustomerFilter) { customers(filter: $f, orderBy: LIFETIME_SPEND_DESC) { totalCount } }",
+            {"f": {"lifecycleStages": ["ACTIVE"], "createdAfter": "2000-01-01T00:00:00+00:00"}},
+            True,
+        ),
         Case("bad cursor", PAGE, {"first": 2, "after": "garbage"}, True),
         Case("typename only", "{ __typename }", {}, True),
         Case("operation name", FRAGMENTS + " query Other { __typename }", {"id": w.ada}, True),
@@ -405,3 +412,44 @@ async def test_rows_leave_out_the_encrypted_columns_the_operation_does_not_selec
         "customers.birth_date",
         "complaints.description",
     }
+
+
+NESTED = "{ customers(first: 3) { edges { node { name complaints(first: 2) { totalCount edges { node { id } } } } } } }"
+
+
+async def test_an_argument_of_a_nested_field_is_checked_alike_on_both_paths(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No nested field has an argument that reveals a guarded field today; declare one (as if
+    ``Customer.complaints(first)`` selected by the customer's phone) and both paths refuse it alike, per
+    item, for the support agent (phone masked), and answer the admin."""
+    monkeypatch.setitem(
+        catalogue.ARGUMENTS,
+        "Customer.complaints(first)",
+        catalogue.ArgumentSpec("Customer.complaints(first)", ("Customer.phone",)),
+    )
+    w = pair.world
+    reference = test_settings(rate_limit_enabled=False, compiled_queries=False)
+    compiled_settings = test_settings(rate_limit_enabled=False, compiled_queries=True)
+    async with running_api(w.url, reference) as plain, running_api(w.url, compiled_settings) as compiled:
+        case = Case("nested argument", NESTED, {}, True)
+        await post(compiled, w.tokens["admin"], Case("warm", "{ __typename }", {}, True), "warm")
+        fastpath = fastpath_of(compiled)
+        for who in ("support_agent", "admin"):
+            before = fastpath.executed
+            status_s, body_s, _ = await post(plain, w.tokens[who], case, "s")
+            status_c, body_c, _ = await post(compiled, w.tokens[who], case, "c")
+            assert fastpath.executed == before + 1  # answered by the compiled plan, not handed to strawberry
+            assert (status_c, canonical(body_c)) == (status_s, canonical(body_s)), who
+            body = orjson.loads(body_c)
+            nodes = [e["node"] for e in body["data"]["customers"]["edges"]]
+            assert len(nodes) == 3
+            if who == "admin":
+                assert "errors" not in body
+                assert all(n["complaints"] is not None for n in nodes)
+            else:
+                assert all(n["complaints"] is None for n in nodes)
+                assert {(e["extensions"]["code"], e["message"]) for e in body["errors"]} == {
+                    ("FORBIDDEN_ARGUMENT", "filtering or sorting on Customer.phone is not allowed")
+                }
+                assert len(body["errors"]) == 3

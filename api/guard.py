@@ -252,4 +252,4 @@ def install_guards(schema: Any) -> list[str]:
                 field.resolve = _guard(spec, resolve, check_arguments)
             elif check_arguments is not None:
                 field.resolve = _arguments_only(check_arguments, resolve)
-    return unclassified
+    return list(dict.fromkeys(unclassified))  # an input type used by several fields is named once

@@ -33,7 +33,7 @@ from authz import catalogue
 from authz.catalogue import ARGUMENTS, GUARDED, ArgumentSpec
 from infra.db import StatementCounter
 from tests.api.security_helpers import codes
-from tests.conftest import Api
+from tests.conftest import Api, running_api
 
 SCHEMA: GraphQLSchema = build_schema()._schema
 
@@ -355,3 +355,23 @@ async def test_shipped_roles_meet_the_same_check(api: Api, who: str, query: str,
     assert codes(body) == ["FORBIDDEN_ARGUMENT"], body
     assert body["errors"][0]["message"] == f"filtering or sorting on {field} is not allowed"
     assert body["data"] is None or body["data"]["customers"] is None
+
+
+async def test_a_public_field_with_a_revealing_argument_is_guarded_too(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Public fields get no field guard; one whose argument is declared to reveal a guarded field still
+    gets the argument check (declared here at runtime: no public field has such an argument today)."""
+    monkeypatch.setitem(
+        catalogue.ARGUMENTS, "Viewer.fieldAccess(type)", ArgumentSpec("Viewer.fieldAccess(type)", ("Customer.phone",))
+    )
+    query = '{ viewer { subject fieldAccess(type: "Customer") { field } } }'
+    async with running_api(database_url) as api:  # the schema is built after the declaration
+        agent = await api.user("bob", "support_agent")
+        refused = await api.gql(agent, query)
+        assert codes(refused) == ["FORBIDDEN_ARGUMENT"], refused
+        assert refused["errors"][0]["path"] == ["viewer", "fieldAccess"]
+        assert refused["data"] is None  # fieldAccess and viewer are non-null: the refusal reaches the root
+        answered = await api.gql(await api.user("root", "admin"), query)
+        assert not answered.get("errors"), answered
+        assert {"field": "Customer.phone"} in answered["data"]["viewer"]["fieldAccess"]

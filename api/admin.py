@@ -20,6 +20,7 @@ from api.errors import coded, user_errors
 from api.types import ConnectionBase, UserError, _connection
 from authz import admin
 from authz.catalogue import CATALOGUE
+from authz.confinement import UNSCOPED_OPERATIONS
 from authz.policy import Level
 from domain.errors import DomainError, NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
@@ -185,7 +186,9 @@ async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callabl
     return result  # type: ignore[no-any-return]
 
 
-async def _roles_of_subject(info: Info[Context, None], subject: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+async def _roles_of_subject(
+    info: Info[Context, None], subject: str
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     store = _ctx(info).services.authz.store
     kind, _, ident = subject.partition(":")
     if kind == "role":
@@ -217,9 +220,12 @@ class AdminQuery:
             raise coded(exc.message, "NOT_FOUND" if exc.code == "NOT_FOUND" else "BAD_USER_INPUT") from None
         store = _ctx(info).services.authz.store
         allowed, rules, reason = store.explain(roles, scopes, field, action.value)
+        if subject.startswith("token:") and field in UNSCOPED_OPERATIONS:
+            allowed, reason = False, f"{field} has no partner scope: refused to partner tokens whatever their roles"
         decision = None
         if action is not AccessAction.WRITE:
-            decision = store.decisions_for(roles, scopes).read(field).value
+            # a token subject is a partner principal: its decisions are confined like its requests
+            decision = store.decisions_for(roles, scopes, confined=subject.startswith("token:")).read(field).value
             if decision != Level.DENIED.value and not allowed:
                 reason += f"; the field is still {decision} through another action or a public classification"
         return AccessExplanationType(
@@ -244,11 +250,11 @@ class AdminQuery:
         f = filter or AuditFilter()
         af = audit_repo.AuditFilter(actor=f.actor, action=f.action, target_id=f.target_id, since=f.since)
         try:
-            page = await audit_repo.page(ctx.db, f=af, first=first, after=after)
+            page = await audit_repo.page(ctx.db, f=af, first=first, after=after, scope=ctx.scope)
         except DomainError as exc:
             raise coded(exc.message, "BAD_USER_INPUT") from None
         conn: ConnectionBase = AuditEntryConnection.from_page(
-            page, "AT_DESC", "at", AuditEntryType.from_row, lambda: audit_repo.count(ctx.db, f=af)
+            page, "AT_DESC", "at", AuditEntryType.from_row, lambda: audit_repo.count(ctx.db, f=af, scope=ctx.scope)
         )
         return conn
 
@@ -282,7 +288,8 @@ class AdminQuery:
 
     @strawberry.field
     async def api_tokens(self, info: Info[Context, None]) -> list[ApiTokenType] | None:
-        return [ApiTokenType.from_row(r) for r in await partners_repo.list_tokens(_ctx(info).db)]
+        ctx = _ctx(info)
+        return [ApiTokenType.from_row(r) for r in await partners_repo.list_tokens(ctx.db, scope=ctx.scope)]
 
 
 @strawberry.type
@@ -357,6 +364,7 @@ class AdminMutation:
                 token_id=token_id,
                 token_hash=token_hash,
                 expires_at=expires_at,
+                creator=_ctx(info).principal,
             )
             return CreatePartnerTokenPayload(token=token, api_token=ApiTokenType.from_row(row))
 
@@ -371,7 +379,7 @@ class AdminMutation:
                 token_id = UUID(str(id))
             except ValueError:
                 raise NotFound("no such active token", field="id") from None
-            await admin.revoke_partner_token(db, token_id, actor=actor)
+            await admin.revoke_partner_token(db, token_id, actor=actor, scope=_ctx(info).scope)
             return AdminPayload(ok=True)
 
         return await _admin_change(info, AdminPayload, run)

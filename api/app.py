@@ -153,7 +153,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         # Only GraphiQL's page passes the edge without a principal, and it executes nothing; should
         # anything else ever get here, it runs as nobody: no roles, every guarded field denied.
         principal: Principal = getattr(request.state, "principal", None) or ANONYMOUS
-        decisions = s.authz.store.decisions_for(principal.roles, principal.scopes)
+        decisions = s.authz.store.decisions_of(principal)
         db = RequestDb(s.engine.connect)
         scope = RowScope(partner_id=principal.partner_id)
         context = Context(

@@ -310,6 +310,7 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from api.auth import new_partner_token
     from authz import admin
     from infra.repos import partners as partners_repo
+    from infra.repos.base import ALL
 
     async def action(conn: Any) -> str:
         if args.tokens_cmd == "create":
@@ -327,9 +328,9 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
             )
             return f"token {token_id} for {args.partner} (shown once, keep it safe):\n{token}"
         if args.tokens_cmd == "revoke":
-            await admin.revoke_partner_token(conn, uuid.UUID(args.id), actor="cli")
+            await admin.revoke_partner_token(conn, uuid.UUID(args.id), actor="cli", scope=ALL)
             return f"token {args.id} revoked"
-        rows = await partners_repo.list_tokens(conn)
+        rows = await partners_repo.list_tokens(conn, scope=ALL)
         return "\n".join(
             f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
             f"{'  REVOKED' if r['revoked_at'] else ''}"

@@ -380,7 +380,9 @@ class ComplaintAnalyticsType:
 
     @strawberry.field(description="Tier at opening x category, zeros included")
     async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
-        rows = await reports_repo.complaint_rates(_ctx(info).db, since=self.since, until=self.until)
+        rows = await reports_repo.complaint_rates(
+            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
+        )
         return [
             ComplaintRateType(
                 tier=r["tier"],
@@ -396,7 +398,12 @@ class ComplaintAnalyticsType:
     @strawberry.field
     async def top_root_causes(self, info: Info[Context, None]) -> list[RootCauseCountType]:
         rows = await reports_repo.top_root_causes(
-            _ctx(info).db, since=self.since, until=self.until, tier=self.tier_filter, limit=self.top
+            _ctx(info).db,
+            since=self.since,
+            until=self.until,
+            tier=self.tier_filter,
+            limit=self.top,
+            scope=_ctx(info).scope,
         )
         return [
             RootCauseCountType(
@@ -407,7 +414,9 @@ class ComplaintAnalyticsType:
 
     @strawberry.field
     async def reopen_rates(self, info: Info[Context, None]) -> list[ReopenRateType]:
-        rows = await reports_repo.reopen_rates(_ctx(info).db, since=self.since, until=self.until)
+        rows = await reports_repo.reopen_rates(
+            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
+        )
         return [
             ReopenRateType(
                 tier=r["tier"],
@@ -537,7 +546,7 @@ def _compare(measure: str, low: float | None, high: float | None) -> FairnessCom
 async def fairness_report(
     info: Info[Context, None], since: dt.datetime | None, until: dt.datetime | None
 ) -> FairnessReportType:
-    rows = await reports_repo.fairness(_ctx(info).db, since=since, until=until)
+    rows = await reports_repo.fairness(_ctx(info).db, since=since, until=until, scope=_ctx(info).scope)
     tiers = [
         FairnessTierType(
             tier=r["tier"],
@@ -601,7 +610,7 @@ class ChurnSignalCountType:
 class ChurnReportType:
     @strawberry.field(description="Live customers per tier and churn level")
     async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
-        rows = await reports_repo.churn_levels(_ctx(info).db)
+        rows = await reports_repo.churn_levels(_ctx(info).db, scope=_ctx(info).scope)
         return [
             ChurnLevelCountType(
                 tier=r["tier"], level=r["level"], customers=r["customers"], mean_score=float(r["mean_score"])
@@ -611,7 +620,8 @@ class ChurnReportType:
 
     @strawberry.field(description="How many customers each signal fires for")
     async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
-        return [ChurnSignalCountType(**r) for r in await reports_repo.churn_signals(_ctx(info).db)]
+        rows = await reports_repo.churn_signals(_ctx(info).db, scope=_ctx(info).scope)
+        return [ChurnSignalCountType(**r) for r in rows]
 
 
 # ---------------------------------------------------------------- the reports root
@@ -659,6 +669,7 @@ class ReportsType:
             since=since,
             until=until,
             survey_id=survey,
+            scope=_ctx(info).scope,
         )
         return [
             ScoreRowType(

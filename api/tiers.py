@@ -752,7 +752,7 @@ class TierMutation:
                     reason=reason,
                     expires_at=input.expires_at,
                     actor=ctx.actor,
-                    partner_id=ctx.scope.partner_id,
+                    scope=ctx.scope,
                 )
                 uow.commit()
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
@@ -772,7 +772,7 @@ class TierMutation:
                 raise ValidationFailed("a reason has 1 to 500 characters", field="reason")
             async with ctx.db.unit_of_work() as uow:
                 await tiering.clear_override(
-                    uow.conn, customer_id, reason=reason, actor=ctx.actor, partner_id=ctx.scope.partner_id
+                    uow.conn, customer_id, reason=reason, actor=ctx.actor, scope=ctx.scope
                 )
                 uow.commit()
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))

@@ -4,15 +4,19 @@ audited (who, what, before/after), bumps the policy version and notifies every i
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 from typing import Any
 from uuid import UUID
 
 from authz.catalogue import CATALOGUE
-from domain.errors import NotFound, ValidationFailed
+from authz.confinement import system_operations
+from authz.policy import PolicyStore, Rule
+from authz.principal import Principal
+from domain.errors import Forbidden, NotFound, ValidationFailed
 from infra.repos import authz as repo
 from infra.repos import partners as partners_repo
-from infra.repos.base import Executor
+from infra.repos.base import Executor, Scope
 
 ACTIONS = ("read", "read_masked", "read_if_consented", "write")
 EFFECTS = ("allow", "deny")
@@ -36,6 +40,33 @@ async def _require_role(db: Executor, role: str) -> None:
     _check_role_name(role)
     if not await repo.role_exists(db, role):
         raise NotFound(f"no role {role}", field="role")
+
+
+async def _policy_in_transaction(db: Executor) -> PolicyStore:
+    """The policy as this transaction sees it (changes made in it included)."""
+    version, rules = await repo.load_rules(db)
+    return PolicyStore(version, [Rule(p, v) for p, v in rules])
+
+
+def _no_system_administration(store: PolicyStore, role: str, *, field: str, why: str) -> None:
+    operations = system_operations(store, (role,))
+    if operations:
+        raise ValidationFailed(
+            f"{why}: role {role} administers the whole system ({', '.join(operations)}), which a partner token"
+            " may not (partner tokens are confined to their partner)",
+            field=field,
+        )
+
+
+async def _partner_tokens_stay_confined(db: Executor) -> None:
+    """After a change of the policy (in the same transaction, before it commits): no role held by a live
+    partner token may have become system-administering; otherwise the change is refused and rolled back."""
+    held = await partners_repo.roles_of_live_tokens(db)
+    if not held:
+        return
+    store = await _policy_in_transaction(db)
+    for role in sorted(held):
+        _no_system_administration(store, role, field="role", why="refused because a partner token holds it")
 
 
 async def _audit(db: Executor, actor: str, action: str, *, before: Any = None, after: Any = None) -> int:
@@ -63,6 +94,7 @@ async def create_role(db: Executor, name: str, description: str, *, actor: str, 
     if inherits:
         await _require_role(db, inherits)
         await repo.add_rule(db, "g", (f"role:{name}", f"role:{inherits}"))
+        await _partner_tokens_stay_confined(db)
     return await _audit(
         db, actor, "role.create", after={"role": name, "description": description, "inherits": inherits}
     )
@@ -74,6 +106,7 @@ async def delete_role(db: Executor, name: str, *, actor: str) -> int:
     removed += await repo.remove_rules(db, "g", v1=f"role:{name}")
     removed += await repo.remove_rules(db, "g", v0=f"role:{name}")
     await repo.delete_role(db, name)
+    await _partner_tokens_stay_confined(db)
     return await _audit(db, actor, "role.delete", before={"role": name, "rulesRemoved": removed})
 
 
@@ -87,6 +120,7 @@ async def grant(db: Executor, role: str, obj: str, action: str, *, actor: str, e
     rule = (f"role:{role}", obj, action, effect)
     if not await repo.add_rule(db, "p", rule):
         raise ValidationFailed("that grant exists already", field="object")
+    await _partner_tokens_stay_confined(db)
     return await _audit(db, actor, "grant", after={"rule": list(rule)})
 
 
@@ -95,6 +129,7 @@ async def revoke(db: Executor, role: str, obj: str, action: str, *, actor: str, 
     rule = (f"role:{role}", obj, action, effect)
     if not await repo.remove_rules(db, "p", v0=rule[0], v1=obj, v2=action, v3=effect):
         raise NotFound("no such grant", field="object")
+    await _partner_tokens_stay_confined(db)  # revoking a deny can widen a role
     return await _audit(db, actor, "revoke", before={"rule": list(rule)})
 
 
@@ -130,13 +165,29 @@ async def create_partner_token(
     token_id: UUID,
     token_hash: str,
     expires_at: dt.datetime | None,
+    creator: Principal | None = None,
 ) -> dict[str, Any]:
+    """A partner token. ``creator``: the principal asking (None: the CLI). No token may hold a role that
+    administers the whole system; a partner principal creates tokens only for its own partner, with one of
+    its own roles and scopes its own cover (no token wider than the one that made it)."""
     await _require_role(db, role)
     for scope in scopes:
         verb, _, pattern = scope.partition(":")
         if verb not in ("read", "write", "*") or not pattern:
             raise ValidationFailed("a scope is read:<pattern> or write:<pattern>", field="scopes")
-    partner_id = await partners_repo.ensure(db, partner_name)
+    _no_system_administration(await _policy_in_transaction(db), role, field="role", why="not for a partner token")
+    if creator is not None and creator.partner_id is not None:
+        own = (await partners_repo.by_ids(db, [creator.partner_id])).get(creator.partner_id)
+        if own is None or own["name"] != partner_name:
+            raise Forbidden("a partner token creates tokens for its own partner only", field="partner")
+        if role not in creator.roles:
+            raise Forbidden("a partner token creates tokens with one of its own roles only", field="role")
+        wider = [s for s in scopes if not _covered(s, creator.scopes or ())]
+        if wider:
+            raise Forbidden(f"scopes wider than this token's own: {', '.join(wider)}", field="scopes")
+        partner_id = creator.partner_id
+    else:
+        partner_id = await partners_repo.ensure(db, partner_name)
     row = await partners_repo.create_token(
         db,
         {
@@ -161,7 +212,18 @@ async def create_partner_token(
     return row
 
 
-async def revoke_partner_token(db: Executor, token_id: UUID, *, actor: str) -> None:
-    if not await partners_repo.revoke_token(db, token_id):
+def _covered(scope: str, own: tuple[str, ...]) -> bool:
+    """Whether one of ``own`` scopes covers ``scope`` (``read:Customer.*`` covers ``read:Customer.name``)."""
+    verb, _, pattern = scope.partition(":")
+    for mine in own:
+        my_verb, _, my_pattern = mine.partition(":")
+        if my_verb in (verb, "*") and fnmatch.fnmatchcase(pattern, my_pattern or "*"):
+            return True
+    return False
+
+
+async def revoke_partner_token(db: Executor, token_id: UUID, *, actor: str, scope: Scope) -> None:
+    """Revoke a token the scope reaches (a partner principal: its own partner's tokens only)."""
+    if not await partners_repo.revoke_token(db, token_id, scope=scope):
         raise NotFound("no such active token", field="id")
     await repo.write_audit(db, actor=actor, action="token.revoke", target_type="api_token", target_ids=[str(token_id)])

@@ -19,7 +19,9 @@ from typing import Any
 import casbin
 
 from authz.catalogue import CATALOGUE, Sensitivity
+from authz.confinement import UNSCOPED_OPERATIONS
 from authz.masking import MASKS
+from authz.principal import Principal
 
 MODEL_PATH = Path(__file__).with_name("model.conf")
 ROLE_PREFIX = "role:"
@@ -51,12 +53,17 @@ def _scope_allows(scopes: Sequence[str] | None, obj: str, action: str) -> bool:
 
 
 class Decisions:
-    """FULL / MASKED / DENIED for every catalogue field, and write rights, for one role set."""
+    """FULL / MASKED / DENIED for every catalogue field, and write rights, for one role set. ``confined``:
+    for a partner principal, which is refused the operations without a partner scope whatever its roles
+    grant (``authz.confinement.UNSCOPED_OPERATIONS``)."""
 
-    def __init__(self, store: PolicyStore, roles: tuple[str, ...], scopes: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, store: PolicyStore, roles: tuple[str, ...], scopes: tuple[str, ...] | None, *, confined: bool = False
+    ) -> None:
         self._store = store
         self.roles = roles
         self.scopes = scopes
+        self.confined = confined
         self.policy_version = store.version
         self._subject = "roleset"
         self._enforcer = store.enforcer_for(roles, self._subject)
@@ -66,6 +73,8 @@ class Decisions:
         self.memo: dict[str, Any] = {}
 
     def _allowed(self, obj: str, action: str) -> bool:
+        if self.confined and obj in UNSCOPED_OPERATIONS:
+            return False
         return _scope_allows(self.scopes, obj, action) and bool(self._enforcer.enforce(self._subject, obj, action))
 
     def _decide(self, key: str) -> Level:
@@ -105,7 +114,7 @@ class PolicyStore:
         if groupings:
             self._enforcer.add_grouping_policies(groupings)
         self._role_sets: set[str] = set()
-        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None], Decisions] = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None, bool], Decisions] = OrderedDict()
 
     def enforce(self, subject: str, obj: str, action: str) -> bool:
         with self._lock:
@@ -145,15 +154,21 @@ class PolicyStore:
             roles = self._enforcer.get_roles_for_user(subject)
         return tuple(sorted(r.removeprefix(ROLE_PREFIX) for r in roles if r.startswith(ROLE_PREFIX)))
 
-    def decisions_for(self, roles: tuple[str, ...], scopes: tuple[str, ...] | None) -> Decisions:
-        key = (tuple(sorted(roles)), tuple(sorted(scopes)) if scopes is not None else None)
+    def decisions_for(
+        self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, *, confined: bool = False
+    ) -> Decisions:
+        key = (tuple(sorted(roles)), tuple(sorted(scopes)) if scopes is not None else None, confined)
         found = self._cache.get(key)
         if found is None:
-            found = Decisions(self, key[0], key[1])
+            found = Decisions(self, key[0], key[1], confined=confined)
             self._cache[key] = found
             if len(self._cache) > 1024:
                 self._cache.popitem(last=False)
         return found
+
+    def decisions_of(self, principal: Principal) -> Decisions:
+        """The decisions of a caller: a partner principal is confined to its partner (``authz.confinement``)."""
+        return self.decisions_for(principal.roles, principal.scopes, confined=principal.is_partner)
 
     def explain(
         self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, obj: str, action: str

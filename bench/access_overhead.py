@@ -63,7 +63,7 @@ async def client_for(url: str, settings: Settings, *, enforced: bool) -> AsyncIt
         services = app.state.services["services"]
         if not enforced:
             all_full = AllFull()  # one per role set, as the policy store keeps them
-            services.authz.store.decisions_for = lambda roles, scopes: all_full
+            services.authz.store.decisions_for = lambda roles, scopes, confined=False: all_full
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             client.services = services  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ from infra import crypto
 from infra.db import create_engine
 from infra.repos import reports as reports_repo
 from infra.repos import tiers as tiers_repo
-from infra.repos.base import Scope
+from infra.repos.base import ALL, Scope
 from infra.settings import Settings
 from infra.tiering import refresh as retier
 
@@ -236,7 +236,7 @@ def _float(v: Any) -> float | None:
 async def report_nps(request: Request) -> Response:
     async def run(conn: Any) -> Any:
         rows = await reports_repo.survey_scores(
-            conn, kind="nps", group_by=["TIER"], period="month", since=None, until=None, survey_id=None
+            conn, kind="nps", group_by=["TIER"], period="month", since=None, until=None, survey_id=None, scope=ALL
         )
         return {
             "data": {
@@ -260,7 +260,7 @@ async def report_nps(request: Request) -> Response:
 
 async def report_sla(request: Request) -> Response:
     async def run(conn: Any) -> Any:
-        rows = await reports_repo.fairness(conn, since=None, until=None)
+        rows = await reports_repo.fairness(conn, since=None, until=None, scope=ALL)
         return {
             "data": {
                 "reports": {

@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound, ValidationFailed
 from domain.tiers import METRICS, PolicySpec, Rule, TierSpec
-from infra.repos.base import Executor
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Scope
 
 log = logging.getLogger("tierwise.tiering")
 
@@ -588,7 +589,7 @@ async def set_override(
     reason: str,
     expires_at: dt.datetime,
     actor: str,
-    partner_id: UUID | None,
+    scope: Scope,
 ) -> None:
     """Put a customer in ``tier`` until ``expires_at`` whatever the rules say; history row and audit entry."""
     policy = await load_policy(conn)
@@ -597,11 +598,11 @@ async def set_override(
     before = (
         await conn.execute(
             text(
-                "SELECT id, tier_code, tier_override_code, tier_override_expires_at FROM customers "
-                "WHERE id = :id AND deleted_at IS NULL AND merged_into_id IS NULL "
-                "AND (CAST(:partner AS uuid) IS NULL OR partner_id = :partner) FOR UPDATE"
+                "SELECT c.id, c.tier_code, c.tier_override_code, c.tier_override_expires_at FROM customers c "
+                "WHERE c.id = :id AND c.deleted_at IS NULL AND c.merged_into_id IS NULL"
+                f"{readable.customers_sql(scope, 'c')} FOR UPDATE"
             ),
-            {"id": customer_id, "partner": partner_id},
+            {"id": customer_id, **readable.params(scope)},
         )
     ).first()
     if before is None:
@@ -646,17 +647,17 @@ async def set_override(
 
 
 async def clear_override(
-    conn: AsyncConnection, customer_id: UUID, *, reason: str, actor: str, partner_id: UUID | None
+    conn: AsyncConnection, customer_id: UUID, *, reason: str, actor: str, scope: Scope
 ) -> None:
     """End a customer's override now: the rules place it again (same path as an expiry)."""
     row = (
         await conn.execute(
             text(
-                "UPDATE customers SET tier_override_expires_at = now() WHERE id = :id AND deleted_at IS NULL "
-                "AND merged_into_id IS NULL AND (CAST(:partner AS uuid) IS NULL OR partner_id = :partner) "
-                "AND tier_override_code IS NOT NULL RETURNING tier_code, tier_override_reason"
+                "UPDATE customers c SET tier_override_expires_at = now() WHERE c.id = :id AND c.deleted_at IS NULL "
+                f"AND c.merged_into_id IS NULL{readable.customers_sql(scope, 'c')} "
+                "AND c.tier_override_code IS NOT NULL RETURNING c.tier_code, c.tier_override_reason"
             ),
-            {"id": customer_id, "partner": partner_id},
+            {"id": customer_id, **readable.params(scope)},
         )
     ).first()
     if row is None:

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from api.app import Services, create_app
@@ -137,6 +138,16 @@ class Api:
             )
             await conn.commit()
         return token, row["partner_id"]
+
+    async def forced_partner_token(self, partner: str, role: str) -> tuple[str, uuid.UUID]:
+        """A partner token holding ``role`` written straight into the database, past the refusal of
+        system-administering roles (``authz.confinement``): what a database edited by hand could hold."""
+        token, partner_id = await self.partner_token(partner)
+        token_id = uuid.UUID(hex=token.removeprefix("tw_pat_").partition("_")[0])
+        async with self.services.engine.connect() as conn:
+            await conn.execute(text("UPDATE api_tokens SET role = :role WHERE id = :id"), {"role": role, "id": token_id})
+            await conn.commit()
+        return token, partner_id
 
     async def gql(
         self, token: str | None, query: str, variables: dict[str, Any] | None = None, **headers: str

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from infra.pagination import SortKey, apply_keyset
-from infra.repos.base import Executor, Page, to_page
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Page, Scope, to_page
 from infra.tables import audit_log
 
 SORT = SortKey("AT_DESC", audit_log.c.at, audit_log.c.id, descending=True)
@@ -35,10 +36,11 @@ def _filtered(stmt: object, f: AuditFilter) -> object:
     return stmt
 
 
-async def page(db: Executor, *, f: AuditFilter, first: int, after: str | None) -> Page:
-    stmt = apply_keyset(_filtered(select(audit_log), f), SORT, first, after)  # type: ignore[arg-type]
+async def page(db: Executor, *, f: AuditFilter, first: int, after: str | None, scope: Scope) -> Page:
+    stmt = apply_keyset(_filtered(select(audit_log).where(readable.audit_entries(scope)), f), SORT, first, after)  # type: ignore[arg-type]
     return to_page((await db.execute(stmt)).all(), first)
 
 
-async def count(db: Executor, *, f: AuditFilter) -> int:
-    return int((await db.execute(_filtered(select(func.count()).select_from(audit_log), f))).scalar_one())  # type: ignore[arg-type]
+async def count(db: Executor, *, f: AuditFilter, scope: Scope) -> int:
+    stmt = select(func.count()).select_from(audit_log).where(readable.audit_entries(scope))
+    return int((await db.execute(_filtered(stmt, f))).scalar_one())  # type: ignore[arg-type]

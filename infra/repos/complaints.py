@@ -15,6 +15,7 @@ from domain.complaints import ComplaintState, Transition, TransitionOutcome, che
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
+from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
 from infra.sla import breached_sql, mark_breaches
 from infra.tables import (
@@ -55,10 +56,7 @@ def _select(columns: Sequence[str]) -> Any:
 
 
 def _scoped(stmt: Any, scope: Scope) -> Any:
-    if scope.partner_id is not None:
-        owned = select(customers.c.id).where(customers.c.partner_id == scope.partner_id)
-        stmt = stmt.where(k.c.customer_id.in_(owned))
-    return stmt
+    return stmt.where(readable.by_customer(scope, k.c.customer_id))
 
 
 def _filtered(stmt: Any, f: ComplaintFilter) -> Any:

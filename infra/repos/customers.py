@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from domain.errors import Conflict, DataIntegrity, NotFound
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
+from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, escape_like, same_partner, to_page
 from infra.tables import customer_metrics, customers
 
@@ -78,10 +79,7 @@ def _columns(columns: Sequence[str]) -> list[Any]:
 
 
 def _live(stmt: Select[Any], scope: Scope) -> Select[Any]:
-    stmt = stmt.where(c.c.deleted_at.is_(None), c.c.merged_into_id.is_(None))
-    if scope.partner_id is not None:
-        stmt = stmt.where(c.c.partner_id == scope.partner_id)
-    return stmt
+    return stmt.where(c.c.deleted_at.is_(None), c.c.merged_into_id.is_(None), readable.customers(scope))
 
 
 def _filtered(stmt: Select[Any], f: CustomerFilter) -> Select[Any]:
@@ -224,9 +222,7 @@ def _live_update(customer_id: UUID, scope: Scope) -> Any:
     stmt = update(c).where(
         c.c.id == customer_id, c.c.deleted_at.is_(None), c.c.merged_into_id.is_(None), c.c.erased_at.is_(None)
     )  # erased customers take no new personal data
-    if scope.partner_id is not None:
-        stmt = stmt.where(c.c.partner_id == scope.partner_id)
-    return stmt
+    return stmt.where(readable.customers(scope))
 
 
 async def _raise_missing_or_stale(db: Executor, customer_id: UUID, scope: Scope) -> None:

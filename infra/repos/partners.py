@@ -9,7 +9,8 @@ from uuid import UUID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from infra.repos.base import Executor
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Scope
 from infra.tables import api_tokens, partners
 
 
@@ -43,16 +44,28 @@ async def create_token(db: Executor, values: dict[str, Any]) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-async def revoke_token(db: Executor, token_id: UUID) -> bool:
+async def revoke_token(db: Executor, token_id: UUID, *, scope: Scope) -> bool:
     stmt = (
         update(api_tokens)
-        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None), readable.api_tokens(scope))
         .values(revoked_at=func.now())
         .returning(api_tokens.c.id)
     )
     return (await db.execute(stmt)).first() is not None
 
 
-async def list_tokens(db: Executor) -> list[dict[str, Any]]:
-    rows = (await db.execute(select(api_tokens).order_by(api_tokens.c.created_at.desc()))).all()
-    return [dict(r._mapping) for r in rows]
+async def list_tokens(db: Executor, *, scope: Scope) -> list[dict[str, Any]]:
+    stmt = select(api_tokens).where(readable.api_tokens(scope)).order_by(api_tokens.c.created_at.desc())
+    return [dict(r._mapping) for r in (await db.execute(stmt)).all()]
+
+
+async def scoped_token(db: Executor, token_id: UUID, *, scope: Scope) -> dict[str, Any] | None:
+    """A token the scope reaches (a partner's own), or None."""
+    row = (await db.execute(select(api_tokens).where(api_tokens.c.id == token_id, readable.api_tokens(scope)))).first()
+    return dict(row._mapping) if row else None
+
+
+async def roles_of_live_tokens(db: Executor) -> set[str]:
+    """The roles held by partner tokens that are not revoked."""
+    stmt = select(api_tokens.c.role).where(api_tokens.c.revoked_at.is_(None)).distinct()
+    return set((await db.execute(stmt)).scalars().all())

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Invalid, ValidationFailed
 from infra import tiering
+from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner
 from infra.tables import customers, purchases
 
@@ -59,10 +60,11 @@ async def record(
     were new). Items whose external id was recorded before return the stored purchase, unchanged."""
     customer_ids = sorted({i["customer_id"] for i in items}, key=str)
     visible = select(customers.c.id).where(
-        customers.c.id.in_(customer_ids), customers.c.deleted_at.is_(None), customers.c.merged_into_id.is_(None)
+        customers.c.id.in_(customer_ids),
+        customers.c.deleted_at.is_(None),
+        customers.c.merged_into_id.is_(None),
+        readable.customers(scope),
     )
-    if scope.partner_id is not None:
-        visible = visible.where(customers.c.partner_id == scope.partner_id)
     found = {r.id for r in (await conn.execute(visible)).all()}
     errors = [
         ValidationFailed("no such customer", field=f"purchases[{n}].customerId")

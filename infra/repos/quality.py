@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain import quality as rules
 from domain.errors import Conflict, DataIntegrity, NotFound, ValidationFailed
 from infra import churn, crypto, tiering
+from infra.repos import scope as readable
 from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
 from infra.tables import (
@@ -72,18 +73,18 @@ def _live(alias: str) -> str:
     return " AND ".join(f"{alias}.{cond}" for cond in _LIVE.split(" AND "))
 
 
-def _pairs_sql(criteria: Sequence[str], partner_scoped: bool) -> str:
+def _pairs_sql(criteria: Sequence[str], scope: Scope) -> str:
     """Candidate pairs (a < b, same partner, both live) with one row per criterion that matches.
 
     Per criterion, the blind-index values held by more than one live customer of a partner are found
     first (one hash aggregate), then their customers through the blind-index index: the cost follows
     the number of duplicates, not the square of the table.
     """
-    scope = " AND partner_id = :partner_id" if partner_scoped else ""
     arms = [
         f"SELECT a.id AS a_id, b.id AS b_id, '{crit}' AS reason"
         f" FROM (SELECT partner_id, {crit}_bidx AS k FROM customers c"
-        f" WHERE {_live('c')} AND {crit}_bidx IS NOT NULL{scope} GROUP BY 1, 2 HAVING count(*) > 1) g"
+        f" WHERE {_live('c')} AND {crit}_bidx IS NOT NULL{readable.customers_sql(scope, 'c')}"
+        " GROUP BY 1, 2 HAVING count(*) > 1) g"
         f" JOIN customers a ON a.{crit}_bidx = g.k AND a.partner_id IS NOT DISTINCT FROM g.partner_id AND {_live('a')}"
         f" JOIN customers b ON b.{crit}_bidx = g.k AND b.partner_id IS NOT DISTINCT FROM g.partner_id"
         f" AND {_live('b')} AND a.id < b.id"
@@ -117,14 +118,14 @@ async def duplicate_pairs(
     if not criteria:
         return [], False
     await _no_jit(conn)
-    params: dict[str, Any] = {"n": first + 1, "partner_id": scope.partner_id}
+    params: dict[str, Any] = {"n": first + 1, **readable.params(scope)}
     where = ""
     if after is not None:
         where = " WHERE (p.a_id, p.b_id) > (CAST(:after_a AS uuid), CAST(:after_b AS uuid))"
         params |= {"after_a": after[0], "after_b": after[1]}
     having = "" if include_dismissed else f" HAVING NOT {_DISMISSED}"
     sql = (
-        f"{_pairs_sql(criteria, scope.partner_id is not None)},"
+        f"{_pairs_sql(criteria, scope)},"
         f" page AS (SELECT p.a_id, p.b_id, array_agg(p.reason ORDER BY p.reason) AS reasons, {_DISMISSED} AS dismissed"
         f"{_WITH_DISMISSALS}{where} GROUP BY p.a_id, p.b_id{having} ORDER BY p.a_id, p.b_id LIMIT :n)"
         " SELECT p.a_id, p.b_id, p.reasons, p.dismissed, d.dismissed_by, d.dismissed_at, d.reason AS dismissal_reason"
@@ -145,12 +146,12 @@ async def duplicate_counts(
     await _no_jit(conn)
     where = "" if include_dismissed else " WHERE NOT s.dismissed"
     sql = (
-        f"{_pairs_sql(criteria, scope.partner_id is not None)},"
+        f"{_pairs_sql(criteria, scope)},"
         f" state AS (SELECT p.a_id, p.b_id, {_DISMISSED} AS dismissed{_WITH_DISMISSALS} GROUP BY p.a_id, p.b_id)"
         " SELECT p.reason, count(*) AS n, count(DISTINCT (p.a_id, p.b_id)) AS d FROM pairs p"
         f" JOIN state s ON s.a_id = p.a_id AND s.b_id = p.b_id{where} GROUP BY ROLLUP (p.reason)"
     )
-    rows = (await conn.execute(text(sql), {"partner_id": scope.partner_id})).all()
+    rows = (await conn.execute(text(sql), readable.params(scope))).all()
     per = {crit: 0 for crit in criteria}
     total = 0
     for r in rows:
@@ -198,9 +199,12 @@ async def _pair_for_dismissal(
     visible in the caller's scope, live, same partner. Returns (a, b) ordered, and the criteria they match on."""
     if customer_id == other_id:
         raise ValidationFailed("a customer cannot be paired with itself", field="otherId")
-    stmt = select(c).where(c.c.id.in_([customer_id, other_id])).order_by(c.c.id).with_for_update(read=True)
-    if scope.partner_id is not None:
-        stmt = stmt.where(c.c.partner_id == scope.partner_id)
+    stmt = (
+        select(c)
+        .where(c.c.id.in_([customer_id, other_id]), readable.customers(scope))
+        .order_by(c.c.id)
+        .with_for_update(read=True)
+    )
     rows = {r["id"]: r for r in dict_rows(await conn.execute(stmt))}
     for cid, field in ((customer_id, "customerId"), (other_id, "otherId")):
         row = rows.get(cid)
@@ -301,9 +305,7 @@ async def restore_pair(
 
 
 async def _lock_customers(conn: AsyncConnection, ids: Sequence[UUID], scope: Scope) -> dict[UUID, dict[str, Any]]:
-    stmt = select(c).where(c.c.id.in_(list(ids))).order_by(c.c.id).with_for_update()
-    if scope.partner_id is not None:
-        stmt = stmt.where(c.c.partner_id == scope.partner_id)
+    stmt = select(c).where(c.c.id.in_(list(ids)), readable.customers(scope)).order_by(c.c.id).with_for_update()
     return {r["id"]: r for r in dict_rows(await conn.execute(stmt))}
 
 
@@ -645,9 +647,7 @@ async def _scrub_jobs(conn: AsyncConnection, needles: list[str], ids: list[str])
 
 async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any]:
     """Everything held about one customer (and the duplicates merged into it), decrypted, as JSON."""
-    stmt = select(c).where(c.c.id == customer_id, c.c.deleted_at.is_(None))
-    if scope.partner_id is not None:
-        stmt = stmt.where(c.c.partner_id == scope.partner_id)
+    stmt = select(c).where(c.c.id == customer_id, c.c.deleted_at.is_(None), readable.customers(scope))
     found = dict_rows(await conn.execute(stmt))
     if not found:
         raise NotFound("no such customer", field="id")
@@ -757,18 +757,17 @@ async def report(
     conn: Any, *, required: Sequence[str], criteria: Sequence[str], stale_days: int, scope: Scope
 ) -> dict[str, Any]:
     await _no_jit(conn)
-    scoped = " AND partner_id = :partner_id" if scope.partner_id is not None else ""
     fields = [f for f in required if f in rules.REPORTABLE_FIELDS]  # allow-list
-    missing_cols = "".join(f", count(*) FILTER (WHERE {f} IS NULL) AS missing_{f}" for f in fields)
-    params = {"partner_id": scope.partner_id, "stale_days": stale_days}
+    missing_cols = "".join(f", count(*) FILTER (WHERE {f} IS NULL AND {_LIVE}) AS missing_{f}" for f in fields)
+    params = {**readable.params(scope), "stale_days": stale_days}
     counts = (
         await conn.execute(
             text(
                 f"SELECT count(*) FILTER (WHERE {_LIVE}) AS live,"
                 " count(*) FILTER (WHERE erased_at IS NOT NULL) AS erased,"
                 " count(*) FILTER (WHERE merged_into_id IS NOT NULL) AS merged"
-                f"{missing_cols.replace(' IS NULL)', f' IS NULL AND {_LIVE})')}"
-                f" FROM customers WHERE true{scoped}"
+                f"{missing_cols}"
+                f" FROM customers c WHERE true{readable.customers_sql(scope, 'c')}"
             ),
             params,
         )
@@ -788,7 +787,7 @@ async def report(
             text(
                 "SELECT to_char(date_trunc('month', m.merged_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month,"
                 " count(*) AS merges FROM customer_merges m JOIN customers s ON s.id = m.survivor_id"
-                f" WHERE m.merged_at > now() - interval '24 months'{scoped.replace('partner_id', 's.partner_id')}"
+                f" WHERE m.merged_at > now() - interval '24 months'{readable.customers_sql(scope, 's')}"
                 " GROUP BY 1 ORDER BY 1"
             ),
             params,
@@ -799,7 +798,7 @@ async def report(
             text(
                 "WITH ages AS (SELECT extract(epoch FROM now() - m.computed_at) / 3600.0 AS hours"
                 " FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id"
-                f" WHERE c.{_LIVE.replace(' AND ', ' AND c.')}{scoped.replace('partner_id', 'c.partner_id')})"
+                f" WHERE {_live('c')}{readable.customers_sql(scope, 'c')})"
                 " SELECT count(*) AS customers, count(*) FILTER (WHERE hours IS NULL) AS without_metrics,"
                 " percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) AS p50,"
                 " percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90,"

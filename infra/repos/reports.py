@@ -31,7 +31,8 @@ from uuid import UUID
 from sqlalchemy import text
 
 from domain.surveys import SCORE_BANDS
-from infra.repos.base import Executor, dict_rows
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Scope, dict_rows
 from infra.sla import breached_sql
 
 LIVE = "c.deleted_at IS NULL AND c.merged_into_id IS NULL"
@@ -54,7 +55,7 @@ def _in_range(column: str) -> str:
 
 
 async def complaint_rates(
-    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, scope: Scope
 ) -> list[dict[str, Any]]:
     """Tier x category grid (zeros included) of complaints and complaints per 1 000 customers."""
     sql = f"""
@@ -63,11 +64,12 @@ async def complaint_rates(
         SELECT k.tier_at_open AS tier, k.category_code AS category, count(*) AS complaints
         FROM complaints k
         WHERE k.tier_at_open IS NOT NULL AND {_in_range("k.opened_at")}
+          {readable.by_customer_sql(scope, "k.customer_id")}
         GROUP BY 1, 2
     ),
     live AS (
         SELECT c.tier_code AS tier, count(*) AS customers FROM customers c
-        WHERE {LIVE} AND c.tier_code IS NOT NULL GROUP BY 1
+        WHERE {LIVE} AND c.tier_code IS NOT NULL{readable.customers_sql(scope, "c")} GROUP BY 1
     ),
     tier_list AS (
         SELECT code AS tier, rank FROM active_tiers
@@ -87,11 +89,17 @@ async def complaint_rates(
     LEFT JOIN live l ON l.tier = t.tier
     ORDER BY t.rank NULLS LAST, t.tier, g.category
     """
-    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until, **readable.params(scope)}))
 
 
 async def top_root_causes(
-    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, tier: str | None, limit: int
+    db: Executor,
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    tier: str | None,
+    limit: int,
+    scope: Scope,
 ) -> list[dict[str, Any]]:
     """The most frequent root causes of the complaints opened in the range, with their share (percent)."""
     sql = f"""
@@ -99,14 +107,18 @@ async def top_root_causes(
            round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS share
     FROM complaints k JOIN root_causes r ON r.code = k.root_cause_code
     WHERE {_in_range("k.opened_at")} AND (CAST(:tier AS text) IS NULL OR k.tier_at_open = CAST(:tier AS text))
+      {readable.by_customer_sql(scope, "k.customer_id")}
     GROUP BY k.root_cause_code, r.label
     ORDER BY complaints DESC, code
     LIMIT :limit
     """
-    return dict_rows(await db.execute(text(sql), {"since": since, "until": until, "tier": tier, "limit": limit}))
+    params = {"since": since, "until": until, "tier": tier, "limit": limit, **readable.params(scope)}
+    return dict_rows(await db.execute(text(sql), params))
 
 
-async def reopen_rates(db: Executor, *, since: dt.datetime | None, until: dt.datetime | None) -> list[dict[str, Any]]:
+async def reopen_rates(
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, scope: Scope
+) -> list[dict[str, Any]]:
     """Per tier at opening, and overall (tier NULL, ``overall`` true): resolved, reopened, rate."""
     sql = f"""
     WITH active_tiers AS ({ACTIVE_TIERS})
@@ -118,13 +130,13 @@ async def reopen_rates(db: Executor, *, since: dt.datetime | None, until: dt.dat
                count(*) FILTER (WHERE k.reopen_count > 0) AS reopened,
                coalesce(sum(k.reopen_count), 0) AS reopens
         FROM complaints k
-        WHERE {_in_range("k.opened_at")}
+        WHERE {_in_range("k.opened_at")}{readable.by_customer_sql(scope, "k.customer_id")}
         GROUP BY GROUPING SETS ((k.tier_at_open), ())
     ) x
     LEFT JOIN active_tiers a ON a.code = x.tier
     ORDER BY x.overall, a.rank NULLS LAST, x.tier
     """
-    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until, **readable.params(scope)}))
 
 
 # ---------------------------------------------------------------- survey scores
@@ -148,6 +160,7 @@ async def survey_scores(
     since: dt.datetime | None,
     until: dt.datetime | None,
     survey_id: UUID | None,
+    scope: Scope,
     summaries: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per group: responses, scored answers, positive/negative counts, the score, invitations,
@@ -155,11 +168,12 @@ async def survey_scores(
 
     Served from the daily summaries (migration 0010) when the groups leave out DIMENSION and the range's
     bounds are UTC midnights (or open), with the same results; otherwise (or ``summaries=False``) by the
-    raw query over the answers and invitations."""
+    raw query over the answers and invitations. The summaries count every partner's customers: a partner's
+    scores always take the raw query over its own customers' answers and invitations."""
     if period not in PERIOD_UNITS or kind not in SCORE_BANDS or any(g not in SCORE_GROUPS for g in group_by):
         raise ValueError("unknown score kind, group or period")
     groups = list(dict.fromkeys(group_by))
-    if summaries and "DIMENSION" not in groups and _day_aligned(since) and _day_aligned(until):
+    if summaries and scope.unrestricted and "DIMENSION" not in groups and _day_aligned(since) and _day_aligned(until):
         return await _survey_scores_summarised(
             db, kind=kind, groups=groups, period=period, since=since, until=until, survey_id=survey_id
         )
@@ -189,6 +203,7 @@ async def survey_scores(
         JOIN survey_questions q ON q.id = a.question_id
         WHERE q.kind = :kind AND a.score IS NOT NULL AND {_in_range("r.submitted_at")}
           AND (CAST(:survey AS uuid) IS NULL OR r.survey_id = CAST(:survey AS uuid))
+          {readable.by_customer_sql(scope, "r.customer_id")}
         {group_clause}
     ),
     targets AS (
@@ -196,6 +211,7 @@ async def survey_scores(
         FROM survey_invitations i
         WHERE EXISTS (SELECT 1 FROM survey_questions q WHERE q.survey_id = i.survey_id AND q.kind = :kind)
           AND (CAST(:survey AS uuid) IS NULL OR i.survey_id = CAST(:survey AS uuid))
+          {readable.by_customer_sql(scope, "i.customer_id")}
         ORDER BY i.survey_id, i.customer_id, i.complaint_id, i.sent_at, i.id
     ),
     invited AS (
@@ -217,6 +233,7 @@ async def survey_scores(
         "since": since,
         "until": until,
         "survey": survey_id,
+        **readable.params(scope),
     }
     return _named_groups(dict_rows(await db.execute(text(sql), params)), groups, names)
 
@@ -318,7 +335,7 @@ async def _survey_scores_summarised(
 
 
 async def fairness(
-    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, summaries: bool = True
+    db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, scope: Scope, summaries: bool = True
 ) -> list[dict[str, Any]]:
     """One row per tier of the active policy, lowest rank first.
 
@@ -326,8 +343,9 @@ async def fairness(
     the complaints whose clocks are settled (stopped or paused: breached or not whatever the time) per tier,
     plus the running ones counted as of now; the complaints' clocks (narrow, with the two durations indexed
     per tier, so a median is two index entries at an offset); the live customers invited / answering per
-    tier; the NPS answers per day and tier. A range takes the raw query."""
-    if summaries and since is None and until is None:
+    tier; the NPS answers per day and tier. A range, or a partner's scope (the summaries count every
+    partner), takes the raw query."""
+    if summaries and scope.unrestricted and since is None and until is None:
         return await _fairness_summarised(db)
     sql = f"""
     WITH active_tiers AS ({ACTIVE_TIERS}),
@@ -344,7 +362,7 @@ async def fairness(
                percentile_cont(0.5) WITHIN GROUP (
                    ORDER BY extract(epoch FROM k.resolved_at - k.opened_at) - k.paused_seconds) AS resolution_s
         FROM complaints k
-        WHERE {_in_range("k.opened_at")}
+        WHERE {_in_range("k.opened_at")}{readable.by_customer_sql(scope, "k.customer_id")}
         GROUP BY k.tier_at_open
     ),
     reach AS (  -- who was invited / answered: hashed sets, not two index probes per customer (issue 7)
@@ -355,7 +373,7 @@ async def fairness(
                ON i.customer_id = c.id
         LEFT JOIN (SELECT DISTINCT r.customer_id FROM survey_responses r WHERE {_in_range("r.submitted_at")}) r
                ON r.customer_id = c.id
-        WHERE {LIVE}
+        WHERE {LIVE}{readable.customers_sql(scope, "c")}
         GROUP BY c.tier_code
     ),
     nps AS (
@@ -365,6 +383,7 @@ async def fairness(
         JOIN survey_responses r ON r.id = a.response_id
         JOIN survey_questions q ON q.id = a.question_id
         WHERE q.kind = 'nps' AND a.score IS NOT NULL AND {_in_range("r.submitted_at")}
+          {readable.by_customer_sql(scope, "r.customer_id")}
         GROUP BY r.tier_at_response
     )
     SELECT t.code AS tier, t.rank,
@@ -386,7 +405,7 @@ async def fairness(
     LEFT JOIN nps n ON n.tier = t.code
     ORDER BY t.rank
     """
-    return dict_rows(await db.execute(text(sql), {"since": since, "until": until}))
+    return dict_rows(await db.execute(text(sql), {"since": since, "until": until, **readable.params(scope)}))
 
 
 def _median_sql(column: str, count: str) -> str:
@@ -461,27 +480,27 @@ async def _fairness_summarised(db: Executor) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- churn
 
 
-async def churn_levels(db: Executor) -> list[dict[str, Any]]:
+async def churn_levels(db: Executor, *, scope: Scope) -> list[dict[str, Any]]:
     """Live customers per tier and churn level, with the mean score."""
     sql = f"""
     WITH active_tiers AS ({ACTIVE_TIERS})
     SELECT c.tier_code AS tier, s.level, count(*) AS customers, round(avg(s.score), 2) AS mean_score
     FROM churn_scores s JOIN customers c ON c.id = s.customer_id
     LEFT JOIN active_tiers t ON t.code = c.tier_code
-    WHERE {LIVE}
+    WHERE {LIVE}{readable.customers_sql(scope, "c")}
     GROUP BY c.tier_code, t.rank, s.level
     ORDER BY t.rank NULLS LAST, c.tier_code, array_position(ARRAY['green', 'yellow', 'red'], s.level)
     """
-    return dict_rows(await db.execute(text(sql)))
+    return dict_rows(await db.execute(text(sql), readable.params(scope)))
 
 
-async def churn_signals(db: Executor) -> list[dict[str, Any]]:
+async def churn_signals(db: Executor, *, scope: Scope) -> list[dict[str, Any]]:
     """How many live customers each signal fires for, most frequent first."""
     sql = f"""
     SELECT sig->>'code' AS code, count(*) AS customers
     FROM churn_scores s JOIN customers c ON c.id = s.customer_id
     CROSS JOIN LATERAL jsonb_array_elements(s.signals) AS sig
-    WHERE {LIVE}
+    WHERE {LIVE}{readable.customers_sql(scope, "c")}
     GROUP BY 1 ORDER BY customers DESC, code
     """
-    return dict_rows(await db.execute(text(sql)))
+    return dict_rows(await db.execute(text(sql), readable.params(scope)))

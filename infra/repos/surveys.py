@@ -17,6 +17,7 @@ from domain.errors import Conflict, NotFound
 from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
+from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
 from infra.tables import complaints, customers, survey_answers, survey_questions, survey_responses, surveys
 
@@ -61,9 +62,7 @@ async def create(db: Executor, values: dict[str, Any], questions: list[dict[str,
 
 
 def _scoped_responses(stmt: Any, scope: Scope) -> Any:
-    if scope.partner_id is not None:
-        stmt = stmt.where(r.c.customer_id.in_(select(customers.c.id).where(customers.c.partner_id == scope.partner_id)))
-    return stmt
+    return stmt.where(readable.by_customer(scope, r.c.customer_id))
 
 
 async def responses_by_ids(db: Executor, ids: Sequence[UUID], scope: Scope) -> dict[UUID, dict[str, Any]]:

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 
 from domain.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from domain.tiers import PolicySpec
+from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent
 from infra.tables import tier_changes, tier_policies, tier_runs, tiers
 from infra.tiering import METRIC_SQL
@@ -266,10 +267,6 @@ async def runs(db: Executor, *, first: int) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- reports
 
 
-def _scoped(scope: Scope) -> str:
-    return "" if scope.unrestricted else " AND c.partner_id = CAST(:partner AS uuid)"
-
-
 async def distribution(db: Executor, scope: Scope) -> list[dict[str, Any]]:
     """Live customers and their spend in the policy window, per current tier."""
     rows = (
@@ -277,10 +274,10 @@ async def distribution(db: Executor, scope: Scope) -> list[dict[str, Any]]:
             text(
                 "SELECT c.tier_code, count(*) AS customers, coalesce(sum(m.spend_12m), 0) AS revenue"
                 " FROM customers c LEFT JOIN customer_metrics m ON m.customer_id = c.id"
-                f" WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL{_scoped(scope)}"
+                f" WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL{readable.customers_sql(scope, 'c')}"
                 " GROUP BY c.tier_code"
             ),
-            {"partner": scope.partner_id},
+            readable.params(scope),
         )
     ).all()
     return [dict(r._mapping) for r in rows]
@@ -292,14 +289,14 @@ async def migrations(
     """For every live customer with a tier at ``until``: its tier at ``since`` (None: not tiered yet) and at
     ``until`` (the latest history row before each moment), counted per pair; and the history rows of the
     period by change type."""
-    params: Mapping[str, Any] = {"since": since, "until": until, "partner": scope.partner_id}
+    params: Mapping[str, Any] = {"since": since, "until": until, **readable.params(scope)}
     cells = (
         await db.execute(
             text(
                 f"""
                 WITH live AS (
                     SELECT c.id FROM customers c
-                    WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL{_scoped(scope)}
+                    WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL{readable.customers_sql(scope, "c")}
                 ),
                 at_end AS (
                     SELECT DISTINCT ON (customer_id) customer_id, to_tier FROM tier_changes
@@ -323,7 +320,7 @@ async def migrations(
             text(
                 "SELECT t.change_type, count(*) AS n FROM tier_changes t JOIN customers c ON c.id = t.customer_id"
                 " WHERE t.changed_at >= :since AND t.changed_at < :until"
-                f" AND c.deleted_at IS NULL AND c.merged_into_id IS NULL{_scoped(scope)} GROUP BY 1"
+                f" AND c.deleted_at IS NULL AND c.merged_into_id IS NULL{readable.customers_sql(scope, 'c')} GROUP BY 1"
             ),
             params,
         )

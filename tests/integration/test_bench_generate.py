@@ -19,6 +19,7 @@ from infra import crypto
 from infra import tables as t
 from infra.db import create_engine
 from infra.repos import reports as reports_repo
+from infra.repos.base import ALL
 from tests.conftest import test_settings
 
 # Every single-column foreign key of the tables the generator fills, from the catalogue.
@@ -226,13 +227,13 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
             # The COPY skipped the summaries' triggers: the rebuild after it makes the reports right.
             for groups in (["TIER"], ["PERIOD", "CHANNEL"]):
                 args: dict[str, Any] = dict(
-                    kind="nps", group_by=groups, period="month", since=None, until=None, survey_id=None
+                    kind="nps", group_by=groups, period="month", since=None, until=None, survey_id=None, scope=ALL
                 )
                 summarised = await reports_repo.survey_scores(conn, **args)
                 assert summarised == await reports_repo.survey_scores(conn, **args, summaries=False)
                 assert sum(r["answers"] for r in summarised) > 0
-            fairness = await reports_repo.fairness(conn, since=None, until=None)
-            assert fairness == await reports_repo.fairness(conn, since=None, until=None, summaries=False)
+            fairness = await reports_repo.fairness(conn, since=None, until=None, scope=ALL)
+            assert fairness == await reports_repo.fairness(conn, since=None, until=None, scope=ALL, summaries=False)
             assert sum(r["complaints"] for r in fairness) > 0
     finally:
         await engine.dispose()

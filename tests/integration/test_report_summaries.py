@@ -24,7 +24,7 @@ from infra.db import StatementCounter, create_engine
 from infra.repos import quality
 from infra.repos import reports as reports_repo
 from infra.repos import surveys as surveys_repo
-from infra.repos.base import Scope
+from infra.repos.base import ALL, Scope
 from tests.conftest import test_settings
 
 CUSTOMERS = 600
@@ -100,7 +100,7 @@ async def _assert_same(engine: AsyncEngine, *, thorough: bool) -> int:
                     periods, ranges, surveys if thorough else surveys[:2]
                 ):
                     args: dict[str, Any] = dict(
-                        kind=kind, group_by=groups, period=period, since=since, until=until, survey_id=survey
+                        kind=kind, group_by=groups, period=period, since=since, until=until, survey_id=survey, scope=ALL
                     )
                     summarised = await reports_repo.survey_scores(conn, **args)
                     raw = await reports_repo.survey_scores(conn, **args, summaries=False)
@@ -116,14 +116,15 @@ async def _assert_same(engine: AsyncEngine, *, thorough: bool) -> int:
                 since=None,
                 until=None,
                 survey_id=None,
+                scope=ALL,
             )
-            summarised = await reports_repo.fairness(conn, since=None, until=None)
+            summarised = await reports_repo.fairness(conn, since=None, until=None, scope=ALL)
         assert any("report_score_days" in q for q in read.statements), read.statements
         assert any("report_complaint_clocks" in q for q in read.statements), read.statements
         assert not any(re.search(r"\b(FROM|JOIN)\s+(survey_answers|complaints)\b", q) for q in read.statements), (
             read.statements
         )
-        assert summarised == await reports_repo.fairness(conn, since=None, until=None, summaries=False)
+        assert summarised == await reports_repo.fairness(conn, since=None, until=None, scope=ALL, summaries=False)
         assert len(summarised) >= 2
         assert all(r["complaints"] > 0 and r["customers"] > 0 for r in summarised)
         assert any(r["median_first_response_minutes"] is not None for r in summarised)

@@ -186,9 +186,7 @@ async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callabl
     return result  # type: ignore[no-any-return]
 
 
-async def _roles_of_subject(
-    info: Info[Context, None], subject: str
-) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+async def _roles_of_subject(info: Info[Context, None], subject: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     store = _ctx(info).services.authz.store
     kind, _, ident = subject.partition(":")
     if kind == "role":

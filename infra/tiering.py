@@ -646,9 +646,7 @@ async def set_override(
     )
 
 
-async def clear_override(
-    conn: AsyncConnection, customer_id: UUID, *, reason: str, actor: str, scope: Scope
-) -> None:
+async def clear_override(conn: AsyncConnection, customer_id: UUID, *, reason: str, actor: str, scope: Scope) -> None:
     """End a customer's override now: the rules place it again (same path as an expiry)."""
     row = (
         await conn.execute(

@@ -24,7 +24,6 @@ from tests.api.security_helpers import (
     PARTNER_B,
     World,
     complaint_input,
-    raw_id,
     sql,
     world_for,
 )
@@ -54,8 +53,13 @@ async def fx(template_db: str) -> AsyncIterator[Fixture]:
     async with world_for(template_db) as w:
         api = w.api
         admin = w.tokens["admin"]
-        ref = (await api.gql(admin, """{ activeTierPolicy { id } activeSlaPolicy { id }
-            rootCauses { code } }"""))["data"]
+        ref = (
+            await api.gql(
+                admin,
+                """{ activeTierPolicy { id } activeSlaPolicy { id }
+            rootCauses { code } }""",
+            )
+        )["data"]
         ids = {
             "other": w.bruno,
             "unowned": w.ada,
@@ -85,41 +89,58 @@ def _v(*names: str, **fixed: Any) -> Callable[[dict[str, str]], dict[str, Any]]:
 # partner wherever an operation takes an id or a partner.
 CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     # ------------------------------------------------------------------ Query
-    "explainAccess": ("""query($s: String!) { explainAccess(subject: $s, field: "Customer.email") {
-        subject roles allowed reason } }""", lambda ids: {"s": f"token:{ids['otherToken']}"}),
-    "auditLog": ("{ auditLog(first: 100) { totalCount edges { node { actor action targetIds before after } } } }",
-                 _v()),
+    "explainAccess": (
+        """query($s: String!) { explainAccess(subject: $s, field: "Customer.email") {
+        subject roles allowed reason } }""",
+        lambda ids: {"s": f"token:{ids['otherToken']}"},
+    ),
+    "auditLog": (
+        "{ auditLog(first: 100) { totalCount edges { node { actor action targetIds before after } } } }",
+        _v(),
+    ),
     "roles": ("{ roles { name grants { object action } } }", _v()),
     "policies": ("{ policies { subject object action } }", _v()),
     "apiTokens": ("{ apiTokens { id name partnerId role } }", _v()),
     "tierPolicy": ("query($policy: ID!) { tierPolicy(id: $policy) { id name } }", _v("policy")),
-    "simulateTierPolicy": ("query($policy: ID!) { simulateTierPolicy(draftId: $policy) { customers changing } }",
-                           _v("policy")),
+    "simulateTierPolicy": (
+        "query($policy: ID!) { simulateTierPolicy(draftId: $policy) { customers changing } }",
+        _v("policy"),
+    ),
     "tierDistribution": ("{ tierDistribution { customers tiers { tier customers } } }", _v()),
-    "tierMigrations": ("""{ tierMigrations(since: "2000-01-01T00:00:00Z") { customers moved
-        cells { fromTier toTier customers } } }""", _v()),
+    "tierMigrations": (
+        """{ tierMigrations(since: "2000-01-01T00:00:00Z") { customers moved
+        cells { fromTier toTier customers } } }""",
+        _v(),
+    ),
     "tierRuns": ("{ tierRuns { id customersTotal } }", _v()),
-    "reports": ("""{ reports {
+    "reports": (
+        """{ reports {
         complaints { perThousandCustomers { tier category complaints customers }
                      topRootCauses { code complaints } reopenRates { tier resolved reopened } }
         surveyScores(metric: NPS, groupBy: [TIER]) { tier responses answers invitations }
         fairness { tiers { tier complaints customers customersInvited customersAnswered npsAnswers } }
-        churnRisk { levels { tier level customers } signals { code customers } } } }""", _v()),
+        churnRisk { levels { tier level customers } signals { code customers } } } }""",
+        _v(),
+    ),
     "slaPolicies": ("{ slaPolicies { id name } }", _v()),
     "activeSlaPolicy": ("{ activeSlaPolicy { id name } }", _v()),
-    "customerDuplicates": ("""{ customerDuplicates(first: 50, includeDismissed: true) { totalCount
-        edges { node { reasons a { id name } b { id name } } } } }""", _v()),
-    "dataQualityReport": ("""{ dataQualityReport { liveCustomers erasedCustomers mergedCustomers duplicatePairs
-        missing { field missing } metricsStaleness { customers } } }""", _v()),
+    "customerDuplicates": (
+        """{ customerDuplicates(first: 50, includeDismissed: true) { totalCount
+        edges { node { reasons a { id name } b { id name } } } } }""",
+        _v(),
+    ),
+    "dataQualityReport": (
+        """{ dataQualityReport { liveCustomers erasedCustomers mergedCustomers duplicatePairs
+        missing { field missing } metricsStaleness { customers } } }""",
+        _v(),
+    ),
     "exportCustomerData": ("query($other: ID!) { exportCustomerData(id: $other) }", _v("other")),
     "viewer": ("{ viewer { subject kind roles partnerId } }", _v()),
     "node": ("query($other: ID!) { node(id: $other) { id ... on Customer { name } } }", _v("other")),
     "customer": ("query($other: ID!) { customer(id: $other) { id name } }", _v("other")),
     "customers": ("{ customers(first: 100) { totalCount edges { node { id name partner { id name } } } } }", _v()),
-    "complaint": ("query($c: ID!) { complaint(id: $c) { id description } }",
-                  lambda ids: {"c": ids["otherComplaint"]}),
-    "complaints": ("{ complaints(first: 100) { totalCount edges { node { id description customer { id } } } } }",
-                   _v()),
+    "complaint": ("query($c: ID!) { complaint(id: $c) { id description } }", lambda ids: {"c": ids["otherComplaint"]}),
+    "complaints": ("{ complaints(first: 100) { totalCount edges { node { id description customer { id } } } } }", _v()),
     "survey": ("query($survey: ID!) { survey(id: $survey) { id title } }", _v("survey")),
     "surveys": ("{ surveys(first: 20) { edges { node { id title } } } }", _v()),
     "tierPolicies": ("{ tierPolicies { id name } }", _v()),
@@ -129,80 +150,170 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     # ------------------------------------------------------------------ Mutation
     "createRole": ('mutation { createRole(name: "escalated") { ok userErrors { code } } }', _v()),
     "deleteRole": ('mutation { deleteRole(name: "analyst") { ok userErrors { code } } }', _v()),
-    "grantAccess": ("""mutation { grantAccess(role: "partner", object: "Mutation.createRole", action: WRITE) {
-        ok userErrors { code } } }""", _v()),
-    "revokeAccess": ("""mutation { revokeAccess(role: "support_agent", object: "Query.customers", action: READ) {
-        ok userErrors { code } } }""", _v()),
+    "grantAccess": (
+        """mutation { grantAccess(role: "partner", object: "Mutation.createRole", action: WRITE) {
+        ok userErrors { code } } }""",
+        _v(),
+    ),
+    "revokeAccess": (
+        """mutation { revokeAccess(role: "support_agent", object: "Query.customers", action: READ) {
+        ok userErrors { code } } }""",
+        _v(),
+    ),
     "assignRole": ('mutation { assignRole(user: "mallory", role: "admin") { ok userErrors { code } } }', _v()),
     "unassignRole": ('mutation { unassignRole(user: "alice", role: "admin") { ok userErrors { code } } }', _v()),
-    "createPartnerToken": (f"""mutation {{ createPartnerToken(partner: "{PARTNER_B}", name: "stolen") {{
-        token apiToken {{ id partnerId }} userErrors {{ code }} }} }}""", _v()),
-    "revokePartnerToken": ("mutation($otherToken: ID!) { revokePartnerToken(id: $otherToken) { ok userErrors { code } } }",
-                           _v("otherToken")),
-    "setPartnerTokenRateLimit": ("""mutation($otherToken: ID!) { setPartnerTokenRateLimit(id: $otherToken,
-        perMinute: 1) { apiToken { id } userErrors { code } } }""", _v("otherToken")),
-    "createTierPolicyDraft": ("""mutation($policy: ID!) { createTierPolicyDraft(input: {name: "mine",
-        copyFrom: $policy}) { policy { id } userErrors { code } } }""", _v("policy")),
-    "updateTierPolicyDraft": ("""mutation($policy: ID!) { updateTierPolicyDraft(input: {id: $policy,
-        expectedRevision: 1, name: "renamed"}) { policy { id } userErrors { code } } }""", _v("policy")),
-    "discardTierPolicyDraft": ("""mutation($policy: ID!) { discardTierPolicyDraft(id: $policy) {
-        discardedId userErrors { code } } }""", _v("policy")),
-    "activateTierPolicy": ("""mutation($policy: ID!) { activateTierPolicy(id: $policy) {
-        retiredVersion userErrors { code } } }""", _v("policy")),
-    "overrideCustomerTier": ("""mutation($other: ID!, $until: DateTime!) { overrideCustomerTier(input: {
+    "createPartnerToken": (
+        f"""mutation {{ createPartnerToken(partner: "{PARTNER_B}", name: "stolen") {{
+        token apiToken {{ id partnerId }} userErrors {{ code }} }} }}""",
+        _v(),
+    ),
+    "revokePartnerToken": (
+        "mutation($otherToken: ID!) { revokePartnerToken(id: $otherToken) { ok userErrors { code } } }",
+        _v("otherToken"),
+    ),
+    "setPartnerTokenRateLimit": (
+        """mutation($otherToken: ID!) { setPartnerTokenRateLimit(id: $otherToken,
+        perMinute: 1) { apiToken { id } userErrors { code } } }""",
+        _v("otherToken"),
+    ),
+    "createTierPolicyDraft": (
+        """mutation($policy: ID!) { createTierPolicyDraft(input: {name: "mine",
+        copyFrom: $policy}) { policy { id } userErrors { code } } }""",
+        _v("policy"),
+    ),
+    "updateTierPolicyDraft": (
+        """mutation($policy: ID!) { updateTierPolicyDraft(input: {id: $policy,
+        expectedRevision: 1, name: "renamed"}) { policy { id } userErrors { code } } }""",
+        _v("policy"),
+    ),
+    "discardTierPolicyDraft": (
+        """mutation($policy: ID!) { discardTierPolicyDraft(id: $policy) {
+        discardedId userErrors { code } } }""",
+        _v("policy"),
+    ),
+    "activateTierPolicy": (
+        """mutation($policy: ID!) { activateTierPolicy(id: $policy) {
+        retiredVersion userErrors { code } } }""",
+        _v("policy"),
+    ),
+    "overrideCustomerTier": (
+        """mutation($other: ID!, $until: DateTime!) { overrideCustomerTier(input: {
         customerId: $other, tier: "silver", reason: "x", expiresAt: $until}) { customer { id } userErrors { code } } }""",
-                             lambda ids: {"other": ids["other"], "until": IN_A_MONTH}),
-    "clearCustomerTierOverride": ("""mutation($other: ID!) { clearCustomerTierOverride(input: {customerId: $other,
-        reason: "x"}) { customer { id } userErrors { code } } }""", _v("other")),
-    "createSlaPolicy": ("""mutation { createSlaPolicy(input: {name: "mine", targets: []}) {
-        slaPolicy { id } userErrors { code } } }""", _v()),
-    "activateSlaPolicy": ("""mutation($sla: ID!) { activateSlaPolicy(id: $sla) {
-        slaPolicy { id } userErrors { code } } }""", _v("sla")),
-    "addComplaintCategory": ("""mutation { addComplaintCategory(code: "mine", label: "Mine") {
-        taxon { code } userErrors { code } } }""", _v()),
-    "deactivateComplaintCategory": ("""mutation { deactivateComplaintCategory(code: "delivery") {
-        taxon { code } userErrors { code } } }""", _v()),
-    "addRootCause": ("""mutation { addRootCause(code: "mine", label: "Mine") {
-        taxon { code } userErrors { code } } }""", _v()),
-    "deactivateRootCause": ("""mutation($rootCause: String!) { deactivateRootCause(code: $rootCause) {
-        taxon { code } userErrors { code } } }""", _v("rootCause")),
-    "inviteToSurvey": ("""mutation($survey: ID!, $other: ID!) { inviteToSurvey(input: {surveyId: $survey,
+        lambda ids: {"other": ids["other"], "until": IN_A_MONTH},
+    ),
+    "clearCustomerTierOverride": (
+        """mutation($other: ID!) { clearCustomerTierOverride(input: {customerId: $other,
+        reason: "x"}) { customer { id } userErrors { code } } }""",
+        _v("other"),
+    ),
+    "createSlaPolicy": (
+        """mutation { createSlaPolicy(input: {name: "mine", targets: []}) {
+        slaPolicy { id } userErrors { code } } }""",
+        _v(),
+    ),
+    "activateSlaPolicy": (
+        """mutation($sla: ID!) { activateSlaPolicy(id: $sla) {
+        slaPolicy { id } userErrors { code } } }""",
+        _v("sla"),
+    ),
+    "addComplaintCategory": (
+        """mutation { addComplaintCategory(code: "mine", label: "Mine") {
+        taxon { code } userErrors { code } } }""",
+        _v(),
+    ),
+    "deactivateComplaintCategory": (
+        """mutation { deactivateComplaintCategory(code: "delivery") {
+        taxon { code } userErrors { code } } }""",
+        _v(),
+    ),
+    "addRootCause": (
+        """mutation { addRootCause(code: "mine", label: "Mine") {
+        taxon { code } userErrors { code } } }""",
+        _v(),
+    ),
+    "deactivateRootCause": (
+        """mutation($rootCause: String!) { deactivateRootCause(code: $rootCause) {
+        taxon { code } userErrors { code } } }""",
+        _v("rootCause"),
+    ),
+    "inviteToSurvey": (
+        """mutation($survey: ID!, $other: ID!) { inviteToSurvey(input: {surveyId: $survey,
         customerIds: [$other]}) { invitations { id customer { id } } skipped { customerId reason }
-        userErrors { code } } }""", _v("survey", "other")),
-    "mergeCustomers": ("""mutation($own: ID!, $other: ID!) { mergeCustomers(survivorId: $own, duplicateId: $other) {
-        survivor { id } userErrors { code } } }""", _v("own", "other")),
-    "dismissDuplicatePair": ("""mutation($own: ID!, $other: ID!) { dismissDuplicatePair(customerId: $own,
-        otherId: $other) { changed pair { a { id } b { id } } userErrors { code } } }""", _v("own", "other")),
-    "restoreDuplicatePair": ("""mutation($own: ID!, $other: ID!) { restoreDuplicatePair(customerId: $own,
-        otherId: $other) { changed userErrors { code } } }""", _v("own", "other")),
-    "eraseCustomer": ("mutation($other: ID!) { eraseCustomer(id: $other) { erasedId erased userErrors { code } } }",
-                      _v("other")),
-    "setCustomerConsent": ("""mutation($other: ID!) { setCustomerConsent(customerId: $other, channel: EMAIL,
-        given: true) { changed customer { id } userErrors { code } } }""", _v("other")),
-    "createCustomer": ("""mutation { createCustomer(input: {name: "Confined New", externalRef: "sw-0001"}) {
-        customer { id name } userErrors { code } } }""", _v()),
-    "updateCustomer": ("""mutation($other: ID!) { updateCustomer(input: {id: $other, expectedVersion: 1,
-        name: "Hijacked"}) { customer { id name } userErrors { code } } }""", _v("other")),
-    "deleteCustomer": ("""mutation($other: ID!) { deleteCustomer(input: {id: $other, expectedVersion: 1}) {
-        deletedId userErrors { code } } }""", _v("other")),
-    "recordPurchases": ("""mutation($other: ID!) { recordPurchases(input: {purchases: [{customerId: $other,
-        amount: "1.00", externalId: "confined-1"}]}) { insertedCount userErrors { code } } }""", _v("other")),
-    "openComplaint": ("""mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
+        userErrors { code } } }""",
+        _v("survey", "other"),
+    ),
+    "mergeCustomers": (
+        """mutation($own: ID!, $other: ID!) { mergeCustomers(survivorId: $own, duplicateId: $other) {
+        survivor { id } userErrors { code } } }""",
+        _v("own", "other"),
+    ),
+    "dismissDuplicatePair": (
+        """mutation($own: ID!, $other: ID!) { dismissDuplicatePair(customerId: $own,
+        otherId: $other) { changed pair { a { id } b { id } } userErrors { code } } }""",
+        _v("own", "other"),
+    ),
+    "restoreDuplicatePair": (
+        """mutation($own: ID!, $other: ID!) { restoreDuplicatePair(customerId: $own,
+        otherId: $other) { changed userErrors { code } } }""",
+        _v("own", "other"),
+    ),
+    "eraseCustomer": (
+        "mutation($other: ID!) { eraseCustomer(id: $other) { erasedId erased userErrors { code } } }",
+        _v("other"),
+    ),
+    "setCustomerConsent": (
+        """mutation($other: ID!) { setCustomerConsent(customerId: $other, channel: EMAIL,
+        given: true) { changed customer { id } userErrors { code } } }""",
+        _v("other"),
+    ),
+    "createCustomer": (
+        """mutation { createCustomer(input: {name: "Confined New", externalRef: "sw-0001"}) {
+        customer { id name } userErrors { code } } }""",
+        _v(),
+    ),
+    "updateCustomer": (
+        """mutation($other: ID!) { updateCustomer(input: {id: $other, expectedVersion: 1,
+        name: "Hijacked"}) { customer { id name } userErrors { code } } }""",
+        _v("other"),
+    ),
+    "deleteCustomer": (
+        """mutation($other: ID!) { deleteCustomer(input: {id: $other, expectedVersion: 1}) {
+        deletedId userErrors { code } } }""",
+        _v("other"),
+    ),
+    "recordPurchases": (
+        """mutation($other: ID!) { recordPurchases(input: {purchases: [{customerId: $other,
+        amount: "1.00", externalId: "confined-1"}]}) { insertedCount userErrors { code } } }""",
+        _v("other"),
+    ),
+    "openComplaint": (
+        """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
         complaint { id } userErrors { code } } }""",
-                      lambda ids: {"input": complaint_input(ids["other"], "confined", externalId="confined-1")}),
-    "transitionComplaint": ("""mutation($c: ID!) { transitionComplaint(input: {id: $c, expectedVersion: 1,
-        to: OPEN}) { complaint { id } userErrors { code } } }""", lambda ids: {"c": ids["otherComplaint"]}),
-    "createSurvey": ("""mutation { createSurvey(input: {title: "Mine", channels: [EMAIL],
-        questions: [{kind: NPS, dimension: "nps", prompt: "?"}]}) { survey { id } userErrors { code } } }""", _v()),
-    "submitSurveyResponse": ("""mutation($survey: ID!, $other: ID!, $nps: ID!) { submitSurveyResponse(input: {
+        lambda ids: {"input": complaint_input(ids["other"], "confined", externalId="confined-1")},
+    ),
+    "transitionComplaint": (
+        """mutation($c: ID!) { transitionComplaint(input: {id: $c, expectedVersion: 1,
+        to: OPEN}) { complaint { id } userErrors { code } } }""",
+        lambda ids: {"c": ids["otherComplaint"]},
+    ),
+    "createSurvey": (
+        """mutation { createSurvey(input: {title: "Mine", channels: [EMAIL],
+        questions: [{kind: NPS, dimension: "nps", prompt: "?"}]}) { survey { id } userErrors { code } } }""",
+        _v(),
+    ),
+    "submitSurveyResponse": (
+        """mutation($survey: ID!, $other: ID!, $nps: ID!) { submitSurveyResponse(input: {
         surveyId: $survey, customerId: $other, channel: EMAIL, answers: [{questionId: $nps, score: 1}]}) {
-        response { id } userErrors { code } } }""", _v("survey", "other", "nps")),
+        response { id } userErrors { code } } }""",
+        _v("survey", "other", "nps"),
+    ),
 }
 
 
 def schema_operations() -> set[str]:
     schema = build_schema()._schema
-    assert schema.query_type is not None and schema.mutation_type is not None
+    assert schema.query_type is not None
+    assert schema.mutation_type is not None
     return set(schema.query_type.fields) | set(schema.mutation_type.fields)
 
 
@@ -294,8 +405,10 @@ async def _answer_is_own(fx: Fixture, op: str, data: Any) -> list[str]:
         if others:
             problems.append(f"apiTokens: other partners' tokens {others}")
     elif op == "auditLog":
-        mine = {f"token:{r[0]}" for r in await sql(fx.world.url, "SELECT id FROM api_tokens WHERE partner_id = $1",
-                                                   fx.world.partner_a)}
+        mine = {
+            f"token:{r[0]}"
+            for r in await sql(fx.world.url, "SELECT id FROM api_tokens WHERE partner_id = $1", fx.world.partner_a)
+        }
         foreign = {e["node"]["actor"] for e in data["edges"]} - mine
         if foreign:
             problems.append(f"auditLog: entries of other actors {sorted(foreign)}")
@@ -306,14 +419,29 @@ async def _others_state(fx: Fixture) -> list[Any]:
     """Everything of the other partner (and of the whole system) that a confined write could change."""
     w = fx.world
     return [
-        await sql(w.url, "SELECT id, version, name, deleted_at, erased_at, merged_into_id, tier_override_code,"
-                  " consent_email_at FROM customers WHERE partner_id IS DISTINCT FROM $1 ORDER BY id", w.partner_a),
-        await sql(w.url, "SELECT k.id, k.version, k.status FROM complaints k JOIN customers c ON c.id = k.customer_id"
-                  " WHERE c.partner_id IS DISTINCT FROM $1 ORDER BY k.id", w.partner_a),
-        await sql(w.url, "SELECT p.id FROM purchases p JOIN customers c ON c.id = p.customer_id"
-                  " WHERE c.partner_id IS DISTINCT FROM $1 ORDER BY p.id", w.partner_a),
-        await sql(w.url, "SELECT id, revoked_at, rate_limit_per_minute FROM api_tokens WHERE partner_id <> $1"
-                  " ORDER BY id", w.partner_a),
+        await sql(
+            w.url,
+            "SELECT id, version, name, deleted_at, erased_at, merged_into_id, tier_override_code,"
+            " consent_email_at FROM customers WHERE partner_id IS DISTINCT FROM $1 ORDER BY id",
+            w.partner_a,
+        ),
+        await sql(
+            w.url,
+            "SELECT k.id, k.version, k.status FROM complaints k JOIN customers c ON c.id = k.customer_id"
+            " WHERE c.partner_id IS DISTINCT FROM $1 ORDER BY k.id",
+            w.partner_a,
+        ),
+        await sql(
+            w.url,
+            "SELECT p.id FROM purchases p JOIN customers c ON c.id = p.customer_id"
+            " WHERE c.partner_id IS DISTINCT FROM $1 ORDER BY p.id",
+            w.partner_a,
+        ),
+        await sql(
+            w.url,
+            "SELECT id, revoked_at, rate_limit_per_minute FROM api_tokens WHERE partner_id <> $1 ORDER BY id",
+            w.partner_a,
+        ),
         await sql(w.url, "SELECT count(*) FROM api_tokens"),
         await sql(w.url, "SELECT ptype, v0, v1, v2, v3 FROM casbin_rules ORDER BY id"),
         await sql(w.url, "SELECT id, status FROM tier_policies ORDER BY id"),
@@ -357,11 +485,37 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
     assert problems == [], "\n".join(problems)
     assert await _others_state(fx) == before, "a confined call changed another partner's or the system's data"
     # the operations without a partner scope are refused to every role, the admin role included
-    for op in ("roles", "policies", "explainAccess", "createRole", "grantAccess", "assignRole", "createTierPolicyDraft",
-               "activateTierPolicy", "setPartnerTokenRateLimit", "createSurvey", "tierRuns", "simulateTierPolicy"):
+    for op in (
+        "roles",
+        "policies",
+        "explainAccess",
+        "createRole",
+        "grantAccess",
+        "assignRole",
+        "createTierPolicyDraft",
+        "activateTierPolicy",
+        "setPartnerTokenRateLimit",
+        "createSurvey",
+        "tierRuns",
+        "simulateTierPolicy",
+    ):
         assert op in refused, (op, role, answers.get(op))
     # and what aims at the other partner's objects is refused
-    for op in ("customer", "node", "complaint", "exportCustomerData", "updateCustomer", "deleteCustomer",
-               "eraseCustomer", "setCustomerConsent", "mergeCustomers", "revokePartnerToken", "createPartnerToken",
-               "overrideCustomerTier", "transitionComplaint", "openComplaint", "submitSurveyResponse"):
+    for op in (
+        "customer",
+        "node",
+        "complaint",
+        "exportCustomerData",
+        "updateCustomer",
+        "deleteCustomer",
+        "eraseCustomer",
+        "setCustomerConsent",
+        "mergeCustomers",
+        "revokePartnerToken",
+        "createPartnerToken",
+        "overrideCustomerTier",
+        "transitionComplaint",
+        "openComplaint",
+        "submitSurveyResponse",
+    ):
         assert op in refused, (op, role, answers.get(op))

@@ -58,15 +58,29 @@ def _no_system_administration(store: PolicyStore, role: str, *, field: str, why:
         )
 
 
-async def _partner_tokens_stay_confined(db: Executor) -> None:
-    """After a change of the policy (in the same transaction, before it commits): no role held by a live
-    partner token may have become system-administering; otherwise the change is refused and rolled back."""
+async def _held_administration(db: Executor) -> dict[str, set[str]]:
+    """Per role held by a live partner token: the system-administering operations it grants now."""
     held = await partners_repo.roles_of_live_tokens(db)
     if not held:
-        return
+        return {}
     store = await _policy_in_transaction(db)
-    for role in sorted(held):
-        _no_system_administration(store, role, field="role", why="refused because a partner token holds it")
+    return {role: set(system_operations(store, (role,))) for role in held}
+
+
+async def _partner_tokens_stay_confined(db: Executor, before: dict[str, set[str]]) -> None:
+    """After a change of the policy (in the same transaction, before it commits): no role held by a live
+    partner token may have gained a system-administering operation; otherwise the change is refused and
+    rolled back. (A token that holds such a role already, written before this rule or by hand, blocks
+    nothing: it is confined by its decisions whatever it holds; revoke it.)"""
+    for role, operations in sorted((await _held_administration(db)).items()):
+        gained = sorted(operations - before.get(role, set()))
+        if gained:
+            raise ValidationFailed(
+                f"refused: role {role} is held by a partner token and would administer the whole system"
+                f" ({', '.join(gained)}), which a partner token may not (partner tokens are confined to their"
+                " partner)",
+                field="role",
+            )
 
 
 async def _audit(db: Executor, actor: str, action: str, *, before: Any = None, after: Any = None) -> int:
@@ -94,7 +108,6 @@ async def create_role(db: Executor, name: str, description: str, *, actor: str, 
     if inherits:
         await _require_role(db, inherits)
         await repo.add_rule(db, "g", (f"role:{name}", f"role:{inherits}"))
-        await _partner_tokens_stay_confined(db)
     return await _audit(
         db, actor, "role.create", after={"role": name, "description": description, "inherits": inherits}
     )
@@ -102,11 +115,12 @@ async def create_role(db: Executor, name: str, description: str, *, actor: str, 
 
 async def delete_role(db: Executor, name: str, *, actor: str) -> int:
     await _require_role(db, name)
+    before = await _held_administration(db)
     removed = await repo.remove_rules(db, "p", v0=f"role:{name}")
     removed += await repo.remove_rules(db, "g", v1=f"role:{name}")
     removed += await repo.remove_rules(db, "g", v0=f"role:{name}")
     await repo.delete_role(db, name)
-    await _partner_tokens_stay_confined(db)
+    await _partner_tokens_stay_confined(db, before)
     return await _audit(db, actor, "role.delete", before={"role": name, "rulesRemoved": removed})
 
 
@@ -118,18 +132,20 @@ async def grant(db: Executor, role: str, obj: str, action: str, *, actor: str, e
     if effect not in EFFECTS:
         raise ValidationFailed("effect is allow or deny", field="effect")
     rule = (f"role:{role}", obj, action, effect)
+    before = await _held_administration(db)
     if not await repo.add_rule(db, "p", rule):
         raise ValidationFailed("that grant exists already", field="object")
-    await _partner_tokens_stay_confined(db)
+    await _partner_tokens_stay_confined(db, before)
     return await _audit(db, actor, "grant", after={"rule": list(rule)})
 
 
 async def revoke(db: Executor, role: str, obj: str, action: str, *, actor: str, effect: str = "allow") -> int:
     await _require_role(db, role)
     rule = (f"role:{role}", obj, action, effect)
+    before = await _held_administration(db)
     if not await repo.remove_rules(db, "p", v0=rule[0], v1=obj, v2=action, v3=effect):
         raise NotFound("no such grant", field="object")
-    await _partner_tokens_stay_confined(db)  # revoking a deny can widen a role
+    await _partner_tokens_stay_confined(db, before)  # revoking a deny can widen a role
     return await _audit(db, actor, "revoke", before={"rule": list(rule)})
 
 

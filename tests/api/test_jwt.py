@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from api.auth import issue_staff_token, new_partner_token
 from authz import admin
+from infra.repos.base import ALL
 from infra.settings import DEV_JWT_SECRET
 from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings
@@ -262,7 +263,7 @@ async def test_revoked_partner_token_is_unauthenticated(hs_api: Api) -> None:
     token, _ = await hs_api.partner_token(partner="Revoked Shop")
     await viewer(hs_api, token)  # works before
     async with hs_api.services.engine.connect() as conn:
-        await admin.revoke_partner_token(conn, _token_id(token), actor="user:alice")
+        await admin.revoke_partner_token(conn, _token_id(token), actor="user:alice", scope=ALL)
         await conn.commit()
     await assert_unauthenticated(hs_api, f"Bearer {token}")
 

@@ -24,6 +24,7 @@ from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level
 from domain import quality as rules
 from domain.errors import ValidationFailed
+from infra.after_change import after_change
 from infra.pagination import decode_cursor, encode_cursor
 from infra.repos import authz as authz_repo
 from infra.repos import quality as quality_repo
@@ -403,6 +404,8 @@ class PrivacyMutation:
                     survivor_version=expected_survivor_version,
                     duplicate_version=expected_duplicate_version,
                 )
+                # the survivor now holds the duplicate's purchases, complaints and answers
+                await after_change(uow.conn, [survivor], actor=ctx.actor)
                 uow.commit()
             forget(ctx.loaders.customer, survivor)
             forget(ctx.loaders.customer, duplicate)
@@ -467,6 +470,8 @@ class PrivacyMutation:
                 done = await quality_repo.erase(
                     uow.conn, customer_id, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
                 )
+                # the profile is gone, the aggregates stay: the step keeps metrics, tier and churn consistent
+                await after_change(uow.conn, [customer_id], actor=ctx.actor)
                 uow.commit()
             for i in done["ids"]:
                 forget(ctx.loaders.customer, i)

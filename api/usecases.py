@@ -31,7 +31,7 @@ from domain import customers as customer_rules
 from domain.complaints import Transition
 from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
 from domain.surveys import Answer, Question, validate_answers
-from infra import churn, tiering
+from infra.after_change import after_change
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
@@ -210,7 +210,7 @@ async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -
         raise ValidationFailed("a name is required", field="name")
     async with ctx.db.unit_of_work() as uow:
         created = await customers_repo.create(uow, values, partner_id=ctx.principal.partner_id)
-        await tiering.refresh(uow.conn, [created["id"]], actor=ctx.actor)  # the initial tier, at once
+        await after_change(uow.conn, [created["id"]], actor=ctx.actor)  # the initial tier, at once
         uow.commit()
     return CustomerPayload(customer=await _read_back_customer(info, created["id"]))
 
@@ -305,10 +305,10 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
         if errors:
             raise Invalid(errors)
         rows, inserted = await purchases_repo.record(
-            uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope, actor=ctx.actor
+            uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope
         )
-        if inserted:  # purchases are churn inputs: the re-score is a job, queued in this transaction (issue 7)
-            await churn.defer_refresh(uow.conn, [i["customer_id"] for i in items])
+        if inserted:  # set-based whatever the batch size; the churn re-score is a job queued here (issue 7)
+            await after_change(uow.conn, [i["customer_id"] for i in items], actor=ctx.actor, churn_mode="defer")
         uow.commit()
     return RecordPurchasesPayload(purchases=[PurchaseType.from_row(r) for r in rows], inserted_count=inserted)
 
@@ -355,8 +355,7 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
                 },
                 actor=ctx.actor,
             )
-            await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
-            await churn.refresh(uow.conn, [customer_id])
+            await after_change(uow.conn, [customer_id], actor=ctx.actor)
             uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, existing))
 
@@ -391,8 +390,8 @@ async def transition_complaint(info: Info[Context, None], inp: TransitionComplai
                 throttle_days=ctx.settings.survey_throttle_days,
                 periodic_days=ctx.settings.survey_periodic_days,
             )
-        await tiering.refresh(uow.conn, [done.customer_id], actor=ctx.actor)
-        await churn.refresh(uow.conn, [done.customer_id])
+        if done.outcome.changes_customer_facts or done.breached:
+            await after_change(uow.conn, [done.customer_id], actor=ctx.actor)
         uow.commit()
     return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
 
@@ -505,8 +504,7 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
                     for a in answers
                 ],
             )
-            await tiering.refresh(uow.conn, [customer_id], actor=ctx.actor)
-            await churn.refresh(uow.conn, [customer_id])
+            await after_change(uow.conn, [customer_id], actor=ctx.actor)
             uow.commit()
     row = await ctx.loaders.response.load(existing)
     if row is None:

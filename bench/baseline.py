@@ -8,8 +8,8 @@ infra/repos/reports.py itself (survey_scores, fairness, with their default ``sum
 the trigger-kept summary tables of migration 0010 just as tierwise does) and the tier distribution calls
 infra/repos/tiers.py: their ratios measure what tierwise adds around the same SQL, not the summaries' gain
 over a scan of the raw tables (README: "Reports over the 1 M data set" gives both). Ingest
-inserts the batch and runs the tier engine's incremental re-tier (infra/tiering.refresh) in the same
-transaction, as tierwise does, without its churn job.
+inserts the batch, then recomputes the metrics and re-tiers the customers touched (the first two steps of
+infra/after_change) in the same transaction, as tierwise does, without its churn job.
 
     BENCH_DATABASE_URL=postgresql://… uvicorn bench.baseline:app --port 18002
 """
@@ -34,13 +34,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from infra import crypto
+from infra import crypto, metrics, tiering
 from infra.db import create_engine
 from infra.repos import reports as reports_repo
 from infra.repos import tiers as tiers_repo
 from infra.repos.base import ALL, Scope
 from infra.settings import Settings
-from infra.tiering import refresh as retier
 
 PAGE_SQL = """
 SELECT c.id, c.name, c.email, c.phone, c.lifecycle_stage, c.tier_code, t.name AS tier_name, c.created_at,
@@ -324,7 +323,9 @@ async def ingest(request: Request) -> Response:
             )
         ).all()
         if inserted:
-            await retier(conn, sorted(set(ids), key=str), actor="baseline")
+            touched = sorted(set(ids), key=str)
+            await metrics.recompute_for(conn, touched)
+            await tiering.retier(conn, touched, actor="baseline")
         return {"data": {"recordPurchases": {"insertedCount": len(inserted), "userErrors": []}}}
 
     return await _counted(request, run)

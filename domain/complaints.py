@@ -47,6 +47,13 @@ class TransitionOutcome:
     pauses: bool
     resumes: bool
 
+    @property
+    def changes_customer_facts(self) -> bool:
+        """Whether the customer's metrics move: a complaint stops (resolved) or starts again (reopened)
+        counting as open. Other moves (answered, waiting, on hold, closed after resolved) change no metric;
+        a breach they reveal is reported by the transition itself."""
+        return self.to_status == "resolved" or self.is_reopen
+
 
 def check_transition(state: ComplaintState, t: Transition) -> TransitionOutcome:
     """Decide whether a transition is legal; raise a domain error (and change nothing) if not."""

@@ -339,15 +339,6 @@ async def retier_range(
     return await _apply(conn, "range", {"after": after, "upto": upto}, actor, policy)
 
 
-async def refresh(conn: AsyncConnection, customer_ids: Sequence[UUID], *, actor: str) -> None:
-    """After an event (purchase, complaint, survey answer): recompute the customers' metrics and
-    re-evaluate their tier, in the caller's transaction."""
-    from infra import metrics
-
-    await metrics.recompute_for(conn, customer_ids)
-    await retier(conn, customer_ids, actor=actor)
-
-
 # ---------------------------------------------------------------- full re-tier, resumable
 
 

@@ -253,6 +253,7 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
 class TransitionResult:
     customer_id: UUID
     outcome: TransitionOutcome
+    breached: bool  # a clock this transition stopped late was flagged (a churn input moved)
 
 
 async def transition(
@@ -308,5 +309,5 @@ async def transition(
             complaint_id=complaint_id, from_status=row.status, to_status=t.to, actor=actor, **event
         )
     )
-    await mark_breaches(db, [complaint_id], actor=actor)
-    return TransitionResult(row.customer_id, outcome)
+    flagged = await mark_breaches(db, [complaint_id], actor=actor)
+    return TransitionResult(row.customer_id, outcome, bool(flagged))

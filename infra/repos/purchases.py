@@ -1,4 +1,4 @@
-"""Purchases: idempotent batch ingest on the partner's external id, with metrics and tier kept current."""
+"""Purchases: idempotent batch ingest on the partner's external id (the use-case runs the after-change step)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Invalid, ValidationFailed
-from infra import tiering
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner
 from infra.tables import customers, purchases
@@ -53,11 +52,11 @@ async def resolve_external_refs(db: Executor, partner_id: UUID | None, refs: Seq
 
 
 async def record(
-    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, scope: Scope, actor: str
+    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, scope: Scope
 ) -> tuple[list[dict[str, Any]], int]:
-    """Insert purchases not seen before (by partner + external id), then update the metrics and tier of
-    every customer touched, all in the caller's transaction. Returns (each item's purchase row, how many
-    were new). Items whose external id was recorded before return the stored purchase, unchanged."""
+    """Insert purchases not seen before (by partner + external id), in the caller's transaction. Returns
+    (each item's purchase row, how many were new). Items whose external id was recorded before return the
+    stored purchase, unchanged. Metrics, tier and churn are the use-case's after-change step."""
     customer_ids = sorted({i["customer_id"] for i in items}, key=str)
     visible = select(customers.c.id).where(
         customers.c.id.in_(customer_ids),
@@ -88,8 +87,6 @@ async def record(
         )
     ).all()
     new_count = len(inserted)
-    if new_count:
-        await tiering.refresh(conn, customer_ids, actor=actor)
     # New rows come back from the insert; only external ids recorded before are read (replays).
     stored: dict[str, dict[str, Any]] = {r.external_id: dict(r._mapping) for r in inserted if r.external_id}
     seen_before = [e for e in dict.fromkeys(i["external_id"] for i in items if i.get("external_id")) if e not in stored]

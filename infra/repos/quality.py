@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import quality as rules
 from domain.errors import Conflict, DataIntegrity, NotFound, ValidationFailed
-from infra import churn, crypto, tiering
+from infra import crypto
 from infra.repos import scope as readable
 from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
@@ -397,8 +397,6 @@ async def merge(
         .where(c.c.id == duplicate_id)
         .values(merged_into_id=survivor_id, merged_at=func.now(), version=c.c.version + 1, updated_at=func.now())
     )
-    await tiering.refresh(conn, [survivor_id], actor=actor)
-    await churn.refresh(conn, [survivor_id])
 
     record = (
         await conn.execute(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import tiers as rules
 from infra import tiering
+from infra.after_change import after_change
 from infra.repos import tiers as tiers_repo
 from tests.api.helpers import create_customer, record_purchases, snapshot
 from tests.conftest import Api
@@ -58,7 +59,7 @@ async def sql(engine: AsyncEngine, statement: str, **params: Any) -> list[Any]:
 
 async def refresh(engine: AsyncEngine, customer_id: UUID) -> None:
     async with engine.begin() as conn:
-        await tiering.refresh(conn, [customer_id], actor="test")
+        await after_change(conn, [customer_id], actor="test")
 
 
 async def history(engine: AsyncEngine, customer_id: UUID) -> list[tuple[str | None, str, str]]:

@@ -549,7 +549,7 @@ class ComplaintType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any], d: Decisions) -> ComplaintType:
         clock = sla_rules.Clock(**{f: row[f] for f in sla_rules.CLOCK_FIELDS})
-        now = dt.datetime.now(dt.UTC)
+        now = row["sla_now"]  # the instant the breach verdicts (infra/sla.clock_columns) were decided for
         return cls(
             id=strawberry.ID(to_global_id("Complaint", row["id"])),
             db_id=row["id"],
@@ -576,9 +576,9 @@ class ComplaintType(Node):
             sla_policy_version=row["sla_policy_version"],
             first_response_time_left=sla_rules.first_response_time_left(clock, now),
             resolution_time_left=sla_rules.resolution_time_left(clock, now),
-            first_response_breached=sla_rules.first_response_breached(clock, now),
-            resolution_breached=sla_rules.resolution_breached(clock, now),
-            breached=sla_rules.breached(clock, now),
+            first_response_breached=row["sla_first_response_breached"],
+            resolution_breached=row["sla_resolution_breached"],
+            breached=row["sla_first_response_breached"] or row["sla_resolution_breached"],
             sla_paused=row["paused_since"] is not None and row["resolved_at"] is None,
             paused_seconds=sla_rules.paused_total_seconds(clock, now),
             escalated_at=row["escalated_at"],

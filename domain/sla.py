@@ -1,7 +1,18 @@
 """SLA clocks of a complaint: deadlines, pauses, time left, breaches, escalation and auto-close.
 
-Pure functions over a ``Clock`` (the SLA columns of one complaint). infra/sla.py compiles the very
-same definitions to SQL for the sweeps and the reports; a test runs both on the same clocks.
+Pure functions over a ``Clock`` (the SLA columns of one complaint). One authority per rule:
+
+- **pause and resume** are decided here only: the complaints repository calls ``pause``/``resume``
+  with the transaction's ``now()`` and writes what they return;
+- **breach** (and escalation) is decided in SQL only (infra/sla.py): the sweep, the ``breached``
+  filter, the reports and the API's ``breached`` fields (selected with every complaint row) all use
+  those expressions; nothing here re-decides it.
+
+**Rounding**: a pause counts in whole seconds, truncated (1.9 s of waiting counts 1 s), and the
+resolution deadline moves by exactly the seconds counted, so ``resolution_due_at - opened_at -
+paused_seconds`` stays the target. Truncating never credits waiting time that did not happen: the
+business side loses at most a second per pause, never the customer. Time left is truncated towards
+minus infinity (floor) for the same reason: -0.4 s shows as -1, never as 0 once late.
 
 - **First-response clock**: runs from ``opened_at`` until ``first_responded_at`` (the first
   transition out of ``new``), against ``first_response_due_at``. It never pauses: a complaint can
@@ -11,8 +22,8 @@ same definitions to SQL for the sweeps and the reports; a test runs both on the 
   ``paused_since`` set); on resume the pause is added to ``paused_seconds`` and the deadline moves
   later by as much. ``on_hold`` is our side: the clock keeps running. A reopen starts it again from
   where it was: the time a wrongly resolved complaint spent in ``resolved`` counts.
-- **Breached**: the stored flag, or the clock stopped (or *now*, while running) strictly after its
-  deadline. Flags are sticky: a breach stays a breach.
+- **Breached** (decided in infra/sla.py): the stored flag, or the clock stopped (or *now*, while
+  running; the start of the pause, while paused) strictly after its deadline. Flags are sticky.
 - **Time left**: deadline - now (- the running pause), in whole seconds rounded down; negative when
   late; ``None`` once the clock stopped, or without a target.
 """
@@ -186,24 +197,6 @@ def resolution_time_left(clock: Clock, now: dt.datetime) -> int | None:
     return _seconds(clock.resolution_due_at - (clock.paused_since or now))
 
 
-def first_response_breached(clock: Clock, now: dt.datetime) -> bool:
-    if clock.first_response_breached:
-        return True
-    due = clock.first_response_due_at
-    return due is not None and (clock.first_responded_at or now) > due
-
-
-def resolution_breached(clock: Clock, now: dt.datetime) -> bool:
-    if clock.resolution_breached:
-        return True
-    due = clock.resolution_due_at
-    return due is not None and (clock.resolved_at or clock.paused_since or now) > due
-
-
-def breached(clock: Clock, now: dt.datetime) -> bool:
-    return first_response_breached(clock, now) or resolution_breached(clock, now)
-
-
 def first_response_seconds(clock: Clock) -> int | None:
     """How long the first response took (None until there is one)."""
     return None if clock.first_responded_at is None else _seconds(clock.first_responded_at - clock.opened_at)
@@ -216,43 +209,7 @@ def resolution_work_seconds(clock: Clock) -> int | None:
     return _seconds(clock.resolved_at - clock.opened_at) - clock.paused_seconds
 
 
-# ---------------------------------------------------------------- sweeps
-
-
-def escalation_reason(
-    clock: Clock,
-    *,
-    status: str,
-    severity: str,
-    escalated: bool,
-    now: dt.datetime,
-    critical_fraction: float,
-) -> str | None:
-    """Why an active complaint is escalated now (a code of ESCALATION_NOTES), or None.
-
-    A breach of either clock escalates; a critical complaint is escalated before it breaches, once
-    ``critical_fraction`` of the time of a running clock is used up.
-    """
-    if escalated or status not in ACTIVE_STATUSES:
-        return None
-    if first_response_breached(clock, now):
-        return FIRST_RESPONSE_BREACHED
-    if resolution_breached(clock, now):
-        return RESOLUTION_BREACHED
-    if severity != "critical":
-        return None
-    due = clock.first_response_due_at
-    # In seconds, like the SQL twin (infra/sla.py, extract(epoch ...)).
-    if due is not None and clock.first_responded_at is None:
-        used = (now - clock.opened_at).total_seconds()
-        if used >= (due - clock.opened_at).total_seconds() * critical_fraction:
-            return CRITICAL_FIRST_RESPONSE_AT_RISK
-    due = clock.resolution_due_at
-    if due is not None and clock.resolved_at is None:
-        used = ((clock.paused_since or now) - clock.opened_at).total_seconds() - clock.paused_seconds
-        if used >= ((due - clock.opened_at).total_seconds() - clock.paused_seconds) * critical_fraction:
-            return CRITICAL_RESOLUTION_AT_RISK
-    return None
+# ---------------------------------------------------------------- auto-close
 
 
 def auto_close_due(status: str, resolved_at: dt.datetime | None, now: dt.datetime, days: int) -> bool:

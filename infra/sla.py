@@ -1,8 +1,8 @@
 """SLA policies (versioned: draft → active → retired) and the SLA sweep, in SQL.
 
-The sweep is the set-based twin of domain/sla.py: the SQL fragments below are those definitions
-(first-response / resolution breach, escalation reason, auto-close) written for a ``complaints k``
-row; tests/unit and tests/integration run both on the same clocks and compare. It runs as a
+The SQL fragments below are the one definition of a breach and of the escalation reason (domain/sla.py
+decides pause and resume only): the sweep, the ``breached`` filter, the reports, churn inputs and the
+API's ``breached`` fields (``clock_columns``, selected with every complaint row) all use them. It runs as a
 procrastinate periodic job (once per tick across all instances) and, scoped to one complaint, in
 the transaction of every transition, so a clock that stops late is flagged at that moment.
 
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,11 +39,11 @@ ACTIVE_SQL = "('new', 'open', 'pending_customer', 'on_hold')"
 assert set(sla.ACTIVE_STATUSES) == {"new", "open", "pending_customer", "on_hold"}
 
 
-# ---------------------------------------------------------------- SQL twins of domain/sla.py
+# ---------------------------------------------------------------- breach and escalation: the one definition
 
 
 def first_response_late_sql(k: str = "k", now: str = "now()") -> str:
-    """The first-response clock stopped (or is at ``now``) after its deadline (domain: first_response_breached)."""
+    """The first-response clock stopped (or is at ``now``) strictly after its deadline."""
     return (
         f"({k}.first_response_due_at IS NOT NULL"
         f" AND coalesce({k}.first_responded_at, {now}) > {k}.first_response_due_at)"
@@ -51,7 +51,7 @@ def first_response_late_sql(k: str = "k", now: str = "now()") -> str:
 
 
 def resolution_late_sql(k: str = "k", now: str = "now()") -> str:
-    """The resolution clock (stopped at the pause while paused) after its deadline (domain: resolution_breached)."""
+    """The resolution clock (stopped at the pause while paused) strictly after its deadline."""
     return (
         f"({k}.resolution_due_at IS NOT NULL"
         f" AND coalesce({k}.resolved_at, {k}.paused_since, {now}) > {k}.resolution_due_at)"
@@ -59,7 +59,7 @@ def resolution_late_sql(k: str = "k", now: str = "now()") -> str:
 
 
 def breached_sql(k: str = "k", now: str = "now()") -> str:
-    """Either clock breached, by its sticky flag or as of ``now`` (domain: breached)."""
+    """Either clock breached, by its sticky flag or as of ``now``."""
     return (
         f"({k}.first_response_breached OR {k}.resolution_breached"
         f" OR {first_response_late_sql(k, now)} OR {resolution_late_sql(k, now)})"
@@ -67,7 +67,8 @@ def breached_sql(k: str = "k", now: str = "now()") -> str:
 
 
 def escalation_reason_sql(k: str = "k", now: str = "now()", fraction: str = ":fraction") -> str:
-    """The escalation reason code, or NULL (domain: escalation_reason)."""
+    """The escalation reason code, or NULL: a breach of either clock; for a critical complaint, also
+    ``fraction`` of a running clock's time used (waiting on the customer not counted)."""
     epoch = "extract(epoch FROM {})"
     pauses = f"{k}.paused_seconds"
     return f"""CASE
@@ -84,6 +85,18 @@ def escalation_reason_sql(k: str = "k", now: str = "now()", fraction: str = ":fr
                  >= ({epoch.format(f"{k}.resolution_due_at - {k}.opened_at")} - {pauses}) * {fraction}
             THEN '{sla.CRITICAL_RESOLUTION_AT_RISK}'
     END"""
+
+
+def clock_columns(k: str = "complaints") -> list[Any]:
+    """The verdicts of a complaint's clocks as of the statement's ``now()``, selected with its row: the API
+    shows these (with ``sla_now``, the instant they hold for, from which it counts the time left)."""
+    return [
+        literal_column(f"({k}.first_response_breached OR {first_response_late_sql(k)})").label(
+            "sla_first_response_breached"
+        ),
+        literal_column(f"({k}.resolution_breached OR {resolution_late_sql(k)})").label("sla_resolution_breached"),
+        func.now().label("sla_now"),
+    ]
 
 
 NOTE_COLUMN = "complaint_events.note"

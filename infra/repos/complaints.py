@@ -11,13 +11,14 @@ from uuid import UUID
 
 from sqlalchemy import func, insert, select, text, update
 
+from domain import sla
 from domain.complaints import ComplaintState, Transition, TransitionOutcome, check_follow_up, check_transition
 from domain.errors import Conflict, NotFound, ValidationFailed
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
-from infra.sla import breached_sql, mark_breaches
+from infra.sla import breached_sql, clock_columns, mark_breaches
 from infra.tables import (
     complaint_categories,
     complaint_events,
@@ -52,7 +53,7 @@ class ComplaintFilter:
 
 def _select(columns: Sequence[str]) -> Any:
     cols = [col for col in k.c if col.key not in SENSITIVE_COLUMNS or col.key in columns]
-    return select(*cols)
+    return select(*cols, *clock_columns())
 
 
 def _scoped(stmt: Any, scope: Scope) -> Any:
@@ -283,15 +284,14 @@ async def transition(
         values["assignee"] = t.assignee
     if outcome.is_first_response:
         values["first_responded_at"] = now
-    if outcome.pauses:
-        values["paused_since"] = now
-    if outcome.resumes:
-        paused = func.greatest(func.extract("epoch", now - k.c.paused_since), 0)
-        shift = func.make_interval(0, 0, 0, 0, 0, 0, paused)
+    if outcome.pauses or outcome.resumes:  # the clock arithmetic is domain/sla.py's, at the transaction's now()
+        clock = sla.Clock(**{f: row._mapping[f] for f in sla.CLOCK_FIELDS})
+        at = (await db.execute(select(now))).scalar_one()
+        moved = sla.pause(clock, at) if outcome.pauses else sla.resume(clock, at)
         values.update(
-            paused_since=None,
-            paused_seconds=k.c.paused_seconds + func.cast(paused, k.c.paused_seconds.type),
-            resolution_due_at=k.c.resolution_due_at + shift,
+            paused_since=moved.paused_since,
+            paused_seconds=moved.paused_seconds,
+            resolution_due_at=moved.resolution_due_at,
         )
     if t.to == "resolved":
         values.update(resolved_at=now, resolution_code=t.resolution_code, root_cause_code=t.root_cause_code)

@@ -8,12 +8,16 @@ A rule is JSON-shaped data, so policies are stored as data and versioned:
     {"always": true}                      # the base tier
 
 The same rule is evaluated in Python (one customer, with an explanation) and
-compiled to SQL by infra/ (every customer at once); tests keep the two equal.
+compiled to SQL by infra/ (every customer at once). Both compare and add exactly:
+PostgreSQL in ``numeric``, Python in ``Decimal`` (``exact``), so 0.29 x 100 is 29 on
+both sides; a test drives both over generated policies and customers
+(tests/integration/test_tier_decision_generated.py) and requires identical decisions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +45,20 @@ Rule = Mapping[str, Any]
 Metrics = Mapping[str, float | int | Decimal | None]
 
 
+# Exact arithmetic for rules: enough digits for any metric (numeric, up to 20 decimals) times any weight.
+_EXACT = decimal.Context(prec=80)
+
+
+def exact(value: float | int | Decimal) -> Decimal:
+    """A number as PostgreSQL sees it: metric values arrive as ``numeric`` (Decimal) or integers; a rule's
+    numbers reach the SQL as ``repr(float(x))`` literals (infra/tiering.py), read as exact numerics."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    return Decimal(repr(float(value)))
+
+
 @dataclass(frozen=True)
 class Condition:
     metric: str
@@ -51,18 +69,18 @@ class Condition:
         actual = metrics.get(self.metric)
         if actual is None:
             return False
-        a = float(actual)
+        a, value = exact(actual), exact(self.value)
         match self.op:
             case ">=":
-                return a >= self.value
+                return a >= value
             case ">":
-                return a > self.value
+                return a > value
             case "<=":
-                return a <= self.value
+                return a <= value
             case "<":
-                return a < self.value
+                return a < value
             case _:
-                return a == self.value
+                return a == value
 
     def describe(self) -> str:
         return f"{self.metric} {self.op} {_num(self.value)}"
@@ -174,8 +192,16 @@ def conditions(rule: Rule) -> list[Condition]:
     return []
 
 
+def exact_score(body: Mapping[str, Any], metrics: Metrics) -> Decimal:
+    """The weighted sum, exactly (a missing metric counts 0), as the SQL computes it in ``numeric``."""
+    total = Decimal(0)
+    for m, w in body["weights"].items():
+        total = _EXACT.add(total, _EXACT.multiply(exact(metrics.get(m) or 0), exact(w)))
+    return total
+
+
 def score(body: Mapping[str, Any], metrics: Metrics) -> float:
-    return sum(float(metrics.get(m) or 0) * float(w) for m, w in body["weights"].items())
+    return float(exact_score(body, metrics))
 
 
 def holds(rule: Rule, metrics: Metrics) -> bool:
@@ -183,7 +209,7 @@ def holds(rule: Rule, metrics: Metrics) -> bool:
     if key == "always":
         return True
     if key == "score":
-        return score(body, metrics) >= float(body["min"])
+        return exact_score(body, metrics) >= exact(body["min"])
     results = (
         Condition(i["metric"], i["op"], float(i["value"])).holds(metrics) if "metric" in i else holds(i, metrics)
         for i in body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import gc
 import hmac
@@ -24,17 +25,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from api.auth import AuthError, authenticate
 from api.context import Context
+from api.documents import TrustedDocuments, document_hash, parse_hash
 from api.errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -42,13 +45,16 @@ from api.errors import (
     RATE_LIMITED,
     SERVICE_UNAVAILABLE,
     UNAUTHENTICATED,
+    UNTRUSTED_DOCUMENT,
+    UNTRUSTED_DOCUMENT_MESSAGE,
+    document_names,
     format_error,
 )
 from api.fastpath import CompiledQueries, FastPath
-from api.limits import DocumentCache, Limits, OperationLimits
+from api.limits import DocumentCache, Limits, OperationLimits, variables_problem
 from api.loaders import Loaders
 from api.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
-from api.ratelimit import RateLimiter
+from api.ratelimit import AuthFailures, RateLimiter
 from api.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService
@@ -77,8 +83,10 @@ class Services:
     engine: AsyncEngine
     authz: AuthzService
     jobs: procrastinate.App
+    documents: TrustedDocuments
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None
+    auth_failures: AuthFailures | None = None
 
     @property
     def graphiql(self) -> bool:
@@ -115,13 +123,27 @@ def _errors_are_logged_once(*_args: Any, **_kwargs: Any) -> None:
     logs the unexpected ones, redacted, once."""
 
 
+# the request being served (parse_http_body sees only strawberry's adapter of it)
+_request_state: contextvars.ContextVar[State] = contextvars.ContextVar("tierwise_request_state")
+
+
+class UntrustedDocument(Exception):
+    """Trusted-documents mode: a document that is not registered (or a hash that is unknown)."""
+
+
+class PersistedDocumentNotFound(Exception):
+    """A hash that is not registered, outside trusted-documents mode: Apollo's automatic persisted
+    queries then send the full text (which runs, but is not registered by that)."""
+
+
 class TierwiseGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         settings = services.settings
         production = settings.is_production
+        self.limits = Limits.from_settings(settings)
         limits = functools.partial(
             OperationLimits,
-            limits=Limits.from_settings(settings),
+            limits=self.limits,
             limiter=services.limiter,
             documents=DocumentCache(),  # this schema's own: parsed and validated once per query text
         )
@@ -134,19 +156,129 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         super().__init__(
             schema,
             graphql_ide=None if production else "graphiql",
-            allow_queries_via_get=True,  # queries only: strawberry refuses mutations over GET
+            # queries only (strawberry refuses mutations over GET); the edge refuses GET before this
+            # when it is off (EdgeMiddleware)
+            allow_queries_via_get=settings.get_queries_allowed,
             multipart_uploads_enabled=False,
         )
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Transport errors (bad JSON, batches, GET mutations…) as JSON errors with a code."""
+        """Transport errors (bad JSON or UTF-8, runaway variables, batches, GET mutations…) as JSON
+        errors with a code; an untrusted document with one generic error, charged as a refusal."""
         request = Request(scope=scope, receive=receive)
+        state = _request_state.set(request.state)
         try:
             response = await self.run(request)
         except HTTPException as exc:
             response = error_response(exc.status_code, exc.reason, BAD_REQUEST)
+        except UntrustedDocument:
+            response = await self._refuse_untrusted(request)
+        except PersistedDocumentNotFound:
+            response = error_response(200, "PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+        finally:
+            _request_state.reset(state)
         await response(scope, receive, send)
+
+    async def _refuse_untrusted(self, request: Request) -> Response:
+        self.services.metrics.errors.labels(UNTRUSTED_DOCUMENT).inc()
+        request.state.error_codes = [UNTRUSTED_DOCUMENT]
+        limiter, principal = self.services.limiter, getattr(request.state, "principal", None)
+        if limiter is not None and principal is not None:
+            db = RequestDb(self.services.engine.connect)
+            try:
+                decision = await limiter.penalize(db, principal, self.limits.refusal_cost)
+            finally:
+                await db.close()
+            if not decision.allowed:
+                retry = decision.retry_after_header
+                request.state.error_codes = [RATE_LIMITED]
+                return error_response(
+                    429,
+                    f"rate limit of {decision.limit} points per minute reached; retry in {retry} s",
+                    RATE_LIMITED,
+                    headers={"Retry-After": retry},
+                    retryAfter=int(retry),
+                )
+        return error_response(400, UNTRUSTED_DOCUMENT_MESSAGE, UNTRUSTED_DOCUMENT)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson: it refuses bad UTF-8 and nesting past 1 024 levels itself (the standard library
+        raised UnicodeDecodeError and RecursionError: HTTP 500)."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            reason = str(exc)
+            if "UTF-8" in reason:
+                raise HTTPException(400, "the request body is not valid UTF-8") from None
+            if "depth limit" in reason or "recursion" in reason.lower():
+                raise HTTPException(
+                    400,
+                    "the request nests arrays or objects too deeply (variables may be nested at most "
+                    f"{self.limits.max_variables_depth} levels deep)",
+                ) from None
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:  # type: ignore[override]
+        """One request object (no batches), its variables checked before anything walks them, and
+        the document resolved from its hash (``documentId`` or ``extensions.persistedQuery``) or,
+        in trusted-documents mode, refused unless registered."""
+        data = (
+            self.parse_query_params(request.query_params)
+            if request.method == "GET"
+            else self.parse_json(await request.get_body())
+        )
+        if isinstance(data, list):
+            raise HTTPException(400, "Batching is not enabled: send one operation per request")
+        if not isinstance(data, dict):
+            raise HTTPException(400, "the body must be a JSON object with query (or documentId) and variables")
+        query, variables, extensions = data.get("query"), data.get("variables"), data.get("extensions")
+        operation_name = data.get("operationName")
+        if not isinstance(query, str | None):
+            raise HTTPException(400, "The GraphQL operation's `query` must be a string or null, if provided.")
+        if not isinstance(variables, dict | None):
+            raise HTTPException(400, "The GraphQL operation's `variables` must be an object or null, if provided.")
+        if not isinstance(extensions, dict | None):
+            raise HTTPException(400, "The GraphQL operation's `extensions` must be an object or null, if provided.")
+        if not isinstance(operation_name, str | None):
+            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+        problem = variables_problem(variables, self.limits)
+        if problem is not None:
+            raise HTTPException(400, problem)
+        state = _request_state.get()
+        query = self._document(query, data.get("documentId"), extensions, state)
+        state.document = query
+        return GraphQLRequestData(
+            query=query, variables=variables, operation_name=operation_name, extensions=extensions, protocol="http"
+        )
+
+    def _document(self, query: str | None, document_id: object, extensions: dict[str, Any] | None, state: Any) -> str | None:
+        documents = self.services.documents
+        trusted_only = self.services.settings.trusted_documents_only
+        persisted = (extensions or {}).get("persistedQuery")
+        if document_id is not None or persisted is not None:
+            wanted = parse_hash(document_id if document_id is not None else (persisted or {}).get("sha256Hash"))
+            if wanted is None:
+                raise HTTPException(400, "a document id is sha256:<64 hex digits> (or the persisted query's sha256Hash)")
+            registered = documents.get(wanted)
+            if registered is None:
+                if trusted_only:
+                    raise UntrustedDocument
+                if query is None:
+                    raise PersistedDocumentNotFound
+            elif query is None:
+                return registered
+            if query is not None and document_hash(query) != wanted:
+                raise HTTPException(400, "the query's SHA-256 is not the hash sent with it")
+            return query
+        if query is None or not trusted_only:
+            return query
+        principal = getattr(state, "principal", None)
+        if principal is not None and principal.arbitrary_documents:
+            return query
+        if not documents.is_registered(query):
+            raise UntrustedDocument
+        return query
 
     async def get_context(self, request: Any, response: Any) -> Context:
         s = self.services
@@ -175,8 +307,12 @@ class TierwiseGraphQL(GraphQL[Context, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         out: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
-            hide = self.services.settings.is_production
-            errors = [format_error(e, request.state.request_id, hide_suggestions=hide) for e in result.errors]
+            settings = self.services.settings
+            names = document_names(getattr(request.state, "document", None)) if settings.generic_validation_messages else None
+            errors = [
+                format_error(e, request.state.request_id, hide_suggestions=settings.is_production, known_names=names)
+                for e in result.errors
+            ]
             out["errors"] = errors  # type: ignore[typeddict-item]
             extra = getattr(request.state, "graphql", {})
             self.services.metrics.observe_errors(errors, extra.get("operation_type"))
@@ -199,11 +335,20 @@ def error_response(
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def _too_many(wait: float, message: str) -> Response:
+    retry = str(max(int(wait + 0.999), 1))
+    return error_response(
+        429, f"{message}; retry in {retry} s", RATE_LIMITED, headers={"Retry-After": retry}, retryAfter=int(retry)
+    )
+
+
 class EdgeMiddleware:
-    """Before GraphQL: only JSON bodies (no form, multipart or text/plain POSTs: CSRF); bearer token →
-    Principal (401 with UNAUTHENTICATED and no data otherwise; 503 if the database can't be asked);
-    callers this instance knows to be out of budget are refused here (429), before any parsing.
-    GraphiQL's page itself needs no token."""
+    """Before GraphQL: only JSON bodies (no form, multipart or text/plain POSTs: CSRF); GET only when
+    queries over GET are enabled (405 otherwise); client addresses with too many failed
+    authentications are refused (429) before any lookup; bearer token → Principal (401 with
+    UNAUTHENTICATED and no data otherwise; 503 if the database can't be asked); callers this
+    instance knows to be out of budget are refused here (429), before any parsing. GraphiQL's page
+    itself needs no token."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -229,6 +374,24 @@ class EdgeMiddleware:
             and "text/html" in headers.get("accept", "")
             and not params & {"query", "variables", "operationName", "extensions"}
         )
+        if scope["method"] == "GET" and not is_ide_page and not self.services.settings.get_queries_allowed:
+            response = error_response(
+                405,
+                "GraphQL over GET is disabled here: send a POST with Content-Type: application/json",
+                BAD_REQUEST,
+                headers={"Allow": "POST"},
+            )
+            await response(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"  # with proxy headers on, uvicorn's forwarded address
+        failures = self.services.auth_failures
+        if not is_ide_page and failures is not None:
+            wait = failures.blocked_for(address)
+            if wait > 0:
+                self.services.metrics.errors.labels(RATE_LIMITED).inc()
+                await _too_many(wait, "too many failed authentications from this address")(scope, receive, send)
+                return
         if not is_ide_page:
             try:
                 principal = await authenticate(
@@ -238,6 +401,8 @@ class EdgeMiddleware:
                     store=self.services.authz.store,
                 )
             except AuthError as exc:
+                if failures is not None:
+                    failures.failed(address)
                 self.services.metrics.errors.labels(UNAUTHENTICATED).inc()
                 response = error_response(
                     401, str(exc), UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="tierwise"'}
@@ -266,15 +431,7 @@ class EdgeMiddleware:
             if wait > 0:
                 self.services.metrics.rate_limited.labels(principal.kind.value).inc()
                 self.services.metrics.errors.labels(RATE_LIMITED).inc()
-                retry = str(max(int(wait + 0.999), 1))
-                response = error_response(
-                    429,
-                    f"rate limit reached; retry in {retry} s",
-                    RATE_LIMITED,
-                    headers={"Retry-After": retry},
-                    retryAfter=int(retry),
-                )
-                await response(scope, receive, send)
+                await _too_many(wait, "rate limit reached")(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -438,11 +595,22 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             )
         authz = AuthzService(engine)
         await authz.start()
+        documents = TrustedDocuments(engine, poll_interval_s=settings.documents_poll_interval_s)
+        await documents.start()
         jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
         await jobs.open_async()
         metrics.watch_pool(engine)
         limiter = RateLimiter(settings, metrics) if settings.rate_limit_enabled else None
-        services = Services(settings=settings, engine=engine, authz=authz, jobs=jobs, metrics=metrics, limiter=limiter)
+        services = Services(
+            settings=settings,
+            engine=engine,
+            authz=authz,
+            jobs=jobs,
+            documents=documents,
+            metrics=metrics,
+            limiter=limiter,
+            auth_failures=AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
+        )
         holder["services"] = services
         with job_metrics(metrics):
             worker = (
@@ -462,6 +630,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                         await worker
                 await jobs.close_async()
                 await authz.stop()
+                await documents.stop()
                 metrics.watch_pool(None)
                 await engine.dispose()
                 tracing = tracing_holder.pop("tracing", None)

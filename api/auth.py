@@ -128,4 +128,5 @@ async def _partner_principal(token: str, engine: AsyncEngine) -> Principal:
         partner_id=row["partner_id"],
         scopes=tuple(row["scopes"]),
         token_name=row["name"],
+        arbitrary_documents=bool(row["allow_arbitrary_documents"]),
     )

@@ -30,10 +30,15 @@ SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # database unreachable or pool exha
 BAD_REQUEST = "BAD_REQUEST"  # the HTTP request itself: content type, JSON, batching, GET mutations
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 DATA_INTEGRITY = "DATA_INTEGRITY"  # a stored value fails its integrity check: that field null, not the request
+# trusted-documents mode: anything but a registered document (one code, one message, no detail)
+UNTRUSTED_DOCUMENT = "UNTRUSTED_DOCUMENT"
+UNTRUSTED_DOCUMENT_MESSAGE = "only registered documents are accepted"
 
 # Extension keys our own errors may carry to clients (anything else stays on the server).
 _PUBLIC_EXTENSIONS = ("retryAfter", "cost", "maxCost")
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+_QUOTED = re.compile(r"'([^']*)'")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 
 _SNAKE_TO_CAMEL = {
     "national_id": "nationalId",
@@ -64,6 +69,25 @@ def without_suggestions(message: str) -> str:
     return _SUGGESTION.sub("", message)
 
 
+def document_names(query: str | None) -> frozenset[str]:
+    """Every name the document's text holds (what a validation message may repeat back)."""
+    return frozenset(_NAME.findall(query or ""))
+
+
+def naming_only(message: str, names: frozenset[str]) -> str:
+    """A graphql-core message without the names it quotes that the document did not contain
+    ("Field 'customers' of type 'CustomerConnection' must have …" → "… of type '…' must have …"),
+    so that validation errors do not map the schema for a guesser."""
+
+    def keep_known(match: re.Match[str]) -> str:
+        quoted = match.group(1)
+        if all(name in names for name in _NAME.findall(quoted)):
+            return match.group(0)
+        return "'…'"
+
+    return _QUOTED.sub(keep_known, without_suggestions(message))
+
+
 _DB_FAILURES = {
     DbFailure.TIMEOUT: (TIMEOUT, "the operation took too long and was cancelled"),
     DbFailure.UNAVAILABLE: (SERVICE_UNAVAILABLE, "the database is unavailable; retry shortly"),
@@ -71,7 +95,15 @@ _DB_FAILURES = {
 }
 
 
-def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool = False) -> dict[str, Any]:
+def format_error(
+    error: GraphQLError,
+    request_id: str,
+    *,
+    hide_suggestions: bool = False,
+    known_names: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """The error as the client sees it. With ``known_names`` (production, or trusted documents),
+    graphql-core's own messages (syntax, validation, variable coercion) quote no other names."""
     original = error.original_error
     out: dict[str, Any] = {"message": error.message}
     if error.locations:
@@ -87,6 +119,8 @@ def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool
         code, out["message"] = query_error(original).extensions["code"], original.message
     if code is None and (original is None or (error.path is None and isinstance(original, GraphQLError))):
         code = BAD_USER_INPUT  # syntax, validation, argument and variable coercion: nothing ran
+        if known_names is not None:
+            out["message"] = naming_only(out["message"], known_names)
     if code is None:
         failure = classify_db_error(original)
         if failure is DbFailure.BAD_INPUT:

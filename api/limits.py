@@ -4,9 +4,15 @@
 - Validation: depth and aliases (strawberry's validators), directives, and introspection in
   production (graphql-core's rule) — reported as ``QUERY_TOO_COMPLEX`` (introspection as
   ``BAD_USER_INPUT``).
+- Validation errors: identical messages are reported once, and at most ``max_validation_errors``.
 - Before execution, with the variables known: every input string is checked (no NUL, not longer
   than ``max_input_string_length``), the cost is estimated (``estimate_cost``), and the caller's
   rate-limit bucket is charged that cost. A refusal replaces the result; nothing is executed.
+- A refused document (syntax, validation, strings, cost) costs ``rate_limit_refusal_cost`` points,
+  or all the bucket holds if less; one that finds less than that is answered RATE_LIMITED, without
+  its validation detail.
+- The variables themselves (nesting depth and number of values) are checked by the HTTP edge right
+  after decoding, without recursion: ``variables_problem``.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from infra.settings import Settings
 
 if TYPE_CHECKING:
     from api.context import Context
-    from api.ratelimit import RateLimiter
+    from api.ratelimit import Decision, RateLimiter
 
 log = logging.getLogger("tierwise.limits")
 
@@ -68,6 +74,10 @@ class Limits:
     max_page_size: int
     max_string_length: int
     introspection: bool
+    refusal_cost: int = 100
+    max_validation_errors: int = 10
+    max_variables_depth: int = 20
+    max_variables_values: int = 50_000
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
@@ -81,6 +91,10 @@ class Limits:
             max_page_size=s.max_page_size,
             max_string_length=s.max_input_string_length,
             introspection=not s.is_production,
+            refusal_cost=s.rate_limit_refusal_cost,
+            max_validation_errors=s.max_validation_errors,
+            max_variables_depth=s.max_variables_depth,
+            max_variables_values=s.max_variables_values,
         )
 
 
@@ -183,6 +197,22 @@ def validation_rules(limits: Limits) -> tuple[type[ValidationRule], ...]:
     return tuple(rules)
 
 
+def capped_errors(errors: list[GraphQLError], limit: int) -> list[GraphQLError]:
+    """One error per distinct message (a document repeating an unknown or duplicated directive ten
+    times gets one error), at most ``limit`` of them, then one saying the rest were left out."""
+    seen: set[str] = set()
+    kept: list[GraphQLError] = []
+    for error in errors:
+        if error.message in seen:
+            continue
+        seen.add(error.message)
+        if len(kept) == limit:
+            kept.append(GraphQLError(f"too many validation errors: only the first {limit} are reported"))
+            break
+        kept.append(error)
+    return kept
+
+
 def tag_parse_limit(errors: list[GraphQLError] | None) -> None:
     """graphql-core stops parsing past the token and comment limits with a syntax error: code it."""
     for error in errors or ():
@@ -228,6 +258,28 @@ def bad_variable_string(variables: Mapping[str, Any] | None, limits: Limits) -> 
         return None
 
     return walk(variables or {})
+
+
+def variables_problem(variables: object, limits: Limits) -> str | None:
+    """Why decoded variables are refused (nested deeper than ``max_variables_depth``, or more than
+    ``max_variables_values`` values), or None. Iterative, so no nesting can exhaust the stack."""
+    stack: list[tuple[object, int]] = [(variables, 0)]
+    values = 0
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if values > limits.max_variables_values:
+            return f"variables may hold at most {limits.max_variables_values} values"
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= limits.max_variables_depth and children:
+            return f"variables may be nested at most {limits.max_variables_depth} levels deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def bad_literal_string(document: DocumentNode, limits: Limits) -> str | None:
@@ -421,10 +473,11 @@ class OperationLimits(SchemaExtension):
             ctx.extra["operation_type"] = ec.operation_type.value
         except Exception:  # no document (a syntax error)
             ctx.extra["operation_type"] = None
-        if not self.charged and self.limiter is not None and ec.pre_execution_errors:
-            # refused while parsing or validating: it still spent a point of the caller's budget
-            self.charged = True
-            await self.limiter.charge(ctx.db, ctx.principal, 1)
+        if ec.pre_execution_errors and ec.result is not None:
+            # refused while parsing or validating: it costs the refusal price
+            refusal = await self._penalize()
+            if refusal is not None:
+                ec.result.data, ec.result.errors = None, [refusal]
 
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
@@ -441,6 +494,8 @@ class OperationLimits(SchemaExtension):
         if self.cached:
             ec.pre_execution_errors = []  # validated before: strawberry validates only when this is None
         yield
+        if ec.pre_execution_errors:
+            ec.pre_execution_errors[:] = capped_errors(ec.pre_execution_errors, self.limits.max_validation_errors)
         if (
             self.documents is not None
             and not self.cached
@@ -462,16 +517,15 @@ class OperationLimits(SchemaExtension):
             else bad_literal_string(document, self.limits)
         )
         if problem:
-            await self._charge(1)
-            ec.result = _refuse(GraphQLError(problem, extensions={"code": BAD_USER_INPUT}))
+            ec.result = _refuse(await self._penalize() or GraphQLError(problem, extensions={"code": BAD_USER_INPUT}))
             yield
             return
         cost = estimate_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables, self.limits)
         ctx.extra["cost"] = cost
         if cost > self.limits.max_cost:
-            await self._charge(1)
             ec.result = _refuse(
-                too_complex(
+                await self._penalize()
+                or too_complex(
                     f"estimated cost {cost} is over the limit of {self.limits.max_cost}",
                     cost=cost,
                     maxCost=self.limits.max_cost,
@@ -484,6 +538,15 @@ class OperationLimits(SchemaExtension):
             ec.result = _refuse(refusal)
         yield
 
+    async def _penalize(self) -> GraphQLError | None:
+        """Charge a refused document; RATE_LIMITED (to answer instead) if the budget did not hold it."""
+        if self.limiter is None or self.charged:
+            return None
+        self.charged = True
+        ctx: Context = self.execution_context.context
+        decision = await self.limiter.penalize(ctx.db, ctx.principal, self.limits.refusal_cost)
+        return None if decision.allowed else self._limited(ctx, decision)
+
     async def _charge(self, cost: int) -> GraphQLError | None:
         if self.limiter is None or self.charged:
             return None
@@ -495,6 +558,13 @@ class OperationLimits(SchemaExtension):
         headers["X-RateLimit-Remaining"] = str(decision.remaining)
         if decision.allowed:
             return None
+        return self._limited(ctx, decision)
+
+    @staticmethod
+    def _limited(ctx: Context, decision: Decision) -> GraphQLError:
+        headers = ctx.response.headers
+        headers["X-RateLimit-Limit"] = str(decision.limit)
+        headers["X-RateLimit-Remaining"] = "0"
         retry_after = decision.retry_after_header
         headers["Retry-After"] = retry_after
         ctx.response.status_code = 429

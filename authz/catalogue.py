@@ -56,6 +56,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "transitionComplaint": I, "createSurvey": I, "submitSurveyResponse": I,
         "createRole": I, "deleteRole": I, "grantAccess": I, "revokeAccess": I, "assignRole": I, "unassignRole": I,
         "createPartnerToken": I, "revokePartnerToken": I, "setPartnerTokenRateLimit": I,
+        "setPartnerTokenArbitraryDocuments": I,
     },
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
@@ -118,7 +119,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
     "PolicyRule": {"subject": I, "object": I, "action": I, "effect": I},
     "ApiToken": {
         "id": P, "name": I, "partnerId": I, "role": I, "scopes": I, "createdBy": I, "createdAt": I, "expiresAt": I,
-        "revokedAt": I, "rateLimitPerMinute": I,
+        "revokedAt": I, "rateLimitPerMinute": I, "allowArbitraryDocuments": I,
     },
     "AccessExplanation": {
         "subject": I, "roles": I, "field": I, "action": I, "allowed": I, "decision": I, "rules": I, "reason": I,

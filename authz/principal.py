@@ -20,6 +20,8 @@ class Principal:
     partner_id: UUID | None = None
     scopes: tuple[str, ...] | None = None  # tokens only: e.g. ("read:Customer.*", "write:Mutation.openComplaint")
     token_name: str | None = field(default=None, compare=False)
+    # tokens only: in trusted-documents mode, may still send documents that are not registered
+    arbitrary_documents: bool = field(default=False, compare=False)
 
     @property
     def subject(self) -> str:

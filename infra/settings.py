@@ -14,6 +14,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class DocumentsMode(StrEnum):
+    ANY = "any"  # any valid document; registered ones may also be sent by hash
+    TRUSTED = "trusted"  # only registered documents (partner tokens may be allowed arbitrary ones)
+
+
 DEV_JWT_SECRET = "tierwise-development-secret-change-me-0123456789"
 
 
@@ -161,6 +166,46 @@ class Settings(BaseSettings):
         default=6_000,
         description="points a minute per partner token, unless an admin set the token's own limit",
     )
+    rate_limit_refusal_cost: int = Field(
+        default=100,
+        ge=1,
+        description="points a refused document costs (syntax, validation or limit failure, untrusted document), "
+        "or all the bucket holds if less: schema guessing meets the budget after a few hundred refusals",
+    )
+
+    # The HTTP edge (docs/sec-edge.md).
+    auth_failure_limit: int = Field(
+        default=30,
+        ge=1,
+        description="failed authentications per client address (uvicorn's, X-Forwarded-For behind a trusted "
+        "proxy) within the window; past it: 429 with Retry-After, without a token lookup",
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, description="the window of `auth_failure_limit`, in seconds"
+    )
+    allow_get_queries: bool | None = Field(
+        default=None,
+        description="queries over GET (mutations never): unset means on in development, off in production",
+    )
+    documents_mode: DocumentsMode = Field(
+        default=DocumentsMode.ANY,
+        description="`any`: any valid document runs (registered ones may be sent by hash); `trusted`: only "
+        "documents registered with `tierwise documents register`, except for partner tokens allowed arbitrary ones",
+    )
+    documents_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds between checks of the registered documents' version, behind LISTEN/NOTIFY",
+    )
+    max_validation_errors: int = Field(
+        default=10, ge=1, description="validation errors reported per document (identical messages once)"
+    )
+    max_variables_depth: int = Field(
+        default=20, ge=1, description="how deep `variables` may nest (checked without recursion, 400 beyond)"
+    )
+    max_variables_values: int = Field(
+        default=50_000, ge=1, description="how many values `variables` may hold in all (400 beyond)"
+    )
 
     # Tested differentially against strawberry's path: the same answers, errors and audit rows.
     compiled_queries: bool = Field(
@@ -231,3 +276,16 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def get_queries_allowed(self) -> bool:
+        return not self.is_production if self.allow_get_queries is None else self.allow_get_queries
+
+    @property
+    def trusted_documents_only(self) -> bool:
+        return self.documents_mode is DocumentsMode.TRUSTED
+
+    @property
+    def generic_validation_messages(self) -> bool:
+        """Validation messages name only what the document itself contains (no schema names)."""
+        return self.is_production or self.trusted_documents_only

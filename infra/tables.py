@@ -540,6 +540,8 @@ api_tokens = Table(
     Column("role", Text, nullable=False, server_default="partner"),
     Column("scopes", ARRAY(Text), nullable=False, server_default="{}"),
     Column("rate_limit_per_minute", Integer, nullable=True),
+    # in trusted-documents mode, this token may still send documents that are not registered
+    Column("allow_arbitrary_documents", Boolean, nullable=False, server_default=text("false")),
     Column("created_by", Text, nullable=True),
     _created(),
     Column("expires_at", TS, nullable=True),
@@ -559,6 +561,28 @@ casbin_rules = Table(
     Column("v4", Text, nullable=False, server_default=""),
     Column("v5", Text, nullable=False, server_default=""),
     UniqueConstraint("ptype", "v0", "v1", "v2", "v3", "v4", "v5"),
+)
+
+# Trusted documents (docs/sec-edge.md): registered GraphQL documents by the SHA-256 (hex) of their
+# text; every change bumps the version in trusted_document_state and notifies every instance.
+trusted_documents = Table(
+    "trusted_documents",
+    metadata,
+    Column("hash", Text, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("operation_names", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("source", Text, nullable=True),  # the file it was registered from
+    Column("registered_by", Text, nullable=False),
+    Column("registered_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("hash ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+)
+
+trusted_document_state = Table(
+    "trusted_document_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default="1"),
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    CheckConstraint("id = 1", name="singleton"),
 )
 
 authz_state = Table(

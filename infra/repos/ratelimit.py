@@ -85,6 +85,57 @@ async def charge(db: Executor, *, key: str, cost: int, default_limit: int, token
     return Charge(False, per_minute, 0, max(fits_in, 0.001), max(one_point_in, 0.0))
 
 
+_PENALIZE = text(
+    """
+    WITH req AS (
+        SELECT per_minute, CAST(least(:cost, per_minute) AS float8) AS cost
+        FROM (
+            SELECT greatest(coalesce(
+                       (SELECT t.rate_limit_per_minute FROM api_tokens t WHERE t.id = :token_id),
+                       :default_limit), 1) AS per_minute
+        ) cfg
+    ),
+    before AS (
+        SELECT least(r.per_minute, b.points + extract(epoch FROM now() - b.at) * r.per_minute / 60.0) AS available
+        FROM rate_limit_buckets b, req r WHERE b.key = :key
+    ),
+    taken AS (
+        INSERT INTO rate_limit_buckets AS b (key, points, at)
+        SELECT :key, greatest(per_minute - cost, 0), now() FROM req
+        ON CONFLICT (key) DO UPDATE
+            SET points = greatest(least((SELECT per_minute FROM req),
+                                        b.points + extract(epoch FROM now() - b.at)
+                                                   * (SELECT per_minute FROM req) / 60.0)
+                                  - (SELECT cost FROM req), 0),
+                at = now()
+        RETURNING b.points
+    )
+    SELECT (SELECT points FROM taken) AS left_after,
+           coalesce((SELECT available FROM before), (SELECT per_minute FROM req)) AS available,
+           (SELECT per_minute FROM req) AS per_minute,
+           (SELECT cost FROM req) AS cost
+    """
+).bindparams(bindparam("token_id", type_=PG_UUID(as_uuid=True)))
+
+
+async def penalize(db: Executor, *, key: str, cost: int, default_limit: int, token_id: UUID | None = None) -> Charge:
+    """Take ``cost`` points from ``key``'s bucket, or all it holds if that is less (one statement,
+    atomic): the price of a refused document. ``allowed`` says whether the bucket held the cost."""
+    row = (
+        await db.execute(
+            _PENALIZE, {"key": key, "cost": max(cost, 1), "default_limit": default_limit, "token_id": token_id}
+        )
+    ).one()
+    per_minute = int(row.per_minute)
+    available, left = float(row.available), float(row.left_after)
+    seconds_per_point = WINDOW_S / per_minute
+    one_point_in = max((1.0 - left) * seconds_per_point, 0.0)
+    if available >= float(row.cost):
+        return Charge(True, per_minute, max(int(left), 0), 0.0, one_point_in)
+    fits_in = (float(row.cost) - left) * seconds_per_point
+    return Charge(False, per_minute, 0, max(fits_in, 0.001), one_point_in)
+
+
 async def set_token_limit(db: Executor, token_id: UUID, per_minute: int | None) -> dict[str, Any] | None:
     """Set (or, with None, reset to the default) a partner token's points per minute. The token starts
     over with a full bucket under its new limit."""

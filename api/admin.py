@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -110,6 +110,10 @@ class ApiTokenType:
     rate_limit_per_minute: int | None = strawberry.field(
         description="Cost points per minute (an operation costs its estimated cost); null: the partner default"
     )
+    allow_arbitrary_documents: bool = strawberry.field(
+        default=False,
+        description="In trusted-documents mode, whether this token may send documents that are not registered",
+    )
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> ApiTokenType:
@@ -124,6 +128,7 @@ class ApiTokenType:
             expires_at=r["expires_at"],
             revoked_at=r["revoked_at"],
             rate_limit_per_minute=r.get("rate_limit_per_minute"),
+            allow_arbitrary_documents=bool(r.get("allow_arbitrary_documents")),
         )
 
 
@@ -345,6 +350,10 @@ class AdminMutation:
         scopes: list[str] | None = None,
         role: str = "partner",
         expires_at: dt.datetime | None = None,
+        allow_arbitrary_documents: Annotated[
+            bool,
+            strawberry.argument(description="In trusted-documents mode, let this token send unregistered documents"),
+        ] = False,
     ) -> CreatePartnerTokenPayload | None:
         actor = _ctx(info).actor
         token_id, token, token_hash = new_partner_token()
@@ -363,6 +372,7 @@ class AdminMutation:
                 token_hash=token_hash,
                 expires_at=expires_at,
                 creator=_ctx(info).principal,
+                allow_arbitrary_documents=allow_arbitrary_documents,
             )
             return CreatePartnerTokenPayload(token=token, api_token=ApiTokenType.from_row(row))
 
@@ -425,3 +435,24 @@ class AdminMutation:
         if limiter is not None and payload.api_token is not None:
             limiter.forget(f"token:{payload.api_token.id}")
         return payload
+
+    @strawberry.mutation(
+        description="Whether a partner token may send documents that are not registered (trusted-documents "
+        "mode); in force from the token's next request"
+    )
+    async def set_partner_token_arbitrary_documents(
+        self, info: Info[Context, None], id: strawberry.ID, allow: bool
+    ) -> PartnerTokenPayload | None:
+        ctx = _ctx(info)
+
+        async def run(db: Any) -> PartnerTokenPayload:
+            try:
+                token_id = UUID(str(id))
+            except ValueError:
+                raise NotFound("no such token", field="id") from None
+            row = await admin.set_partner_token_arbitrary_documents(
+                db, token_id, allow, actor=ctx.actor, request_id=ctx.request_id
+            )
+            return PartnerTokenPayload(api_token=ApiTokenType.from_row(row))
+
+        return await _admin_change(info, PartnerTokenPayload, run)

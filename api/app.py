@@ -202,6 +202,11 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 )
         return error_response(400, UNTRUSTED_DOCUMENT_MESSAGE, UNTRUSTED_DOCUMENT)
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Not for a GET that names a registered document (it carries no ``query``)."""
+        params = request.query_params
+        return super().should_render_graphql_ide(request) and not ("documentId" in params or "extensions" in params)
+
     def decode_json(self, data: str | bytes) -> object:
         """orjson: it refuses bad UTF-8 and nesting past 1 024 levels itself (the standard library
         raised UnicodeDecodeError and RecursionError: HTTP 500)."""
@@ -219,7 +224,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 ) from None
             raise HTTPException(400, "Unable to parse request body as JSON") from None
 
-    async def parse_http_body(self, request: Any) -> GraphQLRequestData:  # type: ignore[override]
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:
         """One request object (no batches), its variables checked before anything walks them, and
         the document resolved from its hash (``documentId`` or ``extensions.persistedQuery``) or,
         in trusted-documents mode, refused unless registered."""
@@ -252,14 +257,21 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             query=query, variables=variables, operation_name=operation_name, extensions=extensions, protocol="http"
         )
 
-    def _document(self, query: str | None, document_id: object, extensions: dict[str, Any] | None, state: Any) -> str | None:
+    def _document(
+        self, query: str | None, document_id: object, extensions: dict[str, Any] | None, state: State
+    ) -> str | None:
+        """The document to run: the registered text of a hash, or the query sent, which in trusted
+        mode must be registered itself (unless the partner token may send arbitrary documents)."""
         documents = self.services.documents
         trusted_only = self.services.settings.trusted_documents_only
         persisted = (extensions or {}).get("persistedQuery")
         if document_id is not None or persisted is not None:
-            wanted = parse_hash(document_id if document_id is not None else (persisted or {}).get("sha256Hash"))
+            sent = document_id if document_id is not None else persisted
+            wanted = parse_hash(sent.get("sha256Hash") if isinstance(sent, dict) else sent)
             if wanted is None:
-                raise HTTPException(400, "a document id is sha256:<64 hex digits> (or the persisted query's sha256Hash)")
+                raise HTTPException(
+                    400, "a document id is sha256:<64 hex digits> (or extensions.persistedQuery.sha256Hash)"
+                )
             registered = documents.get(wanted)
             if registered is None:
                 if trusted_only:
@@ -308,7 +320,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         out: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             settings = self.services.settings
-            names = document_names(getattr(request.state, "document", None)) if settings.generic_validation_messages else None
+            document = getattr(request.state, "document", None)
+            names = document_names(document) if settings.generic_validation_messages else None
             errors = [
                 format_error(e, request.state.request_id, hide_suggestions=settings.is_production, known_names=names)
                 for e in result.errors
@@ -372,7 +385,7 @@ class EdgeMiddleware:
             self.services.graphiql
             and scope["method"] == "GET"
             and "text/html" in headers.get("accept", "")
-            and not params & {"query", "variables", "operationName", "extensions"}
+            and not params & {"query", "variables", "operationName", "extensions", "documentId"}
         )
         if scope["method"] == "GET" and not is_ide_page and not self.services.settings.get_queries_allowed:
             response = error_response(

@@ -1,4 +1,4 @@
-"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema."""
+"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema, documents."""
 
 from __future__ import annotations
 
@@ -325,19 +325,91 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
                 token_id=token_id,
                 token_hash=token_hash,
                 expires_at=None,
+                allow_arbitrary_documents=args.allow_arbitrary_documents,
             )
             return f"token {token_id} for {args.partner} (shown once, keep it safe):\n{token}"
         if args.tokens_cmd == "revoke":
             await admin.revoke_partner_token(conn, uuid.UUID(args.id), actor="cli", scope=ALL)
             return f"token {args.id} revoked"
+        if args.tokens_cmd == "arbitrary-documents":
+            allow = args.setting == "on"
+            await admin.set_partner_token_arbitrary_documents(conn, _token_id(args.id), allow, actor="cli")
+            return f"token {args.id} may {'now' if allow else 'no longer'} send documents that are not registered"
         rows = await partners_repo.list_tokens(conn, scope=ALL)
         return "\n".join(
             f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
+            f"{'  arbitrary-documents' if r['allow_arbitrary_documents'] else ''}"
             f"{'  REVOKED' if r['revoked_at'] else ''}"
             for r in rows
         )
 
     return _admin_command(settings, action)
+
+
+def _token_id(value: str) -> Any:
+    import uuid
+
+    from domain.errors import NotFound
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("no such token", field="id") from None
+
+
+def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
+    """Trusted documents: register .graphql files (or a build's manifest), list, remove."""
+    from api.documents import DocumentRejected, check_document, parse_hash, read_sources, register, remove
+    from api.limits import Limits
+    from infra.repos import documents as repo
+
+    if args.documents_cmd == "register":
+        from api.schema import build_schema
+
+        schema = build_schema()._schema
+        limits = Limits.from_settings(settings)
+        try:
+            checked = [check_document(schema, text, source, limits) for source, text in read_sources(args.files)]
+        except (DocumentRejected, OSError) as exc:
+            print(f"tierwise: {exc}", file=sys.stderr)
+            return 1
+
+        async def registering(conn: Any) -> str:
+            added = set(await register(conn, checked, actor="cli"))
+            lines = [
+                f"{'registered' if r.hash in added else 'known     '}  sha256:{r.hash}  "
+                f"{','.join(n or '(anonymous)' for n in r.operation_names)}  {r.source}"
+                for r in checked
+            ]
+            lines.append(f"{len(added)} registered, {len(checked) - len(added)} known already")
+            return "\n".join(lines)
+
+        return _admin_command(settings, registering)
+
+    if args.documents_cmd == "remove":
+        hashes = [parse_hash(h) for h in args.hashes]
+        if None in hashes:
+            print("tierwise: a hash is sha256:<64 hex digits> or the 64 hex digits alone", file=sys.stderr)
+            return 1
+
+        async def removing(conn: Any) -> str:
+            removed = await remove(conn, [h for h in hashes if h], actor="cli")
+            missing = len(hashes) - len(removed)
+            lines = [f"removed  sha256:{h}" for h in removed]
+            return "\n".join([*lines, f"{len(removed)} removed, {missing} not registered"])
+
+        return _admin_command(settings, removing)
+
+    async def listing(conn: Any) -> str:
+        rows = await repo.list_all(conn)
+        lines = [
+            f"sha256:{r['hash']}  {','.join(n or '(anonymous)' for n in r['operation_names']):<32} "
+            f"{r['registered_at']:%Y-%m-%d %H:%M} {r['registered_by']:<8} {r['source'] or ''}"
+            for r in rows
+        ]
+        return "\n".join([*lines, f"{len(rows)} documents registered"])
+
+    return _admin_command(settings, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -398,7 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name", required=True)
     tc.add_argument("--role", default="partner")
     tc.add_argument("--scope", action="append", help="e.g. read:Customer.* (repeatable; default read:* write:*)")
+    tc.add_argument(
+        "--allow-arbitrary-documents",
+        action="store_true",
+        help="in trusted-documents mode, let this token send documents that are not registered",
+    )
     tc.set_defaults(fn=cmd_tokens)
+    ta = tokens.add_parser("arbitrary-documents", help="allow (on) or refuse (off) unregistered documents")
+    ta.add_argument("id")
+    ta.add_argument("setting", choices=["on", "off"])
+    ta.set_defaults(fn=cmd_tokens)
     tr = tokens.add_parser("revoke")
     tr.add_argument("id")
     tr.set_defaults(fn=cmd_tokens)
@@ -424,6 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
     kr.set_defaults(fn=cmd_keys)
 
     sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
+
+    documents = sub.add_parser("documents", help="trusted documents (TIERWISE_DOCUMENTS_MODE=trusted)")
+    docs_sub = documents.add_subparsers(dest="documents_cmd", required=True)
+    dr = docs_sub.add_parser("register", help="validate and register .graphql files or a persisted-documents manifest")
+    dr.add_argument("files", nargs="+", help="a .graphql file is one document; a .json file maps sha256 → document")
+    dr.set_defaults(fn=cmd_documents)
+    docs_sub.add_parser("list", help="every registered document").set_defaults(fn=cmd_documents)
+    drm = docs_sub.add_parser("remove", help="unregister documents by hash")
+    drm.add_argument("hashes", nargs="+", metavar="HASH", help="sha256:<hex> or <hex>")
+    drm.set_defaults(fn=cmd_documents)
     return parser
 
 

@@ -182,6 +182,7 @@ async def create_partner_token(
     token_hash: str,
     expires_at: dt.datetime | None,
     creator: Principal | None = None,
+    allow_arbitrary_documents: bool = False,
 ) -> dict[str, Any]:
     """A partner token. ``creator``: the principal asking (None: the CLI). No token may hold a role that
     administers the whole system; a partner principal creates tokens only for its own partner, with one of
@@ -201,6 +202,11 @@ async def create_partner_token(
         wider = [s for s in scopes if not _covered(s, creator.scopes or ())]
         if wider:
             raise Forbidden(f"scopes wider than this token's own: {', '.join(wider)}", field="scopes")
+        if allow_arbitrary_documents and not creator.arbitrary_documents:
+            raise Forbidden(
+                "a partner token allows arbitrary documents only if it is allowed them itself",
+                field="allowArbitraryDocuments",
+            )
         partner_id = creator.partner_id
     else:
         partner_id = await partners_repo.ensure(db, partner_name)
@@ -215,6 +221,7 @@ async def create_partner_token(
             "scopes": scopes,
             "created_by": actor,
             "expires_at": expires_at,
+            "allow_arbitrary_documents": allow_arbitrary_documents,
         },
     )
     await repo.write_audit(
@@ -223,7 +230,13 @@ async def create_partner_token(
         action="token.create",
         target_type="api_token",
         target_ids=[str(token_id)],
-        after={"partner": partner_name, "name": name, "role": role, "scopes": scopes},
+        after={
+            "partner": partner_name,
+            "name": name,
+            "role": role,
+            "scopes": scopes,
+            "allowArbitraryDocuments": allow_arbitrary_documents,
+        },
     )
     return row
 
@@ -243,3 +256,26 @@ async def revoke_partner_token(db: Executor, token_id: UUID, *, actor: str, scop
     if not await partners_repo.revoke_token(db, token_id, scope=scope):
         raise NotFound("no such active token", field="id")
     await repo.write_audit(db, actor=actor, action="token.revoke", target_type="api_token", target_ids=[str(token_id)])
+
+
+async def set_partner_token_arbitrary_documents(
+    db: Executor, token_id: UUID, allow: bool, *, actor: str, request_id: str | None = None
+) -> dict[str, Any]:
+    """Whether the token may send documents that are not registered (trusted-documents mode);
+    in force from the token's next request."""
+    before = await partners_repo.token(db, token_id)
+    row = await partners_repo.set_arbitrary_documents(db, token_id, allow)
+    if before is None or row is None:
+        raise NotFound("no such token", field="id")
+    await repo.write_audit(
+        db,
+        actor=actor,
+        action="token.arbitrary_documents",
+        request_id=request_id,
+        target_type="api_token",
+        target_ids=[str(token_id)],
+        fields=["allowArbitraryDocuments"],
+        before={"allowArbitraryDocuments": before["allow_arbitrary_documents"]},
+        after={"allowArbitraryDocuments": allow},
+    )
+    return row

@@ -40,6 +40,8 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         "Query.explainAccess",
         # a partner's rate limit is the operator's control over the partner
         "Mutation.setPartnerTokenRateLimit",
+        # so is whether a partner's token may leave trusted-documents mode
+        "Mutation.setPartnerTokenArbitraryDocuments",
         # tier policies: one for every customer of every partner; runs and simulations count them all
         "Query.tierRuns",
         "Query.simulateTierPolicy",

@@ -60,7 +60,8 @@ async def register(db: Executor, rows: Sequence[dict[str, Any]]) -> list[str]:
 
 async def remove(db: Executor, hashes: Sequence[str]) -> list[str]:
     """Remove documents by hash; returns the hashes that were registered."""
-    stmt = delete(trusted_documents).where(trusted_documents.c.hash.in_(list(hashes))).returning(trusted_documents.c.hash)
+    t = trusted_documents
+    stmt = delete(t).where(t.c.hash.in_(list(hashes))).returning(t.c.hash)
     removed = list((await db.execute(stmt)).scalars())
     if removed:
         await _bump(db)
@@ -70,6 +71,11 @@ async def remove(db: Executor, hashes: Sequence[str]) -> list[str]:
 async def list_all(db: Executor) -> list[dict[str, Any]]:
     t = trusted_documents
     stmt = select(
-        t.c.hash, t.c.operation_names, t.c.source, t.c.registered_by, t.c.registered_at, func.length(t.c.document).label("length")
+        t.c.hash,
+        t.c.operation_names,
+        t.c.source,
+        t.c.registered_by,
+        t.c.registered_at,
+        func.length(t.c.document).label("length"),
     ).order_by(t.c.registered_at, t.c.hash)
     return dict_rows(await db.execute(stmt))

@@ -69,3 +69,14 @@ async def roles_of_live_tokens(db: Executor) -> set[str]:
     """The roles held by partner tokens that are not revoked."""
     stmt = select(api_tokens.c.role).where(api_tokens.c.revoked_at.is_(None)).distinct()
     return set((await db.execute(stmt)).scalars().all())
+
+
+async def set_arbitrary_documents(db: Executor, token_id: UUID, allow: bool) -> dict[str, Any] | None:
+    stmt = (
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id)
+        .values(allow_arbitrary_documents=allow)
+        .returning(api_tokens)
+    )
+    row = (await db.execute(stmt)).first()
+    return dict(row._mapping) if row else None

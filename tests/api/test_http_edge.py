@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-import base64
 import asyncio
+import base64
 import contextlib
 import time
 import uuid

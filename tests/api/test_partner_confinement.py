@@ -176,6 +176,11 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         perMinute: 1) { apiToken { id } userErrors { code } } }""",
         _v("otherToken"),
     ),
+    "setPartnerTokenArbitraryDocuments": (
+        """mutation($otherToken: ID!) { setPartnerTokenArbitraryDocuments(id: $otherToken,
+        allow: true) { apiToken { id } userErrors { code } } }""",
+        _v("otherToken"),
+    ),
     "createTierPolicyDraft": (
         """mutation($policy: ID!) { createTierPolicyDraft(input: {name: "mine",
         copyFrom: $policy}) { policy { id } userErrors { code } } }""",
@@ -495,6 +500,7 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "createTierPolicyDraft",
         "activateTierPolicy",
         "setPartnerTokenRateLimit",
+        "setPartnerTokenArbitraryDocuments",
         "createSurvey",
         "tierRuns",
         "simulateTierPolicy",

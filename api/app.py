@@ -252,7 +252,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, problem)
         state = _request_state.get()
         query = self._document(query, data.get("documentId"), extensions, state)
-        state.document = query
+        # what the client sent: messages may repeat its names (api.errors.naming_only), and no others
+        state.sent_text = f"{query or ''} {orjson.dumps(variables).decode() if variables else ''}"
         return GraphQLRequestData(
             query=query, variables=variables, operation_name=operation_name, extensions=extensions, protocol="http"
         )
@@ -320,8 +321,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         out: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             settings = self.services.settings
-            document = getattr(request.state, "document", None)
-            names = document_names(document) if settings.generic_validation_messages else None
+            sent = getattr(request.state, "sent_text", None)
+            names = document_names(sent) if settings.generic_validation_messages else None
             errors = [
                 format_error(e, request.state.request_id, hide_suggestions=settings.is_production, known_names=names)
                 for e in result.errors

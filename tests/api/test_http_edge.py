@@ -271,6 +271,27 @@ async def test_failed_authentications_are_limited_per_address(db_url: str) -> No
         assert response.status_code == 200, response.text
 
 
+async def test_the_address_is_the_one_uvicorns_proxy_headers_give(db_url: str) -> None:
+    """`tierwise serve` runs uvicorn with proxy headers on: behind a trusted proxy the client is the
+    X-Forwarded-For address; from anywhere else that header is ignored (rotating it does not help)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    async with app_with(db_url, auth_failure_limit=3) as api:
+        behind = ProxyHeadersMiddleware(api.app, trusted_hosts="10.0.0.1")
+
+        async def attempt(proxy: str, forwarded: str) -> int:
+            transport = httpx.ASGITransport(app=behind, client=(proxy, 5000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://tierwise.test") as client:
+                headers = {**auth("tw_pat_forged"), "X-Forwarded-For": forwarded}
+                response = await client.post("/graphql", json={"query": "{ viewer { subject } }"}, headers=headers)
+                return response.status_code
+
+        assert [await attempt("10.0.0.1", "203.0.113.1") for _ in range(4)] == [401, 401, 401, 429]
+        assert await attempt("10.0.0.1", "203.0.113.2") == 401  # another client behind the same proxy
+        spoofed = [await attempt("192.0.2.9", f"203.0.113.{i}") for i in range(10, 14)]
+        assert spoofed == [401, 401, 401, 429]  # not a trusted proxy: its own address counts
+
+
 async def test_bad_staff_tokens_count_too_and_the_window_ends(db_url: str) -> None:
     async with app_with(db_url, auth_failure_limit=3, auth_failure_window_s=0.5) as api:
         for _ in range(3):

@@ -36,9 +36,14 @@ async def db_url(template_db: str) -> AsyncIterator[str]:
         yield url
 
 
+# This module sends well over a hundred bad tokens from one address on purpose: the per-address
+# limit of failed authentications (tests/api/test_http_edge.py) is raised out of its way.
+NO_AUTH_LIMIT = {"auth_failure_limit": 100_000}
+
+
 @pytest.fixture(scope="module")
 async def hs_api(db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as api:
+    async with running_api(db_url, test_settings(**NO_AUTH_LIMIT)) as api:
         yield api
 
 
@@ -59,7 +64,9 @@ OTHER_PRIVATE, _ = _pem_pair()
 
 @pytest.fixture(scope="module")
 async def rs_api(db_url: str) -> AsyncIterator[Api]:
-    settings = test_settings(jwt_algorithm="RS256", jwt_public_key=RS_PUBLIC, jwt_private_key=RS_PRIVATE)
+    settings = test_settings(
+        jwt_algorithm="RS256", jwt_public_key=RS_PUBLIC, jwt_private_key=RS_PRIVATE, **NO_AUTH_LIMIT
+    )
     async with running_api(db_url, settings) as api:
         yield api
 
@@ -67,7 +74,7 @@ async def rs_api(db_url: str) -> AsyncIterator[Api]:
 @pytest.fixture(scope="module")
 async def kid_api(db_url: str) -> AsyncIterator[Api]:
     settings = test_settings(jwt_algorithm="RS256", jwt_public_key=RS_PUBLIC, jwt_private_key=RS_PRIVATE,
-                             jwt_key_id="key-2024")
+                             jwt_key_id="key-2024", **NO_AUTH_LIMIT)
     async with running_api(db_url, settings) as api:
         yield api
 

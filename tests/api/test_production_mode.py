@@ -104,21 +104,27 @@ async def test_no_graphiql_in_production(prod: Api, dev: Api) -> None:
     assert "GraphiQL" in (await dev.client.get("/graphql", headers={"Accept": "text/html"})).text
     page = await prod.client.get("/graphql", headers={"Accept": "text/html"})
     assert "GraphiQL" not in page.text
-    assert page.status_code == 401
+    assert page.status_code == 405  # GET is off in production (issue 17): refused before authentication
 
 
 CREATE = 'mutation { createCustomer(input: {name: "Get Mutated"}) { customer { id } } }'
 COUNT = '{ customers(filter: {nameContains: "Get Mutated"}) { totalCount } }'
 
 
-async def test_no_mutations_over_get(prod: Api, tokens: dict[str, str]) -> None:
+async def test_no_mutations_over_get(prod: Api, db_url: str, tokens: dict[str, str]) -> None:
     auth = {"Authorization": f"Bearer {tokens['prod']}"}
     response = await prod.client.get("/graphql", params={"query": CREATE}, headers=auth)
     assert response.status_code in (400, 405), response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
-    ok = await prod.client.get("/graphql", params={"query": COUNT}, headers=auth)  # queries are fine over GET
-    assert ok.status_code == 200
-    assert ok.json()["data"]["customers"]["totalCount"] == 0
+    # queries over GET are off in production unless enabled (issue 17); enabled, mutations stay refused
+    assert (await prod.client.get("/graphql", params={"query": COUNT}, headers=auth)).status_code == 405
+    async with running_api(db_url, test_settings(**PROD, allow_get_queries=True)) as with_get:
+        response = await with_get.client.get("/graphql", params={"query": CREATE}, headers=auth)
+        assert response.status_code in (400, 405), response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        ok = await with_get.client.get("/graphql", params={"query": COUNT}, headers=auth)
+        assert ok.status_code == 200
+        assert ok.json()["data"]["customers"]["totalCount"] == 0
 
 
 CSRF_BODIES = {

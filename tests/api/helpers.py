@@ -11,12 +11,13 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.conftest import _MADE, RUN, Api, _admin_execute, _url_for, running_api
+from tests.conftest import _MADE, RUN, Api, _admin_execute, _url_for, running_api, test_settings
 
 
 @contextlib.asynccontextmanager
-async def module_api(template_db: str) -> AsyncIterator[Api]:
-    """A running app on its own database cloned from the template, for a whole test module.
+async def module_api(template_db: str, **settings: Any) -> AsyncIterator[Api]:
+    """A running app on its own database cloned from the template, for a whole test module
+    (``settings``: overrides of the test settings).
 
     For modules whose tests build their own data and assert only on it (or on before/after snapshots),
     so they can share one database and skip the per-test create/drop.
@@ -24,7 +25,7 @@ async def module_api(template_db: str) -> AsyncIterator[Api]:
     name = f"tierwise_m_{RUN}_{uuid.uuid4().hex[:10]}"
     await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     _MADE.append(name)  # dropped with the others at the end of the run (see tests/conftest.py)
-    async with running_api(_url_for(name)) as api:
+    async with running_api(_url_for(name), test_settings(**settings)) as api:
         yield api
 
 

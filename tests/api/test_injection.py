@@ -171,7 +171,9 @@ CUSTOMERS_SQL = "SELECT id, name, email, version FROM customers ORDER BY id"
 
 @pytest.fixture(scope="module")
 async def api(template_db: str) -> AsyncIterator[Api]:
-    async with module_api(template_db) as running:
+    # hundreds of refused payloads on purpose: at the default refusal price (100 points) they would
+    # spend the budget (tests/api/test_http_edge.py tests that); here each costs one point
+    async with module_api(template_db, rate_limit_refusal_cost=1) as running:
         yield running
 
 

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from alembic import command
 
 from api import cli
 from api.documents import check_document, register
 from api.limits import Limits
 from api.schema import build_schema
 from infra.db import StatementCounter, create_engine
+from infra.migrate import alembic_config, upgrade
 from tests.api.security_helpers import own_database, sql
 from tests.conftest import Api, running_api, test_settings
 
@@ -290,3 +292,23 @@ async def test_hashes_work_in_any_mode_and_unknown_ones_ask_for_the_text(url: st
         assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
         assert (await post(api, token, {"documentId": "md5:abc"}))[0] == 400
         assert (await post(api, token, {"query": "{ viewer { subject } }"}))[0] == 200  # arbitrary text runs
+
+
+async def test_migration_0012_downgrades_and_upgrades(fresh_database_url: Callable[[], Awaitable[str]]) -> None:
+    url = await fresh_database_url()
+
+    async def state() -> tuple[Any, Any, int]:
+        rows = await sql(
+            url,
+            "SELECT to_regclass('trusted_documents') AS t, to_regclass('trusted_document_state') AS s, "
+            "(SELECT count(*) FROM information_schema.columns WHERE table_name = 'api_tokens' "
+            "AND column_name = 'allow_arbitrary_documents') AS c",
+        )
+        return rows[0]["t"], rows[0]["s"], rows[0]["c"]
+
+    assert await state() == ("trusted_documents", "trusted_document_state", 1)
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0011")
+    assert await state() == (None, None, 0)
+    await asyncio.to_thread(upgrade, url)
+    assert await state() == ("trusted_documents", "trusted_document_state", 1)
+    assert (await sql(url, "SELECT version FROM trusted_document_state"))[0]["version"] == 1

@@ -104,5 +104,5 @@ async def test_graphiql_page_in_development_only(
     )
     async with running_api(url, production) as prod:
         page = await prod.client.get("/graphql", headers={"Accept": "text/html"})
-        assert page.status_code == 401
+        assert page.status_code == 405  # GET is off in production (issue 17, docs/sec-edge.md)
         assert "GraphiQL" not in page.text

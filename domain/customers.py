@@ -14,6 +14,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from domain import limits
 from domain.enums import LIFECYCLE_STAGES
 from domain.errors import Invalid, ValidationFailed
 
@@ -103,8 +104,8 @@ def _name(value: str) -> str:
         raise ValidationFailed("a name cannot contain control or invisible characters", field="name")
     if not any(ch.isalpha() for ch in name):
         raise ValidationFailed("a name needs at least one letter", field="name")
-    if len(name) > 200:
-        raise ValidationFailed("a name has at most 200 characters", field="name")
+    if len(name) > limits.NAME:
+        raise ValidationFailed(f"a name has at most {limits.NAME} characters", field="name")
     return name
 
 
@@ -157,8 +158,8 @@ def _stage(value: str) -> str:
 
 def _external_ref(value: str) -> str:
     v = value.strip()
-    if not v or len(v) > 100:
-        raise ValidationFailed("an external reference has 1 to 100 characters", field="external_ref")
+    if not v or len(v) > limits.IDENTIFIER:
+        raise ValidationFailed(f"an external reference has 1 to {limits.IDENTIFIER} characters", field="external_ref")
     if _CONTROL.search(v):
         raise ValidationFailed("an external reference cannot contain control characters", field="external_ref")
     return v

@@ -29,7 +29,8 @@ from api.types import (
 from authz.policy import Level
 from domain import customers as customer_rules
 from domain.complaints import Transition
-from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
+from domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationFailed
+from domain.idempotency import check_replay, differences, key_reused
 from domain.surveys import Answer, Question, validate_answers
 from infra.after_change import after_change
 from infra.repos import complaints as complaints_repo
@@ -273,6 +274,20 @@ def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dic
     return item, errors
 
 
+def _purchase_content(values: dict[str, Any], given: Any) -> dict[str, Any]:
+    """What a purchase was recorded with, by input name; its time only when the caller gave one (else
+    it is the time of the first request, which a replay can't repeat)."""
+    content = {
+        "customerId": values["customer_id"],
+        "amount": values["amount"],
+        "currency": values["currency"],
+        "channel": values["channel"],
+    }
+    if given.purchased_at is not None:
+        content["purchasedAt"] = values["purchased_at"]
+    return content
+
+
 async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput) -> Any:
     from api.schema import RecordPurchasesPayload
 
@@ -307,6 +322,16 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
         rows, inserted = await purchases_repo.record(
             uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope
         )
+        # A repeated external id (sent before, by a request meanwhile, or twice in this batch) names the
+        # stored purchase: it must have been recorded with this item's content (domain/idempotency.py).
+        conflicts = [
+            key_reused("externalId", differing, where=f"purchases[{n}].externalId")
+            for n, (p, item, row) in enumerate(zip(inp.purchases, items, rows, strict=True))
+            if item["external_id"] is not None
+            and (differing := differences(_purchase_content(row, p), _purchase_content(item, p)))
+        ]
+        if conflicts:
+            raise Invalid(conflicts)  # rolls back the batch: none of it is written
         if inserted:  # set-based whatever the batch size; the churn re-score is a job queued here (issue 7)
             await after_change(uow.conn, [i["customer_id"] for i in items], actor=ctx.actor, churn_mode="defer")
         uow.commit()
@@ -331,33 +356,63 @@ async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> 
     if errors:
         raise Invalid(errors)
     follow_up = _uuid(inp.follow_up_of, "Complaint", "followUpOf") if inp.follow_up_of else None
+    values = {
+        "customer_id": customer_id,
+        "subject": " ".join(inp.subject.split()),
+        "description": inp.description.strip(),
+        "category_code": inp.category,
+        "severity": enum_value(inp.severity),
+        "channel": enum_value(inp.channel),
+        "follow_up_of_id": follow_up,
+    }
+    partner_id = ctx.principal.partner_id
     async with ctx.db.unit_of_work() as uow:
-        existing = (
-            await complaints_repo.find_by_external_id(uow, ctx.principal.partner_id, inp.external_id)
-            if inp.external_id
-            else None
-        )
-        if existing is None:
+        complaint_id = None
+        if inp.external_id:
+            complaint_id = await _replayed_complaint(uow, partner_id, inp.external_id, values)
+        if complaint_id is None:
             if not await customers_repo.exists(uow, customer_id, ctx.scope):
                 raise NotFound("no such customer", field="customerId")
-            existing = await complaints_repo.open_complaint(
-                uow,
-                {
-                    "customer_id": customer_id,
-                    "partner_id": ctx.principal.partner_id,
-                    "external_id": inp.external_id,
-                    "subject": " ".join(inp.subject.split()),
-                    "description": inp.description.strip(),
-                    "category_code": inp.category,
-                    "severity": enum_value(inp.severity),
-                    "channel": enum_value(inp.channel),
-                    "follow_up_of_id": follow_up,
-                },
-                actor=ctx.actor,
+            complaint_id = await complaints_repo.open_complaint(
+                uow, {**values, "partner_id": partner_id, "external_id": inp.external_id}, actor=ctx.actor
             )
-            await after_change(uow.conn, [customer_id], actor=ctx.actor)
-            uow.commit()
-    return ComplaintPayload(complaint=await _read_back_complaint(info, existing))
+            if complaint_id is None:  # another request opened it meanwhile: the same rules as a replay
+                complaint_id = await _replayed_complaint(uow, partner_id, inp.external_id or "", values)
+                if complaint_id is None:  # (the insert waited for that request's commit: not expected)
+                    raise Conflict("externalId is being used by another request; retry", field="externalId")
+            else:
+                await after_change(uow.conn, [customer_id], actor=ctx.actor)
+                uow.commit()
+    return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
+
+
+# openComplaint's input names of the columns a replay is compared on (complaints_repo.CREATED_WITH)
+_COMPLAINT_INPUT_NAMES = {
+    "customer_id": "customerId",
+    "subject": "subject",
+    "description": "description",
+    "category_code": "category",
+    "severity": "severity",
+    "channel": "channel",
+    "follow_up_of_id": "followUpOf",
+}
+
+
+async def _replayed_complaint(
+    uow: Any, partner_id: UUID | None, external_id: str, values: dict[str, Any]
+) -> UUID | None:
+    """The complaint already opened with this external id (None: none is), if ``values`` are what it
+    was opened with; a CONFLICT if not (domain/idempotency.py)."""
+    stored = await complaints_repo.by_external_id(uow, partner_id, external_id)
+    if stored is None:
+        return None
+    check_replay(
+        "externalId",
+        {_COMPLAINT_INPUT_NAMES[k]: stored[k] for k in complaints_repo.CREATED_WITH},
+        {_COMPLAINT_INPUT_NAMES[k]: values[k] for k in complaints_repo.CREATED_WITH},
+    )
+    complaint_id: UUID = stored["id"]
+    return complaint_id
 
 
 async def _read_back_complaint(info: Info[Context, None], complaint_id: UUID) -> ComplaintType | None:
@@ -446,6 +501,42 @@ async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> An
     return SurveyPayload(survey=SurveyType.from_row(row) if row else None)
 
 
+def _answer_content(question_id: Any, score: int | None, choices: Any, text: str | None) -> tuple[Any, ...]:
+    return (str(question_id), score, tuple(choices) if choices is not None else None, text)
+
+
+def _by_question(answer: tuple[Any, ...]) -> str:
+    return str(answer[0])
+
+
+async def _replayed_response(
+    uow: Any, partner_id: UUID | None, external_id: str | None, requested: dict[str, Any]
+) -> UUID | None:
+    """The response already submitted with this external id (None: none is), if ``requested`` is what
+    it was submitted with; a CONFLICT if not (domain/idempotency.py)."""
+    if external_id is None:
+        return None
+    stored = await surveys_repo.response_by_external_id(uow, partner_id, external_id)
+    if stored is None:
+        return None
+    check_replay(
+        "externalId",
+        {
+            "surveyId": stored["survey_id"],
+            "customerId": stored["customer_id"],
+            "complaintId": stored["complaint_id"],
+            "channel": stored["channel"],
+            "answers": sorted(
+                (_answer_content(x["question_id"], x["score"], x["choices"], x["text"]) for x in stored["answers"]),
+                key=_by_question,
+            ),
+        },
+        requested,
+    )
+    response_id: UUID = stored["id"]
+    return response_id
+
+
 async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyResponseInput) -> Any:
     from api.schema import SurveyResponsePayload
 
@@ -460,17 +551,20 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
         except NotFound:
             qid = f"invalid:{n}"
         answers.append(Answer(question_id=qid, score=a.score, choices=a.choices, text=a.text))
+    requested = {
+        "surveyId": survey_id,
+        "customerId": customer_id,
+        "complaintId": complaint_id,
+        "channel": inp.channel.value,
+        "answers": sorted(
+            (_answer_content(a.question_id, a.score, a.choices, a.text) for a in answers), key=_by_question
+        ),
+    }
+    partner_id = ctx.principal.partner_id
     async with ctx.db.unit_of_work() as uow:
         survey, questions = await surveys_repo.survey_with_questions(uow, survey_id)
-        existing, same = await surveys_repo.find_response(
-            uow,
-            partner_id=ctx.principal.partner_id,
-            external_id=inp.external_id,
-            survey_id=survey_id,
-            customer_id=customer_id,
-            complaint_id=complaint_id,
-        )
-        if not same:
+        existing = await _replayed_response(uow, partner_id, inp.external_id, requested)
+        if existing is None:
             # Scope first: another partner's customer or complaint answers exactly like an unknown one.
             if not await customers_repo.exists(uow, customer_id, ctx.scope):
                 raise NotFound("no such customer", field="customerId")
@@ -478,7 +572,8 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
                 found = await complaints_repo.by_ids(uow, [complaint_id], columns=(), scope=ctx.scope)
                 if complaint_id not in found or found[complaint_id]["customer_id"] != customer_id:
                     raise NotFound("no such complaint of this customer", field="complaintId")
-            if existing is not None:
+            slot = {"survey_id": survey_id, "customer_id": customer_id, "complaint_id": complaint_id}
+            if await surveys_repo.answered(uow, **slot):
                 raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
             if survey["status"] != "active":
                 raise ValidationFailed("the survey is not active", field="surveyId")
@@ -491,21 +586,21 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
             )
             existing = await surveys_repo.insert_response(
                 uow,
-                {
-                    "survey_id": survey_id,
-                    "customer_id": customer_id,
-                    "complaint_id": complaint_id,
-                    "partner_id": ctx.principal.partner_id,
-                    "external_id": inp.external_id,
-                    "channel": inp.channel.value,
-                },
+                {**slot, "partner_id": partner_id, "external_id": inp.external_id, "channel": inp.channel.value},
                 [
                     {"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
                     for a in answers
                 ],
             )
-            await after_change(uow.conn, [customer_id], actor=ctx.actor)
-            uow.commit()
+            if existing is None:  # another request took the slot meanwhile (its insert waited for it)
+                existing = await _replayed_response(uow, partner_id, inp.external_id, requested)
+                if existing is None:  # not by this external id: the customer has answered
+                    raise Invalid(
+                        [ValidationFailed("this customer has answered this survey already", field="surveyId")]
+                    )
+            else:
+                await after_change(uow.conn, [customer_id], actor=ctx.actor)
+                uow.commit()
     row = await ctx.loaders.response.load(existing)
     if row is None:
         raise Forbidden("not allowed to read this response")

@@ -102,9 +102,8 @@ async def list_roles(db: Executor) -> list[dict[str, Any]]:
 
 async def create_role(db: Executor, name: str, description: str, *, actor: str, inherits: str | None = None) -> int:
     _check_role_name(name)
-    if await repo.role_exists(db, name):
+    if not await repo.create_role(db, name, description):  # taken, also by a request meanwhile
         raise ValidationFailed(f"role {name} exists already", field="role")
-    await repo.create_role(db, name, description)
     if inherits:
         await _require_role(db, inherits)
         await repo.add_rule(db, "g", (f"role:{name}", f"role:{inherits}"))

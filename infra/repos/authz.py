@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from infra.repos.base import Executor
 from infra.tables import audit_log, authz_state, casbin_rules, roles
@@ -44,22 +45,18 @@ async def bump_version(db: Executor) -> int:
 
 
 async def add_rule(db: Executor, ptype: str, values: tuple[str, ...]) -> bool:
+    """Add a rule; False when it exists (also when another transaction added it meanwhile: the insert
+    waits for it, then does nothing)."""
     padded = (*values, "", "", "", "")[:4]
-    exists = (
+    added = (
         await db.execute(
-            select(casbin_rules.c.id).where(
-                casbin_rules.c.ptype == ptype,
-                casbin_rules.c.v0 == padded[0],
-                casbin_rules.c.v1 == padded[1],
-                casbin_rules.c.v2 == padded[2],
-                casbin_rules.c.v3 == padded[3],
-            )
+            pg_insert(casbin_rules)
+            .values(ptype=ptype, v0=padded[0], v1=padded[1], v2=padded[2], v3=padded[3])
+            .on_conflict_do_nothing()
+            .returning(casbin_rules.c.id)
         )
     ).first()
-    if exists:
-        return False
-    await db.execute(insert(casbin_rules).values(ptype=ptype, v0=padded[0], v1=padded[1], v2=padded[2], v3=padded[3]))
-    return True
+    return added is not None
 
 
 async def remove_rules(db: Executor, ptype: str, **match: str) -> int:
@@ -77,8 +74,10 @@ async def role_exists(db: Executor, name: str) -> bool:
     return (await db.execute(select(roles.c.name).where(roles.c.name == name))).first() is not None
 
 
-async def create_role(db: Executor, name: str, description: str) -> None:
-    await db.execute(insert(roles).values(name=name, description=description))
+async def create_role(db: Executor, name: str, description: str) -> bool:
+    """Create a role; False when the name is taken (by a role committed meanwhile too)."""
+    stmt = pg_insert(roles).values(name=name, description=description).on_conflict_do_nothing().returning(roles.c.name)
+    return (await db.execute(stmt)).first() is not None
 
 
 async def delete_role(db: Executor, name: str) -> None:

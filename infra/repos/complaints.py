@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from domain import sla
 from domain.complaints import ComplaintState, Transition, TransitionOutcome, check_follow_up, check_transition
@@ -150,11 +151,12 @@ async def add_taxon(db: Executor, table: str, code: str, label: str) -> tuple[di
     row = (await db.execute(select(t).where(t.c.code == code).with_for_update())).first()
     if row is not None and row.active:
         raise Conflict(f"'{code}' exists already", field="code")
-    if row is None:
-        stmt: Any = insert(t).values(code=code, label=label, active=True)
+    if row is None:  # another request adding the same code meanwhile wins; this one is then a conflict
+        stmt: Any = pg_insert(t).values(code=code, label=label, active=True).on_conflict_do_nothing()
     else:
         stmt = update(t).where(t.c.code == code).values(label=label, active=True)
-    await db.execute(stmt)
+    if not (await db.execute(stmt.returning(t.c.code))).first():
+        raise Conflict(f"'{code}' exists already", field="code")
     return {"code": code, "label": label, "active": True}, row is not None
 
 
@@ -202,13 +204,25 @@ async def _base_tier(db: Executor) -> str | None:
     return (await db.execute(stmt)).scalar_one_or_none()
 
 
-async def find_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> UUID | None:
-    stmt = select(k.c.id).where(same_partner(k.c.partner_id, partner_id), k.c.external_id == external_id)
-    return (await db.execute(stmt)).scalar_one_or_none()
+# What a complaint was opened with: a replay of its external id is compared with these.
+CREATED_WITH = ("customer_id", "subject", "description", "category_code", "severity", "channel", "follow_up_of_id")
 
 
-async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) -> UUID:
-    """Insert a new complaint with SLA deadlines from the customer's tier, and its first event."""
+async def by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> dict[str, Any] | None:
+    """The partner's complaint with this external id: its id and what it was opened with."""
+    stmt = select(k.c.id, *(k.c[name] for name in CREATED_WITH)).where(
+        same_partner(k.c.partner_id, partner_id), k.c.external_id == external_id
+    )
+    row = (await db.execute(stmt)).first()
+    return dict(row._mapping) if row else None
+
+
+async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) -> UUID | None:
+    """Insert a new complaint with SLA deadlines from the customer's tier, and its first event.
+
+    None when the partner's external id is taken: by a complaint committed before, or by one another
+    transaction was inserting meanwhile (the insert waits for it to end; ``ON CONFLICT DO NOTHING``).
+    The caller then reads that complaint (``by_external_id``): nothing was written here."""
     if (
         await db.execute(
             select(complaint_categories.c.code).where(
@@ -229,9 +243,9 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
         tier = await _base_tier(db)
     version, first_due, resolution_due = await _sla_deadlines(db, tier, values["severity"])
     new_id = uuid.uuid4()  # made here: the description is encrypted bound to it (infra/crypto.py)
-    complaint_id: UUID = (
+    complaint_id: UUID | None = (
         await db.execute(
-            insert(k)
+            pg_insert(k)
             .values(
                 **crypto.bind_row(k, new_id, values),
                 id=new_id,
@@ -241,9 +255,14 @@ async def open_complaint(db: Executor, values: dict[str, Any], *, actor: str) ->
                 first_response_due_at=first_due,
                 resolution_due_at=resolution_due,
             )
+            .on_conflict_do_nothing(
+                index_elements=[k.c.partner_id, k.c.external_id], index_where=k.c.external_id.isnot(None)
+            )
             .returning(k.c.id)
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if complaint_id is None:
+        return None
     await db.execute(
         insert(complaint_events).values(complaint_id=complaint_id, from_status=None, to_status="new", actor=actor)
     )

@@ -10,14 +10,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from domain.errors import Conflict, DataIntegrity, NotFound
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Page, Scope, escape_like, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, escape_like, to_page
 from infra.tables import customer_metrics, customers
 
 c = customers
@@ -153,25 +153,24 @@ async def metrics_by_ids(
 
 
 async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | None) -> dict[str, Any]:
-    """Insert a customer with an empty metrics row. Returns its id and version, or raises Conflict."""
-    if values.get("external_ref") is not None:
-        existing = (
-            await db.execute(
-                select(c.c.id).where(
-                    same_partner(c.c.partner_id, partner_id), c.c.external_ref == values["external_ref"]
-                )
-            )
-        ).first()
-        if existing is not None:
-            raise Conflict("a customer with this external reference exists already", field="externalRef")
+    """Insert a customer with an empty metrics row. Returns its id and version, or raises Conflict when
+    the partner's external reference is taken (also by a customer another request created meanwhile:
+    the insert waits for it, then does nothing)."""
     values = {**values, **crypto.current().customer_indexes({"name": None, "birth_date": None, **values})}
     customer_id = uuid.uuid4()  # made here: the encrypted values are bound to it (infra/crypto.py)
     values = crypto.bind_row(c, customer_id, values)
     row = (
         await db.execute(
-            insert(c).values(**values, id=customer_id, partner_id=partner_id).returning(c.c.id, c.c.version)
+            pg_insert(c)
+            .values(**values, id=customer_id, partner_id=partner_id)
+            .on_conflict_do_nothing(
+                index_elements=[c.c.partner_id, c.c.external_ref], index_where=c.c.external_ref.isnot(None)
+            )
+            .returning(c.c.id, c.c.version)
         )
-    ).one()
+    ).first()
+    if row is None:
+        raise Conflict("a customer with this external reference exists already", field="externalRef")
     await db.execute(pg_insert(m).values(customer_id=row.id).on_conflict_do_nothing())
     return {"id": row.id, "version": row.version}
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from domain.errors import Conflict, NotFound
+from domain.errors import NotFound
 from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
@@ -93,42 +93,47 @@ async def answers_for(
     return out
 
 
-async def find_response(
-    db: Executor,
-    *,
-    partner_id: UUID | None,
-    external_id: str | None,
-    survey_id: UUID,
-    customer_id: UUID,
-    complaint_id: UUID | None,
-) -> tuple[UUID | None, bool]:
-    """(existing response id, whether it is the same submission by external id)."""
-    if external_id is not None:
-        same = (
-            await db.execute(
-                select(r.c.id).where(same_partner(r.c.partner_id, partner_id), r.c.external_id == external_id)
-            )
-        ).scalar_one_or_none()
-        if same is not None:
-            return same, True
-    other = (
+async def response_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> dict[str, Any] | None:
+    """The partner's response with this external id: its id, what it answers and its answers
+    (``question_id``, ``score``, ``choices``, ``text``, in question order)."""
+    found = (
         await db.execute(
-            select(r.c.id).where(
-                r.c.survey_id == survey_id,
-                r.c.customer_id == customer_id,
-                r.c.complaint_id.is_not_distinct_from(complaint_id),
+            select(r.c.id, r.c.survey_id, r.c.customer_id, r.c.complaint_id, r.c.channel).where(
+                same_partner(r.c.partner_id, partner_id), r.c.external_id == external_id
             )
         )
-    ).scalar_one_or_none()
-    return other, False
+    ).first()
+    if found is None:
+        return None
+    answers = (
+        await db.execute(
+            select(a.c.question_id, a.c.score, a.c.choices, a.c.text)
+            .where(a.c.response_id == found.id)
+            .order_by(a.c.question_id)
+        )
+    ).all()
+    return {**found._mapping, "answers": [dict(x._mapping) for x in answers]}
 
 
-async def insert_response(db: Executor, values: dict[str, Any], answers: list[dict[str, Any]]) -> UUID:
+async def answered(db: Executor, *, survey_id: UUID, customer_id: UUID, complaint_id: UUID | None) -> bool:
+    """Whether the customer has answered the survey (that complaint's, for per-complaint surveys)."""
+    stmt = select(r.c.id).where(
+        r.c.survey_id == survey_id,
+        r.c.customer_id == customer_id,
+        r.c.complaint_id.is_not_distinct_from(complaint_id),
+    )
+    return (await db.execute(stmt)).first() is not None
+
+
+async def insert_response(db: Executor, values: dict[str, Any], answers: list[dict[str, Any]]) -> UUID | None:
+    """Insert a response and its answers; None when the slot is taken (the customer answered the survey,
+    or the partner's external id is used), by a committed response or by one another transaction was
+    inserting meanwhile (the insert waits for it to end): nothing is written then."""
     tier = (await db.execute(select(customers.c.tier_code).where(customers.c.id == values["customer_id"]))).scalar_one()
     stmt = pg_insert(r).values(**values, tier_at_response=tier).on_conflict_do_nothing().returning(r.c.id)
-    response_id = (await db.execute(stmt)).scalar_one_or_none()
+    response_id: UUID | None = (await db.execute(stmt)).scalar_one_or_none()
     if response_id is None:
-        raise Conflict("this customer has answered this survey already", field="surveyId")
+        return None
     rows = [{**av, "response_id": response_id} for av in answers]
     if any(row.get("text") is not None for row in rows):  # free text is encrypted bound to its answer's id
         for row, answer_id in zip(rows, await next_ids(db, a, len(rows)), strict=True):

@@ -17,6 +17,7 @@ from tests.api.helpers import (
     create_customer,
     ok,
     open_complaint,
+    payload,
     raw_id,
     record_purchases,
     scalar,
@@ -72,18 +73,30 @@ async def test_record_purchases_is_idempotent_on_the_partners_external_ids(api: 
     assert [p["id"] for p in again["purchases"]] == ids
     assert await count(api, "purchases") == 2
 
-    # A repeated external id with other values has no effect either: the stored purchase is returned.
+    # A repeated external id with other values is a CONFLICT (issue 18; it used to return the stored
+    # purchase silently), and the batch is refused as a whole: ord-3 is not recorded either.
     changed = {
         "purchases": [
             {**batch["purchases"][1], "amount": "999.99"},
             {"customerId": customer["id"], "externalId": "ord-3", "amount": "49.50"},
         ]
     }
-    third = ok(await api.gql(partner, PARTNER_PURCHASES, {"input": changed}), "recordPurchases")
-    assert third["insertedCount"] == 1
-    assert third["purchases"][0]["id"] == ids[1]
-    assert await count(api, "purchases") == 3
+    refused = payload(await api.gql(partner, PARTNER_PURCHASES, {"input": changed}), "recordPurchases")
+    assert refused["userErrors"] == [
+        {
+            "field": "purchases[0].externalId",
+            "code": "CONFLICT",
+            "message": "externalId already used with other content (differs in amount)",
+        }
+    ]
+    assert (refused["insertedCount"], refused["purchases"]) == (0, [])
+    assert await count(api, "purchases") == 2
     assert await scalar(api, "SELECT amount::text FROM purchases WHERE external_id = 'ord-2'") == "150.50"
+    third = ok(
+        await api.gql(partner, PARTNER_PURCHASES, {"input": {"purchases": changed["purchases"][1:]}}), "recordPurchases"
+    )
+    assert third["insertedCount"] == 1
+    assert await count(api, "purchases") == 3
 
     metrics = (await api.gql(admin, CUSTOMER_TIER, {"id": customer["id"]}))["data"]["customer"]["metrics"]
     assert (metrics["orders12m"], Decimal(metrics["spend12m"]), Decimal(metrics["lifetimeSpend"])) == (
@@ -184,17 +197,12 @@ async def test_purchases_update_metrics_and_move_the_tier_in_the_same_request(ap
     assert below["purchases"][0]["customer"]["metrics"]["spend12m"] == "499.99"
 
     # …and one more cent crosses it, within the same request.
+    a3 = {"customerId": cid, "externalId": "a-3", "amount": "0.01", "purchasedAt": ago(hours=1)}
     crossed = ok(
         await api.gql(
             admin,
             PURCHASES_WITH_CUSTOMER,
-            {
-                "input": {
-                    "purchases": [
-                        {"customerId": cid, "externalId": "a-3", "amount": "0.01", "purchasedAt": ago(hours=1)}
-                    ]
-                }
-            },
+            {"input": {"purchases": [a3]}},
         ),
         "recordPurchases",
     )
@@ -202,18 +210,12 @@ async def test_purchases_update_metrics_and_move_the_tier_in_the_same_request(ap
     assert seen["tier"] == {"code": "silver"}
     assert seen["metrics"] == {"orders12m": 3, "spend12m": "500.00", "lifetimeSpend": "1500.00", "orderCount": 4}
 
-    # Replaying a batch changes nothing: no second upgrade, same metrics.
+    # Replaying a batch (the same body) changes nothing: no second upgrade, same metrics.
     replay = ok(
         await api.gql(
             admin,
             PURCHASES_WITH_CUSTOMER,
-            {
-                "input": {
-                    "purchases": [
-                        {"customerId": cid, "externalId": "a-3", "amount": "0.01", "purchasedAt": ago(hours=1)}
-                    ]
-                }
-            },
+            {"input": {"purchases": [a3]}},
         ),
         "recordPurchases",
     )
@@ -259,11 +261,27 @@ async def test_open_complaint_is_idempotent_on_the_partners_external_id(api: Api
         "externalId": "T-1",
     }
     first = ok(await api.gql(north, OPEN_COMPLAINT, {"input": values}), "openComplaint")["complaint"]
+    # the same content again (after the same normalisation) is a replay: the stored complaint
     again = ok(
-        await api.gql(north, OPEN_COMPLAINT, {"input": {**values, "subject": "Other subject"}}), "openComplaint"
+        await api.gql(north, OPEN_COMPLAINT, {"input": {**values, "subject": "  Broken   lid "}}), "openComplaint"
     )["complaint"]
     assert again == first
     assert first["status"] == "NEW"
+    # other content under the same external id is a CONFLICT (issue 18; it used to return the stored one)
+    other_content = payload(
+        await api.gql(north, OPEN_COMPLAINT, {"input": {**values, "subject": "Other subject", "severity": "LOW"}}),
+        "openComplaint",
+    )
+    assert other_content == {
+        "complaint": None,
+        "userErrors": [
+            {
+                "field": "externalId",
+                "code": "CONFLICT",
+                "message": "externalId already used with other content (differs in subject, severity)",
+            }
+        ],
+    }
     assert await count(api, "complaints") == 1
     assert await count(api, "complaint_events") == 1
     assert await scalar(api, "SELECT subject FROM complaints") == "Broken lid"
@@ -491,7 +509,12 @@ async def test_submit_survey_response_is_idempotent_on_the_partners_external_id(
         "answers": [{"questionId": nps, "score": 9}, {"questionId": choice, "choices": ["slow"]}],
     }
     first = ok(await api.gql(partner, SUBMIT_RESPONSE, {"input": submission}), "submitSurveyResponse")
-    again = ok(
+    # the same answers again, in another order, are a replay: the stored response
+    replay = {**submission, "answers": submission["answers"][::-1]}
+    again = ok(await api.gql(partner, SUBMIT_RESPONSE, {"input": replay}), "submitSurveyResponse")
+    assert again["response"]["id"] == first["response"]["id"]
+    # other answers under the same external id are a CONFLICT (issue 18: they used to return the old response)
+    other = payload(
         await api.gql(
             partner,
             SUBMIT_RESPONSE,
@@ -504,7 +527,16 @@ async def test_submit_survey_response_is_idempotent_on_the_partners_external_id(
         ),
         "submitSurveyResponse",
     )
-    assert again["response"]["id"] == first["response"]["id"]
+    assert other == {
+        "response": None,
+        "userErrors": [
+            {
+                "field": "externalId",
+                "code": "CONFLICT",
+                "message": "externalId already used with other content (differs in answers)",
+            }
+        ],
+    }
     assert await count(api, "survey_responses") == 1
     assert await count(api, "survey_answers") == 2
 

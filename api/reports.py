@@ -260,10 +260,23 @@ class SurveyInvitationType(SurveyLinks):
     trigger: SurveyTrigger  # type: ignore[valid-type]
     tier_at_invitation: str | None
     sent_at: dt.datetime
+    requested_channel: SurveyChannel | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The channel asked for, if any; `channel` is the one used"
+    )
+    channel_reason: str | None = strawberry.field(
+        default=None,
+        description="Why the invitation went out on another channel than the one asked for (null when it "
+        "did not): channel_not_offered, no_email_address, no_email_consent, no_phone_number, "
+        "no_sms_consent or no_phone_consent",
+    )
 
     @classmethod
-    def from_json(cls, row: dict[str, Any]) -> SurveyInvitationType:
+    def from_json(
+        cls, row: dict[str, Any], requested: str | None = None, reason: str | None = None
+    ) -> SurveyInvitationType:
         return cls(
+            requested_channel=SurveyChannel(requested) if requested else None,
+            channel_reason=reason,
             id=strawberry.ID(str(row["id"])),
             survey_ref=UUID(row["survey_id"]),
             customer_ref=UUID(row["customer_id"]),
@@ -322,7 +335,11 @@ async def invite_to_survey(info: Info[Context, None], inp: InviteToSurveyInput) 
             periodic_days=ctx.settings.survey_periodic_days,
         )
         uow.commit()
-    invited = [SurveyInvitationType.from_json(o.invitation) for o in outcomes if o.invitation is not None]
+    invited = [
+        SurveyInvitationType.from_json(o.invitation, o.requested_channel, o.fallback)
+        for o in outcomes
+        if o.invitation is not None
+    ]
     skipped = [
         InvitationSkipType(customer_id=_cid(c), reason="not_found")
         for c in dict.fromkeys(customers)

@@ -170,6 +170,12 @@ class AddressInput:
     country: str | None = None
 
 
+LOCALE_DESCRIPTION = (
+    "A BCP 47 language tag (en-GB, zh-Hant-TW, es-419; _ is accepted for -), stored and returned in CLDR's "
+    "normal form: en_GB, zh_Hant_TW, es_419"
+)
+
+
 @strawberry.input
 class CreateCustomerInput:
     name: str
@@ -179,7 +185,7 @@ class CreateCustomerInput:
     national_id: str | None = strawberry.UNSET
     birth_date: dt.date | None = strawberry.UNSET
     address: AddressInput | None = strawberry.UNSET
-    locale: str | None = strawberry.UNSET
+    locale: str | None = strawberry.field(default=strawberry.UNSET, description=LOCALE_DESCRIPTION)
     lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
 
 
@@ -194,7 +200,7 @@ class UpdateCustomerInput:
     national_id: str | None = strawberry.UNSET
     birth_date: dt.date | None = strawberry.UNSET
     address: AddressInput | None = strawberry.UNSET
-    locale: str | None = strawberry.UNSET
+    locale: str | None = strawberry.field(default=strawberry.UNSET, description=LOCALE_DESCRIPTION)
     lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
 
 
@@ -438,13 +444,19 @@ class Mutation(AdminMutation, TierMutation, ReportMutation, PrivacyMutation):
     ) -> DeleteCustomerPayload | None:
         return await mutate(DeleteCustomerPayload, lambda: usecases.delete_customer(info, input))
 
-    @strawberry.mutation(description="Idempotent on (partner, externalId): a repeated item has one effect")
+    @strawberry.mutation(
+        description="Idempotent on (partner, externalId): an item sent again with the same content has one "
+        "effect and returns the stored purchase; with other content it is a CONFLICT and nothing is written"
+    )
     async def record_purchases(
         self, info: Info[Context, None], input: RecordPurchasesInput
     ) -> RecordPurchasesPayload | None:
         return await mutate(RecordPurchasesPayload, lambda: usecases.record_purchases(info, input))
 
-    @strawberry.mutation(description="Idempotent on (partner, externalId)")
+    @strawberry.mutation(
+        description="Idempotent on (partner, externalId): the same content again returns the stored complaint "
+        "(also to concurrent callers); other content under that id is a CONFLICT"
+    )
     async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload | None:
         return await mutate(ComplaintPayload, lambda: usecases.open_complaint(info, input))
 
@@ -458,7 +470,10 @@ class Mutation(AdminMutation, TierMutation, ReportMutation, PrivacyMutation):
     async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload | None:
         return await mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
 
-    @strawberry.mutation(description="One response per customer and survey; idempotent on (partner, externalId)")
+    @strawberry.mutation(
+        description="One response per customer and survey; idempotent on (partner, externalId): the same "
+        "answers again return the stored response, other content under that id is a CONFLICT"
+    )
     async def submit_survey_response(
         self, info: Info[Context, None], input: SubmitSurveyResponseInput
     ) -> SurveyResponsePayload | None:

@@ -218,7 +218,7 @@ _FIELDS.update(
         "SlaTarget": dict.fromkeys(("tier", "severity", "firstResponseMinutes", "resolutionMinutes"), I),
         "SurveyInvitation": {
             "id": P, "survey": I, "customer": I, "complaint": I, "channel": I, "trigger": I, "tierAtInvitation": I,
-            "sentAt": I,
+            "sentAt": I, "requestedChannel": I, "channelReason": I,
         },
         "InvitationSkip": {"customerId": P, "reason": P},
         "Reports": {"complaints": I, "surveyScores": I, "fairness": I, "churnRisk": I},

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import phonenumbers
+from babel import Locale
+from babel.core import get_locale_identifier, parse_locale
 from email_validator import EmailNotValidError, validate_email
 
 from domain import limits
@@ -33,7 +35,8 @@ WRITABLE_FIELDS = (
 )
 ADDRESS_KEYS = ("line1", "line2", "postalCode", "city", "country")  # as stored (JSON)
 _NATIONAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{3,31}$")
-_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+_LOCALE_SHAPE = re.compile(r"^[A-Za-z0-9]+([-_][A-Za-z0-9]+)*$")
+LOCALE_STORED_MAX = 16  # customers.locale is varchar(16)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")  # control and invisible format characters
 ADDRESS_PART_MAX = {"line1": 200, "line2": 200, "postalCode": 16, "city": 100, "country": 2}
 
@@ -145,9 +148,44 @@ def _address(value: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def _locale(value: str) -> str:
-    if not _LOCALE.match(value):
-        raise ValidationFailed("a locale looks like en_US", field="locale")
-    return value
+    """A BCP 47 language tag (``en-GB``, ``zh-Hant-TW``, ``es-419``, ``de-CH-1996``; ``_`` is accepted
+    for ``-``) with known CLDR codes, returned in ONE normal form: CLDR's locale identifier, language
+    lower-case, Script title-case, REGION and VARIANT upper-case, joined by ``_`` (``en_GB``,
+    ``zh_Hant_TW``). That is the form every stored locale already has (``en_US``), so nothing stored
+    needs migrating. Extensions and private use (``-u-``, ``-x-``) are refused."""
+    problem = ValidationFailed(
+        "a locale is a BCP 47 language tag such as en-GB, en_US or zh-Hant-TW (language, script, region, variant)",
+        field="locale",
+    )
+    if not _LOCALE_SHAPE.match(value.strip()):
+        raise problem
+    try:
+        language, region, script, variant = parse_locale(value.strip().replace("_", "-"), sep="-")[:4]
+    except ValueError:
+        raise problem from None
+    names = _cldr_names()
+    unknown = [
+        f"{kind} '{code}'"
+        for kind, code, known in (
+            ("language", language, names.languages),
+            ("script", script, names.scripts),
+            ("region", region, names.territories),
+        )
+        if code is not None and code not in known
+    ]
+    if unknown:
+        raise ValidationFailed(f"unknown {', '.join(unknown)} in locale", field="locale")
+    if variant is not None and not re.fullmatch(r"[0-9][A-Z0-9]{3}|[A-Z0-9]{5,8}", variant):
+        raise problem
+    normal: str = get_locale_identifier((language, region, script, variant))
+    if len(normal) > LOCALE_STORED_MAX:
+        raise ValidationFailed(f"a locale has at most {LOCALE_STORED_MAX} characters", field="locale")
+    return normal
+
+
+def _cldr_names() -> Locale:
+    """CLDR's English display names: their keys are the known language, script and region codes."""
+    return Locale("en")
 
 
 def _stage(value: str) -> str:

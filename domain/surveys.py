@@ -123,6 +123,16 @@ ALWAYS_REACHABLE = frozenset({"web", "in_app"})
 COMPLAINT_CHANNEL_TO_SURVEY = {"email": "email", "phone": "phone", "web": "web", "chat": "in_app", "social": "web"}
 # Why a customer was not invited (stable codes).
 SKIP_REASONS = ("not_found", "survey_inactive", "answered", "already_invited", "throttled", "no_channel")
+# Why an invitation went out on another channel than the one asked for (stable codes): the survey is
+# not sent on it, or the customer can't be reached on it (no address or number, or no consent).
+CHANNEL_FALLBACK_REASONS = (
+    "channel_not_offered",
+    "no_email_address",
+    "no_email_consent",
+    "no_phone_number",
+    "no_sms_consent",
+    "no_phone_consent",
+)
 
 
 def reachable_channels(

@@ -178,6 +178,8 @@ class InviteOutcome:
     complaint_id: UUID | None
     skipped: str | None  # a SKIP_REASONS code, or None when invited
     invitation: dict[str, Any] | None
+    requested_channel: str | None = None  # the channel asked for (the preferred one), if any
+    fallback: str | None = None  # invited on another channel: why (a CHANNEL_FALLBACK_REASONS code)
 
 
 _LOCK_CUSTOMERS = text("SELECT id FROM customers WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE").bindparams(
@@ -216,7 +218,17 @@ judged AS (
                    WHERE i.customer_id = x.customer_id AND i.sent_at > now() - make_interval(days => :throttle_days)
                ) THEN 'throttled'
                WHEN ch.channel IS NULL THEN 'no_channel'
-           END AS skip
+           END AS skip,
+           -- why not the channel asked for (domain/surveys.CHANNEL_FALLBACK_REASONS), null if it is used
+           CASE
+               WHEN x.preferred IS NULL OR ch.channel IS NULL OR ch.channel = x.preferred THEN NULL
+               WHEN NOT x.preferred = ANY(s.channels) THEN 'channel_not_offered'
+               WHEN x.preferred = 'email' AND c.email IS NULL THEN 'no_email_address'
+               WHEN x.preferred = 'email' THEN 'no_email_consent'
+               WHEN x.preferred IN ('sms', 'phone') AND c.phone IS NULL THEN 'no_phone_number'
+               WHEN x.preferred = 'sms' THEN 'no_sms_consent'
+               WHEN x.preferred = 'phone' THEN 'no_phone_consent'
+           END AS fallback
     FROM cand x
     LEFT JOIN surveys s ON s.id = x.survey_id
     LEFT JOIN customers c ON c.id = x.customer_id AND c.deleted_at IS NULL AND c.merged_into_id IS NULL
@@ -245,7 +257,7 @@ sent AS (
 )
 SELECT r.n, r.survey_id, r.customer_id, r.complaint_id,
        CASE WHEN r.skip IS NULL AND r.rn > 1 THEN 'throttled' ELSE r.skip END AS skip,
-       to_jsonb(i) AS invitation
+       to_jsonb(i) AS invitation, r.preferred, r.fallback
 FROM ranked r
 LEFT JOIN sent i ON r.skip IS NULL AND r.rn = 1 AND i.customer_id = r.customer_id
 ORDER BY r.n
@@ -276,7 +288,18 @@ async def invite(
             },
         )
     ).all()
-    return [InviteOutcome(r.survey_id, r.customer_id, r.complaint_id, r.skip, r.invitation) for r in rows]
+    return [
+        InviteOutcome(
+            r.survey_id,
+            r.customer_id,
+            r.complaint_id,
+            r.skip,
+            r.invitation,
+            r.preferred,
+            r.fallback if r.invitation is not None else None,
+        )
+        for r in rows
+    ]
 
 
 async def invite_after_resolution(

@@ -128,7 +128,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
 }
 
 
-# The tier engine (api/tiers.py). Explanations, simulations and reports are reachable only through guarded
+# The tier engine (api/graphql/tiers/resolvers.py). Explanations, simulations and reports are reachable only through guarded
 # fields and operations; inside them, metric values follow the caller's own metric grants (left out when
 # not readable in full) and revenue figures need a grant of their own.
 _FIELDS["Query"].update(
@@ -189,7 +189,7 @@ _FIELDS.update(
 )
 
 
-# Complaints with SLA clocks, surveys, churn and fairness reports (api/reports.py). Reports are reachable
+# Complaints with SLA clocks, surveys, churn and fairness reports (api/graphql/reports/resolvers.py). Reports are reachable
 # only through ``Query.reports`` and their own ``Reports.<name>`` grant; their rows are aggregates (no free
 # text, no customer), so their fields are public behind that gate. A survey invitation names a customer:
 # its fields need a grant, and its customer and complaint meet their own guards.
@@ -251,10 +251,10 @@ _FIELDS.update(
     }
 )
 
-# Data quality and the rights of the data subject (api/privacy.py, issue 8). The pair's customers meet
+# Data quality and the rights of the data subject (api/graphql/privacy/resolvers.py, issue 8). The pair's customers meet
 # their own Customer guards; report rows are aggregates behind the report's own grant. An export is
 # all-or-nothing: Query.exportCustomerData plus FULL read of every customer-data field it holds
-# (api/privacy.py, EXPORTED_TYPES; admins and data stewards), and audited.
+# (api/graphql/privacy/resolvers.py, EXPORTED_TYPES; admins and data stewards), and audited.
 _FIELDS["Query"].update({"customerDuplicates": I, "dataQualityReport": I, "exportCustomerData": I})
 _FIELDS["Mutation"].update(
     {
@@ -321,7 +321,7 @@ def classification(type_name: str, field_name: str) -> FieldSpec | None:
 # selects rows by the value of a field is an oracle on that field (``email: "x"`` with ``totalCount``
 # answers whether a customer has that address), so the caller must be allowed to read the field in
 # FULL to use it; otherwise the field is refused with FORBIDDEN_ARGUMENT before any SQL runs
-# (api/guard.py, ``argument_check``). Every argument of every field is declared here, and so is every
+# (api/graphql/core/guard.py, ``argument_check``). Every argument of every field is declared here, and so is every
 # field of an input object type (wherever that type is used) — an argument that reveals nothing guarded
 # says so with ``NOTHING``. The schema build and tests/unit/test_argument_catalogue.py fail on any
 # argument missing here, so a new one can't slip through unclassified.
@@ -409,7 +409,7 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     **_nothing("Query.survey", "id"),
     **_nothing("Query.tierPolicy", "id"),
     **_nothing("Query.simulateTierPolicy", "draftId"),
-    **_nothing("Query.exportCustomerData", "id"),  # and FULL read of everything exported (api/privacy.py)
+    **_nothing("Query.exportCustomerData", "id"),  # and FULL read of everything exported (api/graphql/privacy/resolvers.py)
     # ---- what a UI asks about itself, and access administration (its own grants guard it)
     **_nothing("Viewer.fieldAccess", "type"),
     **_nothing("Query.explainAccess", "subject", "field", "action"),

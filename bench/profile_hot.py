@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from api.app import create_app
-from api.auth import issue_staff_token
+from api.edge.app import create_app
+from api.edge.auth import issue_staff_token
 from authz import admin
 from bench.common import bench_database, machine
 from bench.suite import CUSTOMER, PAGE
@@ -55,7 +55,7 @@ async def prepare(url: str) -> dict[str, Any]:
     settings = _settings(False)
     from sqlalchemy import text
 
-    from api.ids import to_global_id
+    from api.graphql.core.ids import to_global_id
     from infra.db import create_engine
 
     engine = create_engine(url, settings)

@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.app import create_app
-from api.auth import issue_staff_token
+from api.edge.app import create_app
+from api.edge.auth import issue_staff_token
 from authz import admin
 from bench.common import machine, migrated_database
 from domain.tiers import PolicySpec, TierSpec

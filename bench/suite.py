@@ -47,8 +47,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from api.app import create_app
-from api.auth import issue_staff_token, new_partner_token
+from api.edge.app import create_app
+from api.edge.auth import issue_staff_token, new_partner_token
 from authz import admin
 from bench import peers as P
 from bench.common import machine, migrated_database
@@ -243,7 +243,7 @@ async def prepare(url: str, customers: int) -> dict[str, Any]:
             )
         ).scalar_one()
     await engine.dispose()
-    from api.ids import to_global_id
+    from api.graphql.core.ids import to_global_id
 
     return {
         "agent": issue_staff_token(settings, "bench-agent", ttl_s=86400),
@@ -397,7 +397,7 @@ def main(
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
     if workers > 1:  # the same for both Python servers: each gets as many processes
         uvicorn += ["--workers", str(workers)]
-    tw_cmd = [*uvicorn, "--factory", "api.app:create_app", "--port", str(TW_PORT)]
+    tw_cmd = [*uvicorn, "--factory", "api.edge.app:create_app", "--port", str(TW_PORT)]
     base_cmd = [*uvicorn, "bench.baseline:app", "--port", str(BASE_PORT)]
     tw, base = f"http://127.0.0.1:{TW_PORT}/graphql", f"http://127.0.0.1:{BASE_PORT}"
     pg_url = f"http://127.0.0.1:{PG_PORT}/graphql"

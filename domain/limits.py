@@ -3,7 +3,7 @@
 Identifiers (external ids and references, codes, role and partner names, token names) end up in
 btree indexes, whose rows PostgreSQL caps at about 2 700 bytes: an over-long one must be refused as
 bad input before any SQL, never reach the index as an internal error. Free text has a cap too, so
-that one request cannot store megabytes. api/input_limits.py maps every string input of every
+that one request cannot store megabytes. api/graphql/core/input_limits.py maps every string input of every
 mutation to one of these (or to ``DEFAULT``) and checks them all in one place.
 """
 

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(
         default=12_000,
         description="estimated cost: each object a field returns costs 1, multiplied by `first` (capped at the "
-        "page size) of every enclosing list (api/limits.py)",
+        "page size) of every enclosing list (api/edge/limits.py)",
     )
     cost_default_list_size: int = Field(
         default=10, description="what a list without `first` is assumed to hold when estimating the cost"
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     compiled_queries: bool = Field(
         default=True,
         description="read queries on `customers` / `customer` run through plans compiled once per query text "
-        "(api/fastpath.py) instead of strawberry's per-field resolution",
+        "(api/graphql/fastpath.py) instead of strawberry's per-field resolution",
     )
     # Measured: ~2 ms of GC per page of 50 customers without it, ~0.3 ms with it (bench/results/profile_hot.md).
     gc_freeze: bool = Field(

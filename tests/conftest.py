@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from api.app import Services, create_app
-from api.auth import issue_staff_token, new_partner_token
+from api.edge.app import Services, create_app
+from api.edge.auth import issue_staff_token, new_partner_token
 from authz import admin
 from infra.db import create_engine
 from infra.migrate import upgrade

@@ -1,6 +1,6 @@
 """Trusted documents: registered GraphQL documents by the SHA-256 (hex) of their text. Every change
 bumps ``trusted_document_state.version`` and notifies ``tierwise_documents`` when it commits, so
-each instance reloads its in-memory copy (api/documents.py) instead of asking per request."""
+each instance reloads its in-memory copy (api/edge/documents.py) instead of asking per request."""
 
 from __future__ import annotations
 

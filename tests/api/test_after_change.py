@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api import privacy, usecases
+from api.graphql.privacy import resolvers as privacy
+from api.usecases import customers as usecases
 from infra import after_change as after_change_module
 from infra.db import StatementCounter
 from tests.api.helpers import (

@@ -1,7 +1,7 @@
 """Filters, sorts and lookups checked from the catalogue (issue 17 F5 and "every filter and sort argument
 checked from the catalogue", issue 13 item 4): ``authz.catalogue.ARGUMENTS`` declares, for every argument
 of every field and every field of every input type, which guarded fields it reveals; the field guard
-(api/guard.py, ``argument_check``) refuses an argument revealing a field the caller may not read in FULL
+(api/graphql/core/guard.py, ``argument_check``) refuses an argument revealing a field the caller may not read in FULL
 with FORBIDDEN_ARGUMENT, before any SQL.
 
 The first tests walk the built schema: every argument is declared, nothing declared is stale. The HTTP
@@ -27,8 +27,8 @@ from graphql import (
     get_named_type,
 )
 
-from api.auth import issue_staff_token
-from api.schema import build_schema
+from api.edge.auth import issue_staff_token
+from api.graphql.schema import build_schema
 from authz import catalogue
 from authz.catalogue import ARGUMENTS, GUARDED, ArgumentSpec
 from infra.db import StatementCounter
@@ -93,7 +93,7 @@ def test_the_argument_declarations_name_only_arguments_and_guarded_fields_that_e
 
 def test_each_filter_and_sort_reveals_the_field_it_selects_by() -> None:
     """The declarations of the filters and sorts that existed before the catalogue held them (the
-    hand-written lists of api/schema.py), and the ones that were missing (F5 and the others found by
+    hand-written lists of api/graphql/schema.py), and the ones that were missing (F5 and the others found by
     the walk), pinned so a declaration can't be loosened unnoticed."""
     expected = {
         "CustomerFilter.tiers": ("Customer.tier",),

@@ -1,4 +1,4 @@
-"""The compiled executor (api/fastpath.py, issue 7) against strawberry: two apps on one database, one
+"""The compiled executor (api/graphql/fastpath.py, issue 7) against strawberry: two apps on one database, one
 with ``compiled_queries`` on, answer every query below, as every role, with byte-identical responses
 (data in the same key order; errors with the same messages, paths, locations and codes) and status
 codes, and write identical sensitive-read audit rows. The order of the errors may differ: strawberry's
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from api.types import PREFETCH
+from api.graphql.customers.types import PREFETCH
 from authz import catalogue
 from infra.db import StatementCounter
 from tests.api.security_helpers import World, build_world, gid, own_database, sql
@@ -178,7 +178,7 @@ async def pair(template_db: str) -> AsyncIterator[Pair]:
 
 def fastpath_of(api: Api) -> Any:
     route = next(r for r in api.app.routes if getattr(r, "path", None) == "/graphql")
-    graphql_app = route.endpoint._app  # built by the first request (see api/app.py, _LazyGraphQL)
+    graphql_app = route.endpoint._app  # built by the first request (see api/edge/app.py, _LazyGraphQL)
     return graphql_app.app.fastpath
 
 
@@ -273,7 +273,7 @@ async def test_the_compiled_path_masks_denies_and_audits(pair: Pair) -> None:
 
 
 async def test_documents_are_parsed_and_validated_once_per_query_text_and_failures_never_kept(pair: Pair) -> None:
-    """The per-app document cache (api/limits.py): a valid query text is kept, an invalid one is not and
+    """The per-app document cache (api/edge/limits.py): a valid query text is kept, an invalid one is not and
     is refused with the same error every time, and the limits still apply to a kept document."""
     w = pair.world
     route = next(r for r in pair.compiled.app.routes if getattr(r, "path", None) == "/graphql")

@@ -24,7 +24,7 @@ import httpx
 import orjson
 import pytest
 
-from api.auth import issue_staff_token
+from api.edge.auth import issue_staff_token
 from infra.db import StatementCounter
 from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings

@@ -28,7 +28,7 @@ from graphql import (
 )
 from sqlalchemy import text
 
-from api.schema import build_schema
+from api.graphql.schema import build_schema
 from infra.db import StatementCounter
 from tests.api.helpers import module_api
 from tests.conftest import Api

@@ -18,8 +18,8 @@ from graphql import (
 )
 from sqlalchemy import text
 
-from api.input_limits import MAX_LENGTH, limit_of
-from api.schema import build_schema
+from api.graphql.core.input_limits import MAX_LENGTH, limit_of
+from api.graphql.schema import build_schema
 from domain import limits
 from tests.api.helpers import USER_ERRORS
 from tests.conftest import Api

@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from api.observability import configure_logging, redact
+from api.edge.observability import configure_logging, redact
 from infra.jobs import QUEUE
 from tests.api.helpers import module_api
 from tests.api.security_helpers import own_database
@@ -111,7 +111,7 @@ async def test_logs_are_json_with_the_request_id_and_never_customer_data(
         await api.client.get("/graphql", params={"query": by_get}, headers={"Authorization": f"Bearer {admin}"})
 
         # unexpected errors quoting customer data: in Python, and from PostgreSQL
-        from api import usecases
+        from api.usecases import customers as usecases
 
         async def leaky(*_args: object, **_kwargs: object) -> None:
             raise RuntimeError(f"cannot page past {EMAIL} / {PHONE} / {NATIONAL_ID}")
@@ -294,7 +294,7 @@ PROBE = """
 import asyncio, json, sys
 {block}
 import httpx
-from api.app import create_app
+from api.edge.app import create_app
 from tests.conftest import test_settings
 
 async def main():

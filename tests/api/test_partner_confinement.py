@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from api.schema import build_schema
+from api.graphql.schema import build_schema
 from tests.api.security_helpers import (
     ADA,
     ADA_COMPLAINT,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api import cli
+from api.edge import cli
 from tests.api.security_helpers import PARTNER_A, PARTNER_B, World, build_world, raw_id, sql
 from tests.conftest import Api
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from api.auth import issue_staff_token
+from api.edge.auth import issue_staff_token
 from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings
 
@@ -153,7 +153,7 @@ async def test_only_json_posts_are_accepted(prod: Api, tokens: dict[str, str], k
 async def test_unexpected_errors_are_masked_with_a_request_id(
     prod: Api, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import usecases
+    from api.usecases import customers as usecases
 
     async def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(

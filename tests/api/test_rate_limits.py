@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api.auth import issue_staff_token
+from api.edge.auth import issue_staff_token
 from tests.api.security_helpers import own_database
 from tests.conftest import Api, running_api, test_settings
 

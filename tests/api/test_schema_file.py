@@ -8,7 +8,7 @@ from pathlib import Path
 
 from graphql import GraphQLInterfaceType, GraphQLObjectType
 
-from api.schema import build_schema
+from api.graphql.schema import build_schema
 from authz.catalogue import CATALOGUE, Sensitivity, classification
 from authz.masking import MASKS
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api import tiers as tiers_api
+from api.graphql.tiers import resolvers as tiers_api
 from infra.tiering import run_full_retier
 from tests.api.helpers import USER_ERRORS, create_customer, error_codes, ok, payload, raw_id, record_purchases
 from tests.conftest import Api

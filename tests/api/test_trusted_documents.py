@@ -23,10 +23,10 @@ import orjson
 import pytest
 from alembic import command
 
-from api import cli
-from api.documents import check_document, register
-from api.limits import Limits
-from api.schema import build_schema
+from api.edge import cli
+from api.edge.documents import check_document, register
+from api.edge.limits import Limits
+from api.graphql.schema import build_schema
 from infra.db import StatementCounter, create_engine
 from infra.migrate import alembic_config, upgrade
 from tests.api.security_helpers import own_database, sql

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api import cli
+from api.edge import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ async def test_tierwise_seed_loads_the_demo_data_in_a_dev_install(database_url: 
     env = {**os.environ, "TIERWISE_DATABASE_URL": database_url}
     for flags, expected in ((["--customers", "25"], "SeedReport(partners=3, customers=25"), (["--if-empty"], "not seeding")):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.cli", "seed", *flags,
+            sys.executable, "-m", "api.edge.cli", "seed", *flags,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()

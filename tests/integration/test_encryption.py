@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import cli
+from api.edge import cli
 from demo.seed import seed
 from domain.errors import DataIntegrity
 from infra import crypto

@@ -26,7 +26,7 @@ import procrastinate
 import pytest
 from sqlalchemy import text
 
-from api.auth import issue_staff_token
+from api.edge.auth import issue_staff_token
 from authz import admin as authz_admin
 from infra.db import create_engine, pool_status
 from infra.jobs import QUEUE, conninfo
@@ -52,7 +52,7 @@ async def _pg(url: str, query: str) -> list[asyncpg.Record]:
 
 def _slow_customer_page(seconds: float) -> Callable[..., Awaitable[Any]]:
     """A stand-in for the customers repository call that sleeps in PostgreSQL first."""
-    from api import usecases
+    from api.usecases import customers as usecases
 
     original = usecases.customer_page
 
@@ -69,7 +69,7 @@ def _slow_customer_page(seconds: float) -> Callable[..., Awaitable[Any]]:
 async def test_a_slow_statement_is_cancelled_and_its_connection_returns_to_the_pool(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import usecases
+    from api.usecases import customers as usecases
 
     monkeypatch.setattr(usecases, "customer_page", _slow_customer_page(5))
     async with running_api(database_url, test_settings(statement_timeout_ms=300)) as api:
@@ -293,8 +293,8 @@ async def test_concurrent_partner_writes_with_one_external_id_have_one_effect(ap
 SERVER = """
 import asyncio, sys
 from sqlalchemy import text
-import api.app
-from api import usecases
+import api.edge.app
+from api.usecases import customers as usecases
 
 original_page = usecases.customer_page
 
@@ -303,7 +303,7 @@ async def slow_page(info, *args, **kwargs):
     return await original_page(info, *args, **kwargs)
 
 usecases.customer_page = slow_page
-original_registrars = api.app.registrars
+original_registrars = api.edge.app.registrars
 
 def registrars():
     def register(app, deps):
@@ -313,8 +313,8 @@ def registrars():
             return "done"
     return [*original_registrars(), register]
 
-api.app.registrars = registrars
-from api.cli import main
+api.edge.app.registrars = registrars
+from api.edge.cli import main
 sys.exit(main(["serve", "--host", "127.0.0.1", "--port", sys.argv[1]]))
 """
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from api.app import SchemaBehind, create_app
+from api.edge.app import SchemaBehind, create_app
 from infra.migrate import upgrade
 from tests.conftest import Api, _admin_execute, _drop, _url_for, test_settings
 
@@ -70,7 +70,7 @@ async def test_request_id_is_returned_and_a_given_one_is_kept(api: Api) -> None:
 async def test_unexpected_errors_are_masked(
     fresh_database_url: Callable[[], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api import usecases
+    from api.usecases import customers as usecases
     from tests.conftest import running_api
 
     async def boom(*_args: object, **_kwargs: object) -> None:

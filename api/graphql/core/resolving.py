@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
 
-from api.errors import coded, query_error, user_errors
+from api.graphql.core.errors import coded, query_error, user_errors
 from domain.errors import DomainError
 
 P = TypeVar("P")

@@ -19,7 +19,7 @@ from uuid import UUID
 from sqlalchemy.engine import Result
 from sqlalchemy.sql import Executable
 
-from api.observability import Metrics
+from api.edge.observability import Metrics
 from authz.principal import Principal, PrincipalKind
 from infra.db import RequestDb
 from infra.repos import ratelimit as repo

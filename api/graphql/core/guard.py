@@ -26,7 +26,7 @@ from graphql import (
     get_named_type,
 )
 
-from api.errors import FORBIDDEN, FORBIDDEN_ARGUMENT, FORBIDDEN_FIELD, coded
+from api.graphql.core.errors import FORBIDDEN, FORBIDDEN_ARGUMENT, FORBIDDEN_FIELD, coded
 from authz.catalogue import ARGUMENTS, CATALOGUE, FieldSpec, Reveals, Sensitivity, classification
 from authz.policy import Decisions, Level
 
@@ -86,7 +86,7 @@ def consented(root: Any, spec: FieldSpec) -> bool:
 def read_check(spec: FieldSpec) -> Callable[[Any, Any], None]:
     """The read check of one guarded field, as ``check(root, context)``: raises the coded error of a
     refused read and records an unmasked sensitive read for the audit. The field guards below and the
-    compiled executor (api/fastpath.py) both use it, so both paths refuse and audit alike."""
+    compiled executor (api/graphql/fastpath.py) both use it, so both paths refuse and audit alike."""
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
     sensitive = spec.sensitivity is Sensitivity.SENSITIVE
@@ -173,7 +173,7 @@ def argument_check(type_name: str, field_name: str, field: GraphQLField, problem
     """The argument check of one field, as ``check(decisions, arguments)`` over the arguments as
     graphql-core coerced them (GraphQL names, defaults filled in): raises FORBIDDEN_ARGUMENT for the
     first argument that reveals a field the caller may not read in FULL. None when no argument of the
-    field can reveal a guarded field. The field guards below and the compiled executor (api/fastpath.py)
+    field can reveal a guarded field. The field guards below and the compiled executor (api/graphql/fastpath.py)
     both use it."""
     parts = [
         (name, found)

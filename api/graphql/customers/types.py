@@ -1,5 +1,5 @@
 """GraphQL types. Objects are built from repository rows through ``present``: a guarded value is
-given in full, masked or not at all as the caller's decisions say. Field guards (api/guard.py)
+given in full, masked or not at all as the caller's decisions say. Field guards (api/graphql/core/guard.py)
 then refuse denied fields with FORBIDDEN_FIELD at every path."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.context import Context
-from api.ids import to_global_id
+from api.graphql.core.context import Context
+from api.graphql.core.ids import to_global_id
 from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level, present, presenter
 from domain import churn as churn_rules
@@ -27,7 +27,7 @@ from infra.pagination import encode_cursor
 from infra.repos.base import Page
 
 if TYPE_CHECKING:
-    from api.tiers import TierExplanationType
+    from api.graphql.tiers.resolvers import TierExplanationType
 
 
 def _enum(name: str, values: tuple[str, ...], description: str) -> Any:
@@ -357,8 +357,8 @@ class CustomerType(Node):
     )
     async def tier_explanation(
         self, info: Info[Context, None]
-    ) -> Annotated[TierExplanationType, strawberry.lazy("api.tiers")] | None:
-        from api.tiers import explain_customer
+    ) -> Annotated[TierExplanationType, strawberry.lazy("api.graphql.tiers.resolvers")] | None:
+        from api.graphql.tiers.resolvers import explain_customer
 
         return await explain_customer(info, self.db_id)
 
@@ -806,7 +806,7 @@ SurveyResponseConnection = _connection(SurveyResponseType, "SurveyResponse")
 TierChangeConnection = _connection(TierChangeType, "TierChange")
 
 
-# ---------------------------------------------------------------- prefetching (api/fastpath.py)
+# ---------------------------------------------------------------- prefetching (api/graphql/fastpath.py)
 
 _Prefetch = Callable[[Context, list[Any], dict[str, Any]], Any]
 

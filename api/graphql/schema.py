@@ -1,5 +1,5 @@
 """Query and Mutation: thin resolvers that read arguments, call one repository or use-case, and map
-the result. Access checks are not here: api/guard.py installs them on the schema from the catalogue,
+the result. Access checks are not here: api/graphql/core/guard.py installs them on the schema from the catalogue,
 for fields and for the arguments that filter or sort by them (authz/catalogue.py, ARGUMENTS)."""
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
-from api import usecases
-from api.admin import AdminMutation, AdminQuery
-from api.context import Context
-from api.guard import install_guards
-from api.ids import from_global_id
-from api.input_limits import install_length_checks
-from api.privacy import PrivacyMutation, PrivacyQuery
-from api.reports import ReportMutation, ReportQuery
-from api.resolving import mutate, page_size, query
-from api.tiers import TierMutation, TierQuery
-from api.types import (
+from api.usecases import customers as usecases
+from api.graphql.access.resolvers import AdminMutation, AdminQuery
+from api.graphql.core.context import Context
+from api.graphql.core.guard import install_guards
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.input_limits import install_length_checks
+from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
+from api.graphql.reports.resolvers import ReportMutation, ReportQuery
+from api.graphql.core.resolving import mutate, page_size, query
+from api.graphql.tiers.resolvers import TierMutation, TierQuery
+from api.graphql.customers.types import (
     ComplaintConnection,
     ComplaintStatus,
     ComplaintType,

@@ -162,7 +162,7 @@ _QUIET = {
     # uvicorn's access log prints query strings (GET variables can carry customer data); tierwise
     # writes its own access line without them.
     "uvicorn.access": logging.CRITICAL + 1,
-    "strawberry.execution": logging.CRITICAL + 1,  # errors are logged once, by api/errors.py
+    "strawberry.execution": logging.CRITICAL + 1,  # errors are logged once, by api/graphql/core/errors.py
 }
 
 

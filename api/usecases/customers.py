@@ -12,9 +12,9 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.ids import from_global_id
-from api.resolving import enum_value, forget
-from api.types import (
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.resolving import enum_value, forget
+from api.graphql.customers.types import (
     ComplaintConnection,
     ComplaintType,
     CustomerConnection,
@@ -40,8 +40,8 @@ from infra.repos import surveys as surveys_repo
 from infra.repos import tiers as tiers_repo
 
 if TYPE_CHECKING:
-    from api.context import Context
-    from api.schema import (
+    from api.graphql.core.context import Context
+    from api.graphql.schema import (
         ComplaintFilter,
         CreateCustomerInput,
         CreateSurveyInput,
@@ -203,7 +203,7 @@ async def _read_back_customer(info: Info[Context, None], customer_id: UUID) -> C
 
 
 async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -> Any:
-    from api.schema import CustomerPayload
+    from api.graphql.schema import CustomerPayload
 
     ctx = _ctx(info)
     values = _customer_fields(info, inp)
@@ -217,7 +217,7 @@ async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -
 
 
 async def update_customer(info: Info[Context, None], inp: UpdateCustomerInput) -> Any:
-    from api.schema import CustomerPayload
+    from api.graphql.schema import CustomerPayload
 
     ctx = _ctx(info)
     customer_id = _uuid(inp.id, "Customer", "id")
@@ -231,7 +231,7 @@ async def update_customer(info: Info[Context, None], inp: UpdateCustomerInput) -
 
 
 async def delete_customer(info: Info[Context, None], inp: DeleteCustomerInput) -> Any:
-    from api.schema import DeleteCustomerPayload
+    from api.graphql.schema import DeleteCustomerPayload
 
     ctx = _ctx(info)
     customer_id = _uuid(inp.id, "Customer", "id")
@@ -289,7 +289,7 @@ def _purchase_content(values: dict[str, Any], given: Any) -> dict[str, Any]:
 
 
 async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput) -> Any:
-    from api.schema import RecordPurchasesPayload
+    from api.graphql.schema import RecordPurchasesPayload
 
     ctx = _ctx(info)
     if not inp.purchases:
@@ -342,7 +342,7 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
 
 
 async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> Any:
-    from api.schema import ComplaintPayload
+    from api.graphql.schema import ComplaintPayload
 
     ctx = _ctx(info)
     customer_id = _uuid(inp.customer_id, "Customer", "customerId")
@@ -423,7 +423,7 @@ async def _read_back_complaint(info: Info[Context, None], complaint_id: UUID) ->
 
 
 async def transition_complaint(info: Info[Context, None], inp: TransitionComplaintInput) -> Any:
-    from api.schema import ComplaintPayload
+    from api.graphql.schema import ComplaintPayload
 
     ctx = _ctx(info)
     complaint_id = _uuid(inp.id, "Complaint", "id")
@@ -455,7 +455,7 @@ async def transition_complaint(info: Info[Context, None], inp: TransitionComplai
 
 
 async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> Any:
-    from api.schema import SurveyPayload
+    from api.graphql.schema import SurveyPayload
 
     ctx = _ctx(info)
     errors = []
@@ -538,7 +538,7 @@ async def _replayed_response(
 
 
 async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyResponseInput) -> Any:
-    from api.schema import SurveyResponsePayload
+    from api.graphql.schema import SurveyResponsePayload
 
     ctx = _ctx(info)
     survey_id = _uuid(inp.survey_id, "Survey", "surveyId")

@@ -5,13 +5,13 @@ resolver wrappers, a resolve-info object, argument conversion and the field guar
 of a request. For a query whose every selected field it supports, this module compiles the selection
 set once (per query text and operation name, per schema) into a plan of closures that read the same
 strawberry objects, call the same resolvers with the same per-request loaders (so the same SQL
-statements, as many), apply the same field guard (``api.guard.read_check``: FULL, MASKED, CONSENTED,
+statements, as many), apply the same field guard (``api.graphql.core.guard.read_check``: FULL, MASKED, CONSENTED,
 DENIED, the same errors, the same sensitive-read audit) and build the response dictionaries directly.
 
 Equivalence with graphql-core is kept by construction where it shows in the response:
 
 - root fields run through the schema's own resolvers (guards, argument checks, argument coercion, input types);
-  nested fields meet the same field guard and argument check (``api.guard.argument_check``);
+  nested fields meet the same field guard and argument check (``api.graphql.core.guard.argument_check``);
 - fields of an object run in document order, synchronous ones completed at once, awaitables settled
   afterwards as graphql-core's ``execute_fields`` and list completion gather them;
 - errors are located like graphql-core's (``located_error`` with the field nodes and the path), a
@@ -19,7 +19,7 @@ Equivalence with graphql-core is kept by construction where it shows in the resp
   types' own ``coerce_output_value``.
 
 Lists are completed without a task per item: before the items of a list, the plan starts the loads of
-their nested fields at once (``api.types.PREFETCH``: the same loader keys as the resolvers, one batch per
+their nested fields at once (``api.graphql.customers.types.PREFETCH``: the same loader keys as the resolvers, one batch per
 field), and awaitables of an object or a list are first run in order as far as they go (``_settle``:
 what a gather's tasks would do first) — with the data loaded they finish there, and only what still
 waits is gathered. A page of 50 customers with tier and complaints went from ~150 tasks to 4; errors
@@ -33,7 +33,7 @@ customer, not every granted one.
 What it does not support it leaves to strawberry (the plan is ``None``): mutations, subscriptions,
 introspection, directives, abstract types (interfaces, unions), fields with resolvers not listed in
 ``CONTEXT_RESOLVERS``, resolver arguments that are not plain scalars, and the JSON fields that embed
-other fields (``api.guard.EMBEDDED``). ``tests/api/test_fastpath_equivalence.py`` compares both paths
+other fields (``api.graphql.core.guard.EMBEDDED``). ``tests/api/test_fastpath_equivalence.py`` compares both paths
 byte for byte (the errors as a set). The switch is ``Settings.compiled_queries``.
 
 Why not one SQL statement building the JSON in PostgreSQL: with encryption at rest (issue 8) the
@@ -82,8 +82,8 @@ from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
 
-from api.guard import EMBEDDED, ArgumentCheck, argument_check, read_check
-from api.types import PREFETCH
+from api.graphql.core.guard import EMBEDDED, ArgumentCheck, argument_check, read_check
+from api.graphql.customers.types import PREFETCH
 from authz.catalogue import Sensitivity, classification
 
 log = logging.getLogger("tierwise.fastpath")
@@ -425,7 +425,7 @@ _Chain = tuple[tuple[_FieldPlan, ...], _FieldPlan]
 
 
 def _prefetchers(fields: list[_FieldPlan] | None) -> list[_Chain]:
-    """The fields with a prefetch hook (``api.types.PREFETCH``) of a list's items, and of the objects
+    """The fields with a prefetch hook (``api.graphql.customers.types.PREFETCH``) of a list's items, and of the objects
     reached from an item through plain unguarded attributes (an edge's node): each as the attribute
     chain from the item and the field's plan."""
     found: list[_Chain] = []

@@ -1,6 +1,6 @@
 """GraphQL for complaints' SLA policies and taxonomy, survey invitations and the reports (complaint
 analytics, survey scores, fairness across tiers, churn): queries and mutations mixed into Query and
-Mutation (api/schema.py).
+Mutation (api/graphql/schema.py).
 
 Access is the schema's like everywhere: ``Query.reports`` and each ``Reports.<report>`` are guarded
 fields (analysts read them all, marketing the survey and churn ones); report rows are aggregates
@@ -19,11 +19,11 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.context import Context
-from api.errors import coded
-from api.ids import from_global_id, to_global_id
-from api.resolving import enum_value, mutate
-from api.types import (
+from api.graphql.core.context import Context
+from api.graphql.core.errors import coded
+from api.graphql.core.ids import from_global_id, to_global_id
+from api.graphql.core.resolving import enum_value, mutate
+from api.graphql.customers.types import (
     PolicyStatus,
     Severity,
     SurveyChannel,

@@ -53,12 +53,12 @@ from graphql.language import Visitor, visit
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
-from api.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, RATE_LIMITED
+from api.graphql.core.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, RATE_LIMITED
 from infra.settings import Settings
 
 if TYPE_CHECKING:
-    from api.context import Context
-    from api.ratelimit import Decision, RateLimiter
+    from api.graphql.core.context import Context
+    from api.edge.ratelimit import Decision, RateLimiter
 
 log = logging.getLogger("tierwise.limits")
 

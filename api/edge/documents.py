@@ -26,7 +26,7 @@ import orjson
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse, specified_rules, validate
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.limits import Limits, validation_rules
+from api.edge.limits import Limits, validation_rules
 from infra.repos import authz as authz_repo
 from infra.repos import documents as repo
 from infra.repos.base import Executor

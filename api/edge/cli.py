@@ -22,8 +22,8 @@ def _url(settings: Settings) -> str:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
-    from api.observability import configure_logging
+    from api.edge.app import create_app
+    from api.edge.observability import configure_logging
 
     configure_logging(settings)
     # On SIGTERM uvicorn stops accepting connections, lets requests in flight finish (at most
@@ -121,7 +121,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
-    from api.auth import issue_staff_token
+    from api.edge.auth import issue_staff_token
 
     print(issue_staff_token(settings, args.sub, ttl_s=args.ttl))
     return 0
@@ -243,7 +243,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(_args: argparse.Namespace, _settings: Settings) -> int:
-    from api.schema import build_schema
+    from api.graphql.schema import build_schema
 
     print(str(build_schema()))
     return 0
@@ -307,7 +307,7 @@ def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     import uuid
 
-    from api.auth import new_partner_token
+    from api.edge.auth import new_partner_token
     from authz import admin
     from infra.repos import partners as partners_repo
     from infra.repos.base import ALL
@@ -359,12 +359,12 @@ def _token_id(value: str) -> Any:
 
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     """Trusted documents: register .graphql files (or a build's manifest), list, remove."""
-    from api.documents import DocumentRejected, check_document, parse_hash, read_sources, register, remove
-    from api.limits import Limits
+    from api.edge.documents import DocumentRejected, check_document, parse_hash, read_sources, register, remove
+    from api.edge.limits import Limits
     from infra.repos import documents as repo
 
     if args.documents_cmd == "register":
-        from api.schema import build_schema
+        from api.graphql.schema import build_schema
 
         schema = build_schema()._schema
         limits = Limits.from_settings(settings)

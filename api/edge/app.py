@@ -35,10 +35,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from api.auth import AuthError, authenticate
-from api.context import Context
-from api.documents import TrustedDocuments, document_hash, parse_hash
-from api.errors import (
+from api.edge.auth import AuthError, authenticate
+from api.graphql.core.context import Context
+from api.edge.documents import TrustedDocuments, document_hash, parse_hash
+from api.graphql.core.errors import (
     BAD_REQUEST,
     INTERNAL,
     PAYLOAD_TOO_LARGE,
@@ -50,12 +50,12 @@ from api.errors import (
     document_names,
     format_error,
 )
-from api.fastpath import CompiledQueries, FastPath
-from api.limits import DocumentCache, Limits, OperationLimits, variables_problem
-from api.loaders import Loaders
-from api.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
-from api.ratelimit import AuthFailures, RateLimiter
-from api.schema import build_schema
+from api.graphql.fastpath import CompiledQueries, FastPath
+from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
+from api.graphql.core.loaders import Loaders
+from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
+from api.edge.ratelimit import AuthFailures, RateLimiter
+from api.graphql.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService
 from infra import crypto
@@ -119,7 +119,7 @@ class AuditSensitiveReads(SchemaExtension):
 
 
 def _errors_are_logged_once(*_args: Any, **_kwargs: Any) -> None:
-    """Strawberry would log every error (FORBIDDEN_FIELD included) with its traceback; api/errors.py
+    """Strawberry would log every error (FORBIDDEN_FIELD included) with its traceback; api/graphql/core/errors.py
     logs the unexpected ones, redacted, once."""
 
 
@@ -257,7 +257,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, problem)
         state = _request_state.get()
         query = self._document(query, data.get("documentId"), extensions, state)
-        # what the client sent: messages may repeat its names (api.errors.naming_only), and no others
+        # what the client sent: messages may repeat its names (api.graphql.core.errors.naming_only), and no others
         state.sent_text = f"{query or ''} {orjson.dumps(variables).decode() if variables else ''}"
         return GraphQLRequestData(
             query=query, variables=variables, operation_name=operation_name, extensions=extensions, protocol="http"

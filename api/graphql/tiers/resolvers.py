@@ -1,4 +1,4 @@
-"""GraphQL for the tier engine, mixed into Query and Mutation (api/schema.py): policy drafts, validation,
+"""GraphQL for the tier engine, mixed into Query and Mutation (api/graphql/schema.py): policy drafts, validation,
 activation, simulation, manual overrides, explanations, full re-tier runs and the tier reports.
 
 Who may do what is data (Casbin grants, migration 0004): by default admins draft, simulate and activate
@@ -29,12 +29,12 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.context import Context
-from api.errors import coded
-from api.guard import EMBEDDED
-from api.ids import from_global_id
-from api.resolving import forget, mutate, query
-from api.types import CustomerType, TierPolicyType, UserError, load_customer
+from api.graphql.core.context import Context
+from api.graphql.core.errors import coded
+from api.graphql.core.guard import EMBEDDED
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.resolving import forget, mutate, query
+from api.graphql.customers.types import CustomerType, TierPolicyType, UserError, load_customer
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules

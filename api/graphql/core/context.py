@@ -10,7 +10,7 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.loaders import Loaders
+from api.graphql.core.loaders import Loaders
 from authz.policy import Decisions
 from authz.principal import Principal
 from infra.db import RequestDb
@@ -18,7 +18,7 @@ from infra.repos.base import Scope
 from infra.settings import Settings
 
 if TYPE_CHECKING:
-    from api.app import Services
+    from api.edge.app import Services
 
 
 @dataclass

@@ -17,9 +17,9 @@ from unittest import mock
 
 import httpx
 
-from api.graphql import schema as schema_module
 from api.edge.app import create_app
 from api.edge.auth import issue_staff_token
+from api.graphql import schema as schema_module
 from authz import admin
 from authz.catalogue import CATALOGUE
 from authz.policy import Level

@@ -36,8 +36,11 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from api.edge.auth import AuthError, authenticate
-from api.graphql.core.context import Context
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
+from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
+from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
+from api.edge.ratelimit import AuthFailures, RateLimiter
+from api.graphql.core.context import Context
 from api.graphql.core.errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -50,11 +53,8 @@ from api.graphql.core.errors import (
     document_names,
     format_error,
 )
-from api.graphql.fastpath import CompiledQueries, FastPath
-from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
 from api.graphql.core.loaders import Loaders
-from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
-from api.edge.ratelimit import AuthFailures, RateLimiter
+from api.graphql.fastpath import CompiledQueries, FastPath
 from api.graphql.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService

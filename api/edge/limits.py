@@ -57,8 +57,8 @@ from api.graphql.core.errors import BAD_USER_INPUT, QUERY_TOO_COMPLEX, RATE_LIMI
 from infra.settings import Settings
 
 if TYPE_CHECKING:
-    from api.graphql.core.context import Context
     from api.edge.ratelimit import Decision, RateLimiter
+    from api.graphql.core.context import Context
 
 log = logging.getLogger("tierwise.limits")
 

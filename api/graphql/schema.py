@@ -15,38 +15,31 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
-from api.usecases import customers as usecases
 from api.graphql.access.resolvers import AdminMutation, AdminQuery
+from api.graphql.complaints.types import ComplaintConnection, ComplaintType, TaxonType
 from api.graphql.core.context import Context
-from api.graphql.core.guard import install_guards
-from api.graphql.core.ids import from_global_id
-from api.graphql.core.input_limits import install_length_checks
-from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
-from api.graphql.reports.resolvers import ReportMutation, ReportQuery
-from api.graphql.core.resolving import mutate, page_size, query
-from api.graphql.tiers.resolvers import TierMutation, TierQuery
-from api.graphql.customers.types import (
-    ComplaintConnection,
+from api.graphql.core.enums import (
     ComplaintStatus,
-    ComplaintType,
     ContactChannel,
-    CustomerConnection,
-    CustomerType,
     LifecycleStage,
-    Node,
-    PurchaseType,
     QuestionKind,
     Severity,
     SurveyChannel,
-    SurveyConnection,
-    SurveyResponseType,
     SurveyStatus,
     SurveyTrigger,
-    SurveyType,
-    TaxonType,
-    TierPolicyType,
-    UserError,
 )
+from api.graphql.core.guard import install_guards
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.input_limits import install_length_checks
+from api.graphql.core.relay import Node, UserError
+from api.graphql.core.resolving import mutate, page_size, query
+from api.graphql.customers.types import CustomerConnection, CustomerType, PurchaseType
+from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
+from api.graphql.reports.resolvers import ReportMutation, ReportQuery
+from api.graphql.surveys.types import SurveyConnection, SurveyResponseType, SurveyType
+from api.graphql.tiers.resolvers import TierMutation, TierQuery
+from api.graphql.tiers.types import TierPolicyType
+from api.usecases import customers as usecases
 from authz.catalogue import GUARDED
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import complaints as complaints_repo

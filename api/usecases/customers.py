@@ -12,20 +12,13 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from api.graphql.complaints.types import ComplaintConnection, ComplaintType
 from api.graphql.core.ids import from_global_id
+from api.graphql.core.relay import Node
 from api.graphql.core.resolving import enum_value, forget
-from api.graphql.customers.types import (
-    ComplaintConnection,
-    ComplaintType,
-    CustomerConnection,
-    CustomerType,
-    Node,
-    PurchaseType,
-    SurveyResponseType,
-    SurveyType,
-    TierPolicyType,
-    load_customer,
-)
+from api.graphql.customers.types import CustomerConnection, CustomerType, PurchaseType, load_customer
+from api.graphql.surveys.types import SurveyResponseType, SurveyType
+from api.graphql.tiers.types import TierPolicyType
 from authz.policy import Level
 from domain import customers as customer_rules
 from domain.complaints import Transition

@@ -9,7 +9,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from api.graphql.customers.types import UserError
+from api.graphql.core.relay import UserError
 from domain.errors import DomainError, Invalid
 from infra.db import DbFailure, classify_db_error
 

@@ -21,7 +21,7 @@ from graphql import (
     default_field_resolver,
 )
 
-from api.graphql.customers.types import UserError
+from api.graphql.core.relay import UserError
 from domain import limits as L
 
 MAX_LENGTH: dict[str, int] = {

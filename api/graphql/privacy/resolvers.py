@@ -18,8 +18,9 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.errors import FORBIDDEN, coded
 from api.graphql.core.ids import from_global_id, to_global_id
+from api.graphql.core.relay import PageInfo, UserError, _connection
 from api.graphql.core.resolving import forget, mutate, page_size, query
-from api.graphql.customers.types import CustomerType, PageInfo, UserError, _connection, load_customer
+from api.graphql.customers.types import CustomerType, load_customer
 from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level
 from domain import quality as rules

@@ -19,20 +19,14 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from api.graphql.complaints.types import TaxonType
 from api.graphql.core.context import Context
+from api.graphql.core.enums import PolicyStatus, Severity, SurveyChannel, SurveyTrigger
 from api.graphql.core.errors import coded
 from api.graphql.core.ids import from_global_id, to_global_id
+from api.graphql.core.relay import UserError
 from api.graphql.core.resolving import enum_value, mutate
-from api.graphql.customers.types import (
-    PolicyStatus,
-    Severity,
-    SurveyChannel,
-    SurveyLinks,
-    SurveyTrigger,
-    SurveyType,
-    TaxonType,
-    UserError,
-)
+from api.graphql.surveys.types import SurveyLinks, SurveyType
 from domain import sla as sla_rules
 from domain.errors import DomainError, Invalid, ValidationFailed
 from infra import sla as sla_repo

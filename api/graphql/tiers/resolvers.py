@@ -17,16 +17,14 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
 import procrastinate.exceptions
 import strawberry
 from strawberry.dataloader import DataLoader
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
@@ -34,7 +32,33 @@ from api.graphql.core.errors import coded
 from api.graphql.core.guard import EMBEDDED
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import forget, mutate, query
-from api.graphql.customers.types import CustomerType, TierPolicyType, UserError, load_customer
+from api.graphql.customers.types import CustomerType, load_customer
+from api.graphql.tiers.inputs import (
+    ClearCustomerTierOverrideInput,
+    CreateTierPolicyDraftInput,
+    OverrideCustomerTierInput,
+    TierInput,
+    UpdateTierPolicyDraftInput,
+)
+from api.graphql.tiers.types import (
+    ActivateTierPolicyPayload,
+    CustomerTierPayload,
+    DiscardTierPolicyDraftPayload,
+    RetierMode,
+    TierBasis,
+    TierChangeCountType,
+    TierDistributionType,
+    TierExplanationType,
+    TierMigrationCellType,
+    TierMigrationReportType,
+    TierPolicyPayload,
+    TierPolicyType,
+    TierRetierType,
+    TierRuleCheckType,
+    TierRunType,
+    TierShareType,
+    TierSimulationType,
+)
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules
@@ -56,104 +80,6 @@ def _ctx(info: Info[Context, None]) -> Context:
 
 
 # ---------------------------------------------------------------- explanation
-
-
-@strawberry.enum(description="Why a customer is in its tier")
-class TierBasis(Enum):
-    OVERRIDE = "override"
-    BASE = "base"
-    ENTRY = "entry"
-    RETAIN = "retain"
-    GRACE = "grace"
-    UNPLACED = "unplaced"
-
-
-@strawberry.type(name="TierConditionCheck", description="One condition of a rule against the customer's metrics")
-class TierConditionCheckType:
-    metric: str
-    description: str
-    op: str
-    threshold: float
-    actual: float | None = strawberry.field(description="null when unknown or not readable by the caller")
-    holds: bool
-    gap: float | None = strawberry.field(
-        description="how far off: how much the metric must rise (>, >=), fall (<, <=) or move (==); 0 when met"
-    )
-
-
-@strawberry.type(name="TierScoreTerm")
-class TierScoreTermType:
-    metric: str
-    weight: float
-    actual: float | None
-    needed_alone: float | None = strawberry.field(description="how much more of this metric alone closes the gap")
-
-
-@strawberry.type(name="TierRuleCheck", description="A rule against the customer's metrics")
-class TierRuleCheckType:
-    kind: str = strawberry.field(description="always, all, any or score")
-    holds: bool
-    text: str
-    conditions: list[TierConditionCheckType]
-    score: float | None
-    min_score: float | None
-    points_missing: float | None
-    terms: list[TierScoreTermType]
-
-    @classmethod
-    def build(cls, check: rules.RuleCheck | None, show: Callable[[str], bool]) -> TierRuleCheckType | None:
-        if check is None:
-            return None
-        return cls(
-            kind=check.kind,
-            holds=check.holds,
-            text=check.words(show),
-            conditions=[
-                TierConditionCheckType(
-                    metric=c.metric,
-                    description=rules.METRICS[c.metric][0],
-                    op=c.op,
-                    threshold=c.threshold,
-                    actual=c.actual,
-                    holds=c.holds,
-                    gap=c.gap,
-                )
-                for c in check.conditions
-            ],
-            score=check.score,
-            min_score=check.min_score,
-            points_missing=check.points_missing,
-            terms=[
-                TierScoreTermType(metric=t.metric, weight=t.weight, actual=t.actual, needed_alone=t.needed_alone)
-                for t in check.terms
-            ],
-        )
-
-
-@strawberry.type(name="TierExplanation")
-class TierExplanationType:
-    tier: str | None
-    tier_name: str | None
-    basis: TierBasis
-    since: dt.datetime | None
-    policy_version: int
-    text: str = strawberry.field(description="The explanation in words")
-    held_by: TierRuleCheckType | None = strawberry.field(description="The rule that keeps the customer in its tier")
-    entry_rule: TierRuleCheckType | None
-    retain_rule: TierRuleCheckType | None
-    grace_since: dt.datetime | None
-    downgrade_not_before: dt.datetime | None = strawberry.field(
-        description="In grace: the earliest moment of a downgrade (grace period and minimum stay over)"
-    )
-    min_stay_until: dt.datetime | None
-    next_tier: str | None
-    next_tier_name: str | None
-    to_next_tier: TierRuleCheckType | None = strawberry.field(
-        description="The next tier's entry rule, with the gap per condition (for a score: the points missing)"
-    )
-    pending: str = strawberry.field(
-        description="What the engine does at the next evaluation: keep, up, grace, wait, down, recover, override…"
-    )
 
 
 _METRIC_FIELDS = EMBEDDED["TierChange.metrics"]
@@ -235,62 +161,6 @@ async def explain_customer(info: Info[Context, None], customer_id: UUID) -> Tier
 # ---------------------------------------------------------------- reports and simulation
 
 
-@strawberry.type(name="TierShare", description="One tier's customers and their spend in the policy window")
-class TierShareType:
-    tier: str | None
-    name: str | None
-    rank: int | None
-    customers: int
-    customer_share: float
-    revenue: Decimal | None
-    revenue_share: float | None
-
-
-@strawberry.type(name="TierMigrationCell", description="Customers that went from one tier to another")
-class TierMigrationCellType:
-    from_tier: str | None = strawberry.field(description="null: not tiered at the start")
-    to_tier: str
-    customers: int
-    revenue: Decimal | None = strawberry.field(description="their spend in the policy window (simulations)")
-
-
-@strawberry.type(name="TierChangeCount")
-class TierChangeCountType:
-    change_type: str
-    count: int
-
-
-@strawberry.type(name="TierDistribution")
-class TierDistributionType:
-    policy_version: int | None
-    customers: int
-    revenue: Decimal | None
-    tiers: list[TierShareType]
-
-
-@strawberry.type(name="TierMigrationReport")
-class TierMigrationReportType:
-    since: dt.datetime
-    until: dt.datetime
-    customers: int
-    moved: int = strawberry.field(description="customers whose tier at the end differs from the one at the start")
-    cells: list[TierMigrationCellType]
-    changes: list[TierChangeCountType] = strawberry.field(description="history rows of the period by change type")
-
-
-@strawberry.type(name="TierSimulation", description="What activating a policy would do now; nothing is changed")
-class TierSimulationType:
-    policy: TierPolicyType | None
-    customers: int
-    changing: int = strawberry.field(description="customers whose tier the activation changes at once")
-    moves: list[TierMigrationCellType] = strawberry.field(description="current tier -> tier at activation")
-    eventual_moves: list[TierMigrationCellType] = strawberry.field(
-        description="current tier -> tier once running grace periods and minimum stays are over (same metrics)"
-    )
-    tiers: list[TierShareType] = strawberry.field(description="customers and revenue share per tier at activation")
-    eventual_tiers: list[TierShareType]
-
-
 def _share(part: float, whole: float) -> float:
     return round(part / whole, 6) if whole else 0.0
 
@@ -328,39 +198,6 @@ def _shares(
 
 def _policy_id(global_id: str, field: str = "id") -> UUID:
     return from_global_id(global_id, "TierPolicy", field=field)[1]
-
-
-@strawberry.type(name="TierRun", description="A full re-tier: batches by customer id, resumable from its checkpoint")
-class TierRunType:
-    id: strawberry.ID
-    policy_version: int
-    status: str
-    actor: str | None
-    batch_size: int
-    customers_total: int
-    customers_done: int
-    batches: int
-    changed: int
-    started_at: dt.datetime
-    updated_at: dt.datetime
-    finished_at: dt.datetime | None
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> TierRunType:
-        return cls(
-            id=strawberry.ID(str(r["id"])),
-            policy_version=r["policy_version"],
-            status=r["status"],
-            actor=r["actor"],
-            batch_size=r["batch_size"],
-            customers_total=r["customers_total"],
-            customers_done=r["customers_done"],
-            batches=r["batches"],
-            changed=r["changed"],
-            started_at=r["started_at"],
-            updated_at=r["updated_at"],
-            finished_at=r["finished_at"],
-        )
 
 
 @strawberry.type
@@ -468,98 +305,6 @@ class TierQuery:
 
 
 # ---------------------------------------------------------------- mutations
-
-
-@strawberry.input
-class TierInput:
-    code: str
-    name: str
-    rank: int = strawberry.field(description="0 and up; the lowest rank is the base tier (entry rule {always: true})")
-    entry_rule: JSON = strawberry.field(
-        description='e.g. {"all": [{"metric": "spend_12m", "op": ">=", "value": 1000}]}, {"any": [...]}, '
-        '{"score": {"weights": {"spend_12m": 0.01}, "min": 40}} or {"always": true}'
-    )
-    retain_rule: JSON = strawberry.field(description="Looser than the entry rule: the tier is kept while it holds")
-    benefits: list[str] | None = None
-
-
-@strawberry.input
-class CreateTierPolicyDraftInput:
-    name: str
-    description: str | None = None
-    grace_days: int = 30
-    min_stay_days: int = 30
-    spend_window_days: int = 365
-    tiers: list[TierInput] | None = strawberry.field(default=None, description="required unless copyFrom is given")
-    copy_from: strawberry.ID | None = strawberry.field(default=None, description="start from this policy's tiers")
-
-
-@strawberry.input
-class UpdateTierPolicyDraftInput:
-    id: strawberry.ID
-    expected_revision: int
-    name: str | None = None
-    description: str | None = None
-    grace_days: int | None = None
-    min_stay_days: int | None = None
-    spend_window_days: int | None = None
-    tiers: list[TierInput] | None = strawberry.field(default=None, description="replaces every tier when given")
-
-
-@strawberry.input
-class OverrideCustomerTierInput:
-    customer_id: strawberry.ID
-    tier: str
-    reason: str
-    expires_at: dt.datetime
-
-
-@strawberry.input
-class ClearCustomerTierOverrideInput:
-    customer_id: strawberry.ID
-    reason: str
-
-
-@strawberry.enum
-class RetierMode(Enum):
-    INLINE = "inline"
-    DEFERRED = "deferred"
-
-
-@strawberry.type(name="TierRetier", description="The full re-tier an activation started")
-class TierRetierType:
-    mode: RetierMode
-    customers: int
-    changes: int | None = strawberry.field(description="tier changes made (inline only)")
-    grace_started_or_ended: int | None
-    job_id: strawberry.ID | None
-    message: str
-
-
-@strawberry.type
-class TierPolicyPayload:
-    policy: TierPolicyType | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class ActivateTierPolicyPayload:
-    policy: TierPolicyType | None = None
-    retired_version: int | None = None
-    retier: TierRetierType | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class DiscardTierPolicyDraftPayload:
-    discarded_id: strawberry.ID | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class CustomerTierPayload:
-    customer: CustomerType | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 def _tier_specs(items: list[TierInput]) -> tuple[list[rules.TierSpec], dict[str, list[str]]]:
@@ -771,9 +516,7 @@ class TierMutation:
             if not 0 < len(reason) <= 500:
                 raise ValidationFailed("a reason has 1 to 500 characters", field="reason")
             async with ctx.db.unit_of_work() as uow:
-                await tiering.clear_override(
-                    uow.conn, customer_id, reason=reason, actor=ctx.actor, scope=ctx.scope
-                )
+                await tiering.clear_override(uow.conn, customer_id, reason=reason, actor=ctx.actor, scope=ctx.scope)
                 uow.commit()
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 

@@ -1,0 +1,167 @@
+"""GraphQL types of complaints: the complaint, its events and taxonomy entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.core.context import Context
+from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
+from api.graphql.core.ids import to_global_id
+from api.graphql.core.relay import Node, _connection
+from api.graphql.customers.types import CustomerType, load_customer
+from authz.policy import Decisions, present
+from domain import sla as sla_rules
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+@strawberry.type(name="Taxon", description="An entry of a managed taxonomy (categories, root causes)")
+class TaxonType:
+    code: str
+    label: str
+    active: bool = strawberry.field(default=True, description="Retired entries stay on the complaints that use them")
+
+
+@strawberry.type(name="ComplaintEvent")
+class ComplaintEventType:
+    customer_ref: strawberry.Private[UUID]
+    id: strawberry.ID
+    from_status: ComplaintStatus | None  # type: ignore[valid-type]
+    to_status: ComplaintStatus | None  # type: ignore[valid-type]
+    actor: str | None
+    note: str | None
+    at: dt.datetime | None
+    kind: ComplaintEventKind | None = None  # type: ignore[valid-type]
+
+
+@strawberry.type(name="Complaint")
+class ComplaintType(Node):
+    db_id: strawberry.Private[UUID]
+    customer_ref: strawberry.Private[UUID]
+    row: strawberry.Private[dict[str, Any]]
+    version: int
+    external_id: str | None
+    subject: str | None
+    description: str | None
+    severity: Severity | None  # type: ignore[valid-type]
+    channel: ContactChannel | None  # type: ignore[valid-type]
+    status: ComplaintStatus | None  # type: ignore[valid-type]
+    assignee: str | None
+    resolution_code: str | None
+    tier_at_open: str | None
+    first_response_due_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None = strawberry.field(
+        description="Moves later by the time spent waiting on the customer (while waiting: as if answered now)"
+    )
+    first_responded_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    reopen_count: int | None
+    opened_at: dt.datetime | None
+    updated_at: dt.datetime
+    sla_policy_version: int | None = strawberry.field(description="The SLA policy the deadlines come from")
+    first_response_time_left: int | None = strawberry.field(
+        description="Seconds until the first-response deadline, negative when late; null once answered"
+    )
+    resolution_time_left: int | None = strawberry.field(
+        description="Seconds until the resolution deadline, negative when late, frozen while waiting on the "
+        "customer; null once resolved"
+    )
+    first_response_breached: bool | None
+    resolution_breached: bool | None
+    breached: bool | None = strawberry.field(description="Either SLA clock breached")
+    sla_paused: bool | None = strawberry.field(description="The resolution clock is stopped: waiting on the customer")
+    paused_seconds: int | None = strawberry.field(description="Time spent waiting on the customer so far")
+    escalated_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], d: Decisions) -> ComplaintType:
+        clock = sla_rules.Clock(**{f: row[f] for f in sla_rules.CLOCK_FIELDS})
+        now = row["sla_now"]  # the instant the breach verdicts (infra/sla.clock_columns) were decided for
+        return cls(
+            id=strawberry.ID(to_global_id("Complaint", row["id"])),
+            db_id=row["id"],
+            customer_ref=row["customer_id"],
+            row=row,
+            version=row["version"],
+            external_id=row["external_id"],
+            subject=row["subject"],
+            description=present(d, "Complaint.description", row.get("description")),  # type: ignore[arg-type]
+            severity=Severity(row["severity"]),
+            channel=ContactChannel(row["channel"]),
+            status=ComplaintStatus(row["status"]),
+            assignee=row["assignee"],
+            resolution_code=row["resolution_code"],
+            tier_at_open=row["tier_at_open"],
+            first_response_due_at=row["first_response_due_at"],
+            resolution_due_at=sla_rules.effective_resolution_due(clock, now),
+            first_responded_at=row["first_responded_at"],
+            resolved_at=row["resolved_at"],
+            closed_at=row["closed_at"],
+            reopen_count=row["reopen_count"],
+            opened_at=row["opened_at"],
+            updated_at=row["updated_at"],
+            sla_policy_version=row["sla_policy_version"],
+            first_response_time_left=sla_rules.first_response_time_left(clock, now),
+            resolution_time_left=sla_rules.resolution_time_left(clock, now),
+            first_response_breached=row["sla_first_response_breached"],
+            resolution_breached=row["sla_resolution_breached"],
+            breached=row["sla_first_response_breached"] or row["sla_resolution_breached"],
+            sla_paused=row["paused_since"] is not None and row["resolved_at"] is None,
+            paused_seconds=sla_rules.paused_total_seconds(clock, now),
+            escalated_at=row["escalated_at"],
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+    @strawberry.field
+    async def category(self, info: Info[Context, None]) -> TaxonType | None:
+        t = await _ctx(info).loaders.taxon("categories", self.row["category_code"])
+        return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
+
+    @strawberry.field
+    async def root_cause(self, info: Info[Context, None]) -> TaxonType | None:
+        code = self.row["root_cause_code"]
+        t = await _ctx(info).loaders.taxon("root_causes", code) if code else None
+        return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
+
+    @strawberry.field
+    async def follow_up_of(self, info: Info[Context, None]) -> ComplaintType | None:
+        prior = self.row["follow_up_of_id"]
+        row = await _ctx(info).loaders.complaint.load(prior) if prior else None
+        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
+
+    @strawberry.field
+    async def events(self, info: Info[Context, None]) -> list[ComplaintEventType] | None:
+        rows = await _ctx(info).loaders.complaint_events.load(self.db_id)
+        d = _ctx(info).decisions
+        return [
+            ComplaintEventType(
+                customer_ref=self.customer_ref,
+                id=strawberry.ID(str(r["id"])),
+                from_status=ComplaintStatus(r["from_status"]) if r["from_status"] else None,
+                to_status=ComplaintStatus(r["to_status"]),
+                actor=r["actor"],
+                note=present(d, "ComplaintEvent.note", r["note"]),
+                at=r["at"],  # type: ignore[arg-type]
+                kind=ComplaintEventKind(r.get("kind") or "transition"),
+            )
+            for r in rows
+        ]
+
+
+def _complaint_builder(info: Info[Context, None]) -> Any:
+    d = _ctx(info).decisions
+    return lambda row: ComplaintType.from_row(row, d)
+
+
+ComplaintConnection = _connection(ComplaintType, "Complaint")

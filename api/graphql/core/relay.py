@@ -1,0 +1,79 @@
+"""Relay pieces every slice shares: Node, PageInfo, UserError, connections, and ``lazy`` for the types of
+another slice (feature slices don't import each other)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import strawberry
+
+from domain.errors import ValidationFailed
+from infra.pagination import encode_cursor
+from infra.repos.base import Page
+
+
+def lazy(module: str, name: str) -> Any:
+    """``name`` from another slice's ``module``, imported when first used (as ``strawberry.lazy`` does for
+    annotations): the customer links out to complaints, surveys and tiers without importing them."""
+    return getattr(importlib.import_module(module), name)
+
+
+@strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
+class UserError:
+    field: str | None
+    code: str
+    message: str
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.interface(description="An object with a global id")
+class Node:
+    id: strawberry.ID
+
+
+MAX_NESTED = 50
+
+
+def _nested_first(first: int) -> int:
+
+    if not 1 <= first <= MAX_NESTED:
+        raise ValidationFailed(f"first must be between 1 and {MAX_NESTED}", field="first")
+    return first
+
+
+@strawberry.type
+class ConnectionBase:
+    page_info: PageInfo
+    count_fn: strawberry.Private[Any] = None
+
+    @strawberry.field(description="Total matching rows (one extra count query, only when asked for)")
+    async def total_count(self) -> int | None:
+        return await self.count_fn() if self.count_fn is not None else None
+
+    @classmethod
+    def from_page(cls, page: Page, sort: str, sort_column: str | None, build: Any, count_fn: Any = None) -> Any:
+        edge = cls._edge  # type: ignore[attr-defined]
+        edges = [
+            edge(cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row))
+            for row in page.rows
+        ]
+        return cls(
+            edges=edges,  # type: ignore[call-arg]
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+            count_fn=count_fn,
+        )
+
+
+def _connection(node_type: Any, name: str) -> Any:
+    """A Relay connection type ``<name>Connection`` with edges ``<name>Edge``."""
+    edge = strawberry.type(
+        type(f"{name}Edge", (), {"__annotations__": {"cursor": str, "node": node_type}}), name=f"{name}Edge"
+    )
+    connection = type(f"{name}Connection", (ConnectionBase,), {"__annotations__": {"edges": list[edge]}, "_edge": edge})
+    return strawberry.type(connection, name=f"{name}Connection")

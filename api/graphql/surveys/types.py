@@ -1,0 +1,165 @@
+"""GraphQL types of surveys: surveys, questions, responses and answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.core.context import Context
+from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, SurveyTrigger
+from api.graphql.core.ids import to_global_id
+from api.graphql.core.relay import Node, _connection, lazy
+from api.graphql.customers.types import CustomerType, load_customer
+from authz.policy import present
+
+if TYPE_CHECKING:
+    from api.graphql.complaints.types import ComplaintType
+
+_COMPLAINTS = "api.graphql.complaints.types"
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+@strawberry.type(name="SurveyQuestion")
+class SurveyQuestionType(Node):
+    position: int | None
+    kind: QuestionKind | None  # type: ignore[valid-type]
+    dimension: str | None
+    prompt: str | None
+    options: list[str] | None
+    required: bool | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SurveyQuestionType:
+        return cls(
+            id=strawberry.ID(to_global_id("SurveyQuestion", row["id"])),
+            position=row["position"],
+            kind=QuestionKind(row["kind"]),
+            dimension=row["dimension"],
+            prompt=row["prompt"],
+            options=list(row["options"] or []),
+            required=row["required"],
+        )
+
+
+@strawberry.type(name="Survey")
+class SurveyType(Node):
+    db_id: strawberry.Private[UUID]
+    version: int
+    title: str | None
+    description: str | None
+    status: SurveyStatus | None  # type: ignore[valid-type]
+    trigger: SurveyTrigger | None  # type: ignore[valid-type]
+    channels: list[SurveyChannel] | None  # type: ignore[valid-type]
+    per_complaint: bool | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SurveyType:
+        return cls(
+            id=strawberry.ID(to_global_id("Survey", row["id"])),
+            db_id=row["id"],
+            version=row["version"],
+            title=row["title"],
+            description=row["description"],
+            status=SurveyStatus(row["status"]),
+            trigger=SurveyTrigger(row["trigger"]),
+            channels=[SurveyChannel(c) for c in row["channels"]],
+            per_complaint=row["per_complaint"],
+            created_at=row["created_at"],
+        )
+
+    @strawberry.field
+    async def questions(self, info: Info[Context, None]) -> list[SurveyQuestionType] | None:
+        return [SurveyQuestionType.from_row(r) for r in await _ctx(info).loaders.survey_questions.load(self.db_id)]
+
+
+@strawberry.type(name="SurveyAnswer")
+class SurveyAnswerType:
+    customer_ref: strawberry.Private[UUID]
+    question_ref: strawberry.Private[UUID]
+    score: int | None
+    choices: list[str] | None
+    text: str | None
+
+    @strawberry.field
+    async def question(self, info: Info[Context, None]) -> SurveyQuestionType | None:
+        row = await _ctx(info).loaders.question.load(self.question_ref)
+        return SurveyQuestionType.from_row(row) if row else None
+
+
+@strawberry.type
+class SurveyLinks:
+    """The survey, customer and (post-resolution) complaint a response or an invitation belongs to,
+    each read through the caller's scoped, guarded loaders."""
+
+    survey_ref: strawberry.Private[UUID]
+    customer_ref: strawberry.Private[UUID]
+    complaint_ref: strawberry.Private[UUID | None]
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        return SurveyType.from_row(row) if row else None
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+    @strawberry.field
+    async def complaint(
+        self, info: Info[Context, None]
+    ) -> Annotated[ComplaintType, strawberry.lazy(_COMPLAINTS)] | None:
+        if self.complaint_ref is None:
+            return None
+        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
+        return lazy(_COMPLAINTS, "ComplaintType").from_row(row, _ctx(info).decisions) if row else None
+
+
+@strawberry.type(name="SurveyResponse")
+class SurveyResponseType(Node, SurveyLinks):
+    db_id: strawberry.Private[UUID]
+    external_id: str | None
+    channel: SurveyChannel | None  # type: ignore[valid-type]
+    tier_at_response: str | None
+    submitted_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SurveyResponseType:
+        return cls(
+            id=strawberry.ID(to_global_id("SurveyResponse", row["id"])),
+            db_id=row["id"],
+            customer_ref=row["customer_id"],
+            survey_ref=row["survey_id"],
+            complaint_ref=row["complaint_id"],
+            external_id=row["external_id"],
+            channel=SurveyChannel(row["channel"]),
+            tier_at_response=row["tier_at_response"],
+            submitted_at=row["submitted_at"],
+        )
+
+    @strawberry.field
+    async def answers(self, info: Info[Context, None]) -> list[SurveyAnswerType] | None:
+        d = _ctx(info).decisions
+        return [
+            SurveyAnswerType(
+                customer_ref=self.customer_ref,
+                question_ref=r["question_id"],
+                score=r["score"],
+                choices=list(r["choices"]) if r["choices"] is not None else None,
+                text=present(d, "SurveyAnswer.text", r.get("text")),  # type: ignore[arg-type]
+            )
+            for r in await _ctx(info).loaders.answers.load(self.db_id)
+        ]
+
+
+SurveyConnection = _connection(SurveyType, "Survey")
+
+
+SurveyResponseConnection = _connection(SurveyResponseType, "SurveyResponse")

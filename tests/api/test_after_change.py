@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from api.graphql.privacy import resolvers as privacy
+from api.usecases import complaints as complaint_usecases
 from api.usecases import customers as usecases
+from api.usecases import surveys as survey_usecases
 from infra import after_change as after_change_module
 from infra.db import StatementCounter
 from tests.api.helpers import (
@@ -134,7 +136,7 @@ async def _state(api: Api, customer_id: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
-@pytest.mark.parametrize("module", [usecases, privacy])
+@pytest.mark.parametrize("module", [usecases, complaint_usecases, survey_usecases, privacy])
 async def test_only_use_cases_call_the_step(module: Any) -> None:
     """The step is the one imported from infra.after_change (the fault test below replaces it there)."""
     assert module.after_change is after_change_module.after_change

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from api.graphql.schema import CustomerOrder
+from api.graphql.customers.inputs import CustomerOrder
 from tests.api.helpers import (
     CREATE_CUSTOMER,
     DELETE_CUSTOMER,

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, _connection
+from api.graphql.core.relay import Node, UserError, _connection
 from api.graphql.customers.types import CustomerType, load_customer
 from authz.policy import Decisions, present
 from domain import sla as sla_rules
@@ -165,3 +165,9 @@ def _complaint_builder(info: Info[Context, None]) -> Any:
 
 
 ComplaintConnection = _connection(ComplaintType, "Complaint")
+
+
+@strawberry.type
+class ComplaintPayload:
+    complaint: ComplaintType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -6,9 +6,14 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
+from uuid import UUID
 
+from strawberry.types import Info
+
+from api.graphql.core.context import Context
 from api.graphql.core.errors import coded, query_error, user_errors
-from domain.errors import DomainError
+from api.graphql.core.ids import from_global_id
+from domain.errors import DomainError, NotFound
 
 P = TypeVar("P")
 
@@ -46,3 +51,21 @@ async def query(fn: Callable[[], Awaitable[P]]) -> P:
         return await fn()
     except DomainError as exc:
         raise query_error(exc) from None
+
+
+def first_of(info: Info[Context, None], first: int) -> int:
+    """``first`` of a top-level list, capped by the request's settings (``page_size``)."""
+    return page_size(info.context.settings.max_page_size, first)
+
+
+async def one(global_id: str, type_name: str, load: Callable[[UUID], Awaitable[Any]], build: Callable[[Any], P]) -> P:
+    """One object by its global id through the caller's (scoped, guarded) loader; NOT_FOUND otherwise."""
+
+    async def run() -> P:
+        _, raw = from_global_id(global_id, type_name)
+        row = await load(raw)
+        if row is None:
+            raise NotFound("no such object", field="id")
+        return build(row)
+
+    return await query(run)

@@ -20,7 +20,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, _connection, _nested_first, lazy
+from api.graphql.core.relay import Node, UserError, _connection, _nested_first, lazy
 from authz.catalogue import CATALOGUE
 from authz.policy import Decisions, Level, present, presenter
 from domain import churn as churn_rules
@@ -364,3 +364,22 @@ PREFETCH: dict[str, _Prefetch] = {
     "Complaint.events": lambda ctx, ks, _a: ctx.loaders.complaint_events.load_many([k.db_id for k in ks]),
     "Purchase.customer": lambda ctx, ps, _a: ctx.loaders.customer.load_many([p.customer_ref for p in ps]),
 }
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: CustomerType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteCustomerPayload:
+    deleted_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RecordPurchasesPayload:
+    purchases: list[PurchaseType] = strawberry.field(default_factory=list)
+    inserted_count: int = 0
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, SurveyTrigger
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, _connection, lazy
+from api.graphql.core.relay import Node, UserError, _connection, lazy
 from api.graphql.customers.types import CustomerType, load_customer
 from authz.policy import present
 
@@ -163,3 +163,15 @@ SurveyConnection = _connection(SurveyType, "Survey")
 
 
 SurveyResponseConnection = _connection(SurveyResponseType, "SurveyResponse")
+
+
+@strawberry.type
+class SurveyPayload:
+    survey: SurveyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SurveyResponsePayload:
+    response: SurveyResponseType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -557,3 +557,17 @@ async def _defer_full_retier(ctx: Context, customers: int, version: int) -> Tier
         job_id=None,
         message=message,
     )
+
+
+@strawberry.type
+class TierPolicyListQuery:
+    """The tier policies as a list (listed in Query after the surveys, as before the split)."""
+
+    @strawberry.field
+    async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType] | None:
+        return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(_ctx(info).db)]
+
+    @strawberry.field
+    async def active_tier_policy(self, info: Info[Context, None]) -> TierPolicyType | None:
+        rows = await tiers_repo.policies(_ctx(info).db, ["active"])
+        return TierPolicyType.from_row(rows[0]) if rows else None

@@ -48,7 +48,8 @@ import httpx
 from sqlalchemy import text
 
 from api.edge.app import create_app
-from api.edge.auth import issue_staff_token, new_partner_token
+from api.edge.auth import issue_staff_token
+from api.usecases.access import new_partner_token
 from authz import admin
 from bench import peers as P
 from bench.common import machine, migrated_database

@@ -22,7 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from api.edge.app import Services, create_app
-from api.edge.auth import issue_staff_token, new_partner_token
+from api.edge.auth import issue_staff_token
+from api.usecases.access import new_partner_token
 from authz import admin
 from infra.db import create_engine
 from infra.migrate import upgrade

@@ -4,21 +4,18 @@ Partner tokens are ``tw_pat_<id>_<secret>``, stored as a SHA-256 of the secret."
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
-import secrets
 import uuid
 from typing import Any
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.usecases.access import TOKEN_PREFIX, hash_secret
 from authz.policy import PolicyStore
 from authz.principal import Principal, PrincipalKind
 from infra.repos import partners as partners_repo
 from infra.settings import Settings
-
-TOKEN_PREFIX = "tw_pat_"
 
 
 class AuthError(Exception):
@@ -76,17 +73,6 @@ def decode_staff_token(settings: Settings, token: str) -> str:
     if not isinstance(sub, str) or not sub or len(sub) > 200:
         raise AuthError("invalid token subject")
     return sub
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def new_partner_token() -> tuple[uuid.UUID, str, str]:
-    """(token id, the full token shown once, the hash to store)."""
-    token_id = uuid.uuid4()
-    secret = secrets.token_urlsafe(32)
-    return token_id, f"{TOKEN_PREFIX}{token_id.hex}_{secret}", hash_secret(secret)
 
 
 async def authenticate(

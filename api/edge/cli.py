@@ -307,7 +307,7 @@ def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     import uuid
 
-    from api.edge.auth import new_partner_token
+    from api.usecases.access import new_partner_token
     from authz import admin
     from infra.repos import partners as partners_repo
     from infra.repos.base import ALL

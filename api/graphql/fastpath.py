@@ -20,9 +20,9 @@ Equivalence with graphql-core is kept by construction where it shows in the resp
 
 Lists are completed without a task per item: before the items of a list, the plan starts the loads of
 their nested fields at once (``api.graphql.customers.types.PREFETCH``: the same loader keys as the
-resolvers, one batch per field), and awaitables of an object or a list are first run in order as far as they go (``_settle``:
-what a gather's tasks would do first) — with the data loaded they finish there, and only what still
-waits is gathered. A page of 50 customers with tier and complaints went from ~150 tasks to 4; errors
+resolvers, one batch per field), and awaitables of an object or a list are first run in order as far as
+they go (``_settle``: what a gather's tasks would do first) — with the data loaded they finish there, and
+only what still waits is gathered. A page of 50 customers with tier and complaints went from ~150 tasks to 4; errors
 come out in document order, item by item (strawberry's order follows the event loop; the spec gives
 none).
 

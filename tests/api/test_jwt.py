@@ -19,7 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api.edge.auth import issue_staff_token, new_partner_token
+from api.edge.auth import issue_staff_token
+from api.usecases.access import new_partner_token
 from authz import admin
 from infra.repos.base import ALL
 from infra.settings import DEV_JWT_SECRET

@@ -14,10 +14,10 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.edge.auth import new_partner_token
 from api.graphql.core.context import Context
 from api.graphql.core.errors import coded, user_errors
 from api.graphql.core.relay import ConnectionBase, UserError, _connection
+from api.usecases.access import new_partner_token
 from authz import admin
 from authz.catalogue import CATALOGUE
 from authz.confinement import UNSCOPED_OPERATIONS

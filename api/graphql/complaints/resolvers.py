@@ -13,7 +13,7 @@ from api.graphql.complaints.inputs import (
 )
 from api.graphql.complaints.types import ComplaintConnection, ComplaintPayload, ComplaintType, TaxonType
 from api.graphql.core.context import Context
-from api.graphql.core.resolving import one, first_of, mutate, query
+from api.graphql.core.resolving import first_of, mutate, one, query
 from api.usecases import complaints as usecases
 from infra.repos import complaints as complaints_repo
 

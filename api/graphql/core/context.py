@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.graphql.core.loaders import Loaders
-from authz.policy import Decisions
+from authz.policy import Decisions, PolicyStore
 from authz.principal import Principal
 from infra.db import RequestDb
 from infra.repos.base import Scope
 from infra.settings import Settings
 
-if TYPE_CHECKING:
-    from api.edge.app import Services
+
+class Authz(Protocol):
+    @property
+    def store(self) -> PolicyStore: ...
+
+    async def reload(self, *, if_newer_than: int | None = None) -> PolicyStore: ...
+
+
+class Services(Protocol):
+    """What resolvers use of the process-wide services (built by the edge: api/edge/app.py ``Services``),
+    so GraphQL names no edge module."""
+
+    settings: Settings
+    authz: Authz
+    jobs: Any  # procrastinate.App: its task configuration (tiers' deferred re-tier)
+    limiter: Any  # api.edge.ratelimit.RateLimiter | None: forgets a changed token's bucket
 
 
 @dataclass

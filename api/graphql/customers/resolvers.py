@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
-from api.graphql.core.resolving import one, first_of, mutate, query
+from api.graphql.core.resolving import first_of, mutate, one, query
 from api.graphql.customers.inputs import (
     CreateCustomerInput,
     CustomerFilter,

@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from api.graphql.core.context import Context
 from api.graphql.core.enums import SurveyStatus
-from api.graphql.core.resolving import one, first_of, mutate, query
+from api.graphql.core.resolving import first_of, mutate, one, query
 from api.graphql.surveys.inputs import CreateSurveyInput, SubmitSurveyResponseInput
 from api.graphql.surveys.types import SurveyConnection, SurveyPayload, SurveyResponsePayload, SurveyType
 from api.usecases import surveys as usecases

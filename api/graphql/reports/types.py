@@ -1,0 +1,345 @@
+"""GraphQL types of reports: SLA policies, survey invitations, complaint analytics, scores, fairness, churn."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.complaints.types import TaxonType
+from api.graphql.core.context import Context
+from api.graphql.core.enums import PolicyStatus, Severity, SurveyChannel, SurveyTrigger
+from api.graphql.core.ids import to_global_id
+from api.graphql.core.relay import UserError
+from api.graphql.surveys.types import SurveyLinks, SurveyType
+from domain import sla as sla_rules
+from infra.repos import reports as reports_repo
+
+
+def _ctx(info: Info[Context, None]) -> Context:
+    return info.context
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@strawberry.type(name="SlaTarget")
+class SlaTargetType:
+    tier: str = strawberry.field(description="A tier code, or '*' for tiers without their own target")
+    severity: Severity  # type: ignore[valid-type]
+    first_response_minutes: int
+    resolution_minutes: int
+
+    @classmethod
+    def from_target(cls, t: sla_rules.SlaTarget) -> SlaTargetType:
+        return cls(
+            tier=t.tier,
+            severity=Severity(t.severity),
+            first_response_minutes=t.first_response_minutes,
+            resolution_minutes=t.resolution_minutes,
+        )
+
+
+@strawberry.type(name="SlaPolicy", description="Versioned SLA targets by tier and severity (draft, active, retired)")
+class SlaPolicyType:
+    id: strawberry.ID
+    version: int
+    name: str
+    status: PolicyStatus  # type: ignore[valid-type]
+    created_at: dt.datetime
+    created_by: str | None
+    activated_at: dt.datetime | None
+    activated_by: str | None
+    retired_at: dt.datetime | None
+    targets: list[SlaTargetType]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], targets: list[sla_rules.SlaTarget]) -> SlaPolicyType:
+        return cls(
+            id=strawberry.ID(to_global_id("SlaPolicy", row["id"])),
+            version=row["version"],
+            name=row["name"],
+            status=PolicyStatus(row["status"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            activated_at=row["activated_at"],
+            activated_by=row["activated_by"],
+            retired_at=row["retired_at"],
+            targets=[SlaTargetType.from_target(t) for t in targets],
+        )
+
+
+@strawberry.type
+class SlaPolicyPayload:
+    sla_policy: SlaPolicyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TaxonPayload:
+    taxon: TaxonType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="InvitationSkip", description="A customer not invited, and why")
+class InvitationSkipType:
+    customer_id: strawberry.ID
+    reason: str = strawberry.field(
+        description="not_found, survey_inactive, answered, already_invited, throttled (invited lately, on any "
+        "channel) or no_channel (none of the survey's channels reaches the customer with consent)"
+    )
+
+
+@strawberry.type
+class InviteToSurveyPayload:
+    invitations: list[SurveyInvitationType] = strawberry.field(default_factory=list)
+    skipped: list[InvitationSkipType] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="ComplaintRate")
+class ComplaintRateType:
+    tier: str
+    category: str
+    category_label: str
+    complaints: int
+    customers: int = strawberry.field(description="Live customers in the tier now")
+    per_thousand: float | None = strawberry.field(description="Complaints per 1 000 customers of the tier")
+
+
+@strawberry.type(name="RootCauseCount")
+class RootCauseCountType:
+    code: str
+    label: str
+    complaints: int
+    share_percent: float
+
+
+@strawberry.type(name="ReopenRate")
+class ReopenRateType:
+    tier: str | None = strawberry.field(description="Tier at opening; null on the overall row")
+    overall: bool
+    resolved: int = strawberry.field(description="Complaints resolved at least once")
+    reopened: int = strawberry.field(description="… of which reopened at least once")
+    reopens: int
+    rate: float | None
+
+
+@strawberry.type(name="ComplaintAnalytics")
+class ComplaintAnalyticsType:
+    since: strawberry.Private[dt.datetime | None]
+    until: strawberry.Private[dt.datetime | None]
+    tier_filter: strawberry.Private[str | None]
+    top: strawberry.Private[int]
+
+    @strawberry.field(description="Tier at opening x category, zeros included")
+    async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
+        rows = await reports_repo.complaint_rates(
+            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
+        )
+        return [
+            ComplaintRateType(
+                tier=r["tier"],
+                category=r["category"],
+                category_label=r["label"],
+                complaints=r["complaints"],
+                customers=r["customers"],
+                per_thousand=_f(r["per_thousand"]),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def top_root_causes(self, info: Info[Context, None]) -> list[RootCauseCountType]:
+        rows = await reports_repo.top_root_causes(
+            _ctx(info).db,
+            since=self.since,
+            until=self.until,
+            tier=self.tier_filter,
+            limit=self.top,
+            scope=_ctx(info).scope,
+        )
+        return [
+            RootCauseCountType(
+                code=r["code"], label=r["label"], complaints=r["complaints"], share_percent=float(r["share"])
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def reopen_rates(self, info: Info[Context, None]) -> list[ReopenRateType]:
+        rows = await reports_repo.reopen_rates(
+            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
+        )
+        return [
+            ReopenRateType(
+                tier=r["tier"],
+                overall=r["overall"],
+                resolved=r["resolved"],
+                reopened=r["reopened"],
+                reopens=int(r["reopens"]),
+                rate=_f(r["rate"]),
+            )
+            for r in rows
+        ]
+
+
+@strawberry.enum(description="NPS = % promoters (9-10) - % detractors (0-6); CSAT = % of 4-5; CES = % of 5-7")
+class ScoreMetric(Enum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+
+
+@strawberry.enum
+class ScoreGroup(Enum):
+    SURVEY = "SURVEY"
+    TIER = "TIER"
+    CHANNEL = "CHANNEL"
+    DIMENSION = "DIMENSION"
+    PERIOD = "PERIOD"
+
+
+@strawberry.enum
+class ReportPeriod(Enum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@strawberry.type(name="ScoreRow", description="A score with its evidence: answers, responses, invitations")
+class ScoreRowType:
+    survey_ref: strawberry.Private[UUID | None]
+    tier: str | None
+    channel: SurveyChannel | None  # type: ignore[valid-type]
+    dimension: str | None
+    period_start: dt.datetime | None
+    responses: int
+    answers: int = strawberry.field(description="Scored answers the score is computed over")
+    positive: int = strawberry.field(description="Promoters (NPS) or satisfied answers (CSAT, CES)")
+    negative: int = strawberry.field(description="Detractors (NPS only)")
+    score: float | None
+    invitations: int = strawberry.field(description="(survey, customer, complaint) invited; reminders not counted")
+    answered_invitations: int
+    response_rate: float | None = strawberry.field(description="answeredInvitations / invitations")
+
+    @strawberry.field
+    def survey_id(self) -> strawberry.ID | None:
+        return strawberry.ID(to_global_id("Survey", self.survey_ref)) if self.survey_ref else None
+
+    @strawberry.field
+    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+        if self.survey_ref is None:
+            return None
+        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        return SurveyType.from_row(row) if row else None
+
+
+@strawberry.type(name="FairnessTier")
+class FairnessTierType:
+    tier: str
+    rank: int
+    complaints: int = strawberry.field(description="Opened in the range under this tier")
+    complaints_with_sla: int
+    breached_complaints: int
+    median_first_response_minutes: float | None
+    median_resolution_minutes: float | None = strawberry.field(description="Time waiting on the customer excluded")
+    sla_breach_rate: float | None
+    customers: int = strawberry.field(description="Live customers in the tier now")
+    customers_invited: int
+    customers_answered: int
+    invited_share: float | None
+    answered_share: float | None
+    nps_answers: int
+    nps: float | None
+
+
+@strawberry.type(name="FairnessComparison")
+class FairnessComparisonType:
+    measure: str
+    lowest: float | None = strawberry.field(description="The value of the lowest tier")
+    highest: float | None = strawberry.field(description="The value of the highest tier")
+    ratio: float | None = strawberry.field(description="lowest / highest (null when undefined)")
+    difference: float | None = strawberry.field(description="lowest - highest")
+
+
+@strawberry.type(name="FairnessReport", description="Tiers side by side, so that neglect of lower tiers shows")
+class FairnessReportType:
+    since: dt.datetime | None = strawberry.field(name="from")
+    until: dt.datetime | None = strawberry.field(name="to")
+    lowest_tier: str | None
+    highest_tier: str | None
+    tiers: list[FairnessTierType]
+    comparisons: list[FairnessComparisonType]
+
+
+@strawberry.type(name="ChurnLevelCount")
+class ChurnLevelCountType:
+    tier: str | None
+    level: str
+    customers: int
+    mean_score: float
+
+
+@strawberry.type(name="ChurnSignalCount")
+class ChurnSignalCountType:
+    code: str
+    customers: int
+
+
+@strawberry.type(name="ChurnReport")
+class ChurnReportType:
+    @strawberry.field(description="Live customers per tier and churn level")
+    async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
+        rows = await reports_repo.churn_levels(_ctx(info).db, scope=_ctx(info).scope)
+        return [
+            ChurnLevelCountType(
+                tier=r["tier"], level=r["level"], customers=r["customers"], mean_score=float(r["mean_score"])
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="How many customers each signal fires for")
+    async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
+        rows = await reports_repo.churn_signals(_ctx(info).db, scope=_ctx(info).scope)
+        return [ChurnSignalCountType(**r) for r in rows]
+
+
+@strawberry.type(name="SurveyInvitation")
+class SurveyInvitationType(SurveyLinks):
+    id: strawberry.ID
+    channel: SurveyChannel  # type: ignore[valid-type]
+    trigger: SurveyTrigger  # type: ignore[valid-type]
+    tier_at_invitation: str | None
+    sent_at: dt.datetime
+    requested_channel: SurveyChannel | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The channel asked for, if any; `channel` is the one used"
+    )
+    channel_reason: str | None = strawberry.field(
+        default=None,
+        description="Why the invitation went out on another channel than the one asked for (null when it "
+        "did not): channel_not_offered, no_email_address, no_email_consent, no_phone_number, "
+        "no_sms_consent or no_phone_consent",
+    )
+
+    @classmethod
+    def from_json(
+        cls, row: dict[str, Any], requested: str | None = None, reason: str | None = None
+    ) -> SurveyInvitationType:
+        return cls(
+            requested_channel=SurveyChannel(requested) if requested else None,
+            channel_reason=reason,
+            id=strawberry.ID(str(row["id"])),
+            survey_ref=UUID(row["survey_id"]),
+            customer_ref=UUID(row["customer_id"]),
+            complaint_ref=UUID(row["complaint_id"]) if row.get("complaint_id") else None,
+            channel=SurveyChannel(row["channel"]),
+            trigger=SurveyTrigger(row["trigger"]),
+            tier_at_invitation=row.get("tier_at_invitation"),
+            sent_at=dt.datetime.fromisoformat(row["sent_at"]),
+        )

@@ -169,7 +169,8 @@ async def test_a_failure_after_the_step_rolls_back_metrics_and_tier_too(
         ran.append(tuple(row))
         raise RuntimeError("a failure after the after-change step")
 
-    monkeypatch.setattr(usecases, "after_change", then_fail)
+    for module in (usecases, complaint_usecases):  # purchases are the customers' use-case, complaints their own
+        monkeypatch.setattr(module, "after_change", then_fail)
     big = [{"customerId": customer["id"], "amount": "900.00", "externalId": f"rb-{n}"} for n in range(8)]
     body = await api.gql(
         admin,

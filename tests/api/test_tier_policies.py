@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api.graphql.tiers import resolvers as tiers_api
+from api.usecases import tiers as tier_usecases
 from infra.tiering import run_full_retier
 from tests.api.helpers import USER_ERRORS, create_customer, error_codes, ok, payload, raw_id, record_purchases
 from tests.conftest import Api
@@ -312,7 +312,7 @@ async def test_activation_keeps_exactly_one_active_policy(api: Api) -> None:
 
 
 async def test_a_large_customer_base_is_re_tiered_by_the_job(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tiers_api, "INLINE_RETIER_MAX_CUSTOMERS", 1)
+    monkeypatch.setattr(tier_usecases, "INLINE_RETIER_MAX_CUSTOMERS", 1)
     admin = await api.user("alice", "admin")
     await customers_with_spend(api, admin, [("A", ["400.00"]), ("B", ["50.00"])])
     draft = await create_draft(api, admin)

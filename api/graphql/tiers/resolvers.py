@@ -6,23 +6,20 @@ policies and override tiers; analysts and marketing read the reports; every role
 tier reads its explanation, with the metric values it may not read left out.
 
 Activation re-tiers every customer: in the activation's own transaction when the customer base is small
-(``INLINE_RETIER_MAX_CUSTOMERS``: the payload then holds the result), otherwise as the procrastinate job
-``tierwise.retier_all`` (the resumable, batched full re-tier), deferred once the activation committed.
-Until that job has run, every event still re-tiers its customer under the new policy at once.
+(``INLINE_RETIER_MAX_CUSTOMERS`` in api/usecases/tiers.py: the payload then holds the result), otherwise
+as the procrastinate job ``tierwise.retier_all`` (the resumable, batched full re-tier), deferred once the
+activation committed. Until that job has run, every event still re-tiers its customer under the new policy at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
-import procrastinate.exceptions
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
@@ -44,7 +41,6 @@ from api.graphql.tiers.types import (
     ActivateTierPolicyPayload,
     CustomerTierPayload,
     DiscardTierPolicyDraftPayload,
-    RetierMode,
     TierBasis,
     TierChangeCountType,
     TierDistributionType,
@@ -53,12 +49,12 @@ from api.graphql.tiers.types import (
     TierMigrationReportType,
     TierPolicyPayload,
     TierPolicyType,
-    TierRetierType,
     TierRuleCheckType,
     TierRunType,
     TierShareType,
     TierSimulationType,
 )
+from api.usecases import tiers as usecases
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules
@@ -66,12 +62,8 @@ from domain.errors import Invalid, NotFound, ValidationFailed
 from infra import tiering
 from infra.repos import tiers as tiers_repo
 
-log = logging.getLogger("tierwise.tiers")
 P = TypeVar("P")
 
-# Up to this many customers an activation re-tiers them in its own transaction (about a second);
-# above, the batched full re-tier runs as a job.
-INLINE_RETIER_MAX_CUSTOMERS = 20_000
 MAX_OVERRIDE_DAYS = 3 * 366
 
 
@@ -434,39 +426,9 @@ class TierMutation:
     async def activate_tier_policy(
         self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
     ) -> ActivateTierPolicyPayload | None:
-        ctx = _ctx(info)
-
-        async def run() -> ActivateTierPolicyPayload:
-            policy_id = _policy_id(id)
-            async with ctx.db.unit_of_work() as uow:
-                spec = await tiering.load_policy(uow.conn, policy_id)
-                if spec is None:
-                    raise NotFound("no such tier policy", field="id")
-                rules.validate_policy(spec)
-                retired = await tiers_repo.activate(
-                    uow, policy_id, spec, expected_revision=expected_revision, actor=ctx.actor
-                )
-                customers = await tiers_repo.customer_count(uow)
-                inline = customers <= INLINE_RETIER_MAX_CUSTOMERS
-                result = await tiering.full_retier_inline(uow.conn, actor=ctx.actor) if inline else None
-                uow.commit()
-            if result is not None:
-                retier = TierRetierType(
-                    mode=RetierMode.INLINE,
-                    customers=customers,
-                    changes=result.changes,
-                    grace_started_or_ended=result.grace_rows,
-                    job_id=None,
-                    message=f"{customers} customers re-tiered under policy v{spec.version}",
-                )
-            else:
-                retier = await _defer_full_retier(ctx, customers, spec.version)
-            ctx.extra.pop("tier_policy", None)
-            return ActivateTierPolicyPayload(
-                policy=await _read_policy(info, policy_id), retired_version=retired, retier=retier
-            )
-
-        return await mutate(ActivateTierPolicyPayload, run)
+        return await mutate(
+            ActivateTierPolicyPayload, lambda: usecases.activate_tier_policy(info, id, expected_revision)
+        )
 
     @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")
     async def override_customer_tier(
@@ -526,37 +488,6 @@ class TierMutation:
 async def _read_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
     forget(_ctx(info).loaders.customer, customer_id)
     return await load_customer(info, customer_id)
-
-
-async def _defer_full_retier(ctx: Context, customers: int, version: int) -> TierRetierType:
-    """Defer the batched full re-tier once the activation committed (a job already waiting will do: it
-    reads the active policy when it runs)."""
-    try:
-        job_id = await ctx.services.jobs.configure_task(
-            "tierwise.retier_all", queue="tierwise", queueing_lock="retier_all"
-        ).defer_async(timestamp=int(time.time()))
-        message = f"full re-tier of {customers} customers under policy v{version} queued as job {job_id}"
-        return TierRetierType(
-            mode=RetierMode.DEFERRED,
-            customers=customers,
-            changes=None,
-            grace_started_or_ended=None,
-            job_id=strawberry.ID(str(job_id)),
-            message=message,
-        )
-    except procrastinate.exceptions.AlreadyEnqueued:
-        message = f"a full re-tier is queued already; it runs under policy v{version}"
-    except Exception:
-        log.exception("could not queue the full re-tier after activating policy v%d", version)
-        message = "the full re-tier could not be queued: it runs with the nightly job, or run `tierwise retier`"
-    return TierRetierType(
-        mode=RetierMode.DEFERRED,
-        customers=customers,
-        changes=None,
-        grace_started_or_ended=None,
-        job_id=None,
-        message=message,
-    )
 
 
 @strawberry.type

@@ -128,7 +128,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
 }
 
 
-# The tier engine (api/graphql/tiers/resolvers.py). Explanations, simulations and reports are reachable only through guarded
+# The tier engine (api/graphql/tiers/). Explanations, simulations and reports are reachable only through guarded
 # fields and operations; inside them, metric values follow the caller's own metric grants (left out when
 # not readable in full) and revenue figures need a grant of their own.
 _FIELDS["Query"].update(
@@ -189,7 +189,7 @@ _FIELDS.update(
 )
 
 
-# Complaints with SLA clocks, surveys, churn and fairness reports (api/graphql/reports/resolvers.py). Reports are reachable
+# Complaints with SLA clocks, surveys, churn and fairness reports (api/graphql/reports/). Reports are reachable
 # only through ``Query.reports`` and their own ``Reports.<name>`` grant; their rows are aggregates (no free
 # text, no customer), so their fields are public behind that gate. A survey invitation names a customer:
 # its fields need a grant, and its customer and complaint meet their own guards.
@@ -409,7 +409,7 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     **_nothing("Query.survey", "id"),
     **_nothing("Query.tierPolicy", "id"),
     **_nothing("Query.simulateTierPolicy", "draftId"),
-    **_nothing("Query.exportCustomerData", "id"),  # and FULL read of everything exported (api/graphql/privacy/resolvers.py)
+    **_nothing("Query.exportCustomerData", "id"),  # and FULL read of everything exported (api/graphql/privacy/)
     # ---- what a UI asks about itself, and access administration (its own grants guard it)
     **_nothing("Viewer.fieldAccess", "type"),
     **_nothing("Query.explainAccess", "subject", "field", "action"),

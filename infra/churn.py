@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.churn import MODEL, ChurnAssessment, ChurnInputs, ChurnModel, assess
 from infra.repos.base import Executor
-from infra.sla import breached_sql
+from infra.repos.clocks import breached_sql
 
 log = logging.getLogger("tierwise.churn")
 

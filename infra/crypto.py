@@ -31,11 +31,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import hmac
 import logging
 import os
-import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -50,6 +48,12 @@ from sqlalchemy.sql import operators
 from sqlalchemy.types import Text, TypeDecorator
 
 from domain.errors import DataIntegrity
+from infra.keys import DEV_BLIND_INDEX_KEY as DEV_BLIND_INDEX_KEY
+from infra.keys import DEV_ENCRYPTION_KEYS as DEV_ENCRYPTION_KEYS
+from infra.keys import KeyConfig
+from infra.keys import KeyConfigError as KeyConfigError
+from infra.keys import generate_key as generate_key
+from infra.keys import generate_key_line as generate_key_line
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -59,15 +63,7 @@ V2 = "tw2"  # bound to the column and the row
 PREFIX = V2  # what new writes make
 VERSIONS = (V1, V2)
 NONCE_BYTES = 12
-KEY_BYTES = 32
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 BLIND_INDEX_KINDS = ("email", "phone", "national_id", "name_dob")
-
-# Fixed development keys (like DEV_JWT_SECRET): used only outside production when nothing is configured.
-DEV_ENCRYPTION_KEYS = (
-    "dev1:" + base64.b64encode(hashlib.sha256(b"tierwise development encryption key").digest()).decode()
-)
-DEV_BLIND_INDEX_KEY = base64.b64encode(hashlib.sha256(b"tierwise development blind index key").digest()).decode()
 
 # Every encrypted column, as (table, column): migration 0007, key rotation and `keys status` walk these.
 ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -80,10 +76,6 @@ ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("complaint_events", "note"),
     ("survey_answers", "text"),
 )
-
-
-class KeyConfigError(ValueError):
-    """The key configuration is unusable (bad syntax, wrong length, unknown current key id)."""
 
 
 class DecryptionError(ValueError):
@@ -104,91 +96,34 @@ def row_key(row_id: RowId) -> str:
     return str(row_id) if not isinstance(row_id, str) else row_id.lower()
 
 
-def _decode_key(text: str, what: str) -> bytes:
-    text = text.strip()
-    try:
-        standard = text.replace("-", "+").replace("_", "/")  # urlsafe or standard alphabet
-        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyConfigError(f"{what} is not base64") from None
-    if len(raw) != KEY_BYTES:
-        raise KeyConfigError(f"{what} must be {KEY_BYTES} bytes (base64 of 32 random bytes), got {len(raw)}")
-    return raw
-
-
-def parse_keys(spec: str) -> dict[str, bytes]:
-    """``k1:<base64>,k2:<base64>`` → {key id: 32-byte key}, in the order given."""
-    keys: dict[str, bytes] = {}
-    for part in spec.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key_id, sep, material = part.partition(":")
-        key_id = key_id.strip()
-        if not sep or not KEY_ID.match(key_id):
-            raise KeyConfigError(
-                "TIERWISE_ENCRYPTION_KEYS is a comma-separated list of <key id>:<base64 key>, "
-                "key ids of 1-32 letters, digits, '_' or '-'"
-            )
-        if key_id in keys:
-            raise KeyConfigError(f"key id {key_id!r} is listed twice in TIERWISE_ENCRYPTION_KEYS")
-        keys[key_id] = _decode_key(material, f"key {key_id!r}")
-    if not keys:
-        raise KeyConfigError("TIERWISE_ENCRYPTION_KEYS lists no key")
-    return keys
-
-
-def uses_development_keys(keys: str, blind_index_key: str) -> bool:
-    """Whether a key configuration reuses a fixed development key, in any base64 spelling."""
-    dev_keys = set(parse_keys(DEV_ENCRYPTION_KEYS).values())
-    return not dev_keys.isdisjoint(parse_keys(keys).values()) or _decode_key(
-        blind_index_key, "TIERWISE_BLIND_INDEX_KEY"
-    ) == _decode_key(DEV_BLIND_INDEX_KEY, "the development blind-index key")
-
-
-def generate_key_line(key_id: str) -> str:
-    """A fresh ``<key id>:<base64 of 32 random bytes>`` for TIERWISE_ENCRYPTION_KEYS."""
-    if not KEY_ID.match(key_id):
-        raise KeyConfigError("a key id is 1-32 letters, digits, '_' or '-'")
-    return f"{key_id}:{generate_key()}"
-
-
-def generate_key() -> str:
-    return base64.b64encode(os.urandom(KEY_BYTES)).decode()
-
-
 class Keyring:
     """The encryption keys by id, the id new writes use, and the blind-index key."""
 
     def __init__(self, keys: Mapping[str, bytes], current_id: str, blind_index_key: bytes) -> None:
-        if not keys:
-            raise KeyConfigError("no encryption key")
-        if current_id not in keys:
-            known = ", ".join(keys)
-            raise KeyConfigError(
-                f"TIERWISE_ENCRYPTION_KEY_ID {current_id!r} is not in TIERWISE_ENCRYPTION_KEYS (known: {known})"
-            )
-        for key_id, key in keys.items():
-            if not KEY_ID.match(key_id) or len(key) != KEY_BYTES:
-                raise KeyConfigError(f"key {key_id!r}: ids are 1-32 [A-Za-z0-9_-], keys {KEY_BYTES} bytes")
-        if len(blind_index_key) != KEY_BYTES:
-            raise KeyConfigError(f"the blind-index key must be {KEY_BYTES} bytes")
+        KeyConfig(keys, current_id, blind_index_key)  # the checks of infra/keys.py
         self._aead = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.key_ids: tuple[str, ...] = tuple(keys)
         self.current_id = current_id
         self._bidx_key = blind_index_key
 
     @classmethod
+    def of(cls, config: KeyConfig) -> Keyring:
+        return cls(config.keys, config.current_id, config.blind_index_key)
+
+    @classmethod
     def parse(cls, keys: str, blind_index_key: str, current_id: str | None = None) -> Keyring:
-        parsed = parse_keys(keys)
-        return cls(parsed, current_id or list(parsed)[-1], _decode_key(blind_index_key, "TIERWISE_BLIND_INDEX_KEY"))
+        return cls.of(KeyConfig.parse(keys, blind_index_key, current_id))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
         """The configured keys; the fixed development keys when unset (settings refuse that in production)."""
-        keys = settings.encryption_keys.get_secret_value() if settings.encryption_keys else DEV_ENCRYPTION_KEYS
-        bidx = settings.blind_index_key.get_secret_value() if settings.blind_index_key else DEV_BLIND_INDEX_KEY
-        return cls.parse(keys, bidx, settings.encryption_key_id or None)
+        return cls.of(
+            KeyConfig.configured(
+                settings.encryption_keys.get_secret_value() if settings.encryption_keys else None,
+                settings.blind_index_key.get_secret_value() if settings.blind_index_key else None,
+                settings.encryption_key_id,
+            )
+        )
 
     # ------------------------------------------------------------ encryption
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra import keys
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -251,18 +253,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
-        from infra import crypto
-
         if self.environment is Environment.PRODUCTION:
             if self.jwt_algorithm == "HS256" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
                 raise ValueError("TIERWISE_JWT_SECRET must be set in production (or use RS256)")
             if self.encryption_keys is None or self.blind_index_key is None:
                 raise ValueError("TIERWISE_ENCRYPTION_KEYS and TIERWISE_BLIND_INDEX_KEY must be set in production")
-            if crypto.uses_development_keys(
+            if keys.uses_development_keys(
                 self.encryption_keys.get_secret_value(), self.blind_index_key.get_secret_value()
             ):
                 raise ValueError("the development encryption keys cannot be used in production")
-        crypto.Keyring.from_settings(self)  # key syntax, lengths and the current key id, checked at startup
+        keys.KeyConfig.configured(  # key syntax, lengths and the current key id, checked at startup
+            self.encryption_keys.get_secret_value() if self.encryption_keys else None,
+            self.blind_index_key.get_secret_value() if self.blind_index_key else None,
+            self.encryption_key_id,
+        )
         from domain.quality import DUPLICATE_CRITERIA, REPORTABLE_FIELDS, parse_names
 
         parse_names(self.duplicate_criteria, DUPLICATE_CRITERIA, "TIERWISE_DUPLICATE_CRITERIA")

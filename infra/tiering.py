@@ -31,26 +31,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound, ValidationFailed
-from domain.tiers import METRICS, PolicySpec, Rule, TierSpec
+from domain.tiers import PolicySpec, Rule, TierSpec
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope
+from infra.repos.tiers import METRIC_SQL
 
 log = logging.getLogger("tierwise.tiering")
-
-# SQL for each metric over `customers c LEFT JOIN customer_metrics m`. Only these
-# fixed expressions and validated numbers ever reach the SQL text.
-METRIC_SQL: dict[str, str] = {
-    "spend_12m": "coalesce(m.spend_12m, 0)",
-    "orders_12m": "coalesce(m.orders_12m, 0)",
-    "lifetime_spend": "coalesce(m.lifetime_spend, 0)",
-    "order_count": "coalesce(m.order_count, 0)",
-    "days_since_last_purchase": "(extract(epoch from (now() - m.last_purchase_at)) / 86400.0)",
-    "tenure_days": "(extract(epoch from (now() - c.created_at)) / 86400.0)",
-    "latest_nps": "m.latest_nps",
-    "latest_csat": "m.latest_csat",
-    "open_complaints": "coalesce(m.open_complaints, 0)",
-}
-assert set(METRIC_SQL) == set(METRICS)
 
 NIL = UUID(int=0)
 DEFAULT_BATCH = 50_000

@@ -19,7 +19,7 @@ from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
-from infra.sla import breached_sql, clock_columns, mark_breaches
+from infra.repos.clocks import breached_sql, clock_columns, mark_breaches
 from infra.tables import (
     complaint_categories,
     complaint_events,
@@ -74,7 +74,7 @@ def _filtered(stmt: Any, f: ComplaintFilter) -> Any:
         stmt = stmt.where(k.c.opened_at >= f.opened_after)
     if f.opened_before is not None:
         stmt = stmt.where(k.c.opened_at < f.opened_before)
-    if f.breached is not None:  # breached by the flags or by the clocks as of now (infra/sla.py)
+    if f.breached is not None:  # breached by the flags or by the clocks as of now (infra/repos/clocks.py)
         either = breached_sql("complaints")
         stmt = stmt.where(text(either if f.breached else f"NOT {either}"))
     return stmt
@@ -280,7 +280,7 @@ async def transition(
     db: Executor, complaint_id: UUID, expected_version: int, t: Transition, *, actor: str, scope: Scope
 ) -> TransitionResult:
     """Apply a legal transition with its event row. A clock it stops late is flagged as breached in the
-    same statement set (infra/sla.mark_breaches, scoped to this complaint)."""
+    same statement set (infra/repos/clocks.mark_breaches, scoped to this complaint)."""
     row = (await db.execute(_scoped(select(k).where(k.c.id == complaint_id), scope).with_for_update())).first()
     if row is None:
         raise NotFound("no such complaint", field="id")

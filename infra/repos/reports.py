@@ -33,7 +33,7 @@ from sqlalchemy import text
 from domain.surveys import SCORE_BANDS
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope, dict_rows
-from infra.sla import breached_sql
+from infra.repos.clocks import breached_sql
 
 LIVE = "c.deleted_at IS NULL AND c.merged_into_id IS NULL"
 ACTIVE_TIERS = "SELECT t.code, t.rank FROM tiers t JOIN tier_policies p ON p.id = t.policy_id WHERE p.status = 'active'"

@@ -12,11 +12,26 @@ from uuid import UUID
 from sqlalchemy import select, text
 
 from domain.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
-from domain.tiers import PolicySpec
+from domain.tiers import METRICS, PolicySpec
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Page, Scope, first_n_per_parent
 from infra.tables import tier_changes, tier_policies, tier_runs, tiers
-from infra.tiering import METRIC_SQL
+
+# SQL for each metric over `customers c LEFT JOIN customer_metrics m`: the tier engine (infra/tiering.py)
+# decides from these and the explanations read them. Only these fixed expressions and validated numbers
+# ever reach the SQL text.
+METRIC_SQL: dict[str, str] = {
+    "spend_12m": "coalesce(m.spend_12m, 0)",
+    "orders_12m": "coalesce(m.orders_12m, 0)",
+    "lifetime_spend": "coalesce(m.lifetime_spend, 0)",
+    "order_count": "coalesce(m.order_count, 0)",
+    "days_since_last_purchase": "(extract(epoch from (now() - m.last_purchase_at)) / 86400.0)",
+    "tenure_days": "(extract(epoch from (now() - c.created_at)) / 86400.0)",
+    "latest_nps": "m.latest_nps",
+    "latest_csat": "m.latest_csat",
+    "open_complaints": "coalesce(m.open_complaints, 0)",
+}
+assert set(METRIC_SQL) == set(METRICS)
 
 
 async def policies(db: Executor, statuses: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from demo.seed import seed
 from domain import sla
-from infra.sla import breached_sql
+from infra.repos.clocks import breached_sql
 from tests.api.helpers import (
     SUBMIT_RESPONSE,
     TRANSITION_COMPLAINT,

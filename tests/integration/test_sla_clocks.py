@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from domain import sla
-from infra.sla import breached_sql, escalation_reason_sql, first_response_late_sql, resolution_late_sql
+from infra.repos.clocks import breached_sql, escalation_reason_sql, first_response_late_sql, resolution_late_sql
 from tests.api.helpers import TRANSITION_COMPLAINT, create_customer, ok, open_complaint, raw_id
 from tests.conftest import Api
 

@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import procrastinate
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.churn import MODEL, ChurnAssessment, ChurnInputs, ChurnModel, assess
+from infra.job_deps import JobDeps
 from infra.repos.base import Executor
 from infra.repos.clocks import breached_sql
 
@@ -239,7 +241,7 @@ async def scores_for(db: Executor, customer_ids: Sequence[UUID]) -> dict[UUID, d
     return {r.customer_id: dict(r._mapping) for r in rows}
 
 
-def register_jobs(app: Any, deps: Any) -> None:
+def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
     """The nightly re-score of everyone (``TIERWISE_CHURN_CRON``, after the nightly re-tier), one
     transaction per chunk so a large base never holds one long transaction; and the re-score of the
     customers of one purchase batch (``defer_refresh``)."""
@@ -256,7 +258,7 @@ def register_jobs(app: Any, deps: Any) -> None:
             return len(await refresh(conn, [UUID(i) for i in customer_ids]))
 
 
-async def recompute_in_chunks(engine: Any, *, chunk: int = CHUNK) -> int:
+async def recompute_in_chunks(engine: AsyncEngine, *, chunk: int = CHUNK) -> int:
     done, after = 0, None
     while True:
         conn: AsyncConnection

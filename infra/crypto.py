@@ -325,9 +325,9 @@ class EncryptedText(TypeDecorator[str]):
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
             if op in _NULL_TESTS and len(other) == 1 and other[0] is None:
                 return super().operate(op, *other, **kwargs)
+            column = self.type.column if isinstance(self.type, EncryptedText) else "this column"
             raise TypeError(
-                f"{self.type.column} is encrypted: it cannot be compared in SQL (use its blind index, "  # type: ignore[attr-defined]
-                "see infra/crypto.py)"
+                f"{column} is encrypted: it cannot be compared in SQL (use its blind index, see infra/crypto.py)"
             )
 
     comparator_factory = Comparator

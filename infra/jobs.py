@@ -9,30 +9,17 @@ the feature modules, closing over the engine: nothing is built at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import procrastinate
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.job_deps import JobDeps as JobDeps
+from infra.job_deps import Registrar as Registrar
 from infra.settings import Settings
 
 log = logging.getLogger("tierwise.jobs")
 
 QUEUE = "tierwise"
-
-
-@dataclass(frozen=True)
-class JobDeps:
-    """What a job may use: the engine and the settings of the process running it."""
-
-    engine: AsyncEngine
-    settings: Settings
-
-
-# Feature modules add their registration functions here (see register_all).
-Registrar = Callable[[procrastinate.App, JobDeps], None]
 
 
 def conninfo(database_url: str) -> str:

@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
+import procrastinate
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import sla
 from domain.errors import Conflict, NotFound
 from infra import churn
+from infra.job_deps import JobDeps
 from infra.repos.base import Executor
 from infra.repos.clocks import SystemNotes, auto_close, escalate, mark_breaches
 from infra.tables import sla_policies, sla_targets, tier_policies, tiers
@@ -47,7 +49,7 @@ async def sweep(
     return SweepReport(breached=len(customers), escalated=escalated, closed=closed, customers=tuple(customers))
 
 
-def register_jobs(app: Any, deps: Any) -> None:
+def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
     """The SLA sweep, every few minutes (``TIERWISE_SLA_SWEEP_CRON``), once per tick across instances."""
     settings = deps.settings
 

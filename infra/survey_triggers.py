@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
 
+import procrastinate
 from sqlalchemy import text
 
+from infra.job_deps import JobDeps
 from infra.repos import surveys as surveys_repo
 from infra.repos.base import Executor
 from infra.settings import Settings
@@ -37,7 +38,7 @@ async def send_due_invitations(conn: Executor, settings: Settings) -> dict[str, 
     return dict(counts)
 
 
-def register_jobs(app: Any, deps: Any) -> None:
+def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
     settings: Settings = deps.settings
 
     @app.periodic(cron=settings.survey_invite_cron, periodic_id="survey-invitations")

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound, ValidationFailed
 from domain.tiers import PolicySpec, Rule, TierSpec
+from infra.job_deps import JobDeps
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope
 from infra.repos.tiers import METRIC_SQL
@@ -667,7 +669,7 @@ async def _audit(conn: AsyncConnection, actor: str, action: str, customer_id: UU
 # ---------------------------------------------------------------- jobs
 
 
-def register_jobs(app: Any, deps: Any) -> None:
+def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
     """The nightly full re-tier: time-based rules (recency, tenure, the spend window) move tiers without
     any event, and expired overrides end. Deferred also when a policy is activated on a large base."""
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
@@ -23,24 +24,24 @@ class AuditFilter:
     since: dt.datetime | None = None
 
 
-def _filtered(stmt: object, f: AuditFilter) -> object:
+def _filtered(stmt: Select[Any], f: AuditFilter) -> Select[Any]:
     a = audit_log.c
     if f.actor is not None:
-        stmt = stmt.where(a.actor == f.actor)  # type: ignore[attr-defined]
+        stmt = stmt.where(a.actor == f.actor)
     if f.action is not None:
-        stmt = stmt.where(a.action == f.action)  # type: ignore[attr-defined]
+        stmt = stmt.where(a.action == f.action)
     if f.target_id is not None:
-        stmt = stmt.where(a.target_ids.contains([f.target_id]))  # type: ignore[attr-defined]
+        stmt = stmt.where(a.target_ids.contains([f.target_id]))
     if f.since is not None:
-        stmt = stmt.where(a.at >= f.since)  # type: ignore[attr-defined]
+        stmt = stmt.where(a.at >= f.since)
     return stmt
 
 
 async def page(db: Executor, *, f: AuditFilter, first: int, after: str | None, scope: Scope) -> Page:
-    stmt = apply_keyset(_filtered(select(audit_log).where(readable.audit_entries(scope)), f), SORT, first, after)  # type: ignore[arg-type]
+    stmt = apply_keyset(_filtered(select(audit_log).where(readable.audit_entries(scope)), f), SORT, first, after)
     return to_page((await db.execute(stmt)).all(), first)
 
 
 async def count(db: Executor, *, f: AuditFilter, scope: Scope) -> int:
     stmt = select(func.count()).select_from(audit_log).where(readable.audit_entries(scope))
-    return int((await db.execute(_filtered(stmt, f))).scalar_one())  # type: ignore[arg-type]
+    return int((await db.execute(_filtered(stmt, f))).scalar_one())

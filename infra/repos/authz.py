@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from infra.repos.base import Executor
+from infra.repos.base import Executor, rowcount
 from infra.tables import audit_log, authz_state, casbin_rules, roles
 
 POLICY_CHANNEL = "tierwise_policy"
@@ -63,7 +63,7 @@ async def remove_rules(db: Executor, ptype: str, **match: str) -> int:
     stmt = delete(casbin_rules).where(casbin_rules.c.ptype == ptype)
     for column, value in match.items():
         stmt = stmt.where(casbin_rules.c[column] == value)
-    return int((await db.execute(stmt)).rowcount or 0)
+    return rowcount(await db.execute(stmt))
 
 
 async def list_roles(db: Executor) -> list[dict[str, Any]]:

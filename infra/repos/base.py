@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, select, text
-from sqlalchemy.engine import Result
+from sqlalchemy.engine import CursorResult, Result, Row
 from sqlalchemy.sql import Executable
 
 
@@ -28,12 +28,19 @@ def dict_rows(result: Result[Any]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result.all()]
 
 
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (the result of a DML statement is a ``CursorResult``)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"no row count on a {type(result).__name__}")
+    return int(result.rowcount or 0)
+
+
 def escape_like(value: str) -> str:
     """``value`` as a literal inside a LIKE/ILIKE pattern (escape character: backslash)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def same_partner(column: Any, partner_id: UUID | None) -> ColumnElement[bool]:
+def same_partner(column: ColumnElement[Any], partner_id: UUID | None) -> ColumnElement[bool]:
     """``column`` is this partner (or no partner, for staff data). ``=`` / ``IS NULL`` rather than
     ``IS NOT DISTINCT FROM``: only these can use the (partner, external id) indexes; the other scans
     a whole index per lookup (seconds at a million rows)."""
@@ -60,7 +67,7 @@ class Page:
     has_next: bool
 
 
-def to_page(rows: list[Any], first: int) -> Page:
+def to_page(rows: Sequence[Row[Any]], first: int) -> Page:
     items = [dict(r._mapping) for r in rows[:first]]
     return Page(items, len(rows) > first)
 
@@ -100,7 +107,7 @@ async def first_n_per_parent(
     """
     statement, parent_key = _per_parent_statement(key, build)
     rows = (await db.execute(statement, {"parent_ids": list(parent_ids), "row_limit": first + 1})).all()
-    grouped: dict[Any, list[Any]] = {pid: [] for pid in parent_ids}
+    grouped: dict[Any, list[Row[Any]]] = {pid: [] for pid in parent_ids}
     for row in rows:
         grouped[row._mapping[parent_key]].append(row)
     return {pid: to_page(items, first) for pid, items in grouped.items()}

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from sqlalchemy import Select, func, select, update
@@ -189,7 +189,7 @@ async def update_fields(
     new_version = (await db.execute(stmt)).scalar_one_or_none()
     if new_version is None:
         await _raise_missing_or_stale(db, customer_id, scope)
-    return int(new_version)  # type: ignore[arg-type]
+    return int(new_version)
 
 
 async def soft_delete(db: Executor, customer_id: UUID, expected_version: int, *, scope: Scope) -> None:
@@ -224,7 +224,7 @@ def _live_update(customer_id: UUID, scope: Scope) -> Any:
     return stmt.where(readable.customers(scope))
 
 
-async def _raise_missing_or_stale(db: Executor, customer_id: UUID, scope: Scope) -> None:
+async def _raise_missing_or_stale(db: Executor, customer_id: UUID, scope: Scope) -> NoReturn:
     found = (await db.execute(_live(select(c.c.version).where(c.c.id == customer_id), scope))).first()
     if found is None:
         raise NotFound("no such customer", field="id")

@@ -21,7 +21,7 @@ async def by_ids(db: Executor, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]
 
 async def ensure(db: Executor, name: str) -> UUID:
     """The partner's id, created if new; safe when two requests create the same partner at once."""
-    created = (
+    created: UUID | None = (
         await db.execute(
             pg_insert(partners)
             .values(name=name)
@@ -31,7 +31,8 @@ async def ensure(db: Executor, name: str) -> UUID:
     ).scalar_one_or_none()
     if created is not None:
         return created
-    return (await db.execute(select(partners.c.id).where(partners.c.name == name))).scalar_one()
+    found: UUID = (await db.execute(select(partners.c.id).where(partners.c.name == name))).scalar_one()
+    return found
 
 
 async def token(db: Executor, token_id: UUID) -> dict[str, Any] | None:

@@ -144,9 +144,10 @@ async def create_draft(db: Executor, spec: PolicySpec, *, description: str | Non
             },
         )
     ).one()
-    await _insert_tiers(db, row.id, spec)
-    await _audit(db, actor, "tier_policy_created", row.id, None, _summary(spec))
-    return row.id  # type: ignore[no-any-return]
+    policy_id: UUID = row.id
+    await _insert_tiers(db, policy_id, spec)
+    await _audit(db, actor, "tier_policy_created", policy_id, None, _summary(spec))
+    return policy_id
 
 
 async def _locked_draft(db: Executor, policy_id: UUID, expected_revision: int | None) -> dict[str, Any]:

@@ -49,8 +49,35 @@ async def _drop(db: str) -> None:
     await _admin_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-# Databases made during the run, dropped at its end: each DROP DATABASE waits for a checkpoint,
-# so dropping them one by one after each test would dominate the run time.
+async def _drop_all(names: list[str], connections: int = 8) -> None:
+    """Drop these databases over a few connections at once. Each DROP DATABASE waits for a checkpoint, and
+    drops waiting at the same time share one: one by one took ~6 s a database on a loaded machine (10-20
+    minutes at the end of a run), 8 at a time ~0.4 s. Every drop is tried; the first failure is raised."""
+    pending = list(names)
+
+    async def worker() -> None:
+        try:
+            conn = await asyncpg.connect(ADMIN_URL)
+        except (OSError, asyncpg.PostgresError):
+            return  # no connection to spare (the server's limit): the other workers drain the list
+        try:
+            while pending:
+                db = pending.pop()
+                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(*(worker() for _ in range(min(connections, len(pending)))), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if pending:  # no worker could connect, or a drop failed: drop the rest one by one rather than leak them
+        for db in pending:
+            await _drop(db)
+    if errors:
+        raise errors[0]
+
+
+# Databases made during the run, dropped at its end (``_drop_all``): dropping each one after its test
+# would make every test wait for a checkpoint.
 _MADE: list[str] = []
 
 
@@ -62,9 +89,7 @@ async def template_db() -> AsyncIterator[str]:
         await asyncio.to_thread(upgrade, _url_for(name))
         yield name
     finally:
-        for made in _MADE:
-            await _drop(made)
-        await _drop(name)
+        await _drop_all([*_MADE, name])  # the template too: its clones don't depend on it
 
 
 @pytest.fixture
@@ -79,14 +104,12 @@ async def fresh_database_url(template_db: str) -> Callable[[], Awaitable[str]]:
 
 
 @pytest.fixture(scope="session")
-async def migrated_url(template_db: str) -> AsyncIterator[str]:
+async def migrated_url(template_db: str) -> str:
     """A migrated database shared by a whole run (for read-only or self-cleaning tests)."""
     name = f"tierwise_s_{RUN}"
     await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    try:
-        yield _url_for(name)
-    finally:
-        await _drop(name)
+    _MADE.append(name)  # dropped with the others when template_db ends
+    return _url_for(name)
 
 
 @pytest.fixture

@@ -258,7 +258,7 @@ async def test_the_range_bounds_complaints_and_survey_coverage(api: Api, world: 
 
 
 async def test_fairness_agrees_with_direct_sql(api: Api, world: World) -> None:
-    """Medians from the raw clocks through domain/sla.py, breach rates through infra/sla.py's definition."""
+    """Medians from the raw clocks through domain/sla.py, breach rates through infra/repos/clocks.py's definition."""
     raw = await _sql(api, "SELECT tier_at_open, " + ", ".join(sla.CLOCK_FIELDS) + " FROM complaints")
     by_tier: dict[str, list[sla.Clock]] = {}
     for row in raw:

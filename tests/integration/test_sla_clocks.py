@@ -1,4 +1,4 @@
-"""Breach and escalation are decided in SQL only (infra/sla.py): edge cases evaluated in PostgreSQL on
+"""Breach and escalation are decided in SQL only (infra/repos/clocks.py): edge cases evaluated in PostgreSQL on
 constructed clocks (breach exactly at the deadline, a microsecond after, stopped and paused clocks,
 sticky flags, escalation of critical complaints); and pause/resume through real transitions use
 domain/sla.py (whole seconds truncated, the deadline moved by as much)."""

@@ -1,4 +1,4 @@
-"""The SLA sweep (infra/sla.py, the one definition of breach and escalation: its edge cases are in
+"""The SLA sweep (infra/sla.py over infra/repos/clocks.py, the one definition of breach and escalation: its edge cases are in
 test_sla_clocks.py) runs as a procrastinate job once across instances: breaches flagged (one event each), breached and at-risk critical complaints escalated,
 resolved complaints closed after N days; a second run changes nothing. The churn and survey jobs run
 the same way."""

@@ -1,6 +1,6 @@
 """SLA clock math (domain/sla.py), by hand: deadlines from targets, pause and resume (whole seconds,
 truncated), time left, auto-close, and the validation of SLA policies. Breaches and escalation are
-decided in SQL (infra/sla.py): tests/integration/test_sla_clocks.py."""
+decided in SQL (infra/repos/clocks.py): tests/integration/test_sla_clocks.py."""
 
 from __future__ import annotations
 

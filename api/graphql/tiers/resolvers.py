@@ -41,6 +41,7 @@ from api.graphql.tiers.types import (
     ActivateTierPolicyPayload,
     CustomerTierPayload,
     DiscardTierPolicyDraftPayload,
+    RetierMode,
     TierBasis,
     TierChangeCountType,
     TierDistributionType,
@@ -49,6 +50,7 @@ from api.graphql.tiers.types import (
     TierMigrationReportType,
     TierPolicyPayload,
     TierPolicyType,
+    TierRetierType,
     TierRuleCheckType,
     TierRunType,
     TierShareType,
@@ -58,13 +60,11 @@ from api.usecases import tiers as usecases
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules
-from domain.errors import Invalid, NotFound, ValidationFailed
+from domain.errors import NotFound
 from infra import tiering
 from infra.repos import tiers as tiers_repo
 
 P = TypeVar("P")
-
-MAX_OVERRIDE_DAYS = 3 * 366
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -214,12 +214,8 @@ class TierQuery:
         ctx = _ctx(info)
 
         async def run() -> TierSimulationType:
-            pid = _policy_id(draft_id, "draftId")
-            row = await tiers_repo.policy(ctx.db, pid)
-            draft = await tiering.load_policy(ctx.db, pid)
-            if row is None or draft is None or not draft.tiers:
-                raise NotFound("no such tier policy", field="draftId")
-            sim = await tiering.simulate(ctx.db, draft)
+            done = await usecases.simulate_policy(ctx.db, _policy_id(draft_id, "draftId"))
+            row, draft, sim = done.policy, done.spec, done.simulation
 
             def cells(items: list[tiering.SimulationCell]) -> list[TierMigrationCellType]:
                 return [
@@ -291,36 +287,48 @@ class TierQuery:
 
     @strawberry.field(description="Full re-tiers, newest first, with their progress")
     async def tier_runs(self, info: Info[Context, None], first: int = 10) -> list[TierRunType] | None:
-        if not 1 <= first <= 100:
-            raise coded("first must be between 1 and 100", "BAD_USER_INPUT")
-        return [TierRunType.from_row(r) for r in await tiers_repo.runs(_ctx(info).db, first=first)]
+        async def run() -> list[TierRunType]:
+            return [TierRunType.from_row(r) for r in await usecases.runs(_ctx(info).db, first)]
+
+        return await query(run)
 
 
 # ---------------------------------------------------------------- mutations
 
 
-def _tier_specs(items: list[TierInput]) -> tuple[list[rules.TierSpec], dict[str, list[str]]]:
-    specs, benefits = [], {}
-    errors = []
-    for i, t in enumerate(items):
-        specs.append(rules.TierSpec(t.code.strip(), t.name.strip(), t.rank, t.entry_rule, t.retain_rule))
-        given = [b.strip() for b in (t.benefits or []) if b.strip()]
-        if len(given) > 20 or any(len(b) > 200 for b in given):
-            errors.append(ValidationFailed("at most 20 benefits of up to 200 characters", field=f"tiers[{i}].benefits"))
-        benefits[t.code.strip()] = given
-    if errors:
-        raise Invalid(errors)
-    return specs, benefits
+def _tier_drafts(items: list[TierInput] | None) -> list[usecases.TierDraft] | None:
+    if items is None:
+        return None
+    return [
+        usecases.TierDraft(
+            code=t.code,
+            name=t.name,
+            rank=t.rank,
+            entry_rule=t.entry_rule,
+            retain_rule=t.retain_rule,
+            benefits=t.benefits,
+        )
+        for t in items
+    ]
 
 
-def _check_description(description: str | None) -> None:
-    if description is not None and len(description) > 2000:
-        raise ValidationFailed("a description has at most 2000 characters", field="description")
+def _policy_payload(row: dict[str, Any] | None) -> TierPolicyPayload:
+    return TierPolicyPayload(policy=TierPolicyType.from_row(row) if row else None)
 
 
-async def _read_policy(info: Info[Context, None], policy_id: UUID) -> TierPolicyType | None:
-    row = await tiers_repo.policy(_ctx(info).db, policy_id)
-    return TierPolicyType.from_row(row) if row else None
+def _retier(r: usecases.Retier) -> TierRetierType:
+    return TierRetierType(
+        mode=RetierMode(r.mode.value),
+        customers=r.customers,
+        changes=r.changes,
+        grace_started_or_ended=r.grace_started_or_ended,
+        job_id=strawberry.ID(r.job_id) if r.job_id is not None else None,
+        message=r.message,
+    )
+
+
+def _customer_id(global_id: str) -> UUID:
+    return from_global_id(global_id, "Customer", field="customerId")[1]
 
 
 @strawberry.type
@@ -332,29 +340,20 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> TierPolicyPayload:
-            _check_description(input.description)
-            async with ctx.db.unit_of_work() as uow:
-                if input.tiers is not None:
-                    specs, benefits = _tier_specs(input.tiers)
-                elif input.copy_from is not None:
-                    source = await tiering.load_policy(uow.conn, _policy_id(input.copy_from, "copyFrom"))
-                    if source is None:
-                        raise NotFound("no such tier policy", field="copyFrom")
-                    specs, benefits = list(source.tiers), {k: list(v) for k, v in source.benefits.items()}
-                else:
-                    raise ValidationFailed("give the tiers, or copyFrom", field="tiers")
-                spec = rules.PolicySpec(
-                    name=input.name.strip(),
-                    tiers=specs,
-                    grace_days=input.grace_days,
-                    min_stay_days=input.min_stay_days,
-                    spend_window_days=input.spend_window_days,
-                    benefits=benefits,
-                )
-                rules.validate_policy(spec)
-                policy_id = await tiers_repo.create_draft(uow, spec, description=input.description, actor=ctx.actor)
-                uow.commit()
-            return TierPolicyPayload(policy=await _read_policy(info, policy_id))
+            cmd = usecases.CreateDraft(
+                name=input.name,
+                description=input.description,
+                grace_days=input.grace_days,
+                min_stay_days=input.min_stay_days,
+                spend_window_days=input.spend_window_days,
+                tiers=_tier_drafts(input.tiers),
+                copy_from=(
+                    _policy_id(input.copy_from, "copyFrom")
+                    if input.tiers is None and input.copy_from is not None
+                    else None
+                ),
+            )
+            return _policy_payload(await usecases.create_draft(ctx.db, ctx.principal, cmd))
 
         return await mutate(TierPolicyPayload, run)
 
@@ -365,41 +364,17 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> TierPolicyPayload:
-            _check_description(input.description)
-            policy_id = _policy_id(input.id)
-            async with ctx.db.unit_of_work() as uow:
-                current = await tiering.load_policy(uow.conn, policy_id)
-                row = await tiers_repo.policy(uow, policy_id)
-                if current is None or row is None:
-                    raise NotFound("no such tier policy", field="id")
-                specs, benefits = (
-                    _tier_specs(input.tiers)
-                    if input.tiers is not None
-                    else (list(current.tiers), {k: list(v) for k, v in current.benefits.items()})
-                )
-                spec = rules.PolicySpec(
-                    name=(input.name if input.name is not None else current.name).strip(),
-                    tiers=specs,
-                    grace_days=input.grace_days if input.grace_days is not None else current.grace_days,
-                    min_stay_days=input.min_stay_days if input.min_stay_days is not None else current.min_stay_days,
-                    spend_window_days=(
-                        input.spend_window_days if input.spend_window_days is not None else current.spend_window_days
-                    ),
-                    benefits=benefits,
-                )
-                rules.validate_policy(spec)
-                await tiers_repo.update_draft(
-                    uow,
-                    policy_id,
-                    spec,
-                    expected_revision=input.expected_revision,
-                    description=input.description if input.description is not None else row["description"],
-                    replace_tiers=input.tiers is not None,
-                    actor=ctx.actor,
-                    before=current,
-                )
-                uow.commit()
-            return TierPolicyPayload(policy=await _read_policy(info, policy_id))
+            cmd = usecases.UpdateDraft(
+                policy_id=_policy_id(input.id),
+                expected_revision=input.expected_revision,
+                name=input.name,
+                description=input.description,
+                grace_days=input.grace_days,
+                min_stay_days=input.min_stay_days,
+                spend_window_days=input.spend_window_days,
+                tiers=_tier_drafts(input.tiers),
+            )
+            return _policy_payload(await usecases.update_draft(ctx.db, ctx.principal, cmd))
 
         return await mutate(TierPolicyPayload, run)
 
@@ -410,11 +385,7 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> DiscardTierPolicyDraftPayload:
-            async with ctx.db.unit_of_work() as uow:
-                await tiers_repo.discard_draft(
-                    uow, _policy_id(id), expected_revision=expected_revision, actor=ctx.actor
-                )
-                uow.commit()
+            await usecases.discard_draft(ctx.db, ctx.principal, _policy_id(id), expected_revision)
             return DiscardTierPolicyDraftPayload(discarded_id=id)
 
         return await mutate(DiscardTierPolicyDraftPayload, run)
@@ -426,9 +397,20 @@ class TierMutation:
     async def activate_tier_policy(
         self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
     ) -> ActivateTierPolicyPayload | None:
-        return await mutate(
-            ActivateTierPolicyPayload, lambda: usecases.activate_tier_policy(info, id, expected_revision)
-        )
+        ctx = _ctx(info)
+
+        async def run() -> ActivateTierPolicyPayload:
+            done = await usecases.activate_policy(
+                ctx.db, ctx.principal, _policy_id(id), expected_revision, jobs=ctx.services.jobs
+            )
+            ctx.extra.pop("tier_policy", None)  # this request's cached active policy
+            return ActivateTierPolicyPayload(
+                policy=TierPolicyType.from_row(done.policy) if done.policy else None,
+                retired_version=done.retired_version,
+                retier=_retier(done.retier),
+            )
+
+        return await mutate(ActivateTierPolicyPayload, run)
 
     @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")
     async def override_customer_tier(
@@ -437,31 +419,11 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> CustomerTierPayload:
-            customer_id = from_global_id(input.customer_id, "Customer", field="customerId")[1]
-            reason = " ".join(input.reason.split())
-            errors = []
-            if not 0 < len(reason) <= 500:
-                errors.append(ValidationFailed("a reason has 1 to 500 characters", field="reason"))
-            now = dt.datetime.now(dt.UTC)
-            if input.expires_at.tzinfo is None:
-                errors.append(ValidationFailed("expiresAt needs a time zone", field="expiresAt"))
-            elif not now < input.expires_at <= now + dt.timedelta(days=MAX_OVERRIDE_DAYS):
-                errors.append(
-                    ValidationFailed(f"expiresAt is in the future, at most {MAX_OVERRIDE_DAYS} days", field="expiresAt")
-                )
-            if errors:
-                raise Invalid(errors)
-            async with ctx.db.unit_of_work() as uow:
-                await tiering.set_override(
-                    uow.conn,
-                    customer_id,
-                    tier=input.tier,
-                    reason=reason,
-                    expires_at=input.expires_at,
-                    actor=ctx.actor,
-                    scope=ctx.scope,
-                )
-                uow.commit()
+            customer_id = _customer_id(input.customer_id)
+            cmd = usecases.OverrideTier(
+                customer_id=customer_id, tier=input.tier, reason=input.reason, expires_at=input.expires_at
+            )
+            await usecases.override_tier(ctx.db, ctx.principal, cmd)
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
         return await mutate(CustomerTierPayload, run)
@@ -473,13 +435,8 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> CustomerTierPayload:
-            customer_id = from_global_id(input.customer_id, "Customer", field="customerId")[1]
-            reason = " ".join(input.reason.split())
-            if not 0 < len(reason) <= 500:
-                raise ValidationFailed("a reason has 1 to 500 characters", field="reason")
-            async with ctx.db.unit_of_work() as uow:
-                await tiering.clear_override(uow.conn, customer_id, reason=reason, actor=ctx.actor, scope=ctx.scope)
-                uow.commit()
+            customer_id = _customer_id(input.customer_id)
+            await usecases.clear_override(ctx.db, ctx.principal, usecases.ClearOverride(customer_id, input.reason))
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
         return await mutate(CustomerTierPayload, run)

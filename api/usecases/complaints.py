@@ -1,141 +1,121 @@
-"""Use-cases of complaints: the page of complaints, open and transition (see api/usecases/customers.py)."""
+"""Use-cases of complaints: the page of complaints, open and transition.
+
+Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (principal and row scope)
+and a plain command, returns ids or rows, and raises domain errors; the resolvers in
+``api/graphql/complaints/resolvers.py`` map arguments in and results out. The CLI, jobs and tests call them
+the same way.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from strawberry.types import Info
-
-from api.graphql.complaints.types import ComplaintConnection, ComplaintType
-from api.graphql.core.ids import from_global_id
-from api.graphql.core.resolving import enum_value, forget
+from authz.principal import Principal
 from domain.complaints import Transition
 from domain.errors import Conflict, Invalid, NotFound, ValidationFailed
 from domain.idempotency import check_replay
 from infra.after_change import after_change
+from infra.db import RequestDb
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
+from infra.repos.base import Page, Scope
+from infra.settings import Settings
 
-if TYPE_CHECKING:
-    from api.graphql.complaints.inputs import ComplaintFilter, OpenComplaintInput, TransitionComplaintInput
-    from api.graphql.core.context import Context
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
+ComplaintFilter = complaints_repo.ComplaintFilter
 
 
-def _uuid(global_id: str, type_name: str, field: str) -> UUID:
-    return from_global_id(global_id, type_name, field=field)[1]
+# ---------------------------------------------------------------- reads
 
 
 async def complaint_page(
-    info: Info[Context, None], first: int, after: str | None, f: ComplaintFilter, sort: str
-) -> Any:
-    ctx = _ctx(info)
-    filt = complaints_repo.ComplaintFilter(
-        statuses=[s.value for s in f.statuses] if f.statuses else None,
-        severities=[s.value for s in f.severities] if f.severities else None,
-        categories=f.categories,
-        customer_id=_uuid(f.customer_id, "Customer", "filter.customerId") if f.customer_id else None,
-        opened_after=f.opened_after,
-        opened_before=f.opened_before,
-        breached=f.breached,
-    )
-    page = await complaints_repo.page(
-        ctx.db, columns=ctx.loaders.complaint_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
-    )
-    column = complaints_repo.SORTS[sort].column.key
-    return ComplaintConnection.from_page(
-        page,
-        sort,
-        column,
-        lambda row: ComplaintType.from_row(row, ctx.decisions),
-        lambda: complaints_repo.count(ctx.db, scope=ctx.scope, f=filt),
-    )
+    db: RequestDb,
+    *,
+    scope: Scope,
+    columns: Sequence[str],
+    f: ComplaintFilter,
+    sort: str,
+    first: int,
+    after: str | None,
+) -> Page:
+    """One page of the complaints the scope may read, with ``columns`` (the fields the caller may read)."""
+    return await complaints_repo.page(db, columns=columns, scope=scope, f=f, sort=sort, first=first, after=after)
 
 
-async def _read_back_complaint(info: Info[Context, None], complaint_id: UUID) -> ComplaintType | None:
-    ctx = _ctx(info)
-    forget(ctx.loaders.complaint, complaint_id)
-    row = await ctx.loaders.complaint.load(complaint_id)
-    return ComplaintType.from_row(row, ctx.decisions) if row else None
+async def count_complaints(db: RequestDb, *, scope: Scope, f: ComplaintFilter) -> int:
+    return await complaints_repo.count(db, scope=scope, f=f)
 
 
-async def transition_complaint(info: Info[Context, None], inp: TransitionComplaintInput) -> Any:
-    from api.graphql.complaints.types import ComplaintPayload
-
-    ctx = _ctx(info)
-    complaint_id = _uuid(inp.id, "Complaint", "id")
-    t = Transition(
-        to=inp.to.value,
-        assignee=inp.assignee,
-        resolution_code=inp.resolution_code,
-        root_cause_code=inp.root_cause_code,
-        note=inp.note,
-    )
-    async with ctx.db.unit_of_work() as uow:
-        done = await complaints_repo.transition(
-            uow, complaint_id, inp.expected_version, t, actor=ctx.actor, scope=ctx.scope
-        )
-        if done.outcome.to_status == "resolved":  # the post-resolution survey, if one is active
-            await surveys_repo.invite_after_resolution(
-                uow,
-                complaint_id=complaint_id,
-                throttle_days=ctx.settings.survey_throttle_days,
-                periodic_days=ctx.settings.survey_periodic_days,
-            )
-        if done.outcome.changes_customer_facts or done.breached:
-            await after_change(uow.conn, [done.customer_id], actor=ctx.actor)
-        uow.commit()
-    return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
+def sort_column(sort: str) -> str:
+    """The row key a page sorted by ``sort`` is ordered on (its cursors carry it)."""
+    key: str = complaints_repo.SORTS[sort].column.key
+    return key
 
 
-async def open_complaint(info: Info[Context, None], inp: OpenComplaintInput) -> Any:
-    from api.graphql.complaints.types import ComplaintPayload
+# ---------------------------------------------------------------- open
 
-    ctx = _ctx(info)
-    customer_id = _uuid(inp.customer_id, "Customer", "customerId")
+
+@dataclass(frozen=True)
+class OpenComplaint:
+    customer_id: UUID
+    subject: str
+    description: str
+    category: str
+    severity: str = "medium"
+    channel: str = "web"
+    external_id: str | None = None
+    follow_up_of: UUID | None = None
+
+
+def check_complaint_text(subject: str, description: str, external_id: str | None) -> None:
+    """Raise ``Invalid`` listing every problem of the free text of a complaint to open."""
     errors = []
-    if not inp.subject.strip() or len(inp.subject) > 300:
+    if not subject.strip() or len(subject) > 300:
         errors.append(ValidationFailed("a subject has 1 to 300 characters", field="subject"))
-    if not inp.description.strip() or len(inp.description) > 10_000:
+    if not description.strip() or len(description) > 10_000:
         errors.append(ValidationFailed("a description has 1 to 10000 characters", field="description"))
-    if inp.external_id is not None and not 0 < len(inp.external_id) <= 100:
+    if external_id is not None and not 0 < len(external_id) <= 100:
         errors.append(ValidationFailed("externalId has 1 to 100 characters", field="externalId"))
     if errors:
         raise Invalid(errors)
-    follow_up = _uuid(inp.follow_up_of, "Complaint", "followUpOf") if inp.follow_up_of else None
+
+
+async def open_complaint(db: RequestDb, cmd: OpenComplaint, *, principal: Principal, scope: Scope) -> UUID:
+    """Open a complaint of a customer the scope may read (idempotent on the partner and ``external_id``:
+    the same content again returns the stored complaint, other content is a CONFLICT); the customer's
+    facts change, so the after-change step runs in the same transaction. Returns the complaint's id."""
+    check_complaint_text(cmd.subject, cmd.description, cmd.external_id)
     values = {
-        "customer_id": customer_id,
-        "subject": " ".join(inp.subject.split()),
-        "description": inp.description.strip(),
-        "category_code": inp.category,
-        "severity": enum_value(inp.severity),
-        "channel": enum_value(inp.channel),
-        "follow_up_of_id": follow_up,
+        "customer_id": cmd.customer_id,
+        "subject": " ".join(cmd.subject.split()),
+        "description": cmd.description.strip(),
+        "category_code": cmd.category,
+        "severity": cmd.severity,
+        "channel": cmd.channel,
+        "follow_up_of_id": cmd.follow_up_of,
     }
-    partner_id = ctx.principal.partner_id
-    async with ctx.db.unit_of_work() as uow:
+    partner_id = principal.partner_id
+    async with db.unit_of_work() as uow:
         complaint_id = None
-        if inp.external_id:
-            complaint_id = await _replayed_complaint(uow, partner_id, inp.external_id, values)
+        if cmd.external_id:
+            complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id, values)
         if complaint_id is None:
-            if not await customers_repo.exists(uow, customer_id, ctx.scope):
+            if not await customers_repo.exists(uow, cmd.customer_id, scope):
                 raise NotFound("no such customer", field="customerId")
             complaint_id = await complaints_repo.open_complaint(
-                uow, {**values, "partner_id": partner_id, "external_id": inp.external_id}, actor=ctx.actor
+                uow, {**values, "partner_id": partner_id, "external_id": cmd.external_id}, actor=principal.subject
             )
             if complaint_id is None:  # another request opened it meanwhile: the same rules as a replay
-                complaint_id = await _replayed_complaint(uow, partner_id, inp.external_id or "", values)
+                complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id or "", values)
                 if complaint_id is None:  # (the insert waited for that request's commit: not expected)
                     raise Conflict("externalId is being used by another request; retry", field="externalId")
             else:
-                await after_change(uow.conn, [customer_id], actor=ctx.actor)
+                await after_change(uow.conn, [cmd.customer_id], actor=principal.subject)
                 uow.commit()
-    return ComplaintPayload(complaint=await _read_back_complaint(info, complaint_id))
+    return complaint_id
 
 
 # openComplaint's input names of the columns a replay is compared on (complaints_repo.CREATED_WITH)
@@ -165,3 +145,36 @@ async def _replayed_complaint(
     )
     complaint_id: UUID = stored["id"]
     return complaint_id
+
+
+# ---------------------------------------------------------------- transition
+
+
+@dataclass(frozen=True)
+class TransitionComplaint:
+    complaint_id: UUID
+    expected_version: int
+    transition: Transition
+
+
+async def transition_complaint(
+    db: RequestDb, cmd: TransitionComplaint, *, principal: Principal, scope: Scope, settings: Settings
+) -> UUID:
+    """Move a complaint the scope may read along the state machine (optimistic on ``expected_version``);
+    on resolution, invite to the post-resolution survey if one is active; when the customer's facts change
+    (or the move reveals a breach) the after-change step runs in the same transaction. Returns its id."""
+    async with db.unit_of_work() as uow:
+        done = await complaints_repo.transition(
+            uow, cmd.complaint_id, cmd.expected_version, cmd.transition, actor=principal.subject, scope=scope
+        )
+        if done.outcome.to_status == "resolved":  # the post-resolution survey, if one is active
+            await surveys_repo.invite_after_resolution(
+                uow,
+                complaint_id=cmd.complaint_id,
+                throttle_days=settings.survey_throttle_days,
+                periodic_days=settings.survey_periodic_days,
+            )
+        if done.outcome.changes_customer_facts or done.breached:
+            await after_change(uow.conn, [done.customer_id], actor=principal.subject)
+        uow.commit()
+    return cmd.complaint_id

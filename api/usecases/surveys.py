@@ -1,57 +1,83 @@
-"""Use-cases of surveys: create a survey, submit a response (see api/usecases/customers.py)."""
+"""Use-cases of surveys: the page of surveys, create a survey, submit a response.
+
+Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (principal and row scope)
+where it matters, and a plain command, returns ids or rows, and raises domain errors; the resolvers in
+``api/graphql/surveys/resolvers.py`` map arguments in and results out. The CLI, jobs and tests call them
+the same way.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from strawberry.types import Info
-
-from api.graphql.core.ids import from_global_id
-from api.graphql.core.resolving import enum_value
-from api.graphql.surveys.types import SurveyResponseType, SurveyType
-from domain.errors import Forbidden, Invalid, NotFound, ValidationFailed
+from authz.principal import Principal
+from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import check_replay
 from domain.surveys import Answer, Question, validate_answers
 from infra.after_change import after_change
+from infra.db import RequestDb
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
+from infra.repos.base import Page, Scope
 
-if TYPE_CHECKING:
-    from api.graphql.core.context import Context
-    from api.graphql.surveys.inputs import CreateSurveyInput, SubmitSurveyResponseInput
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
+# ---------------------------------------------------------------- reads
 
 
-def _uuid(global_id: str, type_name: str, field: str) -> UUID:
-    return from_global_id(global_id, type_name, field=field)[1]
+async def survey_page(db: RequestDb, *, statuses: Sequence[str] | None, first: int, after: str | None) -> Page:
+    """One page of surveys, newest first (surveys are not partner data: no row scope)."""
+    return await surveys_repo.page(db, statuses=statuses, first=first, after=after)
 
 
-async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> Any:
-    from api.graphql.surveys.types import SurveyPayload
+async def count_surveys(db: RequestDb, *, statuses: Sequence[str] | None) -> int:
+    return await surveys_repo.count(db, statuses=statuses)
 
-    ctx = _ctx(info)
+
+# ---------------------------------------------------------------- create
+
+
+@dataclass(frozen=True)
+class NewQuestion:
+    kind: str  # a domain.enums question kind: "nps", "csat", "single_choice", …
+    dimension: str
+    prompt: str
+    options: Sequence[str] | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class CreateSurvey:
+    title: str
+    channels: Sequence[str]
+    questions: Sequence[NewQuestion]
+    description: str | None = None
+    trigger: str = "manual"
+    per_complaint: bool = False
+    status: str = "active"
+
+
+async def create_survey(db: RequestDb, cmd: CreateSurvey) -> UUID:
+    """Create a survey and its questions; ``Invalid`` lists every problem and nothing is written."""
     errors = []
-    if not inp.title.strip():
+    if not cmd.title.strip():
         errors.append(ValidationFailed("a title is required", field="title"))
-    if not inp.channels:
+    if not cmd.channels:
         errors.append(ValidationFailed("at least one channel", field="channels"))
-    if not inp.questions:
+    if not cmd.questions:
         errors.append(ValidationFailed("at least one question", field="questions"))
     questions = []
-    for n, q in enumerate(inp.questions):
+    for n, q in enumerate(cmd.questions):
         options = [o.strip() for o in (q.options or []) if o.strip()]
-        if q.kind.value in ("single_choice", "multiple_choice") and len(options) < 2:
+        if q.kind in ("single_choice", "multiple_choice") and len(options) < 2:
             errors.append(ValidationFailed("a choice question needs two or more options", field=f"questions[{n}]"))
         if not q.prompt.strip() or not q.dimension.strip():
             errors.append(ValidationFailed("prompt and dimension are required", field=f"questions[{n}]"))
         questions.append(
             {
-                "kind": q.kind.value,
+                "kind": q.kind,
                 "dimension": q.dimension.strip().lower(),
                 "prompt": q.prompt.strip(),
                 "options": options,
@@ -60,22 +86,34 @@ async def create_survey(info: Info[Context, None], inp: CreateSurveyInput) -> An
         )
     if errors:
         raise Invalid(errors)
-    async with ctx.db.unit_of_work() as uow:
+    async with db.unit_of_work() as uow:
         survey_id = await surveys_repo.create(
             uow,
             {
-                "title": inp.title.strip(),
-                "description": inp.description,
-                "status": enum_value(inp.status),
-                "trigger": enum_value(inp.trigger),
-                "channels": sorted({c.value for c in inp.channels}),
-                "per_complaint": inp.per_complaint,
+                "title": cmd.title.strip(),
+                "description": cmd.description,
+                "status": cmd.status,
+                "trigger": cmd.trigger,
+                "channels": sorted(set(cmd.channels)),
+                "per_complaint": cmd.per_complaint,
             },
             questions,
         )
         uow.commit()
-    row = await ctx.loaders.survey.load(survey_id)
-    return SurveyPayload(survey=SurveyType.from_row(row) if row else None)
+    return survey_id
+
+
+# ---------------------------------------------------------------- submit a response
+
+
+@dataclass(frozen=True)
+class SubmitResponse:
+    survey_id: UUID
+    customer_id: UUID
+    channel: str
+    answers: Sequence[Answer]  # question ids as strings (a malformed one as "invalid:<n>": no such question)
+    complaint_id: UUID | None = None
+    external_id: str | None = None
 
 
 def _answer_content(question_id: Any, score: int | None, choices: Any, text: str | None) -> tuple[Any, ...]:
@@ -114,47 +152,39 @@ async def _replayed_response(
     return response_id
 
 
-async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyResponseInput) -> Any:
-    from api.graphql.surveys.types import SurveyResponsePayload
-
-    ctx = _ctx(info)
-    survey_id = _uuid(inp.survey_id, "Survey", "surveyId")
-    customer_id = _uuid(inp.customer_id, "Customer", "customerId")
-    complaint_id = _uuid(inp.complaint_id, "Complaint", "complaintId") if inp.complaint_id else None
-    answers = []
-    for n, a in enumerate(inp.answers):
-        try:
-            qid = str(_uuid(a.question_id, "SurveyQuestion", f"answers[{n}].questionId"))
-        except NotFound:
-            qid = f"invalid:{n}"
-        answers.append(Answer(question_id=qid, score=a.score, choices=a.choices, text=a.text))
+async def submit_survey_response(db: RequestDb, cmd: SubmitResponse, *, principal: Principal, scope: Scope) -> UUID:
+    """Record a customer's answers to a survey (one response per customer, survey and complaint; idempotent
+    on the partner and ``external_id``); the customer's facts change, so the after-change step runs in the
+    same transaction. Returns the response's id."""
+    answers = cmd.answers
     requested = {
-        "surveyId": survey_id,
-        "customerId": customer_id,
-        "complaintId": complaint_id,
-        "channel": inp.channel.value,
+        "surveyId": cmd.survey_id,
+        "customerId": cmd.customer_id,
+        "complaintId": cmd.complaint_id,
+        "channel": cmd.channel,
         "answers": sorted(
             (_answer_content(a.question_id, a.score, a.choices, a.text) for a in answers), key=_by_question
         ),
     }
-    partner_id = ctx.principal.partner_id
-    async with ctx.db.unit_of_work() as uow:
-        survey, questions = await surveys_repo.survey_with_questions(uow, survey_id)
-        existing = await _replayed_response(uow, partner_id, inp.external_id, requested)
+    partner_id = principal.partner_id
+    customer_id, complaint_id = cmd.customer_id, cmd.complaint_id
+    async with db.unit_of_work() as uow:
+        survey, questions = await surveys_repo.survey_with_questions(uow, cmd.survey_id)
+        existing = await _replayed_response(uow, partner_id, cmd.external_id, requested)
         if existing is None:
             # Scope first: another partner's customer or complaint answers exactly like an unknown one.
-            if not await customers_repo.exists(uow, customer_id, ctx.scope):
+            if not await customers_repo.exists(uow, customer_id, scope):
                 raise NotFound("no such customer", field="customerId")
             if complaint_id is not None:
-                found = await complaints_repo.by_ids(uow, [complaint_id], columns=(), scope=ctx.scope)
+                found = await complaints_repo.by_ids(uow, [complaint_id], columns=(), scope=scope)
                 if complaint_id not in found or found[complaint_id]["customer_id"] != customer_id:
                     raise NotFound("no such complaint of this customer", field="complaintId")
-            slot = {"survey_id": survey_id, "customer_id": customer_id, "complaint_id": complaint_id}
+            slot = {"survey_id": cmd.survey_id, "customer_id": customer_id, "complaint_id": complaint_id}
             if await surveys_repo.answered(uow, **slot):
                 raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
             if survey["status"] != "active":
                 raise ValidationFailed("the survey is not active", field="surveyId")
-            if inp.channel.value not in survey["channels"]:
+            if cmd.channel not in survey["channels"]:
                 raise ValidationFailed("the survey is not sent on this channel", field="channel")
             if survey["per_complaint"] and complaint_id is None:
                 raise ValidationFailed("this survey is answered per complaint: give complaintId", field="complaintId")
@@ -163,22 +193,19 @@ async def submit_survey_response(info: Info[Context, None], inp: SubmitSurveyRes
             )
             existing = await surveys_repo.insert_response(
                 uow,
-                {**slot, "partner_id": partner_id, "external_id": inp.external_id, "channel": inp.channel.value},
+                {**slot, "partner_id": partner_id, "external_id": cmd.external_id, "channel": cmd.channel},
                 [
                     {"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
                     for a in answers
                 ],
             )
             if existing is None:  # another request took the slot meanwhile (its insert waited for it)
-                existing = await _replayed_response(uow, partner_id, inp.external_id, requested)
+                existing = await _replayed_response(uow, partner_id, cmd.external_id, requested)
                 if existing is None:  # not by this external id: the customer has answered
                     raise Invalid(
                         [ValidationFailed("this customer has answered this survey already", field="surveyId")]
                     )
             else:
-                await after_change(uow.conn, [customer_id], actor=ctx.actor)
+                await after_change(uow.conn, [customer_id], actor=principal.subject)
                 uow.commit()
-    row = await ctx.loaders.response.load(existing)
-    if row is None:
-        raise Forbidden("not allowed to read this response")
-    return SurveyResponsePayload(response=SurveyResponseType.from_row(row))
+    return existing

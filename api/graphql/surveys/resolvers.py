@@ -3,21 +3,76 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
 from api.graphql.core.enums import SurveyStatus
-from api.graphql.core.resolving import first_of, mutate, one, query
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.resolving import enum_value, first_of, mutate, one, query
 from api.graphql.surveys.inputs import CreateSurveyInput, SubmitSurveyResponseInput
-from api.graphql.surveys.types import SurveyConnection, SurveyPayload, SurveyResponsePayload, SurveyType
+from api.graphql.surveys.types import (
+    SurveyConnection,
+    SurveyPayload,
+    SurveyResponsePayload,
+    SurveyResponseType,
+    SurveyType,
+)
 from api.usecases import surveys as usecases
-from infra.repos import surveys as surveys_repo
+from domain.errors import Forbidden, NotFound
+from domain.surveys import Answer
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
+
+
+def _uuid(global_id: str, type_name: str, field: str) -> UUID:
+    return from_global_id(global_id, type_name, field=field)[1]
+
+
+def _create_command(inp: CreateSurveyInput) -> usecases.CreateSurvey:
+    return usecases.CreateSurvey(
+        title=inp.title,
+        channels=[c.value for c in inp.channels],
+        questions=[
+            usecases.NewQuestion(
+                kind=q.kind.value, dimension=q.dimension, prompt=q.prompt, options=q.options, required=q.required
+            )
+            for q in inp.questions
+        ],
+        description=inp.description,
+        trigger=enum_value(inp.trigger),
+        per_complaint=inp.per_complaint,
+        status=enum_value(inp.status),
+    )
+
+
+def _question_id(global_id: str, n: int) -> str:
+    """An answer's question id; a malformed one stays an unknown question, reported as such with the others."""
+    try:
+        return str(_uuid(global_id, "SurveyQuestion", f"answers[{n}].questionId"))
+    except NotFound:
+        return f"invalid:{n}"
+
+
+def _submit_command(inp: SubmitSurveyResponseInput) -> usecases.SubmitResponse:
+    survey_id = _uuid(inp.survey_id, "Survey", "surveyId")
+    customer_id = _uuid(inp.customer_id, "Customer", "customerId")
+    complaint_id = _uuid(inp.complaint_id, "Complaint", "complaintId") if inp.complaint_id else None
+    return usecases.SubmitResponse(
+        survey_id=survey_id,
+        customer_id=customer_id,
+        complaint_id=complaint_id,
+        channel=inp.channel.value,
+        answers=[
+            Answer(question_id=_question_id(a.question_id, n), score=a.score, choices=a.choices, text=a.text)
+            for n, a in enumerate(inp.answers)
+        ],
+        external_id=inp.external_id,
+    )
 
 
 @strawberry.type
@@ -39,13 +94,13 @@ class SurveyQuery:
 
         async def run() -> Any:
             db = _ctx(info).db
-            page = await surveys_repo.page(db, statuses=statuses, first=n, after=after)
+            page = await usecases.survey_page(db, statuses=statuses, first=n, after=after)
             return SurveyConnection.from_page(
                 page,
                 "CREATED_AT_DESC",
                 "created_at",
                 SurveyType.from_row,
-                lambda: surveys_repo.count(db, statuses=statuses),
+                lambda: usecases.count_surveys(db, statuses=statuses),
             )
 
         return await query(run)
@@ -55,7 +110,14 @@ class SurveyQuery:
 class SurveyMutation:
     @strawberry.mutation
     async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload | None:
-        return await mutate(SurveyPayload, lambda: usecases.create_survey(info, input))
+        ctx = _ctx(info)
+
+        async def run() -> SurveyPayload:
+            survey_id = await usecases.create_survey(ctx.db, _create_command(input))
+            row = await ctx.loaders.survey.load(survey_id)
+            return SurveyPayload(survey=SurveyType.from_row(row) if row else None)
+
+        return await mutate(SurveyPayload, run)
 
     @strawberry.mutation(
         description="One response per customer and survey; idempotent on (partner, externalId): the same "
@@ -64,4 +126,15 @@ class SurveyMutation:
     async def submit_survey_response(
         self, info: Info[Context, None], input: SubmitSurveyResponseInput
     ) -> SurveyResponsePayload | None:
-        return await mutate(SurveyResponsePayload, lambda: usecases.submit_survey_response(info, input))
+        ctx = _ctx(info)
+
+        async def run() -> SurveyResponsePayload:
+            response_id = await usecases.submit_survey_response(
+                ctx.db, _submit_command(input), principal=ctx.principal, scope=ctx.scope
+            )
+            row = await ctx.loaders.response.load(response_id)
+            if row is None:
+                raise Forbidden("not allowed to read this response")
+            return SurveyResponsePayload(response=SurveyResponseType.from_row(row))
+
+        return await mutate(SurveyResponsePayload, run)

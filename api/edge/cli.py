@@ -269,73 +269,63 @@ def _admin_command(settings: Settings, action: Callable[[Any], Awaitable[str]]) 
 
 
 def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
-    from authz import admin
+    from api.usecases import access
 
     async def action(conn: Any) -> str:
         if args.roles_cmd == "assign":
-            await admin.assign_role(conn, args.user, args.role, actor="cli")
+            await access.assign_role(conn, access.CLI, args.user, args.role)
             return f"user:{args.user} now has role {args.role}"
         if args.roles_cmd == "unassign":
-            await admin.unassign_role(conn, args.user, args.role, actor="cli")
+            await access.unassign_role(conn, access.CLI, args.user, args.role)
             return f"user:{args.user} no longer has role {args.role}"
         if args.roles_cmd == "create":
-            await admin.create_role(conn, args.name, args.description, actor="cli", inherits=args.inherits)
+            await access.create_role(conn, access.CLI, args.name, args.description, args.inherits)
             return f"role {args.name} created"
         if args.roles_cmd == "delete":
-            await admin.delete_role(conn, args.name, actor="cli")
+            await access.delete_role(conn, access.CLI, args.name)
             return f"role {args.name} deleted"
-        return "\n".join(f"{r['name']:<16} {r['description']}" for r in await admin.list_roles(conn))
+        roles = await access.list_roles(conn, await access.load_policy(conn))
+        return "\n".join(f"{r.name:<16} {r.description}" for r in roles)
 
     return _admin_command(settings, action)
 
 
 def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
-    from authz import admin
-    from infra.repos import authz as authz_repo
+    from api.usecases import access
 
     async def action(conn: Any) -> str:
         if args.grants_cmd == "list":
-            _, rules = await authz_repo.load_rules(conn)
-            return "\n".join(f"{ptype}, " + ", ".join(v for v in values if v) for ptype, values in rules)
-        fn = admin.grant if args.grants_cmd == "grant" else admin.revoke
-        version = await fn(conn, args.role, args.object, args.action, actor="cli", effect=args.effect)
+            policy = await access.load_policy(conn)
+            return "\n".join(f"{r.ptype}, " + ", ".join(v for v in r.values if v) for r in policy.rules)
+        fn = access.grant if args.grants_cmd == "grant" else access.revoke
+        version = await fn(conn, access.CLI, args.role, args.object, args.action, args.effect)
         return f"{args.grants_cmd}: {args.effect} {args.action} on {args.object} for {args.role} (policy v{version})"
 
     return _admin_command(settings, action)
 
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    import uuid
-
-    from api.usecases.access import new_partner_token
-    from authz import admin
-    from infra.repos import partners as partners_repo
-    from infra.repos.base import ALL
+    from api.usecases import access
 
     async def action(conn: Any) -> str:
         if args.tokens_cmd == "create":
-            token_id, token, token_hash = new_partner_token()
-            await admin.create_partner_token(
-                conn,
-                partner_name=args.partner,
+            command = access.CreatePartnerToken(
+                partner=args.partner,
                 name=args.name,
-                scopes=args.scope or ["read:*", "write:*"],
+                scopes=args.scope,
                 role=args.role,
-                actor="cli",
-                token_id=token_id,
-                token_hash=token_hash,
-                expires_at=None,
                 allow_arbitrary_documents=args.allow_arbitrary_documents,
             )
-            return f"token {token_id} for {args.partner} (shown once, keep it safe):\n{token}"
+            created = await access.create_partner_token(conn, access.CLI, command)
+            return f"token {created.row['id']} for {args.partner} (shown once, keep it safe):\n{created.token}"
         if args.tokens_cmd == "revoke":
-            await admin.revoke_partner_token(conn, uuid.UUID(args.id), actor="cli", scope=ALL)
+            await access.revoke_partner_token(conn, access.CLI, args.id)
             return f"token {args.id} revoked"
         if args.tokens_cmd == "arbitrary-documents":
             allow = args.setting == "on"
-            await admin.set_partner_token_arbitrary_documents(conn, _token_id(args.id), allow, actor="cli")
+            await access.set_partner_token_arbitrary_documents(conn, access.CLI, args.id, allow)
             return f"token {args.id} may {'now' if allow else 'no longer'} send documents that are not registered"
-        rows = await partners_repo.list_tokens(conn, scope=ALL)
+        rows = await access.list_partner_tokens(conn, access.CLI)
         return "\n".join(
             f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
             f"{'  arbitrary-documents' if r['allow_arbitrary_documents'] else ''}"
@@ -344,17 +334,6 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     return _admin_command(settings, action)
-
-
-def _token_id(value: str) -> Any:
-    import uuid
-
-    from domain.errors import NotFound
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("no such token", field="id") from None
 
 
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:

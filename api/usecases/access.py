@@ -1,13 +1,52 @@
-"""Use-cases of access administration: minting partner tokens (``tw_pat_<id>_<secret>``, stored as a
-SHA-256 of the secret; api/edge/auth.py checks them)."""
+"""Use-cases of access administration: roles, grants, role assignments, partner tokens (``tw_pat_<id>_<secret>``,
+stored as a SHA-256 of the secret; api/edge/auth.py checks them), their rate limit and arbitrary-documents
+switch, the audit log and ``explainAccess``.
+
+Called alike by the GraphQL resolvers (api/graphql/access/resolvers.py) and the CLI (api/edge/cli.py).
+A change takes a connection inside a transaction the caller commits; it is audited, and changes of the
+policy bump its version and notify every instance (authz/admin.py). Errors are domain errors."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from authz import admin
+from authz.catalogue import CATALOGUE
+from authz.confinement import UNSCOPED_OPERATIONS
+from authz.policy import Level, PolicyStore, Rule
+from authz.principal import Principal
+from domain.errors import NotFound, ValidationFailed
+from infra.repos import audit as audit_repo
+from infra.repos import authz as authz_repo
+from infra.repos import partners as partners_repo
+from infra.repos import ratelimit as ratelimit_repo
+from infra.repos.base import ALL, Executor, Page, Scope
 
 TOKEN_PREFIX = "tw_pat_"
+MAX_RATE_LIMIT = 10_000_000
+DEFAULT_TOKEN_SCOPES = ("read:*", "write:*")
+READ_ACTIONS = ("read", "read_masked")
+EXPLAINED_ACTIONS = (*READ_ACTIONS, "write")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: ``actor`` names them in audit rows; ``principal`` is None for the CLI (unconfined);
+    ``scope`` the rows they reach; ``request_id`` ties audit rows to a request."""
+
+    actor: str
+    principal: Principal | None = None
+    scope: Scope = ALL
+    request_id: str | None = None
+
+
+CLI = Caller(actor="cli")
 
 
 def hash_secret(secret: str) -> str:
@@ -19,3 +58,266 @@ def new_partner_token() -> tuple[uuid.UUID, str, str]:
     token_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32)
     return token_id, f"{TOKEN_PREFIX}{token_id.hex}_{secret}", hash_secret(secret)
+
+
+def _token_id(value: str, message: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(message, field="id") from None
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    subject: str
+    object: str
+    action: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    inherits: list[str]
+    grants: list[PolicyRule]
+
+
+@dataclass(frozen=True)
+class AccessExplanation:
+    subject: str
+    roles: list[str]
+    field: str
+    action: str
+    allowed: bool
+    decision: str | None  # FULL, MASKED or DENIED; None for a write
+    rules: list[str]
+    reason: str
+    policy_version: int
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    first: int = 20
+    after: str | None = None
+    filter: audit_repo.AuditFilter = field(default_factory=audit_repo.AuditFilter)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    page: Page
+    count: Callable[[], Awaitable[int]]  # the total, counted only if asked for
+
+
+async def load_policy(db: Executor) -> PolicyStore:
+    """The policy as this connection sees it (for callers without the process's policy store: the CLI)."""
+    version, rules = await authz_repo.load_rules(db)
+    return PolicyStore(version, [Rule(p, v) for p, v in rules])
+
+
+async def list_roles(db: Executor, policy: PolicyStore) -> list[Role]:
+    """Every role, with the roles it inherits and its grants in ``policy``."""
+    out = []
+    for role in await admin.list_roles(db):
+        sub = f"role:{role['name']}"
+        grants = [
+            PolicyRule(subject=r.values[0], object=r.values[1], action=r.values[2], effect=r.values[3])
+            for r in policy.rules
+            if r.ptype == "p" and r.values[0] == sub
+        ]
+        inherits = [r.values[1].removeprefix("role:") for r in policy.rules if r.ptype == "g" and r.values[0] == sub]
+        out.append(Role(name=role["name"], description=role["description"], inherits=inherits, grants=grants))
+    return out
+
+
+def policy_rules(policy: PolicyStore) -> list[PolicyRule]:
+    """Every rule of the policy: grants (p) and role assignments (g, action ``member``)."""
+    return [
+        PolicyRule(
+            subject=r.values[0],
+            object=r.values[1],
+            action=r.values[2] if r.ptype == "p" else "member",
+            effect=r.values[3] if r.ptype == "p" else "allow",
+        )
+        for r in policy.rules
+    ]
+
+
+async def list_partner_tokens(db: Executor, caller: Caller) -> list[dict[str, Any]]:
+    """The partner tokens the caller's scope reaches (a partner principal: its own partner's)."""
+    return await partners_repo.list_tokens(db, scope=caller.scope)
+
+
+async def audit_page(db: Executor, caller: Caller, query: AuditQuery, *, max_page_size: int) -> AuditPage:
+    """A page of the audit log, newest first, within the caller's scope."""
+    if not 1 <= query.first <= max_page_size:
+        raise ValidationFailed(f"first must be between 1 and {max_page_size}", field="first")
+    f = query.filter
+    page = await audit_repo.page(db, f=f, first=query.first, after=query.after, scope=caller.scope)
+    return AuditPage(page=page, count=lambda: audit_repo.count(db, f=f, scope=caller.scope))
+
+
+async def _roles_of_subject(
+    db: Executor, policy: PolicyStore, subject: str
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    kind, _, ident = subject.partition(":")
+    if kind == "role":
+        return (ident,), None
+    if kind == "user":
+        return policy.roles_of(subject), None
+    if kind == "token":
+        try:
+            row = await partners_repo.token(db, uuid.UUID(ident))
+        except ValueError:
+            row = None
+        if row is None:
+            raise NotFound("no such token", field="subject")
+        return (row["role"],), tuple(row["scopes"])
+    raise ValidationFailed("subject is user:<id>, role:<name> or token:<id>", field="subject")
+
+
+async def explain_access(
+    db: Executor, policy: PolicyStore, subject: str, field: str, action: str = "read"
+) -> AccessExplanation:
+    """Why ``subject`` (``user:<id>``, ``role:<name>`` or ``token:<id>``) may or may not do ``action``
+    (read, read_masked, write) on ``field``: the decision and the rule(s) that decided it."""
+    if field not in CATALOGUE:
+        raise ValidationFailed(f"no field {field} in the catalogue", field="field")
+    if action not in EXPLAINED_ACTIONS:
+        raise ValidationFailed(f"action is one of {', '.join(EXPLAINED_ACTIONS)}", field="action")
+    roles, scopes = await _roles_of_subject(db, policy, subject)
+    allowed, rules, reason = policy.explain(roles, scopes, field, action)
+    if subject.startswith("token:") and field in UNSCOPED_OPERATIONS:
+        allowed, reason = False, f"{field} has no partner scope: refused to partner tokens whatever their roles"
+    decision = None
+    if action in READ_ACTIONS:
+        # a token subject is a partner principal: its decisions are confined like its requests
+        decision = policy.decisions_for(roles, scopes, confined=subject.startswith("token:")).read(field).value
+        if decision != Level.DENIED.value and not allowed:
+            reason += f"; the field is still {decision} through another action or a public classification"
+    return AccessExplanation(
+        subject=subject,
+        roles=list(roles),
+        field=field,
+        action=action,
+        allowed=allowed,
+        decision=decision,
+        rules=rules,
+        reason=reason,
+        policy_version=policy.version,
+    )
+
+
+# --- changes of the policy (each returns the new policy version) -----------------------------------
+
+
+async def create_role(
+    db: Executor, caller: Caller, name: str, description: str = "", inherits: str | None = None
+) -> int:
+    return await admin.create_role(db, name, description, actor=caller.actor, inherits=inherits)
+
+
+async def delete_role(db: Executor, caller: Caller, name: str) -> int:
+    return await admin.delete_role(db, name, actor=caller.actor)
+
+
+async def grant(db: Executor, caller: Caller, role: str, obj: str, action: str, effect: str = "allow") -> int:
+    """Grant (or, with effect ``deny``, explicitly deny) ``action`` on ``Type.field`` to ``role``."""
+    return await admin.grant(db, role, obj, action, actor=caller.actor, effect=effect)
+
+
+async def revoke(db: Executor, caller: Caller, role: str, obj: str, action: str, effect: str = "allow") -> int:
+    return await admin.revoke(db, role, obj, action, actor=caller.actor, effect=effect)
+
+
+async def assign_role(db: Executor, caller: Caller, user: str, role: str) -> int:
+    return await admin.assign_role(db, user, role, actor=caller.actor)
+
+
+async def unassign_role(db: Executor, caller: Caller, user: str, role: str) -> int:
+    return await admin.unassign_role(db, user, role, actor=caller.actor)
+
+
+# --- partner tokens --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatePartnerToken:
+    partner: str
+    name: str
+    scopes: list[str] | None = None  # None or empty: DEFAULT_TOKEN_SCOPES
+    role: str = "partner"
+    expires_at: dt.datetime | None = None
+    allow_arbitrary_documents: bool = False
+
+
+@dataclass(frozen=True)
+class NewPartnerToken:
+    token: str  # shown once; only its hash is stored
+    row: dict[str, Any]
+
+
+async def create_partner_token(db: Executor, caller: Caller, command: CreatePartnerToken) -> NewPartnerToken:
+    """A partner token; a partner principal creates them only for its own partner, no wider than its own."""
+    token_id, token, token_hash = new_partner_token()
+    if not command.partner.strip() or not command.name.strip():
+        raise ValidationFailed("partner and name are required", field="partner")
+    row = await admin.create_partner_token(
+        db,
+        partner_name=command.partner.strip(),
+        name=command.name.strip(),
+        scopes=command.scopes or list(DEFAULT_TOKEN_SCOPES),
+        role=command.role,
+        actor=caller.actor,
+        token_id=token_id,
+        token_hash=token_hash,
+        expires_at=command.expires_at,
+        creator=caller.principal,
+        allow_arbitrary_documents=command.allow_arbitrary_documents,
+    )
+    return NewPartnerToken(token=token, row=row)
+
+
+async def revoke_partner_token(db: Executor, caller: Caller, token_id: str) -> None:
+    """Revoke a token the caller's scope reaches."""
+    await admin.revoke_partner_token(
+        db, _token_id(token_id, "no such active token"), actor=caller.actor, scope=caller.scope
+    )
+
+
+async def set_partner_token_rate_limit(
+    db: Executor, caller: Caller, token_id: str, per_minute: int | None
+) -> dict[str, Any]:
+    """A token's rate limit in cost points per minute (None: back to the default); audited. The caller
+    forgets the token's bucket in its limiter once this commits."""
+    tid = _token_id(token_id, "no such token")
+    if per_minute is not None and not 1 <= per_minute <= MAX_RATE_LIMIT:
+        raise ValidationFailed(f"perMinute is between 1 and {MAX_RATE_LIMIT}, or null", field="perMinute")
+    before = await partners_repo.token(db, tid)
+    row = await ratelimit_repo.set_token_limit(db, tid, per_minute)
+    if before is None or row is None:
+        raise NotFound("no such token", field="id")
+    await authz_repo.write_audit(
+        db,
+        actor=caller.actor,
+        action="token.rate_limit",
+        request_id=caller.request_id,
+        target_type="ApiToken",
+        target_ids=[str(tid)],
+        fields=["rateLimitPerMinute"],
+        before={"rateLimitPerMinute": before["rate_limit_per_minute"]},
+        after={"rateLimitPerMinute": per_minute},
+    )
+    return row
+
+
+async def set_partner_token_arbitrary_documents(
+    db: Executor, caller: Caller, token_id: str, allow: bool
+) -> dict[str, Any]:
+    """Whether the token may send documents that are not registered (trusted-documents mode)."""
+    return await admin.set_partner_token_arbitrary_documents(
+        db, _token_id(token_id, "no such token"), allow, actor=caller.actor, request_id=caller.request_id
+    )

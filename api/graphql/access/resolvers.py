@@ -1,13 +1,13 @@
 """Runtime administration over GraphQL (admin only, by grants like every operation): roles, grants,
-assignments, partner tokens, the audit log and ``explainAccess``. Every change goes through
-authz/admin.py, which audits it and notifies every instance."""
+assignments, partner tokens, the audit log and ``explainAccess``. The resolvers map arguments to the
+use-cases of api/usecases/access.py and their results to GraphQL types; every change runs in one unit of
+work, then this instance reloads the policy (the others follow the NOTIFY)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
-from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
@@ -29,16 +29,10 @@ from api.graphql.access.types import (
 from api.graphql.core.context import Context
 from api.graphql.core.errors import coded, user_errors
 from api.graphql.core.relay import ConnectionBase
-from api.usecases.access import new_partner_token
-from authz import admin
-from authz.catalogue import CATALOGUE
-from authz.confinement import UNSCOPED_OPERATIONS
-from authz.policy import Level
-from domain.errors import DomainError, NotFound, ValidationFailed
+from api.usecases import access
+from domain.errors import DomainError
 from infra.repos import audit as audit_repo
-from infra.repos import authz as authz_repo
-from infra.repos import partners as partners_repo
-from infra.repos import ratelimit as ratelimit_repo
+from infra.repos.base import Executor
 
 P = TypeVar("P")
 
@@ -47,10 +41,18 @@ def _ctx(info: Info[Context, None]) -> Context:
     return info.context
 
 
-MAX_RATE_LIMIT = 10_000_000
+def _caller(info: Info[Context, None]) -> access.Caller:
+    ctx = _ctx(info)
+    return access.Caller(actor=ctx.actor, principal=ctx.principal, scope=ctx.scope, request_id=ctx.request_id)
 
 
-async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callable[[Any], Awaitable[Any]]) -> P:
+def _rule(r: access.PolicyRule) -> PolicyRuleType:
+    return PolicyRuleType(subject=r.subject, object=r.object, action=r.action, effect=r.effect)
+
+
+async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callable[[Executor], Awaitable[Any]]) -> P:
+    """Run one change in a unit of work; a domain error becomes the payload's userErrors. ``fn`` returns
+    the policy version (an ``ok`` payload) or the payload itself."""
     ctx = _ctx(info)
     try:
         async with ctx.db.unit_of_work() as uow:
@@ -65,56 +67,27 @@ async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callabl
     return result  # type: ignore[no-any-return]
 
 
-async def _roles_of_subject(info: Info[Context, None], subject: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-    store = _ctx(info).services.authz.store
-    kind, _, ident = subject.partition(":")
-    if kind == "role":
-        return (ident,), None
-    if kind == "user":
-        return store.roles_of(subject), None
-    if kind == "token":
-        try:
-            row = await partners_repo.token(_ctx(info).db, UUID(ident))
-        except ValueError:
-            row = None
-        if row is None:
-            raise NotFound("no such token", field="subject")
-        return (row["role"],), tuple(row["scopes"])
-    raise ValidationFailed("subject is user:<id>, role:<name> or token:<id>", field="subject")
-
-
 @strawberry.type
 class AdminQuery:
     @strawberry.field(description="Why a subject may or may not do an action on a field: the decision and its rule")
     async def explain_access(
         self, info: Info[Context, None], subject: str, field: str, action: AccessAction = AccessAction.READ
     ) -> AccessExplanationType | None:
-        if field not in CATALOGUE:
-            raise coded(f"no field {field} in the catalogue", "BAD_USER_INPUT")
+        ctx = _ctx(info)
         try:
-            roles, scopes = await _roles_of_subject(info, subject)
+            e = await access.explain_access(ctx.db, ctx.services.authz.store, subject, field, action.value)
         except DomainError as exc:
             raise coded(exc.message, "NOT_FOUND" if exc.code == "NOT_FOUND" else "BAD_USER_INPUT") from None
-        store = _ctx(info).services.authz.store
-        allowed, rules, reason = store.explain(roles, scopes, field, action.value)
-        if subject.startswith("token:") and field in UNSCOPED_OPERATIONS:
-            allowed, reason = False, f"{field} has no partner scope: refused to partner tokens whatever their roles"
-        decision = None
-        if action is not AccessAction.WRITE:
-            # a token subject is a partner principal: its decisions are confined like its requests
-            decision = store.decisions_for(roles, scopes, confined=subject.startswith("token:")).read(field).value
-            if decision != Level.DENIED.value and not allowed:
-                reason += f"; the field is still {decision} through another action or a public classification"
         return AccessExplanationType(
-            subject=subject,
-            roles=list(roles),
-            field=field,
-            action=action.value,
-            allowed=allowed,
-            decision=decision,
-            rules=rules,
-            reason=reason,
-            policy_version=store.version,
+            subject=e.subject,
+            roles=e.roles,
+            field=e.field,
+            action=e.action,
+            allowed=e.allowed,
+            decision=e.decision,
+            rules=e.rules,
+            reason=e.reason,
+            policy_version=e.policy_version,
         )
 
     @strawberry.field
@@ -122,51 +95,41 @@ class AdminQuery:
         self, info: Info[Context, None], first: int = 20, after: str | None = None, filter: AuditFilter | None = None
     ) -> AuditEntryConnection | None:  # type: ignore[valid-type]
         ctx = _ctx(info)
-        if not 1 <= first <= ctx.settings.max_page_size:
-            raise coded(f"first must be between 1 and {ctx.settings.max_page_size}", "BAD_USER_INPUT")
         f = filter or AuditFilter()
-        af = audit_repo.AuditFilter(actor=f.actor, action=f.action, target_id=f.target_id, since=f.since)
+        query = access.AuditQuery(
+            first=first,
+            after=after,
+            filter=audit_repo.AuditFilter(actor=f.actor, action=f.action, target_id=f.target_id, since=f.since),
+        )
         try:
-            page = await audit_repo.page(ctx.db, f=af, first=first, after=after, scope=ctx.scope)
+            result = await access.audit_page(ctx.db, _caller(info), query, max_page_size=ctx.settings.max_page_size)
         except DomainError as exc:
             raise coded(exc.message, "BAD_USER_INPUT") from None
         conn: ConnectionBase = AuditEntryConnection.from_page(
-            page, "AT_DESC", "at", AuditEntryType.from_row, lambda: audit_repo.count(ctx.db, f=af, scope=ctx.scope)
+            result.page, "AT_DESC", "at", AuditEntryType.from_row, result.count
         )
         return conn
 
     @strawberry.field
     async def roles(self, info: Info[Context, None]) -> list[RoleType] | None:
-        store = _ctx(info).services.authz.store
-        out = []
-        for role in await admin.list_roles(_ctx(info).db):
-            sub = f"role:{role['name']}"
-            grants = [
-                PolicyRuleType(subject=r.values[0], object=r.values[1], action=r.values[2], effect=r.values[3])
-                for r in store.rules
-                if r.ptype == "p" and r.values[0] == sub
-            ]
-            inherits = [r.values[1].removeprefix("role:") for r in store.rules if r.ptype == "g" and r.values[0] == sub]
-            out.append(RoleType(name=role["name"], description=role["description"], inherits=inherits, grants=grants))
-        return out
+        ctx = _ctx(info)
+        return [
+            RoleType(
+                name=role.name,
+                description=role.description,
+                inherits=role.inherits,
+                grants=[_rule(r) for r in role.grants],
+            )
+            for role in await access.list_roles(ctx.db, ctx.services.authz.store)
+        ]
 
     @strawberry.field(description="Every rule of the current policy: grants (p) and role assignments (g)")
     def policies(self, info: Info[Context, None]) -> list[PolicyRuleType] | None:
-        store = _ctx(info).services.authz.store
-        return [
-            PolicyRuleType(
-                subject=r.values[0],
-                object=r.values[1],
-                action=r.values[2] if r.ptype == "p" else "member",
-                effect=r.values[3] if r.ptype == "p" else "allow",
-            )
-            for r in store.rules
-        ]
+        return [_rule(r) for r in access.policy_rules(_ctx(info).services.authz.store)]
 
     @strawberry.field
     async def api_tokens(self, info: Info[Context, None]) -> list[ApiTokenType] | None:
-        ctx = _ctx(info)
-        return [ApiTokenType.from_row(r) for r in await partners_repo.list_tokens(ctx.db, scope=ctx.scope)]
+        return [ApiTokenType.from_row(r) for r in await access.list_partner_tokens(_ctx(info).db, _caller(info))]
 
 
 @strawberry.type
@@ -175,45 +138,43 @@ class AdminMutation:
     async def create_role(
         self, info: Info[Context, None], name: str, description: str = "", inherits: str | None = None
     ) -> AdminPayload | None:
-        actor = _ctx(info).actor
+        caller = _caller(info)
         return await _admin_change(
-            info, AdminPayload, lambda db: admin.create_role(db, name, description, actor=actor, inherits=inherits)
+            info, AdminPayload, lambda db: access.create_role(db, caller, name, description, inherits)
         )
 
     @strawberry.mutation
     async def delete_role(self, info: Info[Context, None], name: str) -> AdminPayload | None:
-        actor = _ctx(info).actor
-        return await _admin_change(info, AdminPayload, lambda db: admin.delete_role(db, name, actor=actor))
+        caller = _caller(info)
+        return await _admin_change(info, AdminPayload, lambda db: access.delete_role(db, caller, name))
 
     @strawberry.mutation(description="Grant (or, with effect DENY, explicitly deny) an action on Type.field to a role")
     async def grant_access(
         self, info: Info[Context, None], role: str, object: str, action: AccessAction, effect: Effect = Effect.ALLOW
     ) -> AdminPayload | None:
-        actor = _ctx(info).actor
+        caller = _caller(info)
         return await _admin_change(
-            info, AdminPayload, lambda db: admin.grant(db, role, object, action.value, actor=actor, effect=effect.value)
+            info, AdminPayload, lambda db: access.grant(db, caller, role, object, action.value, effect.value)
         )
 
     @strawberry.mutation
     async def revoke_access(
         self, info: Info[Context, None], role: str, object: str, action: AccessAction, effect: Effect = Effect.ALLOW
     ) -> AdminPayload | None:
-        actor = _ctx(info).actor
+        caller = _caller(info)
         return await _admin_change(
-            info,
-            AdminPayload,
-            lambda db: admin.revoke(db, role, object, action.value, actor=actor, effect=effect.value),
+            info, AdminPayload, lambda db: access.revoke(db, caller, role, object, action.value, effect.value)
         )
 
     @strawberry.mutation
     async def assign_role(self, info: Info[Context, None], user: str, role: str) -> AdminPayload | None:
-        actor = _ctx(info).actor
-        return await _admin_change(info, AdminPayload, lambda db: admin.assign_role(db, user, role, actor=actor))
+        caller = _caller(info)
+        return await _admin_change(info, AdminPayload, lambda db: access.assign_role(db, caller, user, role))
 
     @strawberry.mutation
     async def unassign_role(self, info: Info[Context, None], user: str, role: str) -> AdminPayload | None:
-        actor = _ctx(info).actor
-        return await _admin_change(info, AdminPayload, lambda db: admin.unassign_role(db, user, role, actor=actor))
+        caller = _caller(info)
+        return await _admin_change(info, AdminPayload, lambda db: access.unassign_role(db, caller, user, role))
 
     @strawberry.mutation(description="A partner API token; the token is in the payload once and never again")
     async def create_partner_token(
@@ -229,39 +190,28 @@ class AdminMutation:
             strawberry.argument(description="In trusted-documents mode, let this token send unregistered documents"),
         ] = False,
     ) -> CreatePartnerTokenPayload | None:
-        actor = _ctx(info).actor
-        token_id, token, token_hash = new_partner_token()
+        caller = _caller(info)
+        command = access.CreatePartnerToken(
+            partner=partner,
+            name=name,
+            scopes=scopes,
+            role=role,
+            expires_at=expires_at,
+            allow_arbitrary_documents=allow_arbitrary_documents,
+        )
 
-        async def run(db: Any) -> CreatePartnerTokenPayload:
-            if not partner.strip() or not name.strip():
-                raise ValidationFailed("partner and name are required", field="partner")
-            row = await admin.create_partner_token(
-                db,
-                partner_name=partner.strip(),
-                name=name.strip(),
-                scopes=scopes or ["read:*", "write:*"],
-                role=role,
-                actor=actor,
-                token_id=token_id,
-                token_hash=token_hash,
-                expires_at=expires_at,
-                creator=_ctx(info).principal,
-                allow_arbitrary_documents=allow_arbitrary_documents,
-            )
-            return CreatePartnerTokenPayload(token=token, api_token=ApiTokenType.from_row(row))
+        async def run(db: Executor) -> CreatePartnerTokenPayload:
+            created = await access.create_partner_token(db, caller, command)
+            return CreatePartnerTokenPayload(token=created.token, api_token=ApiTokenType.from_row(created.row))
 
         return await _admin_change(info, CreatePartnerTokenPayload, run)
 
     @strawberry.mutation
     async def revoke_partner_token(self, info: Info[Context, None], id: strawberry.ID) -> AdminPayload | None:
-        actor = _ctx(info).actor
+        caller = _caller(info)
 
-        async def run(db: Any) -> AdminPayload:
-            try:
-                token_id = UUID(str(id))
-            except ValueError:
-                raise NotFound("no such active token", field="id") from None
-            await admin.revoke_partner_token(db, token_id, actor=actor, scope=_ctx(info).scope)
+        async def run(db: Executor) -> AdminPayload:
+            await access.revoke_partner_token(db, caller, str(id))
             return AdminPayload(ok=True)
 
         return await _admin_change(info, AdminPayload, run)
@@ -274,37 +224,13 @@ class AdminMutation:
         self, info: Info[Context, None], id: strawberry.ID, per_minute: int | None = None
     ) -> PartnerTokenPayload | None:
         ctx = _ctx(info)
-
-        async def run(db: Any) -> PartnerTokenPayload:
-            try:
-                token_id = UUID(str(id))
-            except ValueError:
-                raise NotFound("no such token", field="id") from None
-            if per_minute is not None and not 1 <= per_minute <= MAX_RATE_LIMIT:
-                raise ValidationFailed(f"perMinute is between 1 and {MAX_RATE_LIMIT}, or null", field="perMinute")
-            before = await partners_repo.token(db, token_id)
-            row = await ratelimit_repo.set_token_limit(db, token_id, per_minute)
-            if before is None or row is None:
-                raise NotFound("no such token", field="id")
-            await authz_repo.write_audit(
-                db,
-                actor=ctx.actor,
-                action="token.rate_limit",
-                request_id=ctx.request_id,
-                target_type="ApiToken",
-                target_ids=[str(token_id)],
-                fields=["rateLimitPerMinute"],
-                before={"rateLimitPerMinute": before["rate_limit_per_minute"]},
-                after={"rateLimitPerMinute": per_minute},
-            )
-            return PartnerTokenPayload(api_token=ApiTokenType.from_row(row))
-
         try:
             async with ctx.db.unit_of_work() as uow:
-                payload = await run(uow.conn)
+                row = await access.set_partner_token_rate_limit(uow.conn, _caller(info), str(id), per_minute)
                 uow.commit()
         except DomainError as exc:
             return PartnerTokenPayload(user_errors=user_errors(exc))
+        payload = PartnerTokenPayload(api_token=ApiTokenType.from_row(row))
         limiter = ctx.services.limiter
         if limiter is not None and payload.api_token is not None:
             limiter.forget(f"token:{payload.api_token.id}")
@@ -317,16 +243,10 @@ class AdminMutation:
     async def set_partner_token_arbitrary_documents(
         self, info: Info[Context, None], id: strawberry.ID, allow: bool
     ) -> PartnerTokenPayload | None:
-        ctx = _ctx(info)
+        caller = _caller(info)
 
-        async def run(db: Any) -> PartnerTokenPayload:
-            try:
-                token_id = UUID(str(id))
-            except ValueError:
-                raise NotFound("no such token", field="id") from None
-            row = await admin.set_partner_token_arbitrary_documents(
-                db, token_id, allow, actor=ctx.actor, request_id=ctx.request_id
-            )
+        async def run(db: Executor) -> PartnerTokenPayload:
+            row = await access.set_partner_token_arbitrary_documents(db, caller, str(id), allow)
             return PartnerTokenPayload(api_token=ApiTokenType.from_row(row))
 
         return await _admin_change(info, PartnerTokenPayload, run)

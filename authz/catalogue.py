@@ -61,7 +61,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
     "Customer": {
         "id": P, "version": P, "createdAt": P, "updatedAt": P,
         "externalRef": I, "name": I, "locale": I, "lifecycleStage": I,
-        "email": (S, "email", "email"), "phone": (S, "phone", "phone"), "nationalId": (S, "tail"),
+        "email": (S, "email", "email"), "phone": (S, "phone", "phone"), "nationalId": (S, "id"),
         "birthDate": (S, "year"), "address": (S, "address"),
         "tier": I, "tierSince": I, "metrics": I, "churnRisk": I, "consent": I, "partner": I,
         "complaints": I, "surveyResponses": I, "tierHistory": I, "purchases": I,
@@ -262,6 +262,8 @@ _FIELDS["Mutation"].update(
         "restoreDuplicatePair": I,
     }
 )
+# Identity checks (api/usecases/identity.py, issue 17): match / no match through the blind index, its own grant.
+_FIELDS["Mutation"]["verifyCustomerIdentity"] = I
 _FIELDS.update(
     {
         "DuplicatePair": {
@@ -487,6 +489,9 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     **_nothing("SlaTargetInput", "tier", "severity", "firstResponseMinutes", "resolutionMinutes"),
     **_nothing("InviteToSurveyInput", "surveyId", "customerIds", "channel"),
 }
+# verifyCustomerIdentity answers match / no match about the value given: a deliberate oracle, granted on
+# its own, rate-limited per (caller, customer) and audited (api/usecases/identity.py), not a read of the field.
+_ARGUMENTS.update(_nothing("Mutation.verifyCustomerIdentity", "customerId", "attribute", "value"))
 
 
 def _build_arguments() -> dict[str, ArgumentSpec]:

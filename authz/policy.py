@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,6 @@ import casbin
 
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.confinement import UNSCOPED_OPERATIONS
-from authz.masking import MASKS
 from authz.principal import Principal
 
 MODEL_PATH = Path(__file__).with_name("model.conf")
@@ -189,37 +188,3 @@ class PolicyStore:
         else:
             why = f"no rule grants {action} on {obj} to roles {', '.join(roles) or '(none)'}: denied by default"
         return bool(allowed), lines, why
-
-
-def presenter(decisions: Decisions, key: str) -> Callable[[object, bool], object]:
-    """``present`` for one field with the decision taken once, as ``show(value, consented)``: for code
-    that presents the same field of many rows (a page of customers)."""
-    level = decisions.read(key)
-    if level is Level.FULL:
-        return _as_is
-    if level is Level.CONSENTED:
-        return _if_consented
-    mask = CATALOGUE[key].mask
-    if level is Level.MASKED and mask:
-        masked = MASKS[mask]
-        # A value that failed its integrity check (an exception, see infra/crypto.py) is reported, not masked.
-        return lambda value, _consented: value if value is None or isinstance(value, Exception) else masked(value)
-    return _hidden
-
-
-def _as_is(value: object, _consented: bool) -> object:
-    return value
-
-
-def _if_consented(value: object, consented: bool) -> object:
-    return value if consented else None
-
-
-def _hidden(_value: object, _consented: bool) -> object:
-    return None
-
-
-def present(decisions: Decisions, key: str, value: object, *, consented: bool = False) -> object:
-    """A value as this caller may see it: itself, its masked form, or nothing. ``consented`` tells
-    whether the customer consented on the field's channel (for CONSENTED grants)."""
-    return presenter(decisions, key)(value, consented)

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authz.masking import mask_email, mask_phone
 from infra import crypto, metrics, tiering
 from infra.db import create_engine
 from infra.repos import reports as reports_repo
@@ -82,20 +83,6 @@ RETURNING id
 """)
 
 _statements: contextvars.ContextVar[list[int]] = contextvars.ContextVar("statements")
-
-
-def mask_phone(v: str | None) -> str | None:
-    if v is None:
-        return None
-    head = min(6 if v.startswith("+") else 3, len(v) - 8)
-    return v[:head] + "*" * (len(v) - head - 4) + v[-4:] if len(v) > 8 else "*" * len(v)
-
-
-def mask_email(v: str | None) -> str | None:
-    if v is None:
-        return None
-    local, _, domain = v.partition("@")
-    return local[:1] + "***@" + domain
 
 
 def _open(token: str | None, column: str, row_id: Any) -> str | None:
@@ -147,7 +134,7 @@ async def page(request: Request) -> Response:
     for r in rows[:first]:
         email, phone = _open(r["email"], "customers.email", r["id"]), _open(r["phone"], "customers.phone", r["id"])
         if masked:
-            email, phone = mask_email(email), mask_phone(phone)
+            email, phone = (mask_email(email) if email else None), (mask_phone(phone) if phone else None)
         complaints = orjson.loads(r["complaints"])
         for k in complaints:
             k["status"], k["severity"] = k["status"].upper(), k["severity"].upper()

@@ -236,6 +236,16 @@ class Settings(BaseSettings):
         default=2, ge=1, description="metrics older than this count as stale in `dataQualityReport`"
     )
 
+    # Identity checks (verifyCustomerIdentity, issue 17): attempts per (caller, customer) within the
+    # window, kept in PostgreSQL so that every instance shares them; a spent allowance refills evenly
+    # over the window (one attempt every window/attempts seconds).
+    verify_attempts: int = Field(
+        default=5, ge=1, description="`verifyCustomerIdentity` checks a caller may make of one customer per window"
+    )
+    verify_window_s: int = Field(
+        default=3600, ge=1, description="the window of `verify_attempts`, in seconds (refilled evenly over it)"
+    )
+
     # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
     log_format: str = Field(
         default="auto", description="`json`, `text`, or `auto` (JSON in production, text otherwise)"

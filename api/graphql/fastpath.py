@@ -6,7 +6,8 @@ of a request. For a query whose every selected field it supports, this module co
 set once (per query text and operation name, per schema) into a plan of closures that read the same
 strawberry objects, call the same resolvers with the same per-request loaders (so the same SQL
 statements, as many), apply the same field guard (``api.graphql.core.guard.read_check``: FULL, MASKED, CONSENTED,
-DENIED, the same errors, the same sensitive-read audit) and build the response dictionaries directly.
+DENIED, the same errors, the same masks from the catalogue, the same sensitive-read audit) and build
+the response dictionaries directly.
 
 Equivalence with graphql-core is kept by construction where it shows in the response:
 
@@ -177,7 +178,7 @@ class _FieldPlan:
     complete: _Complete
 
     def __init__(self) -> None:
-        self.check: Callable[[Any, Any], None] | None = None
+        self.check: Callable[[Any, Any], Callable[[Any], Any] | None] | None = None
         self.getter: Callable[[Any], Any] | None = None
         self.resolver: Callable[..., Any] | None = None
         self.args_of: Callable[[_Run], dict[str, Any]] | None = None
@@ -269,6 +270,8 @@ class _Compiler:
         else:
             if f"{parent.name}.{name}" not in CONTEXT_RESOLVERS:
                 raise Unsupported(f"resolver of {parent.name}.{name}")
+            if spec.mask is not None:  # the plan masks values it reads, not what a resolver returns
+                raise Unsupported(f"masked field with a resolver: {spec.key}")
             # the field guard's argument check, applied when the arguments are read (before the resolver)
             check_arguments = argument_check(parent.name, name, field, [])
             plan.resolver, plan.args_of = self.resolver_call(field, definition, base, nodes[0], check_arguments)
@@ -558,11 +561,12 @@ def _execute_fields(run: _Run, fields: list[_FieldPlan], source: Any, path: Path
         leaf = plan.leaf
         if leaf is not None:  # the common case: a column of the row, completed in one call
             try:
-                if plan.check is not None:
-                    plan.check(source, run.context)
+                mask = plan.check(source, run.context) if plan.check is not None else None
                 value = plan.getter(source)  # type: ignore[misc]
                 if isinstance(value, Exception):  # as graphql-core: a value that is an error is raised
                     raise value  # (a stored value failing its integrity check, infra/crypto.py)
+                if mask is not None:
+                    value = mask(value)
                 results[key] = leaf(value)
             except Exception as raw:
                 run.field_error(raw, plan.nodes, Path(path, key, type_name), plan.non_null)
@@ -570,10 +574,11 @@ def _execute_fields(run: _Run, fields: list[_FieldPlan], source: Any, path: Path
             continue
         field_path = Path(path, key, type_name)
         try:
-            if plan.check is not None:
-                plan.check(source, run.context)
+            mask = plan.check(source, run.context) if plan.check is not None else None
             if plan.getter is not None:
                 value = plan.getter(source)
+                if mask is not None:
+                    value = mask(value)
             else:
                 args = plan.args_of(run) if plan.args_of is not None else {}
                 value = plan.resolver(run, source, args)  # type: ignore[misc]

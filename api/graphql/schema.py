@@ -22,6 +22,7 @@ from api.graphql.core.relay import Node
 from api.graphql.core.resolving import query
 from api.graphql.customers.resolvers import CustomerMutation, CustomerQuery
 from api.graphql.customers.types import CustomerType, PurchaseType, load_customer
+from api.graphql.identity.resolvers import IdentityMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
 from api.graphql.reports.resolvers import ReportMutation, ReportQuery
 from api.graphql.surveys.resolvers import SurveyMutation, SurveyQuery
@@ -130,7 +131,14 @@ class Query(
 
 @strawberry.type
 class Mutation(
-    AdminMutation, TierMutation, ReportMutation, PrivacyMutation, CustomerMutation, ComplaintMutation, SurveyMutation
+    AdminMutation,
+    TierMutation,
+    ReportMutation,
+    PrivacyMutation,
+    CustomerMutation,
+    ComplaintMutation,
+    SurveyMutation,
+    IdentityMutation,
 ):
     pass
 
@@ -173,7 +181,7 @@ async def load_node(info: Info[Context, None], global_id: str) -> Node | None:
         node = await load_customer(info, raw)
     elif type_name == "Complaint":
         row = await ctx.loaders.complaint.load(raw)
-        node = ComplaintType.from_row(row, ctx.decisions) if row else None
+        node = ComplaintType.from_row(row) if row else None
     elif type_name == "Survey":
         row = await ctx.loaders.survey.load(raw)
         node = SurveyType.from_row(row) if row else None

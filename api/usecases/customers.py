@@ -79,7 +79,7 @@ async def customer_page(info: Info[Context, None], first: int, after: str | None
         page,
         sort,
         None,
-        lambda row: CustomerType.from_row(row, ctx.decisions),
+        CustomerType.from_row,
         lambda: customers_repo.count(ctx.db, scope=ctx.scope, f=filt),
     )
 

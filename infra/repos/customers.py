@@ -233,3 +233,33 @@ async def _raise_missing_or_stale(db: Executor, customer_id: UUID, scope: Scope)
 
 async def exists(db: Executor, customer_id: UUID, scope: Scope) -> bool:
     return (await db.execute(_live(select(c.c.id).where(c.c.id == customer_id), scope))).first() is not None
+
+
+# What an identity check compares, and the blind index it compares through (birth date: name + birth date).
+IDENTITY_INDEXES = {
+    "email": "email_bidx",
+    "phone": "phone_bidx",
+    "national_id": "national_id_bidx",
+    "birth_date": "name_dob_bidx",
+}
+
+
+async def matches_on_file(db: Executor, customer_id: UUID, scope: Scope, kind: str, value: Any) -> bool | None:
+    """Whether the live customer's ``kind`` equals ``value`` (already normalised like a write): its
+    blind index is computed and compared with the stored one in SQL, so nothing is decrypted and the
+    stored value never leaves the database. ``None``: no such live customer in ``scope``."""
+    column = c.c[IDENTITY_INDEXES[kind]]
+    found = (
+        await db.execute(
+            _live(select(c.c.name).where(c.c.id == customer_id, c.c.erased_at.is_(None)), scope)
+        )
+    ).first()
+    if found is None:
+        return None
+    keyring = crypto.current()
+    if kind == "birth_date":
+        digest = keyring.blind_index("name_dob", crypto.name_dob_index_value(found.name, value))
+    else:
+        digest = keyring.blind_index(kind, str(value))
+    same = select(func.coalesce(column == digest, False)).where(c.c.id == customer_id)
+    return bool((await db.execute(same)).scalar_one())

@@ -157,3 +157,41 @@ _FORGET = text("DELETE FROM rate_limit_buckets WHERE key = :key")
 
 def retry_after_header(seconds: float) -> str:
     return str(max(math.ceil(seconds), 1))
+
+
+# An allowance of ``limit`` attempts per ``window`` seconds under any key (identity checks: one key per
+# caller and customer), in the same buckets: refilled evenly over the window, one attempt taken or none.
+_TAKE = text(
+    """
+    WITH cfg AS (SELECT CAST(:limit AS float8) AS lim, CAST(:window AS float8) AS win),
+    taken AS (
+        INSERT INTO rate_limit_buckets AS b (key, points, at)
+        SELECT :key, lim - 1, now() FROM cfg
+        ON CONFLICT (key) DO UPDATE
+            SET points = (SELECT least(lim, b.points + extract(epoch FROM now() - b.at) * lim / win) FROM cfg) - 1,
+                at = now()
+            WHERE (SELECT least(lim, b.points + extract(epoch FROM now() - b.at) * lim / win) FROM cfg) >= 1
+        RETURNING b.points
+    )
+    SELECT (SELECT points FROM taken) AS left_after,
+           (SELECT least(cfg.lim, b.points + extract(epoch FROM now() - b.at) * cfg.lim / cfg.win)
+              FROM rate_limit_buckets b, cfg WHERE b.key = :key) AS available
+    """
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    allowed: bool
+    left: int  # whole attempts left after this one
+    retry_after_s: float  # until one attempt is available again (0 when allowed)
+
+
+async def take_attempt(db: Executor, *, key: str, limit: int, window_s: float) -> Attempt:
+    """Take one of ``limit`` attempts per ``window_s`` from ``key``'s allowance (one atomic statement,
+    shared by every instance); refused, nothing changes."""
+    row = (await db.execute(_TAKE, {"key": key, "limit": limit, "window": float(window_s)})).one()
+    if row.left_after is not None:
+        return Attempt(True, max(int(row.left_after), 0), 0.0)
+    available = float(row.available or 0.0)
+    return Attempt(False, 0, max((1.0 - available) * window_s / limit, 0.001))

@@ -418,11 +418,14 @@ async def test_migration_0011_downgrades_and_upgrades(fresh_database_url: Callab
         finally:
             await conn.close()
 
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0011")  # later migrations out of the way
     table, grants, version = await state()
     assert (table, grants) == ("duplicate_dismissals", 4)
     await asyncio.to_thread(command.downgrade, alembic_config(url), "0010")
     assert (await state())[:2] == (None, 0)
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0011")
     table, grants, again = await state()
     assert (table, grants) == ("duplicate_dismissals", 4)
     assert again == version + 2
+    await asyncio.to_thread(upgrade, url)  # and on to the head again
+    assert (await state())[:2] == ("duplicate_dismissals", 4)

@@ -271,6 +271,11 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         given: true) { changed customer { id } userErrors { code } } }""",
         _v("other"),
     ),
+    "verifyCustomerIdentity": (
+        """mutation($other: ID!) { verifyCustomerIdentity(customerId: $other, attribute: EMAIL,
+        value: "bruno.kunde@example.com") { matched attemptsLeft userErrors { code } } }""",
+        _v("other"),
+    ),
     "createCustomer": (
         """mutation { createCustomer(input: {name: "Confined New", externalRef: "sw-0001"}) {
         customer { id name } userErrors { code } } }""",
@@ -516,6 +521,7 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "deleteCustomer",
         "eraseCustomer",
         "setCustomerConsent",
+        "verifyCustomerIdentity",
         "mergeCustomers",
         "revokePartnerToken",
         "createPartnerToken",

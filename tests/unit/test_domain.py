@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from authz.masking import mask_address, mask_birth_date, mask_email, mask_phone, mask_tail, mask_text
+from authz.masking import mask_address, mask_birth_date, mask_email, mask_id, mask_phone, mask_text
 from domain import tiers
 from domain.complaints import TRANSITIONS, ComplaintState, Transition, check_transition
 from domain.customers import normalize_customer, normalize_email, normalize_phone
@@ -578,21 +578,23 @@ class TestTierRules:
 
 
 class TestMasking:
+    # Issue 17 (F4): masks keep nothing the other fields a role sees could complete. The old forms
+    # (first letter and domain of an e-mail, last four of a phone or national id) are gone.
     @pytest.mark.parametrize(
         ("raw", "masked"),
         [
-            ("+8613812345678", "+86138****5678"),
-            ("13812345678", "138****5678"),
-            ("+49301234567", "+493****4567"),
-            ("+12015550123", "+120****0123"),
-            ("+493012345678", "+4930****5678"),
+            ("+8613812345678", "+86*********78"),
+            ("+49301234567", "+49*******67"),
+            ("+12015550123", "+1********23"),
+            ("+493012345678", "+49********78"),
+            ("13812345678", "*********78"),  # not E.164: no country code to keep
         ],
     )
-    def test_phone_keeps_its_length_head_and_last_four(self, raw: str, masked: str) -> None:
+    def test_phone_keeps_its_length_country_code_and_last_two(self, raw: str, masked: str) -> None:
         assert mask_phone(raw) == masked
         assert len(mask_phone(raw)) == len(raw)
-        assert mask_phone(raw)[-4:] == raw[-4:]
-        assert mask_phone(raw).count("*") >= 4
+        assert mask_phone(raw)[-2:] == raw[-2:]
+        assert raw[-4:-2] not in mask_phone(raw)[-4:]
 
     def test_short_phone_is_hidden_entirely(self) -> None:
         assert mask_phone("1234567") == "*******"
@@ -601,21 +603,43 @@ class TestMasking:
     @pytest.mark.parametrize(
         ("raw", "masked"),
         [
-            ("ann.lee@example.com", "a***@example.com"),
-            ("a@example.com", "a***@example.com"),
-            ("bob@mail.co.uk", "b***@mail.co.uk"),
+            ("ann.lee@example.com", "***@***.com"),
+            ("a@example.com", "***@***.com"),
+            ("bob@mail.co.uk", "***@***.uk"),
+            ("adam.burton84@gmail.example", "***@***.example"),
+            ("user@localhost", "***@***"),
+            ("not an address", "***"),
         ],
     )
-    def test_email_keeps_first_character_and_domain(self, raw: str, masked: str) -> None:
+    def test_email_keeps_only_its_shape_and_top_level_domain(self, raw: str, masked: str) -> None:
         assert mask_email(raw) == masked
 
-    def test_tail_keeps_last_four(self) -> None:
-        assert mask_tail("123456789012341234") == "**************1234"
-        assert mask_tail("AB12") == "**12"  # never more than half shown
+    def test_email_mask_is_the_same_whatever_the_local_part_or_domain(self) -> None:
+        locals_, domains = ("a", "adam.burton", "ab_1984"), ("gmail", "t-online", "web")
+        shown = {mask_email(f"{local}@{domain}.example") for local in locals_ for domain in domains}
+        assert shown == {"***@***.example"}
+
+    @pytest.mark.parametrize(
+        ("raw", "masked"),
+        [("123-45-6789", "***-**-****"), ("AB 12 34 56 C", "** ** ** ** *"), ("110101199001011234", "*" * 18)],
+    )
+    def test_national_id_keeps_its_layout_and_no_character(self, raw: str, masked: str) -> None:
+        assert mask_id(raw) == masked
 
     def test_address_is_reduced_to_its_city(self) -> None:
         full = {"line1": "Main St 1", "line2": "Flat 2", "postalCode": "10115", "city": "Berlin", "country": "DE"}
         assert mask_address(full) == {"city": "Berlin"}
+
+    def test_address_object_is_reduced_to_its_city(self) -> None:
+        from dataclasses import dataclass
+
+        @dataclass
+        class Address:
+            line1: str | None = None
+            postal_code: str | None = None
+            city: str | None = None
+
+        assert mask_address(Address("Main St 1", "10115", "Berlin")) == Address(city="Berlin")
 
     def test_amount_is_reduced_to_its_magnitude(self) -> None:
         from decimal import Decimal

@@ -76,15 +76,14 @@ async def _read_back(info: Info[Context, None], complaint_id: UUID) -> Complaint
     ctx = _ctx(info)
     forget(ctx.loaders.complaint, complaint_id)
     row = await ctx.loaders.complaint.load(complaint_id)
-    return ComplaintPayload(complaint=ComplaintType.from_row(row, ctx.decisions) if row else None)
+    return ComplaintPayload(complaint=ComplaintType.from_row(row) if row else None)
 
 
 @strawberry.type
 class ComplaintQuery:
     @strawberry.field
     async def complaint(self, info: Info[Context, None], id: strawberry.ID) -> ComplaintType | None:
-        d = _ctx(info).decisions
-        return await one(id, "Complaint", _ctx(info).loaders.complaint.load, lambda r: ComplaintType.from_row(r, d))
+        return await one(id, "Complaint", _ctx(info).loaders.complaint.load, ComplaintType.from_row)
 
     @strawberry.field
     async def complaints(
@@ -106,7 +105,7 @@ class ComplaintQuery:
                 page,
                 sort,
                 usecases.sort_column(sort),
-                lambda row: ComplaintType.from_row(row, ctx.decisions),
+                ComplaintType.from_row,
                 lambda: usecases.count_complaints(ctx.db, scope=ctx.scope, f=f),
             )
 

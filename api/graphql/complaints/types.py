@@ -14,7 +14,6 @@ from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactC
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import Node, UserError, _connection
 from api.graphql.customers.types import CustomerType, load_customer
-from authz.policy import Decisions, present
 from domain import sla as sla_rules
 
 
@@ -82,7 +81,7 @@ class ComplaintType(Node):
     escalated_at: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], d: Decisions) -> ComplaintType:
+    def from_row(cls, row: dict[str, Any]) -> ComplaintType:
         clock = sla_rules.Clock(**{f: row[f] for f in sla_rules.CLOCK_FIELDS})
         now = row["sla_now"]  # the instant the breach verdicts (infra/sla.clock_columns) were decided for
         return cls(
@@ -93,7 +92,7 @@ class ComplaintType(Node):
             version=row["version"],
             external_id=row["external_id"],
             subject=row["subject"],
-            description=present(d, "Complaint.description", row.get("description")),  # type: ignore[arg-type]
+            description=row.get("description"),
             severity=Severity(row["severity"]),
             channel=ContactChannel(row["channel"]),
             status=ComplaintStatus(row["status"]),
@@ -138,12 +137,11 @@ class ComplaintType(Node):
     async def follow_up_of(self, info: Info[Context, None]) -> ComplaintType | None:
         prior = self.row["follow_up_of_id"]
         row = await _ctx(info).loaders.complaint.load(prior) if prior else None
-        return ComplaintType.from_row(row, _ctx(info).decisions) if row else None
+        return ComplaintType.from_row(row) if row else None
 
     @strawberry.field
     async def events(self, info: Info[Context, None]) -> list[ComplaintEventType] | None:
         rows = await _ctx(info).loaders.complaint_events.load(self.db_id)
-        d = _ctx(info).decisions
         return [
             ComplaintEventType(
                 customer_ref=self.customer_ref,
@@ -151,7 +149,7 @@ class ComplaintType(Node):
                 from_status=ComplaintStatus(r["from_status"]) if r["from_status"] else None,
                 to_status=ComplaintStatus(r["to_status"]),
                 actor=r["actor"],
-                note=present(d, "ComplaintEvent.note", r["note"]),
+                note=r["note"],
                 at=r["at"],  # type: ignore[arg-type]
                 kind=ComplaintEventKind(r.get("kind") or "transition"),
             )
@@ -160,8 +158,7 @@ class ComplaintType(Node):
 
 
 def _complaint_builder(info: Info[Context, None]) -> Any:
-    d = _ctx(info).decisions
-    return lambda row: ComplaintType.from_row(row, d)
+    return ComplaintType.from_row
 
 
 ComplaintConnection = _connection(ComplaintType, "Complaint")

@@ -1,7 +1,9 @@
 """The one enforcement point: every non-public field of the schema gets a guard, installed once
 when the schema is built, from the field catalogue. The guard asks the request's decisions (a dict
 lookup, decided once per role set and policy version), so every path to a field — nested, aliased,
-through fragments or ``node`` — meets the same check. An unclassified field stops the build.
+through fragments or ``node`` — meets the same check, and applies the catalogue's mask where the
+caller may read a field only masked (types and resolvers never mask). An unclassified field stops
+the build.
 
 The same guard checks the field's arguments (``argument_check``): a filter, sort order or lookup key
 that selects rows by the value of a guarded field needs FULL read of that field, as the catalogue's
@@ -10,6 +12,7 @@ SQL) runs. An unclassified argument stops the build too."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +31,7 @@ from graphql import (
 
 from api.graphql.core.errors import FORBIDDEN, FORBIDDEN_ARGUMENT, FORBIDDEN_FIELD, coded
 from authz.catalogue import ARGUMENTS, CATALOGUE, FieldSpec, Reveals, Sensitivity, classification
+from authz.masking import masked
 from authz.policy import Decisions, Level
 
 OPERATION_TYPES = {"Query", "Mutation"}
@@ -83,26 +87,38 @@ def consented(root: Any, spec: FieldSpec) -> bool:
     return row.get(f"consent_{spec.consent}_at") is not None
 
 
-def read_check(spec: FieldSpec) -> Callable[[Any, Any], None]:
-    """The read check of one guarded field, as ``check(root, context)``: raises the coded error of a
-    refused read and records an unmasked sensitive read for the audit. The field guards below and the
-    compiled executor (api/graphql/fastpath.py) both use it, so both paths refuse and audit alike."""
+Mask = Callable[[Any], Any]
+
+
+def read_check(spec: FieldSpec) -> Callable[[Any, Any], Mask | None]:
+    """The read check of one guarded field, as ``check(root, context) -> mask``: raises the coded error
+    of a refused read, records an unmasked sensitive read for the audit, and returns the mask the value
+    must go through for this caller (``None``: as it is). Masks come from the catalogue only: resolvers
+    and ``from_row`` hand over full values, and this is the one place that masks them. The field guards
+    below and the compiled executor (api/graphql/fastpath.py) both use it, so both paths refuse, mask
+    and audit alike."""
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
     sensitive = spec.sensitivity is Sensitivity.SENSITIVE
+    mask: Mask | None = functools.partial(masked, spec.mask) if spec.mask else None
 
-    def check(root: Any, context: Any) -> None:
+    def check(root: Any, context: Any) -> Mask | None:
         level = context.decisions.read(key)
         if level is Level.DENIED:
             if is_operation:
                 raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
             raise coded(f"not allowed to read {key}", FORBIDDEN_FIELD)
+        if level is Level.MASKED:
+            if mask is None:  # the policy gives MASKED only to fields with a mask: never here
+                raise coded(f"not allowed to read {key}", FORBIDDEN_FIELD)
+            return mask
         if level is Level.CONSENTED and not consented(root, spec):
             raise coded(f"the customer has not consented to {spec.consent} contact", FORBIDDEN_FIELD)
-        if sensitive and level is not Level.MASKED:
+        if sensitive:
             customer = _audit_customer(root)
             if customer is not None:
                 context.sensitive_reads[customer].add(key)
+        return None
 
     return check
 
@@ -212,14 +228,19 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any], check_arguments: Argume
     check = read_check(spec)
 
     def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+        mask = None
         if is_mutation:
             if not info.context.decisions.can_write(key):
                 raise coded(f"not allowed: {spec.field_name}", FORBIDDEN)
         else:
-            check(root, info.context)
+            mask = check(root, info.context)
         if check_arguments is not None:
             check_arguments(info.context.decisions, kwargs)
         result = resolve(root, info, **kwargs)
+        if mask is not None:
+            if inspect.isawaitable(result):
+                return _mask_later(result, mask)
+            return mask(result)
         if embedded is None:
             return result
         if inspect.isawaitable(result):
@@ -228,6 +249,10 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any], check_arguments: Argume
 
     guarded.__name__ = f"guarded_{key}"
     return guarded
+
+
+async def _mask_later(result: Any, mask: Mask) -> Any:
+    return mask(await result)
 
 
 async def _filter_later(result: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, str]) -> Any:

@@ -33,8 +33,7 @@ def _ctx(info: Info[Context, None]) -> Context:
 class CustomerQuery:
     @strawberry.field
     async def customer(self, info: Info[Context, None], id: strawberry.ID) -> CustomerType | None:
-        d = _ctx(info).decisions
-        return await one(id, "Customer", _ctx(info).loaders.customer.load, lambda r: CustomerType.from_row(r, d))
+        return await one(id, "Customer", _ctx(info).loaders.customer.load, CustomerType.from_row)
 
     @strawberry.field
     async def customers(

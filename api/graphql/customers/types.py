@@ -1,9 +1,9 @@
 """GraphQL types of customers: the customer, its address, consent, partner, metrics, churn risk and
-purchases. Objects are built from repository rows through ``present``: a guarded value is given in full,
-masked or not at all as the caller's decisions say. Field guards (api/graphql/core/guard.py) then refuse
-denied fields with FORBIDDEN_FIELD at every path. The customer's links to other slices (complaints,
-survey responses, tiers) name their types with ``strawberry.lazy``: other slices import this one, never
-the other way round."""
+purchases. Objects are built from repository rows as they are read (``from_row`` never masks): the field
+guards (api/graphql/core/guard.py) give each guarded value in full, masked by the catalogue's mask, or
+refuse it with FORBIDDEN_FIELD, at every path, as the caller's decisions say. The customer's links to
+other slices (complaints, survey responses, tiers) name their types with ``strawberry.lazy``: other
+slices import this one, never the other way round."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from api.graphql.core.context import Context
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import Node, UserError, _connection, _nested_first, lazy
-from authz.catalogue import CATALOGUE
-from authz.policy import Decisions, Level, present, presenter
+from authz.policy import Decisions, Level
 from domain import churn as churn_rules
 
 if TYPE_CHECKING:
@@ -79,11 +78,11 @@ class CustomerMetricsType:
     computed_at: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], d: Decisions) -> CustomerMetricsType:
+    def from_row(cls, row: dict[str, Any]) -> CustomerMetricsType:
         now = dt.datetime.now(dt.UTC)
         return cls(
             customer_ref=row["customer_id"],
-            lifetime_spend=present(d, "CustomerMetrics.lifetimeSpend", row.get("lifetime_spend")),  # type: ignore[arg-type]
+            lifetime_spend=row.get("lifetime_spend"),
             order_count=row["order_count"],
             spend12m=row["spend_12m"],
             orders12m=row["orders_12m"],
@@ -160,10 +159,10 @@ class CustomerType(Node):
     tier_since: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], d: Decisions) -> CustomerType:
-        email, phone, national_id, address_of, birth_date = _customer_presenters(d)
+    def from_row(cls, row: dict[str, Any]) -> CustomerType:
+        """Full values, as read: the field guard masks or refuses them for the caller."""
         birth = row.get("birth_date")
-        address = address_of(row.get("address"), row)
+        address = row.get("address")
         # A value that fails its integrity check is an exception (infra/crypto.py): left as the field's
         # value, it is reported at its path (DATA_INTEGRITY) and the field is null.
         stage = row.get("lifecycle_stage")
@@ -177,10 +176,10 @@ class CustomerType(Node):
             updated_at=row["updated_at"],
             external_ref=row.get("external_ref"),
             name=row.get("name"),
-            email=email(row.get("email"), row),
-            phone=phone(row.get("phone"), row),
-            national_id=national_id(row.get("national_id"), row),
-            birth_date=birth_date(birth.isoformat() if isinstance(birth, dt.date) else birth, row),
+            email=row.get("email"),
+            phone=row.get("phone"),
+            national_id=row.get("national_id"),
+            birth_date=birth.isoformat() if isinstance(birth, dt.date) else birth,
             address=_address(address),
             locale=row.get("locale"),
             lifecycle_stage=LifecycleStage(stage) if stage else None,
@@ -208,7 +207,7 @@ class CustomerType(Node):
     @strawberry.field
     async def metrics(self, info: Info[Context, None]) -> CustomerMetricsType | None:
         row = await _ctx(info).loaders.metrics.load(self.db_id)
-        return CustomerMetricsType.from_row(row, _ctx(info).decisions) if row else None
+        return CustomerMetricsType.from_row(row) if row else None
 
     @strawberry.field(description="The churn warning; null until the customer is first scored")
     async def churn_risk(self, info: Info[Context, None]) -> ChurnRiskType | None:
@@ -259,35 +258,6 @@ class CustomerType(Node):
         return connection.from_page(page, "CHANGED_AT_DESC", "changed_at", change.from_row)
 
 
-_Presenter = Callable[[Any, dict[str, Any]], Any]
-
-
-def _presenter(d: Decisions, key: str, *, consent_aware: bool) -> _Presenter:
-    """``present(d, key, value, consented=…)`` as ``(value, row) -> shown``, with the decision taken once
-    per role set instead of once per value (a page of customers asks it hundreds of times).
-    ``consent_aware``: whether the row's consent on the field's channel counts (as in ``from_row``)."""
-    show = presenter(d, key)
-    channel = CATALOGUE[key].consent
-    if not consent_aware or channel is None:
-        return lambda value, _row: show(value, False)
-    column = f"consent_{channel}_at"
-    return lambda value, row: show(value, row.get(column) is not None)
-
-
-def _customer_presenters(d: Decisions) -> tuple[_Presenter, ...]:
-    """E-mail, phone, national id, address (consent-aware) and birth date (not), for these decisions."""
-    presenters: tuple[_Presenter, ...] | None = d.memo.get("customer_presenters")
-    if presenters is None:
-        presenters = d.memo["customer_presenters"] = (
-            *(
-                _presenter(d, key, consent_aware=True)
-                for key in ("Customer.email", "Customer.phone", "Customer.nationalId", "Customer.address")
-            ),
-            _presenter(d, "Customer.birthDate", consent_aware=False),
-        )
-    return presenters
-
-
 def _address(address: Any) -> Any:
     if isinstance(address, dict) and address:
         return AddressType(**{_camel_to_snake(k): v for k, v in address.items()})
@@ -331,7 +301,7 @@ class PurchaseType(Node):
 
 async def load_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
     row = await _ctx(info).loaders.customer.load(customer_id)
-    return CustomerType.from_row(row, _ctx(info).decisions) if row else None
+    return CustomerType.from_row(row) if row else None
 
 
 # ---------------------------------------------------------------- connections

@@ -14,7 +14,6 @@ from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, Su
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import Node, UserError, _connection, lazy
 from api.graphql.customers.types import CustomerType, load_customer
-from authz.policy import present
 
 if TYPE_CHECKING:
     from api.graphql.complaints.types import ComplaintType
@@ -119,7 +118,7 @@ class SurveyLinks:
         if self.complaint_ref is None:
             return None
         row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
-        return lazy(_COMPLAINTS, "ComplaintType").from_row(row, _ctx(info).decisions) if row else None
+        return lazy(_COMPLAINTS, "ComplaintType").from_row(row) if row else None
 
 
 @strawberry.type(name="SurveyResponse")
@@ -146,14 +145,13 @@ class SurveyResponseType(Node, SurveyLinks):
 
     @strawberry.field
     async def answers(self, info: Info[Context, None]) -> list[SurveyAnswerType] | None:
-        d = _ctx(info).decisions
         return [
             SurveyAnswerType(
                 customer_ref=self.customer_ref,
                 question_ref=r["question_id"],
                 score=r["score"],
                 choices=list(r["choices"]) if r["choices"] is not None else None,
-                text=present(d, "SurveyAnswer.text", r.get("text")),  # type: ignore[arg-type]
+                text=r.get("text"),
             )
             for r in await _ctx(info).loaders.answers.load(self.db_id)
         ]

@@ -118,6 +118,8 @@ async def test_attempts_are_limited_per_agent_and_customer_across_instances(data
         customer = await _person(one)
         second = await _person(one, email="second.person@example.org", name="Second Person")
         agent = await one.user("verify-limited", "support_agent")
+        colleague = await one.user("verify-colleague", "support_agent")
+        await two.services.authz.reload()  # (it would hear of the new role assignments within a second)
         lefts = []
         for n, instance in enumerate((one, two, one)):  # three attempts, on two instances
             result = await _verify(instance, agent, customer, "EMAIL", f"guess{n}@example.org")
@@ -131,7 +133,6 @@ async def test_attempts_are_limited_per_agent_and_customer_across_instances(data
         assert [r["after"]["result"] for r in await _audit(one, customer)] == ["no_match"] * 3 + ["rate_limited"]
         # the allowance is per (agent, customer): another customer, or another agent, is not refused
         assert (await _verify(one, agent, second, "EMAIL", "second.person@example.org"))["matched"] is True
-        colleague = await one.user("verify-colleague", "support_agent")
         assert (await _verify(two, colleague, customer, "EMAIL", PERSON["email"]))["matched"] is True
 
 

@@ -687,7 +687,7 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
     churn_row = await rows_of(select(churn_scores).where(churn_scores.c.customer_id == customer_id))
     audit = await rows_of(
         select(audit_log)
-        .where(audit_log.c.target_ids.overlap([str(i) for i in ids]))
+        .where(audit_log.c.target_ids.overlap([str(i) for i in ids]), readable.audit_entries(scope))
         .order_by(audit_log.c.at, audit_log.c.id)
         .limit(10_000)
     )

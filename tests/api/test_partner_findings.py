@@ -393,3 +393,35 @@ async def test_a_partner_manages_only_its_own_tokens(api: Api) -> None:
         action: WRITE) { ok userErrors { code } } }""",
     )
     assert [e["code"] for e in user_errors(grown, "grantAccess")] == ["INVALID"]
+
+
+# ---------------------------------------------------------------- the export's audit entries
+
+
+async def test_a_partner_export_holds_only_the_audit_entries_of_its_own_tokens(api: Api) -> None:
+    """exportCustomerData for a partner's token lists the audit entries its partner's tokens wrote, as
+    auditLog does; entries written by staff about the same customer (who read what, when) stay out."""
+    w = await build_world(api)
+    # staff read Paula (partner A's customer) in full: an audit entry by a staff user naming her
+    read = await w.gql("admin", "query($id: ID!) { customer(id: $id) { email phone } }", {"id": w.paula})
+    assert read["data"]["customer"]["email"], read
+    paula = str(raw_id(w.paula))
+    staff_entries = await count(
+        api.url, "SELECT count(*) FROM audit_log WHERE $1 = ANY(target_ids) AND actor NOT LIKE 'token:%'", paula
+    )
+    assert staff_entries > 0
+
+    steward, _ = await api.partner_token(PARTNER_A, role="data_steward")
+    own_read = await api.gql(steward, "query($id: ID!) { customer(id: $id) { email } }", {"id": w.paula})
+    assert own_read["data"]["customer"]["email"], own_read  # audited, by the partner's token
+    body = await api.gql(steward, "query($id: ID!) { exportCustomerData(id: $id) }", {"id": w.paula})
+    assert not body.get("errors"), body
+    entries = body["data"]["exportCustomerData"]["auditEntries"]
+    mine = {f"token:{r[0]}" for r in await sql(api.url, "SELECT id FROM api_tokens WHERE partner_id = $1", w.partner_a)}
+    assert entries, body  # the partner's own read of Paula is there
+    assert {e["actor"] for e in entries} <= mine, entries
+
+    # staff export the same customer with every entry, their own included
+    staff = await w.gql("admin", "query($id: ID!) { exportCustomerData(id: $id) }", {"id": w.paula})
+    actors = {e["actor"] for e in staff["data"]["exportCustomerData"]["auditEntries"]}
+    assert actors - mine, actors

@@ -829,7 +829,6 @@ async def generate(
     return Report(customers, counts, rows, steps, reused, time.perf_counter() - started)
 
 
-
 async def main(customers: int, name: str | None, churn: bool, workers: int) -> Report:
     url = await migrated_database(name or f"tierwise_bench_{customers}")
     return await generate(url, customers, churn=churn, workers=workers)

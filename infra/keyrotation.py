@@ -49,9 +49,7 @@ _FIRST: dict[str, Any] = {"uuid": uuid.UUID(int=0), "bigint": -(2**63)}
 
 def _stale(column: str) -> str:
     """SQL: ``column`` holds a version 1 token, or a token under another key than :current."""
-    return (
-        f"(left({column}, 4) = 'tw1:' OR (left({column}, 4) = 'tw2:' AND split_part({column}, ':', 2) <> :current))"
-    )
+    return f"(left({column}, 4) = 'tw1:' OR (left({column}, 4) = 'tw2:' AND split_part({column}, ':', 2) <> :current))"
 
 
 async def key_status(conn: AsyncConnection) -> dict[str, dict[str, int]]:

@@ -56,9 +56,7 @@ class Settings(BaseSettings):
         description="a pooled connection idle longer than this is pinged before use and replaced if dead; one "
         "reused sooner is not (if it died meanwhile its request fails with `SERVICE_UNAVAILABLE`)",
     )
-    statement_timeout_ms: int = Field(
-        default=15_000, description="a statement running longer is cancelled: `TIMEOUT`"
-    )
+    statement_timeout_ms: int = Field(default=15_000, description="a statement running longer is cancelled: `TIMEOUT`")
 
     # Staff JWTs.
     jwt_algorithm: str = Field(default="HS256", description="`HS256` (development) or `RS256` (production)")

@@ -106,9 +106,7 @@ def settings_table(settings: type[BaseSettings] | None = None) -> str:
             )
         env = "<br>".join(f"`{n}`" for n in _env_names(name, info, prefix))
         description = " ".join(info.description.split()).replace("|", "\\|")
-        rows.append(
-            f"| `{name}` | {env} | {_type(info.annotation, info)} | {_default(info.default)} | {description} |"
-        )
+        rows.append(f"| `{name}` | {env} | {_type(info.annotation, info)} | {_default(info.default)} | {description} |")
     return "\n".join(rows) + "\n"
 
 

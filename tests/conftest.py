@@ -150,15 +150,24 @@ class Api:
         return issue_staff_token(self.settings, sub)
 
     async def partner_token(
-        self, partner: str = "Northwind Shop", scopes: tuple[str, ...] = ("read:*", "write:*"),
+        self,
+        partner: str = "Northwind Shop",
+        scopes: tuple[str, ...] = ("read:*", "write:*"),
         role: str = "partner",
     ) -> tuple[str, uuid.UUID]:
         """A partner API token; returns (token, partner id)."""
         token_id, token, token_hash = new_partner_token()
         async with self.services.engine.connect() as conn:
             row = await admin.create_partner_token(
-                conn, partner_name=partner, name=f"{partner} test token", scopes=list(scopes), role=role,
-                actor="test", token_id=token_id, token_hash=token_hash, expires_at=None,
+                conn,
+                partner_name=partner,
+                name=f"{partner} test token",
+                scopes=list(scopes),
+                role=role,
+                actor="test",
+                token_id=token_id,
+                token_hash=token_hash,
+                expires_at=None,
             )
             await conn.commit()
         return token, row["partner_id"]
@@ -169,7 +178,9 @@ class Api:
         token, partner_id = await self.partner_token(partner)
         token_id = uuid.UUID(hex=token.removeprefix("tw_pat_").partition("_")[0])
         async with self.services.engine.connect() as conn:
-            await conn.execute(text("UPDATE api_tokens SET role = :role WHERE id = :id"), {"role": role, "id": token_id})
+            await conn.execute(
+                text("UPDATE api_tokens SET role = :role WHERE id = :id"), {"role": role, "id": token_id}
+            )
             await conn.commit()
         return token, partner_id
 

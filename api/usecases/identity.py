@@ -85,7 +85,9 @@ async def verify_identity(
         if not await customers_repo.exists(uow.conn, customer_id, scope):
             raise NotFound("no such customer", field="customerId")
         attempt = await ratelimit_repo.take_attempt(
-            uow.conn, key=f"verify:{actor}:{customer_id}", limit=settings.verify_attempts,
+            uow.conn,
+            key=f"verify:{actor}:{customer_id}",
+            limit=settings.verify_attempts,
             window_s=settings.verify_window_s,
         )
         matched = (

@@ -250,9 +250,7 @@ async def matches_on_file(db: Executor, customer_id: UUID, scope: Scope, kind: s
     stored value never leaves the database. ``None``: no such live customer in ``scope``."""
     column = c.c[IDENTITY_INDEXES[kind]]
     found = (
-        await db.execute(
-            _live(select(c.c.name).where(c.c.id == customer_id, c.c.erased_at.is_(None)), scope)
-        )
+        await db.execute(_live(select(c.c.name).where(c.c.id == customer_id, c.c.erased_at.is_(None)), scope))
     ).first()
     if found is None:
         return None

@@ -66,29 +66,51 @@ class Seed:
 # The unowned customer, created by an admin with every sensitive field set (and e-mail consent).
 ADA = Seed(
     input={
-        "name": "Ada Quintessa Lovelace", "email": "ada.quintessa@example.org", "phone": "+49 30 12345678",
-        "nationalId": "DE-T22000129-7731", "birthDate": "1985-12-10",
-        "address": {"line1": "Schlossallee 17", "line2": "Hinterhaus 3", "postalCode": "10117", "city": "Berlin",
-                    "country": "DE"},
+        "name": "Ada Quintessa Lovelace",
+        "email": "ada.quintessa@example.org",
+        "phone": "+49 30 12345678",
+        "nationalId": "DE-T22000129-7731",
+        "birthDate": "1985-12-10",
+        "address": {
+            "line1": "Schlossallee 17",
+            "line2": "Hinterhaus 3",
+            "postalCode": "10117",
+            "city": "Berlin",
+            "country": "DE",
+        },
     },
-    phone_e164="+493012345678", spend="2500.00", tier="silver",
+    phone_e164="+493012345678",
+    spend="2500.00",
+    tier="silver",
 )
 # Partner A's own customer (created with partner A's token) and partner B's; no e-mail consent.
 PAULA = Seed(
     input={
-        "name": "Paula Northwind-Kundin", "externalRef": "nw-0001", "email": "paula.kundin@example.net",
-        "phone": "+49 40 87654321", "nationalId": "NW-PASS-55443322", "birthDate": "1990-04-01",
+        "name": "Paula Northwind-Kundin",
+        "externalRef": "nw-0001",
+        "email": "paula.kundin@example.net",
+        "phone": "+49 40 87654321",
+        "nationalId": "NW-PASS-55443322",
+        "birthDate": "1990-04-01",
         "address": {"line1": "Elbchaussee 99", "postalCode": "22763", "city": "Hamburg", "country": "DE"},
     },
-    phone_e164="+494087654321", spend="120.50", tier="bronze",
+    phone_e164="+494087654321",
+    spend="120.50",
+    tier="bronze",
 )
 BRUNO = Seed(
     input={
-        "name": "Bruno Southwind-Kunde", "externalRef": "sw-0001", "email": "bruno.kunde@example.com",
-        "phone": "+49 89 11223344", "nationalId": "SW-PASS-99887766", "birthDate": "1977-07-07",
+        "name": "Bruno Southwind-Kunde",
+        "externalRef": "sw-0001",
+        "email": "bruno.kunde@example.com",
+        "phone": "+49 89 11223344",
+        "nationalId": "SW-PASS-99887766",
+        "birthDate": "1977-07-07",
         "address": {"line1": "Leopoldstrasse 5", "postalCode": "80802", "city": "Muenchen", "country": "DE"},
     },
-    phone_e164="+498911223344", spend="99.99", tier="bronze",
+    phone_e164="+498911223344",
+    spend="99.99",
+    tier="bronze",
 )
 
 ADA_COMPLAINT = "My parcel never arrived; call me back on my private line, the door code is 4711."
@@ -251,8 +273,15 @@ SUBMIT = """mutation($input: SubmitSurveyResponseInput!) { submitSurveyResponse(
 
 
 def complaint_input(customer: str, description: str, **extra: Any) -> dict[str, Any]:
-    return {"customerId": customer, "subject": "Delivery problem", "description": description,
-            "category": "delivery", "severity": "MEDIUM", "channel": "WEB", **extra}
+    return {
+        "customerId": customer,
+        "subject": "Delivery problem",
+        "description": description,
+        "category": "delivery",
+        "severity": "MEDIUM",
+        "channel": "WEB",
+        **extra,
+    }
 
 
 async def build_world(api: Api) -> World:
@@ -279,16 +308,26 @@ async def build_world(api: Api) -> World:
         inp = {"purchases": [{"customerId": customer, "amount": seed.spend, "externalId": f"seed-{who}"}]}
         assert ok(await w.gql(who, RECORD, {"input": inp}), "recordPurchases")["insertedCount"] == 1
 
-    survey = ok(await w.gql("admin", """mutation { createSurvey(input: {title: "After delivery",
+    survey = ok(
+        await w.gql(
+            "admin",
+            """mutation { createSurvey(input: {title: "After delivery",
         channels: [EMAIL], trigger: MANUAL, status: ACTIVE, perComplaint: false,
         questions: [{kind: NPS, dimension: "nps", prompt: "Recommend us?"},
                     {kind: TEXT, dimension: "comment", prompt: "Anything else?", required: false}]}) {
-        survey { id questions { id kind } } userErrors { field code message } } }"""), "createSurvey")["survey"]
+        survey { id questions { id kind } } userErrors { field code message } } }""",
+        ),
+        "createSurvey",
+    )["survey"]
     w.survey = survey["id"]
     w.question_nps, w.question_text = (q["id"] for q in survey["questions"])
-    answer = {"surveyId": w.survey, "customerId": w.paula, "channel": "EMAIL", "externalId": "resp-paula",
-              "answers": [{"questionId": w.question_nps, "score": 9},
-                          {"questionId": w.question_text, "text": SURVEY_TEXT}]}
+    answer = {
+        "surveyId": w.survey,
+        "customerId": w.paula,
+        "channel": "EMAIL",
+        "externalId": "resp-paula",
+        "answers": [{"questionId": w.question_nps, "score": 9}, {"questionId": w.question_text, "text": SURVEY_TEXT}],
+    }
     w.paula_response = ok(await w.gql("partner", SUBMIT, {"input": answer}), "submitSurveyResponse")["response"]["id"]
     return w
 

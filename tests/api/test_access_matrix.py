@@ -37,12 +37,30 @@ from tests.api.security_helpers import (
 ROLES = ("admin", "support_agent", "analyst", "marketing", "partner")
 
 _ALL_KEYS = (
-    "Query.customers", "Query.customer", "Query.complaints", "Query.complaint", "Query.survey",
-    "Customer.name", "Customer.email", "Customer.phone", "Customer.nationalId", "Customer.birthDate",
-    "Customer.address", "Customer.tier", "Customer.metrics", "Customer.complaints", "Customer.purchases",
-    "Customer.surveyResponses", "Customer.tierHistory",
-    "CustomerMetrics.spend12m", "CustomerMetrics.lifetimeSpend", "CustomerMetrics.orders12m",
-    "Complaint.customer", "Complaint.description", "Purchase.customer", "SurveyResponse.customer",
+    "Query.customers",
+    "Query.customer",
+    "Query.complaints",
+    "Query.complaint",
+    "Query.survey",
+    "Customer.name",
+    "Customer.email",
+    "Customer.phone",
+    "Customer.nationalId",
+    "Customer.birthDate",
+    "Customer.address",
+    "Customer.tier",
+    "Customer.metrics",
+    "Customer.complaints",
+    "Customer.purchases",
+    "Customer.surveyResponses",
+    "Customer.tierHistory",
+    "CustomerMetrics.spend12m",
+    "CustomerMetrics.lifetimeSpend",
+    "CustomerMetrics.orders12m",
+    "Complaint.customer",
+    "Complaint.description",
+    "Purchase.customer",
+    "SurveyResponse.customer",
     "SurveyAnswer.text",
 )
 
@@ -68,29 +86,58 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin": _levels(FULL),
     # name, tier, contact fields masked, no national id, no spend figures; complaints / surveys in full
     "support_agent": _levels(
-        FULL, Customer__email=MASKED, Customer__phone=MASKED, Customer__birthDate=MASKED,
-        Customer__address=MASKED, Customer__nationalId=DENIED, CustomerMetrics__spend12m=DENIED,
+        FULL,
+        Customer__email=MASKED,
+        Customer__phone=MASKED,
+        Customer__birthDate=MASKED,
+        Customer__address=MASKED,
+        Customer__nationalId=DENIED,
+        CustomerMetrics__spend12m=DENIED,
         CustomerMetrics__lifetimeSpend=DENIED,
     ),
     # tier, metrics, aggregates; no name, no contact fields, no national id; complaints without free text
     "analyst": _levels(
-        FULL, Customer__name=DENIED, Customer__email=DENIED, Customer__phone=DENIED, Customer__nationalId=DENIED,
-        Customer__birthDate=DENIED, Customer__address=DENIED, Complaint__description=DENIED,
+        FULL,
+        Customer__name=DENIED,
+        Customer__email=DENIED,
+        Customer__phone=DENIED,
+        Customer__nationalId=DENIED,
+        Customer__birthDate=DENIED,
+        Customer__address=DENIED,
+        Complaint__description=DENIED,
         SurveyAnswer__text=DENIED,
     ),
     # name, tier, metrics, e-mail (where consented: Ada consented), survey results; no complaints
     "marketing": _levels(
-        DENIED, Query__customers=FULL, Query__customer=FULL, Query__survey=FULL, Customer__name=FULL,
+        DENIED,
+        Query__customers=FULL,
+        Query__customer=FULL,
+        Query__survey=FULL,
+        Customer__name=FULL,
         Customer__email=CONSENTED,
-        Customer__tier=FULL, Customer__metrics=FULL, CustomerMetrics__spend12m=FULL,
-        CustomerMetrics__lifetimeSpend=FULL, CustomerMetrics__orders12m=FULL, Customer__surveyResponses=FULL,
-        SurveyResponse__customer=FULL, SurveyAnswer__text=FULL,
+        Customer__tier=FULL,
+        Customer__metrics=FULL,
+        CustomerMetrics__spend12m=FULL,
+        CustomerMetrics__lifetimeSpend=FULL,
+        CustomerMetrics__orders12m=FULL,
+        Customer__surveyResponses=FULL,
+        SurveyResponse__customer=FULL,
+        SurveyAnswer__text=FULL,
     ),
     # only its own customers: name and tier; the complaints it opens
     "partner": _levels(
-        DENIED, Query__customers=FULL, Query__customer=FULL, Query__complaints=FULL, Query__complaint=FULL,
-        Query__survey=FULL, Customer__name=FULL, Customer__tier=FULL, Customer__complaints=FULL, Complaint__customer=FULL,
-        Customer__purchases=FULL, Purchase__customer=FULL,
+        DENIED,
+        Query__customers=FULL,
+        Query__customer=FULL,
+        Query__complaints=FULL,
+        Query__complaint=FULL,
+        Query__survey=FULL,
+        Customer__name=FULL,
+        Customer__tier=FULL,
+        Customer__complaints=FULL,
+        Complaint__customer=FULL,
+        Customer__purchases=FULL,
+        Purchase__customer=FULL,
         Complaint__description=FULL,
     ),
 }
@@ -149,8 +196,12 @@ def check_value(name: str, level: str, value: Any, seed: Seed) -> None:
     elif name == "address":
         a = seed.address
         if level == FULL:
-            assert value == {"line1": a["line1"], "line2": a.get("line2"), "postalCode": a["postalCode"],
-                             "city": a["city"]}
+            assert value == {
+                "line1": a["line1"],
+                "line2": a.get("line2"),
+                "postalCode": a["postalCode"],
+                "city": a["city"],
+            }
         else:  # reduced to its city
             assert value == {"line1": None, "line2": None, "postalCode": None, "city": a["city"]}, value
     elif name == "tier":
@@ -193,7 +244,9 @@ def forbidden_plaintexts(seed: Seed, levels: dict[str, str]) -> list[str]:
     """Plaintext values of every field the caller may not read in full (and no field it may)."""
     texts = seed.plaintexts()
     spend_full = levels["Customer.metrics"] == FULL and FULL in (
-        levels["CustomerMetrics.spend12m"], levels["CustomerMetrics.lifetimeSpend"])
+        levels["CustomerMetrics.spend12m"],
+        levels["CustomerMetrics.lifetimeSpend"],
+    )
     full = {"spend": spend_full, **{f: levels[f"Customer.{f}"] == FULL for f in texts if f != "spend"}}
     allowed = {t for f, ts in texts.items() if full[f] for t in ts}
     return [t for f, ts in texts.items() if not full[f] for t in ts if t not in allowed]
@@ -226,15 +279,21 @@ PathResult = tuple[dict[str, Any], Gates, Callable[[], list[Any]]]
 
 async def p_customers(w: World, who: str, cid: str) -> PathResult:
     body = await w.gql(who, with_sel("{ customers(first: 50) { edges { node { <SEL> } } } }"))
-    return body, [("Query.customers", lambda: ["customers"])], (
-        lambda: ["customers", "edges", index_of(at(body, ["customers", "edges"]), cid), "node"])
+    return (
+        body,
+        [("Query.customers", lambda: ["customers"])],
+        (lambda: ["customers", "edges", index_of(at(body, ["customers", "edges"]), cid), "node"]),
+    )
 
 
 async def p_customers_inline_fragment(w: World, who: str, cid: str) -> PathResult:
     query = with_sel("{ customers(first: 50) { edges { node { id ... on Customer { <SEL> } } } } }")
     body = await w.gql(who, query)
-    return body, [("Query.customers", lambda: ["customers"])], (
-        lambda: ["customers", "edges", index_of(at(body, ["customers", "edges"]), cid), "node"])
+    return (
+        body,
+        [("Query.customers", lambda: ["customers"])],
+        (lambda: ["customers", "edges", index_of(at(body, ["customers", "edges"]), cid), "node"]),
+    )
 
 
 async def p_customer(w: World, who: str, cid: str) -> PathResult:
@@ -258,8 +317,11 @@ async def p_complaint_customer(w: World, who: str, cid: str) -> PathResult:
     complaint, _ = w.complaint_of(cid)
     query = with_sel("query($id: ID!) { complaint(id: $id) { id customer { <SEL> } } }")
     body = await w.gql(who, query, {"id": complaint})
-    return body, [("Query.complaint", lambda: ["complaint"]), ("Complaint.customer", lambda: ["complaint", "customer"])], (
-        lambda: ["complaint", "customer"])
+    return (
+        body,
+        [("Query.complaint", lambda: ["complaint"]), ("Complaint.customer", lambda: ["complaint", "customer"])],
+        (lambda: ["complaint", "customer"]),
+    )
 
 
 async def p_complaints_customer(w: World, who: str, cid: str) -> PathResult:
@@ -269,51 +331,83 @@ async def p_complaints_customer(w: World, who: str, cid: str) -> PathResult:
     def node() -> list[Any]:
         return ["complaints", "edges", index_of(at(body, ["complaints", "edges"]), complaint), "node"]
 
-    return body, [("Query.complaints", lambda: ["complaints"]), ("Complaint.customer", lambda: [*node(), "customer"])], (
-        lambda: [*node(), "customer"])
+    return (
+        body,
+        [("Query.complaints", lambda: ["complaints"]), ("Complaint.customer", lambda: [*node(), "customer"])],
+        (lambda: [*node(), "customer"]),
+    )
 
 
 async def p_node_complaint_customer(w: World, who: str, cid: str) -> PathResult:
     complaint, _ = w.complaint_of(cid)
     query = with_sel("query($id: ID!) { node(id: $id) { id ... on Complaint { customer { <SEL> } } } }")
     body = await w.gql(who, query, {"id": complaint})
-    return body, [("node:Query.complaint", lambda: ["node"]), ("Complaint.customer", lambda: ["node", "customer"])], (
-        lambda: ["node", "customer"])
+    return (
+        body,
+        [("node:Query.complaint", lambda: ["node"]), ("Complaint.customer", lambda: ["node", "customer"])],
+        (lambda: ["node", "customer"]),
+    )
 
 
 async def p_customer_complaints_customer(w: World, who: str, cid: str) -> PathResult:
-    query = with_sel("query($id: ID!) { customer(id: $id) { id complaints { edges { node { id customer { <SEL> } } } "
-                     "} } }")
+    query = with_sel(
+        "query($id: ID!) { customer(id: $id) { id complaints { edges { node { id customer { <SEL> } } } } } }"
+    )
     body = await w.gql(who, query, {"id": cid})
     inner = ["customer", "complaints", "edges", 0, "node", "customer"]
-    return body, [("Query.customer", lambda: ["customer"]), ("Customer.complaints", lambda: ["customer", "complaints"]),
-                  ("Complaint.customer", lambda: inner)], lambda: inner
+    return (
+        body,
+        [
+            ("Query.customer", lambda: ["customer"]),
+            ("Customer.complaints", lambda: ["customer", "complaints"]),
+            ("Complaint.customer", lambda: inner),
+        ],
+        lambda: inner,
+    )
 
 
 async def p_purchase_customer(w: World, who: str, cid: str) -> PathResult:
-    query = with_sel("query($id: ID!) { customer(id: $id) { id purchases { edges { node { id customer { <SEL> } } } "
-                     "} } }")
+    query = with_sel(
+        "query($id: ID!) { customer(id: $id) { id purchases { edges { node { id customer { <SEL> } } } } } }"
+    )
     body = await w.gql(who, query, {"id": cid})
     inner = ["customer", "purchases", "edges", 0, "node", "customer"]
-    return body, [("Query.customer", lambda: ["customer"]), ("Customer.purchases", lambda: ["customer", "purchases"]),
-                  ("Purchase.customer", lambda: inner)], lambda: inner
+    return (
+        body,
+        [
+            ("Query.customer", lambda: ["customer"]),
+            ("Customer.purchases", lambda: ["customer", "purchases"]),
+            ("Purchase.customer", lambda: inner),
+        ],
+        lambda: inner,
+    )
 
 
 async def p_survey_response_node(w: World, who: str, cid: str) -> PathResult:
     query = with_sel("query($id: ID!) { node(id: $id) { id ... on SurveyResponse { customer { <SEL> } } } }")
     body = await w.gql(who, query, {"id": w.paula_response})
-    return body, [("node:Query.survey", lambda: ["node"]), ("SurveyResponse.customer", lambda: ["node", "customer"])], (
-        lambda: ["node", "customer"])
+    return (
+        body,
+        [("node:Query.survey", lambda: ["node"]), ("SurveyResponse.customer", lambda: ["node", "customer"])],
+        (lambda: ["node", "customer"]),
+    )
 
 
 async def p_customer_survey_responses(w: World, who: str, cid: str) -> PathResult:
-    query = with_sel("query($id: ID!) { customer(id: $id) { id surveyResponses { edges { node { id customer { <SEL> "
-                     "} } } } } }")
+    query = with_sel(
+        "query($id: ID!) { customer(id: $id) { id surveyResponses { edges { node { id customer { <SEL> } } } } } }"
+    )
     body = await w.gql(who, query, {"id": w.paula})
     inner = ["customer", "surveyResponses", "edges", 0, "node", "customer"]
-    return body, [("Query.customer", lambda: ["customer"]),
-                  ("Customer.surveyResponses", lambda: ["customer", "surveyResponses"]),
-                  ("SurveyResponse.customer", lambda: inner)], lambda: inner
+    return (
+        body,
+        [
+            ("Query.customer", lambda: ["customer"]),
+            ("Customer.surveyResponses", lambda: ["customer", "surveyResponses"]),
+            ("SurveyResponse.customer", lambda: inner),
+        ],
+        lambda: inner,
+    )
 
 
 PATHS: dict[str, tuple[Callable[[World, str, str], Awaitable[PathResult]], bool]] = {
@@ -359,8 +453,16 @@ async def test_aliases_each_meet_the_same_decision(world: World, who: str) -> No
     query = """query($id: ID!) { customer(id: $id) { id a: phone b: phone x: email y: email n1: nationalId
                n2: nationalId who: name d1: birthDate } }"""
     body = await world.gql(who, query, {"id": cid})
-    for alias, name in (("a", "phone"), ("b", "phone"), ("x", "email"), ("y", "email"), ("n1", "nationalId"),
-                        ("n2", "nationalId"), ("who", "name"), ("d1", "birthDate")):
+    for alias, name in (
+        ("a", "phone"),
+        ("b", "phone"),
+        ("x", "email"),
+        ("y", "email"),
+        ("n1", "nationalId"),
+        ("n2", "nationalId"),
+        ("who", "name"),
+        ("d1", "birthDate"),
+    ):
         level = levels[f"Customer.{name}"]
         if level == DENIED:
             assert_denied_at(body, ["customer", alias])
@@ -374,17 +476,24 @@ async def test_aliases_each_meet_the_same_decision(world: World, who: str) -> No
 DESCRIPTION_PATHS = {
     "complaint(id)": (
         "query($c: ID!) { complaint(id: $c) { id description } }",
-        [("Query.complaint", ["complaint"])], ["complaint", "description"]),
+        [("Query.complaint", ["complaint"])],
+        ["complaint", "description"],
+    ),
     "complaint(id)/named-fragment": (
         "query($c: ID!) { complaint(id: $c) { ...K } } fragment K on Complaint { id description }",
-        [("Query.complaint", ["complaint"])], ["complaint", "description"]),
+        [("Query.complaint", ["complaint"])],
+        ["complaint", "description"],
+    ),
     "node(complaint)": (
         "query($c: ID!) { node(id: $c) { id ... on Complaint { description } } }",
-        [("node:Query.complaint", ["node"])], ["node", "description"]),
+        [("node:Query.complaint", ["node"])],
+        ["node", "description"],
+    ),
     "customer.complaints": (
         "query($id: ID!) { customer(id: $id) { id complaints { edges { node { id description } } } } }",
         [("Query.customer", ["customer"]), ("Customer.complaints", ["customer", "complaints"])],
-        ["customer", "complaints", "edges", 0, "node", "description"]),
+        ["customer", "complaints", "edges", 0, "node", "description"],
+    ),
 }
 
 
@@ -436,8 +545,10 @@ async def test_tier_history_snapshot_carries_no_figure_the_role_may_not_read(wor
     seed = world.seed_of(cid)
     levels = levels_for(who, seed)
     body = await world.gql(
-        who, "query($id: ID!) { customer(id: $id) { id tierHistory { edges { node { toTier reason metrics } } } } }",
-        {"id": cid})
+        who,
+        "query($id: ID!) { customer(id: $id) { id tierHistory { edges { node { toTier reason metrics } } } } }",
+        {"id": cid},
+    )
     if levels["Customer.tierHistory"] == DENIED:
         assert_denied_at(body, ["customer", "tierHistory"])
         return
@@ -460,18 +571,30 @@ async def test_tier_history_snapshot_carries_no_figure_the_role_may_not_read(wor
 # ---------------------------------------------------------------- mutation payloads
 
 MUTABLE = {
-    "name": "Max Mutabilis", "email": "max.mutabilis@example.org", "phone": "+49 30 99887766",
-    "nationalId": "MX-ID-1234567890", "birthDate": "1970-01-31",
+    "name": "Max Mutabilis",
+    "email": "max.mutabilis@example.org",
+    "phone": "+49 30 99887766",
+    "nationalId": "MX-ID-1234567890",
+    "birthDate": "1970-01-31",
     "address": {"line1": "Kurfuerstendamm 200", "postalCode": "10719", "city": "Berlin", "country": "DE"},
 }
-MUTABLE_SECRETS = ("max.mutabilis@example.org", "+493099887766", "MX-ID-1234567890", "1970-01-31",
-                   "Kurfuerstendamm 200", "10719")
+MUTABLE_SECRETS = (
+    "max.mutabilis@example.org",
+    "+493099887766",
+    "MX-ID-1234567890",
+    "1970-01-31",
+    "Kurfuerstendamm 200",
+    "10719",
+)
 
 
 async def _mutable_customer(world: World) -> dict[str, Any]:
-    created = await world.gql("admin", """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
+    created = await world.gql(
+        "admin",
+        """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
         customer { id version name email phone nationalId } userErrors { field code message } } }""",
-                              {"input": MUTABLE})
+        {"input": MUTABLE},
+    )
     customer = ok(created, "createCustomer")["customer"]
     assert customer["phone"] == "+493099887766"
     assert customer["nationalId"] == "MX-ID-1234567890"
@@ -480,11 +603,13 @@ async def _mutable_customer(world: World) -> dict[str, Any]:
 
 async def test_update_payload_is_guarded_like_a_query(world: World) -> None:
     customer = await _mutable_customer(world)
-    body = await world.gql("support_agent", """mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) {
+    body = await world.gql(
+        "support_agent",
+        """mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) {
         customer { id name email phone nationalId birthDate address { line1 postalCode city } }
         userErrors { field code message } } }""",
-                           {"input": {"id": customer["id"], "expectedVersion": customer["version"],
-                                      "name": "Max M. Mutabilis"}})
+        {"input": {"id": customer["id"], "expectedVersion": customer["version"], "name": "Max M. Mutabilis"}},
+    )
     payload = body["data"]["updateCustomer"]
     assert payload["userErrors"] == []
     got = payload["customer"]
@@ -500,11 +625,22 @@ async def test_update_payload_is_guarded_like_a_query(world: World) -> None:
 
 async def test_open_complaint_payload_is_guarded_like_a_query(world: World) -> None:
     customer = await _mutable_customer(world)
-    body = await world.gql("support_agent", """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
+    body = await world.gql(
+        "support_agent",
+        """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
         complaint { id description customer { id name phone nationalId metrics { spend12m orders12m } } }
         userErrors { field code message } } }""",
-                           {"input": {"customerId": customer["id"], "subject": "Call back", "description": "Call me",
-                                      "category": "service", "severity": "LOW", "channel": "PHONE"}})
+        {
+            "input": {
+                "customerId": customer["id"],
+                "subject": "Call back",
+                "description": "Call me",
+                "category": "service",
+                "severity": "LOW",
+                "channel": "PHONE",
+            }
+        },
+    )
     complaint = body["data"]["openComplaint"]["complaint"]
     assert complaint["description"] == "Call me"
     assert complaint["customer"]["name"] == "Max Mutabilis"
@@ -517,9 +653,13 @@ async def test_open_complaint_payload_is_guarded_like_a_query(world: World) -> N
 
 async def test_partner_create_payload_gives_back_only_name_and_tier(world: World) -> None:
     inp = {**MUTABLE, "externalRef": "nw-payload-1"}
-    body = await world.gql("partner", """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
+    body = await world.gql(
+        "partner",
+        """mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
         customer { id name email phone nationalId birthDate address { city } metrics { orders12m } }
-        userErrors { field code message } } }""", {"input": inp})
+        userErrors { field code message } } }""",
+        {"input": inp},
+    )
     payload = body["data"]["createCustomer"]
     assert payload["userErrors"] == []
     assert payload["customer"]["name"] == "Max Mutabilis"
@@ -589,8 +729,13 @@ async def test_viewer_field_access_agrees_with_what_queries_return(world: World,
     cid = target(world, who)
     seed = world.seed_of(cid)
     body = await world.gql(who, with_sel("query($id: ID!) { customer(id: $id) { <SEL> } }"), {"id": cid})
-    plain = {"name": seed.name, "email": seed.email, "phone": seed.phone_e164,
-             "nationalId": seed.input["nationalId"], "birthDate": seed.input["birthDate"]}
+    plain = {
+        "name": seed.name,
+        "email": seed.email,
+        "phone": seed.phone_e164,
+        "nationalId": seed.input["nationalId"],
+        "birthDate": seed.input["birthDate"],
+    }
     for name, plaintext in plain.items():
         value = body["data"]["customer"][name]
         if errors_at(body, ["customer", name]):
@@ -614,8 +759,9 @@ async def test_viewer_field_access_agrees_with_what_queries_return(world: World,
 
 
 async def test_marketing_gets_no_email_of_a_customer_without_consent(world: World) -> None:
-    body = await world.gql("marketing", "query($id: ID!) { customer(id: $id) { id name email } }",
-                           {"id": world.paula})  # Paula never consented
+    body = await world.gql(
+        "marketing", "query($id: ID!) { customer(id: $id) { id name email } }", {"id": world.paula}
+    )  # Paula never consented
     assert body["data"]["customer"]["name"] == PAULA.name
     assert body["data"]["customer"]["email"] is None
     assert_no_plaintext(body, PAULA.email)
@@ -634,15 +780,19 @@ async def test_node_does_not_open_a_type_whose_query_the_caller_may_not_use(worl
     single = kind[0].lower() + kind[1:]
     denied = await world.gql(who, "query($id: ID!) { " + single + "(id: $id) { id } }", {"id": object_id})
     assert_forbidden_operation(denied, single)
-    body = await world.gql(who, "query($id: ID!) { node(id: $id) { id ... on " + kind + " { version } } }",
-                           {"id": object_id})
+    body = await world.gql(
+        who, "query($id: ID!) { node(id: $id) { id ... on " + kind + " { version } } }", {"id": object_id}
+    )
     assert body["data"] is None or body["data"]["node"] is None, body
     assert codes(body) in (["NOT_FOUND"], ["FORBIDDEN"]), body
 
 
 async def test_analysts_get_no_complaint_free_text_not_even_the_subject(world: World) -> None:
-    body = await world.gql("analyst", "query($c: ID!) { complaint(id: $c) { id severity subject description } }",
-                           {"c": world.ada_complaint})
+    body = await world.gql(
+        "analyst",
+        "query($c: ID!) { complaint(id: $c) { id severity subject description } }",
+        {"c": world.ada_complaint},
+    )
     assert body["data"]["complaint"]["severity"]
     assert_denied_at(body, ["complaint", "subject"])
     assert_denied_at(body, ["complaint", "description"])

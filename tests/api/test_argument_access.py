@@ -222,7 +222,9 @@ class Samples:
         return self.leaf(type_)
 
 
-def _request(samples: Samples, op: str, field_name: str, arg_name: str, key: str, value: Any) -> tuple[str, dict[str, Any]]:
+def _request(
+    samples: Samples, op: str, field_name: str, arg_name: str, key: str, value: Any
+) -> tuple[str, dict[str, Any]]:
     """A document calling the root field with the probed argument (and any other required one) as variables."""
     root = SCHEMA.type_map[op]
     assert isinstance(root, GraphQLObjectType)
@@ -246,7 +248,9 @@ async def _role(api: Api, admin: str, name: str, deny: str | None) -> str:
     grants = [("*", "READ", "ALLOW"), ("Mutation.*", "WRITE", "ALLOW")]
     if deny is not None:
         grants.append((deny, "READ", "DENY"))
-    body = await api.gql(admin, "mutation($n: String!) { createRole(name: $n) { ok userErrors { message } } }", {"n": name})
+    body = await api.gql(
+        admin, "mutation($n: String!) { createRole(name: $n) { ok userErrors { message } } }", {"n": name}
+    )
     assert body["data"]["createRole"]["ok"], body
     for obj, action, effect in grants:
         body = await api.gql(
@@ -257,8 +261,9 @@ async def _role(api: Api, admin: str, name: str, deny: str | None) -> str:
         )
         assert body["data"]["grantAccess"]["ok"], body
     user = f"probe-{name}"
-    body = await api.gql(admin, "mutation($u: String!, $r: String!) { assignRole(user: $u, role: $r) { ok } }",
-                         {"u": user, "r": name})
+    body = await api.gql(
+        admin, "mutation($u: String!, $r: String!) { assignRole(user: $u, role: $r) { ok } }", {"u": user, "r": name}
+    )
     assert body["data"]["assignRole"]["ok"], body
     return issue_staff_token(api.settings, user)
 
@@ -269,8 +274,11 @@ def _role_name(field: str) -> str:
 
 async def test_every_declared_filter_sort_and_lookup_is_refused_without_full_read_of_its_field(api: Api) -> None:
     admin = await api.user("root", "admin")
-    made = await api.gql(admin, 'mutation { createCustomer(input: {name: "Probe Person", email: "probe@example.org"}) '
-                                "{ customer { id } userErrors { message } } }")
+    made = await api.gql(
+        admin,
+        'mutation { createCustomer(input: {name: "Probe Person", email: "probe@example.org"}) '
+        "{ customer { id } userErrors { message } } }",
+    )
     samples = Samples(made["data"]["createCustomer"]["customer"]["id"])
     types = dict(_declarable())
     allowed = await _role(api, admin, "may_read_everything", None)
@@ -309,8 +317,8 @@ async def test_f5_a_role_without_read_on_breached_may_not_filter_on_it(api: Api)
     made = await api.gql(admin, 'mutation { createCustomer(input: {name: "Fay Fivefold"}) { customer { id } } }')
     opened = await api.gql(
         admin,
-        "mutation($c: ID!) { openComplaint(input: {customerId: $c, subject: \"Late parcel\", description: \"Late\","
-        " category: \"service\", severity: LOW}) { complaint { id } userErrors { message } } }",
+        'mutation($c: ID!) { openComplaint(input: {customerId: $c, subject: "Late parcel", description: "Late",'
+        ' category: "service", severity: LOW}) { complaint { id } userErrors { message } } }',
         {"c": made["data"]["createCustomer"]["customer"]["id"]},
     )
     complaint = opened["data"]["openComplaint"]["complaint"]["id"]

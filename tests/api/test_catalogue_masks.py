@@ -127,8 +127,18 @@ async def world(template_db: str) -> AsyncIterator[World]:
         w.tokens["data_steward"] = await w.api.user("steward-sam", "data_steward")
         for complaint in (w.ada_complaint, w.paula_complaint):  # an event with a note on each complaint
             version = (await sql(w.url, "SELECT version FROM complaints WHERE id = $1", raw_id(complaint)))[0][0]
-            body = await w.gql("admin", TRANSITION, {"input": {"id": complaint, "expectedVersion": version,
-                                                               "to": "OPEN", "note": "Called back about the door code"}})
+            body = await w.gql(
+                "admin",
+                TRANSITION,
+                {
+                    "input": {
+                        "id": complaint,
+                        "expectedVersion": version,
+                        "to": "OPEN",
+                        "note": "Called back about the door code",
+                    }
+                },
+            )
             ok(body, "transitionComplaint")
         yield w
 
@@ -188,7 +198,10 @@ async def test_every_guarded_field_comes_out_as_the_catalogue_and_the_decision_s
     kinds = {level for key, level in seen_levels if key in sensitive}
     assert kinds == {Level.FULL, Level.MASKED, Level.CONSENTED, Level.DENIED}, kinds
     assert {key for key, level in seen_levels if level is Level.MASKED} >= {
-        "Customer.email", "Customer.phone", "Customer.birthDate", "Customer.address"
+        "Customer.email",
+        "Customer.phone",
+        "Customer.birthDate",
+        "Customer.address",
     }
 
 

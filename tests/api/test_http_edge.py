@@ -141,7 +141,8 @@ async def test_too_many_variable_values_are_a_bad_request(db_url: str) -> None:
 async def test_deep_variables_over_get_are_a_bad_request_too(dev: Api, alice: str) -> None:
     deep = "[" * 5_000 + "]" * 5_000
     response = await dev.client.get(
-        "/graphql", params={"query": "{ viewer { subject } }", "variables": '{"x": ' + deep + "}"},
+        "/graphql",
+        params={"query": "{ viewer { subject } }", "variables": '{"x": ' + deep + "}"},
         headers={"Authorization": f"Bearer {alice}"},
     )
     bad_request(response, "nested")
@@ -155,7 +156,9 @@ async def test_bodies_that_are_not_one_request_object(dev: Api, alice: str) -> N
         "one operation",
     )
     bad_request(
-        await dev.client.post("/graphql", json={"query": "{ viewer { subject } }", "variables": [1]}, headers=auth(alice)),
+        await dev.client.post(
+            "/graphql", json={"query": "{ viewer { subject } }", "variables": [1]}, headers=auth(alice)
+        ),
         "variables",
     )
     bad_request(await dev.client.post("/graphql", json={"query": 5}, headers=auth(alice)), "query")
@@ -198,9 +201,7 @@ async def test_a_schema_guessing_run_meets_the_budget_early(db_url: str) -> None
         statuses = []
         started = time.monotonic()
         for i in range(per_minute // cost + 100):
-            response = await api.client.post(
-                "/graphql", json={"query": f"{{ guess{i} }}"}, headers=auth(token)
-            )
+            response = await api.client.post("/graphql", json={"query": f"{{ guess{i} }}"}, headers=auth(token))
             statuses.append(response.status_code)
             if response.status_code == 429:
                 break
@@ -230,9 +231,7 @@ async def test_refused_documents_cost_the_configured_points(db_url: str) -> None
 
 
 async def test_syntax_errors_and_limit_refusals_cost_the_refusal_price(db_url: str) -> None:
-    async with app_with(
-        db_url, rate_limit_user_per_minute=250, rate_limit_refusal_cost=100, max_query_cost=50
-    ) as api:
+    async with app_with(db_url, rate_limit_user_per_minute=250, rate_limit_refusal_cost=100, max_query_cost=50) as api:
         token = await api.user("typist", "admin")  # a bucket of its own: 250 points
         assert codes(await api.gql(token, "{ viewer { ")) == ["BAD_USER_INPUT"]  # 150 left
         too_long = await api.gql(token, "query($s: String) { viewer { subject } }", {"s": "x" * 20_000})
@@ -295,7 +294,9 @@ async def test_the_address_is_the_one_uvicorns_proxy_headers_give(db_url: str) -
 async def test_bad_staff_tokens_count_too_and_the_window_ends(db_url: str) -> None:
     async with app_with(db_url, auth_failure_limit=3, auth_failure_window_s=0.5) as api:
         for _ in range(3):
-            response = await api.client.post("/graphql", json={"query": "{ viewer { subject } }"}, headers=auth("x.y.z"))
+            response = await api.client.post(
+                "/graphql", json={"query": "{ viewer { subject } }"}, headers=auth("x.y.z")
+            )
             assert response.status_code == 401
         missing = await api.client.post("/graphql", json={"query": "{ viewer { subject } }"})
         assert missing.status_code == 429

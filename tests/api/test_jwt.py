@@ -53,9 +53,11 @@ def _pem_pair() -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -74,8 +76,13 @@ async def rs_api(db_url: str) -> AsyncIterator[Api]:
 
 @pytest.fixture(scope="module")
 async def kid_api(db_url: str) -> AsyncIterator[Api]:
-    settings = test_settings(jwt_algorithm="RS256", jwt_public_key=RS_PUBLIC, jwt_private_key=RS_PRIVATE,
-                             jwt_key_id="key-2024", **NO_AUTH_LIMIT)
+    settings = test_settings(
+        jwt_algorithm="RS256",
+        jwt_public_key=RS_PUBLIC,
+        jwt_private_key=RS_PRIVATE,
+        jwt_key_id="key-2024",
+        **NO_AUTH_LIMIT,
+    )
     async with running_api(db_url, settings) as api:
         yield api
 
@@ -223,7 +230,8 @@ RS_CASES: dict[str, Callable[[], str]] = {
     # HS/RS confusion: the public key (which is public) used as an HMAC secret
     "HS256 signed with the public key PEM": lambda: hmac_token(claims(), RS_PUBLIC.encode()),
     "HS256 signed with the public key PEM, header says RS256": lambda: hmac_token(
-        claims(), RS_PUBLIC.encode(), {"alg": "RS256", "typ": "JWT"}),
+        claims(), RS_PUBLIC.encode(), {"alg": "RS256", "typ": "JWT"}
+    ),
     "HS256 signed with the development secret": lambda: hs(),
     "RS256 signed with another RSA key": lambda: jwt.encode(claims(), OTHER_PRIVATE, algorithm="RS256"),
     "RS256 expired": lambda: jwt.encode(claims(iat=_now() - 7200, exp=_now() - 3600), RS_PRIVATE, algorithm="RS256"),
@@ -242,7 +250,8 @@ async def test_configured_key_id_is_required(kid_api: Api) -> None:
     assert (await viewer(kid_api, issue_staff_token(kid_api.settings, "alice")))["subject"] == "user:alice"
     await assert_unauthenticated(kid_api, "Bearer " + jwt.encode(claims(), RS_PRIVATE, algorithm="RS256"))
     await assert_unauthenticated(
-        kid_api, "Bearer " + jwt.encode(claims(), RS_PRIVATE, algorithm="RS256", headers={"kid": "key-2023"}))
+        kid_api, "Bearer " + jwt.encode(claims(), RS_PRIVATE, algorithm="RS256", headers={"kid": "key-2023"})
+    )
 
 
 # ---------------------------------------------------------------- partner tokens
@@ -280,8 +289,14 @@ async def test_expired_partner_token_is_unauthenticated(hs_api: Api) -> None:
     token_id, token, token_hash = new_partner_token()
     async with hs_api.services.engine.connect() as conn:
         await admin.create_partner_token(
-            conn, partner_name="Expired Shop", name="expired", scopes=["read:*", "write:*"], role="partner",
-            actor="test", token_id=token_id, token_hash=token_hash,
+            conn,
+            partner_name="Expired Shop",
+            name="expired",
+            scopes=["read:*", "write:*"],
+            role="partner",
+            actor="test",
+            token_id=token_id,
+            token_hash=token_hash,
             expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
         )
         await conn.commit()

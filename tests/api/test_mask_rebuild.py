@@ -36,7 +36,17 @@ from tests.conftest import Api
 CUSTOMERS = 300
 GUESSES = 12
 PATTERNS = (
-    "{f}.{l}", "{f}{l}", "{i}{l}", "{i}.{l}", "{f}{j}", "{l}.{f}", "{f}_{l}", "{f}", "{l}", "{l}{f}", "{f}-{l}",
+    "{f}.{l}",
+    "{f}{l}",
+    "{i}{l}",
+    "{i}.{l}",
+    "{f}{j}",
+    "{l}.{f}",
+    "{f}_{l}",
+    "{f}",
+    "{l}",
+    "{l}{f}",
+    "{f}-{l}",
 )
 SHIPPED_ROLES = ("admin", "support_agent", "analyst", "marketing", "data_steward", "partner")
 SEEN = """query($after: String) { customers(first: 100, after: $after) {

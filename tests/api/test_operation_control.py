@@ -49,15 +49,27 @@ def _cases(world: World) -> dict[str, tuple[str, dict[str, Any] | None]]:
     return {
         "createCustomer": (CREATE, {"input": {"name": "Probe Person", "email": "probe@example.org"}}),
         "createSurvey": (SURVEY, None),
-        "updateCustomer": ("""mutation($id: ID!) { updateCustomer(input: {id: $id, expectedVersion: 1, name: "X"}) {
-            customer { id } userErrors { code } } }""", {"id": world.ada}),
-        "deleteCustomer": ("""mutation($id: ID!) { deleteCustomer(input: {id: $id, expectedVersion: 1}) {
-            deletedId userErrors { code } } }""", {"id": world.ada}),
+        "updateCustomer": (
+            """mutation($id: ID!) { updateCustomer(input: {id: $id, expectedVersion: 1, name: "X"}) {
+            customer { id } userErrors { code } } }""",
+            {"id": world.ada},
+        ),
+        "deleteCustomer": (
+            """mutation($id: ID!) { deleteCustomer(input: {id: $id, expectedVersion: 1}) {
+            deletedId userErrors { code } } }""",
+            {"id": world.ada},
+        ),
         "recordPurchases": (RECORD, {"input": {"purchases": [{"customerId": world.ada, "amount": "1.00"}]}}),
-        "openComplaint": ("""mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
-            complaint { id } userErrors { code } } }""", {"input": complaint_input(world.ada, "Probe")}),
-        "transitionComplaint": ("""mutation($id: ID!) { transitionComplaint(input: {id: $id, expectedVersion: 1,
-            to: OPEN}) { complaint { id } userErrors { code } } }""", {"id": world.ada_complaint}),
+        "openComplaint": (
+            """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
+            complaint { id } userErrors { code } } }""",
+            {"input": complaint_input(world.ada, "Probe")},
+        ),
+        "transitionComplaint": (
+            """mutation($id: ID!) { transitionComplaint(input: {id: $id, expectedVersion: 1,
+            to: OPEN}) { complaint { id } userErrors { code } } }""",
+            {"id": world.ada_complaint},
+        ),
     }
 
 
@@ -102,8 +114,9 @@ NATIONAL_ID_UPDATE = """mutation($input: UpdateCustomerInput!) { updateCustomer(
 
 
 async def _stored(world: World) -> dict[str, Any]:
-    rows = await sql(world.url, "SELECT name, national_id, phone, version FROM customers WHERE id = $1",
-                     raw_id(world.ada))
+    rows = await sql(
+        world.url, "SELECT name, national_id, phone, version FROM customers WHERE id = $1", raw_id(world.ada)
+    )
     stored = dict(rows[0])
     for column in ("national_id", "phone"):  # encrypted at rest (infra/crypto.py)
         if stored[column] is not None:
@@ -122,8 +135,11 @@ async def _stored(world: World) -> dict[str, Any]:
 )
 async def test_support_agent_cannot_write_a_field_without_a_write_grant(world: World, changes: dict[str, Any]) -> None:
     before = await _stored(world)
-    body = await world.gql("support_agent", NATIONAL_ID_UPDATE,
-                           {"input": {"id": world.ada, "expectedVersion": before["version"], **changes}})
+    body = await world.gql(
+        "support_agent",
+        NATIONAL_ID_UPDATE,
+        {"input": {"id": world.ada, "expectedVersion": before["version"], **changes}},
+    )
     assert not body.get("errors"), body
     payload = body["data"]["updateCustomer"]
     assert payload["customer"] is None

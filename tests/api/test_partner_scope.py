@@ -54,11 +54,15 @@ def assert_same_as_unknown(other: dict[str, Any], unknown: dict[str, Any], *ids:
 
 
 async def test_lists_hold_only_the_partners_own_rows(world: World) -> None:
-    body = await world.gql("partner", """query($bruno: ID!) {
+    body = await world.gql(
+        "partner",
+        """query($bruno: ID!) {
         customers(first: 100) { totalCount edges { node { id name } } }
         complaints(first: 100) { totalCount edges { node { id description customer { id name } } } }
         byOthers: complaints(first: 100, filter: {customerId: $bruno}) { totalCount edges { node { id } } }
-    }""", {"bruno": world.bruno})
+    }""",
+        {"bruno": world.bruno},
+    )
     assert not body.get("errors"), body
     data = body["data"]
     assert data["customers"]["totalCount"] == 1
@@ -114,8 +118,13 @@ async def test_an_object_of_another_owner_answers_exactly_like_an_unknown_one(
 
 
 async def test_survey_response_of_another_partners_customer_is_not_found(world: World) -> None:
-    answer = {"surveyId": world.survey, "customerId": world.bruno, "channel": "EMAIL", "externalId": "resp-bruno",
-              "answers": [{"questionId": world.question_nps, "score": 4}]}
+    answer = {
+        "surveyId": world.survey,
+        "customerId": world.bruno,
+        "channel": "EMAIL",
+        "externalId": "resp-bruno",
+        "answers": [{"questionId": world.question_nps, "score": 4}],
+    }
     response = ok(await world.gql("partner_b", SUBMIT, {"input": answer}), "submitSurveyResponse")["response"]["id"]
     query = "query($id: ID!) { node(id: $id) { id ... on SurveyResponse { channel } } }"
     unknown_id = gid("SurveyResponse", UNKNOWN_UUID)
@@ -179,7 +188,8 @@ async def test_no_purchase_through_another_partners_external_ref(world: World) -
     unknown = await world.gql("partner", RECORD, batch("nobody-999"))
     assert [e["code"] for e in unknown["data"]["recordPurchases"]["userErrors"]] != []
     assert normalized(other).replace(BRUNO.input["externalRef"], "<REF>") == normalized(unknown).replace(
-        "nobody-999", "<REF>")
+        "nobody-999", "<REF>"
+    )
     assert await _counts(world, world.bruno) == before
     # the partner's own reference works
     own = await world.gql("partner", RECORD, batch(PAULA.input["externalRef"]))
@@ -190,8 +200,15 @@ async def test_no_survey_answer_for_another_partners_customer(world: World) -> N
     unknown_id = gid("Customer", UNKNOWN_UUID)
 
     def answer(customer: str, ext: str) -> dict[str, Any]:
-        return {"input": {"surveyId": world.survey, "customerId": customer, "channel": "EMAIL", "externalId": ext,
-                          "answers": [{"questionId": world.question_nps, "score": 1}]}}
+        return {
+            "input": {
+                "surveyId": world.survey,
+                "customerId": customer,
+                "channel": "EMAIL",
+                "externalId": ext,
+                "answers": [{"questionId": world.question_nps, "score": 1}],
+            }
+        }
 
     # Ada has not answered the survey: her id must look unknown
     other = await world.gql("partner", SUBMIT, answer(world.ada, "probe-a"))
@@ -203,8 +220,10 @@ async def test_no_survey_answer_for_another_partners_customer(world: World) -> N
 
 
 async def test_partner_cannot_update_or_delete_customers(world: World) -> None:
-    for mutation in ("updateCustomer(input: {id: $id, expectedVersion: 1, name: \"X\"}) { userErrors { code } }",
-                     "deleteCustomer(input: {id: $id, expectedVersion: 1}) { userErrors { code } }"):
+    for mutation in (
+        'updateCustomer(input: {id: $id, expectedVersion: 1, name: "X"}) { userErrors { code } }',
+        "deleteCustomer(input: {id: $id, expectedVersion: 1}) { userErrors { code } }",
+    ):
         body = await world.gql("partner", "mutation($id: ID!) { " + mutation + " }", {"id": world.bruno})
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
     rows = await sql(world.url, "SELECT name, deleted_at FROM customers WHERE id = $1", raw_id(world.bruno))
@@ -215,21 +234,34 @@ async def test_partner_cannot_update_or_delete_customers(world: World) -> None:
 
 
 async def test_survey_answer_for_another_partners_answered_customer_looks_unknown(world: World) -> None:
-    answer = {"surveyId": world.survey, "customerId": world.bruno, "channel": "EMAIL", "externalId": "resp-b2",
-              "answers": [{"questionId": world.question_nps, "score": 4}]}
+    answer = {
+        "surveyId": world.survey,
+        "customerId": world.bruno,
+        "channel": "EMAIL",
+        "externalId": "resp-b2",
+        "answers": [{"questionId": world.question_nps, "score": 4}],
+    }
     await world.gql("partner_b", SUBMIT, {"input": answer})  # Bruno has answered (once)
     unknown_id = gid("Customer", UNKNOWN_UUID)
     other = await world.gql("partner", SUBMIT, {"input": {**answer, "externalId": "probe-b"}})
-    unknown = await world.gql("partner", SUBMIT, {"input": {**answer, "customerId": unknown_id,
-                                                            "externalId": "probe-u2"}})
+    unknown = await world.gql(
+        "partner", SUBMIT, {"input": {**answer, "customerId": unknown_id, "externalId": "probe-u2"}}
+    )
     assert_same_as_unknown(other, unknown, world.bruno, unknown_id)
 
 
 async def test_survey_answer_cannot_point_at_another_partners_complaint(world: World) -> None:
-    answer = {"surveyId": world.survey, "customerId": world.paula, "channel": "EMAIL", "externalId": "probe-c",
-              "complaintId": world.bruno_complaint, "answers": [{"questionId": world.question_nps, "score": 5}]}
+    answer = {
+        "surveyId": world.survey,
+        "customerId": world.paula,
+        "channel": "EMAIL",
+        "externalId": "probe-c",
+        "complaintId": world.bruno_complaint,
+        "answers": [{"questionId": world.question_nps, "score": 5}],
+    }
     body = await world.gql("partner", SUBMIT, {"input": answer})
-    rows = await sql(world.url, "SELECT count(*) AS n FROM survey_responses WHERE complaint_id = $1",
-                     raw_id(world.bruno_complaint))
+    rows = await sql(
+        world.url, "SELECT count(*) AS n FROM survey_responses WHERE complaint_id = $1", raw_id(world.bruno_complaint)
+    )
     assert rows[0]["n"] == 0, body
     assert [e["code"] for e in body["data"]["submitSurveyResponse"]["userErrors"]] == ["NOT_FOUND"]

@@ -18,11 +18,13 @@ async def world(template_db: str) -> AsyncIterator[World]:
         yield w
 
 
-async def post(world: World, who: str, query: str, variables: dict[str, Any] | None = None,
-               **headers: str) -> tuple[dict[str, Any], str]:
+async def post(
+    world: World, who: str, query: str, variables: dict[str, Any] | None = None, **headers: str
+) -> tuple[dict[str, Any], str]:
     """The body and the X-Request-ID response header of one request."""
     response = await world.api.client.post(
-        "/graphql", json={"query": query, "variables": variables or {}},
+        "/graphql",
+        json={"query": query, "variables": variables or {}},
         headers={"Authorization": f"Bearer {world.tokens[who]}", **headers},
     )
     assert response.status_code == 200, response.text
@@ -32,8 +34,9 @@ async def post(world: World, who: str, query: str, variables: dict[str, Any] | N
 
 
 async def audit_rows(world: World, request_id: str) -> list[dict[str, Any]]:
-    rows = await sql(world.url, "SELECT * FROM audit_log WHERE action = 'sensitive_read' AND request_id = $1",
-                     request_id)
+    rows = await sql(
+        world.url, "SELECT * FROM audit_log WHERE action = 'sensitive_read' AND request_id = $1", request_id
+    )
     return [dict(r) for r in rows]
 
 
@@ -58,8 +61,13 @@ async def test_admin_reading_phones_writes_one_audit_row_for_the_request(world: 
 
 
 async def test_the_request_id_given_by_the_client_is_the_one_audited(world: World) -> None:
-    body, request_id = await post(world, "admin", "query($id: ID!) { customer(id: $id) { email nationalId } }",
-                                  {"id": world.ada}, **{"X-Request-ID": "audit-probe-0001"})
+    body, request_id = await post(
+        world,
+        "admin",
+        "query($id: ID!) { customer(id: $id) { email nationalId } }",
+        {"id": world.ada},
+        **{"X-Request-ID": "audit-probe-0001"},
+    )
     assert request_id == "audit-probe-0001"
     assert body["data"]["customer"]["nationalId"]
     (row,) = await audit_rows(world, "audit-probe-0001")
@@ -69,8 +77,11 @@ async def test_the_request_id_given_by_the_client_is_the_one_audited(world: Worl
 
 async def test_a_nested_path_is_audited_too(world: World) -> None:
     body, request_id = await post(
-        world, "admin", "query($id: ID!) { complaint(id: $id) { description customer { phone } } }",
-        {"id": world.ada_complaint})
+        world,
+        "admin",
+        "query($id: ID!) { complaint(id: $id) { description customer { phone } } }",
+        {"id": world.ada_complaint},
+    )
     assert body["data"]["complaint"]["customer"]["phone"]
     (row,) = await audit_rows(world, request_id)
     assert row["actor"] == "user:alice"
@@ -80,8 +91,9 @@ async def test_a_nested_path_is_audited_too(world: World) -> None:
 
 async def test_a_masked_read_writes_no_audit_row(world: World) -> None:
     before = await sensitive_read_count(world)
-    body, request_id = await post(world, "support_agent",
-                                  "{ customers(first: 50) { edges { node { id phone email birthDate } } } }")
+    body, request_id = await post(
+        world, "support_agent", "{ customers(first: 50) { edges { node { id phone email birthDate } } } }"
+    )
     assert all("*" in e["node"]["phone"] for e in body["data"]["customers"]["edges"])
     assert await audit_rows(world, request_id) == []
     assert await sensitive_read_count(world) == before
@@ -89,7 +101,9 @@ async def test_a_masked_read_writes_no_audit_row(world: World) -> None:
 
 async def test_a_denied_read_writes_no_audit_row(world: World) -> None:
     before = await sensitive_read_count(world)
-    body, request_id = await post(world, "partner", "{ customers(first: 50) { edges { node { id phone nationalId } } } }")
+    body, request_id = await post(
+        world, "partner", "{ customers(first: 50) { edges { node { id phone nationalId } } } }"
+    )
     assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN_FIELD"}
     assert await audit_rows(world, request_id) == []
     assert await sensitive_read_count(world) == before
@@ -97,16 +111,18 @@ async def test_a_denied_read_writes_no_audit_row(world: World) -> None:
 
 async def test_a_query_without_sensitive_fields_writes_no_audit_row(world: World) -> None:
     before = await sensitive_read_count(world)
-    body, request_id = await post(world, "admin",
-                                  "{ customers(first: 50) { edges { node { id name tier { code } metrics { orders12m } } } } }")
+    body, request_id = await post(
+        world, "admin", "{ customers(first: 50) { edges { node { id name tier { code } metrics { orders12m } } } } }"
+    )
     assert len(body["data"]["customers"]["edges"]) == 3
     assert await audit_rows(world, request_id) == []
     assert await sensitive_read_count(world) == before
 
 
 async def test_full_free_text_is_audited_whoever_reads_it(world: World) -> None:
-    body, request_id = await post(world, "support_agent", "query($id: ID!) { complaint(id: $id) { description } }",
-                                  {"id": world.ada_complaint})
+    body, request_id = await post(
+        world, "support_agent", "query($id: ID!) { complaint(id: $id) { description } }", {"id": world.ada_complaint}
+    )
     assert body["data"]["complaint"]["description"]
     (row,) = await audit_rows(world, request_id)
     assert row["actor"] == "user:bob"

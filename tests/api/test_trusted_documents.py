@@ -43,7 +43,9 @@ SET_ANY = """mutation SetAny($id: ID!, $allow: Boolean!) {
   setPartnerTokenArbitraryDocuments(id: $id, allow: $allow) { apiToken { id allowArbitraryDocuments } userErrors { code } }
 }"""
 TRUSTED = {"documents_mode": "trusted"}
-GENERIC = {"errors": [{"message": "only registered documents are accepted", "extensions": {"code": "UNTRUSTED_DOCUMENT"}}]}
+GENERIC = {
+    "errors": [{"message": "only registered documents are accepted", "extensions": {"code": "UNTRUSTED_DOCUMENT"}}]
+}
 
 
 def sha(document: str) -> str:
@@ -171,9 +173,7 @@ async def test_a_partner_token_may_be_allowed_arbitrary_documents(trusted: Api, 
     assert (await post(trusted, tokens[False][0], {"query": arbitrary}))[0] == 200
     await post(trusted, admin, {"query": SET_ANY, "variables": {"id": tokens[True][1], "allow": False}})
     assert await post(trusted, tokens[True][0], {"query": arbitrary}) == (400, GENERIC)
-    audit = await sql(
-        trusted.url, "SELECT count(*) AS n FROM audit_log WHERE action = 'token.arbitrary_documents'"
-    )
+    audit = await sql(trusted.url, "SELECT count(*) AS n FROM audit_log WHERE action = 'token.arbitrary_documents'")
     assert audit[0]["n"] == 2
 
 
@@ -282,7 +282,9 @@ async def test_hashes_work_in_any_mode_and_unknown_ones_ask_for_the_text(url: st
     async with running_api(url) as api:
         token = await api.user("alice", "admin")
         assert (await post(api, token, {"documentId": sha(VIEWER)}))[1]["data"]["viewer"]["subject"] == "user:alice"
-        status, body = await post(api, token, {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}})
+        status, body = await post(
+            api, token, {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}}
+        )
         assert body["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"  # Apollo then sends the text
         apq = {"query": COUNT, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": sha(COUNT)}}}
         assert (await post(api, token, apq))[0] == 200  # runs (and registers nothing)

@@ -91,7 +91,10 @@ async def test_a_support_agent_verifies_each_attribute_without_seeing_it(api: Ap
         ("user:verify-agent-2", "no_match"),
     ]
     assert [r["fields"] for r in rows[::2]] == [
-        ["Customer.email"], ["Customer.phone"], ["Customer.nationalId"], ["Customer.birthDate"]
+        ["Customer.email"],
+        ["Customer.phone"],
+        ["Customer.nationalId"],
+        ["Customer.birthDate"],
     ]
     logged = json.dumps(rows, default=str).lower()
     for value in ("verifiable@", "99887766", "99887767", "123-456", "1984-02-29", "1984-03-01", "example.com"):

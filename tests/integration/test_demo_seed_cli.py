@@ -19,10 +19,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def test_tierwise_seed_loads_the_demo_data_in_a_dev_install(database_url: str) -> None:
     env = {**os.environ, "TIERWISE_DATABASE_URL": database_url}
-    for flags, expected in ((["--customers", "25"], "SeedReport(partners=3, customers=25"), (["--if-empty"], "not seeding")):
+    for flags, expected in (
+        (["--customers", "25"], "SeedReport(partners=3, customers=25"),
+        (["--if-empty"], "not seeding"),
+    ):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.edge.cli", "seed", *flags,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "api.edge.cli",
+            "seed",
+            *flags,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()

@@ -349,9 +349,7 @@ async def test_a_token_copied_to_another_column_fails_to_decrypt(api: Api) -> No
     # The API answers that field null with DATA_INTEGRITY at its path, the rest of the customer as usual.
     body = await api.gql(admin, f'{{ customer(id: "{b["id"]}") {{ name phone }} }}')
     assert body["data"] == {"customer": {"name": "Bob", "phone": None}}
-    assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [
-        ("DATA_INTEGRITY", ["customer", "phone"])
-    ]
+    assert [(e["extensions"]["code"], e["path"]) for e in body["errors"]] == [("DATA_INTEGRITY", ["customer", "phone"])]
     body = await api.gql(admin, f'{{ customer(id: "{a["id"]}") {{ email phone }} }}')
     assert body["data"]["customer"] == {"email": "alice@tamper.example", "phone": "+4915111111111"}
 
@@ -378,12 +376,22 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
     and everything else of the request is served."""
     admin = await api.user("root", "admin")
     a = await create_customer(
-        api, admin, select="id", name="Ann Swap", email="ann@swap.example", phone="+4915133333333",
+        api,
+        admin,
+        select="id",
+        name="Ann Swap",
+        email="ann@swap.example",
+        phone="+4915133333333",
         birthDate="1961-01-01",
         address={"line1": "1 Ann Street", "postalCode": "11111", "city": "Annaburg", "country": "DE"},
     )
     b = await create_customer(
-        api, admin, select="id", name="Ben Swap", email="ben@swap.example", phone="+4915144444444",
+        api,
+        admin,
+        select="id",
+        name="Ben Swap",
+        email="ben@swap.example",
+        phone="+4915144444444",
         birthDate="1972-02-02",
         address={"line1": "2 Ben Road", "postalCode": "22222", "city": "Benhausen", "country": "DE"},
     )
@@ -397,14 +405,16 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
     async with api.services.engine.begin() as conn:
         swap = "UPDATE {t} x SET {c} = y.{c} FROM {t} y WHERE (x.id, y.id) IN ((:a, :b), (:b, :a))"
         for column in ("email", "birth_date", "address"):
-            await conn.execute(
-                text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
-            )
+            await conn.execute(text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])})
         await conn.execute(
             text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
         )
-        stored = (await conn.execute(text("SELECT id, email FROM customers WHERE id IN (:a, :b)"),
-                                     {"a": raw_id(a["id"]), "b": raw_id(b["id"])})).all()
+        stored = (
+            await conn.execute(
+                text("SELECT id, email FROM customers WHERE id IN (:a, :b)"),
+                {"a": raw_id(a["id"]), "b": raw_id(b["id"])},
+            )
+        ).all()
         assert all(r.email.startswith("tw2:") for r in stored)
 
     caplog.set_level("ERROR", logger="tierwise.crypto")
@@ -442,21 +452,22 @@ async def test_a_ciphertext_swapped_between_two_rows_is_never_served(
     assert error_codes(body) == ["DATA_INTEGRITY"] * 3, body
     assert "ben" not in str(body["data"])
     # The export names the unreadable column instead of a value.
-    exported = (await api.gql(admin, 'query($id: ID!) { exportCustomerData(id: $id) }', {"id": a["id"]}))["data"][
+    exported = (await api.gql(admin, "query($id: ID!) { exportCustomerData(id: $id) }", {"id": a["id"]}))["data"][
         "exportCustomerData"
     ]
     assert exported["customer"]["email"] is None
     assert exported["dataIntegrityErrors"] == [
-        "complaints.description", "customers.address", "customers.birth_date", "customers.email"
+        "complaints.description",
+        "customers.address",
+        "customers.birth_date",
+        "customers.email",
     ]
     assert "ben@swap.example" not in str(exported)
 
     # Swapped back, both read as before: nothing was lost, only refused.
     async with api.services.engine.begin() as conn:
         for column in ("email", "birth_date", "address"):
-            await conn.execute(
-                text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])}
-            )
+            await conn.execute(text(swap.format(t="customers", c=column)), {"a": raw_id(a["id"]), "b": raw_id(b["id"])})
         await conn.execute(
             text(swap.format(t="complaints", c="description")), {"a": raw_id(ka["id"]), "b": raw_id(kb["id"])}
         )

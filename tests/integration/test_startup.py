@@ -55,12 +55,14 @@ async def test_health_and_readiness(api: Api) -> None:
 async def test_request_id_is_returned_and_a_given_one_is_kept(api: Api) -> None:
     token = await api.user("alice", "admin")
     r = await api.client.post(
-        "/graphql", json={"query": "{ viewer { subject } }"},
+        "/graphql",
+        json={"query": "{ viewer { subject } }"},
         headers={"Authorization": f"Bearer {token}", "X-Request-ID": "abc-123"},
     )
     assert r.headers["x-request-id"] == "abc-123"
     r = await api.client.post(
-        "/graphql", json={"query": "{ viewer { subject } }"},
+        "/graphql",
+        json={"query": "{ viewer { subject } }"},
         headers={"Authorization": f"Bearer {token}", "X-Request-ID": "bad id with spaces; drop"},
     )
     assert r.headers["x-request-id"] != "bad id with spaces"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from api.usecases.caller import CLI
 from infra.settings import Settings
 
 
@@ -273,16 +274,16 @@ def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(conn: Any) -> str:
         if args.roles_cmd == "assign":
-            await access.assign_role(conn, access.CLI, args.user, args.role)
+            await access.assign_role(conn, CLI, args.user, args.role)
             return f"user:{args.user} now has role {args.role}"
         if args.roles_cmd == "unassign":
-            await access.unassign_role(conn, access.CLI, args.user, args.role)
+            await access.unassign_role(conn, CLI, args.user, args.role)
             return f"user:{args.user} no longer has role {args.role}"
         if args.roles_cmd == "create":
-            await access.create_role(conn, access.CLI, args.name, args.description, args.inherits)
+            await access.create_role(conn, CLI, args.name, args.description, args.inherits)
             return f"role {args.name} created"
         if args.roles_cmd == "delete":
-            await access.delete_role(conn, access.CLI, args.name)
+            await access.delete_role(conn, CLI, args.name)
             return f"role {args.name} deleted"
         roles = await access.list_roles(conn, await access.load_policy(conn))
         return "\n".join(f"{r.name:<16} {r.description}" for r in roles)
@@ -298,7 +299,7 @@ def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
             policy = await access.load_policy(conn)
             return "\n".join(f"{r.ptype}, " + ", ".join(v for v in r.values if v) for r in policy.rules)
         fn = access.grant if args.grants_cmd == "grant" else access.revoke
-        version = await fn(conn, access.CLI, args.role, args.object, args.action, args.effect)
+        version = await fn(conn, CLI, args.role, args.object, args.action, args.effect)
         return f"{args.grants_cmd}: {args.effect} {args.action} on {args.object} for {args.role} (policy v{version})"
 
     return _admin_command(settings, action)
@@ -316,16 +317,16 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
                 role=args.role,
                 allow_arbitrary_documents=args.allow_arbitrary_documents,
             )
-            created = await access.create_partner_token(conn, access.CLI, command)
+            created = await access.create_partner_token(conn, CLI, command)
             return f"token {created.row['id']} for {args.partner} (shown once, keep it safe):\n{created.token}"
         if args.tokens_cmd == "revoke":
-            await access.revoke_partner_token(conn, access.CLI, args.id)
+            await access.revoke_partner_token(conn, CLI, args.id)
             return f"token {args.id} revoked"
         if args.tokens_cmd == "arbitrary-documents":
             allow = args.setting == "on"
-            await access.set_partner_token_arbitrary_documents(conn, access.CLI, args.id, allow)
+            await access.set_partner_token_arbitrary_documents(conn, CLI, args.id, allow)
             return f"token {args.id} may {'now' if allow else 'no longer'} send documents that are not registered"
-        rows = await access.list_partner_tokens(conn, access.CLI)
+        rows = await access.list_partner_tokens(conn, CLI)
         return "\n".join(
             f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
             f"{'  arbitrary-documents' if r['allow_arbitrary_documents'] else ''}"

@@ -16,37 +16,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.usecases.caller import Caller
 from authz import admin
 from authz.catalogue import CATALOGUE
 from authz.confinement import UNSCOPED_OPERATIONS
 from authz.policy import Level, PolicyStore, Rule
-from authz.principal import Principal
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
 from infra.repos import authz as authz_repo
 from infra.repos import partners as partners_repo
 from infra.repos import ratelimit as ratelimit_repo
-from infra.repos.base import ALL, Executor, Page, Scope
+from infra.repos.base import Executor, Page
 
 TOKEN_PREFIX = "tw_pat_"
 MAX_RATE_LIMIT = 10_000_000
 DEFAULT_TOKEN_SCOPES = ("read:*", "write:*")
 READ_ACTIONS = ("read", "read_masked")
 EXPLAINED_ACTIONS = (*READ_ACTIONS, "write")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks: ``actor`` names them in audit rows; ``principal`` is None for the CLI (unconfined);
-    ``scope`` the rows they reach; ``request_id`` ties audit rows to a request."""
-
-    actor: str
-    principal: Principal | None = None
-    scope: Scope = ALL
-    request_id: str | None = None
-
-
-CLI = Caller(actor="cli")
 
 
 def hash_secret(secret: str) -> str:

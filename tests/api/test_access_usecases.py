@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from api.usecases import access
+from api.usecases.caller import CLI, Caller
 from authz.principal import Principal, PrincipalKind
 from domain.errors import Forbidden, NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
@@ -27,7 +28,7 @@ async def _count(engine: Any, sql: str, **params: Any) -> int:
 async def test_cli_caller_creates_a_token_grants_and_explains(engine: Any) -> None:
     async with engine.connect() as conn:
         created = await access.create_partner_token(
-            conn, access.CLI, access.CreatePartnerToken(partner=" Northwind Shop ", name="sync", scopes=["read:*"])
+            conn, CLI, access.CreatePartnerToken(partner=" Northwind Shop ", name="sync", scopes=["read:*"])
         )
         await conn.commit()
     token_id = created.row["id"]
@@ -49,7 +50,7 @@ async def test_cli_caller_creates_a_token_grants_and_explains(engine: Any) -> No
 
     async with engine.connect() as conn:
         before = (await access.load_policy(conn)).version
-        version = await access.grant(conn, access.CLI, "analyst", "Customer.name", "read")
+        version = await access.grant(conn, CLI, "analyst", "Customer.name", "read")
         await conn.commit()
     assert version == before + 1
 
@@ -72,7 +73,7 @@ async def test_cli_caller_creates_a_token_grants_and_explains(engine: Any) -> No
 async def test_bad_commands_raise_domain_errors_and_write_nothing(engine: Any) -> None:
     async with engine.connect() as conn:
         created = await access.create_partner_token(
-            conn, access.CLI, access.CreatePartnerToken(partner="Northwind Shop", name="sync", scopes=["read:*"])
+            conn, CLI, access.CreatePartnerToken(partner="Northwind Shop", name="sync", scopes=["read:*"])
         )
         await conn.commit()
     row = created.row
@@ -86,27 +87,27 @@ async def test_bad_commands_raise_domain_errors_and_write_nothing(engine: Any) -
         partner_id=row["partner_id"],
         scopes=("read:*",),
     )
-    as_partner = access.Caller(actor=partner.subject, principal=partner, scope=Scope(partner_id=row["partner_id"]))
+    as_partner = Caller(actor=partner.subject, principal=partner, scope=Scope(partner_id=row["partner_id"]))
     wider = access.CreatePartnerToken(partner="Northwind Shop", name="wider", scopes=["write:*"])
     async with engine.connect() as conn:
         policy = await access.load_policy(conn)
     bad: list[tuple[Any, type[Exception], str]] = [
         (lambda c: access.create_partner_token(c, as_partner, wider), Forbidden, "wider than this token's own"),
         (
-            lambda c: access.create_partner_token(c, access.CLI, access.CreatePartnerToken(" ", "x")),
+            lambda c: access.create_partner_token(c, CLI, access.CreatePartnerToken(" ", "x")),
             ValidationFailed,
             "partner and name are required",
         ),
-        (lambda c: access.set_partner_token_rate_limit(c, access.CLI, "not-a-uuid", 10), NotFound, "no such token"),
+        (lambda c: access.set_partner_token_rate_limit(c, CLI, "not-a-uuid", 10), NotFound, "no such token"),
         (
-            lambda c: access.set_partner_token_rate_limit(c, access.CLI, str(row["id"]), 0),
+            lambda c: access.set_partner_token_rate_limit(c, CLI, str(row["id"]), 0),
             ValidationFailed,
             "perMinute",
         ),
-        (lambda c: access.revoke_partner_token(c, access.CLI, "nope"), NotFound, "no such active token"),
+        (lambda c: access.revoke_partner_token(c, CLI, "nope"), NotFound, "no such active token"),
         (lambda c: access.explain_access(c, policy, "user:bob", "Customer.nope"), ValidationFailed, "catalogue"),
         (
-            lambda c: access.audit_page(c, access.CLI, access.AuditQuery(first=0), max_page_size=100),
+            lambda c: access.audit_page(c, CLI, access.AuditQuery(first=0), max_page_size=100),
             ValidationFailed,
             "first must be between 1 and 100",
         ),
@@ -122,10 +123,10 @@ async def test_bad_commands_raise_domain_errors_and_write_nothing(engine: Any) -
 async def test_rate_limit_is_set_and_audited_with_the_request_id(engine: Any) -> None:
     async with engine.connect() as conn:
         created = await access.create_partner_token(
-            conn, access.CLI, access.CreatePartnerToken(partner="Northwind Shop", name="sync")
+            conn, CLI, access.CreatePartnerToken(partner="Northwind Shop", name="sync")
         )
         await conn.commit()
-    caller = access.Caller(actor="user:alice", request_id="req-1")
+    caller = Caller(actor="user:alice", request_id="req-1")
     async with engine.connect() as conn:
         row = await access.set_partner_token_rate_limit(conn, caller, str(created.row["id"]), 600)
         await conn.commit()
@@ -140,11 +141,11 @@ async def test_rate_limit_is_set_and_audited_with_the_request_id(engine: Any) ->
     async with engine.connect() as conn:
         page = await access.audit_page(
             conn,
-            access.CLI,
+            CLI,
             access.AuditQuery(first=1, filter=audit_repo.AuditFilter(actor="user:alice")),
             max_page_size=100,
         )
         assert [r["action"] for r in page.page.rows] == ["token.rate_limit"]
         assert await page.count() == 1
-        tokens = await access.list_partner_tokens(conn, access.CLI)
+        tokens = await access.list_partner_tokens(conn, CLI)
     assert [t["name"] for t in tokens] == ["sync"]

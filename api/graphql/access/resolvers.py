@@ -30,6 +30,7 @@ from api.graphql.core.context import Context
 from api.graphql.core.errors import coded, user_errors
 from api.graphql.core.relay import ConnectionBase
 from api.usecases import access
+from api.usecases.caller import Caller
 from domain.errors import DomainError
 from infra.repos import audit as audit_repo
 from infra.repos.base import Executor
@@ -41,9 +42,9 @@ def _ctx(info: Info[Context, None]) -> Context:
     return info.context
 
 
-def _caller(info: Info[Context, None]) -> access.Caller:
+def _caller(info: Info[Context, None]) -> Caller:
     ctx = _ctx(info)
-    return access.Caller(actor=ctx.actor, principal=ctx.principal, scope=ctx.scope, request_id=ctx.request_id)
+    return ctx.caller
 
 
 def _rule(r: access.PolicyRule) -> PolicyRuleType:

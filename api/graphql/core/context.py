@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.graphql.core.loaders import Loaders
+from api.usecases.caller import Caller
 from authz.policy import Decisions, PolicyStore
 from authz.principal import Principal
 from infra.db import RequestDb
@@ -54,3 +55,8 @@ class Context:
     @property
     def actor(self) -> str:
         return self.principal.subject
+
+    @property
+    def caller(self) -> Caller:
+        """The caller of the use-cases this request runs."""
+        return Caller(actor=self.actor, principal=self.principal, scope=self.scope, request_id=self.request_id)

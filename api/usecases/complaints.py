@@ -1,9 +1,9 @@
 """Use-cases of complaints: the page of complaints, open and transition.
 
-Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (principal and row scope)
-and a plain command, returns ids or rows, and raises domain errors; the resolvers in
-``api/graphql/complaints/resolvers.py`` map arguments in and results out. The CLI, jobs and tests call them
-the same way.
+Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (api/usecases/caller.py:
+who, for audit rows, and the rows they reach) and a plain command, returns ids or rows, and raises domain
+errors; the resolvers in ``api/graphql/complaints/resolvers.py`` map arguments in and results out. The CLI, jobs
+and tests call them the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from authz.principal import Principal
+from api.usecases.caller import Caller
 from domain.complaints import Transition
 from domain.errors import Conflict, Invalid, NotFound, ValidationFailed
 from domain.idempotency import check_replay
@@ -22,7 +22,7 @@ from infra.db import RequestDb
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
-from infra.repos.base import Page, Scope
+from infra.repos.base import Page
 from infra.settings import Settings
 
 ComplaintFilter = complaints_repo.ComplaintFilter
@@ -33,20 +33,20 @@ ComplaintFilter = complaints_repo.ComplaintFilter
 
 async def complaint_page(
     db: RequestDb,
+    caller: Caller,
     *,
-    scope: Scope,
     columns: Sequence[str],
     f: ComplaintFilter,
     sort: str,
     first: int,
     after: str | None,
 ) -> Page:
-    """One page of the complaints the scope may read, with ``columns`` (the fields the caller may read)."""
-    return await complaints_repo.page(db, columns=columns, scope=scope, f=f, sort=sort, first=first, after=after)
+    """One page of the complaints the caller's scope reaches, with ``columns`` (the fields it may read)."""
+    return await complaints_repo.page(db, columns=columns, scope=caller.scope, f=f, sort=sort, first=first, after=after)
 
 
-async def count_complaints(db: RequestDb, *, scope: Scope, f: ComplaintFilter) -> int:
-    return await complaints_repo.count(db, scope=scope, f=f)
+async def count_complaints(db: RequestDb, caller: Caller, f: ComplaintFilter) -> int:
+    return await complaints_repo.count(db, scope=caller.scope, f=f)
 
 
 def sort_column(sort: str) -> str:
@@ -83,8 +83,8 @@ def check_complaint_text(subject: str, description: str, external_id: str | None
         raise Invalid(errors)
 
 
-async def open_complaint(db: RequestDb, cmd: OpenComplaint, *, principal: Principal, scope: Scope) -> UUID:
-    """Open a complaint of a customer the scope may read (idempotent on the partner and ``external_id``:
+async def open_complaint(db: RequestDb, caller: Caller, cmd: OpenComplaint) -> UUID:
+    """Open a complaint of a customer the caller's scope reaches (idempotent on the partner and ``external_id``:
     the same content again returns the stored complaint, other content is a CONFLICT); the customer's
     facts change, so the after-change step runs in the same transaction. Returns the complaint's id."""
     check_complaint_text(cmd.subject, cmd.description, cmd.external_id)
@@ -97,23 +97,23 @@ async def open_complaint(db: RequestDb, cmd: OpenComplaint, *, principal: Princi
         "channel": cmd.channel,
         "follow_up_of_id": cmd.follow_up_of,
     }
-    partner_id = principal.partner_id
+    partner_id = caller.scope.partner_id
     async with db.unit_of_work() as uow:
         complaint_id = None
         if cmd.external_id:
             complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id, values)
         if complaint_id is None:
-            if not await customers_repo.exists(uow, cmd.customer_id, scope):
+            if not await customers_repo.exists(uow, cmd.customer_id, caller.scope):
                 raise NotFound("no such customer", field="customerId")
             complaint_id = await complaints_repo.open_complaint(
-                uow, {**values, "partner_id": partner_id, "external_id": cmd.external_id}, actor=principal.subject
+                uow, {**values, "partner_id": partner_id, "external_id": cmd.external_id}, actor=caller.actor
             )
             if complaint_id is None:  # another request opened it meanwhile: the same rules as a replay
                 complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id or "", values)
                 if complaint_id is None:  # (the insert waited for that request's commit: not expected)
                     raise Conflict("externalId is being used by another request; retry", field="externalId")
             else:
-                await after_change(uow.conn, [cmd.customer_id], actor=principal.subject)
+                await after_change(uow.conn, [cmd.customer_id], actor=caller.actor)
                 uow.commit()
     return complaint_id
 
@@ -157,15 +157,13 @@ class TransitionComplaint:
     transition: Transition
 
 
-async def transition_complaint(
-    db: RequestDb, cmd: TransitionComplaint, *, principal: Principal, scope: Scope, settings: Settings
-) -> UUID:
-    """Move a complaint the scope may read along the state machine (optimistic on ``expected_version``);
+async def transition_complaint(db: RequestDb, caller: Caller, cmd: TransitionComplaint, *, settings: Settings) -> UUID:
+    """Move a complaint the caller's scope reaches along the state machine (optimistic on ``expected_version``);
     on resolution, invite to the post-resolution survey if one is active; when the customer's facts change
     (or the move reveals a breach) the after-change step runs in the same transaction. Returns its id."""
     async with db.unit_of_work() as uow:
         done = await complaints_repo.transition(
-            uow, cmd.complaint_id, cmd.expected_version, cmd.transition, actor=principal.subject, scope=scope
+            uow, cmd.complaint_id, cmd.expected_version, cmd.transition, actor=caller.actor, scope=caller.scope
         )
         if done.outcome.to_status == "resolved":  # the post-resolution survey, if one is active
             await surveys_repo.invite_after_resolution(
@@ -175,6 +173,6 @@ async def transition_complaint(
                 periodic_days=settings.survey_periodic_days,
             )
         if done.outcome.changes_customer_facts or done.breached:
-            await after_change(uow.conn, [done.customer_id], actor=principal.subject)
+            await after_change(uow.conn, [done.customer_id], actor=caller.actor)
         uow.commit()
     return cmd.complaint_id

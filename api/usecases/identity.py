@@ -8,7 +8,8 @@ PostgreSQL). Each attempt is charged against an allowance per (caller, customer)
 (``TIERWISE_VERIFY_ATTEMPTS`` per ``TIERWISE_VERIFY_WINDOW_S``, in the shared rate-limit buckets, so
 every instance counts alike) and audited with its result, never with the value supplied. The operation
 has its own grant (``Mutation.verifyCustomerIdentity``, migration 0014) and the caller's row scope: a
-partner token verifies only its own customers. Free of GraphQL: (database, caller, command) → result.
+partner token verifies only its own customers. Free of GraphQL: (database, caller, command) → result, the
+caller of api/usecases/caller.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from api.usecases.caller import Caller
 from domain import customers as customer_rules
 from domain.errors import Invalid, NotFound, ValidationFailed
 from infra.repos import customers as customers_repo
 from infra.repos import ratelimit as ratelimit_repo
 from infra.repos.authz import write_audit
-from infra.repos.base import Scope
 from infra.settings import Settings
 
 AUDIT_ACTION = "identity_verified"
@@ -35,6 +36,13 @@ ATTRIBUTES = {
     "national_id": "Customer.nationalId",
     "birth_date": "Customer.birthDate",
 }
+
+
+@dataclass(frozen=True)
+class VerifyIdentity:
+    customer_id: UUID
+    attribute: str  # a key of ATTRIBUTES
+    value: str  # as the person gave it (normalised here as a write stores it)
 
 
 @dataclass(frozen=True)
@@ -64,29 +72,20 @@ def normalized(attribute: str, value: str, *, default_region: str, today: dt.dat
     return out
 
 
-async def verify_identity(
-    db: Any,
-    *,
-    settings: Settings,
-    actor: str,
-    scope: Scope,
-    request_id: str | None,
-    customer_id: UUID,
-    attribute: str,
-    value: str,
-) -> Verification:
-    """Check ``value`` against the customer's ``attribute`` (a key of ``ATTRIBUTES``) in one unit of work:
+async def verify_identity(db: Any, caller: Caller, cmd: VerifyIdentity, *, settings: Settings) -> Verification:
+    """Check ``cmd.value`` against the customer's ``cmd.attribute`` in one unit of work:
     invalid values and unknown customers raise (nothing charged, nothing audited); otherwise one attempt is
     taken and one audit row written, whatever the answer."""
+    customer_id, attribute, scope = cmd.customer_id, cmd.attribute, caller.scope
     wanted = normalized(
-        attribute, value, default_region=settings.default_phone_region, today=dt.datetime.now(dt.UTC).date()
+        attribute, cmd.value, default_region=settings.default_phone_region, today=dt.datetime.now(dt.UTC).date()
     )
     async with db.unit_of_work() as uow:
         if not await customers_repo.exists(uow.conn, customer_id, scope):
             raise NotFound("no such customer", field="customerId")
         attempt = await ratelimit_repo.take_attempt(
             uow.conn,
-            key=f"verify:{actor}:{customer_id}",
+            key=f"verify:{caller.actor}:{customer_id}",
             limit=settings.verify_attempts,
             window_s=settings.verify_window_s,
         )
@@ -100,9 +99,9 @@ async def verify_identity(
         result = "rate_limited" if matched is None else ("match" if matched else "no_match")
         await write_audit(
             uow.conn,
-            actor=actor,
+            actor=caller.actor,
             action=AUDIT_ACTION,
-            request_id=request_id,
+            request_id=caller.request_id,
             target_type="Customer",
             target_ids=[str(customer_id)],
             fields=[ATTRIBUTES[attribute]],

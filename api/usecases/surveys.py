@@ -1,9 +1,9 @@
 """Use-cases of surveys: the page of surveys, create a survey, submit a response.
 
-Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (principal and row scope)
-where it matters, and a plain command, returns ids or rows, and raises domain errors; the resolvers in
-``api/graphql/surveys/resolvers.py`` map arguments in and results out. The CLI, jobs and tests call them
-the same way.
+Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (api/usecases/caller.py:
+who, for audit rows, and the rows they reach) and a plain command, returns ids or rows, and raises domain
+errors; the resolvers in ``api/graphql/surveys/resolvers.py`` map arguments in and results out. The CLI, jobs
+and tests call them the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from authz.principal import Principal
+from api.usecases.caller import Caller
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import check_replay
 from domain.surveys import Answer, Question, validate_answers
@@ -22,17 +22,19 @@ from infra.db import RequestDb
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
-from infra.repos.base import Page, Scope
+from infra.repos.base import Page
 
 # ---------------------------------------------------------------- reads
 
 
-async def survey_page(db: RequestDb, *, statuses: Sequence[str] | None, first: int, after: str | None) -> Page:
+async def survey_page(
+    db: RequestDb, caller: Caller, *, statuses: Sequence[str] | None, first: int, after: str | None
+) -> Page:
     """One page of surveys, newest first (surveys are not partner data: no row scope)."""
     return await surveys_repo.page(db, statuses=statuses, first=first, after=after)
 
 
-async def count_surveys(db: RequestDb, *, statuses: Sequence[str] | None) -> int:
+async def count_surveys(db: RequestDb, caller: Caller, *, statuses: Sequence[str] | None) -> int:
     return await surveys_repo.count(db, statuses=statuses)
 
 
@@ -59,7 +61,7 @@ class CreateSurvey:
     status: str = "active"
 
 
-async def create_survey(db: RequestDb, cmd: CreateSurvey) -> UUID:
+async def create_survey(db: RequestDb, caller: Caller, cmd: CreateSurvey) -> UUID:
     """Create a survey and its questions; ``Invalid`` lists every problem and nothing is written."""
     errors = []
     if not cmd.title.strip():
@@ -152,7 +154,7 @@ async def _replayed_response(
     return response_id
 
 
-async def submit_survey_response(db: RequestDb, cmd: SubmitResponse, *, principal: Principal, scope: Scope) -> UUID:
+async def submit_survey_response(db: RequestDb, caller: Caller, cmd: SubmitResponse) -> UUID:
     """Record a customer's answers to a survey (one response per customer, survey and complaint; idempotent
     on the partner and ``external_id``); the customer's facts change, so the after-change step runs in the
     same transaction. Returns the response's id."""
@@ -166,7 +168,7 @@ async def submit_survey_response(db: RequestDb, cmd: SubmitResponse, *, principa
             (_answer_content(a.question_id, a.score, a.choices, a.text) for a in answers), key=_by_question
         ),
     }
-    partner_id = principal.partner_id
+    partner_id, scope = caller.scope.partner_id, caller.scope
     customer_id, complaint_id = cmd.customer_id, cmd.complaint_id
     async with db.unit_of_work() as uow:
         survey, questions = await surveys_repo.survey_with_questions(uow, cmd.survey_id)
@@ -206,6 +208,6 @@ async def submit_survey_response(db: RequestDb, cmd: SubmitResponse, *, principa
                         [ValidationFailed("this customer has answered this survey already", field="surveyId")]
                     )
             else:
-                await after_change(uow.conn, [customer_id], actor=principal.subject)
+                await after_change(uow.conn, [customer_id], actor=caller.actor)
                 uow.commit()
     return existing

@@ -1,9 +1,9 @@
 """Use-cases of tiers: policy drafts (create, update, discard), activation, simulation, a customer's tier
 override, the list of full re-tier runs.
 
-Each is ``(database, principal, command) -> result``: the resolvers of api/graphql/tiers/ call them, and so may
-the CLI, jobs and tests. They take plain values (global ids decoded already), return rows and dataclasses, and
-raise domain errors (domain/errors.py); nothing here knows GraphQL.
+Each is ``(database, caller, command) -> result`` (the caller: api/usecases/caller.py): the resolvers of
+api/graphql/tiers/ call them, and so may the CLI, jobs and tests. They take plain values (global ids decoded
+already), return rows and dataclasses, and raise domain errors (domain/errors.py); nothing here knows GraphQL.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from uuid import UUID
 
 import procrastinate.exceptions
 
-from authz.principal import Principal
+from api.usecases.caller import Caller
 from domain import tiers as rules
 from domain.errors import Invalid, NotFound, ValidationFailed
 from infra import tiering
 from infra.db import RequestDb
 from infra.repos import tiers as tiers_repo
-from infra.repos.base import Scope
 
 log = logging.getLogger("tierwise.tiers")
 
@@ -34,10 +33,6 @@ INLINE_RETIER_MAX_CUSTOMERS = 20_000
 
 MAX_OVERRIDE_DAYS = 3 * 366
 MAX_RUNS = 100
-
-
-def _scope(principal: Principal) -> Scope:
-    return Scope(partner_id=principal.partner_id)
 
 
 # ---------------------------------------------------------------- commands and results
@@ -147,7 +142,7 @@ def _check_description(description: str | None) -> None:
         raise ValidationFailed("a description has at most 2000 characters", field="description")
 
 
-async def create_draft(db: RequestDb, principal: Principal, cmd: CreateDraft) -> dict[str, Any] | None:
+async def create_draft(db: RequestDb, caller: Caller, cmd: CreateDraft) -> dict[str, Any] | None:
     """A new draft policy, validated as a whole (nothing is saved when it is not valid); its row."""
     _check_description(cmd.description)
     async with db.unit_of_work() as uow:
@@ -169,12 +164,12 @@ async def create_draft(db: RequestDb, principal: Principal, cmd: CreateDraft) ->
             benefits=benefits,
         )
         rules.validate_policy(spec)
-        policy_id = await tiers_repo.create_draft(uow, spec, description=cmd.description, actor=principal.subject)
+        policy_id = await tiers_repo.create_draft(uow, spec, description=cmd.description, actor=caller.actor)
         uow.commit()
     return await tiers_repo.policy(db, policy_id)
 
 
-async def update_draft(db: RequestDb, principal: Principal, cmd: UpdateDraft) -> dict[str, Any] | None:
+async def update_draft(db: RequestDb, caller: Caller, cmd: UpdateDraft) -> dict[str, Any] | None:
     """Change a draft (a stale ``expected_revision`` is a Conflict), validated again; its row."""
     _check_description(cmd.description)
     async with db.unit_of_work() as uow:
@@ -205,17 +200,17 @@ async def update_draft(db: RequestDb, principal: Principal, cmd: UpdateDraft) ->
             expected_revision=cmd.expected_revision,
             description=cmd.description if cmd.description is not None else row["description"],
             replace_tiers=cmd.tiers is not None,
-            actor=principal.subject,
+            actor=caller.actor,
             before=current,
         )
         uow.commit()
     return await tiers_repo.policy(db, cmd.policy_id)
 
 
-async def discard_draft(db: RequestDb, principal: Principal, policy_id: UUID, expected_revision: int | None) -> None:
+async def discard_draft(db: RequestDb, caller: Caller, policy_id: UUID, expected_revision: int | None) -> None:
     """Delete a draft that will not be used."""
     async with db.unit_of_work() as uow:
-        await tiers_repo.discard_draft(uow, policy_id, expected_revision=expected_revision, actor=principal.subject)
+        await tiers_repo.discard_draft(uow, policy_id, expected_revision=expected_revision, actor=caller.actor)
         uow.commit()
 
 
@@ -223,12 +218,12 @@ async def discard_draft(db: RequestDb, principal: Principal, policy_id: UUID, ex
 
 
 async def activate_policy(
-    db: RequestDb, principal: Principal, policy_id: UUID, expected_revision: int | None, *, jobs: Any
+    db: RequestDb, caller: Caller, policy_id: UUID, expected_revision: int | None, *, jobs: Any
 ) -> Activation:
     """Activate a validated draft and re-tier every customer under it: in this transaction for a small
     customer base (``INLINE_RETIER_MAX_CUSTOMERS``), otherwise as the deferred full re-tier job, queued on
     ``jobs`` (the procrastinate App) once the activation committed."""
-    actor = principal.subject
+    actor = caller.actor
     async with db.unit_of_work() as uow:
         spec = await tiering.load_policy(uow.conn, policy_id)
         if spec is None:
@@ -287,7 +282,7 @@ async def _defer_full_retier(jobs: Any, customers: int, version: int) -> Retier:
 # ---------------------------------------------------------------- simulation and runs
 
 
-async def simulate_policy(db: RequestDb, policy_id: UUID) -> PolicySimulation:
+async def simulate_policy(db: RequestDb, caller: Caller, policy_id: UUID) -> PolicySimulation:
     """What activating this policy (normally a draft) would do now; nothing is written."""
     row = await tiers_repo.policy(db, policy_id)
     draft = await tiering.load_policy(db, policy_id)
@@ -296,7 +291,7 @@ async def simulate_policy(db: RequestDb, policy_id: UUID) -> PolicySimulation:
     return PolicySimulation(policy=row, spec=draft, simulation=await tiering.simulate(db, draft))
 
 
-async def runs(db: RequestDb, first: int) -> list[dict[str, Any]]:
+async def runs(db: RequestDb, caller: Caller, first: int) -> list[dict[str, Any]]:
     """The full re-tiers, newest first, with their progress."""
     if not 1 <= first <= MAX_RUNS:
         raise ValidationFailed(f"first must be between 1 and {MAX_RUNS}", field="first")
@@ -316,9 +311,9 @@ def _reason_error(reason: str) -> ValidationFailed | None:
     return None
 
 
-async def override_tier(db: RequestDb, principal: Principal, cmd: OverrideTier) -> None:
+async def override_tier(db: RequestDb, caller: Caller, cmd: OverrideTier) -> None:
     """Put a customer in a tier until an expiry, whatever the rules say; audited. A customer outside the
-    principal's scope is NotFound."""
+    caller's scope is NotFound."""
     reason = _reason(cmd.reason)
     errors = [e for e in (_reason_error(reason),) if e is not None]
     now = dt.datetime.now(dt.UTC)
@@ -337,20 +332,18 @@ async def override_tier(db: RequestDb, principal: Principal, cmd: OverrideTier) 
             tier=cmd.tier,
             reason=reason,
             expires_at=cmd.expires_at,
-            actor=principal.subject,
-            scope=_scope(principal),
+            actor=caller.actor,
+            scope=caller.scope,
         )
         uow.commit()
 
 
-async def clear_override(db: RequestDb, principal: Principal, cmd: ClearOverride) -> None:
+async def clear_override(db: RequestDb, caller: Caller, cmd: ClearOverride) -> None:
     """End a manual override now: the entry rules place the customer again; audited."""
     reason = _reason(cmd.reason)
     error = _reason_error(reason)
     if error is not None:
         raise error
     async with db.unit_of_work() as uow:
-        await tiering.clear_override(
-            uow.conn, cmd.customer_id, reason=reason, actor=principal.subject, scope=_scope(principal)
-        )
+        await tiering.clear_override(uow.conn, cmd.customer_id, reason=reason, actor=caller.actor, scope=caller.scope)
         uow.commit()

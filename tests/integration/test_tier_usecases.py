@@ -1,4 +1,4 @@
-"""The tier use-cases called directly, as the CLI, a job or the console would: a database, a principal and a
+"""The tier use-cases called directly, as the CLI, a job or the console would: a database, a caller and a
 command, no HTTP and no GraphQL. Each result is checked, and so is its effect in the database (the policy, the
 customers' tiers, the audit log)."""
 
@@ -14,11 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.usecases import tiers as usecases
+from api.usecases.caller import Caller
 from authz.principal import Principal, PrincipalKind
 from domain.errors import Conflict, Invalid, NotFound
 from infra.db import RequestDb
+from infra.repos.base import Scope
 
-ADMIN = Principal(PrincipalKind.USER, "ops-1", roles=("admin",))
+_ADMIN = Principal(PrincipalKind.USER, "ops-1", roles=("admin",))
+ADMIN = Caller(actor=_ADMIN.subject, principal=_ADMIN)
 ALWAYS = {"always": True}
 TIERS = [
     usecases.TierDraft("bronze", " Bronze ", 0, ALWAYS, ALWAYS, benefits=[" Welcome mail ", " "]),
@@ -93,7 +96,7 @@ async def test_draft_activate_and_override_without_graphql(engine: AsyncEngine, 
     [row] = await sql(engine, "SELECT tier_code, tier_override_code FROM customers WHERE id = :c", c=alice)
     assert tuple(row) == ("bronze", None)
 
-    runs = await usecases.runs(db, 5)
+    runs = await usecases.runs(db, ADMIN, 5)
     assert isinstance(runs, list)
 
 
@@ -121,7 +124,8 @@ async def test_bad_commands_write_nothing(engine: AsyncEngine, db: RequestDb) ->
 async def test_a_partner_cannot_override_another_partners_customer(engine: AsyncEngine, db: RequestDb) -> None:
     [(p1,), (p2,)] = await sql(engine, "INSERT INTO partners (name) VALUES ('p1'), ('p2') RETURNING id")
     theirs = await customer(engine, "Theirs", partner_id=p2)
-    partner = Principal(PrincipalKind.TOKEN, "tok-1", roles=("admin",), partner_id=p1)
+    token = Principal(PrincipalKind.TOKEN, "tok-1", roles=("admin",), partner_id=p1)
+    partner = Caller(actor=token.subject, principal=token, scope=Scope(partner_id=p1))
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     with pytest.raises(NotFound):
         await usecases.override_tier(db, partner, usecases.OverrideTier(theirs, "bronze", "r", until))

@@ -1,5 +1,5 @@
 """The complaints and surveys use-cases called directly, as the CLI, jobs or a console would: a database, a
-principal and its row scope, a plain command — no HTTP, no GraphQL (issue 13, item 2). Each checks the result
+caller (api/usecases/caller.py: actor, principal, row scope), a plain command — no HTTP, no GraphQL (issue 13, item 2). Each checks the result
 and its effect in the database, including the after-change step run in the same transaction."""
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import pytest
 from sqlalchemy import text
 
 from api.usecases import complaints, surveys
+from api.usecases.caller import Caller
 from authz.principal import Principal, PrincipalKind
 from domain.complaints import Transition
 from domain.errors import Conflict, Invalid, NotFound, ValidationFailed
 from domain.surveys import Answer
 from infra.db import RequestDb
-from infra.repos.base import ALL, Scope
+from infra.repos.base import Scope
 from tests.api.helpers import create_customer, raw_id, scalar, snapshot
 from tests.conftest import Api, test_settings
 
-STAFF = Principal(PrincipalKind.USER, "usecase-test", roles=("admin",))
+_STAFF = Principal(PrincipalKind.USER, "usecase-test", roles=("admin",))
+STAFF = Caller(actor=_STAFF.subject, principal=_STAFF)
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ async def test_open_and_resolve_a_complaint_without_graphql(api: Api, db: Reques
         severity="high",
         external_id="direct-1",
     )
-    complaint_id = await complaints.open_complaint(db, cmd, principal=STAFF, scope=ALL)
+    complaint_id = await complaints.open_complaint(db, STAFF, cmd)
 
     row = await _row(
         api, "SELECT subject, status, severity, customer_id, version FROM complaints WHERE id = :id", id=complaint_id
@@ -69,23 +71,17 @@ async def test_open_and_resolve_a_complaint_without_graphql(api: Api, db: Reques
 
     # the same command again is a replay: the same complaint, nothing new written
     before = await snapshot(api)
-    assert await complaints.open_complaint(db, cmd, principal=STAFF, scope=ALL) == complaint_id
+    assert await complaints.open_complaint(db, STAFF, cmd) == complaint_id
     assert await snapshot(api) == before
     # other content under that external id is a conflict
     with pytest.raises(ValidationFailed) as reused:
-        await complaints.open_complaint(
-            db, complaints.OpenComplaint(**{**cmd.__dict__, "category": "billing"}), principal=STAFF, scope=ALL
-        )
+        await complaints.open_complaint(db, STAFF, complaints.OpenComplaint(**{**cmd.__dict__, "category": "billing"}))
     assert (reused.value.code, reused.value.field) == ("CONFLICT", "externalId")
     assert await snapshot(api) == before
 
     resolve = Transition(to="resolved", assignee="bob", resolution_code="refund", root_cause_code="process")
     moved = await complaints.transition_complaint(
-        db,
-        complaints.TransitionComplaint(complaint_id, 1, resolve),
-        principal=STAFF,
-        scope=ALL,
-        settings=test_settings(),
+        db, STAFF, complaints.TransitionComplaint(complaint_id, 1, resolve), settings=test_settings()
     )
     assert moved == complaint_id
     status = await _row(api, "SELECT status, version FROM complaints WHERE id = :id", id=complaint_id)
@@ -94,11 +90,7 @@ async def test_open_and_resolve_a_complaint_without_graphql(api: Api, db: Reques
     # a stale version is refused, and nothing moves
     with pytest.raises(Conflict):
         await complaints.transition_complaint(
-            db,
-            complaints.TransitionComplaint(complaint_id, 1, Transition(to="open")),
-            principal=STAFF,
-            scope=ALL,
-            settings=test_settings(),
+            db, STAFF, complaints.TransitionComplaint(complaint_id, 1, Transition(to="open")), settings=test_settings()
         )
     assert await scalar(api, "SELECT status FROM complaints WHERE id = :id", id=complaint_id) == "resolved"
 
@@ -106,23 +98,17 @@ async def test_open_and_resolve_a_complaint_without_graphql(api: Api, db: Reques
 async def test_bad_commands_and_other_partners_rows_write_nothing(api: Api, db: RequestDb) -> None:
     customer_id = await _customer(api)  # an unowned (staff) customer
     _, partner_id = await api.partner_token("Elsewhere Ltd")
-    partner = Principal(PrincipalKind.TOKEN, "elsewhere", partner_id=partner_id)
+    token = Principal(PrincipalKind.TOKEN, "elsewhere", partner_id=partner_id)
+    partner = Caller(actor=token.subject, principal=token, scope=Scope(partner_id=partner_id))
     before = await snapshot(api)
 
     with pytest.raises(Invalid) as bad:
-        await complaints.open_complaint(
-            db, complaints.OpenComplaint(customer_id, " ", "", "delivery"), principal=STAFF, scope=ALL
-        )
+        await complaints.open_complaint(db, STAFF, complaints.OpenComplaint(customer_id, " ", "", "delivery"))
     assert [e.field for e in bad.value.errors] == ["subject", "description"]
     with pytest.raises(NotFound):  # outside the partner's scope: like an unknown customer
-        await complaints.open_complaint(
-            db,
-            complaints.OpenComplaint(customer_id, "s", "d", "delivery"),
-            principal=partner,
-            scope=Scope(partner_id=partner_id),
-        )
+        await complaints.open_complaint(db, partner, complaints.OpenComplaint(customer_id, "s", "d", "delivery"))
     with pytest.raises(Invalid):
-        await surveys.create_survey(db, surveys.CreateSurvey(title=" ", channels=[], questions=[]))
+        await surveys.create_survey(db, STAFF, surveys.CreateSurvey(title=" ", channels=[], questions=[]))
     assert await snapshot(api) == before
 
 
@@ -130,6 +116,7 @@ async def test_create_a_survey_and_submit_a_response_without_graphql(api: Api, d
     customer_id = await _customer(api)
     survey_id = await surveys.create_survey(
         db,
+        STAFF,
         surveys.CreateSurvey(
             title=" After delivery ",
             channels=["web", "email", "web"],
@@ -149,7 +136,7 @@ async def test_create_a_survey_and_submit_a_response_without_graphql(api: Api, d
         answers=[Answer(question_id=str(question_id), score=3)],
         external_id="direct-r1",
     )
-    response_id = await surveys.submit_survey_response(db, cmd, principal=STAFF, scope=ALL)
+    response_id = await surveys.submit_survey_response(db, STAFF, cmd)
     stored = await _row(
         api,
         "SELECT r.customer_id, r.channel, a.score FROM survey_responses r "
@@ -160,18 +147,15 @@ async def test_create_a_survey_and_submit_a_response_without_graphql(api: Api, d
     assert await scalar(api, "SELECT latest_nps FROM customer_metrics WHERE customer_id = :id", id=customer_id) == 3
 
     before = await snapshot(api)
-    assert await surveys.submit_survey_response(db, cmd, principal=STAFF, scope=ALL) == response_id  # a replay
+    assert await surveys.submit_survey_response(db, STAFF, cmd) == response_id  # a replay
     with pytest.raises(Invalid):  # answered already (without the external id: not a replay)
-        await surveys.submit_survey_response(
-            db, surveys.SubmitResponse(**{**cmd.__dict__, "external_id": None}), principal=STAFF, scope=ALL
-        )
+        await surveys.submit_survey_response(db, STAFF, surveys.SubmitResponse(**{**cmd.__dict__, "external_id": None}))
     other = await _customer(api)
     before = await snapshot(api)
     with pytest.raises(ValidationFailed):  # a channel the survey is not sent on
         await surveys.submit_survey_response(
             db,
+            STAFF,
             surveys.SubmitResponse(**{**cmd.__dict__, "customer_id": other, "channel": "sms", "external_id": None}),
-            principal=STAFF,
-            scope=ALL,
         )
     assert await snapshot(api) == before

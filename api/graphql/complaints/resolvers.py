@@ -99,14 +99,14 @@ class ComplaintQuery:
         async def run() -> ComplaintConnection:  # type: ignore[valid-type]
             f = _filter(filter or ComplaintFilter())
             page = await usecases.complaint_page(
-                ctx.db, scope=ctx.scope, columns=ctx.loaders.complaint_columns, f=f, sort=sort, first=n, after=after
+                ctx.db, ctx.caller, columns=ctx.loaders.complaint_columns, f=f, sort=sort, first=n, after=after
             )
             return ComplaintConnection.from_page(
                 page,
                 sort,
                 usecases.sort_column(sort),
                 ComplaintType.from_row,
-                lambda: usecases.count_complaints(ctx.db, scope=ctx.scope, f=f),
+                lambda: usecases.count_complaints(ctx.db, ctx.caller, f),
             )
 
         return await query(run)
@@ -136,7 +136,7 @@ class ComplaintMutation:
 
         async def run() -> ComplaintPayload:
             cmd = _open_command(input)
-            complaint_id = await usecases.open_complaint(ctx.db, cmd, principal=ctx.principal, scope=ctx.scope)
+            complaint_id = await usecases.open_complaint(ctx.db, ctx.caller, cmd)
             return await _read_back(info, complaint_id)
 
         return await mutate(ComplaintPayload, run)
@@ -149,7 +149,7 @@ class ComplaintMutation:
 
         async def run() -> ComplaintPayload:
             complaint_id = await usecases.transition_complaint(
-                ctx.db, _transition_command(input), principal=ctx.principal, scope=ctx.scope, settings=ctx.settings
+                ctx.db, ctx.caller, _transition_command(input), settings=ctx.settings
             )
             return await _read_back(info, complaint_id)
 

@@ -29,16 +29,12 @@ class IdentityMutation:
         ctx = info.context
 
         async def run() -> VerifyCustomerIdentityPayload:
-            done = await identity.verify_identity(
-                ctx.db,
-                settings=ctx.settings,
-                actor=ctx.actor,
-                scope=ctx.scope,
-                request_id=ctx.request_id,
+            cmd = identity.VerifyIdentity(
                 customer_id=from_global_id(customer_id, "Customer", field="customerId")[1],
                 attribute=attribute.value,
                 value=value,
             )
+            done = await identity.verify_identity(ctx.db, ctx.caller, cmd, settings=ctx.settings)
             if done.matched is None:
                 message = f"too many checks of this customer; try again in {done.retry_after_s} s"
                 return VerifyCustomerIdentityPayload(

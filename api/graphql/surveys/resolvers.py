@@ -93,14 +93,14 @@ class SurveyQuery:
         statuses = [s.value for s in status] if status else None
 
         async def run() -> Any:
-            db = _ctx(info).db
-            page = await usecases.survey_page(db, statuses=statuses, first=n, after=after)
+            db, caller = _ctx(info).db, _ctx(info).caller
+            page = await usecases.survey_page(db, caller, statuses=statuses, first=n, after=after)
             return SurveyConnection.from_page(
                 page,
                 "CREATED_AT_DESC",
                 "created_at",
                 SurveyType.from_row,
-                lambda: usecases.count_surveys(db, statuses=statuses),
+                lambda: usecases.count_surveys(db, caller, statuses=statuses),
             )
 
         return await query(run)
@@ -113,7 +113,7 @@ class SurveyMutation:
         ctx = _ctx(info)
 
         async def run() -> SurveyPayload:
-            survey_id = await usecases.create_survey(ctx.db, _create_command(input))
+            survey_id = await usecases.create_survey(ctx.db, ctx.caller, _create_command(input))
             row = await ctx.loaders.survey.load(survey_id)
             return SurveyPayload(survey=SurveyType.from_row(row) if row else None)
 
@@ -129,9 +129,7 @@ class SurveyMutation:
         ctx = _ctx(info)
 
         async def run() -> SurveyResponsePayload:
-            response_id = await usecases.submit_survey_response(
-                ctx.db, _submit_command(input), principal=ctx.principal, scope=ctx.scope
-            )
+            response_id = await usecases.submit_survey_response(ctx.db, ctx.caller, _submit_command(input))
             row = await ctx.loaders.response.load(response_id)
             if row is None:
                 raise Forbidden("not allowed to read this response")

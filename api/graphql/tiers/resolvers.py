@@ -214,7 +214,7 @@ class TierQuery:
         ctx = _ctx(info)
 
         async def run() -> TierSimulationType:
-            done = await usecases.simulate_policy(ctx.db, _policy_id(draft_id, "draftId"))
+            done = await usecases.simulate_policy(ctx.db, ctx.caller, _policy_id(draft_id, "draftId"))
             row, draft, sim = done.policy, done.spec, done.simulation
 
             def cells(items: list[tiering.SimulationCell]) -> list[TierMigrationCellType]:
@@ -288,7 +288,7 @@ class TierQuery:
     @strawberry.field(description="Full re-tiers, newest first, with their progress")
     async def tier_runs(self, info: Info[Context, None], first: int = 10) -> list[TierRunType] | None:
         async def run() -> list[TierRunType]:
-            return [TierRunType.from_row(r) for r in await usecases.runs(_ctx(info).db, first)]
+            return [TierRunType.from_row(r) for r in await usecases.runs(_ctx(info).db, _ctx(info).caller, first)]
 
         return await query(run)
 
@@ -353,7 +353,7 @@ class TierMutation:
                     else None
                 ),
             )
-            return _policy_payload(await usecases.create_draft(ctx.db, ctx.principal, cmd))
+            return _policy_payload(await usecases.create_draft(ctx.db, ctx.caller, cmd))
 
         return await mutate(TierPolicyPayload, run)
 
@@ -374,7 +374,7 @@ class TierMutation:
                 spend_window_days=input.spend_window_days,
                 tiers=_tier_drafts(input.tiers),
             )
-            return _policy_payload(await usecases.update_draft(ctx.db, ctx.principal, cmd))
+            return _policy_payload(await usecases.update_draft(ctx.db, ctx.caller, cmd))
 
         return await mutate(TierPolicyPayload, run)
 
@@ -385,7 +385,7 @@ class TierMutation:
         ctx = _ctx(info)
 
         async def run() -> DiscardTierPolicyDraftPayload:
-            await usecases.discard_draft(ctx.db, ctx.principal, _policy_id(id), expected_revision)
+            await usecases.discard_draft(ctx.db, ctx.caller, _policy_id(id), expected_revision)
             return DiscardTierPolicyDraftPayload(discarded_id=id)
 
         return await mutate(DiscardTierPolicyDraftPayload, run)
@@ -401,7 +401,7 @@ class TierMutation:
 
         async def run() -> ActivateTierPolicyPayload:
             done = await usecases.activate_policy(
-                ctx.db, ctx.principal, _policy_id(id), expected_revision, jobs=ctx.services.jobs
+                ctx.db, ctx.caller, _policy_id(id), expected_revision, jobs=ctx.services.jobs
             )
             ctx.extra.pop("tier_policy", None)  # this request's cached active policy
             return ActivateTierPolicyPayload(
@@ -423,7 +423,7 @@ class TierMutation:
             cmd = usecases.OverrideTier(
                 customer_id=customer_id, tier=input.tier, reason=input.reason, expires_at=input.expires_at
             )
-            await usecases.override_tier(ctx.db, ctx.principal, cmd)
+            await usecases.override_tier(ctx.db, ctx.caller, cmd)
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
         return await mutate(CustomerTierPayload, run)
@@ -436,7 +436,7 @@ class TierMutation:
 
         async def run() -> CustomerTierPayload:
             customer_id = _customer_id(input.customer_id)
-            await usecases.clear_override(ctx.db, ctx.principal, usecases.ClearOverride(customer_id, input.reason))
+            await usecases.clear_override(ctx.db, ctx.caller, usecases.ClearOverride(customer_id, input.reason))
             return CustomerTierPayload(customer=await _read_customer(info, customer_id))
 
         return await mutate(CustomerTierPayload, run)

@@ -544,6 +544,65 @@ _FIELDS.update(
     }
 )
 
+# Events out (api/usecases/events.py, issue 16): webhook endpoints and their delivery log. A partner reaches
+# its own endpoints only (infra/repos/scope.py); a URL and its failures are the caller's own configuration.
+_FIELDS["Query"].update({"webhookEndpoints": I, "webhookDeliveries": I})
+_FIELDS["Mutation"].update(
+    {
+        "registerWebhookEndpoint": I,
+        "updateWebhookEndpoint": I,
+        "disableWebhookEndpoint": I,
+        "deleteWebhookEndpoint": I,
+        "replayWebhookDelivery": I,
+    }
+)
+_FIELDS.update(
+    {
+        "WebhookEndpoint": {
+            "id": P,
+            "version": P,
+            "createdAt": P,
+            "updatedAt": P,
+            "url": I,
+            "eventTypes": I,
+            "partnerId": I,
+            "description": I,
+            "enabled": I,
+            "disabledReason": I,
+            "disabledAt": I,
+            "consecutiveFailures": I,
+            "createdBy": I,
+        },
+        "WebhookDelivery": {
+            "id": P,
+            "createdAt": P,
+            "endpointId": I,
+            "eventId": I,
+            "eventType": I,
+            "occurredAt": I,
+            "status": I,
+            "attempts": I,
+            "lastAttemptAt": I,
+            "lastStatusCode": I,
+            "lastError": I,
+            "nextAttemptAt": I,
+            "deliveredAt": I,
+        },
+    }
+)
+
+# What each event type reveals (its payload, webhook or subscription): who may not read these fields may
+# not subscribe to the type (api/usecases/events.py). Every event type of domain/events.py is listed (a
+# test checks); ids alone reveal nothing.
+EVENT_REVEALS: dict[str, tuple[str, ...]] = {
+    "tier.changed": ("Customer.tier",),
+    "complaint.sla_breached": ("Complaint.breached",),
+    "complaint.escalated": ("Complaint.escalatedAt",),
+    "churn.risk_raised": ("Customer.churnRisk",),
+    "customer.merged": (),
+    "customer.erased": (),
+}
+
 
 def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
@@ -774,6 +833,28 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
 # verifyCustomerIdentity answers match / no match about the value given: a deliberate oracle, granted on
 # its own, rate-limited per (caller, customer) and audited (api/usecases/identity.py), not a read of the field.
 _ARGUMENTS.update(_nothing("Mutation.verifyCustomerIdentity", "customerId", "attribute", "value"))
+# Webhooks: the caller's own endpoints and deliveries, looked up by id or listed (scoped, not filtered by data).
+_ARGUMENTS.update(
+    {
+        "Query.webhookDeliveries(endpointId)": ("WebhookDelivery.endpointId",),
+        "Query.webhookDeliveries(status)": ("WebhookDelivery.status",),
+        **_nothing("Query.webhookDeliveries", "first", "after"),
+        **_nothing("Mutation.disableWebhookEndpoint", "id"),
+        **_nothing("Mutation.deleteWebhookEndpoint", "id"),
+        **_nothing("Mutation.replayWebhookDelivery", "id"),
+        **_nothing("RegisterWebhookEndpointInput", "url", "eventTypes", "partnerId", "description"),
+        **_nothing(
+            "UpdateWebhookEndpointInput",
+            "id",
+            "expectedVersion",
+            "url",
+            "eventTypes",
+            "description",
+            "enabled",
+            "rotateSecret",
+        ),
+    }
+)
 
 
 def _build_arguments() -> dict[str, ArgumentSpec]:

@@ -9,6 +9,8 @@ A partner token reaches its own partner and nothing else, whatever roles it hold
   tier and SLA policies, reference data, survey definitions, re-tier runs, simulations over every
   customer) — and are refused to a partner principal (``FORBIDDEN``) even if a role it holds grants
   them: ``Decisions`` built for a confined principal deny them (defence in depth);
+- webhook endpoints and their deliveries are scoped, not refused: a partner's endpoints are its own
+  partner's and receive only its own customers' events (api/usecases/events.py);
 - roles that administer the whole system (``SYSTEM_ADMINISTRATION``) cannot be given to a partner
   token at all: refused when the token is created, and a grant (or revoke of a deny, or any policy
   change) that would make a role held by a live partner token system-administering is refused

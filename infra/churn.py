@@ -25,7 +25,10 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.churn import MODEL, ChurnAssessment, ChurnInputs, ChurnModel, assess
+from domain.enums import CHURN_LEVELS
+from domain.events import EventType
 from infra.job_deps import JobDeps
+from infra.repos import events as outbox
 from infra.repos.base import Executor
 from infra.repos.clocks import breached_sql
 
@@ -112,14 +115,41 @@ LEFT JOIN sco s ON s.customer_id = b.id
 LEFT JOIN dg d ON d.customer_id = b.id
 """).bindparams(_IDS)
 
-_UPSERT_SQL = text("""
-INSERT INTO churn_scores AS s (customer_id, level, score, signals, model_version, computed_at)
-SELECT u.id, u.level, u.score, CAST(u.signals AS jsonb), :version, now()
-FROM unnest(CAST(:ids AS uuid[]), CAST(:levels AS text[]), CAST(:scores AS integer[]), CAST(:signals AS text[]))
-     AS u(id, level, score, signals)
-ON CONFLICT (customer_id) DO UPDATE SET
-    level = excluded.level, score = excluded.score, signals = excluded.signals,
-    model_version = excluded.model_version, computed_at = excluded.computed_at
+# The scores written, and a ``churn.risk_raised`` event for every customer whose level rose (from none
+# counting as the lowest): ``prior`` reads the levels as they were before this statement.
+_LEVELS = "ARRAY[" + ", ".join(f"'{level}'" for level in CHURN_LEVELS) + "]"
+_UPSERT_SQL = text(f"""
+WITH u AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:levels AS text[]), CAST(:scores AS integer[]),
+                         CAST(:signals AS text[])) AS u(id, level, score, signals)
+),
+prior AS (SELECT p.customer_id, p.level FROM churn_scores p WHERE p.customer_id IN (SELECT id FROM u)),
+written AS (
+    INSERT INTO churn_scores AS s (customer_id, level, score, signals, model_version, computed_at)
+    SELECT u.id, u.level, u.score, CAST(u.signals AS jsonb), :version, now() FROM u
+    ON CONFLICT (customer_id) DO UPDATE SET
+        level = excluded.level, score = excluded.score, signals = excluded.signals,
+        model_version = excluded.model_version, computed_at = excluded.computed_at
+    RETURNING s.customer_id, s.level, s.model_version
+),
+raised AS (
+    SELECT w.customer_id, p.level AS from_level, w.level AS to_level, w.model_version
+    FROM written w LEFT JOIN prior p ON p.customer_id = w.customer_id
+    WHERE array_position({_LEVELS}, w.level) > coalesce(array_position({_LEVELS}, p.level), 1)
+)
+{
+    outbox.insert_sql(
+        EventType.CHURN_RISK_RAISED,
+        "raised",
+        "s.customer_id",
+        {
+            "customerId": outbox.global_id_sql("Customer", "s.customer_id"),
+            "fromLevel": "s.from_level",
+            "toLevel": "s.to_level",
+            "modelVersion": "s.model_version",
+        },
+    )
+}
 """)
 
 # Customers merged away or deleted keep no score.

@@ -44,15 +44,25 @@ def create_job_app(database_url: str, deps: JobDeps, registrars: list[Registrar]
 
 def registrars() -> list[Registrar]:
     """Every feature's job registration (imported here, at call time, to keep infra importable alone)."""
-    from infra import churn, sla, survey_triggers, tiering
+    from infra import churn, sla, survey_triggers, tiering, webhooks
 
-    return [tiering.register_jobs, sla.register_jobs, survey_triggers.register_jobs, churn.register_jobs]
+    return [
+        tiering.register_jobs,
+        sla.register_jobs,
+        survey_triggers.register_jobs,
+        churn.register_jobs,
+        webhooks.register_jobs,
+    ]
 
 
 async def run_worker(app: procrastinate.App, settings: Settings) -> None:
     """Work the tierwise queues until cancelled (running jobs finish first)."""
     from infra.churn import REFRESH_QUEUE
+    from infra.repos.events import WEBHOOK_QUEUE
 
     await app.run_worker_async(
-        queues=[QUEUE, REFRESH_QUEUE], concurrency=settings.worker_concurrency, install_signal_handlers=False, wait=True
+        queues=[QUEUE, REFRESH_QUEUE, WEBHOOK_QUEUE],
+        concurrency=settings.worker_concurrency,
+        install_signal_handlers=False,
+        wait=True,
     )

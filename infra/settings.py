@@ -244,6 +244,25 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="the window of `verify_attempts`, in seconds (refilled evenly over it)"
     )
 
+    # Webhooks (issue 16, infra/webhooks.py): retries with exponential backoff, then the delivery fails (it
+    # can be replayed); a run of failed attempts disables the endpoint.
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="deliver webhooks to loopback, private, link-local and other non-public addresses (checked "
+        "on the address resolved at each delivery); off: such targets fail without a connection",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="seconds a webhook receiver has to answer")
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="attempts of one webhook delivery before it is marked failed (replayable)"
+    )
+    webhook_retry_base_s: float = Field(
+        default=30.0, gt=0, description="seconds before the first retry of a webhook; doubled at every retry"
+    )
+    webhook_retry_max_s: float = Field(default=6 * 3600.0, gt=0, description="the longest wait between two attempts")
+    webhook_disable_after: int = Field(
+        default=20, ge=1, description="failed attempts in a row (over all its deliveries) that disable an endpoint"
+    )
+
     # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
     log_format: str = Field(
         default="auto", description="`json`, `text`, or `auto` (JSON in production, text otherwise)"

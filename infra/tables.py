@@ -742,3 +742,53 @@ report_tier_reach = Table(
     Column("answered", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("tier", name="uq_report_tier_reach", postgresql_nulls_not_distinct=True),
 )
+
+# Events out (migration 0016, infra/repos/events.py): the outbox, webhook endpoints and their delivery log.
+events = Table(
+    "events",
+    metadata,
+    _pk(),
+    Column("seq", BigInteger, Identity(always=True), nullable=False, unique=True),
+    Column("type", Text, nullable=False),
+    Column("customer_id", UUID(as_uuid=True), nullable=True),
+    Column("partner_id", UUID(as_uuid=True), nullable=True),  # the customer's partner when it happened
+    Column("data", JSONB, nullable=False, server_default="{}"),  # ids and non-sensitive facts only
+    Column("occurred_at", TS, nullable=False, server_default=func.now()),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _pk(),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("secret", Text, nullable=False),  # whsec_…, encrypted bound to the row (infra/repos/events.py)
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("disabled_reason", Text, nullable=True),
+    Column("disabled_at", TS, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("created_by", Text, nullable=False),
+    _created(),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("version", Integer, nullable=False, server_default="1"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _pk(),
+    Column("endpoint_id", UUID(as_uuid=True), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id"), nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_attempt_at", TS, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", TS, nullable=True, server_default=func.now()),
+    Column("delivered_at", TS, nullable=True),
+    _created(),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_id"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+)

@@ -32,8 +32,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound, ValidationFailed
+from domain.events import EventType
 from domain.tiers import PolicySpec, Rule, TierSpec
 from infra.job_deps import JobDeps
+from infra.repos import events as outbox
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope
 from infra.repos.tiers import METRIC_SQL
@@ -207,6 +209,26 @@ def decision_sql(policy: PolicySpec, scope: str, metrics_from: str = "customer_m
     """
 
 
+_MOVES = "s.change_type <> 'grace' AND s.from_tier IS DISTINCT FROM s.to_tier"  # history rows that move a tier
+
+
+def _tier_changed_sql(source: str, where: str) -> str:
+    """The ``tier.changed`` events of the history rows ``source`` (infra/repos/events.py): one per move."""
+    return outbox.insert_sql(
+        EventType.TIER_CHANGED,
+        source,
+        "s.customer_id",
+        {
+            "customerId": outbox.global_id_sql("Customer", "s.customer_id"),
+            "fromTier": "s.from_tier",
+            "toTier": "s.to_tier",
+            "changeType": "s.change_type",
+            "policyVersion": "s.policy_version",
+        },
+        where,
+    )
+
+
 def _apply_sql(policy: PolicySpec, scope: str) -> str:
     """The decision applied: tier columns updated, history written (with the metric values that decided it),
     expired overrides cleared and audited. Returns (changes, grace rows)."""
@@ -257,8 +279,9 @@ def _apply_sql(policy: PolicySpec, scope: str) -> str:
                END || ' (policy v' || CAST(:version AS text) || ')',
                {metrics_json_sql()}, CAST(:actor AS text)
         FROM moved c LEFT JOIN customer_metrics m ON m.customer_id = c.id
-        RETURNING change_type
-    )
+        RETURNING customer_id, from_tier, to_tier, change_type, policy_version
+    ),
+    emitted AS ({_tier_changed_sql("written", _MOVES)})
     SELECT count(*) FILTER (WHERE change_type <> 'grace') AS changes,
            count(*) FILTER (WHERE change_type = 'grace') AS grace_rows,
            (SELECT count(*) FROM audited) AS overrides_ended
@@ -595,14 +618,18 @@ async def set_override(
                        tier_override_expires_at = :expires, tier_override_by = :actor
                 WHERE c.id = :id
                 RETURNING c.id, c.created_at
+            ),
+            written AS (
+                INSERT INTO tier_changes (customer_id, from_tier, to_tier, policy_version, change_type, reason,
+                                          metrics, actor)
+                SELECT c.id, :from_tier, :tier, :version, 'manual_override',
+                       'manual override until ' || to_char(CAST(:expires AS timestamptz) AT TIME ZONE 'UTC',
+                                                           'YYYY-MM-DD HH24:MI') || ' UTC: ' || :reason,
+                       {metrics_json_sql()}, :actor
+                FROM moved c LEFT JOIN customer_metrics m ON m.customer_id = c.id
+                RETURNING customer_id, from_tier, to_tier, change_type, policy_version
             )
-            INSERT INTO tier_changes (customer_id, from_tier, to_tier, policy_version, change_type, reason, metrics,
-                                      actor)
-            SELECT c.id, :from_tier, :tier, :version, 'manual_override',
-                   'manual override until ' || to_char(CAST(:expires AS timestamptz) AT TIME ZONE 'UTC',
-                                                       'YYYY-MM-DD HH24:MI') || ' UTC: ' || :reason,
-                   {metrics_json_sql()}, :actor
-            FROM moved c LEFT JOIN customer_metrics m ON m.customer_id = c.id
+            {_tier_changed_sql("written", "s.from_tier IS DISTINCT FROM s.to_tier")}
             """
         ),
         {

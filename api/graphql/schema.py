@@ -22,6 +22,7 @@ from api.graphql.core.relay import Node
 from api.graphql.core.resolving import query
 from api.graphql.customers.resolvers import CustomerMutation, CustomerQuery
 from api.graphql.customers.types import CustomerType, PurchaseType, load_customer
+from api.graphql.events.resolvers import EventsMutation, EventsQuery
 from api.graphql.identity.resolvers import IdentityMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
 from api.graphql.reports.resolvers import ReportMutation, ReportQuery
@@ -125,6 +126,7 @@ class Query(
     SurveyQuery,
     TierPolicyListQuery,
     TaxonomyQuery,
+    EventsQuery,
 ):
     pass
 
@@ -139,6 +141,7 @@ class Mutation(
     ComplaintMutation,
     SurveyMutation,
     IdentityMutation,
+    EventsMutation,
 ):
     pass
 

@@ -27,7 +27,9 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain import sla
 from domain.complaints import TRANSITIONS
+from domain.events import EventType
 from infra import crypto
+from infra.repos import events as outbox
 from infra.repos.base import Executor
 
 ACTIVE_SQL = "('new', 'open', 'pending_customer', 'on_hold')"
@@ -161,6 +163,35 @@ def _scope(ids: Sequence[UUID] | None, *, active_only: bool) -> str:
     return f"k.status IN {ACTIVE_SQL}" if active_only else "true"
 
 
+def _breached_events_sql() -> str:
+    """One ``complaint.sla_breached`` event per complaint flagged (``flagged``), naming the clocks that breached."""
+    return outbox.insert_sql(
+        EventType.COMPLAINT_SLA_BREACHED,
+        "flagged",
+        "s.customer_id",
+        {
+            "complaintId": outbox.global_id_sql("Complaint", "s.id"),
+            "customerId": outbox.global_id_sql("Customer", "s.customer_id"),
+            "clocks": "to_jsonb(array_remove(ARRAY[CASE WHEN s.fr THEN 'first_response' END,"
+            " CASE WHEN s.res THEN 'resolution' END], NULL))",
+        },
+    )
+
+
+def _escalated_events_sql() -> str:
+    """One ``complaint.escalated`` event per complaint escalated (``escalated``), with the reason code."""
+    return outbox.insert_sql(
+        EventType.COMPLAINT_ESCALATED,
+        "escalated",
+        "s.customer_id",
+        {
+            "complaintId": outbox.global_id_sql("Complaint", "s.id"),
+            "customerId": outbox.global_id_sql("Customer", "s.customer_id"),
+            "reason": "s.reason",
+        },
+    )
+
+
 def _mark_breaches_sql(scope: str) -> str:
     fr, res = first_response_late_sql(), resolution_late_sql()
     return f"""
@@ -187,7 +218,8 @@ def _mark_breaches_sql(scope: str) -> str:
         UNION ALL
         SELECT id, status, status, :actor, :{_breach_param("resolution")}, 'sla_breach' FROM flagged WHERE res
         RETURNING id, note
-    )
+    ),
+    emitted AS ({_breached_events_sql()})
     SELECT id, customer_id, NULL::bigint AS event_id, NULL::text AS note FROM flagged
     UNION ALL
     SELECT NULL, NULL, id, note FROM events
@@ -207,8 +239,9 @@ def _escalate_sql(scope: str) -> str:
     escalated AS (
         UPDATE complaints k SET escalated_at = now()
         FROM cand c WHERE k.id = c.id
-        RETURNING k.id, c.status, c.reason
-    )
+        RETURNING k.id, k.customer_id, c.status, c.reason
+    ),
+    emitted AS ({_escalated_events_sql()})
     INSERT INTO complaint_events (complaint_id, from_status, to_status, actor, note, kind)
     SELECT id, status, status, :actor, {_notes_case("reason")}, 'escalation' FROM escalated
     RETURNING id, note

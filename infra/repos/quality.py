@@ -30,7 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import quality as rules
 from domain.errors import Conflict, DataIntegrity, NotFound, ValidationFailed
+from domain.events import EventType
 from infra import crypto
+from infra.repos import events as outbox
 from infra.repos import scope as readable
 from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
@@ -412,6 +414,15 @@ async def merge(
             .returning(*customer_merges.c)
         )
     ).one()
+    await outbox.emit(
+        conn,
+        EventType.CUSTOMER_MERGED,
+        survivor_id,
+        {
+            "customerId": outbox.global_id("Customer", survivor_id),
+            "duplicateId": outbox.global_id("Customer", duplicate_id),
+        },
+    )
     await write_audit(
         conn,
         target_type="Customer",
@@ -599,6 +610,9 @@ async def erase(
     )
     counts["auditEntries"] = int(result.rowcount or 0)
     counts["jobs"] = await _scrub_jobs(conn, needles, [str(i) for i in ids])
+    await outbox.emit(
+        conn, EventType.CUSTOMER_ERASED, customer_id, {"customerId": outbox.global_id("Customer", customer_id)}
+    )
 
     await write_audit(
         conn,

@@ -19,6 +19,7 @@ from infra.repos.base import Scope
 from infra.tables import api_tokens as api_tokens_table
 from infra.tables import audit_log
 from infra.tables import customers as customers_table
+from infra.tables import webhook_endpoints as webhook_endpoints_table
 
 # The one bind parameter of the SQL-text fragments; no other parameter of a statement may use this name.
 PARAM = "scope_partner_id"
@@ -41,6 +42,12 @@ def by_customer(scope: Scope, column: Any) -> ColumnElement[bool]:
 
 def api_tokens(scope: Scope, table: Any = api_tokens_table) -> ColumnElement[bool]:
     """The API tokens the scope reaches: a partner's own."""
+    return true() if scope.partner_id is None else table.c.partner_id == scope.partner_id
+
+
+def webhook_endpoints(scope: Scope, table: Any = webhook_endpoints_table) -> ColumnElement[bool]:
+    """The webhook endpoints the scope reaches: a partner's own (never the staff's, which receive every
+    event); their deliveries follow their endpoint."""
     return true() if scope.partner_id is None else table.c.partner_id == scope.partner_id
 
 

@@ -100,12 +100,12 @@ def address_refused(address: str) -> str | None:
         ip = ip.ipv4_mapped
     for reason, refused in (
         ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("private", ip.is_private),
-        ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
         ("reserved", ip.is_reserved),
         ("shared address space", ip in ipaddress.ip_network("100.64.0.0/10")),
+        ("private", ip.is_private),
     ):
         if refused:
             return f"{ip} is a {reason} address"

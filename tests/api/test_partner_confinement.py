@@ -24,6 +24,7 @@ from tests.api.security_helpers import (
     PARTNER_B,
     World,
     complaint_input,
+    gid,
     sql,
     world_for,
 )
@@ -72,6 +73,25 @@ async def fx(template_db: str) -> AsyncIterator[Fixture]:
             "rootCause": ref["rootCauses"][0]["code"],
             "otherToken": str(token_id(w.tokens["partner_b"])),
         }
+        # partner B's webhook endpoint (registered by an admin for B) and a delivery to it (B's new customer)
+        endpoint = (
+            await api.gql(
+                admin,
+                """mutation($b: ID!) { registerWebhookEndpoint(input: {url: "https://hooks.example.com/b",
+                eventTypes: [TIER_CHANGED], partnerId: $b}) { endpoint { id } } }""",
+                {"b": str(w.partner_b)},
+            )
+        )["data"]["registerWebhookEndpoint"]["endpoint"]["id"]
+        await api.gql(
+            w.tokens["partner_b"],
+            'mutation { createCustomer(input: {name: "Bea Hook", externalRef: "b-hook-1"}) { customer { id } } }',
+        )
+        delivery = (
+            await api.gql(
+                admin, "query($e: ID) { webhookDeliveries(endpointId: $e) { edges { node { id } } } }", {"e": endpoint}
+            )
+        )["data"]["webhookDeliveries"]["edges"][0]["node"]["id"]
+        ids |= {"otherPartner": str(w.partner_b), "otherEndpoint": endpoint, "otherDelivery": delivery}
         tokens: dict[str, str] = {}
         for role in SHIPPED_ROLES:
             if role == "admin":  # refused at creation: forced into the database (defence in depth)
@@ -147,6 +167,11 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     "activeTierPolicy": ("{ activeTierPolicy { id name } }", _v()),
     "complaintCategories": ("{ complaintCategories { code } }", _v()),
     "rootCauses": ("{ rootCauses { code } }", _v()),
+    "webhookEndpoints": ("{ webhookEndpoints { id url partnerId eventTypes } }", _v()),
+    "webhookDeliveries": (
+        "{ webhookDeliveries(first: 50) { edges { node { id endpointId eventId eventType status } } } }",
+        _v(),
+    ),
     # ------------------------------------------------------------------ Mutation
     "createRole": ('mutation { createRole(name: "escalated") { ok userErrors { code } } }', _v()),
     "deleteRole": ('mutation { deleteRole(name: "analyst") { ok userErrors { code } } }', _v()),
@@ -276,6 +301,31 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         value: "bruno.kunde@example.com") { matched attemptsLeft userErrors { code } } }""",
         _v("other"),
     ),
+    "registerWebhookEndpoint": (
+        """mutation($otherPartner: ID!) { registerWebhookEndpoint(input: {url: "https://hooks.example.com/a",
+        eventTypes: [TIER_CHANGED], partnerId: $otherPartner}) { endpoint { id partnerId } secret userErrors { code } } }""",
+        _v("otherPartner"),
+    ),
+    "updateWebhookEndpoint": (
+        """mutation($otherEndpoint: ID!) { updateWebhookEndpoint(input: {id: $otherEndpoint,
+        url: "https://evil.example.com/", rotateSecret: true}) { endpoint { id url } secret userErrors { code } } }""",
+        _v("otherEndpoint"),
+    ),
+    "disableWebhookEndpoint": (
+        """mutation($otherEndpoint: ID!) { disableWebhookEndpoint(id: $otherEndpoint) {
+        endpoint { id enabled } userErrors { code } } }""",
+        _v("otherEndpoint"),
+    ),
+    "deleteWebhookEndpoint": (
+        """mutation($otherEndpoint: ID!) { deleteWebhookEndpoint(id: $otherEndpoint) {
+        deletedId userErrors { code } } }""",
+        _v("otherEndpoint"),
+    ),
+    "replayWebhookDelivery": (
+        """mutation($otherDelivery: ID!) { replayWebhookDelivery(id: $otherDelivery) {
+        delivery { id status } userErrors { code } } }""",
+        _v("otherDelivery"),
+    ),
     "createCustomer": (
         """mutation { createCustomer(input: {name: "Confined New", externalRef: "sw-0001"}) {
         customer { id name } userErrors { code } } }""",
@@ -359,8 +409,16 @@ async def _others_markers(fx: Fixture) -> list[str]:
         " UNION ALL SELECT name FROM partners WHERE id <> $1",
         w.partner_a,
     )
+    hooks = await sql(
+        w.url,
+        "SELECT w.id::text, d.id::text FROM webhook_endpoints w LEFT JOIN webhook_deliveries d ON d.endpoint_id = w.id"
+        " WHERE w.partner_id IS DISTINCT FROM $1",
+        w.partner_a,
+    )
     return [
         *(r[0] for r in rows),
+        *(gid("WebhookEndpoint", r[0]) for r in hooks),
+        *(gid("WebhookDelivery", r[1]) for r in hooks if r[1] is not None),
         w.bruno, w.ada, w.bruno_complaint, w.ada_complaint,
         BRUNO.name, BRUNO.email, ADA.name, ADA.email, BRUNO_COMPLAINT, ADA_COMPLAINT,
     ]  # fmt: skip
@@ -462,6 +520,13 @@ async def _others_state(fx: Fixture) -> list[Any]:
         await sql(w.url, "SELECT count(*) FROM survey_invitations"),
         await sql(w.url, "SELECT count(*) FROM duplicate_dismissals"),
         await sql(w.url, "SELECT name FROM partners ORDER BY name"),
+        await sql(
+            w.url,
+            "SELECT id, url, enabled, version, secret FROM webhook_endpoints"
+            " WHERE partner_id IS DISTINCT FROM $1 ORDER BY id",
+            w.partner_a,
+        ),
+        await sql(w.url, "SELECT id, status, attempts FROM webhook_deliveries ORDER BY id"),
     ]
 
 
@@ -529,5 +594,10 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "transitionComplaint",
         "openComplaint",
         "submitSurveyResponse",
+        "registerWebhookEndpoint",
+        "updateWebhookEndpoint",
+        "disableWebhookEndpoint",
+        "deleteWebhookEndpoint",
+        "replayWebhookDelivery",
     ):
         assert op in refused, (op, role, answers.get(op))

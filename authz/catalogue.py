@@ -591,6 +591,11 @@ _FIELDS.update(
     }
 )
 
+# GraphQL subscriptions (graphql-transport-ws): the same events, filtered by the subscriber's partner scope and
+# by what each event type reveals (EVENT_REVEALS, under the subscriber's decisions as they are at each event).
+_FIELDS["Subscription"] = {"events": I}
+_FIELDS["Event"] = {"id": P, "type": P, "occurredAt": P, "customerId": I, "data": I}
+
 # What each event type reveals (its payload, webhook or subscription): who may not read these fields may
 # not subscribe to the type (api/usecases/events.py). Every event type of domain/events.py is listed (a
 # test checks); ids alone reveal nothing.
@@ -839,6 +844,7 @@ _ARGUMENTS.update(
         "Query.webhookDeliveries(endpointId)": ("WebhookDelivery.endpointId",),
         "Query.webhookDeliveries(status)": ("WebhookDelivery.status",),
         **_nothing("Query.webhookDeliveries", "first", "after"),
+        **_nothing("Subscription.events", "types"),
         **_nothing("Mutation.disableWebhookEndpoint", "id"),
         **_nothing("Mutation.deleteWebhookEndpoint", "id"),
         **_nothing("Mutation.replayWebhookDelivery", "id"),

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 import procrastinate
 from cross_web import HTTPException
+from graphql import GraphQLError
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,12 +29,16 @@ from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.edge.auth import AuthError, authenticate
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
@@ -61,6 +66,7 @@ from authz.service import AuthzService
 from infra import crypto
 from infra.db import DbFailure, RequestDb, classify_db_error, create_engine, pool_status
 from infra.embedded import resolve_database_url
+from infra.event_feed import EventFeed
 from infra.jobs import JobDeps, create_job_app, registrars, run_worker
 from infra.migrate import schema_state
 from infra.repos import authz as authz_repo
@@ -87,6 +93,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter | None = None
     auth_failures: AuthFailures | None = None
+    events: EventFeed | None = None  # committed events for the subscriptions (infra/event_feed.py)
 
     @property
     def graphiql(self) -> bool:
@@ -118,6 +125,22 @@ class AuditSensitiveReads(SchemaExtension):
             await ctx.db.close()
 
 
+class SubscriptionsOnlyOverWebSocket(SchemaExtension):
+    """A WebSocket carries subscriptions only: queries and mutations go over HTTP, through the edge's
+    checks and one database connection per request."""
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        ctx = ec.context
+        if isinstance(ctx, Context) and ctx.extra.get("transport") == "websocket":
+            if ec.operation_type is not OperationType.SUBSCRIPTION:
+                raise GraphQLError(
+                    "only subscriptions run over the WebSocket: send queries and mutations over HTTP",
+                    extensions={"code": BAD_REQUEST},
+                )
+        yield
+
+
 def _errors_are_logged_once(*_args: Any, **_kwargs: Any) -> None:
     """Strawberry would log every error (FORBIDDEN_FIELD included) with its traceback; api/graphql/core/errors.py
     logs the unexpected ones, redacted, once."""
@@ -147,7 +170,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             limiter=services.limiter,
             documents=DocumentCache(),  # this schema's own: parsed and validated once per query text
         )
-        extensions: list[Any] = [AuditSensitiveReads, limits]
+        extensions: list[Any] = [AuditSensitiveReads, limits, SubscriptionsOnlyOverWebSocket]
         self.fastpath = FastPath() if settings.compiled_queries else None
         if self.fastpath is not None:  # after the limits: a refused operation never runs
             extensions.append(functools.partial(CompiledQueries, fastpath=self.fastpath))
@@ -160,12 +183,17 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             # when it is off (EdgeMiddleware)
             allow_queries_via_get=settings.get_queries_allowed,
             multipart_uploads_enabled=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Transport errors (bad JSON or UTF-8, runaway variables, batches, GET mutations…) as JSON
-        errors with a code; an untrusted document with one generic error, charged as a refusal."""
+        errors with a code; an untrusted document with one generic error, charged as a refusal.
+        A WebSocket goes to strawberry's graphql-transport-ws handler (subscriptions only)."""
+        if scope["type"] == "websocket":
+            await super().__call__(scope, receive, send)
+            return
         request = Request(scope=scope, receive=receive)
         state = _request_state.set(request.state)
         try:
@@ -298,8 +326,44 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             raise UntrustedDocument
         return query
 
+    async def on_ws_connect(self, context: Context) -> None:
+        """graphql-transport-ws ``connection_init``: its payload's ``Authorization`` (``Bearer <token>``)
+        authenticates the connection as a request's header would; a bad or missing token, or a caller
+        out of budget, closes it (4403). The context then holds the caller's principal and decisions."""
+        s = self.services
+        params = context.connection_params or {}
+        header = next((v for k, v in params.items() if k.lower() == "authorization" and isinstance(v, str)), None)
+        try:
+            principal = await authenticate(header, settings=s.settings, engine=s.engine, store=s.authz.store)
+        except AuthError:
+            s.metrics.errors.labels(UNAUTHENTICATED).inc()
+            raise ConnectionRejectionError from None
+        if s.limiter is not None and s.limiter.blocked_for(principal) > 0:
+            s.metrics.errors.labels(RATE_LIMITED).inc()
+            raise ConnectionRejectionError
+        context.principal = principal
+        context.decisions = s.authz.store.decisions_of(principal)
+        context.scope = RowScope(partner_id=principal.partner_id)
+        context.loaders = Loaders(context.db, context.decisions, context.scope)
+
     async def get_context(self, request: Any, response: Any) -> Context:
         s = self.services
+        if isinstance(request, WebSocket):  # nobody until connection_init authenticates (on_ws_connect)
+            db = RequestDb(s.engine.connect)
+            decisions = s.authz.store.decisions_of(ANONYMOUS)
+            return Context(
+                request=request,  # type: ignore[arg-type]
+                response=Response(),  # rate-limit headers have nowhere to go on a socket: dropped
+                settings=s.settings,
+                services=s,
+                db=db,
+                principal=ANONYMOUS,
+                decisions=decisions,
+                scope=RowScope(),
+                loaders=Loaders(db, decisions, RowScope()),
+                request_id=uuid.uuid4().hex,
+                extra={"transport": "websocket"},
+            )
         # Only GraphiQL's page passes the edge without a principal, and it executes nothing; should
         # anything else ever get here, it runs as nobody: no roles, every guarded field denied.
         principal: Principal = getattr(request.state, "principal", None) or ANONYMOUS
@@ -618,6 +682,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         await documents.start()
         jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
         await jobs.open_async()
+        events = EventFeed(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+        await events.start()
         metrics.watch_pool(engine)
         limiter = RateLimiter(settings, metrics) if settings.rate_limit_enabled else None
         services = Services(
@@ -629,6 +695,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             metrics=metrics,
             limiter=limiter,
             auth_failures=AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
+            events=events,
         )
         holder["services"] = services
         with job_metrics(metrics):
@@ -648,6 +715,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
                 await jobs.close_async()
+                await events.stop()
                 await authz.stop()
                 await documents.stop()
                 metrics.watch_pool(None)
@@ -703,6 +771,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
         ],
         lifespan=lifespan,
     )

@@ -22,7 +22,7 @@ from api.graphql.core.relay import Node
 from api.graphql.core.resolving import query
 from api.graphql.customers.resolvers import CustomerMutation, CustomerQuery
 from api.graphql.customers.types import CustomerType, PurchaseType, load_customer
-from api.graphql.events.resolvers import EventsMutation, EventsQuery
+from api.graphql.events.resolvers import EventsMutation, EventsQuery, EventsSubscription
 from api.graphql.identity.resolvers import IdentityMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
 from api.graphql.reports.resolvers import ReportMutation, ReportQuery
@@ -79,7 +79,8 @@ class Viewer:
         return [
             FieldAccess(field=k, access=Access(d.read(k).value))
             for k in sorted(GUARDED)
-            if GUARDED[k].type_name not in ("Query", "Mutation") and (type is None or GUARDED[k].type_name == type)
+            if GUARDED[k].type_name not in ("Query", "Mutation", "Subscription")
+            and (type is None or GUARDED[k].type_name == type)
         ]
 
 
@@ -146,10 +147,16 @@ class Mutation(
     pass
 
 
+@strawberry.type
+class Subscription(EventsSubscription):
+    pass
+
+
 def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
     schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[CustomerType, ComplaintType, SurveyType, PurchaseType, SurveyResponseType, TierPolicyType],
         extensions=extensions or [],
     )

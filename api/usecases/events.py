@@ -13,8 +13,10 @@ either. Every change is audited; the secret is shown once, at registration or ro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from api.usecases.caller import Caller
@@ -61,8 +63,14 @@ class DeliveryQuery:
     after: str | None = None
 
 
+def may_hear(decisions: Decisions, event_type: str) -> bool:
+    """Whether these decisions may read what an event of this type reveals (authz/catalogue.py)."""
+    fields = EVENT_REVEALS.get(event_type)
+    return fields is not None and all(decisions.read(f) is not Level.DENIED for f in fields)
+
+
 def _readable_types(types: list[str], decisions: Decisions) -> None:
-    refused = [t for t in types if any(decisions.read(f) is Level.DENIED for f in EVENT_REVEALS[t])]
+    refused = [t for t in types if not may_hear(decisions, t)]
     if refused:
         raise Forbidden(f"not allowed to read what these events reveal: {', '.join(refused)}", field="eventTypes")
 
@@ -214,3 +222,32 @@ async def replay_delivery(db: Executor, caller: Caller, delivery_id: UUID) -> di
         after={"endpoint": str(found["endpoint_id"]), "event": str(found["event_id"])},
     )
     return replayed
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+class EventSource(Protocol):
+    def subscribe(self) -> AbstractAsyncContextManager[AsyncIterable[dict[str, Any]]]: ...
+
+
+async def watch(
+    source: EventSource, caller: Caller, decisions: Callable[[], Decisions], types: list[str] | None
+) -> AsyncIterator[dict[str, Any]]:
+    """The committed events, as they happen, that the caller may hear of: of the ``types`` asked for (all
+    when None; asking for one the caller may not read is refused), of its own partner's customers for a
+    partner principal, and of the types its decisions *at that event* may read (a grant revoked while
+    the subscription is open takes effect at the next event)."""
+    wanted = rules.event_types(types) if types is not None else list(rules.EVENT_TYPES)
+    if types is not None:
+        _readable_types(wanted, decisions())
+    partner = str(caller.scope.partner_id) if caller.scope.partner_id is not None else None
+    async with source.subscribe() as feed:
+        async for event in feed:
+            if event.get("type") not in wanted:
+                continue
+            if partner is not None and event.get("partnerId") != partner:
+                continue
+            if not may_hear(decisions(), str(event["type"])):
+                continue
+            yield event

@@ -20,7 +20,7 @@ import infra.repos
 from domain.complaints import Transition
 from domain.errors import DomainError
 from infra import tiering
-from infra.repos import audit, complaints, customers, partners, purchases, quality, reports, surveys, tiers
+from infra.repos import audit, complaints, customers, events, partners, purchases, quality, reports, surveys, tiers
 from infra.repos.base import Scope
 from tests.api.security_helpers import World, build_world, raw_id
 from tests.conftest import Api
@@ -76,6 +76,12 @@ CALLS: dict[str, Call] = {
     "customers.soft_delete": lambda db, s, i: customers.soft_delete(db, i["customers"][0], 1, scope=s),
     "customers.update_fields": lambda db, s, i: customers.update_fields(
         db, i["customers"][0], 1, {"name": "Hijacked"}, scope=s
+    ),
+    "events.endpoint": lambda db, s, i: events.endpoint(db, i["endpoint"], s),
+    "events.endpoints": lambda db, s, i: events.endpoints(db, s),
+    "events.delivery": lambda db, s, i: events.delivery(db, i["delivery"], s),
+    "events.deliveries_page": lambda db, s, i: events.deliveries_page(
+        db, s, events.DeliveryFilter(), first=100, after=None
     ),
     "partners.list_tokens": lambda db, s, i: partners.list_tokens(db, scope=s),
     "partners.revoke_token": lambda db, s, i: partners.revoke_token(db, i["token"], scope=s),
@@ -183,8 +189,20 @@ async def test_a_partner_scope_reaches_nothing_of_another_partner(api: Api) -> N
         "responses": [raw_id(w.paula_response)],
         "token": uuid.UUID(hex=w.tokens["partner_b"].removeprefix("tw_pat_").partition("_")[0]),
     }
+    # partner B's webhook endpoint (registered by an admin for B) and a delivery to it
+    await w.gql(
+        "admin",
+        """mutation($b: ID!) { registerWebhookEndpoint(input: {url: "https://hooks.example.com/b",
+        eventTypes: [TIER_CHANGED], partnerId: $b}) { endpoint { id } } }""",
+        {"b": str(w.partner_b)},
+    )
+    await w.gql("partner_b", 'mutation { createCustomer(input: {name: "Walk Hook"}) { customer { id } } }')
+    async with api.services.engine.connect() as conn:
+        hook = (await conn.execute(text("SELECT endpoint_id, id FROM webhook_deliveries"))).one()
+    ids |= {"endpoint": hook.endpoint_id, "delivery": hook.id}
     unknown = {k: [uuid.uuid4() for _ in v] if isinstance(v, list) else uuid.uuid4() for k, v in ids.items()}
     markers = [str(v) for v in (*ids["customers"], *ids["complaints"], *ids["responses"], ids["token"])]
+    markers += [str(hook.endpoint_id), str(hook.id), "hooks.example.com"]
     markers += [str(w.partner_a), str(w.partner_b), "Paula", "Bruno", "Ada"]
     problems: list[str] = []
     async with api.services.engine.connect() as conn:

@@ -34,6 +34,7 @@ class Services(Protocol):
     authz: Authz
     jobs: Any  # procrastinate.App: its task configuration (tiers' deferred re-tier)
     limiter: Any  # api.edge.ratelimit.RateLimiter | None: forgets a changed token's bucket
+    events: Any  # infra.event_feed.EventFeed: the committed events, for subscriptions
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Context:
     # customer id -> guarded fields seen unmasked in this response (audited before it is sent)
     sensitive_reads: defaultdict[UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
     extra: dict[str, Any] = field(default_factory=dict)
+    # a WebSocket's connection_init payload (strawberry sets it): the bearer token of a subscription
+    connection_params: dict[str, Any] | None = None
 
     @property
     def actor(self) -> str:

@@ -34,7 +34,7 @@ from authz.catalogue import ARGUMENTS, CATALOGUE, FieldSpec, Reveals, Sensitivit
 from authz.masking import masked
 from authz.policy import Decisions, Level
 
-OPERATION_TYPES = {"Query", "Mutation"}
+OPERATION_TYPES = {"Query", "Mutation", "Subscription"}
 
 # JSON fields that embed the values of other guarded fields. Each embedded value follows the grant of
 # the field it copies: it is kept only for a caller who may read that field in full (a masked or denied
@@ -251,6 +251,22 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any], check_arguments: Argume
     return guarded
 
 
+def _guard_subscribe(
+    spec: FieldSpec, subscribe: Callable[..., Any], check_arguments: ArgumentCheck | None
+) -> Callable[..., Any]:
+    """The guard of a subscription's source stream: the operation's read check and its arguments' checks."""
+    check = read_check(spec)
+
+    def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+        check(root, info.context)
+        if check_arguments is not None:
+            check_arguments(info.context.decisions, kwargs)
+        return subscribe(root, info, **kwargs)
+
+    guarded.__name__ = f"guarded_subscribe_{spec.key}"
+    return guarded
+
+
 async def _mask_later(result: Any, mask: Mask) -> Any:
     return mask(await result)
 
@@ -275,6 +291,8 @@ def install_guards(schema: Any) -> list[str]:
             resolve = field.resolve or default_field_resolver
             if spec.sensitivity is not Sensitivity.PUBLIC:
                 field.resolve = _guard(spec, resolve, check_arguments)
+                if field.subscribe is not None:  # a subscription: refused before its stream opens, too
+                    field.subscribe = _guard_subscribe(spec, field.subscribe, check_arguments)
             elif check_arguments is not None:
                 field.resolve = _arguments_only(check_arguments, resolve)
     return list(dict.fromkeys(unclassified))  # an input type used by several fields is named once

@@ -3,7 +3,7 @@ the catalogue's (authz/catalogue.py) and the partner scope the use-cases' (infra
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
@@ -12,12 +12,15 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
+from api.graphql.core.errors import query_error
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import ConnectionBase
 from api.graphql.core.resolving import mutate, query
 from api.graphql.events.types import (
     DeleteWebhookEndpointPayload,
     DeliveryStatus,
+    EventNoticeType,
+    EventTypeEnum,
     RegisterWebhookEndpointInput,
     ReplayWebhookDeliveryPayload,
     UpdateWebhookEndpointInput,
@@ -27,7 +30,8 @@ from api.graphql.events.types import (
     WebhookEndpointType,
 )
 from api.usecases import events as usecases
-from domain.errors import NotFound
+from authz.policy import Decisions
+from domain.errors import DomainError, NotFound
 from infra.repos.base import Executor
 
 P = TypeVar("P")
@@ -48,6 +52,16 @@ def _partner(value: str | None) -> UUID | None:
         return UUID(str(value))
     except ValueError:
         raise NotFound("no such partner", field="partnerId") from None
+
+
+def _endpoint_filter(value: str | None) -> UUID | None:
+    """A filter by endpoint: an id that names no endpoint matches no delivery (a filter, not a lookup)."""
+    if value is None:
+        return None
+    try:
+        return from_global_id(value, "WebhookEndpoint", field="endpointId")[1]
+    except NotFound:
+        return UUID(int=0)
 
 
 async def _change(info: Info[Context, None], payload: type[P], fn: Callable[[Executor], Awaitable[P]]) -> P:
@@ -83,7 +97,7 @@ class EventsQuery:
         ctx = _ctx(info)
 
         async def run() -> Any:
-            endpoint = from_global_id(endpoint_id, "WebhookEndpoint", field="endpointId")[1] if endpoint_id else None
+            endpoint = _endpoint_filter(endpoint_id)
             q = usecases.DeliveryQuery(endpoint_id=endpoint, statuses=_values(status), first=first, after=after)
             page = await usecases.deliveries(ctx.db, ctx.caller, q, max_page_size=ctx.settings.max_page_size)
             conn: ConnectionBase = WebhookDeliveryConnection.from_page(
@@ -174,3 +188,30 @@ class EventsMutation:
             return ReplayWebhookDeliveryPayload(delivery=WebhookDeliveryType.from_row(row))
 
         return await _change(info, ReplayWebhookDeliveryPayload, run)
+
+
+@strawberry.type
+class EventsSubscription:
+    @strawberry.subscription(
+        description="The events (all types, or those asked for) as they are committed, on any instance: a "
+        "partner hears of its own customers only, and of the types whose facts it may read. Over "
+        "graphql-transport-ws, with the bearer token in connection_init's payload (Authorization)"
+    )
+    async def events(
+        self,
+        info: Info[Context, None],
+        types: list[EventTypeEnum] | None = None,  # type: ignore[valid-type]
+    ) -> AsyncGenerator[EventNoticeType, None]:
+        ctx = _ctx(info)
+        authz, principal = ctx.services.authz, ctx.principal
+
+        def decisions() -> Decisions:
+            ctx.decisions = authz.store.decisions_of(principal)  # the policy as it is at this event
+            return ctx.decisions
+
+        await ctx.db.close()  # the events come from the feed: no database connection is held while open
+        try:
+            async for event in usecases.watch(ctx.services.events, ctx.caller, decisions, _values(types)):
+                yield EventNoticeType.from_notification(event)
+        except DomainError as exc:
+            raise query_error(exc) from None

@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import UserError, _connection
@@ -149,3 +150,26 @@ class DeleteWebhookEndpointPayload:
 class ReplayWebhookDeliveryPayload:
     delivery: WebhookDeliveryType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="Event")
+class EventNoticeType:
+    """An event as a subscription delivers it: ids and non-sensitive facts (``data``, as in a webhook's
+    payload); details through the API, under the subscriber's own access."""
+
+    id: strawberry.ID
+    type: EventTypeEnum  # type: ignore[valid-type]
+    occurred_at: dt.datetime
+    customer_id: strawberry.ID | None
+    data: JSON
+
+    @classmethod
+    def from_notification(cls, event: dict[str, Any]) -> EventNoticeType:
+        data = event.get("data") or {}
+        return cls(
+            id=strawberry.ID(str(event["id"])),
+            type=event_type(event["type"]),
+            occurred_at=dt.datetime.fromisoformat(event["occurredAt"]),
+            customer_id=strawberry.ID(data["customerId"]) if data.get("customerId") else None,
+            data=data,
+        )

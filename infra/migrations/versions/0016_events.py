@@ -13,7 +13,7 @@
   only for its own customers' events), one procrastinate job per delivery (queue ``tierwise_webhooks``),
   and a ``pg_notify('tierwise_events', …)`` per event that PostgreSQL sends at commit only, for the
   GraphQL subscriptions of every instance.
-- Grants: the webhook operations and types to the partner role (its endpoints are confined to its
+- Grants: the webhook operations and types, and the events subscription, to the partner role (its endpoints are confined to its
   partner, api/usecases/events.py); admins hold '*' already (the explicit rows keep the grant if that rule
   is ever narrowed).
 
@@ -33,7 +33,14 @@ down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_OPERATIONS_READ = ("Query.webhookEndpoints", "Query.webhookDeliveries", "WebhookEndpoint.*", "WebhookDelivery.*")
+_OPERATIONS_READ = (
+    "Query.webhookEndpoints",
+    "Query.webhookDeliveries",
+    "WebhookEndpoint.*",
+    "WebhookDelivery.*",
+    "Subscription.events",
+    "Event.*",
+)
 _OPERATIONS_WRITE = (
     "Mutation.registerWebhookEndpoint",
     "Mutation.updateWebhookEndpoint",

@@ -192,7 +192,11 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         errors with a code; an untrusted document with one generic error, charged as a refusal.
         A WebSocket goes to strawberry's graphql-transport-ws handler (subscriptions only)."""
         if scope["type"] == "websocket":
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:  # the connection the operations of this socket shared (the limits charge through it)
+                for context in scope.get("tierwise_contexts", ()):
+                    await context.db.close()
             return
         request = Request(scope=scope, receive=receive)
         state = _request_state.set(request.state)
@@ -351,7 +355,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         if isinstance(request, WebSocket):  # nobody until connection_init authenticates (on_ws_connect)
             db = RequestDb(s.engine.connect)
             decisions = s.authz.store.decisions_of(ANONYMOUS)
-            return Context(
+            context = Context(
                 request=request,  # type: ignore[arg-type]
                 response=Response(),  # rate-limit headers have nowhere to go on a socket: dropped
                 settings=s.settings,
@@ -364,6 +368,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 request_id=uuid.uuid4().hex,
                 extra={"transport": "websocket"},
             )
+            request.scope.setdefault("tierwise_contexts", []).append(context)
+            return context
         # Only GraphiQL's page passes the edge without a principal, and it executes nothing; should
         # anything else ever get here, it runs as nobody: no roles, every guarded field denied.
         principal: Principal = getattr(request.state, "principal", None) or ANONYMOUS

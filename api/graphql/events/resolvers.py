@@ -3,6 +3,7 @@ the catalogue's (authz/catalogue.py) and the partner scope the use-cases' (infra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
-from api.graphql.core.errors import query_error
+from api.graphql.core.errors import INTERNAL, coded, query_error
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import ConnectionBase
 from api.graphql.core.resolving import mutate, query
@@ -35,6 +36,7 @@ from domain.errors import DomainError, NotFound
 from infra.repos.base import Executor
 
 P = TypeVar("P")
+log = logging.getLogger("tierwise.events")
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -215,3 +217,6 @@ class EventsSubscription:
                 yield EventNoticeType.from_notification(event)
         except DomainError as exc:
             raise query_error(exc) from None
+        except Exception:  # over the socket, errors are not masked by the HTTP edge: say nothing of the internals
+            log.exception("the events subscription failed")
+            raise coded("internal error", INTERNAL) from None

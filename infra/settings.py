@@ -263,6 +263,13 @@ class Settings(BaseSettings):
         default=20, ge=1, description="failed attempts in a row (over all its deliveries) that disable an endpoint"
     )
 
+    subscription_reauth_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds between two checks of a subscription socket's token: a revoked or expired token "
+        "(or a change of its roles) closes the socket",
+    )
+
     # Observability. Tracing is switched on by the standard OTEL_* variables, not by these.
     log_format: str = Field(
         default="auto", description="`json`, `text`, or `auto` (JSON in production, text otherwise)"

@@ -195,6 +195,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             try:
                 await super().__call__(scope, receive, send)
             finally:  # the connection the operations of this socket shared (the limits charge through it)
+                for task in scope.get("tierwise_tasks", ()):
+                    task.cancel()
                 for context in scope.get("tierwise_contexts", ()):
                     await context.db.close()
             return
@@ -349,6 +351,28 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         context.decisions = s.authz.store.decisions_of(principal)
         context.scope = RowScope(partner_id=principal.partner_id)
         context.loaders = Loaders(context.db, context.decisions, context.scope)
+        watch = asyncio.create_task(self._reauthenticate(context, header), name="ws-reauthenticate")
+        context.request.scope.setdefault("tierwise_tasks", []).append(watch)
+
+    async def _reauthenticate(self, context: Context, header: str | None) -> None:
+        """A socket lives longer than a request: its token is checked again every
+        ``TIERWISE_SUBSCRIPTION_REAUTH_S``; once revoked or expired (or its roles changed), the socket
+        is closed (4403)."""
+        s = self.services
+        while True:
+            await asyncio.sleep(s.settings.subscription_reauth_s)
+            try:
+                principal = await authenticate(header, settings=s.settings, engine=s.engine, store=s.authz.store)
+            except AuthError:
+                principal = None
+            except Exception as exc:  # the database is away: keep the socket, check again next time
+                log.warning("could not re-authenticate a WebSocket (%s)", type(exc).__name__)
+                continue
+            if principal is None or principal.roles != context.principal.roles:
+                websocket: WebSocket = context.request  # type: ignore[assignment]
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=4403, reason="Forbidden")
+                return
 
     async def get_context(self, request: Any, response: Any) -> Context:
         s = self.services

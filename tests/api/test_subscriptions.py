@@ -11,6 +11,7 @@ import contextlib
 import json
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from api.edge.app import Services, create_app
 from api.edge.auth import issue_staff_token
 from api.usecases.access import new_partner_token
 from authz import admin
+from infra.repos.base import Scope
 from tests.conftest import test_settings
 
 SUBSCRIBE = "subscription($types: [EventType!]) { events(types: $types) { id type occurredAt customerId data } }"
@@ -231,3 +233,21 @@ async def test_subscriptions_are_authenticated_guarded_and_limited(
             refused = await next_message(ws, 5)
             assert refused["id"] == "x", refused
             assert codes_of(refused) == ["QUERY_TOO_COMPLEX"], refused
+
+
+async def test_a_revoked_token_loses_its_subscription(fresh_database_url: Callable[[], Awaitable[str]]) -> None:
+    url = await fresh_database_url()
+    async with serve(url, subscription_reauth_s=0.3) as one:
+        token = await one.partner_token("Shop A")
+        token_id = uuid.UUID(hex=token.removeprefix("tw_pat_").partition("_")[0])
+        async with connected(one, token) as ws:
+            await ack(ws)
+            await subscribe(ws, types=["TIER_CHANGED"])
+            await asyncio.sleep(0.8)
+            assert ws.close_code is None  # still valid: still open
+            async with one.services.engine.begin() as conn:
+                await admin.revoke_partner_token(conn, token_id, actor="test", scope=Scope())
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4403

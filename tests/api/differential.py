@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 
 from tests.api.security_helpers import (
@@ -117,7 +118,11 @@ async def _create(w: World, who: str, **fields: Any) -> str:
 
 
 async def _complaint(w: World, who: str, customer: str, text: str, **extra: Any) -> str:
-    return str(ok(await w.gql(who, OPEN, {"input": complaint_input(customer, text, **extra)}), "openComplaint")["complaint"]["id"])
+    return str(
+        ok(await w.gql(who, OPEN, {"input": complaint_input(customer, text, **extra)}), "openComplaint")["complaint"][
+            "id"
+        ]
+    )
 
 
 async def build_differential_world(api: Api) -> DiffWorld:
@@ -189,10 +194,20 @@ class Pair:
     world: DiffWorld
     reference: Api
     compiled: Api
+    db: asyncpg.Connection  # beside the apps: reads the audit rows
 
     @property
     def tokens(self) -> dict[str, str]:
         return self.world.tokens
+
+    async def audit_rows(self, *request_ids: str) -> list[list[tuple[Any, ...]]]:
+        """Per request id, the audit rows it wrote (every column but id, at and request_id), in order."""
+        rows = await self.db.fetch(
+            "SELECT request_id, actor, action, target_type, target_ids, fields, before::text, after::text "
+            "FROM audit_log WHERE request_id = ANY($1::text[]) ORDER BY id",
+            list(request_ids),
+        )
+        return [[tuple(r.values())[1:] for r in rows if r["request_id"] == rid] for rid in request_ids]
 
 
 @contextlib.asynccontextmanager
@@ -203,8 +218,12 @@ async def running_pair(template_db: str) -> AsyncIterator[Pair]:
         async with running_api(url, reference) as plain:
             world = await build_differential_world(plain)
             compiled = test_settings(rate_limit_enabled=False, compiled_queries=True)
-            async with running_api(url, compiled) as fast:
-                yield Pair(world, plain, fast)
+            db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                async with running_api(url, compiled) as fast:
+                    yield Pair(world, plain, fast, db)
+            finally:
+                await db.close()
 
 
 # ---------------------------------------------------------------- which path answered
@@ -332,16 +351,6 @@ async def ask(api: Api, token: str | None, query: str, variables: dict[str, Any]
     return Answer(response.status_code, response.content, request_id)
 
 
-async def audit_rows(url: str, request_id: str) -> list[tuple[Any, ...]]:
-    rows = await sql(
-        url,
-        "SELECT actor, action, target_type, target_ids, fields, before::text, after::text "
-        "FROM audit_log WHERE request_id = $1 ORDER BY id",
-        request_id,
-    )
-    return [tuple(r.values()) for r in rows]
-
-
 @dataclass
 class Outcome:
     """Both answers of one (caller, query), and whether the compiled side ran compiled."""
@@ -368,8 +377,7 @@ async def differential(pair: Pair, probe: Probe, who: str, query: str, variables
         (reference.data or b"")[:4000].decode(),
     )
     assert compiled.errors() == reference.errors(), (where, compiled.errors(), reference.errors())
-    audit_c = await audit_rows(pair.world.url, compiled.request_id)
-    audit_r = await audit_rows(pair.world.url, reference.request_id)
+    audit_c, audit_r = await pair.audit_rows(compiled.request_id, reference.request_id)
     assert audit_c == audit_r, (where, audit_c, audit_r)
     assert ran in (0, 1), ran
     return Outcome(who, reference, compiled, ran == 1, audit_c)
@@ -447,9 +455,7 @@ class StatementTap:
     @property
     def statements(self) -> list[str]:
         """The statements of the requests: no transaction control, pings or background polling."""
-        return [
-            s for s in self.all if not TRANSACTION_CONTROL.match(s) and not any(b in s for b in BACKGROUND)
-        ]
+        return [s for s in self.all if not TRANSACTION_CONTROL.match(s) and not any(b in s for b in BACKGROUND)]
 
 
 @contextlib.contextmanager

@@ -241,40 +241,35 @@ def graphql_app_of(api: Api) -> Any:
 class Probe:
     """Counts the operations the compiled path answered, whatever executor ``compiled_queries`` selects:
 
-    - ``fastpath``: the compiled executor of issue 7 (``api/graphql/fastpath.py``), ``FastPath.executed``;
-    - ``compiler``: the compiler of issue 12 (``api/graphql/compiler.py``), whose ``executed`` counts the
-      operations answered by one statement per root field (``compiler_runs``) and, while it keeps the
-      older executor as its fallback, ``runs`` counts both.
+    - ``fastpath``: the compiled executor of issue 7 (``api/graphql/fastpath.py``): ``FastPath.executed``;
+    - ``compiler``: the compiler of issue 12 (``api/graphql/compiler.py``): ``Compiler.executed``, the
+      operations answered by one statement per root field (while it keeps the older executor as its
+      fallback, what that one answers does not count as compiled).
 
     An app whose executor exposes no counter fails here (never a silent pass)."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.kind, self._runs, self._compiler_runs = _counters_of(graphql_app_of(api))
+        self.kind, self._runs = _counter_of(graphql_app_of(api))
 
     def runs(self) -> int:
-        """Operations answered without strawberry's executor."""
         return int(self._runs())
-
-    def compiler_runs(self) -> int:
-        """Operations answered by the one-statement compiler (0 for the executor of issue 7)."""
-        return int(self._compiler_runs())
 
     @property
     def is_old_fastpath(self) -> bool:
         return self.kind == "fastpath"
 
 
-def _counters_of(graphql_app: Any) -> tuple[str, Any, Any]:
+def _counter_of(graphql_app: Any) -> tuple[str, Any]:
     for attr in ("fastpath", "reads", "compiled", "compiler"):
         executor = getattr(graphql_app, attr, None)
         if executor is None:
             continue
         if type(executor).__module__ == "api.graphql.fastpath":
-            return "fastpath", lambda: executor.executed, lambda: 0
+            return "fastpath", lambda e=executor: e.executed
         compiler = getattr(executor, "compiler", executor)
-        if isinstance(getattr(executor, "executed", None), int) and isinstance(getattr(compiler, "executed", None), int):
-            return "compiler", lambda: executor.executed, lambda: compiler.executed
+        if isinstance(getattr(compiler, "executed", None), int):
+            return "compiler", lambda c=compiler: c.executed
     raise LookupError(
         "compiled_queries is on but no compiled executor with a run counter was found on the GraphQL app "
         f"(attributes: {sorted(a for a in vars(graphql_app) if not a.startswith('__'))})"

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ADMIN_URL, RUN, Api, running_api
+from tests.conftest import ADMIN_URL, RUN, Api, running_api, test_settings
 
 FULL, MASKED, DENIED = "FULL", "MASKED", "DENIED"
 STAFF_ROLES = ("admin", "support_agent", "analyst", "marketing")
@@ -333,6 +333,21 @@ async def build_world(api: Api) -> World:
 
 
 @contextlib.asynccontextmanager
-async def world_for(template_db: str) -> AsyncIterator[World]:
-    async with own_database(template_db) as url, running_api(url) as api:
+async def world_for(template_db: str, **settings: Any) -> AsyncIterator[World]:
+    """A world on its own database; ``settings``: overrides of the test settings (e.g. ``compiled_queries``)."""
+    async with own_database(template_db) as url, running_api(url, test_settings(**settings)) as api:
         yield await build_world(api)
+
+
+# The read paths the security tests run on: the compiled one (``compiled_queries``, the default) and
+# strawberry's resolvers alone (the fallback of whatever the compiled path does not cover).
+READ_PATHS = ("compiled", "strawberry")
+
+
+@contextlib.asynccontextmanager
+async def world_on_read_path(template_db: str, path: str) -> AsyncIterator[World]:
+    """A world of its own whose app's reads take ``path`` (its own: the tests write, and may not meet the
+    other path's rows)."""
+    assert path in READ_PATHS, path
+    async with world_for(template_db, compiled_queries=path == "compiled") as w:
+        yield w

@@ -20,6 +20,7 @@ from tests.api.security_helpers import (
     FULL,
     MASKED,
     PAULA,
+    READ_PATHS,
     SURVEY_TEXT,
     Seed,
     World,
@@ -31,7 +32,7 @@ from tests.api.security_helpers import (
     errors_at,
     index_of,
     ok,
-    world_for,
+    world_on_read_path,
 )
 
 ROLES = ("admin", "support_agent", "analyst", "marketing", "partner")
@@ -155,9 +156,10 @@ CUSTOMER_FIELDS = ("name", "email", "phone", "nationalId", "birthDate", "address
 METRIC_FIELDS = ("spend12m", "lifetimeSpend", "orders12m")
 
 
-@pytest.fixture(scope="module")
-async def world(template_db: str) -> AsyncIterator[World]:
-    async with world_for(template_db) as w:
+@pytest.fixture(scope="module", params=READ_PATHS)
+async def world(template_db: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """Every test on both read paths: the compiled one and strawberry's."""
+    async with world_on_read_path(template_db, request.param) as w:
         yield w
 
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.api.security_helpers import World, raw_id, sql, world_for
+from tests.api.security_helpers import READ_PATHS, World, raw_id, sql, world_on_read_path
 
 
-@pytest.fixture(scope="module")
-async def world(template_db: str) -> AsyncIterator[World]:
-    async with world_for(template_db) as w:
+@pytest.fixture(scope="module", params=READ_PATHS)
+async def world(template_db: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """Every test on both read paths: the compiled one and strawberry's."""
+    async with world_on_read_path(template_db, request.param) as w:
         yield w
 
 

@@ -22,11 +22,12 @@ from tests.api.security_helpers import (
     BRUNO_COMPLAINT,
     PARTNER_A,
     PARTNER_B,
+    READ_PATHS,
     World,
     complaint_input,
     gid,
     sql,
-    world_for,
+    world_on_read_path,
 )
 
 IN_A_MONTH = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
@@ -49,9 +50,10 @@ class Fixture:
         return int(rows[0][0])
 
 
-@pytest.fixture(scope="module")
-async def fx(template_db: str) -> AsyncIterator[Fixture]:
-    async with world_for(template_db) as w:
+@pytest.fixture(scope="module", params=READ_PATHS)
+async def fx(template_db: str, request: pytest.FixtureRequest) -> AsyncIterator[Fixture]:
+    """On both read paths: the compiled one and strawberry's."""
+    async with world_on_read_path(template_db, request.param) as w:
         api = w.api
         admin = w.tokens["admin"]
         ref = (

@@ -609,6 +609,26 @@ EVENT_REVEALS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Work queues, name search and the customer import (issue 16; api/graphql/queues/, api/usecases/queues.py and
+# imports.py). A churn-queue entry's churn risk and last contact need grants of their own; its customer meets
+# the Customer guards. A search hit's customer meets them too, and its score says only how close the name
+# is to the term the caller gave (readable only with FULL read of Customer.name, see ARGUMENTS). The import's
+# rows and duplicate candidates are reachable only through its own grant; a candidate's reasons are only
+# criteria over fields the caller reads in full (api/usecases/duplicates.py), its customer meets the guards.
+_FIELDS["Query"].update({"churnQueue": I, "complaintQueue": I, "searchCustomers": I})
+_FIELDS["Mutation"].update({"addComplaintNote": I, "assignComplaint": I, "importCustomers": I})
+_FIELDS.update(
+    {
+        "ChurnQueueEntry": {"customer": I, "churnRisk": I, "lastContactAt": I},
+        "CustomerSearchHit": {"customer": P, "score": P},
+        "DuplicateCandidate": {"id": P, "customer": P, "reasons": P},
+        "ImportRowProblem": {"row": P, "field": P, "message": P},
+        "ImportRowDuplicate": {"row": P, "candidates": P},
+        "ImportSummary": dict.fromkeys(("rows", "valid", "invalid", "created", "existing", "duplicates", "written"), P),
+    }
+)
+
+
 def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
     for type_name, fields in _FIELDS.items():
@@ -859,6 +879,50 @@ _ARGUMENTS.update(
             "enabled",
             "rotateSecret",
         ),
+    }
+)
+# createCustomer's duplicate handling: what it matches on follows the caller's FULL reads (api/usecases/duplicates.py).
+_ARGUMENTS.update(_nothing("CreateCustomerInput", "onDuplicate"))
+# Work queues and name search (issue 16). Every call of a queue selects rows by what its default filter
+# says (the churn queue: red and yellow; the complaint queue: the active statuses), so its ordering, which
+# always has a value, declares those fields too. The name search selects by the name: FULL read of it.
+_DUE = ("Complaint.firstResponseDueAt", "Complaint.resolutionDueAt")
+_ARGUMENTS.update(
+    {
+        "ChurnQueueFilter.levels": ("ChurnRisk.level",),
+        "ChurnQueueFilter.minScore": ("ChurnRisk.score",),
+        "ChurnQueueFilter.maxScore": ("ChurnRisk.score",),
+        "ChurnQueueFilter.tiers": ("Customer.tier",),
+        "ChurnQueueFilter.signals": ("ChurnRisk.signals",),
+        "Query.churnQueue(orderBy)": {
+            "SCORE_DESC": ("ChurnRisk.level", "ChurnRisk.score"),
+            "TIER_DESC": ("ChurnRisk.level", "ChurnRisk.score", "Customer.tier"),
+            "LAST_CONTACT": ("ChurnRisk.level", "ChurnQueueEntry.lastContactAt"),
+        },
+        "ComplaintQueueFilter.assignedToMe": ("Complaint.assignee",),
+        "ComplaintQueueFilter.assignee": ("Complaint.assignee",),
+        "ComplaintQueueFilter.unassigned": ("Complaint.assignee",),
+        "ComplaintQueueFilter.tiers": ("Complaint.tierAtOpen",),
+        "ComplaintQueueFilter.categories": ("Complaint.category",),
+        "ComplaintQueueFilter.severities": ("Complaint.severity",),
+        "ComplaintQueueFilter.statuses": ("Complaint.status",),
+        "ComplaintQueueFilter.dueWithinHours": ("Complaint.status", *_DUE),
+        "ComplaintQueueFilter.breached": ("Complaint.breached",),
+        "Query.complaintQueue(orderBy)": {
+            "DUE_AT": ("Complaint.status", *_DUE),
+            "OPENED_AT": ("Complaint.status", "Complaint.openedAt"),
+        },
+        "Query.searchCustomers(query)": ("Customer.name",),
+        **_nothing("Query.churnQueue", "first", "after"),
+        **_nothing("Query.complaintQueue", "first", "after"),
+        **_nothing("Query.searchCustomers", "first"),
+        **_nothing("AddComplaintNoteInput", "id", "note"),
+        **_nothing("AssignComplaintInput", "id", "expectedVersion", "assignee", "toMe", "note"),
+        # values written (each column checked by its field's write grant, api/usecases/imports.py), as createCustomer
+        **_nothing("ImportCustomersInput", "dryRun", "allOrNothing"),
+        **_nothing("ImportCustomerRowInput", *("externalRef", "name", "email", "phone", "nationalId", "birthDate")),
+        **_nothing("ImportCustomerRowInput", *("addressLine1", "addressLine2", "addressPostalCode", "addressCity")),
+        **_nothing("ImportCustomerRowInput", "addressCountry", "locale", "lifecycleStage"),
     }
 )
 

@@ -19,8 +19,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
 }
 PAUSED = frozenset({"pending_customer"})  # the SLA clock stops while waiting on the customer
-# What an event row records: a transition, or what the SLA sweep saw (a breach, an escalation).
-COMPLAINT_EVENT_KINDS = ("transition", "sla_breach", "escalation")
+# What an event row records: a transition, what the SLA sweep saw (a breach, an escalation), or work on the
+# complaint that leaves its status as it is (a note, a reassignment: domain/queues.py).
+COMPLAINT_EVENT_KINDS = ("transition", "sla_breach", "escalation", "note", "assignment")
 
 
 @dataclass(frozen=True)

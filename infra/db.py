@@ -50,6 +50,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             "server_settings": {
                 "application_name": "tierwise",
                 "statement_timeout": str(settings.statement_timeout_ms),
+                # the name search (infra/repos/queues.py): pg_trgm's 0.6 misses one-letter typos in short names
+                "pg_trgm.word_similarity_threshold": "0.4",
             },
         },
     )

@@ -1,4 +1,4 @@
-"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema, documents."""
+"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema, documents, import."""
 
 from __future__ import annotations
 
@@ -337,6 +337,12 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     return _admin_command(settings, action)
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from api.edge.import_cli import cmd_import as run
+
+    return run(args, settings, _url(settings))
+
+
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     """Trusted documents: register .graphql files (or a build's manifest), list, remove."""
     from api.edge.documents import DocumentRejected, check_document, parse_hash, read_sources, register, remove
@@ -485,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     kr.set_defaults(fn=cmd_keys)
 
     sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
+
+    from api.edge.import_cli import add_parser as add_import_parser
+
+    add_import_parser(sub, cmd_import)
 
     documents = sub.add_parser("documents", help="trusted documents (TIERWISE_DOCUMENTS_MODE=trusted)")
     docs_sub = documents.add_subparsers(dest="documents_cmd", required=True)

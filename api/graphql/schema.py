@@ -24,7 +24,9 @@ from api.graphql.customers.resolvers import CustomerMutation, CustomerQuery
 from api.graphql.customers.types import CustomerType, PurchaseType, load_customer
 from api.graphql.events.resolvers import EventsMutation, EventsQuery, EventsSubscription
 from api.graphql.identity.resolvers import IdentityMutation
+from api.graphql.imports.resolvers import ImportMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
+from api.graphql.queues.resolvers import QueueMutation, QueueQuery
 from api.graphql.reports.resolvers import ReportMutation, ReportQuery
 from api.graphql.surveys.resolvers import SurveyMutation, SurveyQuery
 from api.graphql.surveys.types import SurveyResponseType, SurveyType
@@ -128,6 +130,7 @@ class Query(
     TierPolicyListQuery,
     TaxonomyQuery,
     EventsQuery,
+    QueueQuery,
 ):
     pass
 
@@ -143,6 +146,8 @@ class Mutation(
     SurveyMutation,
     IdentityMutation,
     EventsMutation,
+    QueueMutation,
+    ImportMutation,
 ):
     pass
 

@@ -14,7 +14,14 @@ from strawberry.types import Info
 
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import forget
-from api.graphql.customers.types import CustomerConnection, CustomerType, PurchaseType, load_customer
+from api.graphql.customers.types import (
+    CustomerConnection,
+    CustomerType,
+    DuplicateCandidateType,
+    PurchaseType,
+    load_customer,
+)
+from api.usecases import duplicates
 from domain import customers as customer_rules
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import differences, key_reused
@@ -125,11 +132,18 @@ async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -
     values = _customer_fields(info, inp)
     if "name" not in values:
         raise ValidationFailed("a name is required", field="name")
+    criteria = duplicates.allowed_criteria(ctx.decisions.read)  # the duplicate warning (issue 16)
+    found = await duplicates.likely_duplicates(ctx.db, values, partner_id=ctx.principal.partner_id, criteria=criteria)
+    if found and inp.on_duplicate.value == "STOP":
+        raise duplicates.LikelyDuplicates(found)
     async with ctx.db.unit_of_work() as uow:
         created = await customers_repo.create(uow, values, partner_id=ctx.principal.partner_id)
         await after_change(uow.conn, [created["id"]], actor=ctx.actor)  # the initial tier, at once
         uow.commit()
-    return CustomerPayload(customer=await _read_back_customer(info, created["id"]))
+    return CustomerPayload(
+        customer=await _read_back_customer(info, created["id"]),
+        duplicates=[DuplicateCandidateType.of(d.customer_id, d.reasons) for d in found],
+    )
 
 
 async def update_customer(info: Info[Context, None], inp: UpdateCustomerInput) -> Any:

@@ -50,6 +50,12 @@ LOCALE_DESCRIPTION = (
 )
 
 
+@strawberry.enum(description="What createCustomer does when existing customers look like the new one")
+class OnDuplicate(Enum):
+    CREATE = "CREATE"  # create it, and list the likely duplicates in the payload
+    STOP = "STOP"  # create nothing, list them, and answer with a DUPLICATE user error
+
+
 @strawberry.input
 class CreateCustomerInput:
     name: str
@@ -61,6 +67,12 @@ class CreateCustomerInput:
     address: AddressInput | None = strawberry.UNSET
     locale: str | None = strawberry.field(default=strawberry.UNSET, description=LOCALE_DESCRIPTION)
     lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
+    on_duplicate: OnDuplicate = strawberry.field(
+        default=OnDuplicate.CREATE,
+        description="Likely duplicates (same e-mail, phone, national id, or name and birth date, among the "
+        "caller's own customers, on the fields the caller reads in full) are listed in the payload; STOP "
+        "creates nothing when there are any",
+    )
 
 
 @strawberry.input

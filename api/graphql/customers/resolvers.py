@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
+from api.graphql.core.errors import user_errors
 from api.graphql.core.resolving import first_of, mutate, one, query
 from api.graphql.customers.inputs import (
     CreateCustomerInput,
@@ -20,9 +21,11 @@ from api.graphql.customers.types import (
     CustomerPayload,
     CustomerType,
     DeleteCustomerPayload,
+    DuplicateCandidateType,
     RecordPurchasesPayload,
 )
 from api.usecases import customers as usecases
+from api.usecases.duplicates import LikelyDuplicates
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -52,7 +55,16 @@ class CustomerQuery:
 class CustomerMutation:
     @strawberry.mutation
     async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
-        return await mutate(CustomerPayload, lambda: usecases.create_customer(info, input))
+        async def run() -> CustomerPayload:
+            try:
+                return await usecases.create_customer(info, input)  # type: ignore[no-any-return]
+            except LikelyDuplicates as exc:  # onDuplicate: STOP, nothing created: the candidates and why
+                return CustomerPayload(
+                    duplicates=[DuplicateCandidateType.of(d.customer_id, d.reasons) for d in exc.candidates],
+                    user_errors=user_errors(exc),
+                )
+
+        return await mutate(CustomerPayload, run)
 
     @strawberry.mutation
     async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload | None:

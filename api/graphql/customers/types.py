@@ -336,10 +336,35 @@ PREFETCH: dict[str, _Prefetch] = {
 }
 
 
+@strawberry.type(
+    name="DuplicateCandidate",
+    description="An existing customer a new one likely duplicates; its fields follow the caller's read access",
+)
+class DuplicateCandidateType:
+    id: strawberry.ID
+    reasons: list[str] = strawberry.field(
+        description="EMAIL, PHONE, NATIONAL_ID, NAME_DOB (same name and birth date) or SIMILAR_NAME_DOB"
+    )
+    customer_ref: strawberry.Private[UUID]
+
+    @classmethod
+    def of(cls, customer_id: UUID, reasons: Any) -> DuplicateCandidateType:
+        return cls(
+            id=strawberry.ID(to_global_id("Customer", customer_id)), reasons=list(reasons), customer_ref=customer_id
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+
 @strawberry.type
 class CustomerPayload:
     customer: CustomerType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+    duplicates: list[DuplicateCandidateType] | None = strawberry.field(
+        default=None, description="createCustomer: the existing customers the new one likely duplicates"
+    )
 
 
 @strawberry.type

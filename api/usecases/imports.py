@@ -1,0 +1,204 @@
+"""The customer import (issue 16): many existing customers at once, from the CLI (``tierwise import customers
+FILE.csv``, operators) or the ``importCustomers`` mutation (partners, within their own partner; data stewards).
+
+One use-case for both, free of GraphQL. What it does, in order:
+
+1. every row is checked with createCustomer's rules (domain/imports.py over domain/customers.py): all
+   problems of all rows, with row number, field and message;
+2. a reference given twice in the data is a problem of the later row; a reference the owner has already
+   is *existing*: not written again (a re-run changes nothing), and a warning when the row differs from
+   what is stored (compared on the name, locale, stage and blind indexes: nothing is decrypted);
+3. the new rows are matched against the owner's live customers on the duplicate criteria the caller may
+   use (api/usecases/duplicates.py): warnings, never a refusal;
+4. unless it is a dry run, the new rows are written in one transaction, in chunks, each customer exactly as
+   createCustomer writes one (encrypted values, blind indexes, a metrics row, the initial tier, churn
+   scoring queued as a job).
+
+**All or nothing** by default: a single invalid row and nothing is written (the report lists every problem;
+fix the file and run it again — rows already written are skipped). With ``all_or_nothing=False`` the valid
+rows are written and the invalid ones reported and skipped. Either way the write is one transaction: a
+failure half-way leaves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from api.usecases.caller import Caller
+from api.usecases.duplicates import index_row
+from domain import imports as rules
+from domain.errors import Forbidden, ValidationFailed
+from infra.after_change import after_change
+from infra.db import RequestDb
+from infra.repos import imports as imports_repo
+from infra.repos import matching
+from infra.repos.base import Executor
+
+CHUNK = 1000  # rows per statement (15 parameters a row: under asyncpg's 32 767)
+# import column -> the Customer field whose write grant it needs
+WRITES = {
+    "external_ref": "Customer.externalRef",
+    "name": "Customer.name",
+    "email": "Customer.email",
+    "phone": "Customer.phone",
+    "national_id": "Customer.nationalId",
+    "birth_date": "Customer.birthDate",
+    "locale": "Customer.locale",
+    "lifecycle_stage": "Customer.lifecycleStage",
+    **{column: "Customer.address" for column in rules.COLUMNS if column.startswith("address_")},
+}
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class ImportCustomers:
+    rows: Sequence[Mapping[str, str | None]]  # import column -> cell text (domain/imports.py COLUMNS)
+    dry_run: bool = False
+    all_or_nothing: bool = True
+    default_region: str = "DE"
+
+
+@dataclass(frozen=True)
+class RowDuplicate:
+    row: int
+    candidates: dict[UUID, list[str]]  # existing customer -> criteria it matched on
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    valid: int = 0  # rows that passed every check (new or existing)
+    invalid: int = 0
+    created: int = 0
+    existing: int = 0  # references the owner had already: not written again
+    written: bool = False
+    dry_run: bool = False
+    problems: list[rules.RowProblem] = field(default_factory=list)  # errors (rows not written)
+    warnings: list[rules.RowProblem] = field(default_factory=list)  # existing rows that differ
+    duplicates: list[RowDuplicate] = field(default_factory=list)
+    created_ids: dict[int, UUID] = field(default_factory=dict)  # row -> new customer
+
+    def summary(self) -> str:
+        done = "dry run, nothing written" if self.dry_run else ("written" if self.written else "nothing written")
+        return (
+            f"{self.rows} rows: {self.valid} valid, {self.invalid} invalid; {self.created} created, "
+            f"{self.existing} existing (skipped), {len(self.duplicates)} with likely duplicates; {done}"
+        )
+
+
+def check_write_grants(columns: Collection[str], can_write: Callable[[str], bool] | None) -> None:
+    """Every column given needs the write grant of its field (as in createCustomer); the operator has all."""
+    if can_write is None:
+        return
+    denied = sorted({WRITES[c] for c in columns if c in WRITES and not can_write(WRITES[c])})
+    if denied:
+        raise Forbidden(f"not allowed to set {', '.join(f.split('.', 1)[1] for f in denied)}", field="rows")
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _differs(values: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    return [name for name in imports_repo.COMPARED if values.get(name) != stored.get(name)]
+
+
+async def _checked_rows(
+    db: Executor, caller: Caller, cmd: ImportCustomers, report: ImportReport, progress: Progress
+) -> dict[int, dict[str, Any]]:
+    """Steps 1 and 2: the new rows (row number -> stored form), every problem and warning in ``report``."""
+    today = dt.datetime.now(dt.UTC).date()
+    valid: dict[int, dict[str, Any]] = {}
+    for n, cells in enumerate(cmd.rows, start=1):
+        values, problems = rules.check_row(n, cells, default_region=cmd.default_region, today=today)
+        report.problems += problems
+        if values is not None:
+            valid[n] = values
+        if n % CHUNK == 0:
+            progress("check", n, len(cmd.rows))
+    progress("check", len(cmd.rows), len(cmd.rows))
+    repeated = rules.repeated_refs((n, v["external_ref"]) for n, v in valid.items())
+    for problem in repeated:
+        valid.pop(problem.row)
+    report.problems += repeated
+    partner_id = caller.scope.partner_id
+    new: dict[int, dict[str, Any]] = {}
+    numbers = list(valid)
+    for chunk in _chunks(numbers):
+        stored = await imports_repo.existing(db, [valid[n]["external_ref"] for n in chunk], partner_id=partner_id)
+        for n in chunk:
+            row = imports_repo.stored_form(valid[n])
+            found = stored.get(row["external_ref"])
+            if found is None:
+                new[n] = row
+                continue
+            report.existing += 1
+            differing = _differs(row, found)
+            if differing:
+                report.warnings.append(
+                    rules.RowProblem(
+                        n,
+                        "external_ref",
+                        "already imported, and this row differs from the stored customer "
+                        f"({', '.join(differing)}): not updated (updateCustomer changes a customer)",
+                    )
+                )
+    report.problems.sort(key=lambda p: p.row)
+    report.invalid = len({p.row for p in report.problems})
+    report.valid = len(valid)
+    return new
+
+
+async def _duplicates(
+    db: Executor, new: dict[int, dict[str, Any]], *, partner_id: UUID | None, criteria: Collection[str]
+) -> list[RowDuplicate]:
+    """Step 3: the likely duplicates of the new rows among the owner's live customers."""
+    out: list[RowDuplicate] = []
+    for chunk in _chunks(list(new)):
+        rows = [index_row(n, new[n]) for n in chunk]
+        found = await matching.by_blind_index(db, rows, partner_id=partner_id, criteria=criteria)
+        out += [RowDuplicate(n, found[n]) for n in chunk if n in found]
+    return out
+
+
+async def import_customers(
+    db: RequestDb,
+    caller: Caller,
+    cmd: ImportCustomers,
+    *,
+    criteria: Collection[str],
+    can_write: Callable[[str], bool] | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Check, match and (unless a dry run) write the rows of ``cmd`` for the caller's owner (its partner, or
+    none for staff and the CLI); see the module's documentation. ``criteria``: the duplicate criteria the
+    caller may be matched on; ``can_write``: its field write grants (None: the operator's CLI)."""
+    show: Progress = progress or (lambda _phase, _done, _total: None)
+    if not cmd.rows:
+        raise ValidationFailed("no rows to import", field="rows")
+    check_write_grants({c for row in cmd.rows for c, v in row.items() if v not in (None, "")}, can_write)
+    partner_id = caller.scope.partner_id  # the owner: a partner's own, or none (staff, the operator)
+    report = ImportReport(rows=len(cmd.rows), dry_run=cmd.dry_run)
+    async with db.unit_of_work() as uow:
+        new = await _checked_rows(uow, caller, cmd, report, show)
+        report.duplicates = await _duplicates(uow, new, partner_id=partner_id, criteria=criteria)
+        if cmd.dry_run or (report.problems and cmd.all_or_nothing) or not new:
+            return report  # nothing written (the unit of work is not committed)
+        numbers = list(new)
+        by_ref: dict[str, UUID] = {}
+        for done, chunk in enumerate(_chunks(numbers), start=1):
+            by_ref |= await imports_repo.insert_many(uow, [new[n] for n in chunk], partner_id=partner_id)
+            show("write", min(done * CHUNK, len(numbers)), len(numbers))
+        report.created_ids = {n: by_ref[new[n]["external_ref"]] for n in numbers if new[n]["external_ref"] in by_ref}
+        report.existing += len(numbers) - len(report.created_ids)  # taken by another request meanwhile
+        report.created = len(report.created_ids)
+        # the initial tier at once, churn scoring as a job: set-based whatever the number of rows
+        await after_change(uow.conn, list(report.created_ids.values()), actor=caller.actor, churn_mode="defer")
+        uow.commit()
+        report.written = True
+    return report

@@ -183,7 +183,12 @@ class Samples:
     """Values that pass validation: only required fields, and the probed key, are set."""
 
     # strings that must be well-formed to be answered (the refusal comes before any parsing)
-    BY_KEY: dict[str, str] = {"CustomerFilter.email": "probe@example.org", "CustomerFilter.phone": "+49 30 12345678"}
+    BY_KEY: dict[str, str] = {
+        "CustomerFilter.email": "probe@example.org",
+        "CustomerFilter.phone": "+49 30 12345678",
+        "ChurnQueueFilter.signals": "silence",  # a known signal code (others are bad input)
+        "Query.searchCustomers(query)": "Probe Person",  # a search term has 2 to 100 characters
+    }
 
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id

@@ -168,6 +168,20 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     "tierPolicies": ("{ tierPolicies { id name } }", _v()),
     "activeTierPolicy": ("{ activeTierPolicy { id name } }", _v()),
     "complaintCategories": ("{ complaintCategories { code } }", _v()),
+    "churnQueue": (
+        """{ churnQueue(first: 100, filter: {levels: [GREEN, YELLOW, RED]}) { totalCount
+        edges { node { customer { id name } churnRisk { level score } lastContactAt } } } }""",
+        _v(),
+    ),
+    "complaintQueue": (
+        """{ complaintQueue(first: 100, filter: {statuses: [NEW, OPEN, PENDING_CUSTOMER, ON_HOLD, RESOLVED, CLOSED]}) {
+        totalCount edges { node { id description customer { id } } } } }""",
+        _v(),
+    ),
+    "searchCustomers": (
+        'query { searchCustomers(query: "Bruno Southwind-Kunde") { score customer { id name } } }',
+        _v(),
+    ),
     "rootCauses": ("{ rootCauses { code } }", _v()),
     "webhookEndpoints": ("{ webhookEndpoints { id url partnerId eventTypes } }", _v()),
     "webhookDeliveries": (
@@ -328,6 +342,22 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         delivery { id status } userErrors { code } } }""",
         _v("otherDelivery"),
     ),
+    "addComplaintNote": (
+        """mutation($c: ID!) { addComplaintNote(input: {id: $c, note: "confined"}) {
+        complaint { id } userErrors { code } } }""",
+        lambda ids: {"c": ids["otherComplaint"]},
+    ),
+    "assignComplaint": (
+        """mutation($c: ID!) { assignComplaint(input: {id: $c, expectedVersion: 1, assignee: "mallory"}) {
+        complaint { id } userErrors { code } } }""",
+        lambda ids: {"c": ids["otherComplaint"]},
+    ),
+    "importCustomers": (
+        """mutation { importCustomers(input: {rows: [{externalRef: "sw-0001", name: "Bruno Twin",
+        email: "bruno.kunde@example.com"}]}) { summary { created existing duplicates }
+        duplicates { candidates { id customer { id name } } } userErrors { code } } }""",
+        _v(),
+    ),
     "createCustomer": (
         """mutation { createCustomer(input: {name: "Confined New", externalRef: "sw-0001"}) {
         customer { id name } userErrors { code } } }""",
@@ -448,6 +478,10 @@ async def _answer_is_own(fx: Fixture, op: str, data: Any) -> list[str]:
     if op == "customers":
         at_most(data["totalCount"], own_customers, "totalCount")
     elif op == "complaints":
+        at_most(data["totalCount"], own_complaints, "totalCount")
+    elif op == "churnQueue":
+        at_most(data["totalCount"], own_customers, "totalCount")
+    elif op == "complaintQueue":
         at_most(data["totalCount"], own_complaints, "totalCount")
     elif op == "tierDistribution":
         at_most(data["customers"], own_customers, "customers")
@@ -590,6 +624,8 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "setCustomerConsent",
         "verifyCustomerIdentity",
         "mergeCustomers",
+        "addComplaintNote",
+        "assignComplaint",
         "revokePartnerToken",
         "createPartnerToken",
         "overrideCustomerTier",

@@ -9,7 +9,8 @@ One use-case for both, free of GraphQL. What it does, in order:
    is *existing*: not written again (a re-run changes nothing), and a warning when the row differs from
    what is stored (compared on the name, locale, stage and blind indexes: nothing is decrypted);
 3. the new rows are matched against the owner's live customers on the duplicate criteria the caller may
-   use (api/usecases/duplicates.py): warnings, never a refusal;
+   use (api/usecases/duplicates.py), and against each other (the same blind index as an earlier row of
+   the data): warnings, never a refusal;
 4. unless it is a dry run, the new rows are written in one transaction, in chunks, each customer exactly as
    createCustomer writes one (encrypted values, blind indexes, a metrics row, the initial tier, churn
    scoring queued as a job).
@@ -87,7 +88,8 @@ class ImportReport:
         done = "dry run, nothing written" if self.dry_run else ("written" if self.written else "nothing written")
         return (
             f"{self.rows} rows: {self.valid} valid, {self.invalid} invalid; {self.created} created, "
-            f"{self.existing} existing (skipped), {len(self.duplicates)} with likely duplicates; {done}"
+            f"{self.existing} existing (skipped), {len(self.duplicates)} with likely duplicates, "
+            f"{len(self.warnings)} warnings; {done}"
         )
 
 
@@ -166,6 +168,24 @@ async def _duplicates(
     return out
 
 
+def _repeated_in_file(new: dict[int, dict[str, Any]], criteria: Collection[str]) -> list[rules.RowProblem]:
+    """New rows sharing a blind index (on a criterion the caller may use) with an earlier new row of the data."""
+    warnings = []
+    first_seen: dict[tuple[str, str], int] = {}
+    for n, row in new.items():
+        same = []
+        for crit, column in matching.INDEXED.items():
+            value = row.get(column)
+            if crit not in criteria or value is None:
+                continue
+            earlier = first_seen.setdefault((column, value), n)
+            if earlier != n:
+                same.append(f"{crit} as row {earlier}")
+        if same:
+            warnings.append(rules.RowProblem(n, "row", f"likely the same customer: same {', '.join(same)}"))
+    return warnings
+
+
 async def import_customers(
     db: RequestDb,
     caller: Caller,
@@ -187,6 +207,7 @@ async def import_customers(
     async with db.unit_of_work() as uow:
         new = await _checked_rows(uow, caller, cmd, report, show)
         report.duplicates = await _duplicates(uow, new, partner_id=partner_id, criteria=criteria)
+        report.warnings = sorted(report.warnings + _repeated_in_file(new, criteria), key=lambda p: p.row)
         if cmd.dry_run or (report.problems and cmd.all_or_nothing) or not new:
             return report  # nothing written (the unit of work is not committed)
         numbers = list(new)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from infra.db import StatementCounter
 from tests.api.helpers import (
     create_customer,
     module_api,
@@ -427,3 +428,20 @@ async def test_name_search_needs_the_name_in_full(fx: Fx) -> None:
     assert body["data"]["searchCustomers"] is None
     # analysts can't read names: no search for them
     assert codes(await fx.api.gql(fx.analyst, SEARCH, {"q": "Rita"})) == ["FORBIDDEN"]
+
+
+async def test_a_queue_page_costs_the_same_statements_whatever_its_size(fx: Fx) -> None:
+    churn = """query($n: Int) { churnQueue(first: $n, filter: {levels: [GREEN, YELLOW, RED]}) { edges { node {
+      lastContactAt churnRisk { score } customer { name tier { code } metrics { orders12m } complaints(first: 3) {
+      edges { node { id } } } } } } } }"""
+    complaints = """query($n: Int) { complaintQueue(first: $n) { edges { node { id status
+      customer { name churnRisk { level } } events { kind } } } } }"""
+    for document, op in ((churn, "churnQueue"), (complaints, "complaintQueue")):
+        counts = []
+        for n in (1, 5):
+            with StatementCounter(fx.api.services.engine) as counter:
+                body = await fx.api.gql(fx.admin, document, {"n": n})
+            assert "errors" not in body, body
+            assert len(body["data"][op]["edges"]) == n
+            counts.append(len(counter.statements))
+        assert counts[0] == counts[1], (op, counts)

@@ -213,13 +213,15 @@ async def import_customers(
         numbers = list(new)
         by_ref: dict[str, UUID] = {}
         for done, chunk in enumerate(_chunks(numbers), start=1):
-            by_ref |= await imports_repo.insert_many(uow, [new[n] for n in chunk], partner_id=partner_id)
+            inserted = await imports_repo.insert_many(uow, [new[n] for n in chunk], partner_id=partner_id)
+            # the initial tier at once, churn scoring queued as a job: set-based, a chunk at a time (each
+            # statement stays short, under the statement timeout, whatever the size of the file)
+            await after_change(uow.conn, list(inserted.values()), actor=caller.actor, churn_mode="defer")
+            by_ref |= inserted
             show("write", min(done * CHUNK, len(numbers)), len(numbers))
         report.created_ids = {n: by_ref[new[n]["external_ref"]] for n in numbers if new[n]["external_ref"] in by_ref}
         report.existing += len(numbers) - len(report.created_ids)  # taken by another request meanwhile
         report.created = len(report.created_ids)
-        # the initial tier at once, churn scoring as a job: set-based whatever the number of rows
-        await after_change(uow.conn, list(report.created_ids.values()), actor=caller.actor, churn_mode="defer")
         uow.commit()
         report.written = True
     return report

@@ -52,8 +52,9 @@ def stored_form(values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def insert_many(db: Executor, rows: Sequence[dict[str, Any]], *, partner_id: UUID | None) -> dict[str, UUID]:
-    """Insert ``rows`` (``stored_form``) in one statement; a reference taken meanwhile by another request is
-    skipped (``ON CONFLICT DO NOTHING``). Returns external reference -> new id for the rows inserted."""
+    """Insert ``rows`` (``stored_form``) as one executemany (SQLAlchemy batches it into multi-row statements
+    compiled once); a reference taken meanwhile by another request is skipped (``ON CONFLICT DO NOTHING``).
+    Returns external reference -> new id for the rows inserted."""
     if not rows:
         return {}
     values = []
@@ -62,16 +63,15 @@ async def insert_many(db: Executor, rows: Sequence[dict[str, Any]], *, partner_i
         values.append({**crypto.bind_row(c, customer_id, row), "id": customer_id, "partner_id": partner_id})
     stmt = (
         pg_insert(c)
-        .values(values)
         .on_conflict_do_nothing(
             index_elements=[c.c.partner_id, c.c.external_ref], index_where=c.c.external_ref.isnot(None)
         )
         .returning(c.c.id, c.c.external_ref)
     )
-    created = {r.external_ref: r.id for r in (await db.execute(stmt)).all()}
+    created = {r.external_ref: r.id for r in (await db.execute(stmt, values)).all()}
     if created:
         await db.execute(
-            pg_insert(customer_metrics).values([{"customer_id": i} for i in created.values()]).on_conflict_do_nothing()
+            pg_insert(customer_metrics).on_conflict_do_nothing(), [{"customer_id": i} for i in created.values()]
         )
     return created
 

@@ -134,7 +134,8 @@ def main() -> None:
         f"After the first run: {customers:,} customers, {tiered:,} of them tiered (the initial tier is set in the "
         "import's transaction; churn scoring is queued, one job per 1 000 rows). Each row: checked with "
         "createCustomer's rules (e-mail syntax, E.164 phone, dates, address), five values encrypted and four "
-        "blind indexes computed, inserted 1 000 rows at a time and tiered a chunk at a time; one transaction for the whole file.",
+        "blind indexes computed, inserted 1 000 rows at a time and tiered a chunk at a time; one transaction "
+        "for the whole file.",
         "",
     ]
     out = Path(__file__).parent / "results" / "import_customers.md"

@@ -20,7 +20,20 @@ import infra.repos
 from domain.complaints import Transition
 from domain.errors import DomainError
 from infra import tiering
-from infra.repos import audit, complaints, customers, events, partners, purchases, quality, reports, surveys, tiers
+from infra.repos import (
+    audit,
+    complaint_work,
+    complaints,
+    customers,
+    events,
+    partners,
+    purchases,
+    quality,
+    queues,
+    reports,
+    surveys,
+    tiers,
+)
 from infra.repos.base import Scope
 from tests.api.security_helpers import World, build_world, raw_id
 from tests.conftest import Api
@@ -63,6 +76,29 @@ CALLS: dict[str, Call] = {
     ),
     "complaints.transition": lambda db, s, i: complaints.transition(
         db, i["complaints"][0], 1, Transition(to="open"), actor="walk", scope=s
+    ),
+    "complaint_work.add_note": lambda db, s, i: complaint_work.add_note(
+        db, i["complaints"][0], "walk", actor="walk", scope=s, request_id=None
+    ),
+    "complaint_work.assign": lambda db, s, i: complaint_work.assign(
+        db, i["complaints"][0], 1, "walk", actor="walk", scope=s, request_id=None
+    ),
+    "queues.churn_page": lambda db, s, i: queues.churn_page(
+        db, columns=("name", "email"), scope=s, f=queues.ChurnQueueFilter(), sort="LAST_CONTACT", first=100, after=None
+    ),
+    "queues.churn_count": lambda db, s, i: queues.churn_count(db, scope=s, f=queues.ChurnQueueFilter()),
+    "queues.complaint_page": lambda db, s, i: queues.complaint_page(
+        db,
+        columns=("description",),
+        scope=s,
+        f=queues.ComplaintQueueFilter(statuses=("new", "open", "pending_customer", "on_hold", "resolved", "closed")),
+        sort="DUE_AT",
+        first=100,
+        after=None,
+    ),
+    "queues.complaint_count": lambda db, s, i: queues.complaint_count(db, scope=s, f=queues.ComplaintQueueFilter()),
+    "queues.search_names": lambda db, s, i: queues.search_names(
+        db, columns=("name",), scope=s, term="Bruno Southwind-Kunde", first=50
     ),
     "customers.by_ids": lambda db, s, i: customers.by_ids(db, i["customers"], columns=("name", "email"), scope=s),
     "customers.count": lambda db, s, i: customers.count(db, scope=s, f=customers.CustomerFilter()),

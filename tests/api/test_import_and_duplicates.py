@@ -237,6 +237,13 @@ async def test_partial_imports_skip_invalid_rows_and_warn_of_duplicates(fx: Fx) 
     assert result["duplicates"][0]["candidates"][0]["reasons"] == ["EMAIL"]
     assert [p["row"] for p in result["problems"]] == [2]
     assert await sql(fx.api.url, "SELECT count(*) FROM customers WHERE external_ref = 'imp-21'") == [(0,)]
+    # two new rows of one call with the same phone: a warning on the later one (both written: a warning)
+    twins = [row("imp-30", "Twin One", phone="+49 30 5550001"), row("imp-31", "Twin Two", phone="030 5550001")]
+    result = await imported(fx, fx.admin, twins)
+    assert result["summary"]["created"] == 2
+    assert result["warnings"] == [
+        {"row": 2, "field": "row", "message": "likely the same customer: same PHONE as row 1"}
+    ]
 
 
 async def test_a_partners_import_is_its_own_and_needs_its_write_grants(fx: Fx) -> None:

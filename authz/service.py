@@ -1,18 +1,17 @@
 """The running instance's view of the policy: a ``PolicyStore`` snapshot, replaced when the
 policy version moves. Changes arrive through ``LISTEN tierwise_policy`` (within a second on every
-instance) with a periodic version check as a safety net if the listening connection drops."""
+instance) with a periodic version check as a safety net if the listening connection drops
+(infra/listener.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authz.policy import PolicyStore, Rule
+from infra.listener import VersionListener
 from infra.repos import authz as authz_repo
 
 log = logging.getLogger("tierwise.authz")
@@ -21,11 +20,16 @@ log = logging.getLogger("tierwise.authz")
 class AuthzService:
     def __init__(self, engine: AsyncEngine, *, poll_interval_s: float = 5.0) -> None:
         self._engine = engine
-        self._poll_interval_s = poll_interval_s
         self._store: PolicyStore | None = None
         self._reload_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listen_conn: Any = None
+        self._listener = VersionListener(
+            engine,
+            authz_repo.POLICY_CHANNEL,
+            self._reload_if_newer,
+            is_current=self._is_current,
+            poll_interval_s=poll_interval_s,
+            name="authz",
+        )
 
     @property
     def store(self) -> PolicyStore:
@@ -48,50 +52,17 @@ class AuthzService:
 
     async def start(self) -> None:
         await self.reload()
-        await self._listen()
-        self._tasks.append(asyncio.create_task(self._poll(), name="authz-poll"))
+        await self._listener.start()
 
-    async def _listen(self) -> None:
-        """A dedicated connection outside the pool: it is held for the life of the instance."""
-        with contextlib.suppress(Exception):
-            url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listen_conn = await asyncpg.connect(url, timeout=5)
-            await self._listen_conn.add_listener(authz_repo.POLICY_CHANNEL, self._on_notify)
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _is_current(self, payload: str) -> bool:
         try:
             version = int(payload)
         except ValueError:
-            version = None
-        if version is not None and self._store is not None and version <= self._store.version:
-            return
-        self._tasks.append(asyncio.create_task(self._safe_reload(), name="authz-reload"))
-        self._tasks = [t for t in self._tasks if not t.done()]
+            return False
+        return self._store is not None and version <= self._store.version
 
-    async def _safe_reload(self) -> None:
-        try:
-            await self.reload(if_newer_than=self._store.version if self._store else None)
-        except Exception:
-            log.exception("policy reload failed")
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval_s)
-            if self._listen_conn is None or self._listen_conn.is_closed():
-                self._listen_conn = None
-                await self._listen()
-            await self._safe_reload()
+    async def _reload_if_newer(self) -> None:
+        await self.reload(if_newer_than=self._store.version if self._store else None)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        if self._listen_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._listen_conn.remove_listener(authz_repo.POLICY_CHANNEL, self._on_notify)
-            with contextlib.suppress(Exception):
-                await self._listen_conn.close(timeout=2)
-            self._listen_conn = None
+        await self._listener.stop()

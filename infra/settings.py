@@ -166,6 +166,19 @@ class Settings(BaseSettings):
         default=6_000,
         description="points a minute per partner token, unless an admin set the token's own limit",
     )
+    rate_limit_lease_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="share of a caller's per-minute limit an instance leases from the shared bucket at a time and "
+        "spends without asking PostgreSQL again (0: every operation is charged in PostgreSQL)",
+    )
+    rate_limit_lease_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="seconds an instance may spend a leased slice; then what is left goes back to the bucket. "
+        "All instances together admit at most a bucket's limit plus this many seconds of its refill",
+    )
     rate_limit_refusal_cost: int = Field(
         default=100,
         ge=1,

@@ -716,6 +716,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         await events.start()
         metrics.watch_pool(engine)
         limiter = RateLimiter(settings, metrics) if settings.rate_limit_enabled else None
+        if limiter is not None:
+            await limiter.start(engine)
         services = Services(
             settings=settings,
             engine=engine,
@@ -746,6 +748,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                         await worker
                 await jobs.close_async()
                 await events.stop()
+                if limiter is not None:
+                    await limiter.stop()  # its unspent slices go back to the buckets
                 await authz.stop()
                 await documents.stop()
                 metrics.watch_pool(None)

@@ -7,26 +7,25 @@ or send its full text. With ``TIERWISE_DOCUMENTS_MODE=trusted`` nothing else run
 document is refused with one code and message and never parsed (partner tokens may be allowed
 arbitrary documents). Each instance keeps the registered set in memory (``TrustedDocuments``) and
 reloads it when its version moves: ``LISTEN tierwise_documents``, with a periodic version check
-behind it, as the policy does (authz/service.py). No request asks the database about documents.
+behind it, as the policy does (both through infra/listener.py). No request asks the database about
+documents.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
 import orjson
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse, specified_rules, validate
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.edge.limits import Limits, validation_rules
+from infra.listener import VersionListener
 from infra.repos import authz as authz_repo
 from infra.repos import documents as repo
 from infra.repos.base import Executor
@@ -140,12 +139,17 @@ class TrustedDocuments:
 
     def __init__(self, engine: AsyncEngine, *, poll_interval_s: float = 5.0) -> None:
         self._engine = engine
-        self._poll_interval_s = poll_interval_s
         self._documents: dict[str, str] = {}
         self.version = 0
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listen_conn: Any = None
+        self._listener = VersionListener(
+            engine,
+            repo.DOCUMENTS_CHANNEL,
+            self._reload_if_changed,
+            is_current=self._is_current,
+            poll_interval_s=poll_interval_s,
+            name="documents",
+        )
 
     def get(self, hash_hex: str) -> str | None:
         return self._documents.get(hash_hex)
@@ -166,46 +170,16 @@ class TrustedDocuments:
 
     async def start(self) -> None:
         await self.reload()
-        await self._listen()
-        self._tasks.append(asyncio.create_task(self._poll(), name="documents-poll"))
+        await self._listener.start()
 
-    async def _listen(self) -> None:
-        with contextlib.suppress(Exception):
-            url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listen_conn = await asyncpg.connect(url, timeout=5)
-            await self._listen_conn.add_listener(repo.DOCUMENTS_CHANNEL, self._on_notify)
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        with contextlib.suppress(ValueError):
-            if int(payload) == self.version:
-                return
-        self._tasks = [t for t in self._tasks if not t.done()]
-        self._tasks.append(asyncio.create_task(self._safe_reload(), name="documents-reload"))
-
-    async def _safe_reload(self) -> None:
+    def _is_current(self, payload: str) -> bool:
         try:
-            await self.reload(if_changed=True)
-        except Exception:
-            log.exception("trusted documents reload failed")
+            return int(payload) == self.version
+        except ValueError:
+            return False
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval_s)
-            if self._listen_conn is None or self._listen_conn.is_closed():
-                self._listen_conn = None
-                await self._listen()
-            await self._safe_reload()
+    async def _reload_if_changed(self) -> None:
+        await self.reload(if_changed=True)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        if self._listen_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._listen_conn.remove_listener(repo.DOCUMENTS_CHANNEL, self._on_notify)
-            with contextlib.suppress(Exception):
-                await self._listen_conn.close(timeout=2)
-            self._listen_conn = None
+        await self._listener.stop()

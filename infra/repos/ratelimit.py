@@ -8,8 +8,12 @@ is computed in the statement, under the row lock that ``ON CONFLICT DO UPDATE`` 
 charges from any number of instances are exact.
 
 The caller's limit is read in the same statement: a partner token's ``rate_limit_per_minute`` (set
-by admins at runtime, in force from the next operation) or the default passed in. The table is
-UNLOGGED: a crash only hands every caller a full bucket, and charging writes no WAL.
+by admins at runtime) or the default passed in. The table is UNLOGGED: a crash only hands every
+caller a full bucket, and charging writes no WAL.
+
+``lease`` is what the request path uses: it takes an operation's cost and a slice of the budget on
+top, which the instance spends without asking again (api/edge/ratelimit.py); ``give_back`` returns
+what a lease did not spend. ``charge`` takes exactly the cost (a lease with no slice).
 """
 
 from __future__ import annotations
@@ -83,6 +87,111 @@ async def charge(db: Executor, *, key: str, cost: int, default_limit: int, token
     fits_in = (float(row.cost) - available) * seconds_per_point
     one_point_in = (1.0 - available) * seconds_per_point
     return Charge(False, per_minute, 0, max(fits_in, 0.001), max(one_point_in, 0.0))
+
+
+# A lease: take ``need`` points (the operation's cost less what the instance still holds) plus up to
+# ``extra`` more (its slice of the budget) if the bucket holds ``need``; the more that is handed out is
+# what the bucket holds beyond ``need``, up to ``extra``. ``taken`` tells the instance what it got.
+_LEASE = text(
+    """
+    WITH req AS (
+        SELECT per_minute, CAST(least(:need, per_minute) AS float8) AS need,
+               CAST(floor(per_minute * CAST(:fraction AS float8)) AS float8) AS extra
+        FROM (
+            SELECT greatest(coalesce(
+                       (SELECT t.rate_limit_per_minute FROM api_tokens t WHERE t.id = :token_id),
+                       :default_limit), 1) AS per_minute
+        ) cfg
+    ),
+    took AS (
+        INSERT INTO rate_limit_buckets AS b (key, points, at, taken)
+        SELECT :key, per_minute - least(per_minute, need + extra), now(), least(per_minute, need + extra) FROM req
+        ON CONFLICT (key) DO UPDATE
+            SET points = least((SELECT per_minute FROM req),
+                               b.points + extract(epoch FROM now() - b.at) * (SELECT per_minute FROM req) / 60.0)
+                         - least(least((SELECT per_minute FROM req),
+                                       b.points + extract(epoch FROM now() - b.at)
+                                                  * (SELECT per_minute FROM req) / 60.0),
+                                 (SELECT need + extra FROM req)),
+                taken = least(least((SELECT per_minute FROM req),
+                                    b.points + extract(epoch FROM now() - b.at) * (SELECT per_minute FROM req) / 60.0),
+                              (SELECT need + extra FROM req)),
+                at = now()
+            WHERE least((SELECT per_minute FROM req),
+                        b.points + extract(epoch FROM now() - b.at) * (SELECT per_minute FROM req) / 60.0)
+                  >= (SELECT need FROM req)
+        RETURNING b.points, b.taken
+    )
+    SELECT (SELECT points FROM took) AS left_after,
+           (SELECT taken FROM took) AS taken,
+           (SELECT least(r.per_minute, b.points + extract(epoch FROM now() - b.at) * r.per_minute / 60.0)
+              FROM rate_limit_buckets b, req r WHERE b.key = :key) AS available,
+           (SELECT per_minute FROM req) AS per_minute,
+           (SELECT need FROM req) AS need
+    """
+).bindparams(bindparam("token_id", type_=PG_UUID(as_uuid=True)))
+
+
+@dataclass(frozen=True)
+class Lease:
+    allowed: bool
+    limit: int  # points per minute
+    taken: float  # points handed out: ``need`` and the slice beyond it (0 when refused)
+    need: float  # what had to be taken for the operation to run (capped at the limit)
+    left: float  # what the bucket holds after this statement
+    retry_after_s: float  # until ``need`` would fit (0 when allowed)
+    empty_for_s: float = 0.0  # until the bucket holds one point again (0 when allowed)
+
+
+async def lease(
+    db: Executor, *, key: str, need: float, fraction: float, default_limit: int, token_id: UUID | None = None
+) -> Lease:
+    """Take ``need`` points from ``key``'s bucket and up to ``fraction`` of its per-minute limit more,
+    if it holds ``need`` (one statement, atomic); refused, nothing changes."""
+    params = {
+        "key": key,
+        "need": max(need, 0.0),
+        "fraction": max(fraction, 0.0),
+        "default_limit": default_limit,
+        "token_id": token_id,
+    }
+    row = (await db.execute(_LEASE, params)).one()
+    per_minute = int(row.per_minute)
+    if row.taken is not None:
+        return Lease(True, per_minute, float(row.taken), float(row.need), max(float(row.left_after), 0.0), 0.0)
+    available = float(row.available or 0.0)  # seen before this statement's refusal
+    seconds_per_point = WINDOW_S / per_minute
+    fits_in = (float(row.need) - available) * seconds_per_point
+    one_point_in = (1.0 - available) * seconds_per_point
+    return Lease(False, per_minute, 0.0, float(row.need), available, max(fits_in, 0.001), max(one_point_in, 0.0))
+
+
+# Points an instance leased and did not spend, given back (capped at each bucket's limit, so what is
+# given back never makes a bucket hold more than a full minute's budget).
+_GIVE_BACK = text(
+    """
+    UPDATE rate_limit_buckets AS b
+       SET points = least(r.per_minute, b.points + extract(epoch FROM now() - b.at) * r.per_minute / 60.0 + r.points),
+           at = now()
+      FROM unnest(CAST(:keys AS text[]), CAST(:points AS float8[]), CAST(:limits AS float8[]))
+           AS r(key, points, per_minute)
+     WHERE b.key = r.key
+    """
+)
+
+
+async def give_back(db: Executor, returns: list[tuple[str, float, int]]) -> None:
+    """Return unspent leased points: (key, points, the caller's per-minute limit) each, one statement."""
+    if not returns:
+        return
+    await db.execute(
+        _GIVE_BACK,
+        {
+            "keys": [k for k, _, _ in returns],
+            "points": [float(p) for _, p, _ in returns],
+            "limits": [float(limit) for _, _, limit in returns],
+        },
+    )
 
 
 _PENALIZE = text(

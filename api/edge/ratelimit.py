@@ -98,6 +98,7 @@ class RateLimiter:
         self._leases: dict[str, _Lease] = {}
         self._engine: AsyncEngine | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stale: list[tuple[str, float, int]] = []  # expired slices' points, to give back
         self.round_trips = 0  # lease statements sent (the rest were charged locally)
 
     @staticmethod
@@ -142,7 +143,7 @@ class RateLimiter:
         """Return the unspent points of expired slices (all slices with ``everything``) to their
         buckets in one statement; forget callers that hold nothing. Returns how many slices."""
         now = time.monotonic()
-        returns: list[tuple[str, float, int]] = []
+        returns, self._stale = self._stale, []
         idle: list[str] = []
         for key, lease in self._leases.items():
             if lease.lock.locked():
@@ -205,7 +206,7 @@ class RateLimiter:
             decision = self._spend(lease, cost, now)
             if decision is not None:
                 return decision
-            held = lease.usable(now)
+            held = self._held(key, lease, now)
             started = time.perf_counter()
             result = await repo.lease(
                 _Autocommit(db),
@@ -231,6 +232,14 @@ class RateLimiter:
             lease.bucket_left = result.left
             return Decision(True, result.limit, int(result.left + lease.points), 0.0)
 
+    def _held(self, key: str, lease: _Lease, now: float) -> float:
+        """What the slice holds now; an expired slice's points are set aside to be given back."""
+        if now >= lease.expires and lease.points > 0:
+            if len(self._stale) < _MAX_REMEMBERED:
+                self._stale.append((key, lease.points, lease.limit))
+            lease.points = 0.0
+        return lease.usable(now)
+
     @staticmethod
     def _spend(lease: _Lease, cost: int, now: float) -> Decision | None:
         if lease.usable(now) < cost:
@@ -249,7 +258,7 @@ class RateLimiter:
             decision = self._spend(lease, cost, now)
             if decision is not None:
                 return decision
-            held = lease.usable(now)
+            held = self._held(key, lease, now)
             lease.points = 0.0  # spent on this refusal
             result = await repo.penalize(
                 _Autocommit(db),

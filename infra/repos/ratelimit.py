@@ -95,7 +95,7 @@ async def charge(db: Executor, *, key: str, cost: int, default_limit: int, token
 _LEASE = text(
     """
     WITH req AS (
-        SELECT per_minute, CAST(least(:need, per_minute) AS float8) AS need,
+        SELECT per_minute, least(CAST(:need AS float8), CAST(per_minute AS float8)) AS need,
                CAST(floor(per_minute * CAST(:fraction AS float8)) AS float8) AS extra
         FROM (
             SELECT greatest(coalesce(

@@ -59,6 +59,19 @@ PG_MISSING = (
 )
 
 
+# How tierwise runs in the suite (it is in the results file next to its figures).
+TIERWISE_SETTINGS = (
+    "defaults with rate limits on (each caller's budget raised so no workload reaches it: the limiter leases "
+    "slices of it from PostgreSQL and charges every operation), authentication, field-level access, masking, "
+    "decryption and the audit of sensitive reads"
+)
+
+
+def refusals(results: Sequence[tuple[str, dict[str, Measured]]], server: str) -> list[str]:
+    """The workloads in which ``server`` answered anything but 2xx (a rate limit reached, an error)."""
+    return [name for name, by in results if server in by and any(run.errors for run in by[server].runs)]
+
+
 # --- PostGraphile: install and command ----------------------------------------------------------------------
 
 

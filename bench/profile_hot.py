@@ -5,9 +5,10 @@ optional pyinstrument profile of one of them.
                                 [--compiled both|on|off]
     python -m bench.profile_hot --interleaved 8     # before / document cache / compiled, side by side
 
-The app runs in this process (httpx's ASGI transport, the whole middleware stack: edge, auth, limits
-off, GraphQL); ``--concurrency`` requests are kept in flight. Rate limits are off (their cost is
-measured elsewhere). The same queries as bench/suite.py, so figures compare. ``--interleaved`` writes
+The app runs in this process (httpx's ASGI transport, the whole middleware stack: edge, auth, limits,
+GraphQL); ``--concurrency`` requests are kept in flight. Rate limits are on, the callers' budget raised
+(as in bench/suite.py; the limiter's own cost: bench/request_path.py). The same queries as
+bench/suite.py, so figures compare. ``--interleaved`` writes
 bench/results/profile_hot.md. CPU milliseconds are this process's (app and client), not PostgreSQL's:
 on a machine shared with other work they move less than wall-clock figures.
 """
@@ -29,14 +30,14 @@ from api.edge.app import create_app
 from api.edge.auth import issue_staff_token
 from authz import admin
 from bench.common import bench_database, machine
-from bench.suite import CUSTOMER, PAGE
+from bench.suite import BENCH_USER_BUDGET, CUSTOMER, PAGE
 from infra.db import StatementCounter
 from infra.settings import Settings
 
 
 def _settings(compiled: bool) -> Settings:
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, run_worker=False, rate_limit_enabled=False, compiled_queries=compiled
+        _env_file=None, run_worker=False, rate_limit_user_per_minute=BENCH_USER_BUDGET, compiled_queries=compiled
     )
 
 

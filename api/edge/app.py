@@ -40,7 +40,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api.edge.auth import AuthError, authenticate
+from api.edge.auth import AuthError, VerifiedTokens, authenticate
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
 from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
 from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
@@ -94,6 +94,7 @@ class Services:
     limiter: RateLimiter | None = None
     auth_failures: AuthFailures | None = None
     events: EventFeed | None = None  # committed events for the subscriptions (infra/event_feed.py)
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
 
     @property
     def graphiql(self) -> bool:
@@ -512,6 +513,7 @@ class EdgeMiddleware:
                     settings=self.services.settings,
                     engine=self.services.engine,
                     store=self.services.authz.store,
+                    verified=self.services.verified_tokens,
                 )
             except AuthError as exc:
                 if failures is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -41,8 +43,39 @@ def issue_staff_token(settings: Settings, sub: str, *, ttl_s: int | None = None)
     return jwt.encode(claims, key, algorithm=settings.jwt_algorithm, headers=headers)
 
 
-def decode_staff_token(settings: Settings, token: str) -> str:
-    """Verify a staff JWT and return its subject."""
+class VerifiedTokens:
+    """Staff JWTs this instance verified, by their exact text: their subject and expiry, so the same
+    token is not verified again on each request (a JWT carries identity only and is not revoked; its
+    roles come from the policy snapshot). A cached token stops being accepted at its expiry (plus
+    the configured leeway), as a verified one would. At most ``size`` tokens, the oldest dropped."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def get(self, token: str, leeway_s: float) -> str | None:
+        found = self._tokens.get(token)
+        if found is None:
+            return None
+        sub, exp = found
+        if time.time() >= exp + leeway_s:
+            self._tokens.pop(token, None)
+            return None
+        return sub
+
+    def put(self, token: str, sub: str, exp: float) -> None:
+        self._tokens[token] = (sub, exp)
+        if len(self._tokens) > self.size:
+            self._tokens.popitem(last=False)
+
+
+def decode_staff_token(settings: Settings, token: str, verified: VerifiedTokens | None = None) -> str:
+    """Verify a staff JWT and return its subject (from ``verified`` if this exact token was verified
+    before and has not expired since)."""
+    if verified is not None:
+        sub = verified.get(token, settings.jwt_leeway_s)
+        if sub is not None:
+            return sub
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -72,11 +105,18 @@ def decode_staff_token(settings: Settings, token: str) -> str:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 200:
         raise AuthError("invalid token subject")
+    if verified is not None and isinstance(claims.get("exp"), int | float):
+        verified.put(token, sub, float(claims["exp"]))
     return sub
 
 
 async def authenticate(
-    authorization: str | None, *, settings: Settings, engine: AsyncEngine, store: PolicyStore
+    authorization: str | None,
+    *,
+    settings: Settings,
+    engine: AsyncEngine,
+    store: PolicyStore,
+    verified: VerifiedTokens | None = None,
 ) -> Principal:
     if not authorization:
         raise AuthError("authentication required: send Authorization: Bearer <token>")
@@ -86,7 +126,7 @@ async def authenticate(
         raise AuthError("authentication required: send Authorization: Bearer <token>")
     if token.startswith(TOKEN_PREFIX):
         return await _partner_principal(token, engine)
-    sub = decode_staff_token(settings, token)
+    sub = decode_staff_token(settings, token, verified)
     subject = f"user:{sub}"
     return Principal(PrincipalKind.USER, sub, roles=store.roles_of(subject))
 
@@ -98,8 +138,11 @@ async def _partner_principal(token: str, engine: AsyncEngine) -> Principal:
         token_id = uuid.UUID(hex=token_hex)
     except ValueError:
         raise AuthError("invalid token") from None
+    # one statement in autocommit: no BEGIN and ROLLBACK around it (three round trips become one); read
+    # on every request, so a revocation applies at once on every instance
     async with engine.connect() as conn:
-        row = await partners_repo.token(conn, token_id)
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = await partners_repo.token(autocommit, token_id)
     if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(secret)):
         raise AuthError("invalid token")
     now = dt.datetime.now(dt.UTC)

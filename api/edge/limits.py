@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -420,6 +421,8 @@ class DocumentCache:
         self.size = size
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
         self._literals: dict[str, str | None] = {}  # a kept document's literal check (its literals never change)
+        # a kept document's estimated cost per (query, operation, variables as sent)
+        self._costs: OrderedDict[tuple[str, str | None, bytes], int] = OrderedDict()
 
     def get(self, query: str | None) -> DocumentNode | None:
         if query is None:
@@ -435,6 +438,29 @@ class DocumentCache:
         while len(self._documents) > self.size:
             evicted, _ = self._documents.popitem(last=False)
             self._literals.pop(evicted, None)
+
+    def cost(
+        self,
+        schema: GraphQLSchema,
+        query: str | None,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        limits: Limits,
+    ) -> int:
+        """``estimate_cost`` of a kept document, computed once per operation and variables."""
+        if query is None or self._documents.get(query) is not document:
+            return estimate_cost(schema, document, operation_name, variables, limits)
+        try:
+            key = (query, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # not JSON (it always is over HTTP)
+            return estimate_cost(schema, document, operation_name, variables, limits)
+        found = self._costs.get(key)
+        if found is None:
+            found = self._costs[key] = estimate_cost(schema, document, operation_name, variables, limits)
+            if len(self._costs) > 4 * self.size:
+                self._costs.popitem(last=False)
+        return found
 
     def literal_problem(self, query: str | None, document: DocumentNode, limits: Limits) -> str | None:
         """``bad_literal_string`` of a document, checked once while this cache keeps it."""
@@ -520,7 +546,12 @@ class OperationLimits(SchemaExtension):
             ec.result = _refuse(await self._penalize() or GraphQLError(problem, extensions={"code": BAD_USER_INPUT}))
             yield
             return
-        cost = estimate_cost(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables, self.limits)
+        schema = ec.schema._schema
+        cost = (
+            self.documents.cost(schema, ec.query, document, ec.operation_name, ec.variables, self.limits)
+            if self.documents is not None
+            else estimate_cost(schema, document, ec.operation_name, ec.variables, self.limits)
+        )
         ctx.extra["cost"] = cost
         if cost > self.limits.max_cost:
             ec.result = _refuse(

@@ -364,3 +364,40 @@ def render_table(results: Sequence[tuple[str, dict[str, Measured]]], servers: Se
                 f"| {_f(m.db_cpu_ms(), 2)} | {sql} | {m.errors} |"
             )
     return lines
+
+
+# --- the side-by-side table in README.md and docs/benchmarks.md ------------------------------------------------
+
+TABLE_START, TABLE_END = "<!-- bench-table: written by python -m bench.suite --docs -->", "<!-- /bench-table -->"
+
+
+def summary_table(
+    results: Sequence[tuple[str, dict[str, Measured]]], servers: Sequence[str], caption: str
+) -> list[str]:
+    """The workloads every server answered, side by side: req/s, tierwise's ratio to each peer, server CPU and
+    PostgreSQL CPU per request; ``caption`` (machine, date, command) above it."""
+    first, peers = servers[0], list(servers[1:])
+    shared = [(name, by) for name, by in results if all(s in by and by[s].runs for s in servers)]
+    lines = [
+        caption,
+        "",
+        f"| workload | {' | '.join(f'{s} req/s' for s in servers)} | "
+        + " | ".join(f"{first}/{p}" for p in peers)
+        + f" | server CPU ms/request ({' / '.join(servers)}) | PostgreSQL CPU ms/request |",
+        "|---|" + "---:|" * (len(servers) + len(peers) + 2),
+    ]
+    for name, by in shared:
+        cells = [_f(by[s].rps) for s in servers]
+        ratios = [_ratio(by[first], by[p]) for p in peers]
+        cpu = " / ".join(_f(by[s].cpu_ms()) for s in servers)
+        db = " / ".join(_f(by[s].db_cpu_ms()) for s in servers)
+        lines.append(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} | {cpu} | {db} |")
+    return lines
+
+
+def replace_table(text: str, table: list[str]) -> str:
+    """``text`` with what stands between the table markers replaced by ``table`` (unchanged without markers)."""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        return text
+    return text[: start + len(TABLE_START)] + "\n" + "\n".join(table) + "\n" + text[end:]

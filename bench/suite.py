@@ -598,7 +598,29 @@ def main(
             agent_sql,
             "```",
         ]
+    caption = (
+        f"{time.strftime('%Y-%m-%d')}, {machine()}, load average {load_before[0]:.1f} to {load_after[0]:.1f} (shared "
+        f"machine: read the ratios), {shape.split(' (')[0]}; `{command} --duration {duration}`; {rounds} interleaved "
+        f"rounds, medians; one process per server; tierwise with rate limits on."
+    )
+    DOCS_TABLE[:] = P.summary_table(results, servers, caption)
     return "\n".join(lines) + "\n"
+
+
+DOCS_TABLE: list[str] = []  # main()'s side-by-side table, for --docs
+
+
+def update_docs(table: list[str]) -> list[Path]:
+    """Write ``table`` between the markers of README.md and docs/benchmarks.md; returns the files changed."""
+    root = Path(__file__).resolve().parent.parent
+    changed = []
+    for path in (root / "README.md", root / "docs" / "benchmarks.md"):
+        before = path.read_text()
+        after = P.replace_table(before, table)
+        if after != before:
+            path.write_text(after)
+            changed.append(path)
+    return changed
 
 
 def _peers(value: str) -> tuple[str, ...]:
@@ -629,6 +651,9 @@ if __name__ == "__main__":
         help="servers besides tierwise: raw (always) and postgraphile (the default; skipped with a message "
         "when npm cannot install it)",
     )
+    parser.add_argument(
+        "--docs", action="store_true", help="also write the side-by-side table into README.md and docs/benchmarks.md"
+    )
     args = parser.parse_args()
     report = main(
         args.customers or SCALES[args.scale], args.duration, args.connections, args.workers, args.peers, args.rounds
@@ -637,3 +662,6 @@ if __name__ == "__main__":
     out.mkdir(exist_ok=True)
     (out / ("suite_peers.md" if args.workers == 1 else f"suite_peers_workers{args.workers}.md")).write_text(report)
     print(report)
+    if args.docs:
+        for path in update_docs(DOCS_TABLE):
+            print(f"table written into {path}", file=sys.stderr)

@@ -240,7 +240,7 @@ class Metrics:
         self.rate_limited = Counter("tierwise_rate_limited", "Operations refused by rate limits", ["kind"], registry=r)
         self.rate_limit_check = Histogram(
             "tierwise_rate_limit_check_seconds",
-            "Time spent charging a rate-limit bucket in PostgreSQL",
+            "Time spent leasing a slice of a rate-limit bucket in PostgreSQL (a statement per slice, not per request)",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
             registry=r,
         )

@@ -180,3 +180,25 @@ def test_the_peers_option_needs_raw_and_knows_postgraphile() -> None:
     for bad in ("postgraphile", "raw,hasura", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             _peers(bad)
+
+
+def test_the_side_by_side_table_goes_between_the_markers_and_nowhere_else() -> None:
+    def measured(rps: float, cpu_s: float) -> P.Measured:
+        return P.Measured(runs=[P.Run(rps, 1.0, 2.0, 100, 0, server_cpu_s=cpu_s, db_cpu_s=0.1)])
+
+    results = [
+        ("page", {"tierwise": measured(50, 0.5), "raw": measured(100, 0.2), "PostGraphile": measured(25, 0.3)}),
+        ("report", {"tierwise": measured(10, 0.1), "raw": measured(20, 0.1)}),  # not every server: left out
+    ]
+    table = P.summary_table(results, ["tierwise", "raw", "PostGraphile"], "2026-12-06, the machine")
+    assert table[0] == "2026-12-06, the machine"
+    assert table[-1] == "| page | 50.0 | 100.0 | 25.0 | 0.50 | 2.00 | 5.0 / 2.0 / 3.0 | 1.0 / 1.0 / 1.0 |"
+    assert not any(line.startswith("| report") for line in table)
+    text = f"intro\n{P.TABLE_START}\nold table\n{P.TABLE_END}\nafter\n"
+    out = P.replace_table(text, table)
+    assert out.startswith(f"intro\n{P.TABLE_START}\n2026-12-06, the machine\n")
+    assert "old table" not in out
+    assert out.endswith(
+        f"| page | 50.0 | 100.0 | 25.0 | 0.50 | 2.00 | 5.0 / 2.0 / 3.0 | 1.0 / 1.0 / 1.0 |\n{P.TABLE_END}\nafter\n"
+    )
+    assert P.replace_table("no markers", table) == "no markers"

@@ -5,11 +5,13 @@ and RS256, including the HS/RS algorithm confusion) and partner tokens. Valid to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -301,3 +303,19 @@ async def test_expired_partner_token_is_unauthenticated(hs_api: Api) -> None:
         )
         await conn.commit()
     await assert_unauthenticated(hs_api, f"Bearer {token}")
+
+
+async def test_a_token_verified_once_is_refused_at_its_expiry_all_the_same(db_url: str) -> None:
+    # the edge remembers tokens it verified (api/edge/auth.py VerifiedTokens): that must not outlive them
+    async with running_api(db_url, test_settings(jwt_leeway_s=0, **NO_AUTH_LIMIT)) as api:
+        expires = _now() + 2
+        token = hs(exp=expires)
+        assert (await viewer(api, token))["subject"] == "user:alice"
+        assert (await viewer(api, token))["subject"] == "user:alice"  # from the remembered verification
+        await asyncio.sleep(max(expires - time.time(), 0) + 0.2)
+        await assert_unauthenticated(api, f"Bearer {token}")
+        # and a forged twin of a remembered token is verified afresh, not taken from memory
+        fresh = hs()
+        assert (await viewer(api, fresh))["subject"] == "user:alice"
+        header, payload, signature = fresh.split(".")
+        await assert_unauthenticated(api, f"Bearer {header}.{payload}.{signature[:-4]}AAAA")

@@ -151,8 +151,8 @@ async def limiter_alone(url: str, database: str, rounds: int, per_round: int) ->
     return lines
 
 
-async def main(customers: int, rounds: int, per_round: int, profile_n: int) -> str:
-    url = await bench_database(f"tierwise_profile_{customers}", customers)
+async def main(customers: int, rounds: int, per_round: int, profile_n: int, database: str | None = None) -> str:
+    url = await bench_database(database or f"tierwise_profile_{customers}", customers)
     database = url.rsplit("/", 1)[1].split("?")[0]
     alone = await limiter_alone(url, database, rounds, 100)
     token = await prepare(url)
@@ -232,9 +232,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per-round", type=int, default=20)
     parser.add_argument("--profile", type=int, default=200)
+    parser.add_argument("--database", default=None, help="default tierwise_profile_<customers>")
     parser.add_argument("--out", default=None, help="write the report here (default bench/results/request_path.md)")
     args = parser.parse_args()
-    report = asyncio.run(main(args.customers, args.rounds, args.per_round, args.profile))
+    report = asyncio.run(main(args.customers, args.rounds, args.per_round, args.profile, args.database))
     out = Path(args.out) if args.out else Path(__file__).with_name("results") / "request_path.md"
     out.write_text(report)
     print(report)

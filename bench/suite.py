@@ -334,9 +334,9 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-async def dataset(customers: int) -> tuple[str, str]:
+async def dataset(customers: int, database: str | None = None) -> tuple[str, str]:
     """The generated data set (made once, reused) and a line on how it was made."""
-    url = await migrated_database(f"tierwise_bench_{customers}")
+    url = await migrated_database(database or f"tierwise_bench_{customers}")
     report = await generate(url, customers)
     counts = report.counts
     made = "reused" if report.reused else f"generated in {report.total_seconds:.0f} s"
@@ -396,12 +396,13 @@ def main(
     workers: int = 1,
     peers: tuple[str, ...] = ("raw",),
     rounds: int = 3,
+    database: str | None = None,
 ) -> str:
     wrk = ensure_wrk()
     pg_cmd, skipped = P.ensure_postgraphile() if "postgraphile" in peers else (None, "")
     if skipped:
         print(skipped, file=sys.stderr)
-    url, shape = asyncio.run(dataset(customers))
+    url, shape = asyncio.run(dataset(customers, database))
     database = url.rsplit("/", 1)[1].split("?")[0]
     ctx = asyncio.run(prepare(url, customers))
     logs = Path(tempfile.mkdtemp(prefix="tierwise-bench-"))
@@ -652,11 +653,23 @@ if __name__ == "__main__":
         "when npm cannot install it)",
     )
     parser.add_argument(
+        "--database",
+        default=None,
+        help="the data set's database (default tierwise_bench_<customers>; another name keeps a branch's "
+        "migrations off a database others share)",
+    )
+    parser.add_argument(
         "--docs", action="store_true", help="also write the side-by-side table into README.md and docs/benchmarks.md"
     )
     args = parser.parse_args()
     report = main(
-        args.customers or SCALES[args.scale], args.duration, args.connections, args.workers, args.peers, args.rounds
+        args.customers or SCALES[args.scale],
+        args.duration,
+        args.connections,
+        args.workers,
+        args.peers,
+        args.rounds,
+        args.database,
     )
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)

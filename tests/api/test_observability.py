@@ -202,7 +202,8 @@ async def test_prometheus_metrics(api: Api) -> None:
     assert _value(after, "tierwise_db_pool_size") == api.settings.db_pool_size
     assert ("tierwise_db_pool_checked_out", ()) in after
     assert _value(m, "tierwise_job_runs_total", task="tierwise.retier_all", status="succeeded") == 1
-    assert _value(m, "tierwise_rate_limit_check_seconds_count") >= 5
+    # a lease statement per caller's slice, not per request: the agent's and the admin's first charges
+    assert _value(m, "tierwise_rate_limit_check_seconds_count") >= 2
     assert _value(m, "tierwise_http_responses_total", route="/graphql", status="200") >= 5
 
 

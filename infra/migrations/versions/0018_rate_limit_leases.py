@@ -4,8 +4,8 @@ An instance leases a slice of a caller's budget in one statement and spends it l
 (api/edge/ratelimit.py); the statement takes what the bucket holds up to the slice asked for, and
 ``taken`` is how it tells the instance what it got (RETURNING sees only the new row).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -627,6 +627,20 @@ _FIELDS.update(
         "ImportSummary": dict.fromkeys(("rows", "valid", "invalid", "created", "existing", "duplicates", "written"), P),
     }
 )
+# Refunds, benefits and what tiers earn (api/graphql/benefits/, issue 15). Refunds are written like purchases and
+# read like them (support agents see no amounts: migration 0018). Costs, budgets and contribution are
+# financial: internal fields granted to analysts (admins hold '*'), not to support agents or partners.
+_FIELDS["Mutation"]["recordRefunds"] = I
+_FIELDS["Refund"] = {
+    "id": P,
+    "externalId": I,
+    "purchaseId": I,
+    "amount": I,
+    "reason": I,
+    "refundedAt": I,
+    "customer": I,
+    "createdAt": P,
+}
 
 
 def _build() -> dict[str, FieldSpec]:
@@ -855,6 +869,12 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     **_nothing("SlaTargetInput", "tier", "severity", "firstResponseMinutes", "resolutionMinutes"),
     **_nothing("InviteToSurveyInput", "surveyId", "customerIds", "channel"),
 }
+_ARGUMENTS.update(
+    {
+        **_nothing("RefundInput", "purchaseId", "externalId", "amount", "reason", "refundedAt"),
+        "RefundInput.purchaseExternalId": ("Purchase.externalId",),
+    }
+)
 # verifyCustomerIdentity answers match / no match about the value given: a deliberate oracle, granted on
 # its own, rate-limited per (caller, customer) and audited (api/usecases/identity.py), not a read of the field.
 _ARGUMENTS.update(_nothing("Mutation.verifyCustomerIdentity", "customerId", "attribute", "value"))

@@ -1,6 +1,6 @@
 """The after-change step: what follows any change to a customer's facts, in the caller's transaction.
 
-A purchase, a complaint opened or moved on, a survey answer, a merge or an erasure changes the facts a
+A purchase, a refund, a complaint opened or moved on, a survey answer, a merge or an erasure changes the facts a
 customer's metrics are computed from. Use-cases then call ``after_change`` once, with every customer
 the change touched, before they commit:
 
@@ -37,14 +37,20 @@ class AfterChange:
 
 
 async def after_change(
-    conn: AsyncConnection, customer_ids: Sequence[UUID], *, actor: str, churn_mode: ChurnMode = "now"
+    conn: AsyncConnection,
+    customer_ids: Sequence[UUID],
+    *,
+    actor: str,
+    churn_mode: ChurnMode = "now",
+    cause: str | None = None,
 ) -> AfterChange:
-    """Metrics, then tier, then churn of ``customer_ids``, in the caller's transaction (see module doc)."""
+    """Metrics, then tier, then churn of ``customer_ids``, in the caller's transaction (see module doc).
+    ``cause`` (``"refund"``) is said in the tier history and applies its hysteresis (``infra.tiering.CAUSES``)."""
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
         return AfterChange(0, 0)
     await metrics.recompute_for(conn, ids)
-    moved = await tiering.retier(conn, ids, actor=actor)
+    moved = await tiering.retier(conn, ids, actor=actor, cause=cause)
     if churn_mode == "defer":
         await churn.defer_refresh(conn, ids)
     else:

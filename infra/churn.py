@@ -69,6 +69,18 @@ pur AS (
     FROM bought
     GROUP BY customer_id
 ),
+ref AS (  -- refunds give back the spend of their purchase's period; a purchase refunded to zero is no order
+    SELECT f.customer_id,
+           count(*) FILTER (WHERE f.closes_purchase) AS closed_orders,
+           coalesce(sum(f.amount) FILTER (
+               WHERE f.purchased_at > now() - make_interval(days => :spend_days)), 0) AS refunded_recent,
+           coalesce(sum(f.amount) FILTER (
+               WHERE f.purchased_at <= now() - make_interval(days => :spend_days)
+                 AND f.purchased_at > now() - make_interval(days => 2 * :spend_days)), 0) AS refunded_prior
+    FROM refunds f
+    WHERE f.customer_id = ANY(:ids)
+    GROUP BY f.customer_id
+),
 com AS (
     SELECT k.customer_id,
            count(*) AS complaints,
@@ -102,14 +114,17 @@ dg AS (
     ORDER BY t.customer_id, t.changed_at DESC, t.id DESC
 )
 SELECT b.id,
-       coalesce(p.orders, 0) AS orders, p.days_since_last, p.median_gap, coalesce(p.gaps, 0) AS gaps,
-       coalesce(p.spend_recent, 0) AS spend_recent, coalesce(p.spend_prior, 0) AS spend_prior,
+       coalesce(p.orders, 0) - coalesce(f.closed_orders, 0) AS orders, p.days_since_last, p.median_gap,
+       coalesce(p.gaps, 0) AS gaps,
+       coalesce(p.spend_recent, 0) - coalesce(f.refunded_recent, 0) AS spend_recent,
+       coalesce(p.spend_prior, 0) - coalesce(f.refunded_prior, 0) AS spend_prior,
        coalesce(k.complaints, 0) AS complaints, coalesce(k.breached, 0) AS breached,
        coalesce(k.reopened, 0) AS reopened,
        s.nps[1] AS latest_nps, s.nps[2] AS previous_nps, s.csat[1] AS latest_csat, s.csat[2] AS previous_csat,
        d.days AS downgrade_days, d.change AS downgrade
 FROM base b
 LEFT JOIN pur p ON p.customer_id = b.id
+LEFT JOIN ref f ON f.customer_id = b.id
 LEFT JOIN com k ON k.customer_id = b.id
 LEFT JOIN sco s ON s.customer_id = b.id
 LEFT JOIN dg d ON d.customer_id = b.id

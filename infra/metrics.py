@@ -5,7 +5,7 @@ joined onto the customers, so a full recompute is a few hash aggregates and one
 upsert, whatever the number of customers. ``recompute_for`` runs the same SQL with
 every scan restricted to the given customers, ``recompute_range`` to a range of ids
 (the batches of a full re-tier). Spend and orders count over the active tier
-policy's spend window.
+policy's spend window, net of refunds (counted in the window of the purchase they give back).
 """
 
 from __future__ import annotations
@@ -41,6 +41,18 @@ WITH purchase_totals AS (
     {{scope}}
     GROUP BY customer_id
 ),
+-- Refunds (issue 15) give back spend of the purchase they refund, in that purchase's window; a purchase
+-- refunded to zero is no longer an order. A small table of its own: purchases keep their index-only scan.
+refund_totals AS (
+    SELECT customer_id,
+           sum(amount) AS refunded,
+           count(*) FILTER (WHERE closes_purchase) AS closed_orders,
+           coalesce(sum(amount) FILTER (WHERE purchased_at > now() - {SPEND_WINDOW}), 0) AS refunded_12m,
+           count(*) FILTER (WHERE closes_purchase AND purchased_at > now() - {SPEND_WINDOW}) AS closed_orders_12m
+    FROM refunds
+    {{scope}}
+    GROUP BY customer_id
+),
 complaint_totals AS (
     SELECT customer_id,
            count(*) FILTER (WHERE status NOT IN ('resolved', 'closed')) AS open_complaints,
@@ -68,13 +80,16 @@ INSERT INTO customer_metrics AS m (
     latest_nps, latest_csat, computed_at
 )
 SELECT c.id,
-       coalesce(p.lifetime_spend, 0), coalesce(p.order_count, 0),
-       coalesce(p.spend_12m, 0), coalesce(p.orders_12m, 0),
+       coalesce(p.lifetime_spend, 0) - coalesce(f.refunded, 0),
+       coalesce(p.order_count, 0) - coalesce(f.closed_orders, 0),
+       coalesce(p.spend_12m, 0) - coalesce(f.refunded_12m, 0),
+       coalesce(p.orders_12m, 0) - coalesce(f.closed_orders_12m, 0),
        p.first_purchase_at, p.last_purchase_at,
        coalesce(k.open_complaints, 0), coalesce(k.complaints_12m, 0),
        s.latest_nps, s.latest_csat, now()
 FROM customers c
 LEFT JOIN purchase_totals p ON p.customer_id = c.id
+LEFT JOIN refund_totals f ON f.customer_id = c.id
 LEFT JOIN complaint_totals k ON k.customer_id = c.id
 LEFT JOIN latest_scores s ON s.customer_id = c.id
 {{scope_c}}

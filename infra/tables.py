@@ -792,3 +792,88 @@ webhook_deliveries = Table(
     UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_id"),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
 )
+
+# Refunds, benefits and their uses (migration 0018, issue 15). Money is numeric(14, 2).
+refunds = Table(
+    "refunds",
+    metadata,
+    _pk(),
+    Column("purchase_id", UUID(as_uuid=True), ForeignKey("purchases.id"), nullable=False),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("amount", MONEY, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("refunded_at", TS, nullable=False),
+    # the purchase's own time: spend windows count a refund with the purchase it gives back
+    Column("purchased_at", TS, nullable=False),
+    # this refund brought the purchase to zero: it no longer counts as an order
+    Column("closes_purchase", Boolean, nullable=False, server_default="false"),
+    Column("actor", Text, nullable=True),
+    _created(),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+Index(
+    "uq_refunds_partner_external_id",
+    refunds.c.partner_id,
+    refunds.c.external_id,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=text("external_id IS NOT NULL"),
+)
+Index("ix_refunds_purchase_id", refunds.c.purchase_id)
+Index("ix_refunds_customer_id", refunds.c.customer_id)
+Index("ix_refunds_refunded_at", refunds.c.refunded_at)
+
+benefits = Table(
+    "benefits",
+    metadata,
+    _pk(),
+    Column("policy_id", UUID(as_uuid=True), ForeignKey("tier_policies.id", ondelete="CASCADE"), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("cost_model", Text, nullable=False),
+    Column("cost_value", Numeric(14, 4), nullable=False),
+    Column("tiers", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("budget", MONEY, nullable=True),
+    Column("budget_period", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    _created(),
+    UniqueConstraint("policy_id", "code"),
+)
+
+benefit_redemptions = Table(
+    "benefit_redemptions",
+    metadata,
+    _pk(),
+    Column("benefit_id", UUID(as_uuid=True), ForeignKey("benefits.id"), nullable=False),
+    Column("benefit_code", Text, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("partner_id", UUID(as_uuid=True), ForeignKey("partners.id"), nullable=True),
+    Column("external_id", Text, nullable=True),
+    Column("tier_code", Text, nullable=False),  # the customer's tier when it used the benefit
+    Column("order_amount", MONEY, nullable=True),
+    Column("cost", MONEY, nullable=False),
+    Column("redeemed_at", TS, nullable=False),
+    Column("actor", Text, nullable=True),
+    _created(),
+    CheckConstraint("cost >= 0", name="cost_not_negative"),
+)
+Index(
+    "uq_benefit_redemptions_partner_external_id",
+    benefit_redemptions.c.partner_id,
+    benefit_redemptions.c.external_id,
+    unique=True,
+    postgresql_nulls_not_distinct=True,
+    postgresql_where=text("external_id IS NOT NULL"),
+)
+Index("ix_benefit_redemptions_customer_at", benefit_redemptions.c.customer_id, benefit_redemptions.c.redeemed_at)
+Index("ix_benefit_redemptions_at", benefit_redemptions.c.redeemed_at)
+Index(
+    "ix_benefit_redemptions_benefit_tier_at",
+    benefit_redemptions.c.benefit_code,
+    benefit_redemptions.c.tier_code,
+    benefit_redemptions.c.redeemed_at,
+)

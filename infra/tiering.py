@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -276,7 +276,7 @@ def _apply_sql(policy: PolicySpec, scope: str) -> str:
                  WHEN 'grace' THEN 'retain rule of ' || c.from_tier || ' fails: grace period of {grace} days'
                       || ' started (a downgrade needs it and the minimum stay of {stay} days to be over)'
                  ELSE 'retain rule of ' || c.from_tier || ' holds again: grace period ended'
-               END || ' (policy v' || CAST(:version AS text) || ')',
+               END || ' (policy v' || CAST(:version AS text) || ')' || coalesce(CAST(:cause AS text), ''),
                {metrics_json_sql()}, CAST(:actor AS text)
         FROM moved c LEFT JOIN customer_metrics m ON m.customer_id = c.id
         RETURNING customer_id, from_tier, to_tier, change_type, policy_version
@@ -314,28 +314,48 @@ class RetierResult:
     overrides_ended: int = 0
 
 
+# What set off a re-tier, when it is not the plain facts: said in the history row's reason.
+CAUSES = {"refund": " after a refund"}
+# A refund never moves a customer down on the day its tier last changed (a purchase and its refund must
+# not flip the tier twice in a day): it is decided with a minimum stay of at least this many days.
+REFUND_MIN_STAY_DAYS = 1
+
+
 async def _apply(
-    conn: AsyncConnection, scope: str, params: dict[str, Any], actor: str, policy: PolicySpec | None = None
+    conn: AsyncConnection,
+    scope: str,
+    params: dict[str, Any],
+    actor: str,
+    policy: PolicySpec | None = None,
+    cause: str | None = None,
 ) -> RetierResult:
     policy = policy or await load_policy(conn)
     if policy is None or not policy.tiers:
         return RetierResult()
+    if cause == "refund" and policy.min_stay_days < REFUND_MIN_STAY_DAYS:
+        policy = replace(policy, min_stay_days=REFUND_MIN_STAY_DAYS)
     row = (
-        await conn.execute(text(_apply_for(policy, scope)), {**params, "version": policy.version, "actor": actor})
+        await conn.execute(
+            text(_apply_for(policy, scope)),
+            {**params, "version": policy.version, "actor": actor, "cause": CAUSES.get(cause or "")},
+        )
     ).one()
     return RetierResult(int(row.changes), int(row.grace_rows), int(row.overrides_ended))
 
 
-async def retier(conn: AsyncConnection, customer_ids: Sequence[UUID] | None, *, actor: str = "system") -> int:
+async def retier(
+    conn: AsyncConnection, customer_ids: Sequence[UUID] | None, *, actor: str = "system", cause: str | None = None
+) -> int:
     """Re-tier the given customers (all when None) in one set-based statement; returns how many changed tier.
 
     Every change, and every start or end of a grace period, writes a history row with the metric values
-    that decided it."""
+    that decided it (and its ``cause``, one of ``CAUSES``, when given: a refund also keeps the tier of a
+    customer whose tier changed today, see ``REFUND_MIN_STAY_DAYS``)."""
     if customer_ids is None:
-        return (await _apply(conn, "all", {}, actor)).changes
+        return (await _apply(conn, "all", {}, actor, cause=cause)).changes
     if not customer_ids:
         return 0
-    return (await _apply(conn, "ids", {"ids": list(dict.fromkeys(customer_ids))}, actor)).changes
+    return (await _apply(conn, "ids", {"ids": list(dict.fromkeys(customer_ids))}, actor, cause=cause)).changes
 
 
 async def retier_all(conn: AsyncConnection, actor: str = "system") -> int:
@@ -535,13 +555,18 @@ class Simulation:
 def _window_metrics(days: int) -> str:
     """``customer_metrics`` with spend and orders over another window (a draft with its own window)."""
     return f"""(
-        SELECT cm.customer_id, coalesce(w.spend, 0) AS spend_12m, coalesce(w.orders, 0) AS orders_12m,
+        SELECT cm.customer_id, coalesce(w.spend, 0) - coalesce(r.spend, 0) AS spend_12m,
+               coalesce(w.orders, 0) - coalesce(r.orders, 0) AS orders_12m,
                cm.lifetime_spend, cm.order_count, cm.last_purchase_at, cm.open_complaints,
                cm.latest_nps, cm.latest_csat
         FROM customer_metrics cm
         LEFT JOIN (SELECT customer_id, sum(amount) AS spend, count(*) AS orders FROM purchases
                    WHERE purchased_at > now() - make_interval(days => {int(days)}) GROUP BY customer_id) w
                ON w.customer_id = cm.customer_id
+        LEFT JOIN (SELECT customer_id, sum(amount) AS spend, count(*) FILTER (WHERE closes_purchase) AS orders
+                   FROM refunds WHERE purchased_at > now() - make_interval(days => {int(days)})
+                   GROUP BY customer_id) r
+               ON r.customer_id = cm.customer_id
     )"""
 
 

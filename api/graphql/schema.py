@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.access.resolvers import AdminMutation, AdminQuery
+from api.graphql.benefits.resolvers import BenefitMutation
 from api.graphql.complaints.resolvers import ComplaintMutation, ComplaintQuery, TaxonomyQuery
 from api.graphql.complaints.types import ComplaintType
 from api.graphql.core.context import Context
@@ -148,6 +149,7 @@ class Mutation(
     EventsMutation,
     QueueMutation,
     ImportMutation,
+    BenefitMutation,
 ):
     pass
 

@@ -47,6 +47,7 @@ from infra.tables import (
     customers,
     duplicate_dismissals,
     purchases,
+    refunds,
     survey_answers,
     survey_invitations,
     survey_questions,
@@ -347,6 +348,7 @@ async def merge(
     moved: dict[str, int] = {}
     for name, table in (
         ("purchases", purchases),
+        ("refunds", refunds),
         ("complaints", complaints),
         ("tierChanges", tier_changes),
         ("surveyInvitations", survey_invitations),
@@ -736,6 +738,7 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
         "purchases": await rows_of(
             select(purchases).where(purchases.c.customer_id.in_(ids)).order_by(purchases.c.purchased_at)
         ),
+        "refunds": await rows_of(select(refunds).where(refunds.c.customer_id.in_(ids)).order_by(refunds.c.refunded_at)),
         "complaints": complaint_rows,
         "surveyInvitations": await rows_of(
             select(survey_invitations)

@@ -169,6 +169,9 @@ DATA_TABLES = (
     "survey_responses",
     "survey_answers",
     "partners",
+    "refunds",
+    "benefits",
+    "benefit_redemptions",
 )
 
 

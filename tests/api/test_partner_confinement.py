@@ -74,6 +74,9 @@ async def fx(template_db: str, request: pytest.FixtureRequest) -> AsyncIterator[
             "sla": ref["activeSlaPolicy"]["id"],
             "rootCause": ref["rootCauses"][0]["code"],
             "otherToken": str(token_id(w.tokens["partner_b"])),
+            "otherPurchase": gid(
+                "Purchase", (await sql(w.url, "SELECT id FROM purchases WHERE external_id = 'seed-partner_b'"))[0][0]
+            ),
         }
         # partner B's webhook endpoint (registered by an admin for B) and a delivery to it (B's new customer)
         endpoint = (
@@ -378,6 +381,11 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         amount: "1.00", externalId: "confined-1"}]}) { insertedCount userErrors { code } } }""",
         _v("other"),
     ),
+    "recordRefunds": (
+        """mutation($otherPurchase: ID!) { recordRefunds(input: {refunds: [{purchaseId: $otherPurchase,
+        amount: "1.00", externalId: "confined-r1"}]}) { insertedCount refunds { id } userErrors { code } } }""",
+        _v("otherPurchase"),
+    ),
     "openComplaint": (
         """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
         complaint { id } userErrors { code } } }""",
@@ -543,6 +551,12 @@ async def _others_state(fx: Fixture) -> list[Any]:
         ),
         await sql(
             w.url,
+            "SELECT r.id, r.amount FROM refunds r JOIN customers c ON c.id = r.customer_id"
+            " WHERE c.partner_id IS DISTINCT FROM $1 ORDER BY r.id",
+            w.partner_a,
+        ),
+        await sql(
+            w.url,
             "SELECT id, revoked_at, rate_limit_per_minute FROM api_tokens WHERE partner_id <> $1 ORDER BY id",
             w.partner_a,
         ),
@@ -637,5 +651,6 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "disableWebhookEndpoint",
         "deleteWebhookEndpoint",
         "replayWebhookDelivery",
+        "recordRefunds",
     ):
         assert op in refused, (op, role, answers.get(op))

@@ -642,6 +642,48 @@ _FIELDS["Refund"] = {
     "createdAt": P,
 }
 
+_FIELDS["Query"]["benefitCatalogue"] = I
+_FIELDS["Mutation"].update({"setTierPolicyBenefits": I, "recordBenefitRedemptions": I})
+_FIELDS.update(
+    {
+        "Benefit": {
+            "code": I,
+            "name": I,
+            "kind": I,
+            "tiers": I,
+            "description": I,
+            "costModel": I,
+            "costValue": I,
+            "budget": I,
+            "budgetPeriod": I,
+        },
+        "BenefitChange": dict.fromkeys(("code", "change", "fields"), I),
+        "BenefitCatalogue": {
+            "policyId": P,
+            "policyVersion": P,
+            "status": P,
+            "benefits": P,
+            "comparedWithVersion": P,
+            "changes": P,
+        },
+        "BenefitRedemption": {
+            "id": P,
+            "externalId": I,
+            "benefitCode": I,
+            "policyVersion": I,
+            "tier": I,
+            "orderAmount": I,
+            "cost": I,
+            "redeemedAt": I,
+            "customer": I,
+            "createdAt": P,
+        },
+        "BudgetWarning": dict.fromkeys(
+            ("benefit", "tier", "periodStart", "exceeded", "budget", "spent", "share", "message"), I
+        ),
+    }
+)
+
 
 def _build() -> dict[str, FieldSpec]:
     out: dict[str, FieldSpec] = {}
@@ -873,6 +915,22 @@ _ARGUMENTS.update(
     {
         **_nothing("RefundInput", "purchaseId", "externalId", "amount", "reason", "refundedAt"),
         "RefundInput.purchaseExternalId": ("Purchase.externalId",),
+        **_nothing("Query.benefitCatalogue", "policyId"),
+        **_nothing("SetTierPolicyBenefitsInput", "policyId", "expectedRevision"),
+        **_nothing(
+            "BenefitInput",
+            "code",
+            "name",
+            "kind",
+            "costModel",
+            "costValue",
+            "tiers",
+            "budget",
+            "budgetPeriod",
+            "description",
+        ),
+        **_nothing("RedemptionInput", "benefitCode", "customerId", "externalId", "orderAmount", "redeemedAt"),
+        "RedemptionInput.customerExternalRef": ("Customer.externalRef",),
     }
 )
 # verifyCustomerIdentity answers match / no match about the value given: a deliberate oracle, granted on

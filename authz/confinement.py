@@ -51,6 +51,7 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         "Mutation.updateTierPolicyDraft",
         "Mutation.discardTierPolicyDraft",
         "Mutation.activateTierPolicy",
+        "Mutation.setTierPolicyBenefits",
         # SLA policies and the complaint taxonomy: shared reference data
         "Mutation.createSlaPolicy",
         "Mutation.activateSlaPolicy",

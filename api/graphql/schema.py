@@ -12,7 +12,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.access.resolvers import AdminMutation, AdminQuery
-from api.graphql.benefits.resolvers import BenefitMutation
+from api.graphql.benefits.resolvers import BenefitCatalogueMutation, BenefitMutation, BenefitQuery
 from api.graphql.complaints.resolvers import ComplaintMutation, ComplaintQuery, TaxonomyQuery
 from api.graphql.complaints.types import ComplaintType
 from api.graphql.core.context import Context
@@ -132,6 +132,7 @@ class Query(
     TaxonomyQuery,
     EventsQuery,
     QueueQuery,
+    BenefitQuery,
 ):
     pass
 
@@ -150,6 +151,7 @@ class Mutation(
     QueueMutation,
     ImportMutation,
     BenefitMutation,
+    BenefitCatalogueMutation,
 ):
     pass
 

@@ -23,6 +23,7 @@ from domain import tiers as rules
 from domain.errors import Invalid, NotFound, ValidationFailed
 from infra import tiering
 from infra.db import RequestDb
+from infra.repos import benefits as benefits_repo
 from infra.repos import tiers as tiers_repo
 
 log = logging.getLogger("tierwise.tiers")
@@ -165,6 +166,8 @@ async def create_draft(db: RequestDb, caller: Caller, cmd: CreateDraft) -> dict[
         )
         rules.validate_policy(spec)
         policy_id = await tiers_repo.create_draft(uow, spec, description=cmd.description, actor=caller.actor)
+        if cmd.tiers is None and cmd.copy_from is not None:  # the copy starts with the source's benefit catalogue
+            await benefits_repo.copy(uow, cmd.copy_from, policy_id)
         uow.commit()
     return await tiers_repo.policy(db, policy_id)
 

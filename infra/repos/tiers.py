@@ -342,3 +342,24 @@ async def migrations(
         )
     ).all()
     return [dict(r._mapping) for r in cells], {r.change_type: int(r.n) for r in kinds}
+
+
+async def lock_draft(db: Executor, policy_id: UUID, expected_revision: int | None) -> dict[str, Any]:
+    """A draft policy locked for a change of its own or of what hangs off it (its benefits: issue 15);
+    NotFound, IllegalTransition (not a draft) or Conflict (stale ``expected_revision``) otherwise."""
+    return await _locked_draft(db, policy_id, expected_revision)
+
+
+async def touch_draft(db: Executor, policy_id: UUID, *, actor: str, action: str, before: Any, after: Any) -> int:
+    """A change of what hangs off a locked draft: its revision goes up, the change is audited; the new revision."""
+    revision = (
+        await db.execute(
+            text(
+                "UPDATE tier_policies SET revision = revision + 1, updated_at = now(), updated_by = :actor"
+                " WHERE id = :id RETURNING revision"
+            ),
+            {"id": policy_id, "actor": actor},
+        )
+    ).scalar_one()
+    await _audit(db, actor, action, policy_id, before, after)
+    return int(revision)

@@ -386,6 +386,17 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         amount: "1.00", externalId: "confined-r1"}]}) { insertedCount refunds { id } userErrors { code } } }""",
         _v("otherPurchase"),
     ),
+    "benefitCatalogue": ("{ benefitCatalogue { policyVersion benefits { code tiers } } }", _v()),
+    "setTierPolicyBenefits": (
+        """mutation($policy: ID!) { setTierPolicyBenefits(input: {policyId: $policy, expectedRevision: 1,
+        benefits: []}) { catalogue { policyVersion } userErrors { code } } }""",
+        _v("policy"),
+    ),
+    "recordBenefitRedemptions": (
+        """mutation($other: ID!) { recordBenefitRedemptions(input: {redemptions: [{customerId: $other,
+        benefitCode: "any", externalId: "confined-b1"}]}) { insertedCount userErrors { code } } }""",
+        _v("other"),
+    ),
     "openComplaint": (
         """mutation($input: OpenComplaintInput!) { openComplaint(input: $input) {
         complaint { id } userErrors { code } } }""",
@@ -624,6 +635,7 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "createSurvey",
         "tierRuns",
         "simulateTierPolicy",
+        "setTierPolicyBenefits",
     ):
         assert op in refused, (op, role, answers.get(op))
     # and what aims at the other partner's objects is refused
@@ -652,5 +664,6 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "deleteWebhookEndpoint",
         "replayWebhookDelivery",
         "recordRefunds",
+        "recordBenefitRedemptions",
     ):
         assert op in refused, (op, role, answers.get(op))

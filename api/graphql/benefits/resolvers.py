@@ -6,12 +6,27 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.benefits.inputs import RecordRefundsInput
-from api.graphql.benefits.types import RecordRefundsPayload, RefundType
+from api.graphql.benefits.inputs import (
+    BenefitInput,
+    RecordBenefitRedemptionsInput,
+    RecordRefundsInput,
+    SetTierPolicyBenefitsInput,
+)
+from api.graphql.benefits.types import (
+    BenefitCatalogueType,
+    BenefitRedemptionType,
+    BudgetWarningType,
+    RecordBenefitRedemptionsPayload,
+    RecordRefundsPayload,
+    RefundType,
+    SetTierPolicyBenefitsPayload,
+)
 from api.graphql.core.context import Context
 from api.graphql.core.ids import from_global_id
-from api.graphql.core.resolving import mutate
+from api.graphql.core.resolving import mutate, query
+from api.usecases import benefits as benefit_usecases
 from api.usecases import refunds as refund_usecases
+from domain.benefits import BenefitSpec
 from domain.errors import Invalid, NotFound, ValidationFailed
 
 
@@ -60,3 +75,111 @@ class BenefitMutation:
             )
 
         return await mutate(RecordRefundsPayload, run)
+
+
+def _redemption_items(input: RecordBenefitRedemptionsInput) -> list[benefit_usecases.RedemptionItem]:
+    items, errors = [], []
+    for n, x in enumerate(input.redemptions):
+        customer_id = None
+        if x.customer_id is not None:
+            try:
+                customer_id = from_global_id(x.customer_id, "Customer", field=f"redemptions[{n}].customerId")[1]
+            except NotFound as exc:
+                error = ValidationFailed("no such customer", field=exc.field)
+                error.code = NotFound.code
+                errors.append(error)
+                continue
+        items.append(
+            benefit_usecases.RedemptionItem(
+                benefit_code=x.benefit_code,
+                customer_id=customer_id,
+                customer_external_ref=x.customer_external_ref,
+                external_id=x.external_id,
+                order_amount=x.order_amount,
+                redeemed_at=x.redeemed_at,
+            )
+        )
+    if errors:
+        raise Invalid(errors)
+    return items
+
+
+def _benefit_specs(items: list[BenefitInput]) -> list[BenefitSpec]:
+    return [
+        BenefitSpec(
+            code=b.code,
+            name=b.name,
+            kind=b.kind.value,
+            cost_model=b.cost_model.value,
+            cost_value=b.cost_value,
+            tiers=list(b.tiers),
+            budget=b.budget,
+            budget_period=b.budget_period.value if b.budget_period else None,
+            description=b.description,
+        )
+        for b in items
+    ]
+
+
+@strawberry.type
+class BenefitQuery:
+    @strawberry.field(
+        description="The benefits of a tier policy (default: the active one) with their cost models, and what they "
+        "change against the policy it replaces or would replace"
+    )
+    async def benefit_catalogue(
+        self, info: Info[Context, None], policy_id: strawberry.ID | None = None
+    ) -> BenefitCatalogueType | None:
+        async def run() -> BenefitCatalogueType:
+            raw = from_global_id(policy_id, "TierPolicy", field="policyId")[1] if policy_id is not None else None
+            return BenefitCatalogueType.build(await benefit_usecases.catalogue(_ctx(info).db, raw))
+
+        return await query(run)
+
+
+@strawberry.type
+class BenefitCatalogueMutation:
+    @strawberry.mutation(
+        description="Set every benefit of a draft tier policy (validated against its tiers; the draft's revision goes "
+        "up); they come into force when the policy is activated"
+    )
+    async def set_tier_policy_benefits(
+        self, info: Info[Context, None], input: SetTierPolicyBenefitsInput
+    ) -> SetTierPolicyBenefitsPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> SetTierPolicyBenefitsPayload:
+            cmd = benefit_usecases.SetPolicyBenefits(
+                policy_id=from_global_id(input.policy_id, "TierPolicy", field="policyId")[1],
+                expected_revision=input.expected_revision,
+                benefits=_benefit_specs(input.benefits),
+            )
+            done = await benefit_usecases.set_policy_benefits(ctx.db, ctx.caller, cmd)
+            return SetTierPolicyBenefitsPayload(catalogue=BenefitCatalogueType.build(done))
+
+        return await mutate(SetTierPolicyBenefitsPayload, run)
+
+    @strawberry.mutation(
+        description="Uses of benefits of the active policy, all or nothing: only by eligible customers (NOT_ELIGIBLE "
+        "otherwise), cost from the benefit's model at the time of use, idempotent on (writer, externalId); "
+        "budgets warn at 80 % and when passed"
+    )
+    async def record_benefit_redemptions(
+        self, info: Info[Context, None], input: RecordBenefitRedemptionsInput
+    ) -> RecordBenefitRedemptionsPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> RecordBenefitRedemptionsPayload:
+            done = await benefit_usecases.record_redemptions(
+                ctx.db,
+                ctx.caller,
+                benefit_usecases.RecordRedemptions(_redemption_items(input)),
+                max_batch=ctx.settings.max_batch_size,
+            )
+            return RecordBenefitRedemptionsPayload(
+                redemptions=[BenefitRedemptionType.from_row(r) for r in done.redemptions],
+                inserted_count=done.inserted,
+                warnings=[BudgetWarningType.build(w) for w in done.warnings],
+            )
+
+        return await mutate(RecordBenefitRedemptionsPayload, run)

@@ -10,10 +10,12 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from api.graphql.benefits.inputs import BenefitCostModel, BenefitKind, BudgetPeriod
 from api.graphql.core.context import Context
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import UserError
 from api.graphql.customers.types import CustomerType, load_customer
+from domain.benefits import BenefitSpec, BudgetWarning
 
 
 @strawberry.type(name="Refund", description="A refund or return of (part of) a purchase")
@@ -49,4 +51,133 @@ class RefundType:
 class RecordRefundsPayload:
     refunds: list[RefundType] = strawberry.field(default_factory=list)
     inserted_count: int = 0
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="Benefit", description="A benefit of a tier policy version, with its cost model")
+class BenefitType:
+    code: str
+    name: str
+    kind: BenefitKind
+    tiers: list[str]
+    description: str | None
+    cost_model: BenefitCostModel | None
+    cost_value: Decimal | None
+    budget: Decimal | None
+    budget_period: BudgetPeriod | None
+
+    @classmethod
+    def from_spec(cls, b: BenefitSpec) -> BenefitType:
+        return cls(
+            code=b.code,
+            name=b.name,
+            kind=BenefitKind(b.kind),
+            tiers=list(b.tiers),
+            description=b.description,
+            cost_model=BenefitCostModel(b.cost_model),
+            cost_value=b.cost_value,
+            budget=b.budget,
+            budget_period=BudgetPeriod(b.budget_period) if b.budget_period else None,
+        )
+
+
+@strawberry.type(name="BenefitChange", description="A benefit added, removed or changed by a policy version")
+class BenefitChangeType:
+    code: str
+    change: str
+    fields: list[str]
+
+
+@strawberry.type(name="BenefitCatalogue")
+class BenefitCatalogueType:
+    policy_id: strawberry.ID
+    policy_version: int
+    status: str
+    benefits: list[BenefitType]
+    compared_with_version: int | None = strawberry.field(
+        description="the policy the changes are against: the active one for a draft, the one before for others"
+    )
+    changes: list[BenefitChangeType]
+
+    @classmethod
+    def build(cls, c: Any) -> BenefitCatalogueType:
+        return cls(
+            policy_id=strawberry.ID(to_global_id("TierPolicy", c.policy_id)),
+            policy_version=c.policy_version,
+            status=c.status,
+            benefits=[BenefitType.from_spec(b) for b in c.benefits],
+            compared_with_version=c.compared_with_version,
+            changes=[BenefitChangeType(code=x.code, change=x.change, fields=list(x.fields)) for x in c.changes],
+        )
+
+
+@strawberry.type
+class SetTierPolicyBenefitsPayload:
+    catalogue: BenefitCatalogueType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="BenefitRedemption", description="One use of a benefit by a customer")
+class BenefitRedemptionType:
+    id: strawberry.ID
+    external_id: str | None
+    benefit_code: str
+    policy_version: int
+    tier: str
+    order_amount: Decimal | None
+    cost: Decimal | None
+    redeemed_at: dt.datetime
+    created_at: dt.datetime
+    customer_ref: strawberry.Private[UUID]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BenefitRedemptionType:
+        return cls(
+            id=strawberry.ID(to_global_id("BenefitRedemption", row["id"])),
+            external_id=row["external_id"],
+            benefit_code=row["benefit_code"],
+            policy_version=row["policy_version"],
+            tier=row["tier_code"],
+            order_amount=row["order_amount"],
+            cost=row["cost"],
+            redeemed_at=row["redeemed_at"],
+            created_at=row["created_at"],
+            customer_ref=row["customer_id"],
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
+        return await load_customer(info, self.customer_ref)
+
+
+@strawberry.type(name="BudgetWarning", description="A benefit's budget for a tier and period nearly spent, or passed")
+class BudgetWarningType:
+    benefit: str
+    tier: str
+    period_start: dt.datetime
+    exceeded: bool
+    budget: Decimal | None
+    spent: Decimal | None
+    share: Decimal | None
+    message: str | None
+
+    @classmethod
+    def build(cls, w: BudgetWarning) -> BudgetWarningType:
+        return cls(
+            benefit=w.benefit,
+            tier=w.tier,
+            period_start=w.period_start,
+            exceeded=w.exceeded,
+            budget=w.budget,
+            spent=w.spent,
+            share=w.share,
+            message=w.message,
+        )
+
+
+@strawberry.type
+class RecordBenefitRedemptionsPayload:
+    redemptions: list[BenefitRedemptionType] = strawberry.field(default_factory=list)
+    inserted_count: int = 0
+    warnings: list[BudgetWarningType] = strawberry.field(default_factory=list)
     user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -28,7 +28,15 @@ down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_BENEFIT_PLAIN = ("Benefit.code", "Benefit.name", "Benefit.kind", "Benefit.tiers", "Benefit.description")
+_BENEFIT_PLAIN = (
+    "Query.benefitCatalogue",
+    "Benefit.code",
+    "Benefit.name",
+    "Benefit.kind",
+    "Benefit.tiers",
+    "Benefit.description",
+    "BenefitChange.*",
+)
 _REDEMPTION_PLAIN = (
     "BenefitRedemption.externalId",
     "BenefitRedemption.benefitCode",
@@ -59,6 +67,7 @@ POLICIES: list[tuple[str, str, str, str]] = [
     *[
         ("role:analyst", o, "read", "allow")
         for o in (
+            "Query.benefitCatalogue",
             "Refund.*",
             "Benefit.*",
             "BenefitChange.*",

@@ -1,0 +1,332 @@
+"""Use-cases of benefits (issue 15): the benefit catalogue of a tier policy and the uses of benefits.
+
+Free of GraphQL: ``(db, caller, command) -> result``, called by api/graphql/benefits/, the CLI and tests.
+
+- **Catalogue**: benefits belong to a tier policy version (domain/benefits.py). A draft's benefits are set
+  as a whole (``set_policy_benefits``: validated against the draft's tiers, the draft's revision goes up,
+  audited); a new draft copied from a policy starts with its benefits; activation makes them the ones in
+  force. ``catalogue`` reads a policy's benefits and what differs from the policy it would replace (the
+  active one, for a draft; the one active before it, for an active or retired policy).
+- **Uses**: ``record_redemptions`` records uses of the active policy's benefits by customers the caller's
+  scope reaches, idempotent on the writer's external id like purchases; a customer whose tier is not
+  eligible is refused with ``NOT_ELIGIBLE``; the cost comes from the benefit's cost model at the time of
+  use; budgets warn when a batch brings a tier's spending in the period to 80 % of its budget or past it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from api.usecases.caller import Caller
+from domain import benefits as rules
+from domain.errors import Invalid, NotFound, ValidationFailed
+from domain.idempotency import differences, key_reused
+from infra import tiering
+from infra.db import RequestDb
+from infra.repos import benefits as benefits_repo
+from infra.repos import purchases as purchases_repo
+from infra.repos import tiers as tiers_repo
+from infra.repos.base import Executor
+
+MAX_ORDER = Decimal("1000000000")
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NOT_ELIGIBLE = "NOT_ELIGIBLE"
+
+
+def _coded(message: str, field: str, code: str) -> ValidationFailed:
+    error = ValidationFailed(message, field=field)
+    error.code = code
+    return error
+
+
+# ---------------------------------------------------------------- catalogue
+
+
+@dataclass(frozen=True)
+class SetPolicyBenefits:
+    policy_id: UUID
+    expected_revision: int
+    benefits: list[rules.BenefitSpec]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    policy_id: UUID
+    policy_version: int
+    status: str
+    benefits: list[rules.BenefitSpec]
+    compared_with_version: int | None
+    changes: list[rules.BenefitChange]
+
+
+def _cleaned(b: rules.BenefitSpec) -> rules.BenefitSpec:
+    return rules.BenefitSpec(
+        code=b.code.strip(),
+        name=" ".join(b.name.split()),
+        kind=b.kind,
+        cost_model=b.cost_model,
+        cost_value=b.cost_value,
+        tiers=list(dict.fromkeys(t.strip() for t in b.tiers)),
+        budget=b.budget,
+        budget_period=b.budget_period,
+        description=b.description.strip() if b.description else None,
+    )
+
+
+async def set_policy_benefits(db: RequestDb, caller: Caller, cmd: SetPolicyBenefits) -> Catalogue:
+    """Replace every benefit of a draft policy (a stale revision is a CONFLICT; only a draft changes)."""
+    specs = [_cleaned(b) for b in cmd.benefits]
+    async with db.unit_of_work() as uow:
+        await tiers_repo.lock_draft(uow, cmd.policy_id, cmd.expected_revision)
+        policy = await tiering.load_policy(uow.conn, cmd.policy_id)
+        assert policy is not None  # locked just now
+        rules.validate_benefits(specs, {t.code for t in policy.tiers})
+        before = [benefits_repo.spec_of(r) for r in await benefits_repo.of_policy(uow, cmd.policy_id)]
+        await benefits_repo.replace(uow, cmd.policy_id, specs)
+        await tiers_repo.touch_draft(
+            uow,
+            cmd.policy_id,
+            actor=caller.actor,
+            action="tier_policy_benefits_set",
+            before={"benefits": [b.code for b in before]},
+            after={"changes": [c.__dict__ for c in rules.benefit_changes(before, specs)]},
+        )
+        uow.commit()
+    return await catalogue(db, cmd.policy_id)
+
+
+async def catalogue(db: Executor, policy_id: UUID | None) -> Catalogue:
+    """A policy's benefits (the active policy's when ``policy_id`` is None) and their change against the policy
+    it replaces or would replace."""
+    policy = await benefits_repo.policy_row(db, policy_id)
+    if policy is None:
+        raise NotFound("no such tier policy", field="policyId")
+    if policy["status"] == "draft":
+        other = await benefits_repo.policy_row(db, None)
+    else:
+        other = await benefits_repo.previous_active(db, policy["activated_at"]) if policy["activated_at"] else None
+    mine = [benefits_repo.spec_of(r) for r in await benefits_repo.of_policy(db, policy["id"])]
+    theirs = [benefits_repo.spec_of(r) for r in await benefits_repo.of_policy(db, other["id"])] if other else []
+    return Catalogue(
+        policy_id=policy["id"],
+        policy_version=policy["version"],
+        status=policy["status"],
+        benefits=mine,
+        compared_with_version=other["version"] if other else None,
+        changes=rules.benefit_changes(theirs, mine) if other else [],
+    )
+
+
+# ---------------------------------------------------------------- uses
+
+
+@dataclass(frozen=True)
+class RedemptionItem:
+    benefit_code: str
+    customer_id: UUID | None = None
+    customer_external_ref: str | None = None
+    external_id: str | None = None
+    order_amount: Decimal | str | None = None
+    redeemed_at: dt.datetime | None = None  # default: now
+
+
+@dataclass(frozen=True)
+class RecordRedemptions:
+    redemptions: list[RedemptionItem]
+
+
+@dataclass(frozen=True)
+class RecordedRedemptions:
+    redemptions: list[dict[str, Any]]
+    inserted: int
+    warnings: list[rules.BudgetWarning]
+
+
+def _checked(n: int, item: RedemptionItem, now: dt.datetime) -> tuple[dict[str, Any], list[ValidationFailed]]:
+    where = f"redemptions[{n}]"
+    errors: list[ValidationFailed] = []
+    order: Decimal | None = None
+    if item.order_amount is not None:
+        try:
+            order = rules.parse_decimal(item.order_amount, field=f"{where}.orderAmount")
+            if order <= 0 or order > MAX_ORDER or order != order.quantize(rules.CENT):
+                raise ValidationFailed("orderAmount is positive, with 2 decimals", field=f"{where}.orderAmount")
+        except ValidationFailed as exc:
+            exc.field = f"{where}.orderAmount"
+            errors.append(exc)
+    at = item.redeemed_at or now
+    if at.tzinfo is None:
+        errors.append(ValidationFailed("redeemedAt needs a time zone", field=f"{where}.redeemedAt"))
+    elif at > now + dt.timedelta(minutes=5):
+        errors.append(ValidationFailed("redeemedAt is in the future", field=f"{where}.redeemedAt"))
+    elif at < EARLIEST:
+        errors.append(ValidationFailed("redeemedAt is before 1970", field=f"{where}.redeemedAt"))
+    if (item.customer_id is None) == (item.customer_external_ref is None):
+        errors.append(ValidationFailed("give customerId or customerExternalRef", field=f"{where}.customerId"))
+    if item.external_id is not None and not 0 < len(item.external_id) <= 100:
+        errors.append(ValidationFailed("externalId has 1 to 100 characters", field=f"{where}.externalId"))
+    code = item.benefit_code.strip()
+    return {"benefit_code": code, "order_amount": order, "redeemed_at": at, "external_id": item.external_id}, errors
+
+
+def _content(customer_id: UUID | None, values: dict[str, Any], given: RedemptionItem) -> dict[str, Any]:
+    content: dict[str, Any] = {"customerId": customer_id, "benefitCode": values["benefit_code"]}
+    if given.order_amount is not None:
+        content["orderAmount"] = values["order_amount"]
+    if given.redeemed_at is not None:
+        content["redeemedAt"] = values["redeemed_at"]
+    return content
+
+
+async def record_redemptions(
+    db: RequestDb, caller: Caller, cmd: RecordRedemptions, *, max_batch: int
+) -> RecordedRedemptions:
+    """Record uses of benefits, all or nothing (any error: nothing is written)."""
+    if not cmd.redemptions:
+        raise ValidationFailed("no redemptions given", field="redemptions")
+    if len(cmd.redemptions) > max_batch:
+        raise ValidationFailed(f"at most {max_batch} redemptions per batch", field="redemptions")
+    partner_id = caller.scope.partner_id
+    now = dt.datetime.now(dt.UTC)
+    checked = [_checked(n, item, now) for n, item in enumerate(cmd.redemptions)]
+    errors = [e for _, problems in checked for e in problems]
+    values = [v for v, _ in checked]
+    if errors:
+        raise Invalid(errors)
+    async with db.unit_of_work() as uow:
+        policy = await benefits_repo.policy_row(uow, None)
+        offered = {
+            b["code"]: b for b in (await benefits_repo.of_policy(uow, policy["id"]) if policy is not None else [])
+        }
+        refs = [i.customer_external_ref for i in cmd.redemptions if i.customer_id is None and i.customer_external_ref]
+        by_ref = await purchases_repo.resolve_external_refs(uow.conn, partner_id, refs)
+        customer_ids: list[UUID | None] = [
+            i.customer_id if i.customer_id is not None else by_ref.get(i.customer_external_ref or "")
+            for i in cmd.redemptions
+        ]
+        tiers = await benefits_repo.customers_with_tier(
+            uow.conn, [c for c in customer_ids if c is not None], caller.scope
+        )
+        stored = await benefits_repo.by_external_id(
+            uow, partner_id, [v["external_id"] for v in values if v["external_id"]]
+        )
+        pending: list[tuple[int, dict[str, Any], rules.BenefitSpec, UUID]] = []
+        answers: list[Any] = []
+        first_of: dict[str, tuple[int, dict[str, Any]]] = {}
+        for n, (item, v, cid) in enumerate(zip(cmd.redemptions, values, customer_ids, strict=True)):
+            where = f"redemptions[{n}]"
+            content = _content(cid, v, item)
+            ext = v["external_id"]
+            if ext is not None and ext in stored:
+                row = stored[ext]
+                was = {"benefit_code": row["benefit_code"], **row}
+                differing = differences(_content(row["customer_id"], was, item), content)
+                if differing:
+                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
+                answers.append(row)
+                continue
+            if ext is not None and ext in first_of:
+                m, earlier = first_of[ext]
+                differing = differences(earlier, content)
+                if differing:
+                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
+                answers.append(answers[m])
+                continue
+            answers.append(None)
+            if cid is None or cid not in tiers:
+                field = f"{where}.customerId" if item.customer_id is not None else f"{where}.customerExternalRef"
+                errors.append(_coded("no such customer", field, NotFound.code))
+                continue
+            row = offered.get(v["benefit_code"])
+            if row is None:
+                errors.append(
+                    _coded(
+                        f"the active policy offers no benefit '{v['benefit_code']}'",
+                        f"{where}.benefitCode",
+                        "NOT_FOUND",
+                    )
+                )
+                continue
+            spec = benefits_repo.spec_of(row)
+            tier = tiers[cid]
+            if not spec.eligible(tier):
+                errors.append(
+                    _coded(
+                        f"{spec.name} is for tier {', '.join(spec.tiers)}: this customer is {tier or 'in no tier'}",
+                        f"{where}.benefitCode",
+                        NOT_ELIGIBLE,
+                    )
+                )
+                continue
+            if spec.cost_model == "percent_of_order" and v["order_amount"] is None:
+                errors.append(
+                    ValidationFailed(
+                        f"{spec.name} costs a share of the order: give orderAmount", field=f"{where}.orderAmount"
+                    )
+                )
+                continue
+            pending.append((n, v, spec, cid))
+            if ext is not None:
+                first_of[ext] = (n, content)
+        if errors:
+            raise Invalid(errors)
+        # per-customer-month benefits: charged on the first use in a month (earlier this month, or in this batch)
+        monthly = [
+            (cid, spec.code, rules.month_start(v["redeemed_at"]))
+            for _, v, spec, cid in pending
+            if spec.cost_model == "per_customer_month"
+        ]
+        charged = await benefits_repo.charged_this_month(
+            uow, [(c, b) for c, b, _ in monthly], [m for _, _, m in monthly]
+        )
+        new_items: list[dict[str, Any]] = []
+        spending: dict[tuple[str, str, dt.datetime], Decimal] = {}
+        for n, v, spec, cid in pending:
+            month = (cid, spec.code, rules.month_start(v["redeemed_at"]))
+            cost = rules.cost_of_use(spec, v["order_amount"], charged_this_month=month in charged)
+            if spec.cost_model == "per_customer_month":
+                charged.add(month)
+            tier = tiers[cid] or ""
+            if spec.budget_period is not None:
+                start, _ = rules.period_bounds(spec.budget_period, v["redeemed_at"])
+                key = (spec.code, tier, start)
+                spending[key] = spending.get(key, Decimal(0)) + cost
+            new_items.append(
+                {
+                    **v,
+                    "benefit_id": offered[spec.code]["id"],
+                    "policy_version": policy["version"] if policy else 0,
+                    "customer_id": cid,
+                    "tier_code": tier,
+                    "cost": cost,
+                }
+            )
+            answers[n] = len(new_items) - 1
+        warnings = []
+        for (code, tier, start), now_spent in sorted(spending.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            spec = benefits_repo.spec_of(offered[code])
+            assert spec.budget_period is not None
+            begin, end = rules.period_bounds(spec.budget_period, start)
+            before = await benefits_repo.spent(uow, code, tier, begin, end)
+            warning = rules.budget_warning(spec, tier, begin, before, now_spent)
+            if warning is not None:
+                warnings.append(warning)
+        inserted = await benefits_repo.insert_redemptions(
+            uow.conn, new_items, partner_id=partner_id, actor=caller.actor
+        )
+        if len(inserted) != len(new_items):
+            taken = {i["external_id"] for i in new_items} - {x["external_id"] for x in inserted}
+            raise Invalid(
+                [
+                    key_reused("externalId", ["a concurrent request"], where=f"redemptions[{n}].externalId")
+                    for n, v in enumerate(values)
+                    if v["external_id"] in taken
+                ]
+            )
+        rows = [a if isinstance(a, dict) else inserted[a] for a in answers]
+        uow.commit()
+    return RecordedRedemptions(redemptions=rows, inserted=len(inserted), warnings=warnings)

@@ -631,6 +631,21 @@ _FIELDS.update(
 # read like them (support agents see no amounts: migration 0018). Costs, budgets and contribution are
 # financial: internal fields granted to analysts (admins hold '*'), not to support agents or partners.
 _FIELDS["Mutation"]["recordRefunds"] = I
+# simulateTierPolicy projects the benefit cost of the moves: financial, like the rest of it
+_FIELDS["TierSimulation"]["benefitCost"] = I
+_FIELDS["TierBenefitCost"] = dict.fromkeys(
+    (
+        "lookbackDays",
+        "monthlyNow",
+        "monthlyAtActivation",
+        "monthlyEventual",
+        "changeAtActivation",
+        "rates",
+        "unobservedBenefits",
+    ),
+    I,
+)
+_FIELDS["TierBenefitRate"] = dict.fromkeys(("tier", "now", "simulated"), I)
 _FIELDS["Refund"] = {
     "id": P,
     "externalId": I,
@@ -642,7 +657,40 @@ _FIELDS["Refund"] = {
     "createdAt": P,
 }
 
-_FIELDS["Query"]["benefitCatalogue"] = I
+_FIELDS["Query"].update({"benefitCatalogue": I, "tierEconomics": I, "tierEffect": I})
+_FIELDS.update(
+    {
+        "TierEconomics": dict.fromkeys(
+            ("from", "to", "hourlyServiceCost", "surveyCost", "tierBasis", "rows", "csv"), I
+        ),
+        "TierEconomicsRow": dict.fromkeys(
+            (
+                "tier",
+                "rank",
+                "customers",
+                "revenue",
+                "refunds",
+                "netRevenue",
+                "benefitUses",
+                "benefitCost",
+                "complaints",
+                "complaintHours",
+                "surveyResponses",
+                "serviceCost",
+                "contribution",
+                "contributionPerCustomer",
+                "againstTierBelow",
+            ),
+            I,
+        ),
+        "TierEffect": dict.fromkeys(
+            ("tier", "threshold", "start", "end", "windowDays", "bandwidth", "method", "outcomes"), I
+        ),
+        "TierEffectOutcome": dict.fromkeys(
+            ("outcome", "effect", "ciLow", "ciHigh", "stdError", "below", "above", "tooSmall", "note"), I
+        ),
+    }
+)
 _FIELDS["Mutation"].update({"setTierPolicyBenefits": I, "recordBenefitRedemptions": I})
 _FIELDS.update(
     {
@@ -916,6 +964,8 @@ _ARGUMENTS.update(
         **_nothing("RefundInput", "purchaseId", "externalId", "amount", "reason", "refundedAt"),
         "RefundInput.purchaseExternalId": ("Purchase.externalId",),
         **_nothing("Query.benefitCatalogue", "policyId"),
+        **_nothing("Query.tierEconomics", "from", "to", "hourlyServiceCost", "surveyCost"),
+        **_nothing("Query.tierEffect", "tier", "windowDays", "bandwidth", "start"),
         **_nothing("SetTierPolicyBenefitsInput", "policyId", "expectedRevision"),
         **_nothing(
             "BenefitInput",

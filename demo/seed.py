@@ -1402,6 +1402,52 @@ UPDATE survey_responses r SET tier_at_response = c.tier_code
 FROM customers c WHERE c.id = r.customer_id
 """)
 # Invitations carry their trigger and the tier of the customer when invited (the tier now, as above).
+# Benefits with costs, refunds and uses (issue 15), so that the economics report has something to show:
+# benefits of the active policy; one purchase in 40 returned (every other one in full, else 30 %) nine days
+# after it; and, once tiers are placed, uses of the benefits on purchases of the last 90 days.
+_BENEFITS_SQL = text("""
+INSERT INTO benefits (policy_id, code, name, kind, cost_model, cost_value, tiers, budget, budget_period)
+SELECT p.id, v.code, v.name, v.kind, v.model, v.value, v.tiers, v.budget, v.period
+FROM tier_policies p, (VALUES
+    ('free_shipping', 'Free shipping', 'free_shipping', 'fixed_per_use', 4.90,
+     ARRAY['silver', 'gold', 'platinum'], 20000.00, 'month'),
+    ('discount5', '5 % off', 'discount', 'percent_of_order', 5, ARRAY['gold', 'platinum'], NULL, NULL),
+    ('priority_support', 'Priority support', 'priority_support', 'per_customer_month', 3.00,
+     ARRAY['gold', 'platinum'], NULL, NULL),
+    ('dedicated_manager', 'Dedicated manager', 'dedicated_manager', 'per_customer_month', 25.00,
+     ARRAY['platinum'], NULL, NULL)
+) AS v(code, name, kind, model, value, tiers, budget, period)
+WHERE p.status = 'active'
+""")
+_REFUNDS_SQL = text("""
+INSERT INTO refunds (purchase_id, customer_id, partner_id, external_id, amount, reason, refunded_at, purchased_at,
+                     closes_purchase, actor)
+SELECT p.id, p.customer_id, p.partner_id, p.external_id || '-R',
+       CASE WHEN abs(hashtext(p.id::text)) % 2 = 0 THEN p.amount ELSE round(p.amount * 0.3, 2) END,
+       'returned', least(CAST(:ref AS timestamptz), p.purchased_at + interval '9 days'), p.purchased_at,
+       abs(hashtext(p.id::text)) % 2 = 0, 'seed'
+FROM purchases p WHERE abs(hashtext(p.id::text)) % 40 = 0
+""")
+_REDEMPTIONS_SQL = text("""
+INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id, tier_code,
+                                 order_amount, cost, redeemed_at, actor)
+SELECT DISTINCT ON (c.id, b.code, CASE WHEN b.cost_model = 'per_customer_month'
+                                       THEN date_trunc('month', p.purchased_at) END,
+                    CASE WHEN b.cost_model <> 'per_customer_month' THEN p.id END)
+       b.id, b.code, pol.version, c.id, p.partner_id, c.tier_code,
+       CASE WHEN b.cost_model = 'percent_of_order' THEN p.amount END,
+       CASE b.cost_model WHEN 'percent_of_order' THEN round(p.amount * b.cost_value / 100, 2)
+                         ELSE round(b.cost_value, 2) END,
+       p.purchased_at, 'seed'
+FROM purchases p
+JOIN customers c ON c.id = p.customer_id
+JOIN tier_policies pol ON pol.status = 'active'
+JOIN benefits b ON b.policy_id = pol.id AND c.tier_code = ANY(b.tiers)
+WHERE p.purchased_at > CAST(:ref AS timestamptz) - interval '90 days' AND abs(hashtext(p.id::text || b.code)) % 3 = 0
+ORDER BY c.id, b.code, CASE WHEN b.cost_model = 'per_customer_month' THEN date_trunc('month', p.purchased_at) END,
+         CASE WHEN b.cost_model <> 'per_customer_month' THEN p.id END, p.purchased_at
+""")
+
 _INVITATION_TIERS_SQL = text("""
 UPDATE survey_invitations i SET trigger = s.trigger, tier_at_invitation = c.tier_code
 FROM surveys s, customers c WHERE s.id = i.survey_id AND c.id = i.customer_id
@@ -1440,6 +1486,8 @@ async def seed(
             categories, causes = await seeder.reference(conn)
             await seeder.make_customers()
             await seeder.make_purchases()
+            await conn.execute(_BENEFITS_SQL)
+            await conn.execute(_REFUNDS_SQL, {"ref": ref})
             await seeder.make_complaints(categories, causes)
             await seeder.make_surveys()
 
@@ -1449,6 +1497,7 @@ async def seed(
             metrics = await recompute_all(conn)
             bar.advance(task)
             changes = await retier_all(conn, actor="seed")
+            await conn.execute(_REDEMPTIONS_SQL, {"ref": ref})
             bar.advance(task)
             await conn.execute(_COMPLAINT_TIERS_SQL)
             await conn.execute(_RESPONSE_TIERS_SQL)

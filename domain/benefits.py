@@ -219,3 +219,52 @@ def benefit_changes(before: list[BenefitSpec], after: list[BenefitSpec]) -> list
             if differing:
                 out.append(BenefitChange(code, "changed", differing))
     return out
+
+
+# ---------------------------------------------------------------- projected cost of a policy (simulation)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How a benefit was used over a look-back period: uses, distinct (customer, month) pairs, the orders it was
+    used on, and how many customers are in a tier eligible for it now."""
+
+    code: str
+    uses: int
+    customer_months: int
+    order_total: Decimal
+    eligible: int
+
+
+def monthly_cost_per_customer(spec: BenefitSpec, usage: Usage | None, months: Decimal) -> Decimal | None:
+    """What the benefit costs per eligible customer and month under ``spec``'s cost model, at the observed rate of
+    use (None when it was not offered, or nobody was eligible, in the look-back period)."""
+    if usage is None or usage.eligible == 0 or months <= 0:
+        return None
+    per = Decimal(usage.eligible) * months
+    if spec.cost_model == "fixed_per_use":
+        return spec.cost_value * usage.uses / per
+    if spec.cost_model == "percent_of_order":
+        return spec.cost_value / 100 * usage.order_total / per
+    return spec.cost_value * usage.customer_months / per
+
+
+def tier_rates(
+    benefits: list[BenefitSpec], usage: dict[str, Usage], months: Decimal
+) -> tuple[dict[str, Decimal], list[str]]:
+    """Per tier, the monthly benefit cost of one customer of it; and the benefits without an observed rate."""
+    rates: dict[str, Decimal] = {}
+    unobserved: list[str] = []
+    for b in benefits:
+        rate = monthly_cost_per_customer(b, usage.get(b.code), months)
+        if rate is None:
+            unobserved.append(b.code)
+            continue
+        for tier in b.tiers:
+            rates[tier] = rates.get(tier, Decimal(0)) + rate
+    return rates, unobserved
+
+
+def projected_cost(customers_per_tier: dict[str, int], rates: dict[str, Decimal]) -> Decimal:
+    """The monthly benefit cost of a distribution of customers over tiers, at the given per-customer rates."""
+    return sum((rates.get(t, Decimal(0)) * n for t, n in customers_per_tier.items()), Decimal(0)).quantize(CENT)

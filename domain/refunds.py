@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from domain.errors import ValidationFailed
 
 CENT = Decimal("0.01")
-MAX_REASON = 500
+# Why a purchase was given back: a code, never free text (a plain column must not hold personal data).
+REASONS = ("damaged", "not_as_described", "wrong_item", "late", "changed_mind", "price_adjustment", "other")
 
 
 def refundable(paid: Decimal, refunded_before: Decimal) -> Decimal:
@@ -53,9 +54,10 @@ def closes(amount: Decimal, paid: Decimal, refunded_before: Decimal) -> bool:
 
 
 def clean_reason(reason: str | None, *, field: str = "reason") -> str | None:
+    """A reason code of ``REASONS`` (or none)."""
     if reason is None:
         return None
-    cleaned = " ".join(reason.split())
-    if len(cleaned) > MAX_REASON:
-        raise ValidationFailed(f"a reason has at most {MAX_REASON} characters", field=field)
-    return cleaned or None
+    code = reason.strip().lower()
+    if code not in REASONS:
+        raise ValidationFailed(f"reason is one of {', '.join(REASONS)}", field=field)
+    return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
@@ -92,7 +93,17 @@ class Settings(BaseSettings):
     # Limits.
     max_page_size: int = Field(default=100, description="largest `first` of a connection")
     default_page_size: int = Field(default=20, description="page size when `first` is not given")
-    max_batch_size: int = Field(default=1000, description="purchases per `recordPurchases`")
+    max_batch_size: int = Field(
+        default=1000,
+        description="items per batch write (`recordPurchases`, `recordRefunds`, `recordBenefitRedemptions`)",
+    )
+    # The economics report (issue 15): what an hour of complaint handling and a survey response cost.
+    service_hourly_cost: Decimal = Field(
+        default=Decimal("40.00"), ge=0, description="cost of one hour of complaint handling, in the economics report"
+    )
+    survey_cost: Decimal = Field(
+        default=Decimal("0.50"), ge=0, description="cost of one survey response, in the economics report"
+    )
 
     # Domain defaults.
     currency: str = Field(default="EUR", description="currency of a purchase that names none")

@@ -330,3 +330,69 @@ async def record_redemptions(
         rows = [a if isinstance(a, dict) else inserted[a] for a in answers]
         uow.commit()
     return RecordedRedemptions(redemptions=rows, inserted=len(inserted), warnings=warnings)
+
+
+# ---------------------------------------------------------------- projected cost of a simulated policy
+
+
+LOOKBACK_DAYS = 90
+
+
+@dataclass(frozen=True)
+class BenefitCostProjection:
+    """The monthly benefit cost of the customers now (under the active policy's benefits) and after the simulated
+    moves (under the simulated policy's benefits), at the rates of use observed over ``lookback_days``."""
+
+    lookback_days: int
+    monthly_now: Decimal
+    monthly_at_activation: Decimal
+    monthly_eventual: Decimal
+    rate_now: dict[str, Decimal]  # per tier: monthly cost of one customer under the active policy's benefits
+    rate_simulated: dict[str, Decimal]
+    unobserved: list[str]  # benefits of the simulated policy with no observed rate (new, or never eligible)
+
+
+def _per_tier(cells: list[tuple[str | None, str, int]], side: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cell in cells:
+        tier = cell[side]
+        if tier is not None:
+            out[str(tier)] = out.get(str(tier), 0) + int(cell[2])
+    return out
+
+
+async def project_benefit_cost(
+    db: Executor,
+    policy_id: UUID,
+    moves: list[tuple[str | None, str, int]],
+    eventual: list[tuple[str | None, str, int]],
+) -> BenefitCostProjection:
+    """``moves``/``eventual``: the simulation's (from tier, to tier, customers) cells."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LOOKBACK_DAYS)
+    months = Decimal(LOOKBACK_DAYS) / Decimal(30)
+    active = await benefits_repo.policy_row(db, None)
+    current = [benefits_repo.spec_of(r) for r in await benefits_repo.of_policy(db, active["id"])] if active else []
+    simulated = [benefits_repo.spec_of(r) for r in await benefits_repo.of_policy(db, policy_id)]
+    counts = await benefits_repo.customers_per_tier(db)
+    used = await benefits_repo.usage_since(db, since)
+    usage = {
+        b.code: rules.Usage(
+            code=b.code,
+            uses=int(used.get(b.code, {}).get("uses", 0)),
+            customer_months=int(used.get(b.code, {}).get("customer_months", 0)),
+            order_total=Decimal(used.get(b.code, {}).get("order_total", 0)),
+            eligible=sum(counts.get(t, 0) for t in b.tiers),
+        )
+        for b in current
+    }
+    rate_now, _ = rules.tier_rates(current, usage, months)
+    rate_simulated, unobserved = rules.tier_rates(simulated, usage, months)
+    return BenefitCostProjection(
+        lookback_days=LOOKBACK_DAYS,
+        monthly_now=rules.projected_cost(_per_tier(moves, 0), rate_now),
+        monthly_at_activation=rules.projected_cost(_per_tier(moves, 1), rate_simulated),
+        monthly_eventual=rules.projected_cost(_per_tier(eventual, 1), rate_simulated),
+        rate_now={t: r.quantize(rules.CENT) for t, r in sorted(rate_now.items())},
+        rate_simulated={t: r.quantize(rules.CENT) for t, r in sorted(rate_simulated.items())},
+        unobserved=unobserved,
+    )

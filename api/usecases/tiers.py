@@ -18,6 +18,7 @@ from uuid import UUID
 
 import procrastinate.exceptions
 
+from api.usecases import benefits as benefit_usecases
 from api.usecases.caller import Caller
 from domain import tiers as rules
 from domain.errors import Invalid, NotFound, ValidationFailed
@@ -119,6 +120,7 @@ class PolicySimulation:
     policy: dict[str, Any]  # the simulated policy's row
     spec: rules.PolicySpec
     simulation: tiering.Simulation
+    benefit_cost: benefit_usecases.BenefitCostProjection | None = None  # projected cost of the moves (issue 15)
 
 
 # ---------------------------------------------------------------- drafts
@@ -291,7 +293,11 @@ async def simulate_policy(db: RequestDb, caller: Caller, policy_id: UUID) -> Pol
     draft = await tiering.load_policy(db, policy_id)
     if row is None or draft is None or not draft.tiers:
         raise NotFound("no such tier policy", field="draftId")
-    return PolicySimulation(policy=row, spec=draft, simulation=await tiering.simulate(db, draft))
+    simulation = await tiering.simulate(db, draft)
+    cells = [(c.from_tier, c.to_tier, c.customers) for c in simulation.now]
+    eventual = [(c.from_tier, c.to_tier, c.customers) for c in simulation.eventual]
+    cost = await benefit_usecases.project_benefit_cost(db, policy_id, cells, eventual)
+    return PolicySimulation(policy=row, spec=draft, simulation=simulation, benefit_cost=cost)
 
 
 async def runs(db: RequestDb, caller: Caller, first: int) -> list[dict[str, Any]]:

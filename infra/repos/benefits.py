@@ -216,3 +216,33 @@ async def for_customers(db: Executor, customer_ids: Sequence[UUID], scope: Scope
         )
     ).all()
     return [dict(x._mapping) for x in rows]
+
+
+async def usage_since(db: Executor, since: dt.datetime) -> dict[str, dict[str, Any]]:
+    """Per benefit code since ``since``: uses, distinct (customer, month) pairs, order total."""
+    rows = (
+        await db.execute(
+            text(
+                "SELECT benefit_code, count(*) AS uses,"
+                " count(DISTINCT (customer_id, date_trunc('month', redeemed_at AT TIME ZONE 'UTC')))"
+                " AS customer_months,"
+                " coalesce(sum(order_amount), 0) AS order_total"
+                " FROM benefit_redemptions WHERE redeemed_at >= :since GROUP BY benefit_code"
+            ),
+            {"since": since},
+        )
+    ).all()
+    return {x.benefit_code: dict(x._mapping) for x in rows}
+
+
+async def customers_per_tier(db: Executor) -> dict[str, int]:
+    """Live customers per tier now."""
+    rows = (
+        await db.execute(
+            text(
+                "SELECT tier_code, count(*) AS n FROM customers WHERE deleted_at IS NULL AND merged_into_id IS NULL"
+                " AND tier_code IS NOT NULL GROUP BY tier_code"
+            )
+        )
+    ).all()
+    return {x.tier_code: int(x.n) for x in rows}

@@ -38,6 +38,7 @@ from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
 from infra.tables import (
     audit_log,
+    benefit_redemptions,
     churn_scores,
     complaint_events,
     complaints,
@@ -349,6 +350,7 @@ async def merge(
     for name, table in (
         ("purchases", purchases),
         ("refunds", refunds),
+        ("benefitRedemptions", benefit_redemptions),
         ("complaints", complaints),
         ("tierChanges", tier_changes),
         ("surveyInvitations", survey_invitations),
@@ -739,6 +741,11 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
             select(purchases).where(purchases.c.customer_id.in_(ids)).order_by(purchases.c.purchased_at)
         ),
         "refunds": await rows_of(select(refunds).where(refunds.c.customer_id.in_(ids)).order_by(refunds.c.refunded_at)),
+        "benefitRedemptions": await rows_of(
+            select(benefit_redemptions)
+            .where(benefit_redemptions.c.customer_id.in_(ids))
+            .order_by(benefit_redemptions.c.redeemed_at)
+        ),
         "complaints": complaint_rows,
         "surveyInvitations": await rows_of(
             select(survey_invitations)

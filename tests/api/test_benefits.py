@@ -316,3 +316,35 @@ async def test_04_who_sees_the_catalogue_and_its_costs(api: Api) -> None:
         {"input": {"policyId": api.draft, "expectedRevision": 1, "benefits": BENEFITS}},  # type: ignore[attr-defined]
     )
     assert [e["extensions"]["code"] for e in denied["errors"]] == ["FORBIDDEN"]
+
+
+async def test_05_simulating_a_policy_projects_the_benefit_cost_of_its_moves(api: Api) -> None:
+    """The copy raises the discount from 10 % to 12.5 %. Over the last 90 days (3 months) the two silver customers
+    used: the discount on 2 x 199.99 of orders, free shipping 3 times at 4.90, the manager in 1 customer-month at 50;
+    nobody was eligible for the gold lounge. Per silver customer and month: now 0.10 x 399.98 / 6 + 3 x 4.90 / 6 +
+    50 / 6 = 17.4497, simulated 0.125 x 399.98 / 6 + 2.45 + 8.3333 = 19.1162; two silver customers stay silver."""
+    admin = await api.user("alice", "admin")
+    policies = (await api.gql(admin, "{ tierPolicies { id name status } }"))["data"]["tierPolicies"]
+    copy = next(p["id"] for p in policies if p["name"] == "Copy")
+    body = await api.gql(
+        admin,
+        """query($id: ID!) { simulateTierPolicy(draftId: $id) { changing benefitCost { lookbackDays monthlyNow
+        monthlyAtActivation monthlyEventual changeAtActivation rates { tier now simulated } unobservedBenefits } } }""",
+        {"id": copy},
+    )
+    assert "errors" not in body, body
+    sim = body["data"]["simulateTierPolicy"]
+    assert sim["changing"] == 0
+    assert sim["benefitCost"] == {
+        "lookbackDays": 90,
+        "monthlyNow": "34.90",
+        "monthlyAtActivation": "38.23",
+        "monthlyEventual": "38.23",
+        "changeAtActivation": "3.33",
+        "rates": [
+            {"tier": "gold", "now": "9.12", "simulated": "10.78"},
+            {"tier": "platinum", "now": "6.67", "simulated": "8.33"},
+            {"tier": "silver", "now": "17.45", "simulated": "19.12"},
+        ],
+        "unobservedBenefits": ["lounge"],
+    }

@@ -386,6 +386,15 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         amount: "1.00", externalId: "confined-r1"}]}) { insertedCount refunds { id } userErrors { code } } }""",
         _v("otherPurchase"),
     ),
+    "tierEconomics": (
+        """{ tierEconomics(from: "2000-01-01T00:00:00Z", to: "2002-01-01T00:00:00Z") {
+        rows { tier customers revenue } csv } }""",
+        _v(),
+    ),
+    "tierEffect": (
+        """{ tierEffect(tier: "silver", windowDays: 30) { tier outcomes { outcome below above effect } } }""",
+        _v(),
+    ),
     "benefitCatalogue": ("{ benefitCatalogue { policyVersion benefits { code tiers } } }", _v()),
     "setTierPolicyBenefits": (
         """mutation($policy: ID!) { setTierPolicyBenefits(input: {policyId: $policy, expectedRevision: 1,
@@ -504,6 +513,10 @@ async def _answer_is_own(fx: Fixture, op: str, data: Any) -> list[str]:
         at_most(data["totalCount"], own_complaints, "totalCount")
     elif op == "tierDistribution":
         at_most(data["customers"], own_customers, "customers")
+    elif op == "tierEconomics":
+        at_most(sum(r["customers"] for r in data["rows"]), own_customers, "customers")
+    elif op == "tierEffect":
+        at_most(max((o["below"] + o["above"] for o in data["outcomes"]), default=0), own_customers, "customers")
     elif op == "tierMigrations":
         at_most(data["customers"], own_customers, "customers")
     elif op == "dataQualityReport":

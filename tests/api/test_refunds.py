@@ -84,7 +84,8 @@ async def test_partial_then_full_refund_follow_metrics_and_stop_at_what_was_paid
 
     # without an amount: all that is left; the purchase no longer counts as an order
     rest = ok(
-        await refund(api, partner, {"purchaseId": purchase, "externalId": "r-2", "reason": "returned"}), "recordRefunds"
+        await refund(api, partner, {"purchaseId": purchase, "externalId": "r-2", "reason": "changed_mind"}),
+        "recordRefunds",
     )
     assert rest["refunds"][0]["amount"] == "449.50"
     assert await metrics(api, customer) == (0, 0, 0, 0, "silver")  # the tier waits: see the hysteresis test
@@ -133,6 +134,7 @@ async def test_a_bad_item_writes_nothing_of_the_batch(api: Api) -> None:
             {"amount": "1.00"},
             {"purchaseId": purchase, "refundedAt": "2999-01-01T00:00:00Z"},
             {"purchaseId": purchase, "amount": "46.00"},  # 5 + 46 > 50
+            {"purchaseId": purchase, "amount": "1.00", "reason": "my husband John broke it"},  # a code only
         ),
         "recordRefunds",
     )
@@ -141,6 +143,7 @@ async def test_a_bad_item_writes_nothing_of_the_batch(api: Api) -> None:
         ("refunds[2].amount", "INVALID"),
         ("refunds[3].purchaseId", "INVALID"),
         ("refunds[4].refundedAt", "INVALID"),
+        ("refunds[6].reason", "INVALID"),
     ]
     body = payload(
         await refund(

@@ -19,7 +19,10 @@ class RefundInput:
     amount: Decimal | None = strawberry.field(
         default=None, description="at most what is left of the purchase; omitted: all that is left"
     )
-    reason: str | None = None
+    reason: str | None = strawberry.field(
+        default=None,
+        description="a code: damaged, not_as_described, wrong_item, late, changed_mind, price_adjustment, other",
+    )
     refunded_at: dt.datetime | None = None
 
 

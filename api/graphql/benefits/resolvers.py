@@ -3,6 +3,10 @@ use-case command (api/usecases/refunds.py, benefits.py, economics.py), call it, 
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -20,11 +24,14 @@ from api.graphql.benefits.types import (
     RecordRefundsPayload,
     RefundType,
     SetTierPolicyBenefitsPayload,
+    TierEconomicsType,
+    TierEffectType,
 )
 from api.graphql.core.context import Context
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import mutate, query
 from api.usecases import benefits as benefit_usecases
+from api.usecases import economics as economics_usecases
 from api.usecases import refunds as refund_usecases
 from domain.benefits import BenefitSpec
 from domain.errors import Invalid, NotFound, ValidationFailed
@@ -133,6 +140,60 @@ class BenefitQuery:
         async def run() -> BenefitCatalogueType:
             raw = from_global_id(policy_id, "TierPolicy", field="policyId")[1] if policy_id is not None else None
             return BenefitCatalogueType.build(await benefit_usecases.catalogue(_ctx(info).db, raw))
+
+        return await query(run)
+
+    @strawberry.field(
+        description="Per tier over a period: customers, revenue, refunds, cost of benefits used, cost of service, "
+        "contribution per customer and its change against the tier below; also as CSV"
+    )
+    async def tier_economics(
+        self,
+        info: Info[Context, None],
+        since: Annotated[dt.datetime, strawberry.argument(name="from", description="inclusive")],
+        until: Annotated[dt.datetime, strawberry.argument(name="to", description="exclusive")],
+        hourly_service_cost: Annotated[
+            Decimal | None, strawberry.argument(description="default: TIERWISE_SERVICE_HOURLY_COST")
+        ] = None,
+        survey_cost: Annotated[Decimal | None, strawberry.argument(description="default: TIERWISE_SURVEY_COST")] = None,
+    ) -> TierEconomicsType | None:
+        ctx = _ctx(info)
+
+        async def run() -> TierEconomicsType:
+            q = economics_usecases.TierEconomicsQuery(
+                since=since,
+                until=until,
+                hourly_service_cost=(
+                    hourly_service_cost if hourly_service_cost is not None else ctx.settings.service_hourly_cost
+                ),
+                survey_cost=survey_cost if survey_cost is not None else ctx.settings.survey_cost,
+            )
+            return TierEconomicsType.build(await economics_usecases.tier_economics(ctx.db, ctx.caller, q))
+
+        return await query(run)
+
+    @strawberry.field(
+        description="The measured effect of a tier: customers just above against just below its spend threshold "
+        "(a regression-discontinuity estimate) on their spend, churn and NPS in the window that follows, with a "
+        "95 % interval and the sample size; says so when the sample is too small to tell"
+    )
+    async def tier_effect(
+        self,
+        info: Info[Context, None],
+        tier: str,
+        window_days: int = 90,
+        bandwidth: Annotated[
+            Decimal | None, strawberry.argument(description="default: a quarter of the threshold")
+        ] = None,
+        start: Annotated[
+            dt.datetime | None, strawberry.argument(description="default: windowDays ago (the window is over)")
+        ] = None,
+    ) -> TierEffectType | None:
+        ctx = _ctx(info)
+
+        async def run() -> TierEffectType:
+            q = economics_usecases.TierEffectQuery(tier=tier, window_days=window_days, bandwidth=bandwidth, start=start)
+            return TierEffectType.build(await economics_usecases.tier_effect(ctx.db, ctx.caller, q))
 
         return await query(run)
 

@@ -181,3 +181,130 @@ class RecordBenefitRedemptionsPayload:
     inserted_count: int = 0
     warnings: list[BudgetWarningType] = strawberry.field(default_factory=list)
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(name="TierEconomicsRow", description="What one tier earned and cost in the period")
+class TierEconomicsRowType:
+    tier: str | None
+    rank: int | None
+    customers: int
+    revenue: Decimal
+    refunds: Decimal
+    net_revenue: Decimal
+    benefit_uses: int
+    benefit_cost: Decimal
+    complaints: int
+    complaint_hours: Decimal
+    survey_responses: int
+    service_cost: Decimal
+    contribution: Decimal
+    contribution_per_customer: Decimal | None
+    against_tier_below: Decimal | None = strawberry.field(
+        description="contribution per customer minus that of the next tier down"
+    )
+
+    @classmethod
+    def build(cls, r: Any) -> TierEconomicsRowType:
+        return cls(**{name: getattr(r, name) for name in ECONOMICS_COLUMNS})
+
+
+ECONOMICS_COLUMNS = (
+    "tier",
+    "rank",
+    "customers",
+    "revenue",
+    "refunds",
+    "net_revenue",
+    "benefit_uses",
+    "benefit_cost",
+    "complaints",
+    "complaint_hours",
+    "survey_responses",
+    "service_cost",
+    "contribution",
+    "contribution_per_customer",
+    "against_tier_below",
+)
+
+
+@strawberry.type(name="TierEconomics", description="What each tier earned and cost over a period")
+class TierEconomicsType:
+    since: dt.datetime = strawberry.field(name="from")
+    until: dt.datetime = strawberry.field(name="to")
+    hourly_service_cost: Decimal
+    survey_cost: Decimal
+    tier_basis: str = strawberry.field(description="which tier a customer's figures count under")
+    rows: list[TierEconomicsRowType]
+    csv: str = strawberry.field(description="the rows as CSV, with a header line")
+
+    @classmethod
+    def build(cls, report: Any) -> TierEconomicsType:
+        return cls(
+            since=report.since,
+            until=report.until,
+            hourly_service_cost=report.hourly_service_cost,
+            survey_cost=report.survey_cost,
+            tier_basis="the customer's tier now (under the active policy)",
+            rows=[TierEconomicsRowType.build(r) for r in report.rows],
+            csv=report.csv,
+        )
+
+
+def _dec(value: float | None, places: str = "0.0001") -> Decimal | None:
+    return None if value is None else Decimal(repr(value)).quantize(Decimal(places))
+
+
+@strawberry.type(name="TierEffectOutcome", description="The jump of one outcome at the tier's threshold")
+class TierEffectOutcomeType:
+    outcome: str = strawberry.field(
+        description="spend: net spend in the window; churn: 1 if the customer bought nothing in it; nps: mean answer"
+    )
+    effect: Decimal | None
+    ci_low: Decimal | None = strawberry.field(description="95 % confidence interval, lower bound")
+    ci_high: Decimal | None
+    std_error: Decimal | None
+    below: int = strawberry.field(description="customers within the bandwidth below the threshold")
+    above: int
+    too_small: bool = strawberry.field(description="too few customers near the threshold to tell: no estimate")
+    note: str
+
+    @classmethod
+    def build(cls, o: Any) -> TierEffectOutcomeType:
+        e = o.estimate
+        places = "0.01" if o.outcome == "spend" else "0.0001"
+        return cls(
+            outcome=o.outcome,
+            effect=_dec(e.effect, places),
+            ci_low=_dec(e.ci_low, places),
+            ci_high=_dec(e.ci_high, places),
+            std_error=_dec(e.std_error, places),
+            below=e.below,
+            above=e.above,
+            too_small=e.too_small,
+            note=e.note,
+        )
+
+
+@strawberry.type(name="TierEffect", description="The measured effect of being let into a tier")
+class TierEffectType:
+    tier: str
+    threshold: Decimal | None = strawberry.field(description="the spend (spend_12m) the tier's entry rule asks for")
+    start: dt.datetime
+    end: dt.datetime
+    window_days: int
+    bandwidth: Decimal | None
+    method: str
+    outcomes: list[TierEffectOutcomeType]
+
+    @classmethod
+    def build(cls, r: Any) -> TierEffectType:
+        return cls(
+            tier=r.tier,
+            threshold=r.threshold,
+            start=r.start,
+            end=r.stop,
+            window_days=r.window_days,
+            bandwidth=r.bandwidth,
+            method=r.note,
+            outcomes=[TierEffectOutcomeType.build(o) for o in r.outcomes],
+        )

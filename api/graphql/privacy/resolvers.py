@@ -49,8 +49,8 @@ PAIR_SORT = "DUPLICATE_PAIR"
 # The catalogue types whose data an export hands out decrypted. The export is one JSON value that the
 # field guards cannot look into, so it is refused unless the caller may read every field of these in full.
 _EXPORTED = (
-    "Customer CustomerMetrics ChurnRisk TierChange Purchase Refund Complaint ComplaintEvent SurveyInvitation"
-    " SurveyResponse SurveyAnswer CustomerMerge AuditEntry"
+    "Customer CustomerMetrics ChurnRisk TierChange Purchase Refund BenefitRedemption Complaint ComplaintEvent"
+    " SurveyInvitation SurveyResponse SurveyAnswer CustomerMerge AuditEntry"
 )
 EXPORTED_TYPES = frozenset(_EXPORTED.split())
 

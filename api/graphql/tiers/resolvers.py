@@ -43,6 +43,7 @@ from api.graphql.tiers.types import (
     DiscardTierPolicyDraftPayload,
     RetierMode,
     TierBasis,
+    TierBenefitCostType,
     TierChangeCountType,
     TierDistributionType,
     TierExplanationType,
@@ -240,6 +241,7 @@ class TierQuery:
                 eventual_moves=cells(sim.eventual),
                 tiers=_shares(draft, totals(sim.now), True),
                 eventual_tiers=_shares(draft, totals(sim.eventual), True),
+                benefit_cost=TierBenefitCostType.build(done.benefit_cost) if done.benefit_cost else None,
             )
 
         return await query(run)

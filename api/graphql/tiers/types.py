@@ -279,6 +279,45 @@ class TierMigrationReportType:
     changes: list[TierChangeCountType] = strawberry.field(description="history rows of the period by change type")
 
 
+@strawberry.type(name="TierBenefitRate", description="The monthly benefit cost of one customer of a tier")
+class TierBenefitRateType:
+    tier: str
+    now: Decimal | None = strawberry.field(description="under the active policy's benefits")
+    simulated: Decimal | None = strawberry.field(description="under the simulated policy's benefits")
+
+
+@strawberry.type(
+    name="TierBenefitCost",
+    description="The monthly benefit cost before and after the simulated moves, at the rates of use observed over "
+    "the look-back period (each benefit's uses per eligible customer, priced by the simulated policy's cost model)",
+)
+class TierBenefitCostType:
+    lookback_days: int
+    monthly_now: Decimal
+    monthly_at_activation: Decimal
+    monthly_eventual: Decimal
+    change_at_activation: Decimal
+    rates: list[TierBenefitRateType]
+    unobserved_benefits: list[str] = strawberry.field(
+        description="benefits of the simulated policy with no observed rate of use (new ones): counted as 0"
+    )
+
+    @classmethod
+    def build(cls, p: Any) -> TierBenefitCostType:
+        tiers = sorted(set(p.rate_now) | set(p.rate_simulated))
+        return cls(
+            lookback_days=p.lookback_days,
+            monthly_now=p.monthly_now,
+            monthly_at_activation=p.monthly_at_activation,
+            monthly_eventual=p.monthly_eventual,
+            change_at_activation=p.monthly_at_activation - p.monthly_now,
+            rates=[
+                TierBenefitRateType(tier=t, now=p.rate_now.get(t), simulated=p.rate_simulated.get(t)) for t in tiers
+            ],
+            unobserved_benefits=list(p.unobserved),
+        )
+
+
 @strawberry.type(name="TierSimulation", description="What activating a policy would do now; nothing is changed")
 class TierSimulationType:
     policy: TierPolicyType | None
@@ -290,6 +329,9 @@ class TierSimulationType:
     )
     tiers: list[TierShareType] = strawberry.field(description="customers and revenue share per tier at activation")
     eventual_tiers: list[TierShareType]
+    benefit_cost: TierBenefitCostType | None = strawberry.field(
+        default=None, description="the projected monthly cost of benefits before and after the moves"
+    )
 
 
 @strawberry.type(name="TierRun", description="A full re-tier: batches by customer id, resumable from its checkpoint")

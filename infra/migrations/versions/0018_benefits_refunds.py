@@ -63,6 +63,7 @@ POLICIES: list[tuple[str, str, str, str]] = [
     *[("role:marketing", o, "read", "allow") for o in _BENEFIT_PLAIN],
     # an export (access request) holds the customer's refunds: data stewards read them like purchases
     ("role:data_steward", "Refund.*", "read", "allow"),
+    ("role:data_steward", "BenefitRedemption.*", "read", "allow"),
     # financial: analysts (admins hold '*')
     *[
         ("role:analyst", o, "read", "allow")
@@ -76,6 +77,9 @@ POLICIES: list[tuple[str, str, str, str]] = [
             "Query.tierEconomics",
             "TierEconomics.*",
             "TierEconomicsRow.*",
+            "Query.tierEffect",
+            "TierEffect.*",
+            "TierEffectOutcome.*",
         )
     ],
 ]

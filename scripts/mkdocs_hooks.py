@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ _TYPE_NAMES: dict[Any, str] = {
     int: "integer",
     float: "number",
     str: "string",
+    Decimal: "decimal",
     Path: "path",
     SecretStr: "secret string",
 }

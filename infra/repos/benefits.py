@@ -207,17 +207,6 @@ async def insert_redemptions(
     return [dict(x._mapping) for x in rows]
 
 
-async def for_customers(db: Executor, customer_ids: Sequence[UUID], scope: Scope) -> list[dict[str, Any]]:
-    rows = (
-        await db.execute(
-            select(r)
-            .where(r.c.customer_id.in_(list(customer_ids)), readable.by_customer(scope, r.c.customer_id))
-            .order_by(r.c.redeemed_at, r.c.id)
-        )
-    ).all()
-    return [dict(x._mapping) for x in rows]
-
-
 async def usage_since(db: Executor, since: dt.datetime) -> dict[str, dict[str, Any]]:
     """Per benefit code since ``since``: uses, distinct (customer, month) pairs, order total."""
     rows = (

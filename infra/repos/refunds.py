@@ -118,15 +118,3 @@ async def insert(
         )
     ).all()
     return [dict(r._mapping) for r in rows]
-
-
-async def for_purchase(db: Executor, purchase_id: UUID, scope: Scope) -> list[dict[str, Any]]:
-    """The refunds of one purchase the scope reaches, oldest first."""
-    rows = (
-        await db.execute(
-            select(refunds)
-            .where(refunds.c.purchase_id == purchase_id, readable.by_customer(scope, refunds.c.customer_id))
-            .order_by(refunds.c.refunded_at, refunds.c.id)
-        )
-    ).all()
-    return [dict(r._mapping) for r in rows]

@@ -22,14 +22,18 @@ from domain.errors import DomainError
 from infra import tiering
 from infra.repos import (
     audit,
+    benefits,
     complaint_work,
     complaints,
     customers,
+    economics,
+    effect,
     events,
     partners,
     purchases,
     quality,
     queues,
+    refunds,
     reports,
     surveys,
     tiers,
@@ -64,8 +68,25 @@ def scoped_functions() -> set[str]:
 
 Call = Callable[[Any, Scope, dict[str, Any]], Awaitable[Any]]
 
+
+async def _tier_totals(db: Any, s: Scope, i: dict[str, Any]) -> list[dict[str, Any]]:
+    totals = await economics.tier_totals(db, NOW - dt.timedelta(days=3650), NOW + dt.timedelta(days=1), s)
+    return [t.__dict__ for t in totals]
+
+
+async def _observations(db: Any, s: Scope, i: dict[str, Any]) -> list[dict[str, Any]]:
+    found = await effect.observations(
+        db, start=NOW, stop=NOW + dt.timedelta(days=1), spend_days=3650, low=Decimal(-1), high=Decimal(10**9), scope=s
+    )
+    return [o.__dict__ for o in found]
+
+
 # name -> call(conn, scope, ids); ids: the other partners' customer, complaint, response and token ids
 CALLS: dict[str, Call] = {
+    "benefits.customers_with_tier": lambda db, s, i: benefits.customers_with_tier(db, i["customers"], s),
+    "refunds.lock_purchases": lambda db, s, i: refunds.lock_purchases(db, i["purchases"], s),
+    "economics.tier_totals": _tier_totals,
+    "effect.observations": _observations,
     "audit.page": lambda db, s, i: audit.page(db, f=audit.AuditFilter(), first=100, after=None, scope=s),
     "audit.count": lambda db, s, i: audit.count(db, f=audit.AuditFilter(), scope=s),
     "complaints.by_ids": lambda db, s, i: complaints.by_ids(db, i["complaints"], columns=("description",), scope=s),
@@ -180,6 +201,7 @@ NOT_COUNTS = {"rank", "older_than_days", "tier", "category", "label", "code", "o
 STATE = [
     "customers", "customer_metrics", "complaints", "complaint_events", "purchases", "survey_responses",
     "survey_answers", "api_tokens", "duplicate_dismissals", "consent_events", "customer_merges", "tier_changes",
+    "refunds", "benefit_redemptions",
 ]  # fmt: skip
 
 
@@ -235,9 +257,13 @@ async def test_a_partner_scope_reaches_nothing_of_another_partner(api: Api) -> N
     await w.gql("partner_b", 'mutation { createCustomer(input: {name: "Walk Hook"}) { customer { id } } }')
     async with api.services.engine.connect() as conn:
         hook = (await conn.execute(text("SELECT endpoint_id, id FROM webhook_deliveries"))).one()
+        # the purchases of every other partner's customer
+        ids["purchases"] = list((await conn.execute(text("SELECT id FROM purchases ORDER BY id"))).scalars())
     ids |= {"endpoint": hook.endpoint_id, "delivery": hook.id}
     unknown = {k: [uuid.uuid4() for _ in v] if isinstance(v, list) else uuid.uuid4() for k, v in ids.items()}
-    markers = [str(v) for v in (*ids["customers"], *ids["complaints"], *ids["responses"], ids["token"])]
+    markers = [
+        str(v) for v in (*ids["customers"], *ids["complaints"], *ids["responses"], *ids["purchases"], ids["token"])
+    ]
     markers += [str(hook.endpoint_id), str(hook.id), "hooks.example.com"]
     markers += [str(w.partner_a), str(w.partner_b), "Paula", "Bruno", "Ada"]
     problems: list[str] = []

@@ -116,14 +116,18 @@ async def test_metrics_agree_with_a_direct_aggregate(seeded: tuple[AsyncEngine, 
                  JOIN survey_questions q ON q.id = a.question_id
                  WHERE r.customer_id = c.id AND q.kind = '{kind}' AND a.score IS NOT NULL
                  ORDER BY r.submitted_at DESC LIMIT 1)"""
+    # spend is net of refunds (the seed returns one purchase in 40); a purchase refunded in full is no order
+    refunded = "(SELECT coalesce(sum(r.amount), 0) FROM refunds r WHERE r.purchase_id = p.id)"
     direct = await _rows(
         engine,
         f"""
         SELECT c.id,
-               (SELECT coalesce(sum(amount), 0) FROM purchases WHERE customer_id = c.id),
-               (SELECT count(*) FROM purchases WHERE customer_id = c.id),
-               (SELECT coalesce(sum(amount), 0) FROM purchases WHERE customer_id = c.id AND purchased_at > {window}),
-               (SELECT count(*) FROM purchases WHERE customer_id = c.id AND purchased_at > {window}),
+               (SELECT coalesce(sum(p.amount - {refunded}), 0) FROM purchases p WHERE p.customer_id = c.id),
+               (SELECT count(*) FROM purchases p WHERE p.customer_id = c.id AND p.amount > {refunded}),
+               (SELECT coalesce(sum(p.amount - {refunded}), 0) FROM purchases p
+                WHERE p.customer_id = c.id AND p.purchased_at > {window}),
+               (SELECT count(*) FROM purchases p
+                WHERE p.customer_id = c.id AND p.purchased_at > {window} AND p.amount > {refunded}),
                (SELECT min(purchased_at) FROM purchases WHERE customer_id = c.id),
                (SELECT max(purchased_at) FROM purchases WHERE customer_id = c.id),
                (SELECT count(*) FROM complaints WHERE customer_id = c.id AND status NOT IN ('resolved', 'closed')),
@@ -422,3 +426,27 @@ async def test_the_seed_writes_the_recorded_data(fresh_database_url: FreshUrl) -
         await engine.dispose()
     assert counts == _FINGERPRINT_COUNTS
     assert digest == _FINGERPRINT_DIGEST
+
+
+async def test_benefits_refunds_and_uses_are_seeded_within_their_rules(seeded: tuple[AsyncEngine, SeedReport]) -> None:
+    """The economics report has something to show: benefits of the active policy, refunds never above their
+    purchase, uses only by customers of an eligible tier, costed by their model."""
+    engine, _ = seeded
+    [(benefits, refunds, over, uses, ineligible, miscosted)] = await _rows(
+        engine,
+        """
+        SELECT (SELECT count(*) FROM benefits b JOIN tier_policies p ON p.id = b.policy_id WHERE p.status = 'active'),
+               (SELECT count(*) FROM refunds),
+               (SELECT count(*) FROM refunds r JOIN purchases p ON p.id = r.purchase_id WHERE r.amount > p.amount),
+               (SELECT count(*) FROM benefit_redemptions),
+               (SELECT count(*) FROM benefit_redemptions u JOIN benefits b ON b.id = u.benefit_id
+                WHERE NOT u.tier_code = ANY(b.tiers)),
+               (SELECT count(*) FROM benefit_redemptions u JOIN benefits b ON b.id = u.benefit_id
+                WHERE u.cost <> CASE b.cost_model WHEN 'percent_of_order' THEN round(u.order_amount * b.cost_value / 100, 2)
+                                                  ELSE round(b.cost_value, 2) END)
+        """,
+    )
+    assert benefits == 4
+    assert refunds > 0
+    assert uses > 0
+    assert (over, ineligible, miscosted) == (0, 0, 0)

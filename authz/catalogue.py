@@ -628,7 +628,7 @@ _FIELDS.update(
     }
 )
 # Refunds, benefits and what tiers earn (api/graphql/benefits/, issue 15). Refunds are written like purchases and
-# read like them (support agents see no amounts: migration 0018). Costs, budgets and contribution are
+# read like them (support agents see no amounts: migration 0019). Costs, budgets and contribution are
 # financial: internal fields granted to analysts (admins hold '*'), not to support agents or partners.
 _FIELDS["Mutation"]["recordRefunds"] = I
 # simulateTierPolicy projects the benefit cost of the moves: financial, like the rest of it

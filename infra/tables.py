@@ -793,7 +793,7 @@ webhook_deliveries = Table(
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
 )
 
-# Refunds, benefits and their uses (migration 0018, issue 15). Money is numeric(14, 2).
+# Refunds, benefits and their uses (migration 0019, issue 15). Money is numeric(14, 2).
 refunds = Table(
     "refunds",
     metadata,

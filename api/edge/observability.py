@@ -146,9 +146,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id_var.get()
-        return redact(super().format(record))
+        """The message, the request id and any stack are redacted; the record's own fields (time,
+        level, logger) are not: a date is not a sensitive digit run there."""
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        record.request_id = redact(request_id) if request_id else request_id
+        record.message = redact(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info and record.exc_info[0] is not None:
+            line = f"{line}\n{redact(self.formatException(record.exc_info))}"
+        if record.stack_info:
+            line = f"{line}\n{redact(self.formatStack(record.stack_info))}"
+        return line
 
     def formatException(self, ei: Any) -> str:
         return _exception_text(ei)[1].rstrip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import json
 import logging
@@ -338,3 +339,35 @@ async def test_without_otel_variables_nothing_is_imported_and_without_the_packag
         missing, stderr = await asyncio.to_thread(_probe, url, block, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
         assert missing["status"] == 200
         assert "OpenTelemetry is not installed" in stderr
+
+
+def test_text_log_lines_keep_their_date_and_redact_the_message() -> None:
+    """The development (text) format redacts the message and the request id, not the record's own time:
+    ``2026-12-06 09:59:30,495`` stays a date (it was turned into ``<number> 09:59:30,495``)."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    configure_logging(test_settings(log_format="text", log_level="INFO"), stream=buffer)
+    try:
+        logging.getLogger("tierwise.test").info("called %s about %s", PHONE, EMAIL, extra={"request_id": "r-1"})
+        try:
+            raise ValueError(f"bad {NATIONAL_ID}")
+        except ValueError:
+            logging.getLogger("tierwise.test").exception("failed for 0151-2345678")
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+    output = buffer.getvalue()
+    first, *rest = output.splitlines()
+    date, clock, level, logger, request_id, *message = first.split(" ")
+    assert dt.date.fromisoformat(date), first  # the date is kept, in full
+    assert clock.count(":") == 2, first
+    assert (level, logger, request_id) == ("INFO", "tierwise.test", "[r-1]")
+    assert " ".join(message) == "called <number> about <email>"
+    assert any(line.endswith("ERROR tierwise.test [None] failed for <number>") for line in rest), output
+    assert "ValueError" in output
+    for value in SENSITIVE:
+        assert value not in output

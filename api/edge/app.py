@@ -666,12 +666,18 @@ class HttpEdge:
                 self.metrics.cost.observe(graphql["cost"])
         if route in ("/healthz", "/metrics") and code < 400:
             return  # probes and scrapes: counted, not logged
+        # the text line says what the JSON fields say: operation, cost, caller and error codes when known
+        said = [f"{operation_type} {name}"] if operation_type else []
+        said += [f"cost {graphql['cost']}"] if graphql.get("cost") is not None else []
+        said += [f"by {state['subject']}"] if state.get("subject") else []
+        said += [",".join(sorted(set(state["error_codes"])))] if state.get("error_codes") else []
         access_log.info(
-            "%s %s %s %.1f ms",
+            "%s %s %s %.1f ms%s",
             scope["method"],
             scope.get("path", ""),
             code,
             elapsed * 1000,
+            "".join(f" {part}" for part in said),
             extra={
                 "method": scope["method"],
                 "path": scope.get("path", ""),

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -42,14 +43,14 @@ SENSITIVE = [EMAIL, PHONE, "15112345678", NATIONAL_ID, "4711-0815", NEW_EMAIL, "
 
 
 @contextlib.contextmanager
-def captured_logs(level: str = "DEBUG") -> Iterator[io.StringIO]:
-    """Every log record of the process, formatted as in production (JSON), into a buffer."""
+def captured_logs(level: str = "DEBUG", log_format: str = "json") -> Iterator[io.StringIO]:
+    """Every log record of the process, formatted as in production (JSON) or development (text), into a buffer."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     names = ("sqlalchemy.engine", "sqlalchemy.pool", "casbin", "uvicorn.access", "strawberry.execution")
     saved_levels = {n: logging.getLogger(n).level for n in names}
     buffer = io.StringIO()
-    configure_logging(test_settings(log_format="json", log_level=level), stream=buffer)
+    configure_logging(test_settings(log_format=log_format, log_level=level), stream=buffer)
     try:
         yield buffer
     finally:
@@ -344,22 +345,12 @@ async def test_without_otel_variables_nothing_is_imported_and_without_the_packag
 def test_text_log_lines_keep_their_date_and_redact_the_message() -> None:
     """The development (text) format redacts the message and the request id, not the record's own time:
     ``2026-12-06 09:59:30,495`` stays a date (it was turned into ``<number> 09:59:30,495``)."""
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    configure_logging(test_settings(log_format="text", log_level="INFO"), stream=buffer)
-    try:
+    with captured_logs("INFO", "text") as buffer:
         logging.getLogger("tierwise.test").info("called %s about %s", PHONE, EMAIL, extra={"request_id": "r-1"})
         try:
             raise ValueError(f"bad {NATIONAL_ID}")
         except ValueError:
             logging.getLogger("tierwise.test").exception("failed for 0151-2345678")
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
     output = buffer.getvalue()
     first, *rest = output.splitlines()
     date, clock, level, logger, request_id, *message = first.split(" ")
@@ -371,3 +362,25 @@ def test_text_log_lines_keep_their_date_and_redact_the_message() -> None:
     assert "ValueError" in output
     for value in SENSITIVE:
         assert value not in output
+
+
+async def test_the_text_access_line_names_operation_cost_and_caller(api: Api) -> None:
+    """As docs/operations/observability.md says: the development access line carries the operation, its
+    cost, the caller and the error codes, not only method, path, status and time."""
+    agent = await api.user("bob", "support_agent")
+    with captured_logs("INFO", "text") as buffer:
+        answer = await api.gql(
+            agent, "query TwoNames { customers(first: 2) { edges { node { nationalId } } } }", **{"X-Request-ID": "t-1"}
+        )
+        assert answer["data"]["customers"] is not None, answer
+        refused = '{ customers(filter: {email: "a@b.example"}) { totalCount } }'
+        assert (await api.gql(agent, refused, **{"X-Request-ID": "t-2"}))["errors"]
+    lines = buffer.getvalue().splitlines()
+    line = next(line for line in lines if " tierwise.access [t-1] " in line)
+    message = line.split(" [t-1] ", 1)[1]
+    assert re.fullmatch(r"POST /graphql 200 [0-9.]+ ms query TwoNames cost [0-9]+ by user:bob", message), line
+    line = next(line for line in lines if " tierwise.access [t-2] " in line)
+    message = line.split(" [t-2] ", 1)[1]
+    assert re.fullmatch(
+        r"POST /graphql 200 [0-9.]+ ms query anonymous cost [0-9]+ by user:bob FORBIDDEN_ARGUMENT", message
+    ), line

@@ -5,14 +5,23 @@ socket. pgserver keeps a list of the processes using a data folder; the server k
 running while any of them lives and is stopped when the last one exits (from an
 ``atexit`` hook). A later process (``tierwise migrate`` then ``tierwise serve``) starts
 it again on the same data.
+
+Python runs ``atexit`` hooks on a normal exit, on ``SystemExit`` and after Ctrl-C, but not when a signal
+kills it (SIGTERM's default: a plain ``kill``, a process manager, a container stop). A process that starts
+the server therefore turns SIGTERM into ``SystemExit`` and SIGHUP into SIGTERM (``exit_cleanly_on_signals``);
+uvicorn takes SIGTERM over while it serves, shuts down gracefully and raises it again afterwards, which
+then ends the process the same clean way.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import threading
 import warnings
 from pathlib import Path
+from types import FrameType
 from urllib.parse import quote
 
 from infra.settings import Settings
@@ -26,6 +35,25 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return start_embedded(settings.embedded_pg_dir)
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _sighup_as_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    signal.raise_signal(signal.SIGTERM)  # uvicorn's graceful stop while it serves, else _exit_on_sigterm
+
+
+def exit_cleanly_on_signals() -> None:
+    """Let SIGTERM and SIGHUP end this process through ``SystemExit``, so its ``atexit`` hooks run (pgserver
+    stops the server it started there). Only the main thread can set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGHUP, _sighup_as_sigterm)
 
 
 def start_embedded(pgdata: Path, database: str = EMBEDDED_DATABASE, *, keep_running: bool = False) -> str:
@@ -53,6 +81,8 @@ def start_embedded(pgdata: Path, database: str = EMBEDDED_DATABASE, *, keep_runn
     with PostgresServer._lock:
         if users.exists():
             users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if pid_exists(pid)]))
+    if not keep_running:
+        exit_cleanly_on_signals()  # before the server starts: a SIGTERM from here on stops it too
     server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
     info = server.get_postmaster_info()
     if info.socket_dir is None:  # only on Windows, where pgserver listens on TCP instead

@@ -512,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("casbin").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    from infra.embedded import exit_cleanly_on_signals
+
+    exit_cleanly_on_signals()  # SIGTERM ends every command cleanly: an embedded server it started is stopped
     try:
         settings = Settings()
         from infra import crypto

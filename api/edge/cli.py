@@ -7,7 +7,7 @@ import asyncio
 import datetime
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from api.usecases.caller import CLI
@@ -505,13 +505,48 @@ def build_parser() -> argparse.ArgumentParser:
     drm = docs_sub.add_parser("remove", help="unregister documents by hash")
     drm.add_argument("hashes", nargs="+", metavar="HASH", help="sha256:<hex> or <hex>")
     drm.set_defaults(fn=cmd_documents)
+    _add_verbosity(parser)
     return parser
 
 
+# What the embedded PostgreSQL (its initdb output, pg_ctl command lines), Alembic (one line per revision)
+# and the job queue's set-up (one line per periodic task) say at INFO: shown with -v only.
+_CHATTY = ("pgserver", "alembic", "casbin", "procrastinate.periodic", "procrastinate.blueprints")
+
+
+def _each_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _each_parser(child)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """``-v`` (INFO of every library) and ``-vv`` (DEBUG), before or after the subcommand."""
+    for each in _each_parser(parser):
+        each.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0 if each is parser else argparse.SUPPRESS,
+            help="say more: -v the embedded PostgreSQL's and Alembic's messages, -vv debug messages",
+        )
+
+
+def configure_cli_logging(verbose: int) -> None:
+    """Quiet by default: warnings and errors only (``serve`` adds its own log configuration, where the
+    service's INFO lines are wanted), the embedded PostgreSQL and Alembic at WARNING unless ``-v``."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    # (a no-op where logging is set up already: when a test calls main() in its own process)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING if verbose == 0 else level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("casbin").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    configure_cli_logging(args.verbose)
     from infra.embedded import exit_cleanly_on_signals
 
     exit_cleanly_on_signals()  # SIGTERM ends every command cleanly: an embedded server it started is stopped

@@ -1,6 +1,9 @@
-"""Any normal way of stopping ``tierwise serve`` stops the embedded PostgreSQL it started (issue 18): a plain
-``kill`` (SIGTERM: process managers, container stops), Ctrl-C (SIGINT) and a closed terminal (SIGHUP), as
-well as a command that simply ends (``tierwise migrate``). Real processes, real signals, a real server."""
+"""The CLI on the embedded PostgreSQL (issue 18), with real processes, real signals and a real server:
+
+- any normal way of stopping ``tierwise serve`` stops the embedded server it started: a plain ``kill``
+  (SIGTERM: process managers, container stops), Ctrl-C (SIGINT), a closed terminal (SIGHUP), and a
+  command that simply ends (``tierwise migrate``);
+- quiet by default: no initdb output, ``pg_ctl`` command lines or Alembic revisions unless ``-v``."""
 
 from __future__ import annotations
 
@@ -78,6 +81,22 @@ def test_a_command_that_ends_stops_the_server_it_started(pgdata: Path) -> None:
     assert "database at" in done.stdout
     assert (pgdata / "PG_VERSION").exists()
     assert _postmaster(pgdata) is None, "tierwise migrate left the embedded server running"
+    # the first run made the cluster (initdb) and ran every migration, and said nothing of it
+    assert done.stderr == "", done.stderr
+
+
+def test_quiet_by_default_and_detailed_with_v(pgdata: Path) -> None:
+    if not (pgdata / "PG_VERSION").exists():
+        test_a_command_that_ends_stops_the_server_it_started(pgdata)
+    quiet = subprocess.run(_cli("roles", "list"), env=_env(pgdata), capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "admin" in quiet.stdout
+    assert quiet.stderr == ""
+    for argv in (_cli("-v", "roles", "list"), _cli("roles", "list", "-v"), _cli("roles", "-v", "list")):
+        loud = subprocess.run(argv, env=_env(pgdata), capture_output=True, text=True, timeout=120)
+        assert loud.returncode == 0, loud.stderr
+        assert "INFO pgserver" in loud.stderr, argv
+        assert loud.stdout == quiet.stdout
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)

@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import phonenumbers
 from faker import Faker
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -149,6 +149,71 @@ class SeedReport:
     def table_counts(self) -> dict[str, int]:
         """Rows written per table (every field but ``seconds``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seconds"}
+
+    def summary(self) -> str:
+        """What was loaded, for a person (``tierwise seed`` prints it)."""
+
+        n = _spaced
+        return "\n".join(
+            (
+                f"seeded in {self.seconds:.1f} s:",
+                f"  {n(self.partners)} partners, {n(self.customers)} customers, {n(self.purchases)} purchases",
+                f"  {n(self.complaints)} complaints with {n(self.complaint_events)} status events",
+                f"  {n(self.surveys)} surveys ({n(self.survey_questions)} questions), "
+                f"{n(self.survey_invitations)} invitations, {n(self.survey_responses)} responses "
+                f"({n(self.survey_answers)} answers)",
+                f"  metrics of {n(self.customer_metrics)} customers, {n(self.tier_changes)} tier changes",
+            )
+        )
+
+
+@dataclass
+class _LineTask:
+    description: str
+    total: int
+    completed: int = 0
+    quarters_shown: int = 0
+
+
+class LineProgress:
+    """Progress as plain lines, for a log or a pipe, where rich's bar draws nothing: a line when a step
+    starts, at every quarter of it, and when it is done. The part of rich's ``Progress`` the seed uses."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+        self._started = time.perf_counter()
+        self._tasks: list[_LineTask] = []
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float) -> int:
+        self._tasks.append(_LineTask(description, int(total)))
+        self._write(f"{description}: started, {_spaced(int(total))} to do")
+        return len(self._tasks) - 1
+
+    def update(self, task: int, *, completed: float) -> None:
+        step = self._tasks[task]
+        step.completed = int(completed)
+        quarter = min(4, 4 * step.completed // step.total) if step.total else 4
+        if quarter > step.quarters_shown:
+            step.quarters_shown = quarter
+            state = "done" if quarter == 4 else f"{25 * quarter} %"
+            elapsed = time.perf_counter() - self._started
+            self._write(
+                f"{step.description}: {_spaced(step.completed)}/{_spaced(step.total)} {state} ({elapsed:.1f} s)"
+            )
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self._tasks[task].completed + advance)
+
+
+def _spaced(value: int) -> str:
+    """12 345: thousands apart, in every locale."""
+    return f"{value:,}".replace(",", " ")
 
 
 async def is_empty(engine: AsyncEngine) -> bool:
@@ -898,7 +963,7 @@ def _clamp(value: float, kind: str) -> int:
 
 
 class _Seeder:
-    def __init__(self, n: int, seed: int, ref: datetime, raw: Any, progress: Progress) -> None:
+    def __init__(self, n: int, seed: int, ref: datetime, raw: Any, progress: Progress | LineProgress) -> None:
         self.n = n
         self.ref = ref
         self.raw = raw
@@ -923,7 +988,7 @@ class _Seeder:
         sequence; the sequence is moved past them after the COPY (``SYNC_SEQUENCE_SQL``)."""
         return itertools.count(int(await self.raw.fetchval(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")))
 
-    def _task(self, name: str, total: int) -> TaskID:
+    def _task(self, name: str, total: int) -> Any:
         return self.progress.add_task(name, total=total)
 
     # ---- reference rows (few; plain inserts)
@@ -1460,6 +1525,7 @@ async def seed(
     *,
     seed: int = 42,
     progress: bool = True,
+    lines: Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> SeedReport:
     """Load ``customers`` demo customers and everything around them into an empty database.
@@ -1468,13 +1534,17 @@ async def seed(
     Needs the reference data of the migrations (complaint categories, root causes, an
     active tier policy). Runs in one transaction; metrics and tiers are computed by
     ``recompute_all`` and ``retier_all`` before it commits.
+
+    ``progress``: rich's bar (on a terminal); ``lines``: progress as plain lines instead, written there
+    (for a log or a pipe).
     """
     started = time.perf_counter()
     ref = (now or datetime.now(UTC)).astimezone(UTC)
     if now is None:
         ref = ref.replace(hour=0, minute=0, second=0, microsecond=0)
     columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress) as bar:
+    bar: Progress | LineProgress = LineProgress(lines) if lines else Progress(*columns, disable=not progress)
+    with bar:
         async with engine.begin() as conn:
             await conn.execute(text("SET LOCAL statement_timeout = 0"))  # also opens the transaction COPY joins
             if (await conn.execute(text("SELECT EXISTS (SELECT 1 FROM customers)"))).scalar_one():
@@ -1522,4 +1592,4 @@ async def seed(
     )
 
 
-__all__ = ["SeedReport", "is_empty", "seed"]
+__all__ = ["LineProgress", "SeedReport", "is_empty", "seed"]

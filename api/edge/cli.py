@@ -112,8 +112,11 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
             if args.if_empty and not await demo.is_empty(engine):
                 print("database has customers already: not seeding")
                 return 0
-            report = await demo.seed(engine, args.customers, seed=args.seed, progress=sys.stderr.isatty())
-            print(report)
+            # a bar on a terminal, plain lines in a log or a pipe
+            on_terminal = sys.stderr.isatty()
+            lines = None if on_terminal else (lambda line: print(line, file=sys.stderr, flush=True))
+            report = await demo.seed(engine, args.customers, seed=args.seed, progress=on_terminal, lines=lines)
+            print(report.summary())
             return 0
         finally:
             await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -19,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def test_tierwise_seed_loads_the_demo_data_in_a_dev_install(database_url: str) -> None:
     env = {**os.environ, "TIERWISE_DATABASE_URL": database_url}
+    outputs = []
     for flags, expected in (
-        (["--customers", "25"], "SeedReport(partners=3, customers=25"),
+        (["--customers", "25"], "  3 partners, 25 customers, "),
         (["--if-empty"], "not seeding"),
     ):
         proc = await asyncio.create_subprocess_exec(
@@ -36,6 +38,15 @@ async def test_tierwise_seed_loads_the_demo_data_in_a_dev_install(database_url: 
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
         assert expected in out.decode()
+        outputs.append((out.decode(), err.decode()))
+    # a readable summary, not a repr; progress as plain lines outside a terminal (stderr is a pipe here)
+    summary, progress = outputs[0]
+    assert summary.startswith("seeded in "), summary
+    assert "SeedReport" not in summary
+    assert re.search(r"^  [0-9 ]+ complaints with [0-9 ]+ status events$", summary, re.M), summary
+    for step in ("customers", "purchases", "complaints", "surveys", "metrics & tiers"):
+        assert f"{step}: started" in progress, progress
+        assert re.search(rf"^{re.escape(step)}: [0-9 ]+/[0-9 ]+ done \([0-9.]+ s\)$", progress, re.M), progress
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM customers") == 25

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import getpass
 import logging
+import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from api.usecases.caller import CLI
+from api.usecases.caller import Caller
+from authz.admin import ACTIONS
 from infra.settings import Settings
 
 
@@ -163,7 +167,11 @@ def cmd_retier(args: argparse.Namespace, settings: Settings) -> int:
 
                 try:
                     result = await run_full_retier(
-                        engine, actor="cli", batch_size=args.batch_size, on_progress=show, max_batches=args.max_batches
+                        engine,
+                        actor=caller_of(args).actor,
+                        batch_size=args.batch_size,
+                        on_progress=show,
+                        max_batches=args.max_batches,
                     )
                 except RetierBusy as exc:
                     print(f"tierwise: {exc}", file=sys.stderr)
@@ -254,8 +262,8 @@ def cmd_schema(_args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _admin_command(settings: Settings, action: Callable[[Any], Awaitable[str]]) -> int:
-    """Run one administration use-case in a transaction; it is audited (actor ``cli``) and every
-    running instance picks it up through NOTIFY."""
+    """Run one administration use-case in a transaction; it is audited (actor ``cli:<name>``, see
+    ``caller_of``) and every running instance picks it up through NOTIFY."""
     from infra.db import create_engine
 
     async def run() -> int:
@@ -275,18 +283,20 @@ def _admin_command(settings: Settings, action: Callable[[Any], Awaitable[str]]) 
 def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
     from api.usecases import access
 
+    caller = caller_of(args)
+
     async def action(conn: Any) -> str:
         if args.roles_cmd == "assign":
-            await access.assign_role(conn, CLI, args.user, args.role)
+            await access.assign_role(conn, caller, args.user, args.role)
             return f"user:{args.user} now has role {args.role}"
         if args.roles_cmd == "unassign":
-            await access.unassign_role(conn, CLI, args.user, args.role)
+            await access.unassign_role(conn, caller, args.user, args.role)
             return f"user:{args.user} no longer has role {args.role}"
         if args.roles_cmd == "create":
-            await access.create_role(conn, CLI, args.name, args.description, args.inherits)
+            await access.create_role(conn, caller, args.name, args.description, args.inherits)
             return f"role {args.name} created"
         if args.roles_cmd == "delete":
-            await access.delete_role(conn, CLI, args.name)
+            await access.delete_role(conn, caller, args.name)
             return f"role {args.name} deleted"
         roles = await access.list_roles(conn, await access.load_policy(conn))
         return "\n".join(f"{r.name:<16} {r.description}" for r in roles)
@@ -297,19 +307,27 @@ def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_grants(args: argparse.Namespace, settings: Settings) -> int:
     from api.usecases import access
 
+    caller = caller_of(args)
+
     async def action(conn: Any) -> str:
         if args.grants_cmd == "list":
             policy = await access.load_policy(conn)
             return "\n".join(f"{r.ptype}, " + ", ".join(v for v in r.values if v) for r in policy.rules)
         fn = access.grant if args.grants_cmd == "grant" else access.revoke
-        version = await fn(conn, CLI, args.role, args.object, args.action, args.effect)
+        version = await fn(conn, caller, args.role, args.object, args.action, args.effect)
         return f"{args.grants_cmd}: {args.effect} {args.action} on {args.object} for {args.role} (policy v{version})"
 
     return _admin_command(settings, action)
 
 
+def _expiry(when: datetime.datetime | None, prefix: str) -> str:
+    return f"{prefix}{when.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC" if when else ""
+
+
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from api.usecases import access
+
+    caller = caller_of(args)
 
     async def action(conn: Any) -> str:
         if args.tokens_cmd == "create":
@@ -319,20 +337,24 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
                 scopes=args.scope,
                 role=args.role,
                 allow_arbitrary_documents=args.allow_arbitrary_documents,
+                expires_at=args.expires_at
+                or (datetime.datetime.now(datetime.UTC) + args.expires_in if args.expires_in else None),
             )
-            created = await access.create_partner_token(conn, CLI, command)
-            return f"token {created.row['id']} for {args.partner} (shown once, keep it safe):\n{created.token}"
+            created = await access.create_partner_token(conn, caller, command)
+            until = _expiry(created.row.get("expires_at"), ", valid until ")
+            return f"token {created.row['id']} for {args.partner}{until} (shown once, keep it safe):\n{created.token}"
         if args.tokens_cmd == "revoke":
-            await access.revoke_partner_token(conn, CLI, args.id)
+            await access.revoke_partner_token(conn, caller, args.id)
             return f"token {args.id} revoked"
         if args.tokens_cmd == "arbitrary-documents":
             allow = args.setting == "on"
-            await access.set_partner_token_arbitrary_documents(conn, CLI, args.id, allow)
+            await access.set_partner_token_arbitrary_documents(conn, caller, args.id, allow)
             return f"token {args.id} may {'now' if allow else 'no longer'} send documents that are not registered"
-        rows = await access.list_partner_tokens(conn, CLI)
+        rows = await access.list_partner_tokens(conn, caller)
         return "\n".join(
             f"{r['id']}  {r['name']:<24} role={r['role']} scopes={','.join(r['scopes'])}"
             f"{'  arbitrary-documents' if r['allow_arbitrary_documents'] else ''}"
+            f"{_expiry(r.get('expires_at'), '  expires ')}"
             f"{'  REVOKED' if r['revoked_at'] else ''}"
             for r in rows
         )
@@ -364,7 +386,7 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
             return 1
 
         async def registering(conn: Any) -> str:
-            added = set(await register(conn, checked, actor="cli"))
+            added = set(await register(conn, checked, actor=caller_of(args).actor))
             lines = [
                 f"{'registered' if r.hash in added else 'known     '}  sha256:{r.hash}  "
                 f"{','.join(n or '(anonymous)' for n in r.operation_names)}  {r.source}"
@@ -382,7 +404,7 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
             return 1
 
         async def removing(conn: Any) -> str:
-            removed = await remove(conn, [h for h in hashes if h], actor="cli")
+            removed = await remove(conn, [h for h in hashes if h], actor=caller_of(args).actor)
             missing = len(hashes) - len(removed)
             lines = [f"removed  sha256:{h}" for h in removed]
             return "\n".join([*lines, f"{len(removed)} removed, {missing} not registered"])
@@ -399,6 +421,73 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
         return "\n".join([*lines, f"{len(rows)} documents registered"])
 
     return _admin_command(settings, listing)
+
+
+_DURATION = re.compile(r"^([1-9][0-9]*)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ACTOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+def _positive_seconds(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a lifetime must be positive, not {seconds}")
+    return seconds
+
+
+def _duration(value: str) -> datetime.timedelta:
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration such as 90d, 12h, 30m, 3600s or 2w")
+    return datetime.timedelta(seconds=int(match.group(1)) * _UNIT_S[match.group(2)])
+
+
+def _future_instant(value: str) -> datetime.datetime:
+    try:
+        when = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date or time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    if when <= datetime.datetime.now(datetime.UTC):
+        raise argparse.ArgumentTypeError(f"{value} is in the past")
+    return when
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name for this uid (some containers)
+        return f"uid{os.getuid()}"
+
+
+def _actor_name(value: str) -> str:
+    if not _ACTOR.match(value):
+        raise argparse.ArgumentTypeError("an actor is 1 to 64 letters, digits, '.', '_', '@' or '-'")
+    return value
+
+
+def _actor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--actor",
+        type=_actor_name,
+        default=None,
+        help="who is making this change, for the audit log (default: the OS user); recorded as cli:NAME",
+    )
+
+
+def caller_of(args: argparse.Namespace) -> Caller:
+    """The caller of one CLI invocation: the operator's own tool (unconfined by roles), named in audit rows
+    as ``cli:<--actor or the OS user>``."""
+    return Caller(actor=f"cli:{getattr(args, 'actor', None) or _os_user()}")
+
+
+def _command(subparsers: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand with its one-line help (in the parent's list) and its description (in its own --help)."""
+    return subparsers.add_parser(name, help=summary, description=description)  # type: ignore[no-any-return]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -421,62 +510,142 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--if-empty", action="store_true", help="do nothing if there are customers already")
     seed.set_defaults(fn=cmd_seed)
 
-    token = sub.add_parser("token", help="staff tokens").add_subparsers(dest="token_cmd", required=True)
-    issue = token.add_parser("issue", help="print a staff JWT (development)")
+    token = sub.add_parser("token", help="staff tokens", description="Staff tokens (JWTs) for development.")
+    token_sub = token.add_subparsers(dest="token_cmd", required=True)
+    issue = _command(
+        token_sub,
+        "issue",
+        "print a staff JWT (development)",
+        "Print a staff JWT signed with the configured key; it carries only the user id: roles are assigned "
+        "inside tierwise (`tierwise roles assign`).",
+    )
     issue.add_argument("--sub", required=True, help="the user id (roles are assigned with `tierwise roles`)")
-    issue.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    issue.add_argument(
+        "--ttl", type=_positive_seconds, default=None, help="lifetime in seconds (default TIERWISE_JWT_TTL_S)"
+    )
     issue.set_defaults(fn=cmd_token_issue)
 
-    roles = sub.add_parser("roles", help="role assignments").add_subparsers(dest="roles_cmd", required=True)
-    for name in ("assign", "unassign"):
-        p = roles.add_parser(name)
-        p.add_argument("user")
-        p.add_argument("role")
+    roles = sub.add_parser(
+        "roles",
+        help="roles and who holds them",
+        description="Roles and their assignments to users. Every change is audited with --actor and reaches "
+        "every running instance within a second.",
+    )
+    roles_sub = roles.add_subparsers(dest="roles_cmd", required=True)
+    for name, verb in (("assign", "give a user a role"), ("unassign", "take a role from a user")):
+        p = _command(roles_sub, name, verb, f"{verb[0].upper()}{verb[1:]} (staff users: the `sub` of their JWT).")
+        p.add_argument("user", help="the user id, as in the `sub` claim of their token (e.g. alice)")
+        p.add_argument("role", help="a role name (`tierwise roles list`)")
+        _actor_option(p)
         p.set_defaults(fn=cmd_roles)
-    roles.add_parser("list").set_defaults(fn=cmd_roles)
-    create = roles.add_parser("create")
-    create.add_argument("name")
-    create.add_argument("--description", default="")
+    _command(roles_sub, "list", "every role and its description", "List every role with its description.").set_defaults(
+        fn=cmd_roles
+    )
+    create = _command(
+        roles_sub,
+        "create",
+        "make a new role",
+        "Make a role; it has no grants until `tierwise grants grant` gives it some (or --inherits).",
+    )
+    create.add_argument("name", help="the new role's name (lower case, e.g. billing_agent)")
+    create.add_argument("--description", default="", help="what the role is for, shown by `roles list`")
     create.add_argument("--inherits", default=None, help="a role whose grants this one inherits")
+    _actor_option(create)
     create.set_defaults(fn=cmd_roles)
-    delete = roles.add_parser("delete")
-    delete.add_argument("name")
+    delete = _command(roles_sub, "delete", "delete a role", "Delete a role that nobody holds any more.")
+    delete.add_argument("name", help="the role to delete")
+    _actor_option(delete)
     delete.set_defaults(fn=cmd_roles)
 
-    grants = sub.add_parser("grants", help="field grants of roles").add_subparsers(dest="grants_cmd", required=True)
-    grants.add_parser("list", help="every rule of the policy").set_defaults(fn=cmd_grants)
-    for name in ("grant", "revoke"):
-        g = grants.add_parser(name)
-        g.add_argument("role")
+    grants = sub.add_parser(
+        "grants",
+        help="what each role may read and write, field by field",
+        description="The field grants of roles (the Casbin policy). Every change is audited with --actor and "
+        "reaches every running instance within a second.",
+    )
+    grants_sub = grants.add_subparsers(dest="grants_cmd", required=True)
+    _command(grants_sub, "list", "every rule of the policy", "Print every rule of the policy.").set_defaults(
+        fn=cmd_grants
+    )
+    for name, what in (("grant", "allow (or, with --effect deny, forbid)"), ("revoke", "remove the rule that allows")):
+        g = _command(
+            grants_sub,
+            name,
+            f"{name} an action on a field to a role",
+            f"{what[0].upper()}{what[1:]} an action on a field or operation for a role.",
+        )
+        g.add_argument("role", help="the role (`tierwise roles list`)")
         g.add_argument("object", help="Type.field, Type.* or an operation such as Mutation.openComplaint")
-        g.add_argument("action", choices=["read", "read_masked", "write"])
-        g.add_argument("--effect", choices=["allow", "deny"], default="allow")
+        g.add_argument(
+            "action",
+            choices=list(ACTIONS),
+            help="read: in full; read_masked: masked (contact fields); read_if_consented: in full where the "
+            "customer consented to the field's channel (e-mail, SMS, phone), denied elsewhere; write: call a "
+            "mutation or set a field",
+        )
+        g.add_argument("--effect", choices=["allow", "deny"], default="allow", help="allow (default) or deny")
+        _actor_option(g)
         g.set_defaults(fn=cmd_grants)
 
-    tokens = sub.add_parser("tokens", help="partner API tokens").add_subparsers(dest="tokens_cmd", required=True)
-    tc = tokens.add_parser("create")
-    tc.add_argument("--partner", required=True)
-    tc.add_argument("--name", required=True)
-    tc.add_argument("--role", default="partner")
+    tokens = sub.add_parser(
+        "tokens",
+        help="partner API tokens",
+        description="Partner API tokens (tw_pat_…): each is confined to its partner's rows. Every change is "
+        "audited with --actor.",
+    )
+    tokens_sub = tokens.add_subparsers(dest="tokens_cmd", required=True)
+    tc = _command(
+        tokens_sub,
+        "create",
+        "make a token for a partner (printed once)",
+        "Make a partner token and print it once (only its hash is kept). The partner is created if new.",
+    )
+    tc.add_argument("--partner", required=True, help="the partner's name, e.g. 'Northwind Shop'")
+    tc.add_argument("--name", required=True, help="what the token is for, e.g. 'shop sync'")
+    tc.add_argument("--role", default="partner", help="the role the token holds (default partner)")
     tc.add_argument("--scope", action="append", help="e.g. read:Customer.* (repeatable; default read:* write:*)")
+    expiry = tc.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-in",
+        type=_duration,
+        metavar="DURATION",
+        help="valid for this long: 90d, 12h, 30m, 3600s or 2w (default: until revoked)",
+    )
+    expiry.add_argument(
+        "--expires-at",
+        type=_future_instant,
+        metavar="WHEN",
+        help="valid until this ISO 8601 time, e.g. 2027-06-30 or 2027-06-30T18:00+02:00 (UTC if no offset)",
+    )
     tc.add_argument(
         "--allow-arbitrary-documents",
         action="store_true",
         help="in trusted-documents mode, let this token send documents that are not registered",
     )
+    _actor_option(tc)
     tc.set_defaults(fn=cmd_tokens)
-    ta = tokens.add_parser("arbitrary-documents", help="allow (on) or refuse (off) unregistered documents")
-    ta.add_argument("id")
-    ta.add_argument("setting", choices=["on", "off"])
+    ta = _command(
+        tokens_sub,
+        "arbitrary-documents",
+        "allow (on) or refuse (off) unregistered documents",
+        "In trusted-documents mode, let a token send documents that are not registered (on), or not (off).",
+    )
+    ta.add_argument("id", help="the token id (`tierwise tokens list`)")
+    ta.add_argument("setting", choices=["on", "off"], help="on: allowed; off: registered documents only")
+    _actor_option(ta)
     ta.set_defaults(fn=cmd_tokens)
-    tr = tokens.add_parser("revoke")
-    tr.add_argument("id")
+    tr = _command(tokens_sub, "revoke", "revoke a token", "Revoke a token: it is refused from the next request on.")
+    tr.add_argument("id", help="the token id (`tierwise tokens list`)")
+    _actor_option(tr)
     tr.set_defaults(fn=cmd_tokens)
-    tokens.add_parser("list").set_defaults(fn=cmd_tokens)
+    _command(
+        tokens_sub, "list", "every partner token", "List every partner token: id, name, role, scopes, expiry, state."
+    ).set_defaults(fn=cmd_tokens)
 
     retier = sub.add_parser("retier", help="recompute metrics and re-tier every customer (resumes a stopped run)")
     retier.add_argument("--batch-size", type=int, default=50_000, help="customers per transaction")
     retier.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
+    _actor_option(retier)
     retier.set_defaults(fn=cmd_retier)
 
     keys = sub.add_parser("keys", help="encryption keys at rest").add_subparsers(dest="keys_cmd", required=True)
@@ -503,10 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     docs_sub = documents.add_subparsers(dest="documents_cmd", required=True)
     dr = docs_sub.add_parser("register", help="validate and register .graphql files or a persisted-documents manifest")
     dr.add_argument("files", nargs="+", help="a .graphql file is one document; a .json file maps sha256 → document")
+    _actor_option(dr)
     dr.set_defaults(fn=cmd_documents)
     docs_sub.add_parser("list", help="every registered document").set_defaults(fn=cmd_documents)
     drm = docs_sub.add_parser("remove", help="unregister documents by hash")
     drm.add_argument("hashes", nargs="+", metavar="HASH", help="sha256:<hex> or <hex>")
+    _actor_option(drm)
     drm.set_defaults(fn=cmd_documents)
     _add_verbosity(parser)
     return parser

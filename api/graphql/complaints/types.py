@@ -83,7 +83,7 @@ class ComplaintType(Node):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ComplaintType:
         clock = sla_rules.Clock(**{f: row[f] for f in sla_rules.CLOCK_FIELDS})
-        now = row["sla_now"]  # the instant the breach verdicts (infra/sla.clock_columns) were decided for
+        now = row["sla_now"]  # the instant the breach verdicts (infra/repos/clocks.clock_columns) were decided for
         return cls(
             id=strawberry.ID(to_global_id("Complaint", row["id"])),
             db_id=row["id"],

@@ -157,10 +157,6 @@ class ComplaintType(Node):
         ]
 
 
-def _complaint_builder(info: Info[Context, None]) -> Any:
-    return ComplaintType.from_row
-
-
 ComplaintConnection = _connection(ComplaintType, "Complaint")
 
 

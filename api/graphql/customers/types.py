@@ -233,8 +233,8 @@ class CustomerType(Node):
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[ComplaintConnection, strawberry.lazy(_COMPLAINTS)] | None:
         page = await _ctx(info).loaders.customer_complaints.load((self.db_id, _nested_first(first)))
-        connection, builder = lazy(_COMPLAINTS, "ComplaintConnection"), lazy(_COMPLAINTS, "_complaint_builder")
-        return connection.from_page(page, "OPENED_AT_DESC", "opened_at", builder(info))
+        connection, complaint = lazy(_COMPLAINTS, "ComplaintConnection"), lazy(_COMPLAINTS, "ComplaintType")
+        return connection.from_page(page, "OPENED_AT_DESC", "opened_at", complaint.from_row)
 
     @strawberry.field(description="Newest first")
     async def purchases(self, info: Info[Context, None], first: int = 10) -> PurchaseConnection | None:

@@ -5,7 +5,7 @@ for fields and for the arguments that filter or sort by them (authz/catalogue.py
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -37,8 +37,6 @@ from authz.catalogue import GUARDED
 from authz.policy import Level
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import tiers as tiers_repo
-
-P = TypeVar("P")
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -85,12 +83,6 @@ class Viewer:
             if GUARDED[k].type_name not in ("Query", "Mutation", "Subscription")
             and (type is None or GUARDED[k].type_name == type)
         ]
-
-
-# ---------------------------------------------------------------- inputs
-
-
-# ---------------------------------------------------------------- payloads
 
 
 # ---------------------------------------------------------------- root types

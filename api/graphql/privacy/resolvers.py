@@ -80,9 +80,6 @@ def _customer_id(global_id: str, field: str) -> UUID:
     return from_global_id(global_id, "Customer", field=field)[1]
 
 
-# ---------------------------------------------------------------- types
-
-
 # ---------------------------------------------------------------- root fields
 
 

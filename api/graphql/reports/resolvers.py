@@ -191,12 +191,6 @@ def _cid(customer_id: UUID) -> strawberry.ID:
     return strawberry.ID(to_global_id("Customer", customer_id))
 
 
-# ---------------------------------------------------------------- reports: complaints
-
-
-# ---------------------------------------------------------------- reports: survey scores
-
-
 # ---------------------------------------------------------------- reports: fairness
 
 
@@ -262,9 +256,6 @@ async def fairness_report(
         tiers=tiers,
         comparisons=comparisons,
     )
-
-
-# ---------------------------------------------------------------- reports: churn
 
 
 # ---------------------------------------------------------------- the reports root

@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import strawberry
@@ -64,8 +64,6 @@ from domain import tiers as rules
 from domain.errors import NotFound
 from infra import tiering
 from infra.repos import tiers as tiers_repo
-
-P = TypeVar("P")
 
 
 def _ctx(info: Info[Context, None]) -> Context:

@@ -43,6 +43,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import enums
+from domain.customers import normalize_customer
 from domain.enums import SCORE_RANGES
 from infra import churn, crypto
 from infra import tables as t
@@ -1062,7 +1063,6 @@ class _Seeder:
         )
         # Encrypted at rest (infra/crypto.py): tokens and blind indexes are made here, COPY takes them as text.
         keyring = crypto.current()
-        # The generated values are already in normalised form, so they index as the write path's do.
         enc, index = keyring.encrypt, keyring.customer_indexes
         ref_date = self.ref.date()
         used_emails: set[str] = set()
@@ -1138,6 +1138,27 @@ class _Seeder:
             cid = self.uid()
             self.customers.append(_Customer(cid, created, stage, partner, reach, mood, segment))
             birth_date = birth if rng.random() > 0.05 else None
+            # Through the write path's own normalisation (domain/customers.py), so the stored values and their
+            # blind indexes are exactly what createCustomer would have stored.
+            given = {
+                "name": name,
+                "email": email,
+                "phone": phone,
+                "national_id": national_id,
+                "birth_date": birth_date,
+                "address": address,
+                "locale": loc,
+                "lifecycle_stage": stage,
+                "external_ref": external_ref,
+            }
+            v = normalize_customer(given, default_region=country, today=ref_date, creating=True)
+            name, email, phone, national_id, birth_date = (
+                v["name"],
+                v["email"],
+                v["phone"],
+                v["national_id"],
+                v["birth_date"],
+            )
             indexes = index(
                 {"email": email, "phone": phone, "national_id": national_id, "name": name, "birth_date": birth_date}
             )
@@ -1145,15 +1166,15 @@ class _Seeder:
                 (
                     cid,
                     self.partner_ids[partner] if partner is not None else None,
-                    external_ref,
+                    v["external_ref"],
                     name,
                     email and enc(email, "customers.email", cid),
                     phone and enc(phone, "customers.phone", cid),
                     national_id and enc(national_id, "customers.national_id", cid),
                     birth_date and enc(birth_date.isoformat(), "customers.birth_date", cid),
-                    enc(orjson.dumps(address, option=orjson.OPT_SORT_KEYS).decode(), "customers.address", cid),
-                    loc,
-                    stage,
+                    enc(orjson.dumps(v["address"], option=orjson.OPT_SORT_KEYS).decode(), "customers.address", cid),
+                    v["locale"],
+                    v["lifecycle_stage"],
                     consent_email,
                     consent_sms,
                     consent_phone,

@@ -43,6 +43,7 @@ from strawberry.types.graphql import OperationType
 from api.edge.auth import AuthError, VerifiedTokens, authenticate
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
 from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
+from api.edge.media import GRAPHQL_RESPONSE, JSON, is_request_error, response_media_type
 from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
 from api.edge.ratelimit import AuthFailures, RateLimiter
 from api.graphql.core.context import Context
@@ -432,10 +433,15 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             self.services.metrics.observe_errors(errors, extra.get("operation_type"))
             codes = [e["extensions"]["code"] for e in errors]
             request.state.error_codes = codes
+            sub = request.state.sub_response
             if SERVICE_UNAVAILABLE in codes and not any((result.data or {}).values()):
-                sub = request.state.sub_response
                 sub.status_code = 503
                 sub.headers["Retry-After"] = "1"
+            media = getattr(request.state, "response_media_type", JSON)
+            if media == GRAPHQL_RESPONSE and is_request_error(result.data, errors):
+                del out["data"]  # not executed: no data entry, and a 4xx (api/edge/media.py)
+                if sub.status_code in (None, 200):  # (a 429 or 503 stays)
+                    sub.status_code = 400
         return out
 
     def encode_json(self, data: object) -> bytes:  # type: ignore[override]
@@ -456,6 +462,25 @@ def _too_many(wait: float, message: str) -> Response:
     )
 
 
+def _answering_as(media: str, send: Send) -> Send:
+    """Every JSON response of the endpoint in the media type the client asked for."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                (
+                    k,
+                    f"{media}; charset=utf-8".encode()
+                    if k.lower() == b"content-type" and v.startswith(b"application/json")
+                    else v,
+                )
+                for k, v in message.get("headers", [])
+            ]
+        await send(message)
+
+    return sending
+
+
 class EdgeMiddleware:
     """Before GraphQL: only JSON bodies (no form, multipart or text/plain POSTs: CSRF); GET only when
     queries over GET are enabled (405 otherwise); client addresses with too many failed
@@ -474,6 +499,9 @@ class EdgeMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         state = scope.setdefault("state", {})
+        state["response_media_type"] = media = response_media_type(headers.get("accept"))
+        if media != JSON:
+            send = _answering_as(media, send)
         if scope["method"] == "POST":
             media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media_type != "application/json":

@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -40,6 +40,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from api.edge import graphiql
 from api.edge.auth import AuthError, VerifiedTokens, authenticate
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
 from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
@@ -242,6 +243,10 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                     retryAfter=int(retry),
                 )
         return error_response(400, UNTRUSTED_DOCUMENT_MESSAGE, UNTRUSTED_DOCUMENT)
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        """GraphiQL from the installed packages, nothing from a CDN (api/edge/graphiql.py)."""
+        return HTMLResponse(graphiql.page(request.url.path))
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         """Not for a GET that names a registered document (it carries no ``query``)."""
@@ -842,6 +847,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
+            *([] if settings.is_production else [Mount(graphiql.ASSETS_PATH, app=graphiql.assets_app())]),
         ],
         lifespan=lifespan,
     )

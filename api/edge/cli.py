@@ -31,6 +31,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.edge.observability import configure_logging
 
     configure_logging(settings)
+    if getattr(args, "verbose", 0) >= 2:  # -vv: debug messages, whatever TIERWISE_LOG_LEVEL says
+        logging.getLogger().setLevel(logging.DEBUG)
     # On SIGTERM uvicorn stops accepting connections, lets requests in flight finish (at most
     # shutdown_grace_s), then runs the app's shutdown: the job worker finishes its running jobs.
     uvicorn.run(

@@ -15,9 +15,12 @@ then ends the process the same clean way.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import signal
 import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -37,8 +40,23 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded(settings.embedded_pg_dir)
 
 
+_terminated_by: list[int] = []  # the signal that ended this process, if one did
+_hooked: list[bool] = []
+
+
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    _terminated_by.append(signum)
     raise SystemExit(128 + signum)
+
+
+def _end_as_signalled() -> None:
+    """The last ``atexit`` hook to run (registered before the others): a process a signal ended still
+    reports it so after its clean-up (supervisors see "killed by SIGTERM", exit status -15)."""
+    if _terminated_by:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(_terminated_by[0], signal.SIG_DFL)
+        os.kill(os.getpid(), _terminated_by[0])
 
 
 def _sighup_as_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -50,6 +68,9 @@ def exit_cleanly_on_signals() -> None:
     stops the server it started there). Only the main thread can set signal handlers."""
     if threading.current_thread() is not threading.main_thread():
         return
+    if not _hooked:  # before pgserver's hook: atexit runs hooks last-registered first
+        _hooked.append(True)
+        atexit.register(_end_as_signalled)
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):

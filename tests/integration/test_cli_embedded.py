@@ -130,5 +130,7 @@ def test_stopping_serve_with_a_signal_stops_the_embedded_server(pgdata: Path, si
         log.seek(0)
         output = log.read()
     assert _gone(pgdata, postmaster), f"the embedded server is still running after {sig.name}:\n{output}"
+    if sig is not signal.SIGINT:  # still "ended by SIGTERM" for a supervisor, after the clean-up
+        assert serve.returncode == -signal.SIGTERM, output
     assert "Traceback" not in output, output
     assert "shut down cleanly" in output, output  # the app's own shutdown ran (graceful, not killed)

@@ -60,6 +60,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "complaintCategories": I,
         "rootCauses": I,
         "explainAccess": I,
+        "accessMatrix": I,
         "auditLog": I,
         "roles": I,
         "policies": I,
@@ -252,6 +253,8 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "rateLimitPerMinute": I,
         "allowArbitraryDocuments": I,
     },
+    "AccessMatrix": {"roles": I, "rows": I, "policyVersion": I},
+    "AccessMatrixRow": {"field": I, "typeName": I, "fieldName": I, "sensitivity": I, "decisions": I},
     "AccessExplanation": {
         "subject": I,
         "roles": I,

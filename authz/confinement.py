@@ -40,6 +40,7 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         "Query.roles",
         "Query.policies",
         "Query.explainAccess",
+        "Query.accessMatrix",
         # a partner's rate limit is the operator's control over the partner
         "Mutation.setPartnerTokenRateLimit",
         # so is whether a partner's token may leave trusted-documents mode

@@ -42,6 +42,7 @@ from strawberry.types.graphql import OperationType
 
 from api.edge import graphiql
 from api.edge.auth import AuthError, VerifiedTokens, authenticate
+from api.edge.console import routes as console_routes
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
 from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
 from api.edge.media import GRAPHQL_RESPONSE, JSON, is_request_error, response_media_type
@@ -842,6 +843,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     graphql_app = _LazyGraphQL(holder)
     app = Starlette(
         routes=[
+            *console_routes(),  # the web console (api/edge/console.py), a client of /graphql
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

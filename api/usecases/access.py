@@ -86,6 +86,22 @@ class AccessExplanation:
 
 
 @dataclass(frozen=True)
+class AccessMatrixRow:
+    field: str  # Type.field, a key of the catalogue
+    type_name: str
+    field_name: str
+    sensitivity: str  # public, internal, sensitive
+    decisions: list[str]  # FULL, CONSENTED, MASKED or DENIED, one for each role of AccessMatrix.roles
+
+
+@dataclass(frozen=True)
+class AccessMatrix:
+    roles: list[str]
+    rows: list[AccessMatrixRow]
+    policy_version: int
+
+
+@dataclass(frozen=True)
 class AuditQuery:
     first: int = 20
     after: str | None = None
@@ -163,6 +179,27 @@ async def _roles_of_subject(
             raise NotFound("no such token", field="subject")
         return (row["role"],), tuple(row["scopes"])
     raise ValidationFailed("subject is user:<id>, role:<name> or token:<id>", field="subject")
+
+
+async def access_matrix(db: Executor, policy: PolicyStore) -> AccessMatrix:
+    """The read decision of every role on every field of the catalogue, as the guard takes it: after
+    inheritance, deny-overrides and the field's classification (a role alone, as ``role:<name>`` in
+    ``explain_access``). Rows by type, then sensitivity (most sensitive first), then field."""
+    roles = [role["name"] for role in await admin.list_roles(db)]
+    decisions = [policy.decisions_for((role,), None) for role in roles]
+    order = {"sensitive": 0, "internal": 1, "public": 2}
+    specs = sorted(CATALOGUE.values(), key=lambda s: (s.type_name, order[s.sensitivity.value], s.field_name))
+    rows = [
+        AccessMatrixRow(
+            field=spec.key,
+            type_name=spec.type_name,
+            field_name=spec.field_name,
+            sensitivity=spec.sensitivity.value,
+            decisions=[d.read(spec.key).value for d in decisions],
+        )
+        for spec in specs
+    ]
+    return AccessMatrix(roles=roles, rows=rows, policy_version=policy.version)
 
 
 async def explain_access(

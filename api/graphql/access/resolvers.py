@@ -16,6 +16,8 @@ from api.graphql.access.inputs import AuditFilter
 from api.graphql.access.types import (
     AccessAction,
     AccessExplanationType,
+    AccessMatrixRowType,
+    AccessMatrixType,
     AdminPayload,
     ApiTokenType,
     AuditEntryConnection,
@@ -89,6 +91,28 @@ class AdminQuery:
             rules=e.rules,
             reason=e.reason,
             policy_version=e.policy_version,
+        )
+
+    @strawberry.field(
+        description="The read decision of every role on every field of the catalogue, after inheritance and "
+        "deny-overrides (the role x field matrix of the console)"
+    )
+    async def access_matrix(self, info: Info[Context, None]) -> AccessMatrixType | None:
+        ctx = _ctx(info)
+        m = await access.access_matrix(ctx.db, ctx.services.authz.store)
+        return AccessMatrixType(
+            roles=m.roles,
+            rows=[
+                AccessMatrixRowType(
+                    field=r.field,
+                    type_name=r.type_name,
+                    field_name=r.field_name,
+                    sensitivity=r.sensitivity,
+                    decisions=r.decisions,
+                )
+                for r in m.rows
+            ],
+            policy_version=m.policy_version,
         )
 
     @strawberry.field

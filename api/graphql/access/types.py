@@ -128,6 +128,24 @@ class AccessExplanationType:
     policy_version: int
 
 
+@strawberry.type(name="AccessMatrixRow")
+class AccessMatrixRowType:
+    field: str = strawberry.field(description="Type.field, as in grants and explainAccess")
+    type_name: str
+    field_name: str
+    sensitivity: str = strawberry.field(description="public, internal or sensitive (the field catalogue)")
+    decisions: list[str] = strawberry.field(
+        description="FULL, CONSENTED, MASKED or DENIED for each role of AccessMatrix.roles, in that order"
+    )
+
+
+@strawberry.type(name="AccessMatrix")
+class AccessMatrixType:
+    roles: list[str]
+    rows: list[AccessMatrixRowType]
+    policy_version: int
+
+
 @strawberry.type
 class AdminPayload:
     ok: bool = False

@@ -52,7 +52,7 @@ async function gql(query, variables = {}) {
   // a refused operation, or any other error, fails the call; a field the role may not read inside an
   // answer (FORBIDDEN at a nested path) is left empty, as the API answers it
   const fatal = errors.find((e) => !body.data || !e.path || e.path.length < 2
-    || !(e.extensions && e.extensions.code === "FORBIDDEN"));
+    || !(e.extensions && String(e.extensions.code).startsWith("FORBIDDEN")));
   if (fatal) throw new ApiError(fatal.message, (fatal.extensions && fatal.extensions.code) || `HTTP ${response.status}`);
   return body.data;
 }
@@ -84,8 +84,9 @@ async function signIn(event) {
   $("nav").hidden = false;
   $("signout").hidden = false;
   $("who").textContent = `${viewer.subject} · ${viewer.roles.join(", ") || "no roles"}`;
-  if (!location.hash) location.hash = viewer.roles.includes("admin") ? "#access" : "#queue";
-  route();
+  const start = viewer.roles.includes("admin") ? "#access" : "#queue";
+  if (location.hash) route();
+  else location.hash = start;  // the hashchange routes
 }
 
 function signOut() {
@@ -252,10 +253,12 @@ async function accessPage(view) {
     note, holder);
 }
 
+// deny-overrides holds per action: denying READ leaves a masked read (READ_MASKED) as it is, so "deny" is both
 const CHANGES = [
-  { label: "Grant read (FULL)", mutation: "grantAccess", action: "READ", effect: "ALLOW" },
-  { label: "Grant masked read (MASKED)", mutation: "grantAccess", action: "READ_MASKED", effect: "ALLOW" },
-  { label: "Deny read (overrides any allow)", mutation: "grantAccess", action: "READ", effect: "DENY" },
+  { id: "full", label: "Allow read (FULL)", calls: [["grantAccess", "READ", "ALLOW"]] },
+  { id: "masked", label: "Allow masked read (MASKED)", calls: [["grantAccess", "READ_MASKED", "ALLOW"]] },
+  { id: "denied", label: "Deny read and masked read (DENIED, overrides any allow)",
+    calls: [["grantAccess", "READ", "DENY"], ["grantAccess", "READ_MASKED", "DENY"]] },
 ];
 
 async function cellDialog(role, row, decision, roleGrants) {
@@ -265,21 +268,22 @@ async function cellDialog(role, row, decision, roleGrants) {
   const close = () => { dialog.close(); dialog.remove(); };
   const direct = roleGrants.filter((g) => g.object === row.field);
   const options = [
-    ...CHANGES.map((c) => ({ ...c })),
+    ...CHANGES,
     ...direct.map((g) => ({
-      label: `Revoke ${g.action} ${g.effect}`, mutation: "revokeAccess",
-      action: g.action.toUpperCase(), effect: g.effect.toUpperCase(),
+      id: `revoke-${g.action}-${g.effect}`, label: `Revoke the rule ${g.action} ${g.effect}`,
+      calls: [["revokeAccess", g.action.toUpperCase(), g.effect.toUpperCase()]],
     })),
   ];
   steps.append(h("menu", {}, options.map((o) => h("li", {}, h("button", {
-    type: "button", "data-change": `${o.mutation}:${o.action}:${o.effect}`, onclick: () => confirmStep(o),
+    type: "button", "data-change": o.id, onclick: () => confirmStep(o),
   }, o.label)))));
 
   function confirmStep(o) {
-    const call = `${o.mutation}(role: "${role}", object: "${row.field}", action: ${o.action}, effect: ${o.effect})`;
+    const calls = o.calls.map(([m, action, effect]) =>
+      `${m}(role: "${role}", object: "${row.field}", action: ${action}, effect: ${effect})`);
     steps.replaceChildren(
       h("p", {}, "This changes the policy for every member of ", h("strong", {}, role), ":"),
-      h("pre", { id: "cell-change" }, call),
+      h("pre", { id: "cell-change" }, calls.join("\n")),
       h("p", {}, `The cell is ${decision} now; the matrix shows the effective decision once the API has applied it.`),
       h("menu", {},
         h("li", {}, h("button", { type: "button", class: "primary", id: "cell-confirm", onclick: () => apply(o) }, "Confirm")),
@@ -290,20 +294,24 @@ async function cellDialog(role, row, decision, roleGrants) {
   async function apply(o) {
     steps.replaceChildren(h("p", {}, "Applying…"));
     try {
-      const data = await gql(`mutation($role: String!, $object: String!, $action: AccessAction!, $effect: Effect!) {
-        r: ${o.mutation}(role: $role, object: $object, action: $action, effect: $effect) {
-          ok policyVersion userErrors { message code } } }`, { role, object: row.field, action: o.action, effect: o.effect });
-      const errors = data.r.userErrors;
-      if (errors.length) {
-        steps.replaceChildren(h("p", { class: "error", role: "alert" }, errors.map((e) => e.message).join("; ")));
-        return;
+      let version = null;
+      for (const [m, action, effect] of o.calls) {  // one at a time: each is its own audited change
+        const data = await gql(`mutation($role: String!, $object: String!, $action: AccessAction!, $effect: Effect!) {
+          r: ${m}(role: $role, object: $object, action: $action, effect: $effect) {
+            ok policyVersion userErrors { message code } } }`, { role, object: row.field, action, effect });
+        const errors = data.r.userErrors;
+        if (errors.length) {
+          steps.replaceChildren(h("p", { class: "error", role: "alert" }, errors.map((e) => e.message).join("; ")));
+          return;
+        }
+        version = data.r.policyVersion;
       }
       close();
       await route();
       const after = document.querySelector(`#matrix button[data-field="${row.field}"][data-role="${role}"]`);
       const note = $("matrix-note");
       if (note) note.textContent = `${role} on ${row.field}: ${decision} → ${after ? after.dataset.decision : "?"} `
-        + `(policy version ${data.r.policyVersion})`;
+        + `(policy version ${version})`;
     } catch (e) {
       steps.replaceChildren(errorBox(e));
     }
@@ -420,7 +428,7 @@ async function auditPage(view) {
     if (fresh) { entries = []; cursor = null; }
     try {
       const data = await gql(`query($filter: AuditFilter, $after: String) { auditLog(first: 50, after: $after, filter: $filter) {
-        pageInfo { hasNextPage endCursor } edges { node { id at actor action targetType targetIds fields } } } }`,
+        pageInfo { hasNextPage endCursor } edges { node { id at actor action targetType targetIds fields before after } } } }`,
       { filter, after: cursor });
       const page = data.auditLog;
       entries = entries.concat(page.edges.map((e) => e.node));
@@ -432,7 +440,9 @@ async function auditPage(view) {
         { label: "at", get: (e) => e.at }, { label: "actor", get: (e) => e.actor }, { label: "action", get: (e) => e.action },
         { label: "target", get: (e) => `${e.targetType || ""} ${e.targetIds.join(" ")}` },
         { label: "fields", get: (e) => e.fields.join(", ") },
+        { label: "change", get: (e) => [e.before, e.after].filter((x) => x !== null).map((x) => JSON.stringify(x)).join(" → ") },
       ], shown, { id: "audit-table" }));
+      out.setAttribute("data-filter", JSON.stringify(filter));
     } catch (e) {
       out.replaceChildren(errorBox(e));
     }
@@ -476,8 +486,8 @@ async function queuePage(view) {
     h("h1", {}, "Work queue"),
     h("p", {}, "Open complaints as your role sees them: values your role may only see masked stay masked, "
       + "fields it may not see are empty."),
-    h("section", { class: "card" }, h("h2", {}, "Breached"), table(columns, nodes(breached), { id: "queue-breached" })),
-    h("section", { class: "card" }, h("h2", {}, "Due soonest"), table(columns, soon, { id: "queue-due" })));
+    h("section", { class: "card", id: "queue-breached" }, h("h2", {}, "Breached"), table(columns, nodes(breached))),
+    h("section", { class: "card", id: "queue-due" }, h("h2", {}, "Due soonest"), table(columns, soon)));
 }
 
 // --- Tiers -----------------------------------------------------------------------------------------------

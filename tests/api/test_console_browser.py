@@ -144,7 +144,7 @@ def _sign_in(d: Any, base: str, token: str) -> None:
     field = _wait(lambda: d.find_element(By.ID, "token"), what="the sign-in form")
     assert "tierwise token issue" in d.find_element(By.ID, "signin").text
     field.send_keys(token)
-    d.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+    d.find_element(By.CSS_SELECTOR, "#signin-token").click()
     _wait(lambda: d.find_element(By.ID, "signout").is_displayed(), what="signing in")
 
 
@@ -262,6 +262,7 @@ def _admin(base: str, d: Any) -> None:
     # sign-out forgets the token: nothing in cookies or storage, the pages gone
     d.find_element(By.ID, "signout").click()
     assert d.find_element(By.ID, "signin").is_displayed()
+    assert not d.find_element(By.ID, "nav").is_displayed()
     assert not d.find_element(By.ID, "view").is_displayed()
     assert d.get_cookies() == []
     assert d.execute_script("return localStorage.length + sessionStorage.length") == 0
@@ -293,6 +294,12 @@ def _agent(base: str, d: Any) -> None:
     emails = [e for e in emails if e]  # (a few demo customers have no e-mail)
     assert len(emails) > 60
     assert all("@" in e and "***" not in e for e in emails)
+
+    # without a proxy in front, "signed in through the proxy" is refused by the API: no token, no console
+    d.get(f"{base}/console")
+    _wait(lambda: d.find_element(By.ID, "signin-proxy"), what="the sign-in form").click()
+    _wait(lambda: "Sign-in failed" in d.find_element(By.ID, "signin-error").text, what="the refusal")
+    assert not d.find_element(By.ID, "nav").is_displayed()
 
     bob = issue_staff_token(test_settings(), "bob")
     _sign_in(d, base, bob)

@@ -4,6 +4,9 @@
 
 let token = null;
 let viewer = null;
+// behind the company's OIDC proxy the proxy adds the person's token to every request to /graphql: the console
+// then holds no token at all (docs: "Web console")
+let viaProxy = false;
 
 const $ = (id) => document.getElementById(id);
 
@@ -31,12 +34,15 @@ class ApiError extends Error {
 }
 
 async function gql(query, variables = {}) {
-  if (!token) throw new ApiError("not signed in", "UNAUTHENTICATED");
+  if (!token && !viaProxy) throw new ApiError("not signed in", "UNAUTHENTICATED");
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
     response = await fetch("/graphql", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      credentials: "same-origin",
+      headers,
       body: JSON.stringify({ query, variables }),
     });
   } catch (e) {
@@ -67,15 +73,21 @@ function errorBox(e) {
 
 async function signIn(event) {
   event.preventDefault();
+  const proxy = event.submitter && event.submitter.id === "signin-proxy";
   const value = $("token").value.trim();
   $("signin-error").textContent = "";
-  if (!value) return;
-  token = value;
+  if (!value && !proxy) {
+    $("signin-error").textContent = "Paste a token first.";
+    return;
+  }
+  token = proxy ? null : value;
+  viaProxy = proxy;
   try {
     const data = await gql("{ viewer { subject kind roles policyVersion } }");
     viewer = data.viewer;
   } catch (e) {
     token = null;
+    viaProxy = false;
     $("signin-error").textContent = `Sign-in failed: ${e.message}`;
     return;
   }
@@ -90,7 +102,9 @@ async function signIn(event) {
 }
 
 function signOut() {
+  const proxied = viaProxy;
   token = null;
+  viaProxy = false;
   viewer = null;
   $("view").replaceChildren();
   $("view").hidden = true;
@@ -100,6 +114,8 @@ function signOut() {
   $("signin").hidden = false;
   history.replaceState(null, "", location.pathname);
   $("token").focus();
+  // the proxy's own session ends at its sign-out address (oauth2-proxy's default)
+  if (proxied) location.assign("/oauth2/sign_out");
 }
 
 const PAGES = { access: accessPage, reports: reportsPage, audit: auditPage, queue: queuePage, tiers: tiersPage };
@@ -266,7 +282,8 @@ async function cellDialog(role, row, decision, roleGrants) {
   const reason = h("p", { id: "cell-reason" }, "Asking the API why…");
   const steps = h("div", { id: "cell-steps" });
   const close = () => { dialog.close(); dialog.remove(); };
-  const direct = roleGrants.filter((g) => g.object === row.field);
+  // the rules of this role on exactly this field that decide a read (the matrix shows reads)
+  const direct = roleGrants.filter((g) => g.object === row.field && ["read", "read_masked"].includes(g.action));
   const options = [
     ...CHANGES,
     ...direct.map((g) => ({
@@ -321,7 +338,7 @@ async function cellDialog(role, row, decision, roleGrants) {
     h("h2", { id: "cell-title" }, `${role} · ${row.field}`),
     h("p", {}, `Effective read decision: `, h("strong", { class: decision }, decision), ` (field ${row.sensitivity})`),
     reason,
-    h("p", {}, direct.length ? `Direct rules of ${role} on this field: ${direct.map((g) => `${g.action} ${g.effect}`).join(", ")}`
+    h("p", {}, direct.length ? `Read rules of ${role} on exactly this field: ${direct.map((g) => `${g.action} ${g.effect}`).join(", ")}`
       : `${role} has no rule on exactly this field (the decision comes from wildcards, inheritance or the classification).`),
     steps,
     h("menu", {}, h("li", {}, h("button", { type: "button", onclick: close }, "Close"))));

@@ -125,6 +125,7 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     ),
     "roles": ("{ roles { name grants { object action } } }", _v()),
     "policies": ("{ policies { subject object action } }", _v()),
+    "accessMatrix": ("{ accessMatrix { roles rows { field decisions } } }", _v()),
     "apiTokens": ("{ apiTokens { id name partnerId role } }", _v()),
     "tierPolicy": ("query($policy: ID!) { tierPolicy(id: $policy) { id name } }", _v("policy")),
     "simulateTierPolicy": (
@@ -637,6 +638,7 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
     for op in (
         "roles",
         "policies",
+        "accessMatrix",
         "explainAccess",
         "createRole",
         "grantAccess",

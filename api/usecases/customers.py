@@ -1,44 +1,37 @@
-"""Use-cases behind the resolvers: each validates its input through domain/, runs its statements in
-one unit of work, and returns GraphQL objects read back through the caller's loaders (so what a
-mutation returns is guarded exactly like a query)."""
+"""Use-cases of customers: the page of customers, create, update and delete a customer, record purchases.
+
+Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (api/usecases/caller.py:
+who, for audit rows, the rows they reach, the fields they may write) and a plain command, returns ids or
+rows, and raises domain errors; the resolvers in ``api/graphql/customers/resolvers.py`` map arguments in
+(global ids decoded, enums to their values) and results out (read back through the caller's loaders, so
+what a mutation returns is guarded exactly like a query).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-import strawberry
-from strawberry.types import Info
-
-from api.graphql.core.ids import from_global_id
-from api.graphql.core.resolving import forget
-from api.graphql.customers.types import (
-    CustomerConnection,
-    CustomerType,
-    DuplicateCandidateType,
-    PurchaseType,
-    load_customer,
-)
 from api.usecases import duplicates
+from api.usecases.caller import Caller
 from domain import customers as customer_rules
-from domain.errors import Invalid, NotFound, ValidationFailed
+from domain.errors import Invalid, ValidationFailed
 from domain.idempotency import differences, key_reused
 from infra.after_change import after_change
+from infra.db import RequestDb
 from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
+from infra.repos.base import Page
+from infra.settings import Settings
 
-if TYPE_CHECKING:
-    from api.graphql.core.context import Context
-    from api.graphql.customers.inputs import (
-        CreateCustomerInput,
-        CustomerFilter,
-        DeleteCustomerInput,
-        RecordPurchasesInput,
-        UpdateCustomerInput,
-    )
+CustomerFilter = customers_repo.CustomerFilter
 
+# The customer's writable attributes and their catalogue (GraphQL) names: a write needs Customer.<name>.
 CUSTOMER_INPUT_FIELDS = {
     "name": "name",
     "external_ref": "externalRef",
@@ -54,127 +47,158 @@ MAX_AMOUNT = Decimal("1000000000")
 EARLIEST_PURCHASE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # older dates are typos or epoch defaults
 
 
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
-def _uuid(global_id: str, type_name: str, field: str) -> UUID:
-    return from_global_id(global_id, type_name, field=field)[1]
-
-
 # ---------------------------------------------------------------- reads
 
 
-async def customer_page(info: Info[Context, None], first: int, after: str | None, f: CustomerFilter, sort: str) -> Any:
-    ctx = _ctx(info)
-    filt = customers_repo.CustomerFilter(
-        tiers=f.tiers,
-        lifecycle_stages=[s.value for s in f.lifecycle_stages] if f.lifecycle_stages else None,
-        name_contains=f.name_contains,
+@dataclass(frozen=True)
+class CustomerPage:
+    page: Page
+    count: Callable[[], Awaitable[int]]  # the total under the same filter, run only when awaited
+
+
+async def customer_page(
+    db: RequestDb,
+    caller: Caller,
+    f: CustomerFilter,
+    *,
+    columns: Sequence[str],
+    sort: str,
+    first: int,
+    after: str | None,
+    settings: Settings,
+) -> CustomerPage:
+    """One page of the customers the caller's scope reaches, with ``columns`` (the fields it may read); the
+    e-mail and phone of the filter are matched in their stored (normalised) form."""
+    filt = dataclasses.replace(
+        f,
         email=customer_rules.normalize_email(f.email) if f.email else None,
-        phone=customer_rules.normalize_phone(f.phone, ctx.settings.default_phone_region) if f.phone else None,
-        created_after=f.created_after,
-        created_before=f.created_before,
-        min_spend_12m=f.min_spend12m,
+        phone=customer_rules.normalize_phone(f.phone, settings.default_phone_region) if f.phone else None,
     )
     page = await customers_repo.page(
-        ctx.db, columns=ctx.loaders.customer_columns, scope=ctx.scope, f=filt, sort=sort, first=first, after=after
+        db, columns=columns, scope=caller.scope, f=filt, sort=sort, first=first, after=after
     )
-    for row in page.rows:  # prime the loader: nested paths back to these customers cost nothing
-        ctx.loaders.customer.prime(row["id"], row)
-    return CustomerConnection.from_page(
-        page,
-        sort,
-        None,
-        CustomerType.from_row,
-        lambda: customers_repo.count(ctx.db, scope=ctx.scope, f=filt),
-    )
+    return CustomerPage(page, lambda: customers_repo.count(db, scope=caller.scope, f=filt))
 
 
 # ---------------------------------------------------------------- customers
 
 
-def _customer_fields(info: Info[Context, None], inp: Any) -> dict[str, Any]:
-    """The input fields actually given, checked against the caller's write grants."""
-    ctx = _ctx(info)
-    given: dict[str, Any] = {}
-    denied: list[ValidationFailed] = []
-    for attr, gql in CUSTOMER_INPUT_FIELDS.items():
-        value = getattr(inp, attr, strawberry.UNSET)
-        if value is strawberry.UNSET:
-            continue
-        if not ctx.decisions.can_write(f"Customer.{gql}"):
-            denied.append(ValidationFailed(f"not allowed to set {gql}", field=attr))
-            continue
-        if attr == "address" and value is not None:
-            value = {k: v for k, v in strawberry.asdict(value).items() if v is not None}
-        elif attr == "lifecycle_stage" and value is not None:
-            value = value.value
-        given[attr] = value
+@dataclass(frozen=True)
+class CreateCustomer:
+    """The attributes given (keys of ``CUSTOMER_INPUT_FIELDS``; an attribute not given is absent, ``None``
+    clears it): plain values, an address as a dict of its given parts, the lifecycle stage's value.
+    ``stop_on_duplicate``: refuse (``LikelyDuplicates``, nothing created) when likely duplicates exist."""
+
+    fields: Mapping[str, Any]
+    stop_on_duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class CreatedCustomer:
+    customer_id: UUID
+    duplicates: list[duplicates.Candidate]  # likely duplicates among the caller's customers (issue 16)
+
+
+@dataclass(frozen=True)
+class UpdateCustomer:
+    customer_id: UUID
+    expected_version: int
+    fields: Mapping[str, Any]  # as CreateCustomer's
+
+
+@dataclass(frozen=True)
+class DeleteCustomer:
+    customer_id: UUID
+    expected_version: int
+
+
+def _customer_fields(caller: Caller, given: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The given attributes, checked against the caller's write grants, normalised as they are stored."""
+    denied = [
+        ValidationFailed(f"not allowed to set {gql}", field=attr)
+        for attr, gql in CUSTOMER_INPUT_FIELDS.items()
+        if attr in given and not caller.can_write(f"Customer.{gql}")
+    ]
     if denied:
         for e in denied:
             e.code = "FORBIDDEN"
         raise Invalid(denied)
+    values = {attr: given[attr] for attr in CUSTOMER_INPUT_FIELDS if attr in given}
     return customer_rules.normalize_customer(
-        given, default_region=ctx.settings.default_phone_region, today=dt.datetime.now(dt.UTC).date(), creating=False
+        values, default_region=settings.default_phone_region, today=dt.datetime.now(dt.UTC).date(), creating=False
     )
 
 
-async def _read_back_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    forget(_ctx(info).loaders.customer, customer_id)
-    return await load_customer(info, customer_id)
-
-
-async def create_customer(info: Info[Context, None], inp: CreateCustomerInput) -> Any:
-    from api.graphql.customers.types import CustomerPayload
-
-    ctx = _ctx(info)
-    values = _customer_fields(info, inp)
+async def create_customer(db: RequestDb, caller: Caller, cmd: CreateCustomer, *, settings: Settings) -> CreatedCustomer:
+    """Create a customer of the caller's partner (none for staff) and place it in its initial tier in the
+    same transaction; with it, its likely duplicates on the criteria whose fields the caller reads in full
+    (``cmd.stop_on_duplicate``: refused instead, nothing created)."""
+    values = _customer_fields(caller, cmd.fields, settings)
     if "name" not in values:
         raise ValidationFailed("a name is required", field="name")
-    criteria = duplicates.allowed_criteria(ctx.decisions.read)  # the duplicate warning (issue 16)
-    found = await duplicates.likely_duplicates(ctx.db, values, partner_id=ctx.principal.partner_id, criteria=criteria)
-    if found and inp.on_duplicate.value == "STOP":
+    read = caller.decisions.read if caller.decisions is not None else None
+    criteria = duplicates.allowed_criteria(read)  # the duplicate warning (issue 16)
+    found = await duplicates.likely_duplicates(db, values, partner_id=caller.scope.partner_id, criteria=criteria)
+    if found and cmd.stop_on_duplicate:
         raise duplicates.LikelyDuplicates(found)
-    async with ctx.db.unit_of_work() as uow:
-        created = await customers_repo.create(uow, values, partner_id=ctx.principal.partner_id)
-        await after_change(uow.conn, [created["id"]], actor=ctx.actor)  # the initial tier, at once
+    async with db.unit_of_work() as uow:
+        created = await customers_repo.create(uow, values, partner_id=caller.scope.partner_id)
+        await after_change(uow.conn, [created["id"]], actor=caller.actor)  # the initial tier, at once
         uow.commit()
-    return CustomerPayload(
-        customer=await _read_back_customer(info, created["id"]),
-        duplicates=[DuplicateCandidateType.of(d.customer_id, d.reasons) for d in found],
-    )
+    return CreatedCustomer(customer_id=created["id"], duplicates=found)
 
 
-async def update_customer(info: Info[Context, None], inp: UpdateCustomerInput) -> Any:
-    from api.graphql.customers.types import CustomerPayload
-
-    ctx = _ctx(info)
-    customer_id = _uuid(inp.id, "Customer", "id")
-    values = _customer_fields(info, inp)
+async def update_customer(db: RequestDb, caller: Caller, cmd: UpdateCustomer, *, settings: Settings) -> UUID:
+    """Change the given attributes of a customer the caller's scope reaches, if it is still at
+    ``expected_version`` (else a Conflict). Returns its id."""
+    values = _customer_fields(caller, cmd.fields, settings)
     if not values:
         raise ValidationFailed("nothing to change", field="input")
-    async with ctx.db.unit_of_work() as uow:
-        await customers_repo.update_fields(uow, customer_id, inp.expected_version, values, scope=ctx.scope)
+    async with db.unit_of_work() as uow:
+        await customers_repo.update_fields(uow, cmd.customer_id, cmd.expected_version, values, scope=caller.scope)
         uow.commit()
-    return CustomerPayload(customer=await _read_back_customer(info, customer_id))
+    return cmd.customer_id
 
 
-async def delete_customer(info: Info[Context, None], inp: DeleteCustomerInput) -> Any:
-    from api.graphql.customers.types import DeleteCustomerPayload
-
-    ctx = _ctx(info)
-    customer_id = _uuid(inp.id, "Customer", "id")
-    async with ctx.db.unit_of_work() as uow:
-        await customers_repo.soft_delete(uow, customer_id, inp.expected_version, scope=ctx.scope)
+async def delete_customer(db: RequestDb, caller: Caller, cmd: DeleteCustomer) -> None:
+    """Soft-delete a customer the caller's scope reaches, if it is still at ``expected_version``."""
+    async with db.unit_of_work() as uow:
+        await customers_repo.soft_delete(uow, cmd.customer_id, cmd.expected_version, scope=caller.scope)
         uow.commit()
-    return DeleteCustomerPayload(deleted_id=inp.id)
 
 
 # ---------------------------------------------------------------- purchases
 
 
-def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dict[str, Any], list[ValidationFailed]]:
+@dataclass(frozen=True)
+class NewPurchase:
+    """One purchase of a batch: its customer by id or by the partner's external reference (exactly one)."""
+
+    amount: Decimal | str
+    customer_id: UUID | None = None
+    customer_external_ref: str | None = None
+    external_id: str | None = None
+    currency: str | None = None  # None: the configured currency
+    channel: str | None = None
+    purchased_at: dt.datetime | None = None  # None: now
+    # a customer id was given that names no customer (a malformed id): reported with the batch's problems
+    unknown_customer_id: bool = False
+
+
+@dataclass(frozen=True)
+class RecordPurchases:
+    purchases: Sequence[NewPurchase]
+
+
+@dataclass(frozen=True)
+class RecordedPurchases:
+    rows: list[dict[str, Any]]  # each item's purchase row, in the order given (a replay: the stored one)
+    inserted: int
+
+
+def _purchase_item(
+    n: int, p: NewPurchase, currency: str, now: dt.datetime
+) -> tuple[dict[str, Any], list[ValidationFailed]]:
     errors: list[ValidationFailed] = []
     where = f"purchases[{n}]"
     try:
@@ -196,7 +220,8 @@ def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dic
         errors.append(ValidationFailed("purchasedAt is in the future", field=f"{where}.purchasedAt"))
     elif at < EARLIEST_PURCHASE:
         errors.append(ValidationFailed("purchasedAt is before 1970", field=f"{where}.purchasedAt"))
-    if (p.customer_id is None) == (p.customer_external_ref is None):
+    by_id = p.customer_id is not None or p.unknown_customer_id
+    if by_id == (p.customer_external_ref is not None):
         errors.append(ValidationFailed("give customerId or customerExternalRef", field=f"{where}.customerId"))
     if p.external_id is not None and not 0 < len(p.external_id) <= 100:
         errors.append(ValidationFailed("externalId has 1 to 100 characters", field=f"{where}.externalId"))
@@ -204,12 +229,7 @@ def _purchase_item(n: int, p: Any, currency: str, now: dt.datetime) -> tuple[dic
     return item, errors
 
 
-# ---------------------------------------------------------------- complaints
-
-# ---------------------------------------------------------------- surveys
-
-
-def _purchase_content(values: dict[str, Any], given: Any) -> dict[str, Any]:
+def _purchase_content(values: dict[str, Any], given: NewPurchase) -> dict[str, Any]:
     """What a purchase was recorded with, by input name; its time only when the caller gave one (else
     it is the time of the first request, which a replay can't repeat)."""
     content = {
@@ -223,30 +243,35 @@ def _purchase_content(values: dict[str, Any], given: Any) -> dict[str, Any]:
     return content
 
 
-async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput) -> Any:
-    from api.graphql.customers.types import RecordPurchasesPayload
-
-    ctx = _ctx(info)
-    if not inp.purchases:
+async def record_purchases(
+    db: RequestDb, caller: Caller, cmd: RecordPurchases, *, settings: Settings
+) -> RecordedPurchases:
+    """Record a batch of purchases of customers the caller's scope reaches, all or none: ``Invalid`` lists
+    every problem of the batch and nothing is written. Idempotent per item on the partner and
+    ``external_id`` (the same content again returns the stored purchase, other content is a CONFLICT). The
+    after-change step runs in the same transaction for the customers of new purchases (churn deferred)."""
+    purchases = cmd.purchases
+    if not purchases:
         raise ValidationFailed("no purchases given", field="purchases")
-    if len(inp.purchases) > ctx.settings.max_batch_size:
-        raise ValidationFailed(f"at most {ctx.settings.max_batch_size} purchases per batch", field="purchases")
+    if len(purchases) > settings.max_batch_size:
+        raise ValidationFailed(f"at most {settings.max_batch_size} purchases per batch", field="purchases")
     now = dt.datetime.now(dt.UTC)
     items: list[dict[str, Any]] = []
     errors: list[ValidationFailed] = []
-    for n, p in enumerate(inp.purchases):
-        item, problems = _purchase_item(n, p, ctx.settings.currency, now)
+    for n, p in enumerate(purchases):
+        item, problems = _purchase_item(n, p, settings.currency, now)
         errors += problems
         items.append(item)
-    async with ctx.db.unit_of_work() as uow:
-        refs = [p.customer_external_ref for p in inp.purchases if p.customer_id is None and p.customer_external_ref]
-        by_ref = await purchases_repo.resolve_external_refs(uow.conn, ctx.principal.partner_id, refs)  # one statement
-        for n, (p, item) in enumerate(zip(inp.purchases, items, strict=True)):
-            if p.customer_id is not None:
-                try:
-                    item["customer_id"] = _uuid(p.customer_id, "Customer", f"purchases[{n}].customerId")
-                except NotFound as exc:
-                    errors.append(ValidationFailed(exc.message, field=exc.field))
+    partner_id = caller.scope.partner_id
+    async with db.unit_of_work() as uow:
+        refs = [p.customer_external_ref for p in purchases if not _by_id(p) and p.customer_external_ref]
+        by_ref = await purchases_repo.resolve_external_refs(uow.conn, partner_id, refs)  # one statement
+        for n, (p, item) in enumerate(zip(purchases, items, strict=True)):
+            if p.unknown_customer_id:
+                errors.append(ValidationFailed("no such object", field=f"purchases[{n}].customerId"))
+                item["customer_id"] = None
+            elif p.customer_id is not None:
+                item["customer_id"] = p.customer_id
             elif p.customer_external_ref is not None:
                 found = by_ref.get(p.customer_external_ref)
                 if found is None:
@@ -254,20 +279,22 @@ async def record_purchases(info: Info[Context, None], inp: RecordPurchasesInput)
                 item["customer_id"] = found
         if errors:
             raise Invalid(errors)
-        rows, inserted = await purchases_repo.record(
-            uow.conn, items, partner_id=ctx.principal.partner_id, scope=ctx.scope
-        )
+        rows, inserted = await purchases_repo.record(uow.conn, items, partner_id=partner_id, scope=caller.scope)
         # A repeated external id (sent before, by a request meanwhile, or twice in this batch) names the
         # stored purchase: it must have been recorded with this item's content (domain/idempotency.py).
         conflicts = [
             key_reused("externalId", differing, where=f"purchases[{n}].externalId")
-            for n, (p, item, row) in enumerate(zip(inp.purchases, items, rows, strict=True))
+            for n, (p, item, row) in enumerate(zip(purchases, items, rows, strict=True))
             if item["external_id"] is not None
             and (differing := differences(_purchase_content(row, p), _purchase_content(item, p)))
         ]
         if conflicts:
             raise Invalid(conflicts)  # rolls back the batch: none of it is written
         if inserted:  # set-based whatever the batch size; the churn re-score is a job queued here (issue 7)
-            await after_change(uow.conn, [i["customer_id"] for i in items], actor=ctx.actor, churn_mode="defer")
+            await after_change(uow.conn, [i["customer_id"] for i in items], actor=caller.actor, churn_mode="defer")
         uow.commit()
-    return RecordPurchasesPayload(purchases=[PurchaseType.from_row(r) for r in rows], inserted_count=inserted)
+    return RecordedPurchases(rows=rows, inserted=inserted)
+
+
+def _by_id(p: NewPurchase) -> bool:
+    return p.customer_id is not None or p.unknown_customer_id

@@ -123,8 +123,8 @@ async def test_logs_are_json_with_the_request_id_and_never_customer_data(
         failed = await api.gql(admin, "{ customers { totalCount } }", **{"X-Request-ID": "log-boom-1"})
         assert failed["errors"][0]["extensions"]["code"] == "INTERNAL"
 
-        async def db_leaky(info: Any, *_args: object, **_kwargs: object) -> None:
-            await info.context.db.execute(text("SELECT CAST(:v AS integer)"), {"v": f"{NATIONAL_ID} {EMAIL}"})
+        async def db_leaky(db: Any, *_args: object, **_kwargs: object) -> None:
+            await db.execute(text("SELECT CAST(:v AS integer)"), {"v": f"{NATIONAL_ID} {EMAIL}"})
 
         monkeypatch.setattr(usecases, "customer_page", db_leaky)
         failed = await api.gql(admin, "{ customers { totalCount } }", **{"X-Request-ID": "log-boom-2"})

@@ -51,14 +51,14 @@ async def _pg(url: str, query: str) -> list[asyncpg.Record]:
 
 
 def _slow_customer_page(seconds: float) -> Callable[..., Awaitable[Any]]:
-    """A stand-in for the customers repository call that sleeps in PostgreSQL first."""
+    """A stand-in for the customers use-case (customer_page) that sleeps in PostgreSQL first."""
     from api.usecases import customers as usecases
 
     original = usecases.customer_page
 
-    async def slow(info: Any, *args: Any, **kwargs: Any) -> Any:
-        await info.context.db.execute(text(f"SELECT pg_sleep({seconds})"))
-        return await original(info, *args, **kwargs)
+    async def slow(db: Any, *args: Any, **kwargs: Any) -> Any:
+        await db.execute(text(f"SELECT pg_sleep({seconds})"))
+        return await original(db, *args, **kwargs)
 
     return slow
 
@@ -298,9 +298,9 @@ from api.usecases import customers as usecases
 
 original_page = usecases.customer_page
 
-async def slow_page(info, *args, **kwargs):
-    await info.context.db.execute(text("SELECT pg_sleep(1.5)"))
-    return await original_page(info, *args, **kwargs)
+async def slow_page(db, *args, **kwargs):
+    await db.execute(text("SELECT pg_sleep(1.5)"))
+    return await original_page(db, *args, **kwargs)
 
 usecases.customer_page = slow_page
 original_registrars = api.edge.app.registrars

@@ -62,4 +62,10 @@ class Context:
     @property
     def caller(self) -> Caller:
         """The caller of the use-cases this request runs."""
-        return Caller(actor=self.actor, principal=self.principal, scope=self.scope, request_id=self.request_id)
+        return Caller(
+            actor=self.actor,
+            principal=self.principal,
+            scope=self.scope,
+            request_id=self.request_id,
+            decisions=self.decisions,
+        )

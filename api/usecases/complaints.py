@@ -1,4 +1,5 @@
-"""Use-cases of complaints: the page of complaints, open and transition.
+"""Use-cases of complaints: the page of complaints, open and transition; SLA policies; the taxonomies of
+categories and root causes.
 
 Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (api/usecases/caller.py:
 who, for audit rows, and the rows they reach) and a plain command, returns ids or rows, and raises domain
@@ -8,17 +9,23 @@ and tests call them the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from api.usecases.caller import Caller
+from domain import sla as sla_rules
 from domain.complaints import Transition
 from domain.errors import Conflict, Invalid, NotFound, ValidationFailed
 from domain.idempotency import check_replay
+from domain.sla import SlaTarget
+from infra import sla as sla_repo
 from infra.after_change import after_change
 from infra.db import RequestDb
+from infra.repos import authz as audit_repo
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
@@ -176,3 +183,134 @@ async def transition_complaint(db: RequestDb, caller: Caller, cmd: TransitionCom
             await after_change(uow.conn, [done.customer_id], actor=caller.actor)
         uow.commit()
     return cmd.complaint_id
+
+
+# ---------------------------------------------------------------- SLA policies
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    row: dict[str, Any]  # the policy: id, version, name, status, who created and activated it, when
+    targets: list[SlaTarget]
+
+
+@dataclass(frozen=True)
+class CreateSlaPolicy:
+    name: str
+    targets: Sequence[SlaTarget]  # by tier code (or '*') and severity
+
+
+async def sla_policies(db: RequestDb, caller: Caller, statuses: Sequence[str] | None = None) -> list[SlaPolicy]:
+    """The SLA policies (of these statuses, if given), newest version first, with their targets."""
+    rows = await sla_repo.policies(db, statuses)
+    targets = await sla_repo.targets_of(db, [r["id"] for r in rows]) if rows else {}
+    return [SlaPolicy(r, targets[r["id"]]) for r in rows]
+
+
+async def create_sla_policy(db: RequestDb, caller: Caller, cmd: CreateSlaPolicy) -> UUID:
+    """A draft SLA policy, its targets validated against the active tiers (``Invalid`` lists every problem
+    and nothing is written); audited. Returns its id."""
+    name = " ".join(cmd.name.split())
+    targets = [dataclasses.replace(t, tier=t.tier.strip()) for t in cmd.targets]
+    async with db.unit_of_work() as uow:
+        errors: list[ValidationFailed] = []
+        if not 0 < len(name) <= 100:
+            errors.append(ValidationFailed("a name has 1 to 100 characters", field="name"))
+        try:
+            sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
+        except Invalid as exc:
+            errors += exc.errors
+        if errors:
+            raise Invalid(errors)
+        policy_id = await sla_repo.create_policy(uow, name=name, targets=targets, actor=caller.actor)
+        await audit_repo.write_audit(
+            uow,
+            actor=caller.actor,
+            action="sla_policy.create",
+            request_id=caller.request_id,
+            target_type="sla_policy",
+            target_ids=[str(policy_id)],
+            after={"name": name, "targets": len(targets)},
+        )
+        uow.commit()
+    return policy_id
+
+
+async def activate_sla_policy(db: RequestDb, caller: Caller, policy_id: UUID) -> UUID:
+    """Activate a draft SLA policy (the active one retires; open complaints keep their deadlines), its
+    targets covering the tiers of now (checked under the activation lock); audited. Returns its id."""
+    async with db.unit_of_work() as uow:
+        version, retired = await sla_repo.activate_policy(uow, policy_id, actor=caller.actor)
+        targets = (await sla_repo.targets_of(uow, [policy_id]))[policy_id]
+        sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
+        await audit_repo.write_audit(
+            uow,
+            actor=caller.actor,
+            action="sla_policy.activate",
+            request_id=caller.request_id,
+            target_type="sla_policy",
+            target_ids=[str(policy_id)],
+            after={"version": version, "retiredVersion": retired},
+        )
+        uow.commit()
+    return policy_id
+
+
+# ---------------------------------------------------------------- taxonomies
+
+CATEGORIES, ROOT_CAUSES = "categories", "root_causes"  # the two taxonomies of complaints
+TAXON_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+@dataclass(frozen=True)
+class AddTaxon:
+    taxonomy: str  # CATEGORIES or ROOT_CAUSES
+    code: str
+    label: str
+
+
+async def taxonomy(db: RequestDb, caller: Caller, name: str) -> list[dict[str, Any]]:
+    """The active entries of a taxonomy (code, label, active)."""
+    return await complaints_repo.taxonomy(db, name)
+
+
+async def add_taxon(db: RequestDb, caller: Caller, cmd: AddTaxon) -> dict[str, Any]:
+    """Add an entry to a taxonomy, or bring back a deactivated one under a new label; audited. The entry."""
+    code, label = cmd.code.strip().lower(), " ".join(cmd.label.split())
+    errors = []
+    if not TAXON_CODE.match(code):
+        errors.append(ValidationFailed("a code is 2 to 40 of a-z, 0-9 and _, starting with a letter", field="code"))
+    if not 0 < len(label) <= 100:
+        errors.append(ValidationFailed("a label has 1 to 100 characters", field="label"))
+    if errors:
+        raise Invalid(errors)
+    async with db.unit_of_work() as uow:
+        taxon, reactivated = await complaints_repo.add_taxon(uow, cmd.taxonomy, code, label)
+        await audit_repo.write_audit(
+            uow,
+            actor=caller.actor,
+            action=f"taxonomy.{'reactivate' if reactivated else 'add'}",
+            request_id=caller.request_id,
+            target_type=cmd.taxonomy,
+            target_ids=[code],
+            after={"label": label},
+        )
+        uow.commit()
+    return taxon
+
+
+async def deactivate_taxon(db: RequestDb, caller: Caller, name: str, code: str) -> dict[str, Any]:
+    """Retire an entry of a taxonomy: no new complaint or resolution can use it, those that do keep it;
+    audited. The entry."""
+    async with db.unit_of_work() as uow:
+        taxon = await complaints_repo.deactivate_taxon(uow, name, code.strip().lower())
+        await audit_repo.write_audit(
+            uow,
+            actor=caller.actor,
+            action="taxonomy.deactivate",
+            request_id=caller.request_id,
+            target_type=name,
+            target_ids=[taxon["code"]],
+        )
+        uow.commit()
+    return taxon

@@ -1,4 +1,4 @@
-"""Use-cases of surveys: the page of surveys, create a survey, submit a response.
+"""Use-cases of surveys: the page of surveys, create a survey, submit a response, invite customers.
 
 Free of GraphQL (issue 13, item 2): each takes the request's database, the caller (api/usecases/caller.py:
 who, for audit rows, and the rows they reach) and a plain command, returns ids or rows, and raises domain
@@ -23,6 +23,7 @@ from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos.base import Page
+from infra.settings import Settings
 
 # ---------------------------------------------------------------- reads
 
@@ -211,3 +212,51 @@ async def submit_survey_response(db: RequestDb, caller: Caller, cmd: SubmitRespo
                 await after_change(uow.conn, [customer_id], actor=caller.actor)
                 uow.commit()
     return existing
+
+
+# ---------------------------------------------------------------- invitations
+
+MAX_INVITES = 100
+
+
+@dataclass(frozen=True)
+class InviteToSurvey:
+    survey_id: UUID
+    customer_ids: Sequence[UUID]
+    channel: str | None = None  # the channel asked for (one the survey is sent on); None: the customer's own
+
+
+@dataclass(frozen=True)
+class Invitations:
+    outcomes: list[surveys_repo.InviteOutcome]  # one per customer the caller's scope reaches, in order
+    not_found: list[UUID]  # the customers it does not reach (or that do not exist), each once, in order
+
+
+def check_invitees(count: int) -> None:
+    if not 0 < count <= MAX_INVITES:
+        raise ValidationFailed(f"invite 1 to {MAX_INVITES} customers at once", field="customerIds")
+
+
+async def invite_to_survey(db: RequestDb, caller: Caller, cmd: InviteToSurvey, *, settings: Settings) -> Invitations:
+    """Invite customers to a survey now: the per-customer throttle and consent apply (an outcome says why a
+    customer was skipped); a customer outside the caller's scope answers exactly like an unknown one."""
+    check_invitees(len(cmd.customer_ids))
+    customers = list(cmd.customer_ids)
+    async with db.unit_of_work() as uow:
+        survey, _ = await surveys_repo.survey_with_questions(uow, cmd.survey_id)
+        if cmd.channel is not None and cmd.channel not in survey["channels"]:
+            raise ValidationFailed("the survey is not sent on this channel", field="channel")
+        # Row scope first: a customer the caller cannot see answers exactly like an unknown one.
+        visible = await customers_repo.by_ids(uow, customers, columns=(), scope=caller.scope)
+        outcomes = await surveys_repo.invite(
+            uow,
+            [
+                surveys_repo.Candidate(cmd.survey_id, c, "manual", preferred_channel=cmd.channel)
+                for c in customers
+                if c in visible
+            ],
+            throttle_days=settings.survey_throttle_days,
+            periodic_days=settings.survey_periodic_days,
+        )
+        uow.commit()
+    return Invitations(outcomes=outcomes, not_found=[c for c in dict.fromkeys(customers) if c not in visible])

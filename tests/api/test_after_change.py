@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api.graphql.privacy import resolvers as privacy
 from api.usecases import complaints as complaint_usecases
 from api.usecases import customers as usecases
+from api.usecases import privacy
 from api.usecases import surveys as survey_usecases
 from infra import after_change as after_change_module
 from infra.db import StatementCounter

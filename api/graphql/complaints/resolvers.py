@@ -1,4 +1,4 @@
-"""Thin resolvers of complaints: read the arguments, call one repository read or use-case, map the result."""
+"""Thin resolvers of complaints: read the arguments, call one use-case (api/usecases/complaints.py), map the result."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import enum_value, first_of, forget, mutate, one, query
 from api.usecases import complaints as usecases
 from domain.complaints import Transition
-from infra.repos import complaints as complaints_repo
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -118,11 +117,13 @@ class TaxonomyQuery:
 
     @strawberry.field
     async def complaint_categories(self, info: Info[Context, None]) -> list[TaxonType] | None:
-        return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "categories")]
+        found = await usecases.taxonomy(_ctx(info).db, _ctx(info).caller, usecases.CATEGORIES)
+        return [TaxonType(**t) for t in found]
 
     @strawberry.field
     async def root_causes(self, info: Info[Context, None]) -> list[TaxonType] | None:
-        return [TaxonType(**t) for t in await complaints_repo.taxonomy(_ctx(info).db, "root_causes")]
+        found = await usecases.taxonomy(_ctx(info).db, _ctx(info).caller, usecases.ROOT_CAUSES)
+        return [TaxonType(**t) for t in found]
 
 
 @strawberry.type

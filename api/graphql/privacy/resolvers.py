@@ -1,7 +1,7 @@
 """Data quality and the rights of the data subject (issue 8): duplicate candidates and merges, the
 data-quality report, consent per channel, erasure and export. Every operation is granted like any
-other (authz/catalogue.py, migration 0008); merges, consent changes, erasures and exports are audited
-by infra/repos/quality.py in the same transaction as the change."""
+other (authz/catalogue.py, migration 0008). Thin resolvers: global ids decoded, the use-case of
+api/usecases/privacy.py called (audits and the after-change step are its), the result mapped out."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
-from api.graphql.core.errors import FORBIDDEN, coded
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import PageInfo
 from api.graphql.core.resolving import forget, mutate, page_size, query
@@ -36,44 +35,11 @@ from api.graphql.privacy.types import (
     MonthCountType,
     RestoreDuplicatePairPayload,
 )
-from authz.catalogue import CATALOGUE
-from authz.policy import Decisions, Level
-from domain import quality as rules
-from domain.errors import ValidationFailed
-from infra.after_change import after_change
-from infra.pagination import decode_cursor, encode_cursor
-from infra.repos import authz as authz_repo
-from infra.repos import quality as quality_repo
-
-PAIR_SORT = "DUPLICATE_PAIR"
-# The catalogue types whose data an export hands out decrypted. The export is one JSON value that the
-# field guards cannot look into, so it is refused unless the caller may read every field of these in full.
-_EXPORTED = (
-    "Customer CustomerMetrics ChurnRisk TierChange Purchase Refund BenefitRedemption Complaint ComplaintEvent"
-    " SurveyInvitation SurveyResponse SurveyAnswer CustomerMerge AuditEntry"
-)
-EXPORTED_TYPES = frozenset(_EXPORTED.split())
+from api.usecases import privacy as usecases
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
-
-
-def _criteria(info: Info[Context, None]) -> tuple[str, ...]:
-    s = _ctx(info).settings
-    return rules.parse_names(s.duplicate_criteria, rules.DUPLICATE_CRITERIA, "TIERWISE_DUPLICATE_CRITERIA")
-
-
-def _export_gaps(decisions: Decisions) -> list[str]:
-    """The exported fields this caller may not read in full (memoised per role set)."""
-    gaps: list[str] | None = decisions.memo.get("export_gaps")
-    if gaps is None:
-        gaps = decisions.memo["export_gaps"] = sorted(
-            key
-            for key, spec in CATALOGUE.items()
-            if spec.type_name in EXPORTED_TYPES and decisions.read(key) is not Level.FULL
-        )
-    return gaps
 
 
 def _customer_id(global_id: str, field: str) -> UUID:
@@ -102,37 +68,21 @@ class PrivacyQuery:
     ) -> DuplicatePairConnection | None:  # type: ignore[valid-type]
         ctx = _ctx(info)
         page_size(ctx.settings.max_page_size, first)
-        configured = _criteria(info)
-        wanted = [c for c in configured if criteria is None or c in {x.value for x in criteria}]
-        dismissed = bool(include_dismissed)
+        cmd = usecases.DuplicateQuery(
+            first=first,
+            after=after,
+            criteria=None if criteria is None else [c.value for c in criteria],
+            include_dismissed=bool(include_dismissed),
+        )
 
         async def run() -> Any:
-            cursor = None
-            if after is not None:
-                a, b = decode_cursor(after, PAIR_SORT)
-                try:
-                    cursor = (UUID(str(a)), UUID(str(b)))
-                except ValueError:
-                    raise ValidationFailed("not a cursor of this list", field="after") from None
-            rows, has_next = await quality_repo.duplicate_pairs(
-                ctx.db, criteria=wanted, scope=ctx.scope, first=first, after=cursor, include_dismissed=dismissed
-            )
+            done = await usecases.duplicate_pairs(ctx.db, ctx.caller, cmd, settings=ctx.settings)
             edge = DuplicatePairConnection._edge
-            edges = [
-                edge(cursor=encode_cursor(PAIR_SORT, str(r["a_id"]), r["b_id"]), node=DuplicatePairType.from_row(r))
-                for r in rows
-            ]
-
-            async def total() -> int:
-                counts = await quality_repo.duplicate_counts(
-                    ctx.db, criteria=wanted, scope=ctx.scope, include_dismissed=dismissed
-                )
-                return counts[0]
-
+            edges = [edge(cursor=usecases.pair_cursor(r), node=DuplicatePairType.from_row(r)) for r in done.rows]
             return DuplicatePairConnection(
                 edges=edges,
-                page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
-                count_fn=total,
+                page_info=PageInfo(has_next_page=done.has_next, end_cursor=edges[-1].cursor if edges else None),
+                count_fn=done.count,
             )
 
         return await query(run)
@@ -143,15 +93,9 @@ class PrivacyQuery:
     )
     async def data_quality_report(self, info: Info[Context, None]) -> DataQualityReportType | None:
         ctx = _ctx(info)
-        s = ctx.settings
-        required = rules.parse_names(
-            s.quality_required_fields, rules.REPORTABLE_FIELDS, "TIERWISE_QUALITY_REQUIRED_FIELDS"
-        )
 
         async def run() -> DataQualityReportType:
-            r = await quality_repo.report(
-                ctx.db, required=required, criteria=_criteria(info), stale_days=s.metrics_stale_days, scope=ctx.scope
-            )
+            r = await usecases.data_quality_report(ctx.db, ctx.caller, settings=ctx.settings)
             st = r["staleness"]
             return DataQualityReportType(
                 live_customers=r["live"],
@@ -175,25 +119,10 @@ class PrivacyQuery:
     )
     async def export_customer_data(self, info: Info[Context, None], id: strawberry.ID) -> JSON | None:
         ctx = _ctx(info)
-        gaps = _export_gaps(ctx.decisions)
-        if gaps:
-            raise coded(f"an export needs full read of every customer field; not granted: {', '.join(gaps)}", FORBIDDEN)
 
         async def run() -> Any:
-            customer_id = _customer_id(id, "id")
-            async with ctx.db.unit_of_work() as uow:
-                data = await quality_repo.export(uow.conn, customer_id, scope=ctx.scope)
-                await authz_repo.write_audit(
-                    uow.conn,
-                    actor=ctx.actor,
-                    action="customer_exported",
-                    request_id=ctx.request_id,
-                    target_type="Customer",
-                    target_ids=[str(customer_id)],
-                    fields=["*"],
-                )
-                uow.commit()
-            return data
+            usecases.check_export_allowed(ctx.caller)  # FORBIDDEN before the id is read, as ever
+            return await usecases.export_customer_data(ctx.db, ctx.caller, _customer_id(id, "id"))
 
         return await query(run)
 
@@ -203,17 +132,12 @@ async def _pair_mutation(
     payload: Any,
     customer_id: strawberry.ID,
     other_id: strawberry.ID,
-    change: Callable[[Any, UUID, UUID, Context], Awaitable[dict[str, Any]]],
+    change: Callable[[UUID, UUID], Awaitable[dict[str, Any]]],
 ) -> Any:
-    """Dismiss or restore a duplicate pair: both ids checked, the change in one transaction, the pair back."""
-    ctx = _ctx(info)
+    """Dismiss or restore a duplicate pair: both ids decoded, the use-case, the pair back."""
 
     async def run() -> Any:
-        one = _customer_id(customer_id, "customerId")
-        other = _customer_id(other_id, "otherId")
-        async with ctx.db.unit_of_work() as uow:
-            done = await change(uow.conn, one, other, ctx)
-            uow.commit()
+        done = await change(_customer_id(customer_id, "customerId"), _customer_id(other_id, "otherId"))
         return payload(pair=DuplicatePairType.from_row(done, done["dismissal"]), changed=done["changed"])
 
     return await mutate(payload, run)
@@ -240,20 +164,8 @@ class PrivacyMutation:
         async def run() -> MergeCustomersPayload:
             survivor = _customer_id(survivor_id, "survivorId")
             duplicate = _customer_id(duplicate_id, "duplicateId")
-            async with ctx.db.unit_of_work() as uow:
-                record = await quality_repo.merge(
-                    uow.conn,
-                    survivor,
-                    duplicate,
-                    scope=ctx.scope,
-                    actor=ctx.actor,
-                    request_id=ctx.request_id,
-                    survivor_version=expected_survivor_version,
-                    duplicate_version=expected_duplicate_version,
-                )
-                # the survivor now holds the duplicate's purchases, complaints and answers
-                await after_change(uow.conn, [survivor], actor=ctx.actor)
-                uow.commit()
+            cmd = usecases.MergeCustomers(survivor, duplicate, expected_survivor_version, expected_duplicate_version)
+            record = await usecases.merge_customers(ctx.db, ctx.caller, cmd)
             forget(ctx.loaders.customer, survivor)
             forget(ctx.loaders.customer, duplicate)
             return MergeCustomersPayload(
@@ -281,8 +193,8 @@ class PrivacyMutation:
             DismissDuplicatePairPayload,
             customer_id,
             other_id,
-            lambda conn, one, other, ctx: quality_repo.dismiss_pair(
-                conn, one, other, reason=reason, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
+            lambda one, other: usecases.dismiss_duplicate_pair(
+                _ctx(info).db, _ctx(info).caller, usecases.DismissPair(one, other, reason)
             ),
         )
 
@@ -298,8 +210,8 @@ class PrivacyMutation:
             RestoreDuplicatePairPayload,
             customer_id,
             other_id,
-            lambda conn, one, other, ctx: quality_repo.restore_pair(
-                conn, one, other, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
+            lambda one, other: usecases.restore_duplicate_pair(
+                _ctx(info).db, _ctx(info).caller, usecases.RestorePair(one, other)
             ),
         )
 
@@ -312,17 +224,10 @@ class PrivacyMutation:
         ctx = _ctx(info)
 
         async def run() -> EraseCustomerPayload:
-            customer_id = _customer_id(id, "id")
-            async with ctx.db.unit_of_work() as uow:
-                done = await quality_repo.erase(
-                    uow.conn, customer_id, scope=ctx.scope, actor=ctx.actor, request_id=ctx.request_id
-                )
-                # the profile is gone, the aggregates stay: the step keeps metrics, tier and churn consistent
-                await after_change(uow.conn, [customer_id], actor=ctx.actor)
-                uow.commit()
-            for i in done["ids"]:
+            done = await usecases.erase_customer(ctx.db, ctx.caller, _customer_id(id, "id"))
+            for i in done.ids:
                 forget(ctx.loaders.customer, i)
-            return EraseCustomerPayload(erased_id=id, erased_at=done["erased_at"], erased=done["counts"])
+            return EraseCustomerPayload(erased_id=id, erased_at=done.erased_at, erased=done.counts)
 
         return await mutate(EraseCustomerPayload, run)
 
@@ -344,18 +249,8 @@ class PrivacyMutation:
 
         async def run() -> ConsentPayload:
             cid = _customer_id(customer_id, "customerId")
-            async with ctx.db.unit_of_work() as uow:
-                changed = await quality_repo.set_consent(
-                    uow.conn,
-                    cid,
-                    channel.value,
-                    given,
-                    scope=ctx.scope,
-                    actor=ctx.actor,
-                    request_id=ctx.request_id,
-                    expected_version=expected_version,
-                )
-                uow.commit()
+            cmd = usecases.SetConsent(cid, channel.value, given, expected_version)
+            changed = await usecases.set_consent(ctx.db, ctx.caller, cmd)
             forget(ctx.loaders.customer, cid)
             return ConsentPayload(customer=await load_customer(info, cid), changed=changed)
 

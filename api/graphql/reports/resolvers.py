@@ -4,14 +4,13 @@ Mutation (api/graphql/schema.py).
 
 Access is the schema's like everywhere: ``Query.reports`` and each ``Reports.<report>`` are guarded
 fields (analysts read them all, marketing the survey and churn ones); report rows are aggregates
-with no free text and no customer in them. All SQL is in infra/ (repos/reports.py, sla.py,
-repos/complaints.py, repos/surveys.py).
+with no free text and no customer in them. Thin resolvers: the use-cases are api/usecases/reports.py
+(the reports), complaints.py (SLA policies, taxonomies) and surveys.py (invitations).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated
 from uuid import UUID
 
@@ -21,7 +20,7 @@ from strawberry.types import Info
 from api.graphql.complaints.types import TaxonType
 from api.graphql.core.context import Context
 from api.graphql.core.enums import SurveyChannel
-from api.graphql.core.errors import coded
+from api.graphql.core.errors import coded, query_error
 from api.graphql.core.ids import from_global_id, to_global_id
 from api.graphql.core.resolving import enum_value, mutate
 from api.graphql.reports.inputs import CreateSlaPolicyInput, InviteToSurveyInput
@@ -43,30 +42,22 @@ from api.graphql.reports.types import (
     TaxonPayload,
     _f,
 )
+from api.usecases import complaints as complaint_usecases
+from api.usecases import reports as usecases
+from api.usecases import surveys as survey_usecases
 from domain import sla as sla_rules
-from domain.errors import DomainError, Invalid, ValidationFailed
-from infra import sla as sla_repo
-from infra.repos import authz as audit_repo
-from infra.repos import complaints as complaints_repo
-from infra.repos import customers as customers_repo
-from infra.repos import reports as reports_repo
-from infra.repos import surveys as surveys_repo
-
-CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-MAX_INVITES = 100
+from domain.errors import DomainError
 
 
 def _ctx(info: Info[Context, None]) -> Context:
     return info.context
 
 
-def _range(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
-    for name, value in (("from", since), ("to", until)):
-        if value is not None and value.tzinfo is None:
-            raise coded(f"{name} needs a time zone", "BAD_USER_INPUT")
-    if since is not None and until is not None and since >= until:
-        raise coded("from must be before to", "BAD_USER_INPUT")
-    return since, until
+def _range(since: dt.datetime | None, until: dt.datetime | None) -> usecases.Period:
+    try:
+        return usecases.period(since, until)
+    except DomainError as exc:
+        raise query_error(exc) from None
 
 
 FromArg = Annotated[dt.datetime | None, strawberry.argument(name="from", description="inclusive; none: unbounded")]
@@ -77,10 +68,8 @@ ToArg = Annotated[dt.datetime | None, strawberry.argument(name="to", description
 
 
 async def _policies(info: Info[Context, None], statuses: list[str] | None = None) -> list[SlaPolicyType]:
-    db = _ctx(info).db
-    rows = await sla_repo.policies(db, statuses)
-    targets = await sla_repo.targets_of(db, [r["id"] for r in rows]) if rows else {}
-    return [SlaPolicyType.from_row(r, targets[r["id"]]) for r in rows]
+    found = await complaint_usecases.sla_policies(_ctx(info).db, _ctx(info).caller, statuses)
+    return [SlaPolicyType.from_row(p.row, p.targets) for p in found]
 
 
 async def _policy_by_id(info: Info[Context, None], policy_id: UUID) -> SlaPolicyType | None:
@@ -90,97 +79,32 @@ async def _policy_by_id(info: Info[Context, None], policy_id: UUID) -> SlaPolicy
 
 async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput) -> SlaPolicyPayload:
     ctx = _ctx(info)
-    name = " ".join(inp.name.split())
     targets = [
-        sla_rules.SlaTarget(t.tier.strip(), enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
+        sla_rules.SlaTarget(t.tier, enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
         for t in inp.targets
     ]
-    async with ctx.db.unit_of_work() as uow:
-        errors: list[ValidationFailed] = []
-        if not 0 < len(name) <= 100:
-            errors.append(ValidationFailed("a name has 1 to 100 characters", field="name"))
-        try:
-            sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
-        except Invalid as exc:
-            errors += exc.errors
-        if errors:
-            raise Invalid(errors)
-        policy_id = await sla_repo.create_policy(uow, name=name, targets=targets, actor=ctx.actor)
-        await audit_repo.write_audit(
-            uow,
-            actor=ctx.actor,
-            action="sla_policy.create",
-            request_id=ctx.request_id,
-            target_type="sla_policy",
-            target_ids=[str(policy_id)],
-            after={"name": name, "targets": len(targets)},
-        )
-        uow.commit()
+    cmd = complaint_usecases.CreateSlaPolicy(inp.name, targets)
+    policy_id = await complaint_usecases.create_sla_policy(ctx.db, ctx.caller, cmd)
     return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
 
 
 async def activate_sla_policy(info: Info[Context, None], global_id: str) -> SlaPolicyPayload:
     ctx = _ctx(info)
     _, policy_id = from_global_id(global_id, "SlaPolicy", field="id")
-    async with ctx.db.unit_of_work() as uow:
-        # Coverage is checked against the tiers of now, under the activation lock.
-        version, retired = await sla_repo.activate_policy(uow, policy_id, actor=ctx.actor)
-        targets = (await sla_repo.targets_of(uow, [policy_id]))[policy_id]
-        sla_rules.validate_targets(targets, await sla_repo.active_tier_codes(uow))
-        await audit_repo.write_audit(
-            uow,
-            actor=ctx.actor,
-            action="sla_policy.activate",
-            request_id=ctx.request_id,
-            target_type="sla_policy",
-            target_ids=[str(policy_id)],
-            after={"version": version, "retiredVersion": retired},
-        )
-        uow.commit()
+    await complaint_usecases.activate_sla_policy(ctx.db, ctx.caller, policy_id)
     return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
 
 
 # ---------------------------------------------------------------- taxonomy
 
 
-async def _add_taxon(info: Info[Context, None], table: str, code: str, label: str) -> TaxonPayload:
-    ctx = _ctx(info)
-    code, label = code.strip().lower(), " ".join(label.split())
-    errors = []
-    if not CODE.match(code):
-        errors.append(ValidationFailed("a code is 2 to 40 of a-z, 0-9 and _, starting with a letter", field="code"))
-    if not 0 < len(label) <= 100:
-        errors.append(ValidationFailed("a label has 1 to 100 characters", field="label"))
-    if errors:
-        raise Invalid(errors)
-    async with ctx.db.unit_of_work() as uow:
-        taxon, reactivated = await complaints_repo.add_taxon(uow, table, code, label)
-        await audit_repo.write_audit(
-            uow,
-            actor=ctx.actor,
-            action=f"taxonomy.{'reactivate' if reactivated else 'add'}",
-            request_id=ctx.request_id,
-            target_type=table,
-            target_ids=[code],
-            after={"label": label},
-        )
-        uow.commit()
-    return TaxonPayload(taxon=TaxonType(**taxon))
+async def _add_taxon(info: Info[Context, None], taxonomy: str, code: str, label: str) -> TaxonPayload:
+    cmd = complaint_usecases.AddTaxon(taxonomy, code, label)
+    return TaxonPayload(taxon=TaxonType(**await complaint_usecases.add_taxon(_ctx(info).db, _ctx(info).caller, cmd)))
 
 
-async def _deactivate_taxon(info: Info[Context, None], table: str, code: str) -> TaxonPayload:
-    ctx = _ctx(info)
-    async with ctx.db.unit_of_work() as uow:
-        taxon = await complaints_repo.deactivate_taxon(uow, table, code.strip().lower())
-        await audit_repo.write_audit(
-            uow,
-            actor=ctx.actor,
-            action="taxonomy.deactivate",
-            request_id=ctx.request_id,
-            target_type=table,
-            target_ids=[taxon["code"]],
-        )
-        uow.commit()
+async def _deactivate_taxon(info: Info[Context, None], taxonomy: str, code: str) -> TaxonPayload:
+    taxon = await complaint_usecases.deactivate_taxon(_ctx(info).db, _ctx(info).caller, taxonomy, code)
     return TaxonPayload(taxon=TaxonType(**taxon))
 
 
@@ -194,67 +118,39 @@ def _cid(customer_id: UUID) -> strawberry.ID:
 # ---------------------------------------------------------------- reports: fairness
 
 
-FAIRNESS_MEASURES = (
-    "medianFirstResponseMinutes",
-    "medianResolutionMinutes",
-    "slaBreachRate",
-    "invitedShare",
-    "answeredShare",
-    "nps",
-)
-
-
-def _compare(measure: str, low: float | None, high: float | None) -> FairnessComparisonType:
-    ratio = diff = None
-    if low is not None and high is not None:
-        diff = round(low - high, 4)
-        ratio = round(low / high, 4) if high != 0 else None
-    return FairnessComparisonType(measure=measure, lowest=low, highest=high, ratio=ratio, difference=diff)
-
-
-async def fairness_report(
-    info: Info[Context, None], since: dt.datetime | None, until: dt.datetime | None
-) -> FairnessReportType:
-    rows = await reports_repo.fairness(_ctx(info).db, since=since, until=until, scope=_ctx(info).scope)
-    tiers = [
-        FairnessTierType(
-            tier=r["tier"],
-            rank=r["rank"],
-            complaints=r["complaints"],
-            complaints_with_sla=r["with_sla"],
-            breached_complaints=r["breached"],
-            median_first_response_minutes=_f(r["median_first_response_minutes"]),
-            median_resolution_minutes=_f(r["median_resolution_minutes"]),
-            sla_breach_rate=_f(r["breach_rate"]),
-            customers=r["customers"],
-            customers_invited=r["invited"],
-            customers_answered=r["answered"],
-            invited_share=_f(r["invited_share"]),
-            answered_share=_f(r["answered_share"]),
-            nps_answers=r["nps_answers"],
-            nps=_f(r["nps"]),
-        )
-        for r in rows
-    ]
-    comparisons = []
-    if tiers:
-        low, high = tiers[0], tiers[-1]
-        attrs = {
-            "medianFirstResponseMinutes": "median_first_response_minutes",
-            "medianResolutionMinutes": "median_resolution_minutes",
-            "slaBreachRate": "sla_breach_rate",
-            "invitedShare": "invited_share",
-            "answeredShare": "answered_share",
-            "nps": "nps",
-        }
-        comparisons = [_compare(m, getattr(low, attrs[m]), getattr(high, attrs[m])) for m in FAIRNESS_MEASURES]
+async def fairness_report(info: Info[Context, None], period: usecases.Period) -> FairnessReportType:
+    done = await usecases.fairness(_ctx(info).db, _ctx(info).caller, period)
     return FairnessReportType(
-        since=since,
-        until=until,
-        lowest_tier=tiers[0].tier if tiers else None,
-        highest_tier=tiers[-1].tier if tiers else None,
-        tiers=tiers,
-        comparisons=comparisons,
+        since=period.since,
+        until=period.until,
+        lowest_tier=done.lowest_tier,
+        highest_tier=done.highest_tier,
+        tiers=[
+            FairnessTierType(
+                tier=r["tier"],
+                rank=r["rank"],
+                complaints=r["complaints"],
+                complaints_with_sla=r["with_sla"],
+                breached_complaints=r["breached"],
+                median_first_response_minutes=_f(r["median_first_response_minutes"]),
+                median_resolution_minutes=_f(r["median_resolution_minutes"]),
+                sla_breach_rate=_f(r["breach_rate"]),
+                customers=r["customers"],
+                customers_invited=r["invited"],
+                customers_answered=r["answered"],
+                invited_share=_f(r["invited_share"]),
+                answered_share=_f(r["answered_share"]),
+                nps_answers=r["nps_answers"],
+                nps=_f(r["nps"]),
+            )
+            for r in done.tiers
+        ],
+        comparisons=[
+            FairnessComparisonType(
+                measure=c.measure, lowest=c.lowest, highest=c.highest, ratio=c.ratio, difference=c.difference
+            )
+            for c in done.comparisons
+        ],
     )
 
 
@@ -271,10 +167,12 @@ class ReportsType:
         tier: Annotated[str | None, strawberry.argument(description="top root causes of this tier only")] = None,
         top_root_causes: int = 10,
     ) -> ComplaintAnalyticsType | None:
-        since, until = _range(since, until)
-        if not 1 <= top_root_causes <= 50:
-            raise coded("topRootCauses must be between 1 and 50", "BAD_USER_INPUT")
-        return ComplaintAnalyticsType(since=since, until=until, tier_filter=tier, top=top_root_causes)
+        p = _range(since, until)
+        try:
+            usecases.check_top_root_causes(top_root_causes)
+        except DomainError as exc:
+            raise query_error(exc) from None
+        return ComplaintAnalyticsType(since=p.since, until=p.until, tier_filter=tier, top=top_root_causes)
 
     @strawberry.field(description="NPS, CSAT or CES with responses and response rate, grouped as asked")
     async def survey_scores(
@@ -287,24 +185,21 @@ class ReportsType:
         until: ToArg = None,
         survey_id: strawberry.ID | None = None,
     ) -> list[ScoreRowType] | None:
-        since, until = _range(since, until)
+        p = _range(since, until)
         survey = None
         if survey_id is not None:
             try:
                 survey = from_global_id(survey_id, "Survey", field="surveyId")[1]
             except DomainError as exc:
                 raise coded(exc.message, "BAD_USER_INPUT") from None
-        groups = [g.value for g in group_by or []]
-        rows = await reports_repo.survey_scores(
-            _ctx(info).db,
-            kind=metric.value,
-            group_by=groups,
+        q = usecases.ScoreQuery(
+            metric=metric.value,
             period=period.value,
-            since=since,
-            until=until,
+            range=p,
+            group_by=[g.value for g in group_by or []],
             survey_id=survey,
-            scope=_ctx(info).scope,
         )
+        rows = await usecases.survey_scores(_ctx(info).db, _ctx(info).caller, q)
         return [
             ScoreRowType(
                 survey_ref=r.get("SURVEY"),
@@ -331,8 +226,7 @@ class ReportsType:
     async def fairness(
         self, info: Info[Context, None], since: FromArg = None, until: ToArg = None
     ) -> FairnessReportType | None:
-        since, until = _range(since, until)
-        return await fairness_report(info, since, until)
+        return await fairness_report(info, _range(since, until))
 
     @strawberry.field(description="Churn levels per tier and the signals behind them")
     def churn_risk(self) -> ChurnReportType | None:
@@ -374,19 +268,19 @@ class ReportMutation:
 
     @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")
     async def add_complaint_category(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
-        return await mutate(TaxonPayload, lambda: _add_taxon(info, "categories", code, label))
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, complaint_usecases.CATEGORIES, code, label))
 
     @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")
     async def deactivate_complaint_category(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
-        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, "categories", code))
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, complaint_usecases.CATEGORIES, code))
 
     @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")
     async def add_root_cause(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
-        return await mutate(TaxonPayload, lambda: _add_taxon(info, "root_causes", code, label))
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, complaint_usecases.ROOT_CAUSES, code, label))
 
     @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")
     async def deactivate_root_cause(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
-        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, "root_causes", code))
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, complaint_usecases.ROOT_CAUSES, code))
 
     @strawberry.mutation(
         description="Invite customers to a survey now; the per-customer throttle and consent apply, "
@@ -401,40 +295,24 @@ class ReportMutation:
 async def invite_to_survey(info: Info[Context, None], inp: InviteToSurveyInput) -> InviteToSurveyPayload:
     ctx = _ctx(info)
     _, survey_id = from_global_id(inp.survey_id, "Survey", field="surveyId")
-    if not 0 < len(inp.customer_ids) <= MAX_INVITES:
-        raise ValidationFailed(f"invite 1 to {MAX_INVITES} customers at once", field="customerIds")
-    customers = [from_global_id(c, "Customer", field=f"customerIds[{n}]")[1] for n, c in enumerate(inp.customer_ids)]
-    channel = enum_value(inp.channel) if inp.channel is not None else None
-    async with ctx.db.unit_of_work() as uow:
-        survey, _ = await surveys_repo.survey_with_questions(uow, survey_id)
-        if channel is not None and channel not in survey["channels"]:
-            raise ValidationFailed("the survey is not sent on this channel", field="channel")
-        # Row scope first: a customer the caller cannot see answers exactly like an unknown one.
-        visible = await customers_repo.by_ids(uow, customers, columns=(), scope=ctx.scope)
-        outcomes = await surveys_repo.invite(
-            uow,
-            [
-                surveys_repo.Candidate(survey_id, c, "manual", preferred_channel=channel)
-                for c in customers
-                if c in visible
-            ],
-            throttle_days=ctx.settings.survey_throttle_days,
-            periodic_days=ctx.settings.survey_periodic_days,
-        )
-        uow.commit()
+    survey_usecases.check_invitees(len(inp.customer_ids))  # before the customer ids are read, as ever
+    cmd = survey_usecases.InviteToSurvey(
+        survey_id=survey_id,
+        customer_ids=[
+            from_global_id(c, "Customer", field=f"customerIds[{n}]")[1] for n, c in enumerate(inp.customer_ids)
+        ],
+        channel=enum_value(inp.channel) if inp.channel is not None else None,
+    )
+    done = await survey_usecases.invite_to_survey(ctx.db, ctx.caller, cmd, settings=ctx.settings)
     invited = [
         SurveyInvitationType.from_json(o.invitation, o.requested_channel, o.fallback)
-        for o in outcomes
+        for o in done.outcomes
         if o.invitation is not None
     ]
-    skipped = [
-        InvitationSkipType(customer_id=_cid(c), reason="not_found")
-        for c in dict.fromkeys(customers)
-        if c not in visible
-    ]
+    skipped = [InvitationSkipType(customer_id=_cid(c), reason="not_found") for c in done.not_found]
     skipped += [
         InvitationSkipType(customer_id=_cid(o.customer_id), reason=o.skipped or "throttled")
-        for o in outcomes
+        for o in done.outcomes
         if o.invitation is None
     ]
     return InviteToSurveyPayload(invitations=invited, skipped=skipped)

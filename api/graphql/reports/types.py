@@ -16,8 +16,8 @@ from api.graphql.core.enums import PolicyStatus, Severity, SurveyChannel, Survey
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import UserError
 from api.graphql.surveys.types import SurveyLinks, SurveyType
+from api.usecases import reports
 from domain import sla as sla_rules
-from infra.repos import reports as reports_repo
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -137,11 +137,13 @@ class ComplaintAnalyticsType:
     tier_filter: strawberry.Private[str | None]
     top: strawberry.Private[int]
 
+    @property
+    def _period(self) -> reports.Period:
+        return reports.Period(self.since, self.until)
+
     @strawberry.field(description="Tier at opening x category, zeros included")
     async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
-        rows = await reports_repo.complaint_rates(
-            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
-        )
+        rows = await reports.complaint_rates(_ctx(info).db, _ctx(info).caller, self._period)
         return [
             ComplaintRateType(
                 tier=r["tier"],
@@ -156,13 +158,8 @@ class ComplaintAnalyticsType:
 
     @strawberry.field
     async def top_root_causes(self, info: Info[Context, None]) -> list[RootCauseCountType]:
-        rows = await reports_repo.top_root_causes(
-            _ctx(info).db,
-            since=self.since,
-            until=self.until,
-            tier=self.tier_filter,
-            limit=self.top,
-            scope=_ctx(info).scope,
+        rows = await reports.top_root_causes(
+            _ctx(info).db, _ctx(info).caller, self._period, tier=self.tier_filter, top=self.top
         )
         return [
             RootCauseCountType(
@@ -173,9 +170,7 @@ class ComplaintAnalyticsType:
 
     @strawberry.field
     async def reopen_rates(self, info: Info[Context, None]) -> list[ReopenRateType]:
-        rows = await reports_repo.reopen_rates(
-            _ctx(info).db, since=self.since, until=self.until, scope=_ctx(info).scope
-        )
+        rows = await reports.reopen_rates(_ctx(info).db, _ctx(info).caller, self._period)
         return [
             ReopenRateType(
                 tier=r["tier"],
@@ -296,7 +291,7 @@ class ChurnSignalCountType:
 class ChurnReportType:
     @strawberry.field(description="Live customers per tier and churn level")
     async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
-        rows = await reports_repo.churn_levels(_ctx(info).db, scope=_ctx(info).scope)
+        rows = await reports.churn_levels(_ctx(info).db, _ctx(info).caller)
         return [
             ChurnLevelCountType(
                 tier=r["tier"], level=r["level"], customers=r["customers"], mean_score=float(r["mean_score"])
@@ -306,7 +301,7 @@ class ChurnReportType:
 
     @strawberry.field(description="How many customers each signal fires for")
     async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
-        rows = await reports_repo.churn_signals(_ctx(info).db, scope=_ctx(info).scope)
+        rows = await reports.churn_signals(_ctx(info).db, _ctx(info).caller)
         return [ChurnSignalCountType(**r) for r in rows]
 
 

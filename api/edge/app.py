@@ -108,7 +108,7 @@ class AuditSensitiveReads(SchemaExtension):
     """After execution, before the response leaves: one audit row per request that carried unmasked
     sensitive fields (who, which customers, which fields, request id); then the connection goes back."""
 
-    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_operation(self) -> AsyncIterator[None]:
         yield
         ctx: Context = self.execution_context.context
         try:
@@ -179,6 +179,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         if self.fastpath is not None:  # after the limits: a refused operation never runs
             extensions.append(functools.partial(CompiledQueries, fastpath=self.fastpath))
         schema = build_schema(extensions)
+        # strawberry builds the Schema (build_schema); its error logging is replaced on the instance
         schema.process_errors = _errors_are_logged_once  # type: ignore[method-assign]
         super().__init__(
             schema,
@@ -434,7 +435,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 format_error(e, request.state.request_id, hide_suggestions=settings.is_production, known_names=names)
                 for e in result.errors
             ]
-            out["errors"] = errors  # type: ignore[typeddict-item]
+            out["errors"] = list[object](errors)  # strawberry's response type holds a list[object]
             extra = getattr(request.state, "graphql", {})
             self.services.metrics.observe_errors(errors, extra.get("operation_type"))
             codes = [e["extensions"]["code"] for e in errors]
@@ -450,7 +451,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                     sub.status_code = 400
         return out
 
-    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+    def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
 
@@ -875,5 +876,5 @@ class _LazyGraphQL:
             self._app = EdgeMiddleware(TierwiseGraphQL(services), services)
         return self._app
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:  # type: ignore[override]
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         return (self._app or self.build())(scope, receive, send)

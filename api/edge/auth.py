@@ -88,6 +88,8 @@ def decode_staff_token(settings: Settings, token: str, verified: VerifiedTokens 
     if settings.jwt_key_id and kid is None:
         raise AuthError("token has no key id")
     key = settings.jwt_secret.get_secret_value() if settings.jwt_algorithm == "HS256" else settings.jwt_public_key
+    if key is None:  # refused at startup already (Settings: RS256 needs TIERWISE_JWT_PUBLIC_KEY)
+        raise AuthError("no key to verify tokens with")
     try:
         claims = jwt.decode(
             token,

@@ -486,6 +486,7 @@ class OperationLimits(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context
+        # strawberry's ParseOptions names max_tokens only; graphql-core's parse takes the two set here
         options: dict[str, Any] = ec.parse_options  # type: ignore[assignment]
         options["max_lexical_tokens"] = self.limits.max_tokens
         options["max_comments"] = self.limits.max_tokens

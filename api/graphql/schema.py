@@ -68,7 +68,7 @@ class Viewer:
     partner_id: strawberry.ID | None
     policy_version: int
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="FULL, CONSENTED, MASKED or DENIED for every guarded field, so a UI can hide columns up front"
     )
     def field_access(
@@ -104,7 +104,7 @@ class ViewerQuery:
             policy_version=ctx.decisions.policy_version,
         )
 
-    @strawberry.field(description="Any object by its global id; NOT_FOUND when unknown or not visible")
+    @strawberry.field(description="Any object by its global id; NOT_FOUND when unknown or not visible")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
         return await query(lambda: load_node(info, id))
 

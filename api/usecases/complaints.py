@@ -58,7 +58,9 @@ async def count_complaints(db: RequestDb, caller: Caller, f: ComplaintFilter) ->
 
 def sort_column(sort: str) -> str:
     """The row key a page sorted by ``sort`` is ordered on (its cursors carry it)."""
-    key: str = complaints_repo.SORTS[sort].column.key
+    key = complaints_repo.SORTS[sort].column.key
+    if key is None:  # every sort of complaints orders on a column
+        raise ValueError(f"sort {sort} orders on an unnamed expression")
     return key
 
 

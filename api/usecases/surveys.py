@@ -183,7 +183,9 @@ async def submit_survey_response(db: RequestDb, caller: Caller, cmd: SubmitRespo
                 if complaint_id not in found or found[complaint_id]["customer_id"] != customer_id:
                     raise NotFound("no such complaint of this customer", field="complaintId")
             slot = {"survey_id": cmd.survey_id, "customer_id": customer_id, "complaint_id": complaint_id}
-            if await surveys_repo.answered(uow, **slot):
+            if await surveys_repo.answered(
+                uow, survey_id=cmd.survey_id, customer_id=customer_id, complaint_id=complaint_id
+            ):
                 raise Invalid([ValidationFailed("this customer has answered this survey already", field="surveyId")])
             if survey["status"] != "active":
                 raise ValidationFailed("the survey is not active", field="surveyId")

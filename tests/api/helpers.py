@@ -11,6 +11,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from api.usecases.caller import Caller
+from authz.principal import Principal, PrincipalKind
+from infra.repos.base import Scope
 from tests.conftest import _MADE, RUN, Api, _admin_execute, _url_for, running_api, test_settings
 
 
@@ -72,6 +75,15 @@ SUBMIT_RESPONSE = f"""
 mutation($input: SubmitSurveyResponseInput!) {{
   submitSurveyResponse(input: $input) {{ response {{ id }} {USER_ERRORS} }}
 }}"""
+
+
+def caller_of(api: Api, subject: str, *roles: str, partner_id: uuid.UUID | None = None) -> Caller:
+    """A use-case caller holding ``roles`` (a partner token's when ``partner_id`` is given), built as the
+    request context builds it: its decisions from the running policy, its partner's row scope."""
+    kind = PrincipalKind.TOKEN if partner_id else PrincipalKind.USER
+    principal = Principal(kind, subject, roles=roles, partner_id=partner_id)
+    decisions = api.services.authz.store.decisions_of(principal)
+    return Caller(principal.subject, principal, Scope(partner_id=partner_id), f"req-{subject}", decisions)
 
 
 def global_id(type_name: str, raw: uuid.UUID | str) -> str:

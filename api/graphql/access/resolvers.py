@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -30,7 +30,6 @@ from api.graphql.access.types import (
 )
 from api.graphql.core.context import Context
 from api.graphql.core.errors import coded, user_errors
-from api.graphql.core.relay import ConnectionBase
 from api.usecases import access
 from api.usecases.caller import Caller
 from domain.errors import DomainError
@@ -53,7 +52,9 @@ def _rule(r: access.PolicyRule) -> PolicyRuleType:
     return PolicyRuleType(subject=r.subject, object=r.object, action=r.action, effect=r.effect)
 
 
-async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callable[[Executor], Awaitable[Any]]) -> P:
+async def _admin_change(
+    info: Info[Context, None], payload: Callable[..., P], fn: Callable[[Executor], Awaitable[int | P]]
+) -> P:
     """Run one change in a unit of work; a domain error becomes the payload's userErrors. ``fn`` returns
     the policy version (an ``ok`` payload) or the payload itself."""
     ctx = _ctx(info)
@@ -62,17 +63,17 @@ async def _admin_change(info: Info[Context, None], payload: type[P], fn: Callabl
             result = await fn(uow.conn)
             uow.commit()
     except DomainError as exc:
-        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+        return payload(user_errors=user_errors(exc))
     # This instance applies the change at once; the others follow the NOTIFY.
     await ctx.services.authz.reload()
     if isinstance(result, int):
-        return payload(ok=True, policy_version=result)  # type: ignore[call-arg]
-    return result  # type: ignore[no-any-return]
+        return payload(ok=True, policy_version=result)
+    return result
 
 
 @strawberry.type
 class AdminQuery:
-    @strawberry.field(description="Why a subject may or may not do an action on a field: the decision and its rule")
+    @strawberry.field(description="Why a subject may or may not do an action on a field: the decision and its rule")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def explain_access(
         self, info: Info[Context, None], subject: str, field: str, action: AccessAction = AccessAction.READ
     ) -> AccessExplanationType | None:
@@ -118,7 +119,7 @@ class AdminQuery:
     @strawberry.field
     async def audit_log(
         self, info: Info[Context, None], first: int = 20, after: str | None = None, filter: AuditFilter | None = None
-    ) -> AuditEntryConnection | None:  # type: ignore[valid-type]
+    ) -> AuditEntryConnection | None:
         ctx = _ctx(info)
         f = filter or AuditFilter()
         query = access.AuditQuery(
@@ -130,10 +131,7 @@ class AdminQuery:
             result = await access.audit_page(ctx.db, _caller(info), query, max_page_size=ctx.settings.max_page_size)
         except DomainError as exc:
             raise coded(exc.message, "BAD_USER_INPUT") from None
-        conn: ConnectionBase = AuditEntryConnection.from_page(
-            result.page, "AT_DESC", "at", AuditEntryType.from_row, result.count
-        )
-        return conn
+        return AuditEntryConnection.from_page(result.page, "AT_DESC", "at", AuditEntryType.from_row, result.count)
 
     @strawberry.field
     async def roles(self, info: Info[Context, None]) -> list[RoleType] | None:
@@ -148,7 +146,7 @@ class AdminQuery:
             for role in await access.list_roles(ctx.db, ctx.services.authz.store)
         ]
 
-    @strawberry.field(description="Every rule of the current policy: grants (p) and role assignments (g)")
+    @strawberry.field(description="Every rule of the current policy: grants (p) and role assignments (g)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     def policies(self, info: Info[Context, None]) -> list[PolicyRuleType] | None:
         return [_rule(r) for r in access.policy_rules(_ctx(info).services.authz.store)]
 
@@ -173,7 +171,7 @@ class AdminMutation:
         caller = _caller(info)
         return await _admin_change(info, AdminPayload, lambda db: access.delete_role(db, caller, name))
 
-    @strawberry.mutation(description="Grant (or, with effect DENY, explicitly deny) an action on Type.field to a role")
+    @strawberry.mutation(description="Grant (or, with effect DENY, explicitly deny) an action on Type.field to a role")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def grant_access(
         self, info: Info[Context, None], role: str, object: str, action: AccessAction, effect: Effect = Effect.ALLOW
     ) -> AdminPayload | None:
@@ -201,7 +199,7 @@ class AdminMutation:
         caller = _caller(info)
         return await _admin_change(info, AdminPayload, lambda db: access.unassign_role(db, caller, user, role))
 
-    @strawberry.mutation(description="A partner API token; the token is in the payload once and never again")
+    @strawberry.mutation(description="A partner API token; the token is in the payload once and never again")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def create_partner_token(
         self,
         info: Info[Context, None],
@@ -241,7 +239,7 @@ class AdminMutation:
 
         return await _admin_change(info, AdminPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Set a partner token's rate limit in cost points per minute (null: back to the default); "
         "every instance applies it to the token's next operation"
     )
@@ -261,7 +259,7 @@ class AdminMutation:
             limiter.forget(f"token:{payload.api_token.id}")
         return payload
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Whether a partner token may send documents that are not registered (trusted-documents "
         "mode); in force from the token's next request"
     )

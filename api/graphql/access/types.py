@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
-from api.graphql.core.relay import UserError, _connection
+from api.graphql.core.relay import ConnectionBase, UserError
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -60,7 +60,16 @@ class AuditEntryType:
         )
 
 
-AuditEntryConnection = _connection(AuditEntryType, "AuditEntry")
+@strawberry.type(name="AuditEntryEdge")
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntryType
+
+
+@strawberry.type(name="AuditEntryConnection")
+class AuditEntryConnection(ConnectionBase):
+    edges: list[AuditEntryEdge]
+    edge_type = AuditEntryEdge
 
 
 @strawberry.type(name="Role")

@@ -23,8 +23,8 @@ class ComplaintOrder(Enum):
 
 @strawberry.input
 class ComplaintFilter:
-    statuses: list[ComplaintStatus] | None = None  # type: ignore[valid-type]
-    severities: list[Severity] | None = None  # type: ignore[valid-type]
+    statuses: list[ComplaintStatus] | None = None
+    severities: list[Severity] | None = None
     categories: list[str] | None = None
     customer_id: strawberry.ID | None = None
     opened_after: dt.datetime | None = None
@@ -38,8 +38,8 @@ class OpenComplaintInput:
     subject: str
     description: str
     category: str
-    severity: Severity = Severity.MEDIUM  # type: ignore[valid-type,attr-defined]
-    channel: ContactChannel = ContactChannel.WEB  # type: ignore[valid-type,attr-defined]
+    severity: Severity = Severity.MEDIUM
+    channel: ContactChannel = ContactChannel.WEB
     external_id: str | None = None
     follow_up_of: strawberry.ID | None = None
 
@@ -48,7 +48,7 @@ class OpenComplaintInput:
 class TransitionComplaintInput:
     id: strawberry.ID
     expected_version: int
-    to: ComplaintStatus  # type: ignore[valid-type]
+    to: ComplaintStatus
     assignee: str | None = None
     resolution_code: str | None = None
     root_cause_code: str | None = None

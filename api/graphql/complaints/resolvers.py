@@ -92,10 +92,10 @@ class ComplaintQuery:
         after: str | None = None,
         filter: ComplaintFilter | None = None,
         order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
-    ) -> ComplaintConnection | None:  # type: ignore[valid-type]
+    ) -> ComplaintConnection | None:
         ctx, n, sort = _ctx(info), first_of(info, first), order_by.value
 
-        async def run() -> ComplaintConnection:  # type: ignore[valid-type]
+        async def run() -> ComplaintConnection:
             f = _filter(filter or ComplaintFilter())
             page = await usecases.complaint_page(
                 ctx.db, ctx.caller, columns=ctx.loaders.complaint_columns, f=f, sort=sort, first=n, after=after
@@ -128,7 +128,7 @@ class TaxonomyQuery:
 
 @strawberry.type
 class ComplaintMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Idempotent on (partner, externalId): the same content again returns the stored complaint "
         "(also to concurrent callers); other content under that id is a CONFLICT"
     )

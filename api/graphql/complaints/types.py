@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, UserError, _connection
+from api.graphql.core.relay import ConnectionBase, Node, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 from domain import sla as sla_rules
 
@@ -32,12 +32,12 @@ class TaxonType:
 class ComplaintEventType:
     customer_ref: strawberry.Private[UUID]
     id: strawberry.ID
-    from_status: ComplaintStatus | None  # type: ignore[valid-type]
-    to_status: ComplaintStatus | None  # type: ignore[valid-type]
+    from_status: ComplaintStatus | None
+    to_status: ComplaintStatus | None
     actor: str | None
     note: str | None
     at: dt.datetime | None
-    kind: ComplaintEventKind | None = None  # type: ignore[valid-type]
+    kind: ComplaintEventKind | None = None
 
 
 @strawberry.type(name="Complaint")
@@ -49,9 +49,9 @@ class ComplaintType(Node):
     external_id: str | None
     subject: str | None
     description: str | None
-    severity: Severity | None  # type: ignore[valid-type]
-    channel: ContactChannel | None  # type: ignore[valid-type]
-    status: ComplaintStatus | None  # type: ignore[valid-type]
+    severity: Severity | None
+    channel: ContactChannel | None
+    status: ComplaintStatus | None
     assignee: str | None
     resolution_code: str | None
     tier_at_open: str | None
@@ -150,14 +150,23 @@ class ComplaintType(Node):
                 to_status=ComplaintStatus(r["to_status"]),
                 actor=r["actor"],
                 note=r["note"],
-                at=r["at"],  # type: ignore[arg-type]
+                at=r["at"],
                 kind=ComplaintEventKind(r.get("kind") or "transition"),
             )
             for r in rows
         ]
 
 
-ComplaintConnection = _connection(ComplaintType, "Complaint")
+@strawberry.type(name="ComplaintEdge")
+class ComplaintEdge:
+    cursor: str
+    node: ComplaintType
+
+
+@strawberry.type(name="ComplaintConnection")
+class ComplaintConnection(ConnectionBase):
+    edges: list[ComplaintEdge]
+    edge_type = ComplaintEdge
 
 
 @strawberry.type

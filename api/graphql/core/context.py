@@ -28,13 +28,25 @@ class Authz(Protocol):
 
 class Services(Protocol):
     """What resolvers use of the process-wide services (built by the edge: api/edge/app.py ``Services``),
-    so GraphQL names no edge module."""
+    so GraphQL names no edge module. Read-only members: the edge's own types satisfy them."""
 
-    settings: Settings
-    authz: Authz
-    jobs: Any  # procrastinate.App: its task configuration (tiers' deferred re-tier)
-    limiter: Any  # api.edge.ratelimit.RateLimiter | None: forgets a changed token's bucket
-    events: Any  # infra.event_feed.EventFeed: the committed events, for subscriptions
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def authz(self) -> Authz: ...
+
+    @property
+    def jobs(self) -> Any:  # procrastinate.App: its task configuration (tiers' deferred re-tier)
+        ...
+
+    @property
+    def limiter(self) -> Any:  # api.edge.ratelimit.RateLimiter | None: forgets a changed token's bucket
+        ...
+
+    @property
+    def events(self) -> Any:  # infra.event_feed.EventFeed: the committed events, for subscriptions
+        ...
 
 
 @dataclass

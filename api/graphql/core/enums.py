@@ -12,7 +12,9 @@ from domain.complaints import COMPLAINT_EVENT_KINDS
 
 
 def _enum(name: str, values: tuple[str, ...], description: str) -> Any:
-    return strawberry.enum(Enum(name, {v.upper(): v for v in values}), description=description)  # type: ignore[misc]
+    # mypy types a functional Enum only under a literal name; these are named by the caller
+    members: type[Enum] = Enum(name, {v.upper(): v for v in values})  # type: ignore[misc]
+    return strawberry.enum(members, description=description)
 
 
 LifecycleStage = _enum("LifecycleStage", enums.LIFECYCLE_STAGES, "Where a customer is in its relationship")

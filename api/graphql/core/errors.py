@@ -58,10 +58,15 @@ def user_errors(exc: DomainError) -> list[UserError]:
     return [UserError(field=_SNAKE_TO_CAMEL.get(e.field or "", e.field), code=e.code, message=e.message) for e in items]
 
 
+def query_code(exc: DomainError) -> str:
+    """The code of a domain error raised by a query resolver: NOT_FOUND stays, input problems are
+    BAD_USER_INPUT."""
+    return exc.code if exc.code in (NOT_FOUND, FORBIDDEN, DATA_INTEGRITY) else BAD_USER_INPUT
+
+
 def query_error(exc: DomainError) -> GraphQLError:
-    """A domain error raised by a query resolver: NOT_FOUND stays, input problems are BAD_USER_INPUT."""
-    code = exc.code if exc.code in (NOT_FOUND, FORBIDDEN, DATA_INTEGRITY) else BAD_USER_INPUT
-    return coded(exc.message, code)
+    """A domain error raised by a query resolver, as a coded GraphQL error (``query_code``)."""
+    return coded(exc.message, query_code(exc))
 
 
 def without_suggestions(message: str) -> str:
@@ -116,7 +121,7 @@ def format_error(
         extensions = original.extensions or {}
         code = extensions.get("code")
     if code is None and isinstance(original, DomainError):
-        code, out["message"] = query_error(original).extensions["code"], original.message
+        code, out["message"] = query_code(original), original.message
     if code is None and (original is None or (error.path is None and isinstance(original, GraphQLError))):
         code = BAD_USER_INPUT  # syntax, validation, argument and variable coercion: nothing ran
         if known_names is not None:

@@ -29,6 +29,7 @@ from graphql import (
     get_named_type,
 )
 
+from api.graphql.core.context import Context
 from api.graphql.core.errors import FORBIDDEN, FORBIDDEN_ARGUMENT, FORBIDDEN_FIELD, coded
 from authz.catalogue import ARGUMENTS, CATALOGUE, FieldSpec, Reveals, Sensitivity, classification
 from authz.masking import masked
@@ -62,7 +63,7 @@ def _audit_customer(root: Any) -> Any:
     )
 
 
-def _embedded(value: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, str]) -> Any:
+def _embedded(value: Any, root: Any, info: GraphQLResolveInfo[Context], keys: dict[str, str]) -> Any:
     """Only the embedded values the caller may read in full (see ``EMBEDDED``)."""
     if not isinstance(value, dict):
         return None
@@ -214,7 +215,7 @@ def argument_check(type_name: str, field_name: str, field: GraphQLField, problem
 def _arguments_only(check_arguments: ArgumentCheck, resolve: Callable[..., Any]) -> Callable[..., Any]:
     """The guard of a public field whose arguments can reveal a guarded field."""
 
-    def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+    def guarded(root: Any, info: GraphQLResolveInfo[Context], **kwargs: Any) -> Any:
         check_arguments(info.context.decisions, kwargs)
         return resolve(root, info, **kwargs)
 
@@ -227,7 +228,7 @@ def _guard(spec: FieldSpec, resolve: Callable[..., Any], check_arguments: Argume
     embedded = EMBEDDED.get(key)
     check = read_check(spec)
 
-    def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+    def guarded(root: Any, info: GraphQLResolveInfo[Context], **kwargs: Any) -> Any:
         mask = None
         if is_mutation:
             if not info.context.decisions.can_write(key):
@@ -271,7 +272,7 @@ async def _mask_later(result: Any, mask: Mask) -> Any:
     return mask(await result)
 
 
-async def _filter_later(result: Any, root: Any, info: GraphQLResolveInfo, keys: dict[str, str]) -> Any:
+async def _filter_later(result: Any, root: Any, info: GraphQLResolveInfo[Context], keys: dict[str, str]) -> Any:
     return _embedded(await result, root, info, keys)
 
 

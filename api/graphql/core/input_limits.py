@@ -20,6 +20,7 @@ from graphql import (
     GraphQLSchema,
     default_field_resolver,
 )
+from strawberry.types.base import StrawberryObjectDefinition
 
 from api.graphql.core.relay import UserError
 from domain import limits as L
@@ -150,10 +151,10 @@ def over_long_inputs(field_name: str, field: Any, kwargs: dict[str, Any]) -> lis
 
 def _payload_class(field: Any) -> type[Any]:
     """The strawberry class of a mutation's payload; every payload has ``userErrors``."""
-    definition = _named(field.type).extensions["strawberry-definition"]
+    definition: StrawberryObjectDefinition = _named(field.type).extensions["strawberry-definition"]
     if not any(f.python_name == "user_errors" for f in definition.fields):
         raise RuntimeError(f"{definition.name} has no userErrors: a mutation's payload needs them")
-    return definition.origin  # type: ignore[no-any-return]
+    return definition.origin
 
 
 def _checked(field_name: str, field: Any, resolve: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,7 +4,8 @@ another slice (feature slices don't import each other)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import strawberry
 
@@ -49,31 +50,36 @@ def _nested_first(first: int) -> int:
 
 @strawberry.type
 class ConnectionBase:
-    page_info: PageInfo
-    count_fn: strawberry.Private[Any] = None
+    """A Relay connection: each one is a subclass named ``<Name>Connection`` that declares
+    ``edges: list[<Name>Edge]`` and sets ``edge_type`` to that edge class (``cursor`` and ``node``)."""
 
-    @strawberry.field(description="Total matching rows (one extra count query, only when asked for)")
+    page_info: PageInfo
+    if TYPE_CHECKING:  # declared by each connection with its own edge type (not a field of this base)
+        edges: list[Any]
+    count_fn: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+    edge_type: ClassVar[type[Any]]
+
+    @strawberry.field(description="Total matching rows (one extra count query, only when asked for)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def total_count(self) -> int | None:
         return await self.count_fn() if self.count_fn is not None else None
 
     @classmethod
-    def from_page(cls, page: Page, sort: str, sort_column: str | None, build: Any, count_fn: Any = None) -> Any:
-        edge = cls._edge  # type: ignore[attr-defined]
+    def from_page(
+        cls,
+        page: Page,
+        sort: str,
+        sort_column: str | None,
+        build: Callable[[dict[str, Any]], Any],
+        count_fn: Callable[[], Awaitable[int]] | None = None,
+    ) -> Self:
         edges = [
-            edge(cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row))
+            cls.edge_type(
+                cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row)
+            )
             for row in page.rows
         ]
         return cls(
-            edges=edges,  # type: ignore[call-arg]
+            edges=edges,
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
             count_fn=count_fn,
         )
-
-
-def _connection(node_type: Any, name: str) -> Any:
-    """A Relay connection type ``<name>Connection`` with edges ``<name>Edge``."""
-    edge = strawberry.type(
-        type(f"{name}Edge", (), {"__annotations__": {"cursor": str, "node": node_type}}), name=f"{name}Edge"
-    )
-    connection = type(f"{name}Connection", (ConnectionBase,), {"__annotations__": {"edges": list[edge]}, "_edge": edge})
-    return strawberry.type(connection, name=f"{name}Connection")

@@ -18,13 +18,13 @@ from domain.errors import DomainError, NotFound
 P = TypeVar("P")
 
 
-async def mutate(payload: type[P], fn: Callable[[], Awaitable[P]]) -> P:
+async def mutate(payload: Callable[..., P], fn: Callable[[], Awaitable[P]]) -> P:
     """Run a use-case; a domain error becomes the payload's ``userErrors`` (its transaction was
     rolled back, so nothing was written)."""
     try:
         return await fn()
     except DomainError as exc:
-        return payload(user_errors=user_errors(exc))  # type: ignore[call-arg]
+        return payload(user_errors=user_errors(exc))
 
 
 def page_size(cap: int, first: int) -> int:

@@ -26,7 +26,7 @@ class CustomerOrder(Enum):
 @strawberry.input
 class CustomerFilter:
     tiers: list[str] | None = None
-    lifecycle_stages: list[LifecycleStage] | None = None  # type: ignore[valid-type]
+    lifecycle_stages: list[LifecycleStage] | None = None
     name_contains: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -66,7 +66,7 @@ class CreateCustomerInput:
     birth_date: dt.date | None = strawberry.UNSET
     address: AddressInput | None = strawberry.UNSET
     locale: str | None = strawberry.field(default=strawberry.UNSET, description=LOCALE_DESCRIPTION)
-    lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
+    lifecycle_stage: LifecycleStage | None = strawberry.UNSET
     on_duplicate: OnDuplicate = strawberry.field(
         default=OnDuplicate.CREATE,
         description="Likely duplicates (same e-mail, phone, national id, or name and birth date, among the "
@@ -87,7 +87,7 @@ class UpdateCustomerInput:
     birth_date: dt.date | None = strawberry.UNSET
     address: AddressInput | None = strawberry.UNSET
     locale: str | None = strawberry.field(default=strawberry.UNSET, description=LOCALE_DESCRIPTION)
-    lifecycle_stage: LifecycleStage | None = strawberry.UNSET  # type: ignore[valid-type]
+    lifecycle_stage: LifecycleStage | None = strawberry.UNSET
 
 
 @strawberry.input

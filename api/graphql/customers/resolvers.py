@@ -115,7 +115,7 @@ class CustomerQuery:
         after: str | None = None,
         filter: CustomerFilter | None = None,
         order_by: CustomerOrder = CustomerOrder.CREATED_AT,
-    ) -> CustomerConnection | None:  # type: ignore[valid-type]
+    ) -> CustomerConnection | None:
         ctx, n, sort = _ctx(info), first_of(info, first), order_by.value
 
         async def run() -> Any:
@@ -178,7 +178,7 @@ class CustomerMutation:
 
         return await mutate(DeleteCustomerPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Idempotent on (partner, externalId): an item sent again with the same content has one "
         "effect and returns the stored purchase; with other content it is a CONFLICT and nothing is written"
     )

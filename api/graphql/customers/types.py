@@ -8,7 +8,7 @@ slices import this one, never the other way round."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -20,7 +20,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, UserError, _connection, _nested_first, lazy
+from api.graphql.core.relay import ConnectionBase, Node, UserError, _nested_first, lazy
 from authz.policy import Decisions, Level
 from domain import churn as churn_rules
 
@@ -115,7 +115,7 @@ class ChurnRiskType:
         return cls(
             level=row["level"],
             score=row["score"],
-            signals=signals,
+            signals=JSON(signals),
             computed_at=row["computed_at"],
             model_version=row["model_version"],
         )
@@ -155,7 +155,7 @@ class CustomerType(Node):
     birth_date: str | None = strawberry.field(description="YYYY-MM-DD; masked: the year only")
     address: AddressType | None
     locale: str | None
-    lifecycle_stage: LifecycleStage | None  # type: ignore[valid-type]
+    lifecycle_stage: LifecycleStage | None
     tier_since: dt.datetime | None
 
     @classmethod
@@ -192,24 +192,26 @@ class CustomerType(Node):
         if code is None:
             return None
         tier = (await _ctx(info).loaders.active_tiers()).get(code)
-        tier_type = lazy(_TIERS, "TierType")
+        tier_type: type[TierType] = lazy(_TIERS, "TierType")
         return tier_type.from_row(tier) if tier else tier_type(code=code, name=code.title(), rank=-1, benefits=[])
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Why the customer is in its tier, in words and numbers (which rule holds, actual against "
         "threshold), and what it would take to move up; metric values the caller may not read are left out"
     )
     async def tier_explanation(
         self, info: Info[Context, None]
     ) -> Annotated[TierExplanationType, strawberry.lazy(_TIERS)] | None:
-        return await lazy("api.graphql.tiers.resolvers", "explain_customer")(info, self.db_id)
+        explain: Callable[[Info[Context, None], UUID], Awaitable[TierExplanationType | None]]
+        explain = lazy("api.graphql.tiers.resolvers", "explain_customer")
+        return await explain(info, self.db_id)
 
     @strawberry.field
     async def metrics(self, info: Info[Context, None]) -> CustomerMetricsType | None:
         row = await _ctx(info).loaders.metrics.load(self.db_id)
         return CustomerMetricsType.from_row(row) if row else None
 
-    @strawberry.field(description="The churn warning; null until the customer is first scored")
+    @strawberry.field(description="The churn warning; null until the customer is first scored")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def churn_risk(self, info: Info[Context, None]) -> ChurnRiskType | None:
         row = await _churn_loader(info).load(self.db_id)
         return ChurnRiskType.from_row(row, _ctx(info).decisions) if row else None
@@ -228,33 +230,36 @@ class CustomerType(Node):
         row = await _ctx(info).loaders.partner.load(self.partner_ref)
         return PartnerType(id=strawberry.ID(to_global_id("Partner", row["id"])), name=row["name"]) if row else None
 
-    @strawberry.field(description="Newest first")
+    @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def complaints(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[ComplaintConnection, strawberry.lazy(_COMPLAINTS)] | None:
         page = await _ctx(info).loaders.customer_complaints.load((self.db_id, _nested_first(first)))
-        connection, complaint = lazy(_COMPLAINTS, "ComplaintConnection"), lazy(_COMPLAINTS, "ComplaintType")
+        connection: type[ComplaintConnection] = lazy(_COMPLAINTS, "ComplaintConnection")
+        complaint = lazy(_COMPLAINTS, "ComplaintType")
         return connection.from_page(page, "OPENED_AT_DESC", "opened_at", complaint.from_row)
 
-    @strawberry.field(description="Newest first")
+    @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def purchases(self, info: Info[Context, None], first: int = 10) -> PurchaseConnection | None:
         page = await _ctx(info).loaders.customer_purchases.load((self.db_id, _nested_first(first)))
         return PurchaseConnection.from_page(page, "PURCHASED_AT_DESC", "purchased_at", PurchaseType.from_row)
 
-    @strawberry.field(description="Newest first")
+    @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def survey_responses(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[SurveyResponseConnection, strawberry.lazy(_SURVEYS)] | None:
         page = await _ctx(info).loaders.customer_responses.load((self.db_id, _nested_first(first)))
-        connection, response = lazy(_SURVEYS, "SurveyResponseConnection"), lazy(_SURVEYS, "SurveyResponseType")
+        connection: type[SurveyResponseConnection] = lazy(_SURVEYS, "SurveyResponseConnection")
+        response = lazy(_SURVEYS, "SurveyResponseType")
         return connection.from_page(page, "SUBMITTED_AT_DESC", "submitted_at", response.from_row)
 
-    @strawberry.field(description="Newest first")
+    @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_history(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[TierChangeConnection, strawberry.lazy(_TIERS)] | None:
         page = await _ctx(info).loaders.customer_tier_history.load((self.db_id, _nested_first(first)))
-        connection, change = lazy(_TIERS, "TierChangeConnection"), lazy(_TIERS, "TierChangeType")
+        connection: type[TierChangeConnection] = lazy(_TIERS, "TierChangeConnection")
+        change = lazy(_TIERS, "TierChangeType")
         return connection.from_page(page, "CHANGED_AT_DESC", "changed_at", change.from_row)
 
 
@@ -306,8 +311,30 @@ async def load_customer(info: Info[Context, None], customer_id: UUID) -> Custome
 
 # ---------------------------------------------------------------- connections
 
-CustomerConnection = _connection(CustomerType, "Customer")
-PurchaseConnection = _connection(PurchaseType, "Purchase")
+
+@strawberry.type(name="CustomerEdge")
+class CustomerEdge:
+    cursor: str
+    node: CustomerType
+
+
+@strawberry.type(name="CustomerConnection")
+class CustomerConnection(ConnectionBase):
+    edges: list[CustomerEdge]
+    edge_type = CustomerEdge
+
+
+@strawberry.type(name="PurchaseEdge")
+class PurchaseEdge:
+    cursor: str
+    node: PurchaseType
+
+
+@strawberry.type(name="PurchaseConnection")
+class PurchaseConnection(ConnectionBase):
+    edges: list[PurchaseEdge]
+    edge_type = PurchaseEdge
+
 
 # ---------------------------------------------------------------- prefetching (api/graphql/fastpath.py)
 

@@ -17,7 +17,7 @@ RATE_LIMITED = "RATE_LIMITED"
 
 @strawberry.type
 class IdentityMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Check a value a caller gives (e-mail, phone, national id or birth date) against the "
         "customer's, without seeing it: matched true or false, through the blind index. A few attempts per "
         "customer per caller and window (RATE_LIMITED user error beyond), each audited with its result "

@@ -51,7 +51,7 @@ def _customer_id(global_id: str, field: str) -> UUID:
 
 @strawberry.type
 class PrivacyQuery:
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Candidate duplicate pairs by the configured criteria (TIERWISE_DUPLICATE_CRITERIA), "
         "matched on blind indexes; tombstones, erased and deleted customers are left out, and so are pairs "
         'dismissed as "not a duplicate" unless includeDismissed (totalCount counts what is listed)'
@@ -65,7 +65,7 @@ class PrivacyQuery:
         include_dismissed: Annotated[
             bool | None, strawberry.argument(description="List dismissed pairs too (flagged dismissed)")
         ] = False,
-    ) -> DuplicatePairConnection | None:  # type: ignore[valid-type]
+    ) -> DuplicatePairConnection | None:
         ctx = _ctx(info)
         page_size(ctx.settings.max_page_size, first)
         cmd = usecases.DuplicateQuery(
@@ -77,7 +77,7 @@ class PrivacyQuery:
 
         async def run() -> Any:
             done = await usecases.duplicate_pairs(ctx.db, ctx.caller, cmd, settings=ctx.settings)
-            edge = DuplicatePairConnection._edge
+            edge = DuplicatePairConnection.edge_type
             edges = [edge(cursor=usecases.pair_cursor(r), node=DuplicatePairType.from_row(r)) for r in done.rows]
             return DuplicatePairConnection(
                 edges=edges,
@@ -87,7 +87,7 @@ class PrivacyQuery:
 
         return await query(run)
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Share of live customers missing each required field, open duplicate candidates, merges "
         "per month, and how stale customer metrics are (computed without decrypting anything)"
     )
@@ -113,7 +113,7 @@ class PrivacyQuery:
 
         return await query(run)
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Everything tierwise holds about one customer (and the duplicates merged into it), "
         "decrypted, for an access request; audited"
     )
@@ -127,25 +127,19 @@ class PrivacyQuery:
         return await query(run)
 
 
-async def _pair_mutation(
-    info: Info[Context, None],
-    payload: Any,
+async def _pair(
     customer_id: strawberry.ID,
     other_id: strawberry.ID,
     change: Callable[[UUID, UUID], Awaitable[dict[str, Any]]],
-) -> Any:
-    """Dismiss or restore a duplicate pair: both ids decoded, the use-case, the pair back."""
-
-    async def run() -> Any:
-        done = await change(_customer_id(customer_id, "customerId"), _customer_id(other_id, "otherId"))
-        return payload(pair=DuplicatePairType.from_row(done, done["dismissal"]), changed=done["changed"])
-
-    return await mutate(payload, run)
+) -> tuple[DuplicatePairType, bool]:
+    """Dismiss or restore a duplicate pair: both ids decoded, the use-case; the pair back, and whether it changed."""
+    done = await change(_customer_id(customer_id, "customerId"), _customer_id(other_id, "otherId"))
+    return DuplicatePairType.from_row(done, done["dismissal"]), done["changed"]
 
 
 @strawberry.type
 class PrivacyMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Merge a duplicate into a survivor in one transaction: purchases, complaints, survey "
         "invitations and answers, tier history and consent history move to the survivor; the survivor's empty "
         "fields are filled from the duplicate; metrics, tier and churn score are recomputed; the duplicate "
@@ -174,7 +168,7 @@ class PrivacyMutation:
 
         return await mutate(MergeCustomersPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description='Mark a candidate pair "not a duplicate" (two people sharing a phone, a family e-mail...): '
         "it leaves customerDuplicates (unless includeDismissed) and the open candidates of dataQualityReport. "
         "Both customers must be live, of the same partner, and match on at least one duplicate criterion. "
@@ -188,34 +182,42 @@ class PrivacyMutation:
         other_id: strawberry.ID,
         reason: str | None = None,
     ) -> DismissDuplicatePairPayload | None:
-        return await _pair_mutation(
-            info,
-            DismissDuplicatePairPayload,
-            customer_id,
-            other_id,
-            lambda one, other: usecases.dismiss_duplicate_pair(
-                _ctx(info).db, _ctx(info).caller, usecases.DismissPair(one, other, reason)
-            ),
-        )
+        ctx = _ctx(info)
 
-    @strawberry.mutation(
+        async def run() -> DismissDuplicatePairPayload:
+            pair, changed = await _pair(
+                customer_id,
+                other_id,
+                lambda one, other: usecases.dismiss_duplicate_pair(
+                    ctx.db, ctx.caller, usecases.DismissPair(one, other, reason)
+                ),
+            )
+            return DismissDuplicatePairPayload(pair=pair, changed=changed)
+
+        return await mutate(DismissDuplicatePairPayload, run)
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Undo dismissDuplicatePair: the pair is an open candidate again (while it still matches). "
         "Restoring a pair that is not dismissed changes nothing (changed: false). Audited"
     )
     async def restore_duplicate_pair(
         self, info: Info[Context, None], customer_id: strawberry.ID, other_id: strawberry.ID
     ) -> RestoreDuplicatePairPayload | None:
-        return await _pair_mutation(
-            info,
-            RestoreDuplicatePairPayload,
-            customer_id,
-            other_id,
-            lambda one, other: usecases.restore_duplicate_pair(
-                _ctx(info).db, _ctx(info).caller, usecases.RestorePair(one, other)
-            ),
-        )
+        ctx = _ctx(info)
 
-    @strawberry.mutation(
+        async def run() -> RestoreDuplicatePairPayload:
+            pair, changed = await _pair(
+                customer_id,
+                other_id,
+                lambda one, other: usecases.restore_duplicate_pair(
+                    ctx.db, ctx.caller, usecases.RestorePair(one, other)
+                ),
+            )
+            return RestoreDuplicatePairPayload(pair=pair, changed=changed)
+
+        return await mutate(RestoreDuplicatePairPayload, run)
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Irreversibly remove every sensitive value of a customer everywhere (profile, blind indexes, "
         "external ref, complaint and survey free text, audit payloads quoting it, job arguments); purchases, "
         "tiers and scores stay for the aggregates. A second erase is refused (CONFLICT). Audited"
@@ -227,11 +229,11 @@ class PrivacyMutation:
             done = await usecases.erase_customer(ctx.db, ctx.caller, _customer_id(id, "id"))
             for i in done.ids:
                 forget(ctx.loaders.customer, i)
-            return EraseCustomerPayload(erased_id=id, erased_at=done.erased_at, erased=done.counts)
+            return EraseCustomerPayload(erased_id=id, erased_at=done.erased_at, erased=JSON(done.counts))
 
         return await mutate(EraseCustomerPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Give or withdraw the customer's consent to contact on one channel; the time is recorded, "
         "and every change is kept (consent history, audit). Repeating the current state changes nothing"
     )

@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from api.graphql.core.context import Context
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import UserError, _connection
+from api.graphql.core.relay import ConnectionBase, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 
 
@@ -67,7 +67,7 @@ class DuplicatePairType:
             dismissal_reason=dismissal["reason"] if dismissal else None,
         )
 
-    @strawberry.field(description="The older-id customer of the pair, as the caller may see it")
+    @strawberry.field(description="The older-id customer of the pair, as the caller may see it")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def a(self, info: Info[Context, None]) -> CustomerType | None:
         return await load_customer(info, self.a_ref)
 
@@ -76,7 +76,16 @@ class DuplicatePairType:
         return await load_customer(info, self.b_ref)
 
 
-DuplicatePairConnection = _connection(DuplicatePairType, "DuplicatePair")
+@strawberry.type(name="DuplicatePairEdge")
+class DuplicatePairEdge:
+    cursor: str
+    node: DuplicatePairType
+
+
+@strawberry.type(name="DuplicatePairConnection")
+class DuplicatePairConnection(ConnectionBase):
+    edges: list[DuplicatePairEdge]
+    edge_type = DuplicatePairEdge
 
 
 @strawberry.type(name="MissingField")

@@ -16,7 +16,7 @@ def _ctx(info: Info[Context, None]) -> Context:
 @strawberry.input
 class SlaTargetInput:
     tier: str
-    severity: Severity  # type: ignore[valid-type]
+    severity: Severity
     first_response_minutes: int
     resolution_minutes: int
 
@@ -31,4 +31,4 @@ class CreateSlaPolicyInput:
 class InviteToSurveyInput:
     survey_id: strawberry.ID
     customer_ids: list[strawberry.ID]
-    channel: SurveyChannel | None = None  # type: ignore[valid-type]
+    channel: SurveyChannel | None = None

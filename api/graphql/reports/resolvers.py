@@ -125,26 +125,7 @@ async def fairness_report(info: Info[Context, None], period: usecases.Period) ->
         until=period.until,
         lowest_tier=done.lowest_tier,
         highest_tier=done.highest_tier,
-        tiers=[
-            FairnessTierType(
-                tier=r["tier"],
-                rank=r["rank"],
-                complaints=r["complaints"],
-                complaints_with_sla=r["with_sla"],
-                breached_complaints=r["breached"],
-                median_first_response_minutes=_f(r["median_first_response_minutes"]),
-                median_resolution_minutes=_f(r["median_resolution_minutes"]),
-                sla_breach_rate=_f(r["breach_rate"]),
-                customers=r["customers"],
-                customers_invited=r["invited"],
-                customers_answered=r["answered"],
-                invited_share=_f(r["invited_share"]),
-                answered_share=_f(r["answered_share"]),
-                nps_answers=r["nps_answers"],
-                nps=_f(r["nps"]),
-            )
-            for r in done.tiers
-        ],
+        tiers=[FairnessTierType.from_row(r) for r in done.tiers],
         comparisons=[
             FairnessComparisonType(
                 measure=c.measure, lowest=c.lowest, highest=c.highest, ratio=c.ratio, difference=c.difference
@@ -159,7 +140,7 @@ async def fairness_report(info: Info[Context, None], period: usecases.Period) ->
 
 @strawberry.type(name="Reports", description="Aggregates: each report has its own grant (Reports.<name>)")
 class ReportsType:
-    @strawberry.field(description="Complaints per 1 000 customers by tier x category, top root causes, reopen rates")
+    @strawberry.field(description="Complaints per 1 000 customers by tier x category, top root causes, reopen rates")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     def complaints(
         self,
         since: FromArg = None,
@@ -174,7 +155,7 @@ class ReportsType:
             raise query_error(exc) from None
         return ComplaintAnalyticsType(since=p.since, until=p.until, tier_filter=tier, top=top_root_causes)
 
-    @strawberry.field(description="NPS, CSAT or CES with responses and response rate, grouped as asked")
+    @strawberry.field(description="NPS, CSAT or CES with responses and response rate, grouped as asked")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def survey_scores(
         self,
         info: Info[Context, None],
@@ -219,7 +200,7 @@ class ReportsType:
             for r in rows
         ]
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Per tier: median first-response and resolution times, SLA breach rate, survey coverage, "
         "NPS; with the ratio between the lowest and the highest tier"
     )
@@ -228,7 +209,7 @@ class ReportsType:
     ) -> FairnessReportType | None:
         return await fairness_report(info, _range(since, until))
 
-    @strawberry.field(description="Churn levels per tier and the signals behind them")
+    @strawberry.field(description="Churn levels per tier and the signals behind them")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     def churn_risk(self) -> ChurnReportType | None:
         return ChurnReportType()
 
@@ -238,11 +219,11 @@ class ReportsType:
 
 @strawberry.type
 class ReportQuery:
-    @strawberry.field(description="Aggregate reports (each needs its own grant)")
+    @strawberry.field(description="Aggregate reports (each needs its own grant)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     def reports(self) -> ReportsType | None:
         return ReportsType()
 
-    @strawberry.field(description="Every SLA policy, newest version first")
+    @strawberry.field(description="Every SLA policy, newest version first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def sla_policies(self, info: Info[Context, None]) -> list[SlaPolicyType] | None:
         return await _policies(info)
 
@@ -254,35 +235,35 @@ class ReportQuery:
 
 @strawberry.type
 class ReportMutation:
-    @strawberry.mutation(description="A draft SLA policy: targets by tier (or '*') and severity, validated")
+    @strawberry.mutation(description="A draft SLA policy: targets by tier (or '*') and severity, validated")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def create_sla_policy(
         self, info: Info[Context, None], input: CreateSlaPolicyInput
     ) -> SlaPolicyPayload | None:
         return await mutate(SlaPolicyPayload, lambda: create_sla_policy(info, input))
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Activate a draft SLA policy (the active one retires); open complaints keep their deadlines"
     )
     async def activate_sla_policy(self, info: Info[Context, None], id: strawberry.ID) -> SlaPolicyPayload | None:
         return await mutate(SlaPolicyPayload, lambda: activate_sla_policy(info, id))
 
-    @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")
+    @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def add_complaint_category(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
         return await mutate(TaxonPayload, lambda: _add_taxon(info, complaint_usecases.CATEGORIES, code, label))
 
-    @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")
+    @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def deactivate_complaint_category(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
         return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, complaint_usecases.CATEGORIES, code))
 
-    @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")
+    @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def add_root_cause(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
         return await mutate(TaxonPayload, lambda: _add_taxon(info, complaint_usecases.ROOT_CAUSES, code, label))
 
-    @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")
+    @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def deactivate_root_cause(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
         return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, complaint_usecases.ROOT_CAUSES, code))
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Invite customers to a survey now; the per-customer throttle and consent apply, "
         "skipped customers come back with the reason"
     )

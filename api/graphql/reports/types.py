@@ -31,7 +31,7 @@ def _f(value: Any) -> float | None:
 @strawberry.type(name="SlaTarget")
 class SlaTargetType:
     tier: str = strawberry.field(description="A tier code, or '*' for tiers without their own target")
-    severity: Severity  # type: ignore[valid-type]
+    severity: Severity
     first_response_minutes: int
     resolution_minutes: int
 
@@ -50,7 +50,7 @@ class SlaPolicyType:
     id: strawberry.ID
     version: int
     name: str
-    status: PolicyStatus  # type: ignore[valid-type]
+    status: PolicyStatus
     created_at: dt.datetime
     created_by: str | None
     activated_at: dt.datetime | None
@@ -141,7 +141,7 @@ class ComplaintAnalyticsType:
     def _period(self) -> reports.Period:
         return reports.Period(self.since, self.until)
 
-    @strawberry.field(description="Tier at opening x category, zeros included")
+    @strawberry.field(description="Tier at opening x category, zeros included")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
         rows = await reports.complaint_rates(_ctx(info).db, _ctx(info).caller, self._period)
         return [
@@ -211,7 +211,7 @@ class ReportPeriod(Enum):
 class ScoreRowType:
     survey_ref: strawberry.Private[UUID | None]
     tier: str | None
-    channel: SurveyChannel | None  # type: ignore[valid-type]
+    channel: SurveyChannel | None
     dimension: str | None
     period_start: dt.datetime | None
     responses: int
@@ -253,6 +253,27 @@ class FairnessTierType:
     nps_answers: int
     nps: float | None
 
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> FairnessTierType:
+        """From a row of the fairness report (api/usecases/reports.py ``fairness``)."""
+        return cls(
+            tier=r["tier"],
+            rank=r["rank"],
+            complaints=r["complaints"],
+            complaints_with_sla=r["with_sla"],
+            breached_complaints=r["breached"],
+            median_first_response_minutes=_f(r["median_first_response_minutes"]),
+            median_resolution_minutes=_f(r["median_resolution_minutes"]),
+            sla_breach_rate=_f(r["breach_rate"]),
+            customers=r["customers"],
+            customers_invited=r["invited"],
+            customers_answered=r["answered"],
+            invited_share=_f(r["invited_share"]),
+            answered_share=_f(r["answered_share"]),
+            nps_answers=r["nps_answers"],
+            nps=_f(r["nps"]),
+        )
+
 
 @strawberry.type(name="FairnessComparison")
 class FairnessComparisonType:
@@ -289,7 +310,7 @@ class ChurnSignalCountType:
 
 @strawberry.type(name="ChurnReport")
 class ChurnReportType:
-    @strawberry.field(description="Live customers per tier and churn level")
+    @strawberry.field(description="Live customers per tier and churn level")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
         rows = await reports.churn_levels(_ctx(info).db, _ctx(info).caller)
         return [
@@ -299,7 +320,7 @@ class ChurnReportType:
             for r in rows
         ]
 
-    @strawberry.field(description="How many customers each signal fires for")
+    @strawberry.field(description="How many customers each signal fires for")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
         rows = await reports.churn_signals(_ctx(info).db, _ctx(info).caller)
         return [ChurnSignalCountType(**r) for r in rows]
@@ -308,11 +329,11 @@ class ChurnReportType:
 @strawberry.type(name="SurveyInvitation")
 class SurveyInvitationType(SurveyLinks):
     id: strawberry.ID
-    channel: SurveyChannel  # type: ignore[valid-type]
-    trigger: SurveyTrigger  # type: ignore[valid-type]
+    channel: SurveyChannel
+    trigger: SurveyTrigger
     tier_at_invitation: str | None
     sent_at: dt.datetime
-    requested_channel: SurveyChannel | None = strawberry.field(  # type: ignore[valid-type]
+    requested_channel: SurveyChannel | None = strawberry.field(
         default=None, description="The channel asked for, if any; `channel` is the one used"
     )
     channel_reason: str | None = strawberry.field(

@@ -14,7 +14,7 @@ from api.graphql.core.enums import (
 
 @strawberry.input
 class SurveyQuestionInput:
-    kind: QuestionKind  # type: ignore[valid-type]
+    kind: QuestionKind
     dimension: str
     prompt: str
     options: list[str] | None = None
@@ -24,12 +24,12 @@ class SurveyQuestionInput:
 @strawberry.input
 class CreateSurveyInput:
     title: str
-    channels: list[SurveyChannel]  # type: ignore[valid-type]
+    channels: list[SurveyChannel]
     questions: list[SurveyQuestionInput]
     description: str | None = None
-    trigger: SurveyTrigger = SurveyTrigger.MANUAL  # type: ignore[valid-type,attr-defined]
+    trigger: SurveyTrigger = SurveyTrigger.MANUAL
     per_complaint: bool = False
-    status: SurveyStatus = SurveyStatus.ACTIVE  # type: ignore[valid-type,attr-defined]
+    status: SurveyStatus = SurveyStatus.ACTIVE
 
 
 @strawberry.input
@@ -44,7 +44,7 @@ class AnswerInput:
 class SubmitSurveyResponseInput:
     survey_id: strawberry.ID
     customer_id: strawberry.ID
-    channel: SurveyChannel  # type: ignore[valid-type]
+    channel: SurveyChannel
     answers: list[AnswerInput]
     complaint_id: strawberry.ID | None = None
     external_id: str | None = None

@@ -87,8 +87,8 @@ class SurveyQuery:
         info: Info[Context, None],
         first: int = 20,
         after: str | None = None,
-        status: list[SurveyStatus] | None = None,  # type: ignore[valid-type]
-    ) -> SurveyConnection | None:  # type: ignore[valid-type]
+        status: list[SurveyStatus] | None = None,
+    ) -> SurveyConnection | None:
         n = first_of(info, first)
         statuses = [s.value for s in status] if status else None
 
@@ -119,7 +119,7 @@ class SurveyMutation:
 
         return await mutate(SurveyPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="One response per customer and survey; idempotent on (partner, externalId): the same "
         "answers again return the stored response, other content under that id is a CONFLICT"
     )

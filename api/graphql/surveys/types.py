@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, SurveyTrigger
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, UserError, _connection, lazy
+from api.graphql.core.relay import ConnectionBase, Node, UserError, lazy
 from api.graphql.customers.types import CustomerType, load_customer
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _ctx(info: Info[Context, None]) -> Context:
 @strawberry.type(name="SurveyQuestion")
 class SurveyQuestionType(Node):
     position: int | None
-    kind: QuestionKind | None  # type: ignore[valid-type]
+    kind: QuestionKind | None
     dimension: str | None
     prompt: str | None
     options: list[str] | None
@@ -53,9 +53,9 @@ class SurveyType(Node):
     version: int
     title: str | None
     description: str | None
-    status: SurveyStatus | None  # type: ignore[valid-type]
-    trigger: SurveyTrigger | None  # type: ignore[valid-type]
-    channels: list[SurveyChannel] | None  # type: ignore[valid-type]
+    status: SurveyStatus | None
+    trigger: SurveyTrigger | None
+    channels: list[SurveyChannel] | None
     per_complaint: bool | None
     created_at: dt.datetime
 
@@ -125,7 +125,7 @@ class SurveyLinks:
 class SurveyResponseType(Node, SurveyLinks):
     db_id: strawberry.Private[UUID]
     external_id: str | None
-    channel: SurveyChannel | None  # type: ignore[valid-type]
+    channel: SurveyChannel | None
     tier_at_response: str | None
     submitted_at: dt.datetime | None
 
@@ -157,10 +157,28 @@ class SurveyResponseType(Node, SurveyLinks):
         ]
 
 
-SurveyConnection = _connection(SurveyType, "Survey")
+@strawberry.type(name="SurveyEdge")
+class SurveyEdge:
+    cursor: str
+    node: SurveyType
 
 
-SurveyResponseConnection = _connection(SurveyResponseType, "SurveyResponse")
+@strawberry.type(name="SurveyConnection")
+class SurveyConnection(ConnectionBase):
+    edges: list[SurveyEdge]
+    edge_type = SurveyEdge
+
+
+@strawberry.type(name="SurveyResponseEdge")
+class SurveyResponseEdge:
+    cursor: str
+    node: SurveyResponseType
+
+
+@strawberry.type(name="SurveyResponseConnection")
+class SurveyResponseConnection(ConnectionBase):
+    edges: list[SurveyResponseEdge]
+    edge_type = SurveyResponseEdge
 
 
 @strawberry.type

@@ -94,7 +94,7 @@ def _explanation_loader(ctx: Context) -> DataLoader[UUID, dict[str, Any] | None]
             return [rows.get(i) for i in ids]
 
         loader = ctx.extra["tier_explanation_inputs"] = DataLoader[UUID, dict[str, Any] | None](load)
-    return loader  # type: ignore[no-any-return]
+    return loader
 
 
 async def explain_customer(info: Info[Context, None], customer_id: UUID) -> TierExplanationType | None:
@@ -166,9 +166,10 @@ def _shares(
     total = sum(c for c, _ in counts.values())
     revenue = sum(r for _, r in counts.values())
     known = policy.by_rank() if policy else []
-    codes: list[str | None] = [t.code for t in known] + sorted(
-        (c for c in counts if c not in {t.code for t in known}), key=lambda c: c or ""
-    )
+    codes: list[str | None] = [
+        *(t.code for t in known),
+        *sorted((c for c in counts if c not in {t.code for t in known}), key=lambda c: c or ""),
+    ]
     out = []
     for code in codes:
         spec = policy.tier(code) if policy and code else None
@@ -193,7 +194,7 @@ def _policy_id(global_id: str, field: str = "id") -> UUID:
 
 @strawberry.type
 class TierQuery:
-    @strawberry.field(description="One tier policy, any status")
+    @strawberry.field(description="One tier policy, any status")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_policy(self, info: Info[Context, None], id: strawberry.ID) -> TierPolicyType | None:
         async def run() -> TierPolicyType:
             row = await tiers_repo.policy(_ctx(info).db, _policy_id(id))
@@ -203,7 +204,7 @@ class TierQuery:
 
         return await query(run)
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="What activating this policy (normally a draft) would do now, without changing anything: "
         "the moves from each current tier to each tier, and the customers and revenue share per tier"
     )
@@ -244,7 +245,7 @@ class TierQuery:
 
         return await query(run)
 
-    @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")
+    @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_distribution(self, info: Info[Context, None]) -> TierDistributionType | None:
         ctx = _ctx(info)
         policy = await _active_policy(ctx)
@@ -257,7 +258,7 @@ class TierQuery:
             tiers=_shares(policy, counts, True),
         )
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="The tier migration matrix of a period: each customer's tier at `since` against its tier at "
         "`until` (default now), from the tier history"
     )
@@ -285,7 +286,7 @@ class TierQuery:
             changes=[TierChangeCountType(change_type=k, count=v) for k, v in sorted(kinds.items())],
         )
 
-    @strawberry.field(description="Full re-tiers, newest first, with their progress")
+    @strawberry.field(description="Full re-tiers, newest first, with their progress")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_runs(self, info: Info[Context, None], first: int = 10) -> list[TierRunType] | None:
         async def run() -> list[TierRunType]:
             return [TierRunType.from_row(r) for r in await usecases.runs(_ctx(info).db, _ctx(info).caller, first)]
@@ -333,7 +334,7 @@ def _customer_id(global_id: str) -> UUID:
 
 @strawberry.type
 class TierMutation:
-    @strawberry.mutation(description="A new draft policy, validated as a whole; nothing is saved on userErrors")
+    @strawberry.mutation(description="A new draft policy, validated as a whole; nothing is saved on userErrors")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def create_tier_policy_draft(
         self, info: Info[Context, None], input: CreateTierPolicyDraftInput
     ) -> TierPolicyPayload | None:
@@ -357,7 +358,7 @@ class TierMutation:
 
         return await mutate(TierPolicyPayload, run)
 
-    @strawberry.mutation(description="Change a draft (expectedRevision: a stale one is a CONFLICT); validated again")
+    @strawberry.mutation(description="Change a draft (expectedRevision: a stale one is a CONFLICT); validated again")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def update_tier_policy_draft(
         self, info: Info[Context, None], input: UpdateTierPolicyDraftInput
     ) -> TierPolicyPayload | None:
@@ -378,7 +379,7 @@ class TierMutation:
 
         return await mutate(TierPolicyPayload, run)
 
-    @strawberry.mutation(description="Delete a draft that will not be used")
+    @strawberry.mutation(description="Delete a draft that will not be used")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def discard_tier_policy_draft(
         self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
     ) -> DiscardTierPolicyDraftPayload | None:
@@ -390,7 +391,7 @@ class TierMutation:
 
         return await mutate(DiscardTierPolicyDraftPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Make a draft the active policy (the previous one is retired) and re-tier every customer under "
         "it: in the same transaction for a small customer base, otherwise as a background job"
     )
@@ -412,7 +413,7 @@ class TierMutation:
 
         return await mutate(ActivateTierPolicyPayload, run)
 
-    @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")
+    @strawberry.mutation(description="Put a customer in a tier until an expiry, whatever the rules say; audited")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def override_customer_tier(
         self, info: Info[Context, None], input: OverrideCustomerTierInput
     ) -> CustomerTierPayload | None:
@@ -428,7 +429,7 @@ class TierMutation:
 
         return await mutate(CustomerTierPayload, run)
 
-    @strawberry.mutation(description="End a manual override now: the entry rules place the customer again; audited")
+    @strawberry.mutation(description="End a manual override now: the entry rules place the customer again; audited")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def clear_customer_tier_override(
         self, info: Info[Context, None], input: ClearCustomerTierOverrideInput
     ) -> CustomerTierPayload | None:

@@ -16,7 +16,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import ChangeType, PolicyStatus
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import Node, UserError, _connection
+from api.graphql.core.relay import ConnectionBase, Node, UserError
 from api.graphql.customers.types import CustomerType
 from domain import tiers as rules
 
@@ -113,7 +113,7 @@ class TierChangeType:
     from_tier: str | None
     to_tier: str | None
     policy_version: int | None
-    change_type: ChangeType | None  # type: ignore[valid-type]
+    change_type: ChangeType | None
     reason: str | None
     metrics: JSON | None
     actor: str | None
@@ -135,7 +135,16 @@ class TierChangeType:
         )
 
 
-TierChangeConnection = _connection(TierChangeType, "TierChange")
+@strawberry.type(name="TierChangeEdge")
+class TierChangeEdge:
+    cursor: str
+    node: TierChangeType
+
+
+@strawberry.type(name="TierChangeConnection")
+class TierChangeConnection(ConnectionBase):
+    edges: list[TierChangeEdge]
+    edge_type = TierChangeEdge
 
 
 @strawberry.enum(description="Why a customer is in its tier")

@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.core.context import Context
-from api.graphql.core.relay import ConnectionBase, UserError
+from api.graphql.core.relay import ConnectionBase, Edge, UserError
 
 
 def _ctx(info: Info[Context, None]) -> Context:
@@ -60,16 +60,9 @@ class AuditEntryType:
         )
 
 
-@strawberry.type(name="AuditEntryEdge")
-class AuditEntryEdge:
-    cursor: str
-    node: AuditEntryType
-
-
 @strawberry.type(name="AuditEntryConnection")
 class AuditEntryConnection(ConnectionBase):
-    edges: list[AuditEntryEdge]
-    edge_type = AuditEntryEdge
+    edges: list[Edge[AuditEntryType]]
 
 
 @strawberry.type(name="Role")

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import ConnectionBase, Node, UserError
+from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 from domain import sla as sla_rules
 
@@ -157,16 +157,9 @@ class ComplaintType(Node):
         ]
 
 
-@strawberry.type(name="ComplaintEdge")
-class ComplaintEdge:
-    cursor: str
-    node: ComplaintType
-
-
 @strawberry.type(name="ComplaintConnection")
 class ComplaintConnection(ConnectionBase):
-    edges: list[ComplaintEdge]
-    edge_type = ComplaintEdge
+    edges: list[Edge[ComplaintType]]
 
 
 @strawberry.type

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import strawberry
 
@@ -48,16 +48,27 @@ def _nested_first(first: int) -> int:
     return first
 
 
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    """An edge of a connection; ``Edge[ComplaintType]`` is the GraphQL type ``ComplaintEdge`` (strawberry
+    names a generic by its type argument)."""
+
+    cursor: str
+    node: NodeT
+
+
 @strawberry.type
 class ConnectionBase:
     """A Relay connection: each one is a subclass named ``<Name>Connection`` that declares
-    ``edges: list[<Name>Edge]`` and sets ``edge_type`` to that edge class (``cursor`` and ``node``)."""
+    ``edges: list[Edge[<node type>]]`` (after ``pageInfo`` and ``totalCount``, as the schema has them)."""
 
     page_info: PageInfo
-    if TYPE_CHECKING:  # declared by each connection with its own edge type (not a field of this base)
-        edges: list[Any]
+    if TYPE_CHECKING:  # declared by each connection with its own node type (not a field of this base)
+        edges: list[Edge[Any]]
     count_fn: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
-    edge_type: ClassVar[type[Any]]
 
     @strawberry.field(description="Total matching rows (one extra count query, only when asked for)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def total_count(self) -> int | None:
@@ -73,9 +84,7 @@ class ConnectionBase:
         count_fn: Callable[[], Awaitable[int]] | None = None,
     ) -> Self:
         edges = [
-            cls.edge_type(
-                cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row)
-            )
+            Edge(cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row))
             for row in page.rows
         ]
         return cls(

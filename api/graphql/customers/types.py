@@ -20,7 +20,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import ConnectionBase, Node, UserError, _nested_first, lazy
+from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError, _nested_first, lazy
 from authz.policy import Decisions, Level
 from domain import churn as churn_rules
 
@@ -312,28 +312,14 @@ async def load_customer(info: Info[Context, None], customer_id: UUID) -> Custome
 # ---------------------------------------------------------------- connections
 
 
-@strawberry.type(name="CustomerEdge")
-class CustomerEdge:
-    cursor: str
-    node: CustomerType
-
-
 @strawberry.type(name="CustomerConnection")
 class CustomerConnection(ConnectionBase):
-    edges: list[CustomerEdge]
-    edge_type = CustomerEdge
-
-
-@strawberry.type(name="PurchaseEdge")
-class PurchaseEdge:
-    cursor: str
-    node: PurchaseType
+    edges: list[Edge[CustomerType]]
 
 
 @strawberry.type(name="PurchaseConnection")
 class PurchaseConnection(ConnectionBase):
-    edges: list[PurchaseEdge]
-    edge_type = PurchaseEdge
+    edges: list[Edge[PurchaseType]]
 
 
 # ---------------------------------------------------------------- prefetching (api/graphql/fastpath.py)

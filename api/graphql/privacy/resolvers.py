@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from api.graphql.core.context import Context
 from api.graphql.core.ids import from_global_id
-from api.graphql.core.relay import PageInfo
+from api.graphql.core.relay import Edge, PageInfo
 from api.graphql.core.resolving import forget, mutate, page_size, query
 from api.graphql.customers.types import load_customer
 from api.graphql.privacy.types import (
@@ -77,8 +77,7 @@ class PrivacyQuery:
 
         async def run() -> Any:
             done = await usecases.duplicate_pairs(ctx.db, ctx.caller, cmd, settings=ctx.settings)
-            edge = DuplicatePairConnection.edge_type
-            edges = [edge(cursor=usecases.pair_cursor(r), node=DuplicatePairType.from_row(r)) for r in done.rows]
+            edges = [Edge(cursor=usecases.pair_cursor(r), node=DuplicatePairType.from_row(r)) for r in done.rows]
             return DuplicatePairConnection(
                 edges=edges,
                 page_info=PageInfo(has_next_page=done.has_next, end_cursor=edges[-1].cursor if edges else None),

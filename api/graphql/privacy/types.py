@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from api.graphql.core.context import Context
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import ConnectionBase, UserError
+from api.graphql.core.relay import ConnectionBase, Edge, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 
 
@@ -76,16 +76,9 @@ class DuplicatePairType:
         return await load_customer(info, self.b_ref)
 
 
-@strawberry.type(name="DuplicatePairEdge")
-class DuplicatePairEdge:
-    cursor: str
-    node: DuplicatePairType
-
-
 @strawberry.type(name="DuplicatePairConnection")
 class DuplicatePairConnection(ConnectionBase):
-    edges: list[DuplicatePairEdge]
-    edge_type = DuplicatePairEdge
+    edges: list[Edge[DuplicatePairType]]
 
 
 @strawberry.type(name="MissingField")

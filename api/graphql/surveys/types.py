@@ -12,7 +12,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, SurveyTrigger
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import ConnectionBase, Node, UserError, lazy
+from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError, lazy
 from api.graphql.customers.types import CustomerType, load_customer
 
 if TYPE_CHECKING:
@@ -157,28 +157,14 @@ class SurveyResponseType(Node, SurveyLinks):
         ]
 
 
-@strawberry.type(name="SurveyEdge")
-class SurveyEdge:
-    cursor: str
-    node: SurveyType
-
-
 @strawberry.type(name="SurveyConnection")
 class SurveyConnection(ConnectionBase):
-    edges: list[SurveyEdge]
-    edge_type = SurveyEdge
-
-
-@strawberry.type(name="SurveyResponseEdge")
-class SurveyResponseEdge:
-    cursor: str
-    node: SurveyResponseType
+    edges: list[Edge[SurveyType]]
 
 
 @strawberry.type(name="SurveyResponseConnection")
 class SurveyResponseConnection(ConnectionBase):
-    edges: list[SurveyResponseEdge]
-    edge_type = SurveyResponseEdge
+    edges: list[Edge[SurveyResponseType]]
 
 
 @strawberry.type

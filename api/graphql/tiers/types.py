@@ -16,7 +16,7 @@ from strawberry.types import Info
 from api.graphql.core.context import Context
 from api.graphql.core.enums import ChangeType, PolicyStatus
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import ConnectionBase, Node, UserError
+from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType
 from domain import tiers as rules
 
@@ -135,16 +135,9 @@ class TierChangeType:
         )
 
 
-@strawberry.type(name="TierChangeEdge")
-class TierChangeEdge:
-    cursor: str
-    node: TierChangeType
-
-
 @strawberry.type(name="TierChangeConnection")
 class TierChangeConnection(ConnectionBase):
-    edges: list[TierChangeEdge]
-    edge_type = TierChangeEdge
+    edges: list[Edge[TierChangeType]]
 
 
 @strawberry.enum(description="Why a customer is in its tier")

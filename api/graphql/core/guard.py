@@ -258,7 +258,7 @@ def _guard_subscribe(
     """The guard of a subscription's source stream: the operation's read check and its arguments' checks."""
     check = read_check(spec)
 
-    def guarded(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+    def guarded(root: Any, info: GraphQLResolveInfo[Context], **kwargs: Any) -> Any:
         check(root, info.context)
         if check_arguments is not None:
             check_arguments(info.context.decisions, kwargs)

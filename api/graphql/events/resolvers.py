@@ -82,20 +82,20 @@ def _with_secret(done: usecases.EndpointWithSecret) -> WebhookEndpointPayload:
 
 @strawberry.type
 class EventsQuery:
-    @strawberry.field(description="The webhook endpoints the caller reaches (a partner: its own)")
+    @strawberry.field(description="The webhook endpoints the caller reaches (a partner: its own)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def webhook_endpoints(self, info: Info[Context, None]) -> list[WebhookEndpointType] | None:
         ctx = _ctx(info)
         return [WebhookEndpointType.from_row(r) for r in await usecases.endpoints(ctx.db, ctx.caller)]
 
-    @strawberry.field(description="The delivery log, newest first: status, attempts, the last answer")
+    @strawberry.field(description="The delivery log, newest first: status, attempts, the last answer")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def webhook_deliveries(
         self,
         info: Info[Context, None],
         endpoint_id: strawberry.ID | None = None,
-        status: list[DeliveryStatus] | None = None,  # type: ignore[valid-type]
+        status: list[DeliveryStatus] | None = None,
         first: int = 20,
         after: str | None = None,
-    ) -> WebhookDeliveryConnection | None:  # type: ignore[valid-type]
+    ) -> WebhookDeliveryConnection | None:
         ctx = _ctx(info)
 
         async def run() -> Any:
@@ -112,7 +112,7 @@ class EventsQuery:
 
 @strawberry.type
 class EventsMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Register a webhook endpoint: its URL, the event types it receives; the signing secret "
         "(Standard Webhooks, `whsec_…`) is made here and shown once. Audited"
     )
@@ -132,7 +132,7 @@ class EventsMutation:
 
         return await _change(info, WebhookEndpointPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Change an endpoint's URL, event types or description; re-enable it; "
         "rotate its secret (shown once). Audited"
     )
@@ -155,7 +155,7 @@ class EventsMutation:
 
         return await _change(info, WebhookEndpointPayload, run)
 
-    @strawberry.mutation(description="Stop deliveries to an endpoint (pending ones fail; replay them later)")
+    @strawberry.mutation(description="Stop deliveries to an endpoint (pending ones fail; replay them later)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def disable_webhook_endpoint(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> WebhookEndpointPayload | None:
@@ -167,7 +167,7 @@ class EventsMutation:
 
         return await _change(info, WebhookEndpointPayload, run)
 
-    @strawberry.mutation(description="Delete an endpoint and its delivery log. Audited")
+    @strawberry.mutation(description="Delete an endpoint and its delivery log. Audited")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def delete_webhook_endpoint(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> DeleteWebhookEndpointPayload | None:
@@ -179,7 +179,7 @@ class EventsMutation:
 
         return await _change(info, DeleteWebhookEndpointPayload, run)
 
-    @strawberry.mutation(description="Queue a failed delivery again, with a fresh run of attempts. Audited")
+    @strawberry.mutation(description="Queue a failed delivery again, with a fresh run of attempts. Audited")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def replay_webhook_delivery(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> ReplayWebhookDeliveryPayload | None:
@@ -194,7 +194,7 @@ class EventsMutation:
 
 @strawberry.type
 class EventsSubscription:
-    @strawberry.subscription(
+    @strawberry.subscription(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="The events (all types, or those asked for) as they are committed, on any instance: a "
         "partner hears of its own customers only, and of the types whose facts it may read. Over "
         "graphql-transport-ws, with the bearer token in connection_init's payload (Authorization)"
@@ -202,7 +202,7 @@ class EventsSubscription:
     async def events(
         self,
         info: Info[Context, None],
-        types: list[EventTypeEnum] | None = None,  # type: ignore[valid-type]
+        types: list[EventTypeEnum] | None = None,
     ) -> AsyncGenerator[EventNoticeType, None]:
         ctx = _ctx(info)
         authz, principal = ctx.services.authz, ctx.principal

@@ -10,21 +10,25 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import UserError, _connection
+from api.graphql.core.relay import ConnectionBase, Edge, UserError
 from domain.events import DELIVERY_STATUSES, EventType
+
 
 # The GraphQL enum of event types, built from domain/events.py (``TIER_CHANGED`` is ``tier.changed``): a new
 # event type there is a new value here.
-EventTypeEnum = strawberry.enum(
-    Enum("EventType", {t.name: t.value for t in EventType}),  # type: ignore[misc]
-    name="EventType",
+def _enum(name: str, members: dict[str, str], **options: Any) -> Any:
+    # mypy types a functional Enum only under a literal name and literal members
+    values: type[Enum] = Enum(name, members)  # type: ignore[misc]
+    return strawberry.enum(values, name=name, **options)
+
+
+EventTypeEnum = _enum(
+    "EventType",
+    {t.name: t.value for t in EventType},
     description="What happened: tier.changed (TIER_CHANGED), complaint.sla_breached, complaint.escalated, "
     "churn.risk_raised, customer.merged, customer.erased",
 )
-DeliveryStatus = strawberry.enum(
-    Enum("DeliveryStatus", {s.upper(): s for s in DELIVERY_STATUSES}),  # type: ignore[misc]
-    name="DeliveryStatus",
-)
+DeliveryStatus = _enum("DeliveryStatus", {s.upper(): s for s in DELIVERY_STATUSES})
 
 
 def event_type(value: str) -> Any:
@@ -101,7 +105,9 @@ class WebhookDeliveryType:
         )
 
 
-WebhookDeliveryConnection = _connection(WebhookDeliveryType, "WebhookDelivery")
+@strawberry.type(name="WebhookDeliveryConnection")
+class WebhookDeliveryConnection(ConnectionBase):
+    edges: list[Edge[WebhookDeliveryType]]
 
 
 @strawberry.input
@@ -171,5 +177,5 @@ class EventNoticeType:
             type=event_type(event["type"]),
             occurred_at=dt.datetime.fromisoformat(event["occurredAt"]),
             customer_id=strawberry.ID(data["customerId"]) if data.get("customerId") else None,
-            data=data,
+            data=JSON(data),
         )

@@ -4,8 +4,8 @@ another slice (feature slices don't import each other)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
 
@@ -67,8 +67,10 @@ class ConnectionBase:
 
     page_info: PageInfo
     if TYPE_CHECKING:  # declared by each connection with its own node type (not a field of this base)
-        edges: list[Edge[Any]]
+        edges: Sequence[Edge[Any]]
     count_fn: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
+    # the class of its edges: ``Edge`` (named by its node type), or a subclass named otherwise
+    edge_type: ClassVar[type[Edge[Any]]] = Edge
 
     @strawberry.field(description="Total matching rows (one extra count query, only when asked for)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def total_count(self) -> int | None:
@@ -84,7 +86,9 @@ class ConnectionBase:
         count_fn: Callable[[], Awaitable[int]] | None = None,
     ) -> Self:
         edges = [
-            Edge(cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row))
+            cls.edge_type(
+                cursor=encode_cursor(sort, row.get("_sort", row.get(sort_column or "")), row["id"]), node=build(row)
+            )
             for row in page.rows
         ]
         return cls(

@@ -33,7 +33,7 @@ def _problems(items: list[import_rules.RowProblem]) -> list[ImportRowProblemType
 
 @strawberry.type
 class ImportMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Import existing customers (at most TIERWISE_MAX_BATCH_SIZE rows a call): each row checked like "
         "createCustomer, idempotent on externalRef, likely duplicates reported; all or nothing unless told"
     )

@@ -44,8 +44,8 @@ class ComplaintQueueFilter:
     unassigned: bool | None = None
     tiers: list[str] | None = strawberry.field(default=None, description="the tier the complaint was opened at")
     categories: list[str] | None = None
-    severities: list[Severity] | None = None  # type: ignore[valid-type]
-    statuses: list[ComplaintStatus] | None = None  # type: ignore[valid-type]
+    severities: list[Severity] | None = None
+    statuses: list[ComplaintStatus] | None = None
     due_within_hours: int | None = strawberry.field(
         default=None, description="the next deadline falls between now and now + this many hours"
     )

@@ -76,7 +76,7 @@ async def _read_back(info: Info[Context, None], complaint_id: UUID) -> Complaint
 
 @strawberry.type
 class QueueQuery:
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Customers at churn risk to work on (red and yellow unless filtered), with their signals"
     )
     async def churn_queue(
@@ -86,7 +86,7 @@ class QueueQuery:
         after: str | None = None,
         filter: ChurnQueueFilter | None = None,
         order_by: ChurnQueueOrder = ChurnQueueOrder.SCORE_DESC,
-    ) -> ChurnQueueConnection | None:  # type: ignore[valid-type]
+    ) -> ChurnQueueConnection | None:
         ctx = _ctx(info)
         q = _churn_query(filter or ChurnQueueFilter(), enum_value(order_by), first_of(info, first), after)
 
@@ -103,7 +103,7 @@ class QueueQuery:
 
         return await query(run)
 
-    @strawberry.field(description="Complaints to work on (the active ones unless filtered), the next deadline first")
+    @strawberry.field(description="Complaints to work on (the active ones unless filtered), the next deadline first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def complaint_queue(
         self,
         info: Info[Context, None],
@@ -111,7 +111,7 @@ class QueueQuery:
         after: str | None = None,
         filter: ComplaintQueueFilter | None = None,
         order_by: ComplaintQueueOrder = ComplaintQueueOrder.DUE_AT,
-    ) -> ComplaintConnection | None:  # type: ignore[valid-type]
+    ) -> ComplaintConnection | None:
         ctx = _ctx(info)
         q = _complaint_query(filter or ComplaintQueueFilter(), enum_value(order_by), first_of(info, first), after)
 
@@ -129,7 +129,7 @@ class QueueQuery:
 
         return await query(run)
 
-    @strawberry.field(description="Customers whose name is close to the search (typos tolerated), best first")
+    @strawberry.field(description="Customers whose name is close to the search (typos tolerated), best first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def search_customers(
         self, info: Info[Context, None], query: str, first: int = 20
     ) -> list[CustomerSearchHitType] | None:
@@ -155,7 +155,7 @@ _query = query  # ``query`` is an argument name of searchCustomers
 
 @strawberry.type
 class QueueMutation:
-    @strawberry.mutation(description="A note in the complaint's history, its status unchanged (audited)")
+    @strawberry.mutation(description="A note in the complaint's history, its status unchanged (audited)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def add_complaint_note(
         self, info: Info[Context, None], input: AddComplaintNoteInput
     ) -> ComplaintPayload | None:
@@ -169,7 +169,7 @@ class QueueMutation:
 
         return await mutate(ComplaintPayload, run)
 
-    @strawberry.mutation(description="Give an active complaint to someone, to yourself, or back to the queue (audited)")
+    @strawberry.mutation(description="Give an active complaint to someone, to yourself, or back to the queue (audited)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def assign_complaint(self, info: Info[Context, None], input: AssignComplaintInput) -> ComplaintPayload | None:
         ctx = _ctx(info)
 

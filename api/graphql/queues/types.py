@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from api.graphql.core.relay import _connection
+from api.graphql.core.relay import ConnectionBase, Edge
 from api.graphql.customers.types import ChurnRiskType, CustomerType
 from authz.policy import Decisions
 
@@ -31,7 +31,15 @@ class ChurnQueueEntryType:
         )
 
 
-ChurnQueueConnection = _connection(ChurnQueueEntryType, "ChurnQueue")
+@strawberry.type(name="ChurnQueueEdge")  # not ChurnQueueEntryEdge, the name Edge[ChurnQueueEntryType] would get
+class ChurnQueueEdge(Edge[ChurnQueueEntryType]):
+    pass
+
+
+@strawberry.type(name="ChurnQueueConnection")
+class ChurnQueueConnection(ConnectionBase):
+    edges: list[ChurnQueueEdge]
+    edge_type = ChurnQueueEdge
 
 
 @strawberry.type(name="CustomerSearchHit", description="A customer whose name is close to the search, and how close")

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from api.usecases import customers
 from api.usecases.caller import Caller
+from api.usecases.duplicates import LikelyDuplicates
 from domain.errors import Conflict, Invalid, NotFound, ValidationFailed
 from infra.db import RequestDb
 from infra.repos import customers as customers_repo
@@ -41,18 +42,18 @@ async def _stored(db: RequestDb, customer_id: UUID, *columns: str) -> tuple[Any,
     return tuple(row[c] for c in columns)
 
 
+async def _create(db: RequestDb, caller: Caller, fields: dict[str, Any]) -> UUID:
+    done = await customers.create_customer(db, caller, customers.CreateCustomer(fields), settings=SETTINGS)
+    return done.customer_id
+
+
 async def _row(api: Api, sql: str, **params: Any) -> tuple[Any, ...]:
     async with api.services.engine.connect() as conn:
         return tuple((await conn.execute(text(sql), params)).one())
 
 
 async def test_create_places_the_customer_and_stamps_the_partner(api: Api, db: RequestDb) -> None:
-    staff_customer = await customers.create_customer(
-        db,
-        STAFF,
-        customers.CreateCustomer({"name": "  Ada   Lovelace ", "email": "ADA@Example.org"}),
-        settings=SETTINGS,
-    )
+    staff_customer = await _create(db, STAFF, {"name": "  Ada   Lovelace ", "email": "ADA@Example.org"})
     name, email, partner, tier = await _stored(db, staff_customer, "name", "email", "partner_id", "tier_code")
     assert (name, email, partner) == ("Ada Lovelace", "ada@example.org", None)  # normalised as stored
     assert tier == "bronze"  # the after-change step placed it in the same transaction
@@ -60,9 +61,7 @@ async def test_create_places_the_customer_and_stamps_the_partner(api: Api, db: R
 
     _, partner_id = await api.partner_token("Usecase Shop")
     partner = caller_of(api, "tok-usecase", "partner", partner_id=partner_id)
-    theirs = await customers.create_customer(
-        db, partner, customers.CreateCustomer({"name": "Bo", "external_ref": "shop-1"}), settings=SETTINGS
-    )
+    theirs = await _create(db, partner, {"name": "Bo", "external_ref": "shop-1"})
     assert await scalar(api, "SELECT partner_id FROM customers WHERE id = :id", id=theirs) == partner_id
 
     before = await snapshot(api)
@@ -70,6 +69,10 @@ async def test_create_places_the_customer_and_stamps_the_partner(api: Api, db: R
         await customers.create_customer(
             db, partner, customers.CreateCustomer({"name": "Other", "external_ref": "shop-1"}), settings=SETTINGS
         )
+    twin = customers.CreateCustomer({"name": "Ada L.", "email": "ada@example.org"}, stop_on_duplicate=True)
+    with pytest.raises(LikelyDuplicates) as stopped:  # a likely duplicate, and the caller asked to stop
+        await customers.create_customer(db, STAFF, twin, settings=SETTINGS)
+    assert [c.customer_id for c in stopped.value.candidates] == [staff_customer]
     with pytest.raises(ValidationFailed) as nameless:
         await customers.create_customer(db, STAFF, customers.CreateCustomer({"locale": "en"}), settings=SETTINGS)
     assert nameless.value.field == "name"
@@ -77,9 +80,7 @@ async def test_create_places_the_customer_and_stamps_the_partner(api: Api, db: R
 
 
 async def test_write_grants_per_field_come_from_the_callers_decisions(api: Api, db: RequestDb) -> None:
-    customer_id = await customers.create_customer(
-        db, STAFF, customers.CreateCustomer({"name": "Grace"}), settings=SETTINGS
-    )
+    customer_id = await _create(db, STAFF, {"name": "Grace"})
     agent = caller_of(api, "agent-1", "support_agent")  # writes contact fields, not the national id
     before = await snapshot(api)
     with pytest.raises(Invalid) as denied:
@@ -114,14 +115,10 @@ async def test_write_grants_per_field_come_from_the_callers_decisions(api: Api, 
 
 
 async def test_a_partner_reaches_only_its_own_customers(api: Api, db: RequestDb) -> None:
-    staff_customer = await customers.create_customer(
-        db, STAFF, customers.CreateCustomer({"name": "Staff Owned", "email": "owned@example.org"}), settings=SETTINGS
-    )
+    staff_customer = await _create(db, STAFF, {"name": "Staff Owned", "email": "owned@example.org"})
     _, partner_id = await api.partner_token("Scoped Shop")
     partner = caller_of(api, "tok-scoped", "partner", partner_id=partner_id)
-    own = await customers.create_customer(
-        db, partner, customers.CreateCustomer({"name": "Own", "email": "own@example.org"}), settings=SETTINGS
-    )
+    own = await _create(db, partner, {"name": "Own", "email": "own@example.org"})
 
     before = await snapshot(api)
     with pytest.raises(NotFound):
@@ -152,12 +149,8 @@ async def test_a_partner_reaches_only_its_own_customers(api: Api, db: RequestDb)
 async def test_record_purchases_all_or_nothing_and_idempotent(api: Api, db: RequestDb) -> None:
     _, partner_id = await api.partner_token("Purchase Shop")
     partner = caller_of(api, "tok-purchases", "partner", partner_id=partner_id)
-    cid = await customers.create_customer(
-        db, partner, customers.CreateCustomer({"name": "Buyer", "external_ref": "b-1"}), settings=SETTINGS
-    )
-    staff_customer = await customers.create_customer(
-        db, STAFF, customers.CreateCustomer({"name": "Not Theirs", "external_ref": "b-2"}), settings=SETTINGS
-    )
+    cid = await _create(db, partner, {"name": "Buyer", "external_ref": "b-1"})
+    staff_customer = await _create(db, STAFF, {"name": "Not Theirs", "external_ref": "b-2"})
     at = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
 
     before = await snapshot(api)

@@ -37,7 +37,8 @@ async def db(api: Api) -> AsyncIterator[RequestDb]:
 
 
 async def _customer(db: RequestDb, caller: Caller, **fields: Any) -> UUID:
-    return await customers.create_customer(db, caller, customers.CreateCustomer(fields), settings=SETTINGS)
+    done = await customers.create_customer(db, caller, customers.CreateCustomer(fields), settings=SETTINGS)
+    return done.customer_id
 
 
 async def _rows(api: Api, sql: str, **params: Any) -> list[tuple[Any, ...]]:

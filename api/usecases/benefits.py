@@ -241,8 +241,8 @@ async def record_redemptions(
                 field = f"{where}.customerId" if item.customer_id is not None else f"{where}.customerExternalRef"
                 errors.append(_coded("no such customer", field, NotFound.code))
                 continue
-            row = offered.get(v["benefit_code"])
-            if row is None:
+            offer = offered.get(v["benefit_code"])
+            if offer is None:
                 errors.append(
                     _coded(
                         f"the active policy offers no benefit '{v['benefit_code']}'",
@@ -251,7 +251,7 @@ async def record_redemptions(
                     )
                 )
                 continue
-            spec = benefits_repo.spec_of(row)
+            spec = benefits_repo.spec_of(offer)
             tier = tiers[cid]
             if not spec.eligible(tier):
                 errors.append(

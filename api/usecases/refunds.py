@@ -151,7 +151,7 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
                 answers.append(answers[m])
                 continue
             purchase = locked.get(pid) if pid is not None else None
-            if purchase is None:
+            if pid is None or purchase is None:
                 field = f"{where}.purchaseId" if item.purchase_id is not None else f"{where}.purchaseExternalId"
                 errors.append(_not_found("no such purchase", field))
                 answers.append(None)

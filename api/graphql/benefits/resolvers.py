@@ -43,7 +43,7 @@ def _ctx(info: Info[Context, None]) -> Context:
 
 @strawberry.type
 class BenefitMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Refunds or returns of purchases, all or nothing: each at most what is left of its purchase; "
         "idempotent on (writer, externalId) like purchases; metrics, tier and churn follow at once"
     )
@@ -130,7 +130,7 @@ def _benefit_specs(items: list[BenefitInput]) -> list[BenefitSpec]:
 
 @strawberry.type
 class BenefitQuery:
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="The benefits of a tier policy (default: the active one) with their cost models, and what they "
         "change against the policy it replaces or would replace"
     )
@@ -143,7 +143,7 @@ class BenefitQuery:
 
         return await query(run)
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Per tier over a period: customers, revenue, refunds, cost of benefits used, cost of service, "
         "contribution per customer and its change against the tier below; also as CSV"
     )
@@ -172,7 +172,7 @@ class BenefitQuery:
 
         return await query(run)
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="The measured effect of a tier: customers just above against just below its spend threshold "
         "(a regression-discontinuity estimate) on their spend, churn and NPS in the window that follows, with a "
         "95 % interval and the sample size; says so when the sample is too small to tell"
@@ -200,7 +200,7 @@ class BenefitQuery:
 
 @strawberry.type
 class BenefitCatalogueMutation:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Set every benefit of a draft tier policy (validated against its tiers; the draft's revision goes "
         "up); they come into force when the policy is activated"
     )
@@ -220,7 +220,7 @@ class BenefitCatalogueMutation:
 
         return await mutate(SetTierPolicyBenefitsPayload, run)
 
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Uses of benefits of the active policy, all or nothing: only by eligible customers (NOT_ELIGIBLE "
         "otherwise), cost from the benefit's model at the time of use, idempotent on (writer, externalId); "
         "budgets warn at 80 % and when passed"

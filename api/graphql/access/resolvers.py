@@ -94,7 +94,7 @@ class AdminQuery:
             policy_version=e.policy_version,
         )
 
-    @strawberry.field(
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="The read decision of every role on every field of the catalogue, after inheritance and "
         "deny-overrides (the role x field matrix of the console)"
     )

@@ -305,9 +305,11 @@ def _agent(base: str, d: Any) -> None:
     _sign_in(d, base, bob)
     # the work queue first (an agent's landing page), with the customers' e-mails masked
     _wait(lambda: d.find_element(By.ID, "view").get_attribute("data-page") == "queue", what="the work queue")
-    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-due tbody tr"), what="the complaints due")
-    queue = d.find_element(By.ID, "view").text
-    assert "***@***." in queue
+    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the customers at churn risk")
+    for section in ("queue-breached", "queue-due", "queue-mine", "queue-churn"):  # each answered, none refused
+        assert not d.find_elements(By.CSS_SELECTOR, f"#{section} [data-error]"), section
+    churn = d.find_element(By.ID, "queue-churn").text
+    assert "***@***." in churn
     _shot(d, "queue-support-agent")
     seen = d.page_source
 
@@ -326,7 +328,7 @@ def _agent(base: str, d: Any) -> None:
     # at phone width the console still lays out (no horizontal scroll of the page itself)
     d.set_window_size(390, 844)
     _page(d, "queue")
-    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-due tbody tr"), what="the queue at phone width")
+    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the queue at phone width")
     assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     _shot(d, "queue-phone")
 

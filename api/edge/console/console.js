@@ -469,11 +469,14 @@ async function auditPage(view) {
   await load(true);
 }
 
-// --- Work queue ------------------------------------------------------------------------------------------
+// --- Work queues -----------------------------------------------------------------------------------------
 
-const QUEUE = `query($filter: ComplaintFilter) { complaints(first: 50, filter: $filter) { edges { node {
-  id subject severity status assignee tierAtOpen resolutionTimeLeft firstResponseTimeLeft breached
+const COMPLAINT_QUEUE = `query($filter: ComplaintQueueFilter) { complaintQueue(first: 50, filter: $filter) {
+  edges { node { id subject severity status assignee tierAtOpen resolutionTimeLeft firstResponseTimeLeft breached
   customer { id name email phone tier { code } } } } } }`;
+
+const CHURN_QUEUE = `{ churnQueue(first: 30) { totalCount edges { node { lastContactAt
+  customer { id name email phone tier { code } } churnRisk { level score } } } } }`;
 
 function left(seconds) {
   if (seconds === null || seconds === undefined) return "—";
@@ -481,30 +484,48 @@ function left(seconds) {
   return m < 0 ? `${-m} min late` : `${m} min`;
 }
 
+// one section per queue: a queue the role may not read says so, the others still show
+async function queueSection(id, title, load, columns) {
+  try {
+    return h("section", { class: "card", id }, h("h2", {}, title), table(columns, await load()));
+  } catch (e) {
+    return h("section", { class: "card", id }, h("h2", {}, title), errorBox(e));
+  }
+}
+
 async function queuePage(view) {
-  const open = ["NEW", "OPEN", "PENDING_CUSTOMER", "ON_HOLD"];
-  const [breached, due] = await Promise.all([
-    gql(QUEUE, { filter: { breached: true, statuses: open } }),
-    gql(QUEUE, { filter: { breached: false, statuses: open } }),
-  ]);
-  const columns = [
+  const complaintColumns = [
     { label: "subject", get: (c) => c.subject }, { label: "severity", get: (c) => c.severity },
     { label: "status", get: (c) => c.status }, { label: "assignee", get: (c) => c.assignee },
+    { label: "first response due", get: (c) => left(c.firstResponseTimeLeft) },
     { label: "resolution due", get: (c) => left(c.resolutionTimeLeft) },
     { label: "customer", get: (c) => c.customer && c.customer.name },
     { label: "e-mail", get: (c) => c.customer && c.customer.email },
     { label: "phone", get: (c) => c.customer && c.customer.phone },
     { label: "tier", get: (c) => c.customer && c.customer.tier && c.customer.tier.code },
   ];
-  const nodes = (d) => d.complaints.edges.map((e) => e.node);
-  const soon = nodes(due).filter((c) => c.resolutionTimeLeft !== null)
-    .sort((a, b) => a.resolutionTimeLeft - b.resolutionTimeLeft);
+  const complaints = (filter) => async () =>
+    (await gql(COMPLAINT_QUEUE, { filter })).complaintQueue.edges.map((e) => e.node);
+  const sections = await Promise.all([
+    queueSection("queue-breached", "Breached", complaints({ breached: true }), complaintColumns),
+    queueSection("queue-due", "Due within 24 hours", complaints({ dueWithinHours: 24 }), complaintColumns),
+    queueSection("queue-mine", "Assigned to me", complaints({ assignedToMe: true }), complaintColumns),
+    queueSection("queue-churn", "Customers at churn risk", async () =>
+      (await gql(CHURN_QUEUE)).churnQueue.edges.map((e) => e.node), [
+      { label: "customer", get: (n) => n.customer && n.customer.name },
+      { label: "e-mail", get: (n) => n.customer && n.customer.email },
+      { label: "phone", get: (n) => n.customer && n.customer.phone },
+      { label: "tier", get: (n) => n.customer && n.customer.tier && n.customer.tier.code },
+      { label: "level", get: (n) => n.churnRisk && n.churnRisk.level },
+      { label: "score", get: (n) => n.churnRisk && n.churnRisk.score },
+      { label: "last contact", get: (n) => n.lastContactAt },
+    ]),
+  ]);
   view.replaceChildren(
-    h("h1", {}, "Work queue"),
-    h("p", {}, "Open complaints as your role sees them: values your role may only see masked stay masked, "
+    h("h1", {}, "Work queues"),
+    h("p", {}, "As your role sees them: values your role may only see masked stay masked, "
       + "fields it may not see are empty."),
-    h("section", { class: "card", id: "queue-breached" }, h("h2", {}, "Breached"), table(columns, nodes(breached))),
-    h("section", { class: "card", id: "queue-due" }, h("h2", {}, "Due soonest"), table(columns, soon)));
+    ...sections);
 }
 
 // --- Tiers -----------------------------------------------------------------------------------------------

@@ -1066,3 +1066,103 @@ def _build_arguments() -> dict[str, ArgumentSpec]:
 
 
 ARGUMENTS: dict[str, ArgumentSpec] = _build_arguments()
+
+
+# ================================================================ storage (issue 12, issue 13 item 4)
+# Where the value of a field lives, for the read compiler (api/graphql/compiler.py, infra/readsql.py): its
+# table and column, or an SQL expression over the table (``{t}``: the table's alias; ``{customer}``: the
+# alias of the customer the row belongs to), and whether the column is encrypted at rest (infra/crypto.py:
+# the statement then carries the ciphertext, and Python decrypts and masks it). A field not listed here is
+# not compiled: strawberry answers the operations that select it. Relations (a customer's tier, metrics,
+# complaints; a complaint's customer) are the compiler's own joins; their fields are listed with their
+# table. tests/unit/test_catalogue_storage.py keeps ``encrypted`` equal to infra/crypto.ENCRYPTED_COLUMNS.
+
+
+@dataclass(frozen=True)
+class Stored:
+    table: str
+    column: str  # a column of ``table``, or an SQL expression (see above) when ``expression``
+    encrypted: bool = False
+    expression: bool = False
+
+
+def _stored(table: str, **columns: str) -> dict[str, Stored]:
+    return {field: Stored(table, column) for field, column in columns.items()}
+
+
+STORAGE: dict[str, Stored] = {
+    **{
+        f"Customer.{k}": v
+        for k, v in _stored(
+            "customers",
+            id="id",
+            version="version",
+            createdAt="created_at",
+            updatedAt="updated_at",
+            externalRef="external_ref",
+            name="name",
+            locale="locale",
+            lifecycleStage="lifecycle_stage",
+            tierSince="tier_since",
+            tier="tier_code",
+        ).items()
+    },
+    "Customer.email": Stored("customers", "email", encrypted=True),
+    "Customer.phone": Stored("customers", "phone", encrypted=True),
+    "Customer.nationalId": Stored("customers", "national_id", encrypted=True),
+    "Customer.birthDate": Stored("customers", "birth_date", encrypted=True),
+    "Customer.address": Stored("customers", "address", encrypted=True),
+    "Consent.email": Stored("customers", "consent_email_at"),
+    "Consent.sms": Stored("customers", "consent_sms_at"),
+    "Consent.phone": Stored("customers", "consent_phone_at"),
+    **{
+        f"CustomerMetrics.{k}": v
+        for k, v in _stored(
+            "customer_metrics",
+            lifetimeSpend="lifetime_spend",
+            orderCount="order_count",
+            spend12m="spend_12m",
+            orders12m="orders_12m",
+            firstPurchaseAt="first_purchase_at",
+            lastPurchaseAt="last_purchase_at",
+            openComplaints="open_complaints",
+            latestNps="latest_nps",
+            latestCsat="latest_csat",
+            computedAt="computed_at",
+        ).items()
+    },
+    "CustomerMetrics.tenureDays": Stored(
+        "customer_metrics", "floor(extract(epoch FROM now() - {customer}.created_at) / 86400)::int", expression=True
+    ),
+    "Tier.code": Stored("tiers", "code"),
+    "Tier.name": Stored("tiers", "name"),
+    "Tier.rank": Stored("tiers", "rank"),
+    "Tier.benefits": Stored("tiers", "benefits"),
+    **{
+        f"Complaint.{k}": v
+        for k, v in _stored(
+            "complaints",
+            id="id",
+            version="version",
+            externalId="external_id",
+            subject="subject",
+            severity="severity",
+            channel="channel",
+            status="status",
+            assignee="assignee",
+            resolutionCode="resolution_code",
+            tierAtOpen="tier_at_open",
+            firstResponseDueAt="first_response_due_at",
+            firstRespondedAt="first_responded_at",
+            resolvedAt="resolved_at",
+            closedAt="closed_at",
+            reopenCount="reopen_count",
+            openedAt="opened_at",
+            updatedAt="updated_at",
+            slaPolicyVersion="sla_policy_version",
+            escalatedAt="escalated_at",
+            customer="customer_id",
+        ).items()
+    },
+    "Complaint.description": Stored("complaints", "description", encrypted=True),
+}

@@ -135,7 +135,7 @@ def cases(w: World) -> list[Case]:
             "directive",
             "query($x: Boolean!) { customers { edges { node { name @include(if: $x) } } } }",
             {"x": True},
-            False,
+            True,
         ),
         Case("introspection", "{ __schema { queryType { name } } }", {}, False),
         Case(

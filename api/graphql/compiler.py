@@ -1,0 +1,618 @@
+"""The read compiler (issue 12): a read query is answered by one SQL statement per root field that builds the
+field's response JSON inside PostgreSQL (infra/readsql.py renders the statements).
+
+A plan is made once per (document, operation, caller's decision set, values of the ``@include``/``@skip``
+variables) and cached on the caller's ``Decisions`` (one object per role set and policy version). The
+caller's decisions are in the plan, from the field catalogue (authz/catalogue.py: sensitivity, mask,
+consent, and ``STORAGE``: table, column, encrypted?):
+
+- a field the caller may read in full and that is not sensitive is pure SQL;
+- every other guarded field is a *checked leaf*: the statement puts ``[customer id, consented, value]``
+  at its place (the ciphertext of an encrypted column, nothing for a denied field), and the leaf pass below
+  runs the field guard's own check on it (``api.graphql.core.guard.read_check``: FORBIDDEN_FIELD at the
+  field's exact path, masks from the catalogue, the sensitive-read audit of that customer, consent), then
+  decrypts and masks the value. Denied columns are never selected.
+- where a root field has no checked leaf, the bytes from PostgreSQL go to the client without being parsed
+  (``orjson.Fragment``).
+
+Arguments are checked before any SQL: the catalogue's argument check (FORBIDDEN_ARGUMENT), page sizes and
+cursors; an argument problem, like any operation the compiler does not cover, goes on to the older
+compiled executor (api/graphql/fastpath.py) and then to strawberry, which answer it as before.
+
+Covered: ``customers`` (first, after, orderBy; not ``filter``) and ``customer(id)``, with the customer's
+scalar fields, address, consent, tier, metrics and complaints (their scalar fields and customer);
+fragments, aliases, variables, ``@include``/``@skip``, ``__typename``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLIncludeDirective,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    located_error,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.execution.values import get_argument_values, get_directive_values
+from strawberry.extensions import SchemaExtension
+
+from api.graphql.core.errors import query_error
+from api.graphql.core.guard import EMBEDDED, argument_check, read_check
+from api.graphql.core.ids import from_global_id
+from api.graphql.core.relay import MAX_NESTED
+from api.graphql.fastpath import FastPath
+from authz.catalogue import STORAGE, Sensitivity, classification
+from authz.policy import Level
+from domain.errors import DomainError, NotFound, ValidationFailed
+from infra import crypto, readsql
+from infra.readsql import Checked, Connection, Const, Obj, Relation, Value
+
+log = logging.getLogger("tierwise.compiler")
+
+_RENDER = {"String": "text", "Int": "int", "Boolean": "bool", "DateTime": "timestamp", "Decimal": "decimal"}
+# object-valued fields of a customer or complaint that are joins (infra/readsql.Builder.relation)
+_RELATIONS = {"Customer.tier": "tier", "Customer.metrics": "metrics", "Customer.consent": "consent", "Complaint.customer": "customer"}
+_CONNECTIONS = {"Customer.complaints": "complaints"}
+_ADDRESS_KEYS = {"line1": "line1", "line2": "line2", "postalCode": "postalCode", "city": "city", "country": "country"}
+
+
+class Unsupported(Exception):
+    """Something the compiler does not cover: the older executor or strawberry answers the operation."""
+
+
+# ---------------------------------------------------------------- the leaf pass
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A checked leaf: the field guard's check, the encrypted column it decrypts, what the value is."""
+
+    check: Any
+    nodes: tuple[FieldNode, ...]
+    column: str | None  # table.column of an encrypted value
+    consent_column: str | None
+    decimal: bool = False
+    address: tuple[tuple[str, str], ...] | None = None  # the selected subfields of an address (key, field)
+
+
+# (key, kind, payload): kind "leaf" (payload Leaf), "obj" (a nested object), "list" (a list of objects)
+Post = tuple[tuple[str, str, Any], ...]
+
+
+class _LeafRoot:
+    """What the guard's check reads of the object a leaf belongs to: its customer (audit) and consent."""
+
+    __slots__ = ("customer_ref", "row")
+
+    def __init__(self, customer_ref: UUID, row: dict[str, Any]) -> None:
+        self.customer_ref = customer_ref
+        self.row = row
+
+
+def _finish(post: Post, obj: dict[str, Any], path: list[Any], context: Any, errors: list[GraphQLError]) -> None:
+    for key, kind, payload in post:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if kind == "obj":
+            _finish(payload, value, [*path, key], context, errors)
+        elif kind == "list":
+            for i, item in enumerate(value):
+                if item is not None:
+                    _finish(payload, item, [*path, key, i], context, errors)
+        else:
+            obj[key] = _leaf(payload, value, [*path, key], context, errors)
+
+
+def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: list[GraphQLError]) -> Any:
+    customer, consented, raw = packed
+    row = {leaf.consent_column: True if consented else None} if leaf.consent_column else {}
+    try:
+        mask = leaf.check(_LeafRoot(UUID(customer), row), context)
+        value: Any = raw
+        if leaf.column is not None and raw is not None:
+            row_id, _, token = raw.partition(" ")
+            try:
+                value = crypto.current().decrypt(token, leaf.column, row_id)
+            except crypto.DecryptionError as error:
+                value = crypto.unreadable(leaf.column, row_id, error)
+            if leaf.address is not None and isinstance(value, str):
+                value = orjson.loads(value) or None
+        if leaf.decimal and value is not None and mask is not None:
+            value = str(mask(Decimal(value)))
+        elif mask is not None:
+            value = mask(value)
+        if isinstance(value, Exception):
+            raise value
+        if leaf.address is not None and value is not None:
+            value = {key: value.get(name, value.get("postal_code") if name == "postalCode" else None) if name != "__typename" else "Address" for key, name in leaf.address}
+        return value
+    except Exception as raw_error:
+        errors.append(located_error(raw_error, list(leaf.nodes), path))
+        return None
+
+
+# ---------------------------------------------------------------- planning
+
+
+@dataclass
+class RootField:
+    key: str
+    kind: str  # customers, customer, typename
+    nodes: tuple[FieldNode, ...]
+    gfield: Any = None
+    tree: Any = None  # Connection (customers) or Obj (customer)
+    post: Post = ()
+    nested: tuple[tuple[str, Any, FieldNode], ...] = ()  # (param, field, node) of nested ``first`` arguments
+    statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    fields: list[RootField]
+
+
+class _Planner:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, decisions: Any, variables: Any) -> None:
+        self.schema = schema
+        self.decisions = decisions
+        self.variables = variables
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.params = 0
+        self.nested: list[tuple[str, Any, FieldNode]] = []
+
+    def collect(self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode]) -> OrderedDict[str, list[FieldNode]]:
+        fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        seen: set[str] = set()
+
+        def walk(selection_set: SelectionSetNode) -> None:
+            for sel in selection_set.selections:
+                if not self.included(sel):
+                    continue
+                if isinstance(sel, FieldNode):
+                    fields.setdefault(sel.alias.value if sel.alias else sel.name.value, []).append(sel)
+                elif isinstance(sel, InlineFragmentNode):
+                    if sel.type_condition is None or self.applies(sel.type_condition.name.value, parent):
+                        walk(sel.selection_set)
+                elif isinstance(sel, FragmentSpreadNode):
+                    name = sel.name.value
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    fragment = self.fragments.get(name)
+                    if fragment is None:
+                        raise Unsupported(name)
+                    if self.applies(fragment.type_condition.name.value, parent):
+                        walk(fragment.selection_set)
+
+        for selection_set in selection_sets:
+            walk(selection_set)
+        return fields
+
+    def included(self, node: Any) -> bool:
+        for directive in node.directives or ():
+            if directive.name.value not in ("include", "skip"):
+                raise Unsupported(f"directive {directive.name.value}")
+        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
+        if skip is not None and skip["if"] is True:
+            return False
+        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
+        return not (include is not None and include["if"] is False)
+
+    def applies(self, type_name: str, parent: GraphQLObjectType) -> bool:
+        condition = self.schema.get_type(type_name)
+        if condition is parent:
+            return True
+        if condition is None:
+            raise Unsupported(type_name)
+        return bool(self.schema.is_sub_type(condition, parent))  # type: ignore[arg-type]
+
+    def param(self) -> str:
+        self.params += 1
+        return f"p{self.params}"
+
+    # ------------------------------------------------------------ objects
+
+    def obj(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> tuple[Obj, Post]:
+        selection_sets = [n.selection_set for n in nodes if n.selection_set is not None]
+        fields: list[tuple[str, Any]] = []
+        post: list[tuple[str, str, Any]] = []
+        for key, group in self.collect(parent, selection_sets).items():
+            node, sub = self.field(parent, key, group)
+            fields.append((key, node))
+            if sub is not None:
+                post.append(sub)
+        return Obj(tuple(fields)), tuple(post)
+
+    def field(self, parent: GraphQLObjectType, key: str, group: list[FieldNode]) -> tuple[Any, tuple[str, str, Any] | None]:
+        name = group[0].name.value
+        if name == "__typename":
+            return Const(f'"{parent.name}"'), None
+        gfield = parent.fields.get(name)
+        spec = classification(parent.name, name)
+        if gfield is None or spec is None or name.startswith("__"):
+            raise Unsupported(f"{parent.name}.{name}")
+        full = f"{parent.name}.{name}"
+        if spec.key in EMBEDDED:
+            raise Unsupported(full)
+        if argument_check(parent.name, name, gfield, []) is not None:
+            raise Unsupported(f"arguments of {full} are checked per item")
+        level = self.decisions.read(full) if spec.sensitivity is not Sensitivity.PUBLIC else Level.FULL
+        non_null = isinstance(gfield.type, GraphQLNonNull)
+        named = gfield.type.of_type if non_null else gfield.type
+        if spec.sensitivity is Sensitivity.SENSITIVE or level is not Level.FULL:
+            if non_null:
+                raise Unsupported(f"guarded non-null field {full}")
+            return self.checked(parent, full, spec, level, named, group, key)
+        if full in _RELATIONS:
+            body, post = self.obj(named, group)  # type: ignore[arg-type]
+            return Relation(_RELATIONS[full], body), ((key, "obj", post) if post else None)
+        if full in _CONNECTIONS:
+            return self.connection(named, group, key, _CONNECTIONS[full], gfield)  # type: ignore[arg-type]
+        stored = STORAGE.get(full)
+        if stored is None:
+            raise Unsupported(full)
+        if name == "id" and parent.name in ("Customer", "Complaint"):
+            return Value(stored.column, "gid", type_name=parent.name), None
+        return self.value(stored, named), None
+
+    def value(self, stored: Any, named: Any) -> Value:
+        if isinstance(named, GraphQLEnumType):
+            pairs = tuple((v.value, n) for n, v in named.values.items())
+            return Value(stored.column, "enum", enum=pairs, expression=stored.expression)
+        if isinstance(named, GraphQLList):
+            item = named.of_type.of_type if isinstance(named.of_type, GraphQLNonNull) else named.of_type
+            if getattr(item, "name", None) != "String":
+                raise Unsupported("list")
+            return Value(stored.column, "strings", expression=stored.expression)
+        render = _RENDER.get(getattr(named, "name", ""))
+        if render is None:
+            raise Unsupported(f"scalar {named}")
+        return Value(stored.column, render, expression=stored.expression)
+
+    def checked(self, parent: GraphQLObjectType, full: str, spec: Any, level: Level, named: Any, group: list[FieldNode], key: str) -> tuple[Any, tuple[str, str, Any]]:
+        stored = STORAGE.get(full)
+        consent_column = f"consent_{spec.consent}_at" if spec.consent else None
+        address: tuple[tuple[str, str], ...] | None = None
+        if level is Level.DENIED:
+            node = Checked(None)
+        else:
+            if stored is None or stored.expression:
+                raise Unsupported(full)
+            if isinstance(named, GraphQLObjectType):
+                if full != "Customer.address":
+                    raise Unsupported(full)
+                address = tuple(self.address(named, group))
+            elif level is Level.CONSENTED and not stored.encrypted:
+                raise Unsupported(full)
+            render = "text"
+            if not stored.encrypted:
+                render = self.value(stored, named).render
+                if render not in ("text", "int", "decimal"):
+                    raise Unsupported(full)
+            node = Checked(stored.column, stored.encrypted, consent_column if level is Level.CONSENTED else None, render)
+        leaf = Leaf(
+            check=read_check(spec),
+            nodes=tuple(group),
+            column=f"{stored.table}.{stored.column}" if stored is not None and stored.encrypted else None,
+            consent_column=consent_column,
+            decimal=isinstance(node, Checked) and node.render == "decimal",
+            address=address,
+        )
+        return node, (key, "leaf", leaf)
+
+    def address(self, named: GraphQLObjectType, group: list[FieldNode]) -> list[tuple[str, str]]:
+        selection_sets = [n.selection_set for n in group if n.selection_set is not None]
+        out: list[tuple[str, str]] = []
+        for key, sub in self.collect(named, selection_sets).items():
+            name = sub[0].name.value
+            if name != "__typename" and name not in _ADDRESS_KEYS:
+                raise Unsupported(f"Address.{name}")
+            out.append((key, name))
+        return out
+
+    def connection(self, named: GraphQLObjectType, group: list[FieldNode], key: str, kind: str, gfield: Any) -> tuple[Connection, tuple[str, str, Any] | None]:
+        if len(group) != 1 and any(g.arguments for g in group):
+            raise Unsupported("merged arguments")
+        param = self.param()
+        self.nested.append((param, gfield, group[0]))
+        parts, post = self.connection_parts(named, group)
+        return Connection(kind, param, parts), ((key, "obj", post) if post else None)
+
+    def connection_parts(self, named: GraphQLObjectType, group: list[FieldNode]) -> tuple[tuple[tuple[str, Any], ...], Post]:
+        selection_sets = [n.selection_set for n in group if n.selection_set is not None]
+        parts: list[tuple[str, Any]] = []
+        post: list[tuple[str, str, Any]] = []
+        edges_seen = False
+        for key, sub in self.collect(named, selection_sets).items():
+            name = sub[0].name.value
+            if name == "__typename":
+                parts.append((key, Const(f'"{named.name}"')))
+            elif name == "totalCount":
+                parts.append((key, ("totalCount", None)))
+            elif name == "pageInfo":
+                info_type = named.fields["pageInfo"].type.of_type
+                info: list[tuple[str, Any]] = []
+                for info_key, info_sub in self.collect(info_type, [n.selection_set for n in sub if n.selection_set]).items():
+                    info_name = info_sub[0].name.value
+                    info.append((info_key, Const('"PageInfo"') if info_name == "__typename" else info_name))
+                parts.append((key, ("pageInfo", tuple(info))))
+            elif name == "edges":
+                if edges_seen:
+                    raise Unsupported("edges selected twice")
+                edges_seen = True
+                edge_type = named.fields["edges"].type.of_type.of_type.of_type
+                edge: list[tuple[str, Any]] = []
+                node_post: Post = ()
+                node_seen = False
+                for edge_key, edge_sub in self.collect(edge_type, [n.selection_set for n in sub if n.selection_set]).items():
+                    edge_name = edge_sub[0].name.value
+                    if edge_name == "__typename":
+                        edge.append((edge_key, Const(f'"{edge_type.name}"')))
+                    elif edge_name == "cursor":
+                        edge.append((edge_key, "cursor"))
+                    elif edge_name == "node":
+                        if node_seen:
+                            raise Unsupported("node selected twice")
+                        node_seen = True
+                        node_type = edge_type.fields["node"].type.of_type
+                        body, node_post = self.obj(node_type, edge_sub)
+                        edge.append((edge_key, body))
+                        node_post = ((edge_key, "obj", node_post),) if node_post else ()
+                    else:
+                        raise Unsupported(edge_name)
+                parts.append((key, ("edges", tuple(edge))))
+                if node_post:
+                    post.append((key, "list", node_post))
+            else:
+                raise Unsupported(name)
+        return tuple(parts), tuple(post)
+
+
+def _directive_variables(document: DocumentNode) -> tuple[str, ...]:
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        for directive in getattr(node, "directives", None) or ():
+            for argument in directive.arguments or ():
+                if argument.value.kind == "variable":
+                    names.append(argument.value.name.value)
+        selection_set = getattr(node, "selection_set", None)
+        for sel in selection_set.selections if selection_set else ():
+            walk(sel)
+
+    for definition in document.definitions:
+        walk(definition)
+    return tuple(dict.fromkeys(names))
+
+
+def plan_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any) -> Plan | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        operation = operations[0] if len(operations) == 1 else None
+    else:
+        operation = next((o for o in operations if o.name and o.name.value == operation_name), None)
+    if operation is None or operation.operation is not OperationType.QUERY or schema.query_type is None:
+        return None
+    root = schema.query_type
+    planner = _Planner(schema, document, decisions, variables)
+    fields: list[RootField] = []
+    try:
+        for key, nodes in planner.collect(root, [operation.selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append(RootField(key, "typename", tuple(nodes)))
+                continue
+            if name not in ("customers", "customer") or decisions.read(f"Query.{name}") is not Level.FULL:
+                return None
+            if len(nodes) > 1 and any(n.arguments for n in nodes[1:]):
+                return None
+            planner.nested = []
+            gfield = root.fields[name]
+            named = gfield.type.of_type if isinstance(gfield.type, GraphQLNonNull) else gfield.type
+            if name == "customers":
+                if any(a.name.value == "filter" for a in nodes[0].arguments or ()):
+                    return None
+                parts, post = planner.connection_parts(named, nodes)
+                tree: Any = Connection("customers", "first", parts)
+            else:
+                tree, post = planner.obj(named, nodes)
+            fields.append(RootField(key, name, tuple(nodes), gfield, tree, post, tuple(planner.nested)))
+    except Unsupported as exc:
+        log.debug("not compiled: %s", exc)
+        return None
+    return Plan(fields)
+
+
+# ---------------------------------------------------------------- executing
+
+
+class _Fallback(Exception):
+    """An argument the older path must answer (it reports the error as before)."""
+
+
+class Compiler:
+    """Plans cached per caller's decision set (``Decisions.memo``) by query text, operation and the
+    values of ``@include``/``@skip`` variables; ``None`` remembered for operations it does not cover."""
+
+    size = 256
+
+    def __init__(self) -> None:
+        self.executed = 0  # operations answered by a compiled statement (tests, benchmarks)
+        self._directive_vars: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def plan(self, schema: GraphQLSchema, query: str, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any) -> Plan | None:
+        """The plan of the operation for this caller (``variables``: graphql-core's coerced ``VariableValues``)."""
+        names = self._directive_vars.get(query)
+        if names is None:
+            names = self._directive_vars[query] = _directive_variables(document)
+            while len(self._directive_vars) > self.size:
+                self._directive_vars.popitem(last=False)
+        key = (query, operation_name, tuple(variables.coerced.get(n) for n in names))
+        plans: OrderedDict[Any, Plan | None] = decisions.memo.setdefault("compiled_plans", OrderedDict())
+        if key in plans:
+            plans.move_to_end(key)
+            return plans[key]
+        try:
+            plan = plan_operation(schema, document, operation_name, decisions, variables)
+        except Exception as exc:  # a gap in the compiler must not fail a request
+            log.warning("planning an operation failed (%s): the older path answers it", type(exc).__name__, exc_info=True)
+            plan = None
+        plans[key] = plan
+        while len(plans) > self.size:
+            plans.popitem(last=False)
+        return plan
+
+    async def execute(self, ec: Any) -> GraphQLExecutionResult | None:
+        document = ec.graphql_document
+        if document is None or ec.query is None:
+            return None
+        schema: GraphQLSchema = ec.schema._schema
+        executor = ec.schema.execution_context_class.build(
+            schema, document, root_value=ec.root_value, context_value=ec.context,
+            raw_variable_values=ec.variables, operation_name=ec.operation_name,
+        )
+        if isinstance(executor, list):
+            return None  # variables that do not coerce: strawberry reports them
+        context = ec.context
+        variables = executor.variable_values
+        plan = self.plan(schema, ec.query, document, ec.operation_name, context.decisions, variables)
+        if plan is None:
+            return None
+        try:
+            prepared = [self.prepare(f, variables, context) for f in plan.fields]
+        except _Fallback:
+            return None
+        self.executed += 1
+        errors: list[GraphQLError] = []
+        data: dict[str, Any] = {}
+        for root, prepared_field in zip(plan.fields, prepared, strict=True):
+            data[root.key] = await self.run(root, prepared_field, context, errors)
+        return GraphQLExecutionResult(data=data, errors=errors or None)
+
+    def prepare(self, root: RootField, variables: Any, context: Any) -> Any:
+        """The statement and parameters of a root field, every argument checked before any SQL runs;
+        a NOT_FOUND known before (a malformed id) as an error."""
+        if root.kind == "typename":
+            return None
+        args = get_argument_values(root.gfield, root.nodes[0], variables)
+        scope = context.scope
+        params: dict[str, Any] = readsql.scope_params(scope)
+        for param, nested_field, node in root.nested:
+            first = get_argument_values(nested_field, node, variables).get("first", 10)
+            if not 1 <= first <= MAX_NESTED:
+                raise _Fallback
+            params[param] = first
+        partner = scope.partner_id is not None
+        if root.kind == "customer":
+            try:
+                _, raw = from_global_id(args["id"], "Customer")
+            except NotFound as exc:
+                return exc
+            params["customer_id"] = raw
+            variant: tuple[Any, ...] = (partner,)
+            build = lambda b: b.customer_root(root.tree)  # noqa: E731
+        else:
+            check = argument_check("Query", "customers", root.gfield, [])
+            first, after = args.get("first", 20), args.get("after")
+            sort = args.get("orderBy", "CREATED_AT")
+            sort = getattr(sort, "value", sort)
+            try:
+                if check is not None:
+                    check(context.decisions, args)
+                if not 1 <= first <= context.settings.max_page_size:
+                    raise _Fallback
+                if after is not None:
+                    params.update(readsql.after_params(sort, after))
+            except (GraphQLError, DomainError, ValidationFailed):
+                raise _Fallback from None
+            params["first"] = first
+            variant = (partner, sort, after is not None)
+            build = lambda b: b.customers_root(root.tree, sort, after is not None)  # noqa: E731
+        statement = root.statements.get(variant)
+        if statement is None:
+            statement = root.statements[variant] = readsql.statement(build(readsql.Builder(scope)))
+        return statement, params
+
+    async def run(self, root: RootField, prepared: Any, context: Any, errors: list[GraphQLError]) -> Any:
+        if root.kind == "typename":
+            return "Query"
+        if isinstance(prepared, DomainError):
+            errors.append(located_error(query_error(prepared), list(root.nodes), [root.key]))
+            return None
+        statement, params = prepared
+        try:
+            text = (await context.db.execute(statement, params)).scalar_one()
+        except Exception as exc:
+            errors.append(located_error(exc, list(root.nodes), [root.key]))
+            return None
+        if text == "null":
+            if root.kind == "customer":
+                errors.append(located_error(query_error(NotFound("no such object", field="id")), list(root.nodes), [root.key]))
+            return None
+        if not root.post:
+            return orjson.Fragment(text)
+        value = orjson.loads(text)
+        _finish(root.post, value, [root.key], context, errors)
+        return value
+
+
+class CompiledReads:
+    """The compiler first, the older compiled executor (api/graphql/fastpath.py) for what it does not
+    cover, strawberry for the rest."""
+
+    def __init__(self) -> None:
+        self.compiler = Compiler()
+        self.fastpath = FastPath()
+
+    @property
+    def executed(self) -> int:
+        """Operations answered without strawberry's executor (by either compiled path)."""
+        return self.compiler.executed + self.fastpath.executed
+
+    async def execute(self, ec: Any) -> GraphQLExecutionResult | None:
+        result = await self.compiler.execute(ec)
+        if result is None:
+            result = await self.fastpath.execute(ec)
+        return result
+
+
+class CompiledQueries(SchemaExtension):
+    """Runs read queries through the compiled paths (after the limits and the rate limit passed: a
+    refusal already set the result); anything else executes normally."""
+
+    def __init__(self, *, reads: CompiledReads) -> None:
+        self.reads = reads
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        ec = self.execution_context
+        if ec.result is None and ec.context is not None:
+            result = await self.reads.execute(ec)
+            if result is not None:
+                ec.result = result
+        yield
+
+
+__all__ = ["CompiledQueries", "CompiledReads", "Compiler", "plan_operation"]

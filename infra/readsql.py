@@ -1,0 +1,370 @@
+"""The statement builder of the read compiler (issue 12): one SQL statement per root field of a read query,
+which builds the field's response JSON inside PostgreSQL, as text, byte for byte what the API's encoder
+(orjson) writes for the same values: compact, keys in document order, timestamps as Python's
+``isoformat()``, decimals as strings, enum names, global ids and keyset cursors built in SQL.
+
+The api layer (api/graphql/compiler.py) walks the GraphQL selection and describes the JSON it wants as a
+tree of the nodes below; this module renders that tree to SQL. Nested objects and lists are correlated
+subqueries (a LATERAL join in effect), each connection one ``LIMIT first + 1`` subquery; rows are the
+live customers the caller's scope reaches (infra/repos/scope.py: the partner scope is in the ``WHERE``)
+and what hangs off them.
+
+A ``Checked`` leaf is one Python finishes (decrypting, masking, refusing, auditing): it comes out as the
+JSON array ``[customer id, consented, value]``, the value of an encrypted column being ``"<row id> <token>"``
+(what infra/crypto.py decrypts, bound to its row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import TextClause, text
+
+from infra.pagination import _coerce, decode_cursor
+from infra.repos import customers as customers_repo
+from infra.repos import scope as readable
+from infra.repos.base import Scope
+
+# ---------------------------------------------------------------- the JSON tree
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value of the current row: ``column`` (or an SQL expression with ``{t}`` and ``{customer}``)."""
+
+    column: str
+    render: str  # text, int, bool, timestamp, decimal, strings, enum, gid
+    enum: tuple[tuple[str, str], ...] = ()  # (stored value, GraphQL name) for ``enum``
+    type_name: str = ""  # for ``gid``
+    expression: bool = False
+
+
+@dataclass(frozen=True)
+class Const:
+    json: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A leaf Python finishes: ``[customer id, consented, value]`` (value null when ``column`` is None)."""
+
+    column: str | None
+    encrypted: bool = False
+    consent_column: str | None = None
+    render: str = "text"
+
+
+@dataclass(frozen=True)
+class Obj:
+    fields: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A nested object: ``tier``, ``metrics``, ``consent`` (of a customer) or ``customer`` (of a complaint)."""
+
+    kind: str
+    body: Obj
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connection: ``customers`` (the root list) or ``complaints`` (of a customer). ``parts`` are
+    (key, part): ``("edges", ((key, "cursor" | Obj node | Const), …))``, ``("pageInfo", ((key,
+    "hasNextPage" | "endCursor" | Const), …))``, ``("totalCount", None)`` or a ``Const``."""
+
+    kind: str
+    first_param: str
+    parts: tuple[tuple[str, Any], ...]
+
+
+# ---------------------------------------------------------------- rendering values
+
+
+def _iso(expr: str) -> str:
+    """``datetime.isoformat()`` of a timestamptz, as asyncpg reads it (UTC)."""
+    return (
+        f"(to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN to_char({expr}, 'US') = '000000' THEN '' ELSE '.' || to_char({expr}, 'US') END || '+00:00')"
+    )
+
+
+def _b64url(expr: str) -> str:
+    """Unpadded urlsafe base64 of the UTF-8 text ``expr`` (``api.graphql.core.ids``, ``infra.pagination``)."""
+    return f"rtrim(translate(encode(convert_to({expr}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+
+
+def _quoted(expr: str) -> str:
+    return f"'\"' || {expr} || '\"'"
+
+
+def render_value(expr: str, render: str, enum: tuple[tuple[str, str], ...] = (), type_name: str = "") -> str:
+    """SQL giving the JSON text of ``expr`` (``null`` for NULL)."""
+    if render == "text":
+        inner = f"to_json({expr})::text"
+    elif render == "int":
+        inner = f"({expr})::text"
+    elif render == "bool":
+        return f"CASE WHEN {expr} THEN 'true' WHEN NOT {expr} THEN 'false' ELSE 'null' END"
+    elif render == "timestamp":
+        inner = _quoted(_iso(expr))
+    elif render == "decimal":
+        inner = _quoted(f"({expr})::text")
+    elif render == "strings":
+        return f"coalesce(array_to_json({expr})::text, '[]')"
+    elif render == "enum":
+        cases = " ".join(f"WHEN '{stored}' THEN '\"{name}\"'" for stored, name in enum)
+        return f"CASE {expr} {cases} ELSE 'null' END"
+    elif render == "gid":
+        inner = _quoted(_b64url(f"'{type_name}:' || ({expr})::text"))
+    else:
+        raise ValueError(f"unknown rendering {render}")
+    return f"coalesce({inner}, 'null')"
+
+
+# ---------------------------------------------------------------- statements
+
+
+def _live(alias: str, scope: Scope) -> str:
+    where = f"{alias}.deleted_at IS NULL AND {alias}.merged_into_id IS NULL"
+    return where + readable.customers_sql(scope, alias)
+
+
+# The orders of the customers list: (SQL over c and m, descending, needs the metrics join, cursor rendering).
+# The same keys as infra/repos/customers.SORTS (whose columns coerce the cursor values).
+CUSTOMER_SORTS: dict[str, tuple[str, bool, bool, str]] = {
+    "CREATED_AT": ("{c}.created_at", False, False, "timestamp"),
+    "CREATED_AT_DESC": ("{c}.created_at", True, False, "timestamp"),
+    "UPDATED_AT_DESC": ("{c}.updated_at", True, False, "timestamp"),
+    "NAME": ("{c}.name", False, False, "text"),
+    "SPEND_12M_DESC": ("coalesce({m}.spend_12m, 0)", True, True, "decimal"),
+    "LIFETIME_SPEND_DESC": ("coalesce({m}.lifetime_spend, 0)", True, True, "decimal"),
+}
+_CAST = {"timestamp": "timestamptz", "text": "text", "decimal": "numeric"}
+
+
+def _cursor(sort: str, value_sql: str, alias: str) -> str:
+    raw = f"'[\"{sort}\",' || {value_sql} || ',\"' || {alias}.id::text || '\"]'"
+    return _quoted(_b64url(raw))
+
+
+@dataclass
+class Builder:
+    """Renders one root field's tree to one statement; ``params`` collects its bind parameters' names."""
+
+    scope: Scope
+    counter: int = 0
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+    def alias(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    # objects of a row: ``t`` the row's alias, ``customer`` the alias of its customer (or None)
+    def obj(self, body: Obj, t: str, customer: str | None, customer_id: str) -> str:
+        if not body.fields:
+            return "'{}'"
+        parts: list[str] = []
+        for i, (key, node) in enumerate(body.fields):
+            parts.append(f"'{',' if i else ''}\"{key}\":'")
+            parts.append(self.node(node, t, customer, customer_id))
+        return "('{' || " + " || ".join(parts) + " || '}')"
+
+    def node(self, node: Any, t: str, customer: str | None, customer_id: str) -> str:
+        if isinstance(node, Const):
+            return "'" + node.json.replace("'", "''") + "'"
+        if isinstance(node, Value):
+            expr = node.column.format(t=t, customer=customer) if node.expression else f"{t}.{node.column}"
+            return render_value(expr, node.render, node.enum, node.type_name)
+        if isinstance(node, Checked):
+            return self.checked(node, t, customer_id, customer)
+        if isinstance(node, Relation):
+            return self.relation(node, t, customer)
+        if isinstance(node, Connection):
+            return self.complaints(node, t)
+        raise TypeError(node)
+
+    def checked(self, node: Checked, t: str, customer_id: str, customer: str | None) -> str:
+        if node.column is None:
+            value = "'null'"
+        elif node.encrypted:
+            value = f"coalesce(to_json({t}.id::text || ' ' || {t}.{node.column})::text, 'null')"
+        else:
+            value = render_value(f"{t}.{node.column}", node.render)
+        consent = "'true'"
+        if node.consent_column is not None and customer is not None:
+            consent = f"CASE WHEN {customer}.{node.consent_column} IS NULL THEN 'false' ELSE 'true' END"
+        return f"('[\"' || {customer_id}::text || '\",' || {consent} || ',' || {value} || ']')"
+
+    def customer_obj(self, body: Obj, c: str) -> str:
+        return self.obj(body, c, c, f"{c}.id")
+
+    def relation(self, node: Relation, t: str, customer: str | None) -> str:
+        if node.kind == "tier":
+            a, p = self.alias("t"), self.alias("p")
+            inner = self.obj(node.body, a, None, f"{t}.id")
+            return (
+                f"CASE WHEN {t}.tier_code IS NULL THEN 'null' ELSE (SELECT {inner} FROM ("
+                f"(SELECT {p}.code, {p}.name, {p}.rank, {p}.benefits FROM tiers {p} JOIN tier_policies {p}p "
+                f"ON {p}p.id = {p}.policy_id WHERE {p}p.status = 'active' AND {p}.code = {t}.tier_code) "
+                f"UNION ALL SELECT {t}.tier_code, initcap({t}.tier_code), -1, '{{}}'::text[] LIMIT 1) {a}) END"
+            )
+        if node.kind == "metrics":
+            m = self.alias("m")
+            inner = self.obj(node.body, m, t, f"{m}.customer_id")
+            return f"coalesce((SELECT {inner} FROM customer_metrics {m} WHERE {m}.customer_id = {t}.id), 'null')"
+        if node.kind == "consent":
+            return self.obj(node.body, t, t, f"{t}.id")
+        if node.kind == "customer":
+            c = self.alias("c")
+            inner = self.customer_obj(node.body, c)
+            return (
+                f"coalesce((SELECT {inner} FROM customers {c} WHERE {c}.id = {t}.customer_id "
+                f"AND {_live(c, self.scope)}), 'null')"
+            )
+        raise ValueError(node.kind)
+
+    def connection(
+        self, node: Connection, rows: str, a: str, item: str, sort: str, value_sql: str, total: str | None
+    ) -> str:
+        """The JSON of a connection over ``rows`` (a subquery ``LIMIT first + 1`` with ``_n``, the position)."""
+        first = f"CAST(:{node.first_param} AS int)"
+        out: list[str] = []
+        for i, (key, part) in enumerate(node.parts):
+            out.append(f"'{',' if i else ''}\"{key}\":'")
+            if isinstance(part, Const):
+                out.append(self.node(part, a, None, "NULL"))
+                continue
+            kind, sub = part
+            if kind == "totalCount":
+                out.append(total if total is not None else "'null'")
+            elif kind == "edges":
+                edge_parts: list[str] = []
+                for j, (edge_key, edge_part) in enumerate(sub):
+                    edge_parts.append(f"'{',' if j else ''}\"{edge_key}\":'")
+                    if edge_part == "cursor":
+                        edge_parts.append(_cursor(sort, value_sql, a))
+                    elif isinstance(edge_part, Const):
+                        edge_parts.append(self.node(edge_part, a, None, "NULL"))
+                    else:
+                        edge_parts.append(item)
+                edge = "('{' || " + " || ".join(edge_parts) + " || '}')" if edge_parts else "'{}'"
+                out.append(
+                    f"'[' || coalesce(string_agg({edge}, ',' ORDER BY {a}._n) FILTER (WHERE {a}._n <= {first}), '')"
+                    " || ']'"
+                )
+            elif kind == "pageInfo":
+                info_parts: list[str] = []
+                for j, (info_key, info_part) in enumerate(sub):
+                    info_parts.append(f"'{',' if j else ''}\"{info_key}\":'")
+                    if info_part == "hasNextPage":
+                        info_parts.append(f"CASE WHEN count(*) > {first} THEN 'true' ELSE 'false' END")
+                    elif info_part == "endCursor":
+                        info_parts.append(
+                            f"coalesce((array_agg({_cursor(sort, value_sql, a)} ORDER BY {a}._n DESC) "
+                            f"FILTER (WHERE {a}._n <= {first}))[1], 'null')"
+                        )
+                    else:
+                        info_parts.append(self.node(info_part, a, None, "NULL"))
+                out.append("('{' || " + " || ".join(info_parts) + " || '}')" if info_parts else "'{}'")
+        body = "('{' || " + " || ".join(out) + " || '}')" if out else "'{}'"
+        return f"(SELECT {body} FROM ({rows}) {a})"
+
+    def complaints(self, node: Connection, t: str) -> str:
+        """A customer's complaints, newest first (the customer is already in scope)."""
+        a = self.alias("k")
+        inner = a + "i"
+        item = self.complaint_node(node, a)
+        rows = (
+            f"SELECT {inner}.*, row_number() OVER (ORDER BY {inner}.opened_at DESC, {inner}.id DESC) AS _n "
+            f"FROM complaints {inner} WHERE {inner}.customer_id = {t}.id "
+            f"ORDER BY {inner}.opened_at DESC, {inner}.id DESC LIMIT CAST(:{node.first_param} AS int) + 1"
+        )
+        value_sql = _quoted(_iso(f"{a}.opened_at"))
+        return self.connection(node, rows, a, item, "OPENED_AT_DESC", value_sql, None)
+
+    def complaint_node(self, node: Connection, a: str) -> str:
+        body = _node_of(node)
+        return self.obj(body, a, None, f"{a}.customer_id") if body is not None else "'null'"
+
+    # ------------------------------------------------------------ roots
+
+    def customers_root(self, node: Connection, sort: str, after: bool) -> str:
+        expr, descending, needs_metrics, cursor_render = CUSTOMER_SORTS[sort]
+        a, inner, m = self.alias("c"), self.alias("ci"), self.alias("m")
+        key = expr.format(c=inner, m=m)
+        join = f" LEFT JOIN customer_metrics {m} ON {m}.customer_id = {inner}.id" if needs_metrics else ""
+        where = _live(inner, self.scope)
+        if after:
+            op = "<" if descending else ">"
+            where += f" AND ({key}, {inner}.id) {op} (CAST(:after_value AS {_CAST[cursor_render]}), CAST(:after_id AS uuid))"
+        direction = " DESC" if descending else ""
+        rows = (
+            f"SELECT {inner}.*, {key} AS _sort, row_number() OVER (ORDER BY {key}{direction}, {inner}.id{direction}) "
+            f"AS _n FROM customers {inner}{join} WHERE {where} ORDER BY {key}{direction}, {inner}.id{direction} "
+            f"LIMIT CAST(:{node.first_param} AS int) + 1"
+        )
+        body = _node_of(node)
+        item = self.customer_obj(body, a) if body is not None else "'null'"
+        value_sql = render_value(f"{a}._sort", cursor_render)
+        total = None
+        if any(not isinstance(part, Const) and part[0] == "totalCount" for _, part in node.parts):
+            cc = self.alias("cc")
+            total = f"(SELECT count(*) FROM customers {cc} WHERE {_live(cc, self.scope)})::text"
+        return "SELECT " + self.connection(node, rows, a, item, sort, value_sql, total)
+
+    def customer_root(self, body: Obj) -> str:
+        c = self.alias("c")
+        return (
+            f"SELECT coalesce((SELECT {self.customer_obj(body, c)} FROM customers {c} "
+            f"WHERE {c}.id = CAST(:customer_id AS uuid) AND {_live(c, self.scope)}), 'null')"
+        )
+
+
+def _node_of(node: Connection) -> Obj | None:
+    """The node selection of a connection's edges (merged by the compiler into one)."""
+    for _, part in node.parts:
+        if isinstance(part, tuple) and part[0] == "edges":
+            for _, edge_part in part[1]:
+                if isinstance(edge_part, Obj):
+                    return edge_part
+    return None
+
+
+def statement(sql: str) -> TextClause:
+    return text(sql)
+
+
+def after_params(sort: str, cursor: str) -> dict[str, Any]:
+    """The bind parameters of a customers cursor (``ValidationFailed`` for one that is not of this list)."""
+    value, row_id = decode_cursor(cursor, sort)
+    key = customers_repo.SORTS[sort]
+    coerced = _coerce(key.column, value)
+    return {"after_value": coerced, "after_id": _coerce(key.tiebreak, row_id)}
+
+
+def scope_params(scope: Scope) -> dict[str, Any]:
+    return readable.params(scope) if scope.partner_id is not None else {}
+
+
+__all__ = [
+    "CUSTOMER_SORTS",
+    "Builder",
+    "Checked",
+    "Connection",
+    "Const",
+    "Decimal",
+    "Obj",
+    "Relation",
+    "UUID",
+    "Value",
+    "after_params",
+    "dt",
+    "render_value",
+    "scope_params",
+    "statement",
+]

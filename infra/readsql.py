@@ -16,11 +16,8 @@ JSON array ``[customer id, consented, value]``, the value of an encrypted column
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import TextClause, text
 
@@ -272,7 +269,7 @@ class Builder:
                         info_parts.append(self.node(info_part, a, None, "NULL"))
                 out.append("('{' || " + " || ".join(info_parts) + " || '}')" if info_parts else "'{}'")
         body = "('{' || " + " || ".join(out) + " || '}')" if out else "'{}'"
-        return f"(SELECT {body} FROM ({rows}) {a})"
+        return f"(SELECT {body} FROM ({rows}) {a} GROUP BY ())"  # one row, even with no aggregate selected
 
     def complaints(self, node: Connection, t: str) -> str:
         """A customer's complaints, newest first (the customer is already in scope)."""
@@ -301,7 +298,9 @@ class Builder:
         where = _live(inner, self.scope)
         if after:
             op = "<" if descending else ">"
-            where += f" AND ({key}, {inner}.id) {op} (CAST(:after_value AS {_CAST[cursor_render]}), CAST(:after_id AS uuid))"
+            where += (
+                f" AND ({key}, {inner}.id) {op} (CAST(:after_value AS {_CAST[cursor_render]}), CAST(:after_id AS uuid))"
+            )
         direction = " DESC" if descending else ""
         rows = (
             f"SELECT {inner}.*, {key} AS _sort, row_number() OVER (ORDER BY {key}{direction}, {inner}.id{direction}) "
@@ -357,13 +356,10 @@ __all__ = [
     "Checked",
     "Connection",
     "Const",
-    "Decimal",
     "Obj",
     "Relation",
-    "UUID",
     "Value",
     "after_params",
-    "dt",
     "render_value",
     "scope_params",
     "statement",

@@ -48,6 +48,7 @@ from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_pr
 from api.edge.media import GRAPHQL_RESPONSE, JSON, is_request_error, response_media_type
 from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
 from api.edge.ratelimit import AuthFailures, RateLimiter
+from api.graphql.compiler import CompiledQueries, CompiledReads
 from api.graphql.core.context import Context
 from api.graphql.core.errors import (
     BAD_REQUEST,
@@ -62,7 +63,6 @@ from api.graphql.core.errors import (
     format_error,
 )
 from api.graphql.core.loaders import Loaders
-from api.graphql.compiler import CompiledQueries, CompiledReads
 from api.graphql.schema import build_schema
 from authz.principal import Principal, PrincipalKind
 from authz.service import AuthzService

@@ -73,7 +73,12 @@ log = logging.getLogger("tierwise.compiler")
 
 _RENDER = {"String": "text", "Int": "int", "Boolean": "bool", "DateTime": "timestamp", "Decimal": "decimal"}
 # object-valued fields of a customer or complaint that are joins (infra/readsql.Builder.relation)
-_RELATIONS = {"Customer.tier": "tier", "Customer.metrics": "metrics", "Customer.consent": "consent", "Complaint.customer": "customer"}
+_RELATIONS = {
+    "Customer.tier": "tier",
+    "Customer.metrics": "metrics",
+    "Customer.consent": "consent",
+    "Complaint.customer": "customer",
+}
 _CONNECTIONS = {"Customer.complaints": "complaints"}
 _ADDRESS_KEYS = {"line1": "line1", "line2": "line2", "postalCode": "postalCode", "city": "city", "country": "country"}
 
@@ -147,7 +152,12 @@ def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: 
         if isinstance(value, Exception):
             raise value
         if leaf.address is not None and value is not None:
-            value = {key: value.get(name, value.get("postal_code") if name == "postalCode" else None) if name != "__typename" else "Address" for key, name in leaf.address}
+            value = {
+                key: value.get(name, value.get("postal_code") if name == "postalCode" else None)
+                if name != "__typename"
+                else "Address"
+                for key, name in leaf.address
+            }
         return value
     except Exception as raw_error:
         errors.append(located_error(raw_error, list(leaf.nodes), path))
@@ -183,7 +193,9 @@ class _Planner:
         self.params = 0
         self.nested: list[tuple[str, Any, FieldNode]] = []
 
-    def collect(self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode]) -> OrderedDict[str, list[FieldNode]]:
+    def collect(
+        self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
         fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
         seen: set[str] = set()
 
@@ -246,7 +258,9 @@ class _Planner:
                 post.append(sub)
         return Obj(tuple(fields)), tuple(post)
 
-    def field(self, parent: GraphQLObjectType, key: str, group: list[FieldNode]) -> tuple[Any, tuple[str, str, Any] | None]:
+    def field(
+        self, parent: GraphQLObjectType, key: str, group: list[FieldNode]
+    ) -> tuple[Any, tuple[str, str, Any] | None]:
         name = group[0].name.value
         if name == "__typename":
             return Const(f'"{parent.name}"'), None
@@ -292,7 +306,16 @@ class _Planner:
             raise Unsupported(f"scalar {named}")
         return Value(stored.column, render, expression=stored.expression)
 
-    def checked(self, parent: GraphQLObjectType, full: str, spec: Any, level: Level, named: Any, group: list[FieldNode], key: str) -> tuple[Any, tuple[str, str, Any]]:
+    def checked(
+        self,
+        parent: GraphQLObjectType,
+        full: str,
+        spec: Any,
+        level: Level,
+        named: Any,
+        group: list[FieldNode],
+        key: str,
+    ) -> tuple[Any, tuple[str, str, Any]]:
         stored = STORAGE.get(full)
         consent_column = f"consent_{spec.consent}_at" if spec.consent else None
         address: tuple[tuple[str, str], ...] | None = None
@@ -312,7 +335,9 @@ class _Planner:
                 render = self.value(stored, named).render
                 if render not in ("text", "int", "decimal"):
                     raise Unsupported(full)
-            node = Checked(stored.column, stored.encrypted, consent_column if level is Level.CONSENTED else None, render)
+            node = Checked(
+                stored.column, stored.encrypted, consent_column if level is Level.CONSENTED else None, render
+            )
         leaf = Leaf(
             check=read_check(spec),
             nodes=tuple(group),
@@ -333,7 +358,9 @@ class _Planner:
             out.append((key, name))
         return out
 
-    def connection(self, named: GraphQLObjectType, group: list[FieldNode], key: str, kind: str, gfield: Any) -> tuple[Connection, tuple[str, str, Any] | None]:
+    def connection(
+        self, named: GraphQLObjectType, group: list[FieldNode], key: str, kind: str, gfield: Any
+    ) -> tuple[Connection, tuple[str, str, Any] | None]:
         if len(group) != 1 and any(g.arguments for g in group):
             raise Unsupported("merged arguments")
         param = self.param()
@@ -341,7 +368,9 @@ class _Planner:
         parts, post = self.connection_parts(named, group)
         return Connection(kind, param, parts), ((key, "obj", post) if post else None)
 
-    def connection_parts(self, named: GraphQLObjectType, group: list[FieldNode]) -> tuple[tuple[tuple[str, Any], ...], Post]:
+    def connection_parts(
+        self, named: GraphQLObjectType, group: list[FieldNode]
+    ) -> tuple[tuple[tuple[str, Any], ...], Post]:
         selection_sets = [n.selection_set for n in group if n.selection_set is not None]
         parts: list[tuple[str, Any]] = []
         post: list[tuple[str, str, Any]] = []
@@ -355,7 +384,9 @@ class _Planner:
             elif name == "pageInfo":
                 info_type = named.fields["pageInfo"].type.of_type
                 info: list[tuple[str, Any]] = []
-                for info_key, info_sub in self.collect(info_type, [n.selection_set for n in sub if n.selection_set]).items():
+                for info_key, info_sub in self.collect(
+                    info_type, [n.selection_set for n in sub if n.selection_set]
+                ).items():
                     info_name = info_sub[0].name.value
                     info.append((info_key, Const('"PageInfo"') if info_name == "__typename" else info_name))
                 parts.append((key, ("pageInfo", tuple(info))))
@@ -367,7 +398,9 @@ class _Planner:
                 edge: list[tuple[str, Any]] = []
                 node_post: Post = ()
                 node_seen = False
-                for edge_key, edge_sub in self.collect(edge_type, [n.selection_set for n in sub if n.selection_set]).items():
+                for edge_key, edge_sub in self.collect(
+                    edge_type, [n.selection_set for n in sub if n.selection_set]
+                ).items():
                     edge_name = edge_sub[0].name.value
                     if edge_name == "__typename":
                         edge.append((edge_key, Const(f'"{edge_type.name}"')))
@@ -408,7 +441,9 @@ def _directive_variables(document: DocumentNode) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def plan_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any) -> Plan | None:
+def plan_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any
+) -> Plan | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is None:
         operation = operations[0] if len(operations) == 1 else None
@@ -463,7 +498,15 @@ class Compiler:
         self.executed = 0  # operations answered by a compiled statement (tests, benchmarks)
         self._directive_vars: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
-    def plan(self, schema: GraphQLSchema, query: str, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any) -> Plan | None:
+    def plan(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        operation_name: str | None,
+        decisions: Any,
+        variables: Any,
+    ) -> Plan | None:
         """The plan of the operation for this caller (``variables``: graphql-core's coerced ``VariableValues``)."""
         names = self._directive_vars.get(query)
         if names is None:
@@ -478,7 +521,9 @@ class Compiler:
         try:
             plan = plan_operation(schema, document, operation_name, decisions, variables)
         except Exception as exc:  # a gap in the compiler must not fail a request
-            log.warning("planning an operation failed (%s): the older path answers it", type(exc).__name__, exc_info=True)
+            log.warning(
+                "planning an operation failed (%s): the older path answers it", type(exc).__name__, exc_info=True
+            )
             plan = None
         plans[key] = plan
         while len(plans) > self.size:
@@ -491,8 +536,12 @@ class Compiler:
             return None
         schema: GraphQLSchema = ec.schema._schema
         executor = ec.schema.execution_context_class.build(
-            schema, document, root_value=ec.root_value, context_value=ec.context,
-            raw_variable_values=ec.variables, operation_name=ec.operation_name,
+            schema,
+            document,
+            root_value=ec.root_value,
+            context_value=ec.context,
+            raw_variable_values=ec.variables,
+            operation_name=ec.operation_name,
         )
         if isinstance(executor, list):
             return None  # variables that do not coerce: strawberry reports them
@@ -570,7 +619,9 @@ class Compiler:
             return None
         if text == "null":
             if root.kind == "customer":
-                errors.append(located_error(query_error(NotFound("no such object", field="id")), list(root.nodes), [root.key]))
+                errors.append(
+                    located_error(query_error(NotFound("no such object", field="id")), list(root.nodes), [root.key])
+                )
             return None
         if not root.post:
             return orjson.Fragment(text)

@@ -1165,4 +1165,51 @@ STORAGE: dict[str, Stored] = {
         ).items()
     },
     "Complaint.description": Stored("complaints", "description", encrypted=True),
+    "Partner.id": Stored("partners", "id"),
+    "Partner.name": Stored("partners", "name"),
+    # a complaint's category and root cause: complaint_categories or root_causes, alike
+    "Taxon.code": Stored("complaint_categories", "code"),
+    "Taxon.label": Stored("complaint_categories", "label"),
+    "Taxon.active": Stored("complaint_categories", "active"),
+    **{
+        f"ComplaintEvent.{k}": v
+        for k, v in _stored(
+            "complaint_events",
+            id="id",
+            fromStatus="from_status",
+            toStatus="to_status",
+            actor="actor",
+            at="at",
+            kind="kind",
+        ).items()
+    },
+    "ComplaintEvent.note": Stored("complaint_events", "note", encrypted=True),
+    **{
+        f"Purchase.{k}": v
+        for k, v in _stored(
+            "purchases",
+            id="id",
+            externalId="external_id",
+            amount="amount",
+            currency="currency",
+            channel="channel",
+            purchasedAt="purchased_at",
+            createdAt="created_at",
+            customer="customer_id",
+        ).items()
+    },
+    **{
+        f"TierChange.{k}": v
+        for k, v in _stored(
+            "tier_changes",
+            id="id",
+            fromTier="from_tier",
+            toTier="to_tier",
+            policyVersion="policy_version",
+            changeType="change_type",
+            reason="reason",
+            actor="actor",
+            changedAt="changed_at",
+        ).items()
+    },
 }

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 
 from infra.pagination import _coerce, decode_cursor
+from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import scope as readable
 from infra.repos.base import Scope
@@ -116,6 +117,8 @@ def render_value(expr: str, render: str, enum: tuple[tuple[str, str], ...] = (),
     elif render == "enum":
         cases = " ".join(f"WHEN '{stored}' THEN '\"{name}\"'" for stored, name in enum)
         return f"CASE {expr} {cases} ELSE 'null' END"
+    elif render == "idtext":
+        inner = f"to_json(({expr})::text)::text"
     elif render == "gid":
         inner = _quoted(_b64url(f"'{type_name}:' || ({expr})::text"))
     else:
@@ -182,7 +185,7 @@ class Builder:
         if isinstance(node, Relation):
             return self.relation(node, t, customer)
         if isinstance(node, Connection):
-            return self.complaints(node, t)
+            return self.nested(node, t)
         raise TypeError(node)
 
     def checked(self, node: Checked, t: str, customer_id: str, customer: str | None) -> str:
@@ -216,6 +219,26 @@ class Builder:
             return f"coalesce((SELECT {inner} FROM customer_metrics {m} WHERE {m}.customer_id = {t}.id), 'null')"
         if node.kind == "consent":
             return self.obj(node.body, t, t, f"{t}.id")
+        if node.kind == "partner":
+            a = self.alias("pa")
+            inner = self.obj(node.body, a, None, f"{t}.id")
+            return f"coalesce((SELECT {inner} FROM partners {a} WHERE {a}.id = {t}.partner_id), 'null')"
+        if node.kind in ("category", "rootCause"):
+            a = self.alias("x")
+            table, column = (
+                ("complaint_categories", "category_code")
+                if node.kind == "category"
+                else ("root_causes", "root_cause_code")
+            )
+            inner = self.obj(node.body, a, None, f"{t}.customer_id")
+            return f"coalesce((SELECT {inner} FROM {table} {a} WHERE {a}.code = {t}.{column}), 'null')"
+        if node.kind == "events":
+            a = self.alias("e")
+            inner = self.obj(node.body, a, None, f"{t}.customer_id")
+            return (
+                f"'[' || coalesce((SELECT string_agg({inner}, ',' ORDER BY {a}.id) FROM complaint_events {a} "
+                f"WHERE {a}.complaint_id = {t}.id), '') || ']'"
+            )
         if node.kind == "customer":
             c = self.alias("c")
             inner = self.customer_obj(node.body, c)
@@ -271,56 +294,57 @@ class Builder:
         body = "('{' || " + " || ".join(out) + " || '}')" if out else "'{}'"
         return f"(SELECT {body} FROM ({rows}) {a} GROUP BY ())"  # one row, even with no aggregate selected
 
-    def complaints(self, node: Connection, t: str) -> str:
-        """A customer's complaints, newest first (the customer is already in scope)."""
-        a = self.alias("k")
+    def nested(self, node: Connection, t: str) -> str:
+        """A customer's complaints, purchases or tier changes, newest first (the customer is in scope already)."""
+        table, sort, column = NESTED[node.kind]
+        a = self.alias("n")
         inner = a + "i"
-        item = self.complaint_node(node, a)
-        rows = (
-            f"SELECT {inner}.*, row_number() OVER (ORDER BY {inner}.opened_at DESC, {inner}.id DESC) AS _n "
-            f"FROM complaints {inner} WHERE {inner}.customer_id = {t}.id "
-            f"ORDER BY {inner}.opened_at DESC, {inner}.id DESC LIMIT CAST(:{node.first_param} AS int) + 1"
-        )
-        value_sql = _quoted(_iso(f"{a}.opened_at"))
-        return self.connection(node, rows, a, item, "OPENED_AT_DESC", value_sql, None)
-
-    def complaint_node(self, node: Connection, a: str) -> str:
         body = _node_of(node)
-        return self.obj(body, a, None, f"{a}.customer_id") if body is not None else "'null'"
+        item = self.obj(body, a, None, f"{a}.customer_id") if body is not None else "'null'"
+        order = f"{inner}.{column} DESC, {inner}.id DESC"
+        rows = (
+            f"SELECT {inner}.*, row_number() OVER (ORDER BY {order}) AS _n FROM {table} {inner} "
+            f"WHERE {inner}.customer_id = {t}.id ORDER BY {order} LIMIT CAST(:{node.first_param} AS int) + 1"
+        )
+        value_sql = _quoted(_iso(f"{a}.{column}"))
+        return self.connection(node, rows, a, item, sort, value_sql, None)
 
     # ------------------------------------------------------------ roots
 
-    def customers_root(self, node: Connection, sort: str, after: bool) -> str:
-        expr, descending, needs_metrics, cursor_render = CUSTOMER_SORTS[sort]
-        a, inner, m = self.alias("c"), self.alias("ci"), self.alias("m")
+    def list_root(self, node: Connection, sort: str, after: bool) -> str:
+        """The root list ``customers`` or ``complaints``, keyset-paged, its total only when selected."""
+        table, sorts, item_of, where_of = ROOTS[node.kind]
+        expr, descending, needs_metrics, cursor_render = sorts[sort]
+        a, inner, m = self.alias("r"), self.alias("ri"), self.alias("m")
         key = expr.format(c=inner, m=m)
         join = f" LEFT JOIN customer_metrics {m} ON {m}.customer_id = {inner}.id" if needs_metrics else ""
-        where = _live(inner, self.scope)
+        where = where_of(inner, self.scope)
         if after:
             op = "<" if descending else ">"
-            where += (
-                f" AND ({key}, {inner}.id) {op} (CAST(:after_value AS {_CAST[cursor_render]}), CAST(:after_id AS uuid))"
-            )
+            cast = _CAST[cursor_render]
+            where += f" AND ({key}, {inner}.id) {op} (CAST(:after_value AS {cast}), CAST(:after_id AS uuid))"
         direction = " DESC" if descending else ""
+        order = f"{key}{direction}, {inner}.id{direction}"
         rows = (
-            f"SELECT {inner}.*, {key} AS _sort, row_number() OVER (ORDER BY {key}{direction}, {inner}.id{direction}) "
-            f"AS _n FROM customers {inner}{join} WHERE {where} ORDER BY {key}{direction}, {inner}.id{direction} "
-            f"LIMIT CAST(:{node.first_param} AS int) + 1"
+            f"SELECT {inner}.*, {key} AS _sort, row_number() OVER (ORDER BY {order}) AS _n FROM {table} {inner}{join} "
+            f"WHERE {where} ORDER BY {order} LIMIT CAST(:{node.first_param} AS int) + 1"
         )
         body = _node_of(node)
-        item = self.customer_obj(body, a) if body is not None else "'null'"
+        item = item_of(self, body, a) if body is not None else "'null'"
         value_sql = render_value(f"{a}._sort", cursor_render)
         total = None
         if any(not isinstance(part, Const) and part[0] == "totalCount" for _, part in node.parts):
             cc = self.alias("cc")
-            total = f"(SELECT count(*) FROM customers {cc} WHERE {_live(cc, self.scope)})::text"
+            total = f"(SELECT count(*) FROM {table} {cc} WHERE {where_of(cc, self.scope)})::text"
         return "SELECT " + self.connection(node, rows, a, item, sort, value_sql, total)
 
-    def customer_root(self, body: Obj) -> str:
-        c = self.alias("c")
+    def one_root(self, kind: str, body: Obj) -> str:
+        """``customer(id)`` or ``complaint(id)`` (and ``node(id)`` of either): its JSON, or ``null``."""
+        table, _, item_of, where_of = ROOTS["customers" if kind == "Customer" else "complaints"]
+        a = self.alias("o")
         return (
-            f"SELECT coalesce((SELECT {self.customer_obj(body, c)} FROM customers {c} "
-            f"WHERE {c}.id = CAST(:customer_id AS uuid) AND {_live(c, self.scope)}), 'null')"
+            f"SELECT coalesce((SELECT {item_of(self, body, a)} FROM {table} {a} "
+            f"WHERE {a}.id = CAST(:object_id AS uuid) AND {where_of(a, self.scope)}), 'null')"
         )
 
 
@@ -334,14 +358,41 @@ def _node_of(node: Connection) -> Obj | None:
     return None
 
 
+def _complaints_where(alias: str, scope: Scope) -> str:
+    return "true" + readable.by_customer_sql(scope, f"{alias}.customer_id")
+
+
+COMPLAINT_SORTS: dict[str, tuple[str, bool, bool, str]] = {
+    "OPENED_AT_DESC": ("{c}.opened_at", True, False, "timestamp"),
+    "OPENED_AT": ("{c}.opened_at", False, False, "timestamp"),
+    "UPDATED_AT_DESC": ("{c}.updated_at", True, False, "timestamp"),
+}
+# root lists: (table, sorts, the JSON of an item, the rows the scope reaches)
+ROOTS: dict[str, tuple[str, dict[str, tuple[str, bool, bool, str]], Any, Any]] = {
+    "customers": ("customers", CUSTOMER_SORTS, lambda b, body, a: b.obj(body, a, a, f"{a}.id"), _live),
+    "complaints": (
+        "complaints",
+        COMPLAINT_SORTS,
+        lambda b, body, a: b.obj(body, a, None, f"{a}.customer_id"),
+        _complaints_where,
+    ),
+}
+# a customer's lists: (table, the sort its cursors name, the column they carry)
+NESTED: dict[str, tuple[str, str, str]] = {
+    "complaints": ("complaints", "OPENED_AT_DESC", "opened_at"),
+    "purchases": ("purchases", "PURCHASED_AT_DESC", "purchased_at"),
+    "tierHistory": ("tier_changes", "CHANGED_AT_DESC", "changed_at"),
+}
+
+
 def statement(sql: str) -> TextClause:
     return text(sql)
 
 
-def after_params(sort: str, cursor: str) -> dict[str, Any]:
-    """The bind parameters of a customers cursor (``ValidationFailed`` for one that is not of this list)."""
+def after_params(kind: str, sort: str, cursor: str) -> dict[str, Any]:
+    """The bind parameters of a cursor of a root list (``ValidationFailed`` for one that is not of this list)."""
     value, row_id = decode_cursor(cursor, sort)
-    key = customers_repo.SORTS[sort]
+    key = (customers_repo.SORTS if kind == "customers" else complaints_repo.SORTS)[sort]
     coerced = _coerce(key.column, value)
     return {"after_value": coerced, "after_id": _coerce(key.tiebreak, row_id)}
 

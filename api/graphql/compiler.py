@@ -71,16 +71,38 @@ from infra.readsql import Checked, Connection, Const, Obj, Relation, Value
 
 log = logging.getLogger("tierwise.compiler")
 
-_RENDER = {"String": "text", "Int": "int", "Boolean": "bool", "DateTime": "timestamp", "Decimal": "decimal"}
+_RENDER = {
+    "String": "text",
+    "Int": "int",
+    "Boolean": "bool",
+    "DateTime": "timestamp",
+    "Decimal": "decimal",
+    "ID": "idtext",
+}
 # object-valued fields of a customer or complaint that are joins (infra/readsql.Builder.relation)
 _RELATIONS = {
     "Customer.tier": "tier",
     "Customer.metrics": "metrics",
     "Customer.consent": "consent",
+    "Customer.partner": "partner",
     "Complaint.customer": "customer",
+    "Complaint.category": "category",
+    "Complaint.rootCause": "rootCause",
+    "Complaint.events": "events",
+    "Purchase.customer": "customer",
 }
-_CONNECTIONS = {"Customer.complaints": "complaints"}
+_CONNECTIONS = {
+    "Customer.complaints": "complaints",
+    "Customer.purchases": "purchases",
+    "Customer.tierHistory": "tierHistory",
+}
+_GLOBAL_IDS = frozenset({"Customer", "Complaint", "Purchase", "Partner"})
+# node(id): the types it is compiled for, and the operation a caller must be allowed (api/graphql/schema.py)
+_NODE_TYPES = {"Customer": "Query.customer", "Complaint": "Query.complaint"}
 _ADDRESS_KEYS = {"line1": "line1", "line2": "line2", "postalCode": "postalCode", "city": "city", "country": "country"}
+
+
+_ROOTS = ("customers", "customer", "complaints", "complaint")
 
 
 class Unsupported(Exception):
@@ -176,6 +198,7 @@ class RootField:
     tree: Any = None  # Connection (customers) or Obj (customer)
     post: Post = ()
     nested: tuple[tuple[str, Any, FieldNode], ...] = ()  # (param, field, node) of nested ``first`` arguments
+    variants: dict[str, tuple[Obj, Post]] = field(default_factory=dict)  # node(id): per type
     statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
@@ -281,6 +304,9 @@ class _Planner:
                 raise Unsupported(f"guarded non-null field {full}")
             return self.checked(parent, full, spec, level, named, group, key)
         if full in _RELATIONS:
+            if isinstance(named, GraphQLList):  # a complaint's events
+                body, post = self.obj(named.of_type.of_type, group)  # type: ignore[union-attr]
+                return Relation(_RELATIONS[full], body), ((key, "list", post) if post else None)
             body, post = self.obj(named, group)  # type: ignore[arg-type]
             return Relation(_RELATIONS[full], body), ((key, "obj", post) if post else None)
         if full in _CONNECTIONS:
@@ -288,7 +314,7 @@ class _Planner:
         stored = STORAGE.get(full)
         if stored is None:
             raise Unsupported(full)
-        if name == "id" and parent.name in ("Customer", "Complaint"):
+        if name == "id" and parent.name in _GLOBAL_IDS:
             return Value(stored.column, "gid", type_name=parent.name), None
         return self.value(stored, named), None
 
@@ -460,18 +486,30 @@ def plan_operation(
             if name == "__typename":
                 fields.append(RootField(key, "typename", tuple(nodes)))
                 continue
-            if name not in ("customers", "customer") or decisions.read(f"Query.{name}") is not Level.FULL:
+            if name == "node":
+                planner.nested = []
+                variants = {}
+                for type_name in _NODE_TYPES:
+                    try:
+                        variants[type_name] = planner.obj(schema.get_type(type_name), nodes)  # type: ignore[arg-type]
+                    except Unsupported:
+                        continue
+                fields.append(
+                    RootField(key, "node", tuple(nodes), root.fields[name], None, (), tuple(planner.nested), variants)
+                )
+                continue
+            if name not in _ROOTS or decisions.read(f"Query.{name}") is not Level.FULL:
                 return None
             if len(nodes) > 1 and any(n.arguments for n in nodes[1:]):
                 return None
             planner.nested = []
             gfield = root.fields[name]
             named = gfield.type.of_type if isinstance(gfield.type, GraphQLNonNull) else gfield.type
-            if name == "customers":
+            if name in ("customers", "complaints"):
                 if any(a.name.value == "filter" for a in nodes[0].arguments or ()):
                     return None
                 parts, post = planner.connection_parts(named, nodes)
-                tree: Any = Connection("customers", "first", parts)
+                tree: Any = Connection(name, "first", parts)
             else:
                 tree, post = planner.obj(named, nodes)
             fields.append(RootField(key, name, tuple(nodes), gfield, tree, post, tuple(planner.nested)))
@@ -575,35 +613,47 @@ class Compiler:
                 raise _Fallback
             params[param] = first
         partner = scope.partner_id is not None
-        if root.kind == "customer":
+        if root.kind in ("customer", "complaint", "node"):
             try:
-                _, raw = from_global_id(args["id"], "Customer")
+                type_name, raw = from_global_id(args["id"], None if root.kind == "node" else root.kind.title())
             except NotFound as exc:
                 return exc
-            params["customer_id"] = raw
-            variant: tuple[Any, ...] = (partner,)
-            build = lambda b: b.customer_root(root.tree)  # noqa: E731
-        else:
-            check = argument_check("Query", "customers", root.gfield, [])
-            first, after = args.get("first", 20), args.get("after")
-            sort = args.get("orderBy", "CREATED_AT")
-            sort = getattr(sort, "value", sort)
-            try:
-                if check is not None:
-                    check(context.decisions, args)
-                if not 1 <= first <= context.settings.max_page_size:
-                    raise _Fallback
-                if after is not None:
-                    params.update(readsql.after_params(sort, after))
-            except (GraphQLError, DomainError, ValidationFailed):
-                raise _Fallback from None
-            params["first"] = first
-            variant = (partner, sort, after is not None)
-            build = lambda b: b.customers_root(root.tree, sort, after is not None)  # noqa: E731
+            if root.kind == "node":
+                operation = _NODE_TYPES.get(type_name)
+                if operation is None or type_name not in root.variants:
+                    raise _Fallback  # a type the compiler does not answer (or a selection it does not cover)
+                if context.decisions.read(operation) is Level.DENIED:
+                    return NotFound("no such object", field="id")
+                body, post = root.variants[type_name]
+            else:
+                body, post = root.tree, root.post
+            params["object_id"] = raw
+            variant: tuple[Any, ...] = (partner, type_name)
+            build = lambda b: b.one_root(type_name, body)  # noqa: E731
+            return self._statement(root, variant, build, scope), params, post
+        check = argument_check("Query", root.kind, root.gfield, [])
+        first, after = args.get("first", 20), args.get("after")
+        sort = args.get("orderBy") or ("CREATED_AT" if root.kind == "customers" else "OPENED_AT_DESC")
+        sort = getattr(sort, "value", sort)
+        try:
+            if check is not None:
+                check(context.decisions, args)
+            if not 1 <= first <= context.settings.max_page_size:
+                raise _Fallback
+            if after is not None:
+                params.update(readsql.after_params(root.kind, sort, after))
+        except (GraphQLError, DomainError, ValidationFailed):
+            raise _Fallback from None
+        params["first"] = first
+        variant = (partner, sort, after is not None)
+        build = lambda b: b.list_root(root.tree, sort, after is not None)  # noqa: E731
+        return self._statement(root, variant, build, scope), params, root.post
+
+    def _statement(self, root: RootField, variant: tuple[Any, ...], build: Any, scope: Any) -> Any:
         statement = root.statements.get(variant)
         if statement is None:
             statement = root.statements[variant] = readsql.statement(build(readsql.Builder(scope)))
-        return statement, params
+        return statement
 
     async def run(self, root: RootField, prepared: Any, context: Any, errors: list[GraphQLError]) -> Any:
         if root.kind == "typename":
@@ -611,22 +661,22 @@ class Compiler:
         if isinstance(prepared, DomainError):
             errors.append(located_error(query_error(prepared), list(root.nodes), [root.key]))
             return None
-        statement, params = prepared
+        statement, params, post = prepared
         try:
             text = (await context.db.execute(statement, params)).scalar_one()
         except Exception as exc:
             errors.append(located_error(exc, list(root.nodes), [root.key]))
             return None
         if text == "null":
-            if root.kind == "customer":
+            if root.kind in ("customer", "complaint", "node"):
                 errors.append(
                     located_error(query_error(NotFound("no such object", field="id")), list(root.nodes), [root.key])
                 )
             return None
-        if not root.post:
+        if not post:
             return orjson.Fragment(text)
         value = orjson.loads(text)
-        _finish(root.post, value, [root.key], context, errors)
+        _finish(post, value, [root.key], context, errors)
         return value
 
 

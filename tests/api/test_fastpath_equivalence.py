@@ -121,6 +121,48 @@ def cases(w: World) -> list[Case]:
         ),
         Case("bad cursor", PAGE, {"first": 2, "after": "garbage"}, True),
         Case("typename only", "{ __typename }", {}, True),
+        Case(
+            "complaints",
+            "query($n: Int!) { complaints(first: $n) { totalCount edges { cursor node { " + COMPLAINT_FIELDS + " } } "
+            "pageInfo { hasNextPage endCursor } } }",
+            {"n": 10},
+            None,  # the default order reveals Complaint.openedAt: refused (by the older path) where not readable
+        ),
+        Case(
+            "complaints oldest first",
+            "{ complaints(first: 2, orderBy: OPENED_AT) { edges { cursor node { id subject } } pageInfo { endCursor } } }",
+            {},
+            None,
+        ),
+        Case(
+            "complaint",
+            "query($id: ID!) { complaint(id: $id) { " + COMPLAINT_FIELDS + " } }",
+            {"id": w.ada_complaint},
+            True,
+        ),
+        Case(
+            "complaint of another partner",
+            "query($id: ID!) { complaint(id: $id) { subject } }",
+            {"id": w.bruno_complaint},
+            True,
+        ),
+        Case(
+            "node",
+            "query($id: ID!, $k: ID!) { a: node(id: $id) { id __typename ... on Customer { name email tier { code } } "
+            "... on Complaint { subject } } b: node(id: $k) { id ... on Complaint { subject description customer { name } } } }",
+            {"id": w.paula, "k": w.paula_complaint},
+            True,
+        ),
+        Case(
+            "customer's lists",
+            "query($id: ID!) { customer(id: $id) { partner { id name } consent { email sms phone } "
+            "purchases(first: 5) { totalCount edges { cursor node { id externalId amount currency channel purchasedAt "
+            "createdAt customer { id name phone } } } pageInfo { hasNextPage endCursor } } "
+            "tierHistory(first: 3) { edges { cursor node { id fromTier toTier policyVersion changeType reason actor "
+            "changedAt } } pageInfo { hasNextPage endCursor } } } }",
+            {"id": w.ada},
+            True,
+        ),
         Case("operation name", FRAGMENTS + " query Other { __typename }", {"id": w.ada}, True),
         # not compiled: strawberry answers, identically
         Case("viewer", '{ viewer { subject roles fieldAccess(type: "Customer") { field access } } }', {}, False),

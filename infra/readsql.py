@@ -21,11 +21,12 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from infra import crypto
 from infra.pagination import _coerce, decode_cursor
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import scope as readable
-from infra.repos.base import Scope
+from infra.repos.base import Scope, escape_like
 
 # ---------------------------------------------------------------- the JSON tree
 
@@ -311,14 +312,20 @@ class Builder:
 
     # ------------------------------------------------------------ roots
 
-    def list_root(self, node: Connection, sort: str, after: bool) -> str:
-        """The root list ``customers`` or ``complaints``, keyset-paged, its total only when selected."""
+    def list_root(self, node: Connection, sort: str, after: bool, filters: tuple[str, ...] = ()) -> str:
+        """The root list ``customers`` or ``complaints``, keyset-paged, its total only when selected;
+        ``filters``: the customer filters given (``CUSTOMER_FILTERS``, bound as ``f_<name>``)."""
         table, sorts, item_of, where_of = ROOTS[node.kind]
         expr, descending, needs_metrics, cursor_render = sorts[sort]
         a, inner, m = self.alias("r"), self.alias("ri"), self.alias("m")
         key = expr.format(c=inner, m=m)
-        join = f" LEFT JOIN customer_metrics {m} ON {m}.customer_id = {inner}.id" if needs_metrics else ""
-        where = where_of(inner, self.scope)
+        filter_metrics = "min_spend12m" in filters
+        join = (
+            f" LEFT JOIN customer_metrics {m} ON {m}.customer_id = {inner}.id"
+            if needs_metrics or filter_metrics
+            else ""
+        )
+        where = where_of(inner, self.scope) + _filters(filters, inner, m)
         if after:
             op = "<" if descending else ">"
             cast = _CAST[cursor_render]
@@ -334,8 +341,10 @@ class Builder:
         value_sql = render_value(f"{a}._sort", cursor_render)
         total = None
         if any(not isinstance(part, Const) and part[0] == "totalCount" for _, part in node.parts):
-            cc = self.alias("cc")
-            total = f"(SELECT count(*) FROM {table} {cc} WHERE {where_of(cc, self.scope)})::text"
+            cc, cm = self.alias("cc"), self.alias("cm")
+            count_join = f" LEFT JOIN customer_metrics {cm} ON {cm}.customer_id = {cc}.id" if filter_metrics else ""
+            count_where = where_of(cc, self.scope) + _filters(filters, cc, cm)
+            total = f"(SELECT count(*) FROM {table} {cc}{count_join} WHERE {count_where})::text"
         return "SELECT " + self.connection(node, rows, a, item, sort, value_sql, total)
 
     def one_root(self, kind: str, body: Obj) -> str:
@@ -356,6 +365,45 @@ def _node_of(node: Connection) -> Obj | None:
                 if isinstance(edge_part, Obj):
                     return edge_part
     return None
+
+
+# The filters of the customers list (infra/repos/customers._filtered, as SQL text): name -> condition over
+# ``{c}`` (customers) and ``{m}`` (their metrics), its value bound as ``f_<name>``. E-mail and phone compare
+# their blind indexes (the value hashed by the caller, infra/crypto.py).
+CUSTOMER_FILTERS: dict[str, str] = {
+    "tiers": "{c}.tier_code = ANY(CAST(:f_tiers AS text[]))",
+    "lifecycle_stages": "{c}.lifecycle_stage = ANY(CAST(:f_lifecycle_stages AS text[]))",
+    "name_contains": "{c}.name ILIKE CAST(:f_name_contains AS text) ESCAPE '\\'",
+    "email": "{c}.email_bidx = CAST(:f_email AS text)",
+    "phone": "{c}.phone_bidx = CAST(:f_phone AS text)",
+    "created_after": "{c}.created_at >= CAST(:f_created_after AS timestamptz)",
+    "created_before": "{c}.created_at < CAST(:f_created_before AS timestamptz)",
+    "min_spend12m": "coalesce({m}.spend_12m, 0) >= CAST(:f_min_spend12m AS numeric)",
+}
+
+
+def _filters(names: tuple[str, ...], c: str, m: str) -> str:
+    return "".join(" AND " + CUSTOMER_FILTERS[name].format(c=c, m=m) for name in names)
+
+
+def customer_filter_params(values: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The filters given (in ``CUSTOMER_FILTERS`` order) and their bind parameters. ``values``: the filter's
+    fields by name, e-mail and phone already normalised (an empty list or None: not given)."""
+    names: list[str] = []
+    params: dict[str, Any] = {}
+    for name in CUSTOMER_FILTERS:
+        value = values.get(name)
+        if value is None or (isinstance(value, list | tuple) and not value) or (name == "name_contains" and not value):
+            continue
+        if name in ("email", "phone"):
+            value = crypto.current().blind_index(name, value)
+        elif name == "name_contains":
+            value = f"%{escape_like(value)}%"
+        elif name in ("tiers", "lifecycle_stages"):
+            value = list(value)
+        names.append(name)
+        params[f"f_{name}"] = value
+    return tuple(names), params
 
 
 def _complaints_where(alias: str, scope: Scope) -> str:

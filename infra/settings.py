@@ -234,8 +234,9 @@ class Settings(BaseSettings):
     # Tested differentially against strawberry's path: the same answers, errors and audit rows.
     compiled_queries: bool = Field(
         default=True,
-        description="read queries on `customers` / `customer` run through plans compiled once per query text "
-        "(api/graphql/fastpath.py) instead of strawberry's per-field resolution",
+        description="read queries run as one SQL statement per root field that builds the JSON in PostgreSQL "
+        "(api/graphql/compiler.py; what it does not cover: the older compiled executor, api/graphql/fastpath.py, "
+        "then strawberry) instead of strawberry's per-field resolution",
     )
     # Measured: ~2 ms of GC per page of 50 customers without it, ~0.3 ms with it (bench/results/profile_hot.md).
     gc_freeze: bool = Field(

@@ -65,6 +65,7 @@ from api.graphql.core.relay import MAX_NESTED
 from api.graphql.fastpath import FastPath
 from authz.catalogue import STORAGE, Sensitivity, classification
 from authz.policy import Level
+from domain import customers as customer_rules
 from domain.errors import DomainError, NotFound, ValidationFailed
 from infra import crypto, readsql
 from infra.readsql import Checked, Connection, Const, Obj, Relation, Value
@@ -506,7 +507,7 @@ def plan_operation(
             gfield = root.fields[name]
             named = gfield.type.of_type if isinstance(gfield.type, GraphQLNonNull) else gfield.type
             if name in ("customers", "complaints"):
-                if any(a.name.value == "filter" for a in nodes[0].arguments or ()):
+                if name == "complaints" and any(a.name.value == "filter" for a in nodes[0].arguments or ()):
                     return None
                 parts, post = planner.connection_parts(named, nodes)
                 tree: Any = Connection(name, "first", parts)
@@ -644,9 +645,18 @@ class Compiler:
                 params.update(readsql.after_params(root.kind, sort, after))
         except (GraphQLError, DomainError, ValidationFailed):
             raise _Fallback from None
+        filters: tuple[str, ...] = ()
+        given = args.get("filter")
+        if given is not None:
+            try:
+                names, filter_params = readsql.customer_filter_params(_filter_values(given, context))
+            except DomainError:
+                raise _Fallback from None  # an e-mail or phone that does not normalise: reported as before
+            filters = names
+            params.update(filter_params)
         params["first"] = first
-        variant = (partner, sort, after is not None)
-        build = lambda b: b.list_root(root.tree, sort, after is not None)  # noqa: E731
+        variant = (partner, sort, after is not None, filters)
+        build = lambda b: b.list_root(root.tree, sort, after is not None, filters)  # noqa: E731
         return self._statement(root, variant, build, scope), params, root.post
 
     def _statement(self, root: RootField, variant: tuple[Any, ...], build: Any, scope: Any) -> Any:
@@ -678,6 +688,23 @@ class Compiler:
         value = orjson.loads(text)
         _finish(post, value, [root.key], context, errors)
         return value
+
+
+def _filter_values(given: Any, context: Any) -> dict[str, Any]:
+    """A ``CustomerFilter`` as the repository reads it (api/usecases/customers.customer_page)."""
+    stages = given.lifecycle_stages
+    return {
+        "tiers": given.tiers,
+        "lifecycle_stages": [getattr(s, "value", s) for s in stages] if stages else None,
+        "name_contains": given.name_contains,
+        "email": customer_rules.normalize_email(given.email) if given.email else None,
+        "phone": customer_rules.normalize_phone(given.phone, context.settings.default_phone_region)
+        if given.phone
+        else None,
+        "created_after": given.created_after,
+        "created_before": given.created_before,
+        "min_spend12m": given.min_spend12m,
+    }
 
 
 class CompiledReads:

@@ -690,20 +690,20 @@ class Compiler:
         return value
 
 
-def _filter_values(given: Any, context: Any) -> dict[str, Any]:
-    """A ``CustomerFilter`` as the repository reads it (api/usecases/customers.customer_page)."""
-    stages = given.lifecycle_stages
+def _filter_values(given: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A ``CustomerFilter`` (as graphql-core coerced it) as the repository reads it
+    (api/usecases/customers.customer_page)."""
+    stages = given.get("lifecycleStages")
+    email, phone = given.get("email"), given.get("phone")
     return {
-        "tiers": given.tiers,
+        "tiers": given.get("tiers"),
         "lifecycle_stages": [getattr(s, "value", s) for s in stages] if stages else None,
-        "name_contains": given.name_contains,
-        "email": customer_rules.normalize_email(given.email) if given.email else None,
-        "phone": customer_rules.normalize_phone(given.phone, context.settings.default_phone_region)
-        if given.phone
-        else None,
-        "created_after": given.created_after,
-        "created_before": given.created_before,
-        "min_spend12m": given.min_spend12m,
+        "name_contains": given.get("nameContains"),
+        "email": customer_rules.normalize_email(email) if email else None,
+        "phone": customer_rules.normalize_phone(phone, context.settings.default_phone_region) if phone else None,
+        "created_after": given.get("createdAfter"),
+        "created_before": given.get("createdBefore"),
+        "min_spend12m": given.get("minSpend12m"),
     }
 
 

@@ -33,9 +33,10 @@ query($n: Int!) {
   }
 }"""
 MAX_STATEMENTS = 8
-# The authorization service polls the policy version in the background on the same engine.
-# The rate limiter leases a slice of the caller's budget now and then (not per request): bookkeeping too.
-BACKGROUND = ("authz_state", "casbin_rules", "rate_limit_buckets")
+# The authorization service polls the policy version, the trusted documents their version, in the background
+# on the same engine. The rate limiter leases a slice of the caller's budget now and then (not per request):
+# bookkeeping too.
+BACKGROUND = ("authz_state", "casbin_rules", "trusted_document_state", "rate_limit_buckets")
 
 
 @pytest.fixture(scope="module")

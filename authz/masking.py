@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 HIDDEN = "***"
 _ID_CHARACTER = re.compile(r"[A-Za-z0-9]")
@@ -49,11 +50,29 @@ def mask_phone(value: str) -> str:
         return "*" * len(text)
     head = ""
     if text.startswith("+"):
-        try:
-            head = f"+{phonenumbers.parse(text).country_code}"
-        except phonenumbers.NumberParseException:
-            head = "+"
+        head = f"+{_country_code(text)}" if _country_code(text) else "+"
     return head + "*" * (len(text) - len(head) - 2) + text[-2:]
+
+
+def _country_code(text: str) -> int:
+    """The country calling code of ``+<digits>`` as ``phonenumbers.parse`` finds it (0: it refuses the
+    number). A plain E.164 number (what writes store) takes its code from the table phonenumbers itself
+    reads, without parsing the rest (~0.5 µs, not ~28: a page masks 50 phones); anything else is parsed.
+    tests/unit/test_masking.py compares the two over generated numbers."""
+    digits = text[1:]
+    if digits.isascii() and digits.isdigit() and digits[:1] != "0" and 9 <= len(digits) <= 15:
+        for size in (1, 2, 3):
+            code = int(digits[:size])
+            if code in COUNTRY_CODE_TO_REGION_CODE:
+                return code if 8 <= len(digits) - size <= 14 else _parsed_country_code(text)
+    return _parsed_country_code(text)
+
+
+def _parsed_country_code(text: str) -> int:
+    try:
+        return int(phonenumbers.parse(text).country_code or 0)
+    except phonenumbers.NumberParseException:
+        return 0
 
 
 def mask_id(value: str) -> str:

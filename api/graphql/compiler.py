@@ -26,6 +26,7 @@ fragments, aliases, variables, ``@include``/``@skip``, ``__typename``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -55,7 +56,7 @@ from graphql import (
     located_error,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.execution.values import get_argument_values, get_directive_values
+from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from api.graphql.core.errors import query_error
@@ -64,6 +65,7 @@ from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import MAX_NESTED
 from api.graphql.fastpath import FastPath
 from authz.catalogue import STORAGE, Sensitivity, classification
+from authz.masking import masked
 from authz.policy import Level
 from domain import customers as customer_rules
 from domain.errors import DomainError, NotFound, ValidationFailed
@@ -123,6 +125,7 @@ class Leaf:
     consent_column: str | None
     decimal: bool = False
     address: tuple[tuple[str, str], ...] | None = None  # the selected subfields of an address (key, field)
+    mask: Any = None  # a field the caller reads masked: the catalogue's mask, known when planning (no check)
 
 
 # (key, kind, payload): kind "leaf" (payload Leaf), "obj" (a nested object), "list" (a list of objects)
@@ -156,9 +159,12 @@ def _finish(post: Post, obj: dict[str, Any], path: list[Any], context: Any, erro
 
 def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: list[GraphQLError]) -> Any:
     customer, consented, raw = packed
-    row = {leaf.consent_column: True if consented else None} if leaf.consent_column else {}
     try:
-        mask = leaf.check(_LeafRoot(UUID(customer), row), context)
+        if leaf.mask is not None:
+            mask = leaf.mask  # what the check returns for this caller, whatever the object: no audit, no consent
+        else:
+            row = {leaf.consent_column: True if consented else None} if leaf.consent_column else {}
+            mask = leaf.check(_LeafRoot(UUID(customer), row), context)
         value: Any = raw
         if leaf.column is not None and raw is not None:
             row_id, _, token = raw.partition(" ")
@@ -200,6 +206,7 @@ class RootField:
     post: Post = ()
     nested: tuple[tuple[str, Any, FieldNode], ...] = ()  # (param, field, node) of nested ``first`` arguments
     variants: dict[str, tuple[Obj, Post]] = field(default_factory=dict)  # node(id): per type
+    argument_check: Any = None  # the catalogue's check of the root field's arguments (api.graphql.core.guard)
     statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
@@ -372,6 +379,7 @@ class _Planner:
             consent_column=consent_column,
             decimal=isinstance(node, Checked) and node.render == "decimal",
             address=address,
+            mask=functools.partial(masked, spec.mask) if level is Level.MASKED and spec.mask else None,
         )
         return node, (key, "leaf", leaf)
 
@@ -468,14 +476,17 @@ def _directive_variables(document: DocumentNode) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _operation_of(document: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == operation_name), None)
+
+
 def plan_operation(
     schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, decisions: Any, variables: Any
 ) -> Plan | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None:
-        operation = operations[0] if len(operations) == 1 else None
-    else:
-        operation = next((o for o in operations if o.name and o.name.value == operation_name), None)
+    operation = _operation_of(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY or schema.query_type is None:
         return None
     root = schema.query_type
@@ -513,7 +524,8 @@ def plan_operation(
                 tree: Any = Connection(name, "first", parts)
             else:
                 tree, post = planner.obj(named, nodes)
-            fields.append(RootField(key, name, tuple(nodes), gfield, tree, post, tuple(planner.nested)))
+            check = argument_check("Query", name, gfield, [])
+            fields.append(RootField(key, name, tuple(nodes), gfield, tree, post, tuple(planner.nested), {}, check))
     except Unsupported as exc:
         log.debug("not compiled: %s", exc)
         return None
@@ -536,6 +548,17 @@ class Compiler:
     def __init__(self) -> None:
         self.executed = 0  # operations answered by a compiled statement (tests, benchmarks)
         self._directive_vars: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._operations: OrderedDict[tuple[str, str | None], OperationDefinitionNode | None] = OrderedDict()
+
+    def _operation(self, query: str, document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+        """The operation to run (None: none, or several and no name), found once per query text and name."""
+        key = (query, name)
+        found = self._operations.get(key, False)
+        if found is False:
+            found = self._operations[key] = _operation_of(document, name)
+            while len(self._operations) > self.size:
+                self._operations.popitem(last=False)
+        return found  # type: ignore[return-value]
 
     def plan(
         self,
@@ -574,18 +597,13 @@ class Compiler:
         if document is None or ec.query is None:
             return None
         schema: GraphQLSchema = ec.schema._schema
-        executor = ec.schema.execution_context_class.build(
-            schema,
-            document,
-            root_value=ec.root_value,
-            context_value=ec.context,
-            raw_variable_values=ec.variables,
-            operation_name=ec.operation_name,
-        )
-        if isinstance(executor, list):
+        operation = self._operation(ec.query, document, ec.operation_name)
+        if operation is None:
+            return None
+        variables = get_variable_values(schema, operation.variable_definitions or (), ec.variables or {})
+        if isinstance(variables, list):
             return None  # variables that do not coerce: strawberry reports them
         context = ec.context
-        variables = executor.variable_values
         plan = self.plan(schema, ec.query, document, ec.operation_name, context.decisions, variables)
         if plan is None:
             return None
@@ -632,7 +650,7 @@ class Compiler:
             variant: tuple[Any, ...] = (partner, type_name)
             build = lambda b: b.one_root(type_name, body)  # noqa: E731
             return self._statement(root, variant, build, scope), params, post
-        check = argument_check("Query", root.kind, root.gfield, [])
+        check = root.argument_check
         first, after = args.get("first", 20), args.get("after")
         sort = args.get("orderBy") or ("CREATED_AT" if root.kind == "customers" else "OPENED_AT_DESC")
         sort = getattr(sort, "value", sort)

@@ -137,7 +137,7 @@ async def test_what_the_compiler_does_not_cover_goes_to_the_older_paths(pair: Pa
     compiler = _compiler(pair)
     before = compiler.executed
     for query in (
-        '{ complaints(filter: {severities: [HIGH]}) { totalCount } }',
+        "{ complaints(filter: {severities: [HIGH]}) { totalCount } }",
         "{ customers(first: 2) { edges { node { churnRisk { level } } } } }",
         "{ viewer { subject } }",
     ):

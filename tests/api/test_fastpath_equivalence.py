@@ -138,13 +138,13 @@ def cases(w: World) -> list[Case]:
             "complaint",
             "query($id: ID!) { complaint(id: $id) { " + COMPLAINT_FIELDS + " } }",
             {"id": w.ada_complaint},
-            True,
+            None,  # compiled where Query.complaint is granted
         ),
         Case(
             "complaint of another partner",
             "query($id: ID!) { complaint(id: $id) { subject } }",
             {"id": w.bruno_complaint},
-            True,
+            None,
         ),
         Case(
             "node",

@@ -144,3 +144,37 @@ async def test_what_the_compiler_does_not_cover_goes_to_the_older_paths(pair: Pa
         compiled = await pair.compiled.gql(w.tokens["admin"], query)
         assert compiled == await w.api.gql(w.tokens["admin"], query), query
     assert compiler.executed == before
+
+
+async def test_an_unexpected_error_on_the_compiled_path_is_masked(pair: Pair, monkeypatch: Any) -> None:
+    """A failure inside the compiler is INTERNAL with a request id, its text (customer data) never sent."""
+    from infra import readsql
+
+    w = pair.world
+
+    def leaky(*_args: Any, **_kwargs: Any) -> str:
+        raise RuntimeError("secret internals: ada@example.com")
+
+    monkeypatch.setattr(readsql.Builder, "list_root", leaky)
+    body = await pair.compiled.gql(w.tokens["admin"], "{ customers(first: 7) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert "request id" in body["errors"][0]["message"]
+    assert "ada@example.com" not in str(body)
+
+
+async def test_the_compiled_statement_is_cancelled_by_the_statement_timeout(template_db: str, monkeypatch: Any) -> None:
+    """The statement timeout holds for the compiled statement: TIMEOUT at the root field, the connection back."""
+    from sqlalchemy import text
+
+    from infra import readsql
+    from infra.db import pool_status
+
+    monkeypatch.setattr(readsql, "statement", lambda _sql: text("SELECT pg_sleep(5)::text"))
+    async with own_database(template_db) as url:
+        settings = test_settings(statement_timeout_ms=300, compiled_queries=True, rate_limit_enabled=False)
+        async with running_api(url, settings) as api:
+            token = await api.user("alice", "admin")
+            body = await api.gql(token, "{ customers(first: 3) { totalCount } }")
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["TIMEOUT"], body
+            assert body["data"] == {"customers": None}
+            assert pool_status(api.services.engine).checked_out == 0

@@ -755,7 +755,12 @@ class CompiledQueries(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
         ec = self.execution_context
         if ec.result is None and ec.context is not None:
-            result = await self.reads.execute(ec)
+            try:
+                result = await self.reads.execute(ec)
+            except Exception as exc:  # reported as strawberry reports an error outside any field (INTERNAL),
+                # not raised through the extensions (the operation's own hooks, which give the connection
+                # back and write the audit row, must still run)
+                result = GraphQLExecutionResult(data=None, errors=[GraphQLError(str(exc), original_error=exc)])
             if result is not None:
                 ec.result = result
         yield

@@ -160,7 +160,13 @@ async def test_unexpected_errors_are_masked_with_a_request_id(
             'relation "customers_secret" failed at /srv/tierwise/infra/repos/customers.py password=hunter2'
         )
 
-    monkeypatch.setattr(usecases, "customer_page", boom)
+    def boom_sql(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError('relation "customers_secret" failed at /srv/tierwise/infra/readsql.py password=hunter2')
+
+    from infra import readsql
+
+    monkeypatch.setattr(usecases, "customer_page", boom)  # strawberry's path
+    monkeypatch.setattr(readsql.Builder, "list_root", boom_sql)  # the read compiler's (what production runs)
     response = await prod.client.post(
         "/graphql",
         json={"query": "{ customers { totalCount } }"},

@@ -314,9 +314,46 @@ def shapes(d: DiffWorld) -> list[Shape]:
 # ---------------------------------------------------------------- hand-written shapes
 
 
+# Shapes the issue asks the compiler to answer that it does not answer yet (issue 12 stays open until this
+# set is empty): churnRisk (the admin page, `customer: …`), surveys and responses, a complaint's SLA clock
+# fields and followUpOf, the complaints filters. Both paths must still give the same answer for them.
+NOT_COMPILED_YET = frozenset(
+    {
+        "admin page",
+        "admin page of 1",
+        "empty pages",
+        "variables of every scalar",
+        "variables, nulls",
+        "complaints page",
+        "complaints page of 2, oldest first",
+        "complaint with follow-up and events",
+        "complaint of ada",
+        "complaint of paula",
+        "complaint of bruno",
+        "surveys",
+        "surveys, closed only (empty)",
+        "survey",
+        *(
+            f"customer: {name}"
+            for name in (
+                "ada (consented to e-mail)",
+                "paula (partner A's, no consent)",
+                "bruno (partner B's)",
+                "the busy customer",
+                "the merge's survivor",
+                "the erased customer",
+                "a customer with nothing (nulls)",
+            )
+        ),
+    }
+)
+
+
 def _expected(probe: Probe, shape: Shape, outcome: Outcome) -> bool | None:
     if probe.is_old_fastpath:
         return shape.fastpath
+    if shape.name in NOT_COMPILED_YET:
+        return None
     # an operation refused at a root field (FORBIDDEN, NOT_FOUND, BAD_USER_INPUT...): either path may report it
     if any(len(json.loads(path) or []) == 1 for _, path, _ in outcome.reference.errors()):
         return None
@@ -325,6 +362,7 @@ def _expected(probe: Probe, shape: Shape, outcome: Outcome) -> bool | None:
 
 @pytest.mark.parametrize("who", CALLERS)
 async def test_every_shape_answers_alike_for_every_caller(pair: Pair, probe: Probe, who: str) -> None:
+    assert NOT_COMPILED_YET <= {shape.name for shape in shapes(pair.world)}  # no stale names
     compiled_runs = 0
     misses = []  # shapes answered by another path than the one expected (after all were compared)
     for shape in shapes(pair.world):

@@ -313,12 +313,12 @@ class _Planner:
             return self.checked(parent, full, spec, level, named, group, key)
         if full in _RELATIONS:
             if isinstance(named, GraphQLList):  # a complaint's events
-                body, post = self.obj(named.of_type.of_type, group)  # type: ignore[union-attr]
+                body, post = self.obj(named.of_type.of_type, group)
                 return Relation(_RELATIONS[full], body), ((key, "list", post) if post else None)
-            body, post = self.obj(named, group)  # type: ignore[arg-type]
+            body, post = self.obj(named, group)
             return Relation(_RELATIONS[full], body), ((key, "obj", post) if post else None)
         if full in _CONNECTIONS:
-            return self.connection(named, group, key, _CONNECTIONS[full], gfield)  # type: ignore[arg-type]
+            return self.connection(named, group, key, _CONNECTIONS[full], gfield)
         stored = STORAGE.get(full)
         if stored is None:
             raise Unsupported(full)
@@ -752,7 +752,7 @@ class CompiledQueries(SchemaExtension):
     def __init__(self, *, reads: CompiledReads) -> None:
         self.reads = reads
 
-    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
         if ec.result is None and ec.context is not None:
             try:

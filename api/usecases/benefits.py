@@ -23,6 +23,7 @@ from uuid import UUID
 
 from api.usecases.caller import Caller
 from domain import benefits as rules
+from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import differences, key_reused
 from infra import tiering
@@ -186,15 +187,11 @@ async def record_redemptions(
     db: RequestDb, caller: Caller, cmd: RecordRedemptions, *, max_batch: int
 ) -> RecordedRedemptions:
     """Record uses of benefits, all or nothing (any error: nothing is written)."""
-    if not cmd.redemptions:
-        raise ValidationFailed("no redemptions given", field="redemptions")
-    if len(cmd.redemptions) > max_batch:
-        raise ValidationFailed(f"at most {max_batch} redemptions per batch", field="redemptions")
     partner_id = caller.scope.partner_id
     now = dt.datetime.now(dt.UTC)
-    checked = [_checked(n, item, now) for n, item in enumerate(cmd.redemptions)]
-    errors = [e for _, problems in checked for e in problems]
-    values = [v for v, _ in checked]
+    values, errors = checked_batch(
+        cmd.redemptions, lambda n, item: _checked(n, item, now), field="redemptions", max_batch=max_batch
+    )
     if errors:
         raise Invalid(errors)
     async with db.unit_of_work() as uow:

@@ -20,6 +20,7 @@ from uuid import UUID
 from api.usecases import duplicates
 from api.usecases.caller import Caller
 from domain import customers as customer_rules
+from domain.batches import checked_batch
 from domain.errors import Invalid, ValidationFailed
 from domain.idempotency import differences, key_reused
 from infra.after_change import after_change
@@ -251,17 +252,13 @@ async def record_purchases(
     ``external_id`` (the same content again returns the stored purchase, other content is a CONFLICT). The
     after-change step runs in the same transaction for the customers of new purchases (churn deferred)."""
     purchases = cmd.purchases
-    if not purchases:
-        raise ValidationFailed("no purchases given", field="purchases")
-    if len(purchases) > settings.max_batch_size:
-        raise ValidationFailed(f"at most {settings.max_batch_size} purchases per batch", field="purchases")
     now = dt.datetime.now(dt.UTC)
-    items: list[dict[str, Any]] = []
-    errors: list[ValidationFailed] = []
-    for n, p in enumerate(purchases):
-        item, problems = _purchase_item(n, p, settings.currency, now)
-        errors += problems
-        items.append(item)
+    items, errors = checked_batch(
+        purchases,
+        lambda n, p: _purchase_item(n, p, settings.currency, now),
+        field="purchases",
+        max_batch=settings.max_batch_size,
+    )
     partner_id = caller.scope.partner_id
     async with db.unit_of_work() as uow:
         refs = [p.customer_external_ref for p in purchases if not _by_id(p) and p.customer_external_ref]

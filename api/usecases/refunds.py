@@ -24,6 +24,7 @@ from uuid import UUID
 
 from api.usecases.caller import Caller
 from domain import refunds as rules
+from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import differences, key_reused
 from infra.after_change import after_change
@@ -105,15 +106,11 @@ def _content(purchase_id: UUID | None, values: dict[str, Any], given: RefundItem
 
 async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, max_batch: int) -> RecordedRefunds:
     """Record a batch of refunds, all or nothing (any error: nothing is written)."""
-    if not cmd.refunds:
-        raise ValidationFailed("no refunds given", field="refunds")
-    if len(cmd.refunds) > max_batch:
-        raise ValidationFailed(f"at most {max_batch} refunds per batch", field="refunds")
     partner_id = caller.scope.partner_id
     now = dt.datetime.now(dt.UTC)
-    checked = [_checked(n, item, now) for n, item in enumerate(cmd.refunds)]
-    errors = [e for _, problems in checked for e in problems]
-    values = [v for v, _ in checked]
+    values, errors = checked_batch(
+        cmd.refunds, lambda n, item: _checked(n, item, now), field="refunds", max_batch=max_batch
+    )
     if errors:
         raise Invalid(errors)
     async with db.unit_of_work() as uow:

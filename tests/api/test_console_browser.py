@@ -13,15 +13,7 @@ skipped, saying so, only where no browser could be installed.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,23 +21,12 @@ import pytest
 
 from api.edge import cli
 from api.edge.auth import issue_staff_token
+from tests.browser import ROOT, chromium, needs_chromium, served, wait_for
 from tests.conftest import test_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".tierwise" / "console-screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="no Chromium here: scripts/test installs Debian's chromium and chromium-driver where apt is available",
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -56,69 +37,14 @@ def server(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     assert cli.main(["seed", "--customers", "120"]) == 0
     assert cli.main(["roles", "assign", "alice", "admin"]) == 0
     assert cli.main(["roles", "assign", "bob", "support_agent"]) == 0
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERWISE_")}
-    env |= {"TIERWISE_DATABASE_URL": database_url, "TIERWISE_RUN_WORKER": "false"}
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.edge.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, "tierwise serve ended"
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "tierwise serve did not become ready"
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with served(database_url) as base:
+        yield base
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        # no network beyond this machine: every name but 127.0.0.1 fails to resolve
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(DRIVER)))
-    try:
+    with chromium(1280, 900) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _gql(base: str, token: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -141,18 +67,18 @@ def _sign_in(d: Any, base: str, token: str) -> None:
     from selenium.webdriver.common.by import By
 
     d.get(f"{base}/console")
-    field = _wait(lambda: d.find_element(By.ID, "token"), what="the sign-in form")
+    field = wait_for(lambda: d.find_element(By.ID, "token"), what="the sign-in form")
     assert "tierwise token issue" in d.find_element(By.ID, "signin").text
     field.send_keys(token)
     d.find_element(By.CSS_SELECTOR, "#signin-token").click()
-    _wait(lambda: d.find_element(By.ID, "signout").is_displayed(), what="signing in")
+    wait_for(lambda: d.find_element(By.ID, "signout").is_displayed(), what="signing in")
 
 
 def _page(d: Any, name: str) -> None:
     from selenium.webdriver.common.by import By
 
     d.find_element(By.CSS_SELECTOR, f'#nav a[href="#{name}"]').click()
-    _wait(
+    wait_for(
         lambda: (
             d.find_element(By.ID, "view").get_attribute("data-page") == name
             and d.find_element(By.ID, "view").get_attribute("aria-busy") is None
@@ -180,7 +106,7 @@ def _admin(base: str, d: Any) -> None:
 
     # the matrix: every role a column, the cells as the API decides them
     cell = '#matrix button[data-field="Customer.email"][data-role="support_agent"]'
-    button = _wait(lambda: d.find_element(By.CSS_SELECTOR, cell), what="the matrix")
+    button = wait_for(lambda: d.find_element(By.CSS_SELECTOR, cell), what="the matrix")
     api = _gql(base, alice, "{ accessMatrix { roles rows { field decisions } } }")["data"]["accessMatrix"]
     row = next(r for r in api["rows"] if r["field"] == "Customer.email")
     assert button.text == row["decisions"][api["roles"].index("support_agent")] == "MASKED"
@@ -190,7 +116,7 @@ def _admin(base: str, d: Any) -> None:
 
     # a click: the reason from explainAccess, then the change and its confirmation
     button.click()
-    _wait(lambda: "Why:" in d.find_element(By.ID, "cell-reason").text, what="the reason")
+    wait_for(lambda: "Why:" in d.find_element(By.ID, "cell-reason").text, what="the reason")
     d.find_element(By.CSS_SELECTOR, '#cell-dialog button[data-change="denied"]').click()
     change = d.find_element(By.ID, "cell-change").text
     assert change.splitlines() == [
@@ -199,7 +125,7 @@ def _admin(base: str, d: Any) -> None:
     ]
     _shot(d, "access-confirm")
     d.find_element(By.ID, "cell-confirm").click()
-    _wait(lambda: d.find_element(By.CSS_SELECTOR, cell).text == "DENIED", what="the cell to change")
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, cell).text == "DENIED", what="the cell to change")
     assert "MASKED → DENIED" in d.find_element(By.ID, "matrix-note").text
 
     # the API applied it: a support agent's e-mails are now refused (not masked), without a restart
@@ -214,10 +140,10 @@ def _admin(base: str, d: Any) -> None:
 
     # the audit log shows the change, filtered by action
     _page(d, "audit")
-    _wait(lambda: d.find_element(By.ID, "audit-table"), what="the audit log")
+    wait_for(lambda: d.find_element(By.ID, "audit-table"), what="the audit log")
     d.find_element(By.ID, "audit-action").send_keys("grant")
     d.find_element(By.CSS_SELECTOR, "#audit-form button[type=submit]").click()
-    _wait(
+    wait_for(
         lambda: '"action":"grant"' in (d.find_element(By.ID, "audit-result").get_attribute("data-filter") or ""),
         what="the filtered audit log",
     )
@@ -297,15 +223,15 @@ def _agent(base: str, d: Any) -> None:
 
     # without a proxy in front, "signed in through the proxy" is refused by the API: no token, no console
     d.get(f"{base}/console")
-    _wait(lambda: d.find_element(By.ID, "signin-proxy"), what="the sign-in form").click()
-    _wait(lambda: "Sign-in failed" in d.find_element(By.ID, "signin-error").text, what="the refusal")
+    wait_for(lambda: d.find_element(By.ID, "signin-proxy"), what="the sign-in form").click()
+    wait_for(lambda: "Sign-in failed" in d.find_element(By.ID, "signin-error").text, what="the refusal")
     assert not d.find_element(By.ID, "nav").is_displayed()
 
     bob = issue_staff_token(test_settings(), "bob")
     _sign_in(d, base, bob)
     # the work queue first (an agent's landing page), with the customers' e-mails masked
-    _wait(lambda: d.find_element(By.ID, "view").get_attribute("data-page") == "queue", what="the work queue")
-    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the customers at churn risk")
+    wait_for(lambda: d.find_element(By.ID, "view").get_attribute("data-page") == "queue", what="the work queue")
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the customers at churn risk")
     for section in ("queue-breached", "queue-due", "queue-mine", "queue-churn"):  # each answered, none refused
         assert not d.find_elements(By.CSS_SELECTOR, f"#{section} [data-error]"), section
     churn = d.find_element(By.ID, "queue-churn").text
@@ -328,7 +254,7 @@ def _agent(base: str, d: Any) -> None:
     # at phone width the console still lays out (no horizontal scroll of the page itself)
     d.set_window_size(390, 844)
     _page(d, "queue")
-    _wait(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the queue at phone width")
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the queue at phone width")
     assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
     _shot(d, "queue-phone")
 

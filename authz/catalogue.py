@@ -1086,27 +1086,26 @@ class Stored:
     expression: bool = False
 
 
-def _stored(table: str, **columns: str) -> dict[str, Stored]:
-    return {field: Stored(table, column) for field, column in columns.items()}
+def _stored(type_name: str, table: str, **columns: str) -> dict[str, Stored]:
+    """``Type.field`` -> its plain column of ``table``, for each ``field=column``."""
+    return {f"{type_name}.{field}": Stored(table, column) for field, column in columns.items()}
 
 
 STORAGE: dict[str, Stored] = {
-    **{
-        f"Customer.{k}": v
-        for k, v in _stored(
-            "customers",
-            id="id",
-            version="version",
-            createdAt="created_at",
-            updatedAt="updated_at",
-            externalRef="external_ref",
-            name="name",
-            locale="locale",
-            lifecycleStage="lifecycle_stage",
-            tierSince="tier_since",
-            tier="tier_code",
-        ).items()
-    },
+    **_stored(
+        "Customer",
+        "customers",
+        id="id",
+        version="version",
+        createdAt="created_at",
+        updatedAt="updated_at",
+        externalRef="external_ref",
+        name="name",
+        locale="locale",
+        lifecycleStage="lifecycle_stage",
+        tierSince="tier_since",
+        tier="tier_code",
+    ),
     "Customer.email": Stored("customers", "email", encrypted=True),
     "Customer.phone": Stored("customers", "phone", encrypted=True),
     "Customer.nationalId": Stored("customers", "national_id", encrypted=True),
@@ -1115,22 +1114,20 @@ STORAGE: dict[str, Stored] = {
     "Consent.email": Stored("customers", "consent_email_at"),
     "Consent.sms": Stored("customers", "consent_sms_at"),
     "Consent.phone": Stored("customers", "consent_phone_at"),
-    **{
-        f"CustomerMetrics.{k}": v
-        for k, v in _stored(
-            "customer_metrics",
-            lifetimeSpend="lifetime_spend",
-            orderCount="order_count",
-            spend12m="spend_12m",
-            orders12m="orders_12m",
-            firstPurchaseAt="first_purchase_at",
-            lastPurchaseAt="last_purchase_at",
-            openComplaints="open_complaints",
-            latestNps="latest_nps",
-            latestCsat="latest_csat",
-            computedAt="computed_at",
-        ).items()
-    },
+    **_stored(
+        "CustomerMetrics",
+        "customer_metrics",
+        lifetimeSpend="lifetime_spend",
+        orderCount="order_count",
+        spend12m="spend_12m",
+        orders12m="orders_12m",
+        firstPurchaseAt="first_purchase_at",
+        lastPurchaseAt="last_purchase_at",
+        openComplaints="open_complaints",
+        latestNps="latest_nps",
+        latestCsat="latest_csat",
+        computedAt="computed_at",
+    ),
     "CustomerMetrics.tenureDays": Stored(
         "customer_metrics", "floor(extract(epoch FROM now() - {customer}.created_at) / 86400)::int", expression=True
     ),
@@ -1138,32 +1135,30 @@ STORAGE: dict[str, Stored] = {
     "Tier.name": Stored("tiers", "name"),
     "Tier.rank": Stored("tiers", "rank"),
     "Tier.benefits": Stored("tiers", "benefits"),
-    **{
-        f"Complaint.{k}": v
-        for k, v in _stored(
-            "complaints",
-            id="id",
-            version="version",
-            externalId="external_id",
-            subject="subject",
-            severity="severity",
-            channel="channel",
-            status="status",
-            assignee="assignee",
-            resolutionCode="resolution_code",
-            tierAtOpen="tier_at_open",
-            firstResponseDueAt="first_response_due_at",
-            firstRespondedAt="first_responded_at",
-            resolvedAt="resolved_at",
-            closedAt="closed_at",
-            reopenCount="reopen_count",
-            openedAt="opened_at",
-            updatedAt="updated_at",
-            slaPolicyVersion="sla_policy_version",
-            escalatedAt="escalated_at",
-            customer="customer_id",
-        ).items()
-    },
+    **_stored(
+        "Complaint",
+        "complaints",
+        id="id",
+        version="version",
+        externalId="external_id",
+        subject="subject",
+        severity="severity",
+        channel="channel",
+        status="status",
+        assignee="assignee",
+        resolutionCode="resolution_code",
+        tierAtOpen="tier_at_open",
+        firstResponseDueAt="first_response_due_at",
+        firstRespondedAt="first_responded_at",
+        resolvedAt="resolved_at",
+        closedAt="closed_at",
+        reopenCount="reopen_count",
+        openedAt="opened_at",
+        updatedAt="updated_at",
+        slaPolicyVersion="sla_policy_version",
+        escalatedAt="escalated_at",
+        customer="customer_id",
+    ),
     "Complaint.description": Stored("complaints", "description", encrypted=True),
     "Partner.id": Stored("partners", "id"),
     "Partner.name": Stored("partners", "name"),
@@ -1171,45 +1166,39 @@ STORAGE: dict[str, Stored] = {
     "Taxon.code": Stored("complaint_categories", "code"),
     "Taxon.label": Stored("complaint_categories", "label"),
     "Taxon.active": Stored("complaint_categories", "active"),
-    **{
-        f"ComplaintEvent.{k}": v
-        for k, v in _stored(
-            "complaint_events",
-            id="id",
-            fromStatus="from_status",
-            toStatus="to_status",
-            actor="actor",
-            at="at",
-            kind="kind",
-        ).items()
-    },
+    **_stored(
+        "ComplaintEvent",
+        "complaint_events",
+        id="id",
+        fromStatus="from_status",
+        toStatus="to_status",
+        actor="actor",
+        at="at",
+        kind="kind",
+    ),
     "ComplaintEvent.note": Stored("complaint_events", "note", encrypted=True),
-    **{
-        f"Purchase.{k}": v
-        for k, v in _stored(
-            "purchases",
-            id="id",
-            externalId="external_id",
-            amount="amount",
-            currency="currency",
-            channel="channel",
-            purchasedAt="purchased_at",
-            createdAt="created_at",
-            customer="customer_id",
-        ).items()
-    },
-    **{
-        f"TierChange.{k}": v
-        for k, v in _stored(
-            "tier_changes",
-            id="id",
-            fromTier="from_tier",
-            toTier="to_tier",
-            policyVersion="policy_version",
-            changeType="change_type",
-            reason="reason",
-            actor="actor",
-            changedAt="changed_at",
-        ).items()
-    },
+    **_stored(
+        "Purchase",
+        "purchases",
+        id="id",
+        externalId="external_id",
+        amount="amount",
+        currency="currency",
+        channel="channel",
+        purchasedAt="purchased_at",
+        createdAt="created_at",
+        customer="customer_id",
+    ),
+    **_stored(
+        "TierChange",
+        "tier_changes",
+        id="id",
+        fromTier="from_tier",
+        toTier="to_tier",
+        policyVersion="policy_version",
+        changeType="change_type",
+        reason="reason",
+        actor="actor",
+        changedAt="changed_at",
+    ),
 }

@@ -250,6 +250,7 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "createdAt": I,
         "expiresAt": I,
         "revokedAt": I,
+        "lastUsedAt": I,
         "rateLimitPerMinute": I,
         "allowArbitraryDocuments": I,
     },
@@ -834,6 +835,7 @@ _ARGUMENTS: dict[str, Reveals | dict[str, Reveals]] = {
     "AuditFilter.action": ("AuditEntry.action",),
     "AuditFilter.targetId": ("AuditEntry.targetIds",),
     "AuditFilter.since": ("AuditEntry.at",),
+    "AuditFilter.until": ("AuditEntry.at",),
     # ---- lookups by a guarded value inside a write: the customer a purchase is recorded for, by its reference
     "PurchaseInput.customerExternalRef": ("Customer.externalRef",),
     # ---- paging, and objects picked by their (public) global id

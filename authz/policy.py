@@ -54,15 +54,23 @@ def _scope_allows(scopes: Sequence[str] | None, obj: str, action: str) -> bool:
 class Decisions:
     """FULL / MASKED / DENIED for every catalogue field, and write rights, for one role set. ``confined``:
     for a partner principal, which is refused the operations without a partner scope whatever its roles
-    grant (``authz.confinement.UNSCOPED_OPERATIONS``)."""
+    grant (``authz.confinement.UNSCOPED_OPERATIONS``). ``read_only``: for a staff member viewing as a role
+    (``X-Tierwise-View-As``), who sees what the role reads and may change nothing through it."""
 
     def __init__(
-        self, store: PolicyStore, roles: tuple[str, ...], scopes: tuple[str, ...] | None, *, confined: bool = False
+        self,
+        store: PolicyStore,
+        roles: tuple[str, ...],
+        scopes: tuple[str, ...] | None,
+        *,
+        confined: bool = False,
+        read_only: bool = False,
     ) -> None:
         self._store = store
         self.roles = roles
         self.scopes = scopes
         self.confined = confined
+        self.read_only = read_only
         self.policy_version = store.version
         self._subject = "roleset"
         self._enforcer = store.enforcer_for(roles, self._subject)
@@ -92,6 +100,8 @@ class Decisions:
         return self.levels.get(key, Level.DENIED)
 
     def can_write(self, key: str) -> bool:
+        if self.read_only:
+            return False
         allowed = self._writes.get(key)
         if allowed is None:
             allowed = self._writes[key] = self._allowed(key, "write")
@@ -117,7 +127,7 @@ class PolicyStore:
             self._enforcer.add_grouping_policies(groupings)
         self._role_sets: set[str] = set()
         self._roles: dict[str, tuple[str, ...]] = {}  # roles_of, per subject (this snapshot never changes)
-        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None, bool], Decisions] = OrderedDict()
+        self._cache: OrderedDict[tuple[tuple[str, ...], tuple[str, ...] | None, bool, bool], Decisions] = OrderedDict()
 
     def enforce(self, subject: str, obj: str, action: str) -> bool:
         with self._lock:
@@ -166,20 +176,28 @@ class PolicyStore:
         return found
 
     def decisions_for(
-        self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, *, confined: bool = False
+        self,
+        roles: tuple[str, ...],
+        scopes: tuple[str, ...] | None,
+        *,
+        confined: bool = False,
+        read_only: bool = False,
     ) -> Decisions:
-        key = (tuple(sorted(roles)), tuple(sorted(scopes)) if scopes is not None else None, confined)
+        key = (tuple(sorted(roles)), tuple(sorted(scopes)) if scopes is not None else None, confined, read_only)
         found = self._cache.get(key)
         if found is None:
-            found = Decisions(self, key[0], key[1], confined=confined)
+            found = Decisions(self, key[0], key[1], confined=confined, read_only=read_only)
             self._cache[key] = found
             if len(self._cache) > 1024:
                 self._cache.popitem(last=False)
         return found
 
     def decisions_of(self, principal: Principal) -> Decisions:
-        """The decisions of a caller: a partner principal is confined to its partner (``authz.confinement``)."""
-        return self.decisions_for(principal.roles, principal.scopes, confined=principal.is_partner)
+        """The decisions of a caller: a partner principal is confined to its partner (``authz.confinement``);
+        a staff member viewing as a role reads as the role and writes nothing."""
+        return self.decisions_for(
+            principal.roles, principal.scopes, confined=principal.is_partner, read_only=principal.view_as is not None
+        )
 
     def explain(
         self, roles: tuple[str, ...], scopes: tuple[str, ...] | None, obj: str, action: str

@@ -22,6 +22,9 @@ class Principal:
     token_name: str | None = field(default=None, compare=False)
     # tokens only: in trusted-documents mode, may still send documents that are not registered
     arbitrary_documents: bool = field(default=False, compare=False)
+    # staff only: the role this request views as (X-Tierwise-View-As, api/edge/auth.py): ``roles`` is then
+    # that role alone, and the request may read what the role reads and write nothing
+    view_as: str | None = None
 
     @property
     def subject(self) -> str:

@@ -550,6 +550,7 @@ class EdgeMiddleware:
                     engine=self.services.engine,
                     store=self.services.authz.store,
                     verified=self.services.verified_tokens,
+                    view_as=headers.get("x-tierwise-view-as"),
                 )
             except AuthError as exc:
                 if failures is not None:

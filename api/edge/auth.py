@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -14,7 +15,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.usecases.access import TOKEN_PREFIX, hash_secret
-from authz.policy import PolicyStore
+from authz.policy import Level, PolicyStore
 from authz.principal import Principal, PrincipalKind
 from infra.repos import partners as partners_repo
 from infra.settings import Settings
@@ -119,6 +120,54 @@ async def authenticate(
     engine: AsyncEngine,
     store: PolicyStore,
     verified: VerifiedTokens | None = None,
+    view_as: str | None = None,
+) -> Principal:
+    """The caller of a request. ``view_as``: the ``X-Tierwise-View-As`` header, a role the caller (staff
+    only) asks to see the API as (``viewing_as``)."""
+    principal = await _principal(authorization, settings=settings, engine=engine, store=store, verified=verified)
+    if view_as is None:
+        return principal
+    return viewing_as(principal, view_as.strip(), store)
+
+
+VIEW_AS_NEEDS = "Query.accessMatrix"  # the matrix shows every role's decisions already: admins by default
+_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+def _covers(own: Level, other: Level) -> bool:
+    """Whether a reader at ``own`` sees everything a reader at ``other`` sees (CONSENTED and MASKED each
+    show something the other does not)."""
+    return own is Level.FULL or other is Level.DENIED or own is other
+
+
+def viewing_as(principal: Principal, role: str, store: PolicyStore) -> Principal:
+    """A staff member seeing the API as ``role`` (the console's "view as role"): the same person, holding
+    that role alone, read-only (``Decisions.read_only``). Every answer then goes through the role's own
+    decisions, masks and refusals: nothing is rendered from the member's wider reads. Refused (as a bad
+    credential: nothing runs) to partner tokens, to anyone who may not read the access matrix, and for a
+    role that reads anything the member may not (no one sees more through another role). Checked on every
+    request against the current policy, so a member who loses the right loses the view at once."""
+    if principal.kind is not PrincipalKind.USER or principal.is_partner:
+        raise AuthError("X-Tierwise-View-As is for staff members only")
+    if not _ROLE_NAME.match(role):
+        raise AuthError("X-Tierwise-View-As takes a role name")
+    own = store.decisions_of(principal)
+    if own.read(VIEW_AS_NEEDS) is not Level.FULL:
+        raise AuthError(f"viewing as a role needs read of {VIEW_AS_NEEDS} (admins)")
+    target = store.decisions_for((role,), None)
+    wider = [key for key, level in target.levels.items() if not _covers(own.read(key), level)]
+    if wider:
+        raise AuthError(f"role {role} reads what you may not ({', '.join(sorted(wider)[:3])}): no view as it")
+    return Principal(PrincipalKind.USER, principal.id, roles=(role,), view_as=role)
+
+
+async def _principal(
+    authorization: str | None,
+    *,
+    settings: Settings,
+    engine: AsyncEngine,
+    store: PolicyStore,
+    verified: VerifiedTokens | None,
 ) -> Principal:
     if not authorization:
         raise AuthError("authentication required: send Authorization: Bearer <token>")
@@ -141,10 +190,11 @@ async def _partner_principal(token: str, engine: AsyncEngine) -> Principal:
     except ValueError:
         raise AuthError("invalid token") from None
     # one statement in autocommit: no BEGIN and ROLLBACK around it (three round trips become one); read
-    # on every request, so a revocation applies at once on every instance
+    # on every request, so a revocation applies at once on every instance. It also notes the token's last
+    # use (at most once a minute), for the admins who decide which tokens to revoke.
     async with engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = await partners_repo.token(autocommit, token_id)
+        row = await partners_repo.token_for_use(autocommit, token_id, hash_secret(secret))
     if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(secret)):
         raise AuthError("invalid token")
     now = dt.datetime.now(dt.UTC)

@@ -67,6 +67,12 @@ class Viewer:
     roles: list[str]
     partner_id: strawberry.ID | None
     policy_version: int
+    viewing_as: str | None = strawberry.field(
+        default=None,
+        description="The role this request views the API as (X-Tierwise-View-As: staff who may read the access "
+        "matrix, for a role that reads nothing they may not): roles is then that role alone, and nothing can be "
+        "changed; null otherwise",
+    )
 
     @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="FULL, CONSENTED, MASKED or DENIED for every guarded field, so a UI can hide columns up front"
@@ -102,6 +108,7 @@ class ViewerQuery:
             roles=list(p.roles),
             partner_id=strawberry.ID(str(p.partner_id)) if p.partner_id else None,
             policy_version=ctx.decisions.policy_version,
+            viewing_as=p.view_as,
         )
 
     @strawberry.field(description="Any object by its global id; NOT_FOUND when unknown or not visible")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any

@@ -31,7 +31,7 @@ from infra.repos.base import Executor, Page
 TOKEN_PREFIX = "tw_pat_"
 MAX_RATE_LIMIT = 10_000_000
 DEFAULT_TOKEN_SCOPES = ("read:*", "write:*")
-READ_ACTIONS = ("read", "read_masked")
+READ_ACTIONS = ("read", "read_masked", "read_if_consented")
 EXPLAINED_ACTIONS = (*READ_ACTIONS, "write")
 
 

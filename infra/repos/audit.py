@@ -21,7 +21,8 @@ class AuditFilter:
     actor: str | None = None
     action: str | None = None
     target_id: str | None = None
-    since: dt.datetime | None = None
+    since: dt.datetime | None = None  # inclusive
+    until: dt.datetime | None = None  # exclusive
 
 
 def _filtered(stmt: Select[Any], f: AuditFilter) -> Select[Any]:
@@ -34,6 +35,8 @@ def _filtered(stmt: Select[Any], f: AuditFilter) -> Select[Any]:
         stmt = stmt.where(a.target_ids.contains([f.target_id]))
     if f.since is not None:
         stmt = stmt.where(a.at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(a.at < f.until)
     return stmt
 
 

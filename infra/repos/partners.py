@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from infra.repos import scope as readable
@@ -37,6 +38,33 @@ async def ensure(db: Executor, name: str) -> UUID:
 
 async def token(db: Executor, token_id: UUID) -> dict[str, Any] | None:
     row = (await db.execute(select(api_tokens).where(api_tokens.c.id == token_id))).first()
+    return dict(row._mapping) if row else None
+
+
+LAST_USE_RESOLUTION = dt.timedelta(minutes=1)
+
+
+async def token_for_use(db: Executor, token_id: UUID, secret_hash: str) -> dict[str, Any] | None:
+    """The token, as ``token`` reads it, in the one statement an authentication costs; the same statement
+    notes the use (``last_used_at``) when the secret matches and the token is live, at most once a minute
+    (an update per request would make every partner request a write). The row returned is as it was
+    before that note."""
+    t = api_tokens.c
+    used = (
+        update(api_tokens)
+        .where(
+            t.id == token_id,
+            t.secret_hash == secret_hash,
+            t.revoked_at.is_(None),
+            or_(t.expires_at.is_(None), t.expires_at > func.now()),
+            or_(t.last_used_at.is_(None), t.last_used_at < func.now() - LAST_USE_RESOLUTION),
+        )
+        .values(last_used_at=func.now())
+        .returning(t.id)
+        .cte("used")
+    )
+    stmt = select(api_tokens).where(t.id == token_id).add_cte(used)
+    row = (await db.execute(stmt)).first()
     return dict(row._mapping) if row else None
 
 

@@ -19,4 +19,5 @@ class AuditFilter:
     actor: str | None = None
     action: str | None = None
     target_id: str | None = None
-    since: dt.datetime | None = None
+    since: dt.datetime | None = strawberry.field(default=None, description="inclusive")
+    until: dt.datetime | None = strawberry.field(default=None, description="exclusive")

@@ -125,7 +125,9 @@ class AdminQuery:
         query = access.AuditQuery(
             first=first,
             after=after,
-            filter=audit_repo.AuditFilter(actor=f.actor, action=f.action, target_id=f.target_id, since=f.since),
+            filter=audit_repo.AuditFilter(
+                actor=f.actor, action=f.action, target_id=f.target_id, since=f.since, until=f.until
+            ),
         )
         try:
             result = await access.audit_page(ctx.db, _caller(info), query, max_page_size=ctx.settings.max_page_size)

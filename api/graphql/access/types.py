@@ -22,6 +22,10 @@ def _ctx(info: Info[Context, None]) -> Context:
 class AccessAction(Enum):
     READ = "read"
     READ_MASKED = "read_masked"
+    READ_IF_CONSENTED = strawberry.enum_value(
+        "read_if_consented",
+        description="in full where the customer consented to contact on the field's channel, denied elsewhere",
+    )
     WRITE = "write"
 
 
@@ -92,6 +96,9 @@ class ApiTokenType:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None = strawberry.field(
+        description="When the token last authenticated a request (kept to the minute: written at most once a minute)"
+    )
     rate_limit_per_minute: int | None = strawberry.field(
         description="Cost points per minute (an operation costs its estimated cost); null: the partner default"
     )
@@ -112,6 +119,7 @@ class ApiTokenType:
             created_at=r["created_at"],
             expires_at=r["expires_at"],
             revoked_at=r["revoked_at"],
+            last_used_at=r.get("last_used_at"),
             rate_limit_per_minute=r.get("rate_limit_per_minute"),
             allow_arbitrary_documents=bool(r.get("allow_arbitrary_documents")),
         )
@@ -124,7 +132,7 @@ class AccessExplanationType:
     field: str
     action: str
     allowed: bool
-    decision: str | None = strawberry.field(description="FULL, MASKED or DENIED (for read actions)")
+    decision: str | None = strawberry.field(description="FULL, CONSENTED, MASKED or DENIED (for read actions)")
     rules: list[str]
     reason: str
     policy_version: int

@@ -255,7 +255,14 @@ _FIELDS: dict[str, dict[str, Sensitivity | tuple[Sensitivity, str] | tuple[Sensi
         "allowArbitraryDocuments": I,
     },
     "AccessMatrix": {"roles": I, "rows": I, "policyVersion": I},
-    "AccessMatrixRow": {"field": I, "typeName": I, "fieldName": I, "sensitivity": I, "decisions": I},
+    "AccessMatrixRow": {
+        "field": I,
+        "typeName": I,
+        "fieldName": I,
+        "sensitivity": I,
+        "decisions": I,
+        "consentChannel": I,
+    },
     "AccessExplanation": {
         "subject": I,
         "roles": I,

@@ -92,6 +92,7 @@ class AccessMatrixRow:
     field_name: str
     sensitivity: str  # public, internal, sensitive
     decisions: list[str]  # FULL, CONSENTED, MASKED or DENIED, one for each role of AccessMatrix.roles
+    consent_channel: str | None = None  # the channel read_if_consented asks consent on (None: not honoured)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ async def access_matrix(db: Executor, policy: PolicyStore) -> AccessMatrix:
             field_name=spec.field_name,
             sensitivity=spec.sensitivity.value,
             decisions=[d.read(spec.key).value for d in decisions],
+            consent_channel=spec.consent,
         )
         for spec in specs
     ]

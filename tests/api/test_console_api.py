@@ -11,7 +11,7 @@ import datetime as dt
 from tests.api.helpers import create_customer, error_codes, ok, payload
 from tests.conftest import Api
 
-MATRIX = "{ accessMatrix { roles rows { field decisions } } }"
+MATRIX = "{ accessMatrix { roles rows { field decisions consentChannel } } }"
 AUDIT = """query($f: AuditFilter) { auditLog(first: 50, filter: $f) { edges { node { at action after } } } }"""
 TOKENS = "{ apiTokens { id name lastUsedAt revokedAt expiresAt scopes } }"
 
@@ -29,6 +29,12 @@ async def test_a_consented_read_is_granted_explained_and_revoked_over_graphql(ap
     assert ok(await api.gql(admin, grant, {"a": "READ_IF_CONSENTED"}), "grantAccess")["ok"] is True
     matrix = (await api.gql(admin, MATRIX))["data"]["accessMatrix"]
     assert _cell(matrix, "Customer.phone", "support_agent") == "CONSENTED"
+    channels = {r["field"]: r["consentChannel"] for r in matrix["rows"]}
+    assert (channels["Customer.phone"], channels["Customer.email"], channels["Customer.name"]) == (
+        "phone",
+        "email",
+        None,
+    )
 
     explained = await api.gql(
         admin,

@@ -110,6 +110,7 @@ class AdminQuery:
                     field_name=r.field_name,
                     sensitivity=r.sensitivity,
                     decisions=r.decisions,
+                    consent_channel=r.consent_channel,
                 )
                 for r in m.rows
             ],

@@ -147,6 +147,11 @@ class AccessMatrixRowType:
     decisions: list[str] = strawberry.field(
         description="FULL, CONSENTED, MASKED or DENIED for each role of AccessMatrix.roles, in that order"
     )
+    consent_channel: str | None = strawberry.field(
+        default=None,
+        description="The channel (email, sms, phone) whose consent READ_IF_CONSENTED asks for; null: the field "
+        "has none, and READ_IF_CONSENTED changes nothing on it",
+    )
 
 
 @strawberry.type(name="AccessMatrix")

@@ -87,6 +87,29 @@ def _page(d: Any, name: str) -> None:
     )
 
 
+def _view_as(d: Any, role: str, customer_id: str) -> None:
+    """Open "View as role", choose ``role``, then the customer ``customer_id`` from the role's own list."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _page(d, "viewas")
+    Select(d.find_element(By.ID, "viewas-role")).select_by_value(role)
+    d.find_element(By.CSS_SELECTOR, "#viewas-form button[type=submit]").click()
+    wait_for(lambda: d.find_element(By.ID, "viewas-banner"), what="the view as the role")
+    wait_for(
+        lambda: d.find_element(By.CSS_SELECTOR, f'#viewas-customers button[data-customer="{customer_id}"]'),
+        what="the customer in the role's list",
+    ).click()
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, f'#viewas-customer[data-role="{role}"]'), what="the customer page")
+    assert role in d.find_element(By.ID, "viewas-banner").text
+
+
+def _shown(d: Any, field: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(d.find_element(By.CSS_SELECTOR, f'#viewas-fields td[data-value="{field}"]').text)
+
+
 def _only_local(d: Any, base: str) -> None:
     loaded = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any(url.endswith("/console/console.js") for url in loaded), loaded
@@ -114,7 +137,20 @@ def _admin(base: str, d: Any) -> None:
     assert headers == api["roles"]
     _shot(d, "access-matrix")
 
+    # view as a support agent: a customer page answered by the API for the role, e-mail masked, national id
+    # refused; the admin's own (full) values never reach the page
+    full = _gql(base, alice, "{ customers(first: 100) { edges { node { id name email } } } }")["data"]["customers"]
+    person = next(e["node"] for e in full["edges"] if e["node"]["email"])
+    _view_as(d, "support_agent", person["id"])
+    assert _shown(d, "email").startswith("***@***.")
+    assert _shown(d, "nationalId") == "refused by the API"
+    assert d.find_element(By.CSS_SELECTOR, '#viewas-fields tr[data-field="email"] td').text == "MASKED"
+    assert person["email"] not in d.page_source
+    _shot(d, "view-as-support-agent")
+
     # a click: the reason from explainAccess, then the change and its confirmation
+    _page(d, "access")
+    button = wait_for(lambda: d.find_element(By.CSS_SELECTOR, cell), what="the matrix again")
     button.click()
     wait_for(lambda: "Why:" in d.find_element(By.ID, "cell-reason").text, what="the reason")
     d.find_element(By.CSS_SELECTOR, '#cell-dialog button[data-change="denied"]').click()
@@ -122,6 +158,7 @@ def _admin(base: str, d: Any) -> None:
     assert change.splitlines() == [
         'grantAccess(role: "support_agent", object: "Customer.email", action: READ, effect: DENY)',
         'grantAccess(role: "support_agent", object: "Customer.email", action: READ_MASKED, effect: DENY)',
+        'grantAccess(role: "support_agent", object: "Customer.email", action: READ_IF_CONSENTED, effect: DENY)',
     ]
     _shot(d, "access-confirm")
     d.find_element(By.ID, "cell-confirm").click()
@@ -138,6 +175,30 @@ def _admin(base: str, d: Any) -> None:
     )
     assert explained["data"]["explainAccess"]["decision"] == "DENIED"
 
+    # the same customer page as the role, without a restart: the e-mail is now refused
+    _view_as(d, "support_agent", person["id"])
+    assert _shown(d, "email") == "refused by the API"
+    assert person["email"] not in d.page_source
+
+    # CONSENTED from the matrix: the support agent reads phones of the customers who consented
+    _page(d, "access")
+    phone = '#matrix button[data-field="Customer.phone"][data-role="support_agent"]'
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, phone), what="the phone cell").click()
+    wait_for(lambda: "Why:" in d.find_element(By.ID, "cell-reason").text, what="the reason")
+    d.find_element(By.CSS_SELECTOR, '#cell-dialog button[data-change="consented"]').click()
+    assert d.find_element(By.ID, "cell-change").text == (
+        'grantAccess(role: "support_agent", object: "Customer.phone", action: READ_IF_CONSENTED, effect: ALLOW)'
+    )
+    d.find_element(By.ID, "cell-confirm").click()
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, phone).text == "CONSENTED", what="the CONSENTED cell")
+    explained = _gql(
+        base,
+        alice,
+        '{ explainAccess(subject: "role:support_agent", field: "Customer.phone", action: READ_IF_CONSENTED) '
+        "{ allowed decision } }",
+    )
+    assert explained["data"]["explainAccess"] == {"allowed": True, "decision": "CONSENTED"}
+
     # the audit log shows the change, filtered by action
     _page(d, "audit")
     wait_for(lambda: d.find_element(By.ID, "audit-table"), what="the audit log")
@@ -152,6 +213,16 @@ def _admin(base: str, d: Any) -> None:
     assert rows
     assert all("grant" in r.text for r in rows)
     _shot(d, "audit")
+    # the end of the time range is the API's: nothing before yesterday but the seed's own entries
+    until = d.find_element(By.ID, "audit-until")
+    d.execute_script("arguments[0].value = arguments[1]", until, "2000-01-01T00:00")
+    d.find_element(By.CSS_SELECTOR, "#audit-form button[type=submit]").click()
+    wait_for(
+        lambda: '"until":"' in (d.find_element(By.ID, "audit-result").get_attribute("data-filter") or ""),
+        what="the audit log until a time",
+    )
+    assert not d.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
+    assert "Nothing to show" in d.find_element(By.ID, "audit-result").text
 
     # reports: a chart with bars for each, the table a click away with the API's numbers
     _page(d, "reports")
@@ -164,6 +235,7 @@ def _admin(base: str, d: Any) -> None:
         "root-causes",
         "fairness",
         "churn",
+        "migrations",
     ):
         section = d.find_element(By.CSS_SELECTOR, f'section[data-report="{report}"]')
         assert section.find_elements(By.CSS_SELECTOR, "svg.chart rect"), f"{report}: an empty chart"
@@ -176,6 +248,24 @@ def _admin(base: str, d: Any) -> None:
     ]
     assert shown == [[t["tier"], str(t["customers"])] for t in dist]
     assert len(section.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == len(dist)
+    # scores over time: a line (or dot) per tier and month, the table the API's rows
+    over = _gql(
+        base, alice, "{ reports { surveyScores(metric: NPS, groupBy: [TIER, PERIOD]) { tier periodStart score } } }"
+    )["data"]["reports"]["surveyScores"]
+    section = d.find_element(By.CSS_SELECTOR, 'section[data-report="nps-over-time"]')
+    assert (
+        len(section.find_elements(By.CSS_SELECTOR, "svg.chart circle"))
+        == len([r for r in over if r["score"] is not None])
+        > 0
+    )
+    section.find_element(By.CSS_SELECTOR, "button[aria-expanded]").click()
+    shown = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]]
+        for tr in section.find_elements(By.CSS_SELECTOR, "[data-table] tbody tr")
+    ]
+    assert shown == [[r["tier"] or "—", r["periodStart"][:7]] for r in over]
+    migrations = _gql(base, alice, '{ tierMigrations(since: "2000-01-01T00:00:00Z") { cells { customers } } }')
+    assert migrations["data"]["tierMigrations"]["cells"]
     _shot(d, "reports")
 
     # tiers: the policies, with the active one
@@ -272,3 +362,134 @@ async def test_console_files_are_served_with_a_policy_that_keeps_them_local(serv
             assert "connect-src 'self'" in csp
             assert "http" not in response.text.replace("http://www.w3.org/2000/svg", ""), path
         assert (await client.get("/console/nothing.js")).status_code == 404
+
+
+async def test_admin_assigns_roles_manages_partner_tokens_and_edits_a_tier_draft(server: str, browser: Any) -> None:
+    await asyncio.to_thread(_admin_tools, server, browser)
+
+
+def _confirm(d: Any, expected: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait_for(lambda: d.find_element(By.ID, "confirm-dialog").is_displayed(), what="the confirmation")
+    assert d.find_element(By.ID, "confirm-change").text == expected
+    d.find_element(By.ID, "confirm-ok").click()
+
+
+def _admin_tools(base: str, d: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    alice = issue_staff_token(test_settings(), "alice")
+    carol = issue_staff_token(test_settings(), "carol")
+    _sign_in(d, base, alice)
+
+    # role assignments: the API's assignments listed; carol gets analyst, then loses it, each confirmed
+    _page(d, "people")
+    listed = {
+        tr.get_attribute("data-user") + ":" + tr.get_attribute("data-role")
+        for tr in d.find_elements(By.CSS_SELECTOR, "#assignments tbody tr")
+    }
+    assert {"alice:admin", "bob:support_agent"} <= listed
+    assert _gql(base, carol, "{ viewer { roles } }")["data"]["viewer"]["roles"] == []
+    d.find_element(By.ID, "assign-user").send_keys("carol")
+    Select(d.find_element(By.ID, "assign-role")).select_by_value("analyst")
+    d.find_element(By.CSS_SELECTOR, "#assign-form button[type=submit]").click()
+    _confirm(d, 'assignRole(user: "carol", role: "analyst")')
+    row = '#assignments tr[data-user="carol"][data-role="analyst"]'
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, row), what="carol's new role")
+    assert "Assigned analyst to carol" in d.find_element(By.ID, "people-note").text
+    assert _gql(base, carol, "{ viewer { roles } }")["data"]["viewer"]["roles"] == ["analyst"]
+    _shot(d, "people")
+    d.find_element(By.CSS_SELECTOR, 'button[data-unassign="carol|analyst"]').click()
+    _confirm(d, 'unassignRole(user: "carol", role: "analyst")')
+    wait_for(lambda: not d.find_elements(By.CSS_SELECTOR, row), what="carol's role gone")
+    assert _gql(base, carol, "{ viewer { roles } }")["data"]["viewer"]["roles"] == []
+    assigned = _gql(
+        base, alice, '{ auditLog(filter: {actor: "user:alice", action: "role.assign"}) { edges { node { after } } } }'
+    )["data"]["auditLog"]["edges"]
+    assert [e["node"]["after"]["subject"] for e in assigned] == ["user:carol"]
+
+    # partner tokens: created with scopes and an expiry, the secret shown once, its use seen, revoked
+    _page(d, "tokens")
+    d.find_element(By.ID, "token-partner").send_keys("Northwind Shop")
+    d.find_element(By.ID, "token-name").send_keys("console sync")
+    scopes = d.find_element(By.ID, "token-scopes")
+    d.execute_script("arguments[0].value = arguments[1]", scopes, "read:Customer.*\nread:Query.customers")
+    d.execute_script("arguments[0].value = arguments[1]", d.find_element(By.ID, "token-expires"), "2099-06-30T18:00")
+    d.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+    secret = wait_for(lambda: d.find_element(By.ID, "new-token").text, what="the new token")
+    assert secret.startswith("tw_pat_")
+    tokens = _gql(base, alice, "{ apiTokens { id name scopes expiresAt lastUsedAt } }")["data"]["apiTokens"]
+    made = next(t for t in tokens if t["name"] == "console sync")
+    assert made["scopes"] == ["read:Customer.*", "read:Query.customers"]
+    assert made["expiresAt"].startswith("2099-06-30")
+    row = f'#tokens tr[data-token="{made["id"]}"]'
+    assert d.find_element(By.CSS_SELECTOR, f"{row} td[data-last-used]").text == "never"
+    _shot(d, "tokens-created")
+    used = _gql(base, secret, "{ customers(first: 1) { edges { node { id } } } }")
+    assert used["data"]["customers"]["edges"]
+    # the secret is gone once the page is left; the list shows the use
+    _page(d, "access")
+    _page(d, "tokens")
+    assert secret not in d.page_source
+    last_used = d.find_element(By.CSS_SELECTOR, f"{row} td[data-last-used]").get_attribute("data-last-used")
+    listed = _gql(base, alice, "{ apiTokens { id lastUsedAt } }")["data"]["apiTokens"]
+    assert last_used
+    assert last_used == next(t["lastUsedAt"] for t in listed if t["id"] == made["id"])
+    d.find_element(By.CSS_SELECTOR, f'button[data-revoke="{made["id"]}"]').click()
+    _confirm(d, f'revokePartnerToken(id: "{made["id"]}")')
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, f"{row} td[data-status]").text == "revoked", what="revoked")
+    refused = httpx.post(
+        f"{base}/graphql",
+        json={"query": "{ viewer { subject } }"},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert refused.status_code == 401
+    _shot(d, "tokens-revoked")
+
+    # a draft from the active policy, edited: the API's validation messages shown, then saved, simulated
+    # (matrix and chart), activated after a confirmation
+    _page(d, "tiers")
+    d.find_element(By.ID, "new-draft").click()
+    editor = wait_for(lambda: d.find_element(By.ID, "draft-editor"), what="the draft editor")
+    draft_id = editor.get_attribute("data-policy")
+    tiers = d.find_element(By.ID, "draft-tiers")
+    good = tiers.get_attribute("value")
+    bad = good.replace('"spend_12m"', '"spend_13m"', 1)
+    assert bad != good
+    d.execute_script("arguments[0].value = arguments[1]", tiers, bad)
+    d.find_element(By.CSS_SELECTOR, "#draft-editor button[type=submit]").click()
+    errors = wait_for(lambda: d.find_element(By.ID, "draft-errors"), what="the validation messages")
+    assert "unknown metric 'spend_13m'" in errors.text
+    assert "tiers[" in errors.text  # each message with the field it names
+    _shot(d, "tier-draft-errors")
+    d.execute_script("arguments[0].value = arguments[1]", tiers, good)
+    grace = d.find_element(By.ID, "draft-grace")
+    grace.clear()
+    grace.send_keys("45")
+    d.find_element(By.CSS_SELECTOR, "#draft-editor button[type=submit]").click()
+    wait_for(lambda: d.find_element(By.ID, "draft-saved"), what="the saved draft")
+    saved = _gql(base, alice, "query($id: ID!) { tierPolicy(id: $id) { graceDays status } }", {"id": draft_id})
+    assert saved["data"]["tierPolicy"] == {"graceDays": 45, "status": "DRAFT"}
+
+    d.find_element(By.CSS_SELECTOR, f'button[data-simulate="{draft_id}"]').click()
+    wait_for(lambda: d.find_element(By.ID, "simulation-matrix"), what="the simulation")
+    sim = _gql(
+        base, alice, "query($id: ID!) { simulateTierPolicy(draftId: $id) { moves { customers } } }", {"id": draft_id}
+    )["data"]["simulateTierPolicy"]
+    cells = [int(td.text) for td in d.find_elements(By.CSS_SELECTOR, "#simulation-matrix tbody td")]
+    assert sum(cells) == sum(m["customers"] for m in sim["moves"]) == 120
+    chart = d.find_element(By.CSS_SELECTOR, 'section[data-report="simulation-moves"]')
+    assert len(chart.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == len(sim["moves"])
+    _shot(d, "tier-simulation")
+    d.find_element(By.CSS_SELECTOR, f'button[data-activate="{draft_id}"]').click()
+    wait_for(lambda: d.find_element(By.ID, "confirm-dialog").is_displayed(), what="the activation confirmation")
+    assert draft_id in d.find_element(By.ID, "confirm-change").text
+    d.find_element(By.ID, "confirm-ok").click()
+    wait_for(lambda: "Activated" in d.find_element(By.ID, "tiers-note").text, what="the activation")
+    active = _gql(base, alice, "{ activeTierPolicy { id graceDays } }")["data"]["activeTierPolicy"]
+    assert active == {"id": draft_id, "graceDays": 45}
+    assert "ACTIVE" in d.find_element(By.CSS_SELECTOR, f'#tier-policies tr[data-policy="{draft_id}"]').text
+    _shot(d, "tiers-activated")

@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 
 // h("td", {class: "num"}, "12") → an element; children are nodes or text (never parsed as HTML)
 function h(tag, attrs = {}, ...children) {
-  const svg = ["svg", "rect", "text", "g", "line", "title"].includes(tag);
+  const svg = ["svg", "rect", "text", "g", "line", "title", "polyline", "circle"].includes(tag);
   const el = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -33,10 +33,14 @@ class ApiError extends Error {
   }
 }
 
-async function gql(query, variables = {}) {
+// gql(query, variables, {viewAs: "support_agent"}) runs the query as that role (X-Tierwise-View-As: the API
+// answers with the role's decisions, masks and refusals, read-only); {withErrors: true} returns
+// {data, errors} so a page can say which fields the API refused
+async function gql(query, variables = {}, options = {}) {
   if (!token && !viaProxy) throw new ApiError("not signed in", "UNAUTHENTICATED");
   const headers = { "Content-Type": "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (options.viewAs) headers["X-Tierwise-View-As"] = options.viewAs;
   let response;
   try {
     response = await fetch("/graphql", {
@@ -60,7 +64,36 @@ async function gql(query, variables = {}) {
   const fatal = errors.find((e) => !body.data || !e.path || e.path.length < 2
     || !(e.extensions && String(e.extensions.code).startsWith("FORBIDDEN")));
   if (fatal) throw new ApiError(fatal.message, (fatal.extensions && fatal.extensions.code) || `HTTP ${response.status}`);
-  return body.data;
+  return options.withErrors ? { data: body.data, errors } : body.data;
+}
+
+// a modal confirmation: resolves true on Confirm, false on Cancel or Escape
+function confirmDialog(title, body, confirmLabel = "Confirm") {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { id: "confirm-dialog", "aria-labelledby": "confirm-title" });
+    let answered = false;
+    const done = (value) => {
+      if (answered) return;
+      answered = true;
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    dialog.addEventListener("cancel", (e) => { e.preventDefault(); done(false); });
+    dialog.append(h("h2", { id: "confirm-title" }, title), ...[body].flat(),
+      h("menu", {},
+        h("li", {}, h("button", { type: "button", class: "primary", id: "confirm-ok", onclick: () => done(true) }, confirmLabel)),
+        h("li", {}, h("button", { type: "button", id: "confirm-cancel", onclick: () => done(false) }, "Cancel"))));
+    document.body.append(dialog);
+    dialog.showModal();
+    $("confirm-ok").focus();
+  });
+}
+
+function userErrorBox(errors, id) {
+  return h("div", { class: "card error", role: "alert", id },
+    h("p", {}, "The API refused the change:"),
+    h("ul", {}, errors.map((e) => h("li", { "data-code": e.code || "" }, e.field ? `${e.field}: ${e.message}` : e.message))));
 }
 
 function errorBox(e) {
@@ -118,7 +151,10 @@ function signOut() {
   if (proxied) location.assign("/oauth2/sign_out");
 }
 
-const PAGES = { access: accessPage, reports: reportsPage, audit: auditPage, queue: queuePage, tiers: tiersPage };
+const PAGES = {
+  access: accessPage, people: peoplePage, tokens: tokensPage, viewas: viewAsPage,
+  reports: reportsPage, audit: auditPage, queue: queuePage, tiers: tiersPage,
+};
 
 async function route() {
   if (!token) return;
@@ -196,7 +232,43 @@ function barChart(rows, label, value, unit = "") {
   return svg;
 }
 
-function report({ id, title, rows, columns, label, value, unit }) {
+// one line per series (e.g. a tier) over x (e.g. a month), with a dot and its value at each point
+const PALETTE = ["#2456c9", "#c94b4b", "#2f9e44", "#e67700", "#7048e8", "#0c8599", "#5c5f66"];
+
+function lineChart(rows, series, x, y) {
+  const xs = [...new Set(rows.map(x))].sort();
+  const names = [...new Set(rows.map(series))];
+  const values = rows.map(y).filter((v) => v !== null && v !== undefined).map(Number);
+  const lo = Math.min(0, ...values), hi = Math.max(1e-9, ...values);
+  const width = 720, height = 260, left = 50, right = 110, top = 10, bottom = 30;
+  const px = (i) => left + (xs.length === 1 ? (width - left - right) / 2 : (i * (width - left - right)) / (xs.length - 1));
+  const py = (v) => top + ((hi - v) / (hi - lo || 1)) * (height - top - bottom);
+  const svg = h("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img" },
+    h("line", { x1: left, x2: width - right, y1: py(0), y2: py(0), stroke: "#999" }),
+    h("text", { x: left - 6, y: py(hi) + 4, "text-anchor": "end" }, fmt(hi)),
+    h("text", { x: left - 6, y: py(lo) + 4, "text-anchor": "end" }, fmt(lo)),
+    xs.map((v, i) => h("text", { x: px(i), y: height - 10, "text-anchor": "middle" }, v)));
+  names.forEach((name, n) => {
+    const color = PALETTE[n % PALETTE.length];
+    const points = xs.map((v, i) => {
+      const row = rows.find((r) => series(r) === name && x(r) === v);
+      const value = row ? y(row) : null;
+      return value === null || value === undefined ? null : [px(i), py(Number(value)), Number(value), v];
+    }).filter(Boolean);
+    if (points.length > 1) {
+      svg.append(h("polyline", { points: points.map(([a, b]) => `${a},${b}`).join(" "), fill: "none", stroke: color,
+        "stroke-width": 2 }));
+    }
+    for (const [a, b, value, v] of points) {
+      svg.append(h("circle", { cx: a, cy: b, r: 4, fill: color }, h("title", {}, `${name} ${v}: ${fmt(value)}`)));
+    }
+    const last = points[points.length - 1];
+    if (last) svg.append(h("text", { x: width - right + 8, y: last[1] + 4, fill: color }, name));
+  });
+  return svg;
+}
+
+function report({ id, title, rows, columns, label, value, unit, chart: draw }) {
   const tableBox = h("div", { hidden: true, "data-table": id }, table(columns, rows));
   const showTable = h("button", {
     type: "button", "aria-expanded": "false", "aria-controls": `table-${id}`,
@@ -207,7 +279,8 @@ function report({ id, title, rows, columns, label, value, unit }) {
     },
   }, "Show table");
   tableBox.id = `table-${id}`;
-  const chart = rows.length ? barChart(rows, label, value, unit) : h("p", { class: "empty" }, "No data yet.");
+  const chart = !rows.length ? h("p", { class: "empty" }, "No data yet.")
+    : draw ? draw(rows) : barChart(rows, label, value, unit);
   chart.setAttribute?.("aria-label", title);
   return h("section", { class: "card", "data-report": id },
     h("h2", {}, title),
@@ -218,7 +291,7 @@ function report({ id, title, rows, columns, label, value, unit }) {
 
 // --- Access: the role × field matrix ---------------------------------------------------------------------
 
-const MATRIX = `{ accessMatrix { roles policyVersion rows { field typeName fieldName sensitivity decisions } }
+const MATRIX = `{ accessMatrix { roles policyVersion rows { field typeName fieldName sensitivity decisions consentChannel } }
   roles { name inherits grants { subject object action effect } } }`;
 
 let matrixType = "Customer";
@@ -269,13 +342,20 @@ async function accessPage(view) {
     note, holder);
 }
 
-// deny-overrides holds per action: denying READ leaves a masked read (READ_MASKED) as it is, so "deny" is both
-const CHANGES = [
-  { id: "full", label: "Allow read (FULL)", calls: [["grantAccess", "READ", "ALLOW"]] },
-  { id: "masked", label: "Allow masked read (MASKED)", calls: [["grantAccess", "READ_MASKED", "ALLOW"]] },
-  { id: "denied", label: "Deny read and masked read (DENIED, overrides any allow)",
-    calls: [["grantAccess", "READ", "DENY"], ["grantAccess", "READ_MASKED", "DENY"]] },
-];
+// deny-overrides holds per action: denying READ leaves a masked read (READ_MASKED) and a consented one
+// (READ_IF_CONSENTED) as they are, so "deny" denies each read action the field honours
+function changesFor(row) {
+  const consent = row.consentChannel;
+  return [
+    { id: "full", label: "Allow read (FULL)", calls: [["grantAccess", "READ", "ALLOW"]] },
+    consent && { id: "consented", label: `Allow read where the customer consented to ${consent} contact (CONSENTED)`,
+      calls: [["grantAccess", "READ_IF_CONSENTED", "ALLOW"]] },
+    { id: "masked", label: "Allow masked read (MASKED)", calls: [["grantAccess", "READ_MASKED", "ALLOW"]] },
+    { id: "denied", label: `Deny read, masked read${consent ? " and consented read" : ""} (DENIED, overrides any allow)`,
+      calls: [["grantAccess", "READ", "DENY"], ["grantAccess", "READ_MASKED", "DENY"],
+        ...(consent ? [["grantAccess", "READ_IF_CONSENTED", "DENY"]] : [])] },
+  ].filter(Boolean);
+}
 
 async function cellDialog(role, row, decision, roleGrants) {
   const dialog = h("dialog", { id: "cell-dialog", "aria-labelledby": "cell-title" });
@@ -283,9 +363,10 @@ async function cellDialog(role, row, decision, roleGrants) {
   const steps = h("div", { id: "cell-steps" });
   const close = () => { dialog.close(); dialog.remove(); };
   // the rules of this role on exactly this field that decide a read (the matrix shows reads)
-  const direct = roleGrants.filter((g) => g.object === row.field && ["read", "read_masked"].includes(g.action));
+  const direct = roleGrants.filter((g) => g.object === row.field
+    && ["read", "read_masked", "read_if_consented"].includes(g.action));
   const options = [
-    ...CHANGES,
+    ...changesFor(row),
     ...direct.map((g) => ({
       id: `revoke-${g.action}-${g.effect}`, label: `Revoke the rule ${g.action} ${g.effect}`,
       calls: [["revokeAccess", g.action.toUpperCase(), g.effect.toUpperCase()]],
@@ -355,23 +436,293 @@ async function cellDialog(role, row, decision, roleGrants) {
   }
 }
 
+// --- People: role assignments of staff users -------------------------------------------------------------
+
+async function peoplePage(view) {
+  const data = await gql(`{ roles { name description } policies { subject object action } }`);
+  const roleNames = data.roles.map((r) => r.name);
+  // role assignments are the policy's "g" rules of user subjects (roles inheriting roles are rules too)
+  const rows = data.policies
+    .filter((p) => p.action === "member" && p.subject.startsWith("user:"))
+    .map((p) => ({ user: p.subject.slice("user:".length), role: p.object.replace(/^role:/, "") }))
+    .sort((a, b) => a.user.localeCompare(b.user) || a.role.localeCompare(b.role));
+  const note = h("div", { id: "people-note", role: "status" });
+
+  async function change(mutation, user, role, done) {
+    try {
+      const d = await gql(`mutation($user: String!, $role: String!) { r: ${mutation}(user: $user, role: $role) {
+        ok policyVersion userErrors { field code message } } }`, { user, role });
+      if (d.r.userErrors.length) {
+        note.replaceChildren(userErrorBox(d.r.userErrors, "people-errors"));
+        return;
+      }
+      await route();
+      const after = $("people-note");
+      if (after) after.textContent = `${done} (policy version ${d.r.policyVersion})`;
+    } catch (e) {
+      note.replaceChildren(errorBox(e));
+    }
+  }
+
+  const userInput = h("input", { id: "assign-user", name: "user", required: true, autocomplete: "off", placeholder: "bob" });
+  const roleSelect = h("select", { id: "assign-role", name: "role" }, roleNames.map((r) => h("option", { value: r }, r)));
+  const form = h("form", { id: "assign-form", class: "toolbar inline" },
+    h("label", { for: "assign-user" }, "User (the token's sub)"), userInput,
+    h("label", { for: "assign-role" }, "Role"), roleSelect,
+    h("button", { type: "submit", class: "primary" }, "Assign…"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const user = userInput.value.trim();
+    const role = roleSelect.value;
+    if (!user) return;
+    const ok = await confirmDialog(`Assign ${role} to ${user}?`, [
+      h("p", {}, `${user} gets every right of the role `, h("strong", {}, role), " at their next request."),
+      h("pre", { id: "confirm-change" }, `assignRole(user: "${user}", role: "${role}")`)]);
+    if (ok) await change("assignRole", user, role, `Assigned ${role} to ${user}`);
+  });
+
+  const assignments = rows.length ? h("div", { class: "scroll" }, h("table", { id: "assignments" },
+    h("thead", {}, h("tr", {}, ["user", "role", ""].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, rows.map((r) => h("tr", { "data-user": r.user, "data-role": r.role },
+      h("td", {}, r.user), h("td", {}, r.role),
+      h("td", {}, h("button", {
+        type: "button", "data-unassign": `${r.user}|${r.role}`, "aria-label": `Unassign ${r.role} from ${r.user}`,
+        onclick: async () => {
+          const ok = await confirmDialog(`Take ${r.role} from ${r.user}?`, [
+            h("p", {}, `${r.user} loses the rights of `, h("strong", {}, r.role), " at their next request."),
+            h("pre", { id: "confirm-change" }, `unassignRole(user: "${r.user}", role: "${r.role}")`)]);
+          if (ok) await change("unassignRole", r.user, r.role, `Took ${r.role} from ${r.user}`);
+        },
+      }, "Unassign…"))))))) : h("p", { class: "empty" }, "No staff user holds a role yet.");
+
+  view.replaceChildren(
+    h("h1", {}, "People"),
+    h("p", {}, "Roles of staff users: a staff token carries only who the person is; what they may do comes from "
+      + "the roles assigned here. Every change is audited and applies at the person's next request."),
+    form, note, assignments,
+    h("h2", {}, "Roles"),
+    table([{ label: "role", get: (r) => r.name }, { label: "description", get: (r) => r.description }], data.roles, { id: "role-list" }));
+}
+
+// --- Partner tokens ----------------------------------------------------------------------------------------
+
+const TOKENS = `{ apiTokens { id name partnerId role scopes createdBy createdAt expiresAt revokedAt lastUsedAt } }`;
+
+function tokenStatus(t) {
+  if (t.revokedAt) return "revoked";
+  if (t.expiresAt && new Date(t.expiresAt) <= new Date()) return "expired";
+  return "live";
+}
+
+async function tokensPage(view) {
+  const roles = (await gql("{ roles { name } }")).roles.map((r) => r.name);
+  const list = h("div", { id: "token-list" });
+  const note = h("div", { id: "token-note", role: "status" });
+  const secret = h("div", { id: "token-secret" });
+
+  async function refresh() {
+    const tokens = (await gql(TOKENS)).apiTokens;
+    list.replaceChildren(tokens.length ? h("div", { class: "scroll" }, h("table", { id: "tokens" },
+      h("thead", {}, h("tr", {}, ["name", "partner", "role", "scopes", "created", "expires", "last used", "status", ""]
+        .map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, tokens.map((t) => h("tr", { "data-token": t.id },
+        h("td", {}, t.name), h("td", {}, t.partnerId), h("td", {}, t.role), h("td", {}, t.scopes.join(" ")),
+        h("td", {}, fmt(t.createdAt)), h("td", {}, t.expiresAt ? fmt(t.expiresAt) : "never"),
+        h("td", { "data-last-used": t.lastUsedAt || "" }, t.lastUsedAt ? fmt(t.lastUsedAt) : "never"),
+        h("td", { "data-status": tokenStatus(t) }, tokenStatus(t)),
+        h("td", {}, tokenStatus(t) === "live" ? h("button", {
+          type: "button", "data-revoke": t.id, "aria-label": `Revoke ${t.name}`,
+          onclick: () => revoke(t),
+        }, "Revoke…") : "")))))) : h("p", { class: "empty" }, "No partner tokens."));
+  }
+
+  async function revoke(t) {
+    const ok = await confirmDialog(`Revoke the token ${t.name}?`, [
+      h("p", {}, "Every request with it is refused from now on, on every instance. This cannot be undone."),
+      h("pre", { id: "confirm-change" }, `revokePartnerToken(id: "${t.id}")`)], "Revoke");
+    if (!ok) return;
+    try {
+      const d = await gql(`mutation($id: ID!) { revokePartnerToken(id: $id) { ok userErrors { field code message } } }`,
+        { id: t.id });
+      if (d.revokePartnerToken.userErrors.length) note.replaceChildren(userErrorBox(d.revokePartnerToken.userErrors, "token-errors"));
+      else note.textContent = `Revoked ${t.name}.`;
+      await refresh();
+    } catch (e) {
+      note.replaceChildren(errorBox(e));
+    }
+  }
+
+  const in90days = new Date(Date.now() + 90 * 86400e3);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  const form = h("form", { id: "token-form", class: "card" },
+    h("h2", {}, "New partner token"),
+    h("label", { for: "token-partner" }, "Partner"), h("input", { id: "token-partner", name: "partner", required: true }),
+    h("label", { for: "token-name" }, "Name (what it is for)"), h("input", { id: "token-name", name: "name", required: true }),
+    h("label", { for: "token-role" }, "Role"), h("select", { id: "token-role", name: "role" },
+      roles.map((r) => h("option", { value: r, selected: r === "partner" }, r))),
+    h("label", { for: "token-scopes" }, "Scopes, one a line (read:Customer.*, write:Mutation.recordPurchases …)"),
+    h("textarea", { id: "token-scopes", name: "scopes", rows: 3, spellcheck: "false" }, "read:*\nwrite:*"),
+    h("label", { for: "token-expires" }, "Expires (empty: until revoked)"),
+    h("input", { id: "token-expires", name: "expires", type: "datetime-local", value: local(in90days) }),
+    h("p", {}, h("button", { type: "submit", class: "primary" }, "Create token")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    const scopes = String(f.get("scopes")).split("\n").map((x) => x.trim()).filter(Boolean);
+    secret.replaceChildren();
+    try {
+      const d = await gql(`mutation($partner: String!, $name: String!, $role: String!, $scopes: [String!], $expiresAt: DateTime) {
+        createPartnerToken(partner: $partner, name: $name, role: $role, scopes: $scopes, expiresAt: $expiresAt) {
+          token apiToken { id name } userErrors { field code message } } }`, {
+        partner: f.get("partner"), name: f.get("name"), role: f.get("role"), scopes,
+        expiresAt: f.get("expires") ? new Date(f.get("expires")).toISOString() : null,
+      });
+      const r = d.createPartnerToken;
+      if (r.userErrors.length) {
+        secret.replaceChildren(userErrorBox(r.userErrors, "token-errors"));
+        return;
+      }
+      // the secret is on this page until it is left: never stored, never shown again by the API
+      secret.replaceChildren(h("div", { class: "card", role: "status" },
+        h("p", {}, h("strong", {}, `The token ${r.apiToken.name}: copy it now, it is shown once.`),
+          " Only its hash is kept; if it is lost, revoke it and create another."),
+        h("pre", { id: "new-token" }, r.token)));
+      form.reset();
+      await refresh();
+    } catch (err) {
+      secret.replaceChildren(errorBox(err));
+    }
+  });
+  await refresh();
+  view.replaceChildren(h("h1", {}, "Partner tokens"),
+    h("p", {}, "Tokens partners call the API with: a role narrowed by scopes, an expiry, revocation. "
+      + "\u201cLast used\u201d is kept to the minute."),
+    form, secret, note, list);
+}
+
+// --- View as role: a customer page with another role's decisions ------------------------------------------
+
+// Every request of this page carries X-Tierwise-View-As: the API answers as the role would be answered —
+// its masks, its refusals — and nothing here is fetched with the admin's own reads. Before drawing, the
+// page checks that the API did answer as the role (viewer.viewingAs): a proxy that dropped the header
+// would otherwise make the admin's values look like the role's.
+const VIEW_CUSTOMER = `query($id: ID!) { customer(id: $id) { id name email phone nationalId birthDate locale lifecycleStage
+  address { line1 line2 postalCode city country } tier { code name } tierSince
+  metrics { lifetimeSpend spend12m orders12m lastPurchaseAt openComplaints latestNps }
+  churnRisk { level score } consent { email sms phone } } }`;
+
+let viewAs = { role: null, customer: null };
+
+async function viewAsPage(view) {
+  const roles = (await gql("{ roles { name } }")).roles.map((r) => r.name);
+  const role = viewAs.role && roles.includes(viewAs.role) ? viewAs.role
+    : roles.includes("support_agent") ? "support_agent" : roles[0];
+  const select = h("select", { id: "viewas-role", name: "role" },
+    roles.map((r) => h("option", { value: r, selected: r === role }, r)));
+  const out = h("div", { id: "viewas-result" });
+  const form = h("form", { id: "viewas-form", class: "toolbar inline" },
+    h("label", { for: "viewas-role" }, "Role"), select,
+    h("button", { type: "submit", class: "primary" }, "View as this role"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    viewAs = { role: select.value, customer: null };
+    show();
+  });
+
+  async function show() {
+    const r = viewAs.role || role;
+    out.setAttribute("aria-busy", "true");
+    out.replaceChildren(h("p", { class: "empty" }, "Asking the API as ", r, "…"));
+    try {
+      const me = (await gql(`{ viewer { roles viewingAs fieldAccess(type: "Customer") { field access } } }`, {},
+        { viewAs: r })).viewer;
+      if (me.viewingAs !== r || me.roles.length !== 1 || me.roles[0] !== r) {
+        throw new ApiError(`the API did not answer as ${r} (it answered as ${me.roles.join(", ")}): nothing is shown`,
+          "VIEW_AS_IGNORED");
+      }
+      const access = new Map(me.fieldAccess.map((f) => [f.field, f.access]));
+      const banner = h("p", { class: "card", id: "viewas-banner", role: "status" }, "Viewing as ", h("strong", {}, r),
+        ": every value below is the API's answer to this role (masked where it is masked, refused where it is "
+        + "refused); read-only.");
+      let body;
+      if (viewAs.customer) body = await customerCard(r, viewAs.customer, access);
+      else body = await customerList(r);
+      out.replaceChildren(banner, body);
+    } catch (e) {
+      out.replaceChildren(errorBox(e));
+    }
+    out.removeAttribute("aria-busy");
+  }
+
+  async function customerList(r) {
+    const d = await gql(`{ customers(first: 20) { edges { node { id name tier { code } } } } }`, {},
+      { viewAs: r, withErrors: true });
+    const nodes = d.data.customers ? d.data.customers.edges.map((e) => e.node) : [];
+    if (!nodes.length) return h("p", { class: "empty" }, `${r} lists no customers.`);
+    return h("div", {}, h("h2", {}, `Customers as ${r} lists them`), h("ul", { id: "viewas-customers" },
+      nodes.map((n) => h("li", {}, h("button", {
+        type: "button", "data-customer": n.id, onclick: () => { viewAs.customer = n.id; show(); },
+      }, n.name ?? "(name refused)"), n.tier ? ` · ${n.tier.code}` : ""))));
+  }
+
+  async function customerCard(r, id, access) {
+    const d = await gql(VIEW_CUSTOMER, { id }, { viewAs: r, withErrors: true });
+    const refused = new Set(d.errors.filter((e) => e.path).map((e) => e.path.slice(1).join(".")));
+    const c = d.data.customer;
+    if (!c) return h("p", { class: "empty" }, `${r} may not open this customer.`);
+    const value = (path, v) => {
+      if (refused.has(path)) return h("span", { class: "DENIED", "data-refused": path }, "refused by the API");
+      if (v === null || v === undefined) return h("span", { class: "empty" }, "—");
+      if (typeof v === "object") return h("dl", {}, Object.entries(v).map(([k, x]) => [h("dt", {}, k), h("dd", {}, value(`${path}.${k}`, x))]));
+      return String(v);
+    };
+    const fields = ["name", "email", "phone", "nationalId", "birthDate", "locale", "lifecycleStage", "address", "tier",
+      "tierSince", "metrics", "churnRisk", "consent"];
+    return h("section", { class: "card", id: "viewas-customer", "data-role": r },
+      h("h2", {}, `Customer as ${r} sees it`),
+      h("button", { type: "button", onclick: () => { viewAs.customer = null; show(); } }, "Back to the list"),
+      h("table", { id: "viewas-fields" }, h("thead", {}, h("tr", {},
+        ["field", `${r}'s access`, "value"].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, fields.map((f) => {
+        const level = access.get(`Customer.${f}`) || "FULL";
+        return h("tr", { "data-field": f },
+          h("th", { scope: "row" }, f), h("td", { class: level }, level), h("td", { "data-value": f }, value(f, c[f])));
+      }))));
+  }
+
+  view.replaceChildren(h("h1", {}, "View as role"),
+    h("p", {}, "A customer page as another role sees it, answered by the API for that role (X-Tierwise-View-As): "
+      + "for admins, for roles that read nothing they may not."),
+    form, out);
+  viewAs.role = viewAs.role || role;
+  await show();
+}
+
 // --- Reports ---------------------------------------------------------------------------------------------
 
-const REPORTS = `{
+const REPORTS = `query($since: DateTime!) {
   tierDistribution { customers revenue tiers { tier name customers customerShare revenue revenueShare } }
   reports {
     nps: surveyScores(metric: NPS, groupBy: [TIER]) { tier responses score responseRate }
     csat: surveyScores(metric: CSAT, groupBy: [TIER]) { tier responses score responseRate }
     ces: surveyScores(metric: CES, groupBy: [TIER]) { tier responses score responseRate }
+    npsOverTime: surveyScores(metric: NPS, groupBy: [TIER, PERIOD], period: MONTH) { tier periodStart responses score }
+    csatOverTime: surveyScores(metric: CSAT, groupBy: [TIER, PERIOD], period: MONTH) { tier periodStart responses score }
+    cesOverTime: surveyScores(metric: CES, groupBy: [TIER, PERIOD], period: MONTH) { tier periodStart responses score }
     complaints { perThousandCustomers { tier category categoryLabel complaints customers perThousand }
       topRootCauses { code label complaints sharePercent } }
     fairness { tiers { tier complaints slaBreachRate medianFirstResponseMinutes medianResolutionMinutes nps } }
     churnRisk { levels { tier level customers meanScore } }
   }
+  tierMigrations(since: $since) { since until customers moved cells { fromTier toTier customers } }
 }`;
 
+const MIGRATION_DAYS = 90;
+
 async function reportsPage(view) {
-  const data = await gql(REPORTS);
+  const since = new Date(Date.now() - MIGRATION_DAYS * 86400e3).toISOString();
+  const data = await gql(REPORTS, { since });
+  const migrations = data.tierMigrations;
   const tiers = data.tierDistribution ? data.tierDistribution.tiers : [];
   const r = data.reports || {};
   const col = (label, key) => ({ label, get: (x) => x[key] });
@@ -379,6 +730,12 @@ async function reportsPage(view) {
     id: metric.toLowerCase(), title: `${metric} by tier`, rows: rows || [],
     columns: [col("tier", "tier"), col("responses", "responses"), col(metric, "score"), col("response rate", "responseRate")],
     label: (x) => x.tier, value: (x) => x.score,
+  });
+  const overTime = (metric, rows) => report({
+    id: `${metric.toLowerCase()}-over-time`, title: `${metric} by tier, month by month`, rows: rows || [],
+    columns: [col("tier", "tier"), { label: "month", get: (x) => (x.periodStart || "").slice(0, 7) },
+      col("responses", "responses"), col(metric, "score")],
+    chart: (rows_) => lineChart(rows_, (x) => x.tier ?? "none", (x) => (x.periodStart || "").slice(0, 7), (x) => x.score),
   });
   view.replaceChildren(
     h("h1", {}, "Reports"),
@@ -393,7 +750,15 @@ async function reportsPage(view) {
       columns: [col("tier", "tier"), col("revenue", "revenue"), col("revenue share", "revenueShare")],
       label: (x) => x.tier, value: (x) => 100 * (x.revenueShare || 0), unit: "%",
     }),
+    report({
+      id: "migrations", title: `Tier migrations over the last ${MIGRATION_DAYS} days`
+        + (migrations ? `: ${migrations.moved} of ${migrations.customers} customers moved` : ""),
+      rows: migrations ? migrations.cells : [],
+      columns: [{ label: "from", get: (x) => x.fromTier ?? "none" }, col("to", "toTier"), col("customers", "customers")],
+      label: (x) => `${x.fromTier ?? "none"} → ${x.toTier}`, value: (x) => x.customers,
+    }),
     scores("NPS", r.nps), scores("CSAT", r.csat), scores("CES", r.ces),
+    overTime("NPS", r.npsOverTime), overTime("CSAT", r.csatOverTime), overTime("CES", r.cesOverTime),
     report({
       id: "complaints", title: "Complaints per 1 000 customers (tier · category)",
       rows: r.complaints ? r.complaints.perThousandCustomers : [],
@@ -441,7 +806,7 @@ async function auditPage(view) {
     const filter = {};
     for (const k of ["actor", "action", "targetId"]) if (f.get(k)) filter[k] = f.get(k);
     if (f.get("since")) filter.since = new Date(f.get("since")).toISOString();
-    const until = f.get("until") ? new Date(f.get("until")) : null;
+    if (f.get("until")) filter.until = new Date(f.get("until")).toISOString();
     if (fresh) { entries = []; cursor = null; }
     try {
       const data = await gql(`query($filter: AuditFilter, $after: String) { auditLog(first: 50, after: $after, filter: $filter) {
@@ -451,14 +816,12 @@ async function auditPage(view) {
       entries = entries.concat(page.edges.map((e) => e.node));
       cursor = page.pageInfo.endCursor;
       more.hidden = !page.pageInfo.hasNextPage;
-      // the API filters from a time on; the end of the range is applied to the entries loaded
-      const shown = until ? entries.filter((e) => new Date(e.at) < until) : entries;
       out.replaceChildren(table([
         { label: "at", get: (e) => e.at }, { label: "actor", get: (e) => e.actor }, { label: "action", get: (e) => e.action },
         { label: "target", get: (e) => `${e.targetType || ""} ${e.targetIds.join(" ")}` },
         { label: "fields", get: (e) => e.fields.join(", ") },
         { label: "change", get: (e) => [e.before, e.after].filter((x) => x !== null).map((x) => JSON.stringify(x)).join(" → ") },
-      ], shown, { id: "audit-table" }));
+      ], entries, { id: "audit-table" }));
       out.setAttribute("data-filter", JSON.stringify(filter));
     } catch (e) {
       out.replaceChildren(errorBox(e));
@@ -530,18 +893,43 @@ async function queuePage(view) {
 
 // --- Tiers -----------------------------------------------------------------------------------------------
 
+const POLICIES = `{ tierPolicies { id version name description status revision graceDays minStayDays spendWindowDays
+  createdAt activatedAt tiers { code name rank entryRule retainRule benefits } } }`;
+
 async function tiersPage(view) {
-  const data = await gql(`{ tierPolicies { id version name status revision createdAt activatedAt
-    tiers { code name rank } } }`);
-  const policies = data.tierPolicies || [];
+  const policies = (await gql(POLICIES)).tierPolicies || [];
+  const active = policies.find((p) => p.status === "ACTIVE");
   const sim = h("div", { id: "simulation" });
-  const rows = policies.map((p) => h("tr", {},
+  const editor = h("div", { id: "draft-editor-box" });
+  const note = h("div", { id: "tiers-note", role: "status" });
+  const rows = policies.map((p) => h("tr", { "data-policy": p.id },
     h("td", {}, p.name), h("td", { class: "num" }, p.version), h("td", {}, p.status),
     h("td", {}, (p.tiers || []).map((t) => t.code).join(", ")),
     h("td", {}, p.status === "DRAFT" ? [
+      h("button", { type: "button", "data-edit": p.id, onclick: () => edit(p) }, "Edit"), " ",
       h("button", { type: "button", "data-simulate": p.id, onclick: () => simulate(p) }, "Simulate"), " ",
       h("button", { type: "button", "data-activate": p.id, onclick: () => activate(p) }, "Activate…"),
     ] : "")));
+
+  async function newDraft() {
+    try {
+      const d = await gql(`mutation($input: CreateTierPolicyDraftInput!) { createTierPolicyDraft(input: $input) {
+        policy { id } userErrors { field code message } } }`,
+      { input: { name: `${active ? active.name : "Tiers"} (draft)`, copyFrom: active ? active.id : null } });
+      const r = d.createTierPolicyDraft;
+      if (r.userErrors.length) {
+        note.replaceChildren(userErrorBox(r.userErrors, "draft-errors"));
+        return;
+      }
+      await reopenDraft(r.policy.id);
+    } catch (e) {
+      note.replaceChildren(errorBox(e));
+    }
+  }
+
+  function edit(p) {
+    editDraft(editor, p);
+  }
 
   async function simulate(p) {
     sim.replaceChildren(h("p", {}, "Simulating…"));
@@ -558,30 +946,107 @@ async function tiersPage(view) {
         h("div", { class: "scroll" }, h("table", { id: "simulation-matrix" },
           h("thead", {}, h("tr", {}, h("th", {}, "from \\ to"), to.map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, from.map((f) => h("tr", {}, h("th", { scope: "row" }, f),
-            to.map((t) => h("td", { class: "num" }, count(f, t))))))))));
+            to.map((t) => h("td", { class: "num" }, count(f, t)))))))),
+        report({
+          id: "simulation-moves", title: "Customers per move (from → to)", rows: s.moves,
+          columns: [{ label: "from", get: (m) => m.fromTier ?? "none" }, { label: "to", get: (m) => m.toTier },
+            { label: "customers", get: (m) => m.customers }],
+          label: (m) => `${m.fromTier ?? "none"} → ${m.toTier}`, value: (m) => m.customers,
+        })));
     } catch (e) {
       sim.replaceChildren(errorBox(e));
     }
   }
 
   async function activate(p) {
-    if (!window.confirm(`Activate ${p.name} v${p.version}? The active policy is retired and customers are re-tiered.`)) return;
+    const ok = await confirmDialog(`Activate ${p.name} v${p.version}?`, [
+      h("p", {}, active ? `${active.name} v${active.version} is retired, ` : "", "and every customer is placed again under ",
+        h("strong", {}, `${p.name} v${p.version}`), ". Simulate first to see the moves."),
+      h("pre", { id: "confirm-change" }, `activateTierPolicy(id: "${p.id}", expectedRevision: ${p.revision})`)], "Activate");
+    if (!ok) return;
     try {
       const d = await gql(`mutation($id: ID!, $rev: Int) { activateTierPolicy(id: $id, expectedRevision: $rev) {
-        policy { version status } userErrors { message } } }`, { id: p.id, rev: p.revision });
+        policy { version status } userErrors { field code message } } }`, { id: p.id, rev: p.revision });
       const errors = d.activateTierPolicy.userErrors;
-      if (errors.length) sim.replaceChildren(h("p", { class: "error", role: "alert" }, errors.map((e) => e.message).join("; ")));
-      else await route();
+      if (errors.length) {
+        sim.replaceChildren(userErrorBox(errors, "activate-errors"));
+        return;
+      }
+      await route();
+      const after = $("tiers-note");
+      if (after) after.textContent = `Activated ${p.name} v${d.activateTierPolicy.policy.version}.`;
     } catch (e) {
       sim.replaceChildren(errorBox(e));
     }
   }
 
   view.replaceChildren(h("h1", {}, "Tier policies"),
+    h("div", { class: "toolbar" }, h("button", { type: "button", id: "new-draft", onclick: newDraft },
+      active ? `New draft from ${active.name} v${active.version}` : "New draft")),
+    note,
     policies.length ? h("div", { class: "scroll" }, h("table", { id: "tier-policies" },
       h("thead", {}, h("tr", {}, ["name", "version", "status", "tiers", ""].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows))) : h("p", { class: "empty" }, "No tier policies."),
-    sim);
+    editor, sim);
+}
+
+// the tiers page drawn again (the list shows the draft as saved), with the draft's editor open
+async function reopenDraft(id, message) {
+  await route();
+  const draft = ((await gql(POLICIES)).tierPolicies || []).find((p) => p.id === id);
+  if (draft && $("draft-editor-box")) editDraft($("draft-editor-box"), draft, message);
+}
+
+// The draft editor: the policy's settings and its tiers as JSON (the rules are JSON in the API too). The API
+// validates the whole draft on every save and its messages are shown as they come, with the field they name.
+function editDraft(box, p, message) {
+  const tiers = (p.tiers || []).map((t) => ({ code: t.code, name: t.name, rank: t.rank, entryRule: t.entryRule,
+    retainRule: t.retainRule, benefits: t.benefits }));
+  const number = (id, label, v) => [h("label", { for: id }, label),
+    h("input", { id, name: id, type: "number", value: v ?? "", required: true })];
+  const errors = h("div", { id: "draft-result", role: "status" }, message || "");
+  const form = h("form", { id: "draft-editor", class: "card", "data-policy": p.id },
+    h("h2", {}, `Edit draft ${p.name} v${p.version} (revision ${p.revision})`),
+    h("label", { for: "draft-name" }, "Name"), h("input", { id: "draft-name", name: "name", value: p.name, required: true }),
+    h("label", { for: "draft-description" }, "Description"),
+    h("input", { id: "draft-description", name: "description", value: p.description ?? "" }),
+    number("draft-grace", "Grace days (before a downgrade)", p.graceDays),
+    number("draft-minstay", "Minimum stay in a tier (days)", p.minStayDays),
+    number("draft-window", "Spend window (days)", p.spendWindowDays),
+    h("label", { for: "draft-tiers" }, "Tiers (JSON: code, name, rank, entryRule, retainRule, benefits)"),
+    h("textarea", { id: "draft-tiers", name: "tiers", rows: 16, spellcheck: "false" }, JSON.stringify(tiers, null, 2)),
+    h("p", {}, h("button", { type: "submit", class: "primary" }, "Save draft"), " ",
+      h("button", { type: "button", onclick: () => box.replaceChildren() }, "Close")),
+    errors);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    let parsed;
+    try {
+      parsed = JSON.parse(String(f.get("tiers")));
+    } catch (err) {
+      errors.replaceChildren(h("p", { class: "error", role: "alert" }, `The tiers are not JSON: ${err.message}`));
+      return;
+    }
+    try {
+      const d = await gql(`mutation($input: UpdateTierPolicyDraftInput!) { updateTierPolicyDraft(input: $input) {
+        policy { id revision } userErrors { field code message } } }`, { input: {
+        id: p.id, expectedRevision: p.revision, name: f.get("name"), description: f.get("description") || null,
+        graceDays: Number(f.get("draft-grace")), minStayDays: Number(f.get("draft-minstay")),
+        spendWindowDays: Number(f.get("draft-window")), tiers: parsed,
+      } });
+      const r = d.updateTierPolicyDraft;
+      if (r.userErrors.length) {
+        errors.replaceChildren(userErrorBox(r.userErrors, "draft-errors"));
+        return;
+      }
+      await reopenDraft(p.id, h("p", { id: "draft-saved" }, `Saved: revision ${r.policy.revision}. Simulate it from the list.`));
+    } catch (err) {
+      errors.replaceChildren(errorBox(err));
+    }
+  });
+  box.replaceChildren(form);
+  $("draft-name").focus();
 }
 
 $("signin-form").addEventListener("submit", signIn);

@@ -266,7 +266,12 @@ def _admin(base: str, d: Any) -> None:
     assert shown == [[r["tier"] or "—", r["periodStart"][:7]] for r in over]
     migrations = _gql(base, alice, '{ tierMigrations(since: "2000-01-01T00:00:00Z") { cells { customers } } }')
     assert migrations["data"]["tierMigrations"]["cells"]
+    d.execute_script("arguments[0].scrollIntoView()", section)
     _shot(d, "reports")
+    d.execute_script(
+        "arguments[0].scrollIntoView()", d.find_element(By.CSS_SELECTOR, 'section[data-report="migrations"]')
+    )
+    _shot(d, "reports-migrations")
 
     # tiers: the policies, with the active one
     _page(d, "tiers")
@@ -330,7 +335,7 @@ def _agent(base: str, d: Any) -> None:
     seen = d.page_source
 
     # admin pages: refused by the API, said so
-    for page in ("access", "audit", "reports", "tiers"):
+    for page in ("access", "people", "tokens", "viewas", "audit", "reports", "tiers"):
         _page(d, page)
         if page != "tiers":  # a support agent may read tier policies
             refused = d.find_element(By.CSS_SELECTOR, "#view [data-error]")

@@ -20,7 +20,7 @@ function h(tag, attrs = {}, ...children) {
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat()) {
-    if (c === null || c === undefined) continue;
+    if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
@@ -90,8 +90,9 @@ function confirmDialog(title, body, confirmLabel = "Confirm") {
   });
 }
 
+// focused once it is in the page (see showErrors), so it is read out and scrolled to
 function userErrorBox(errors, id) {
-  return h("div", { class: "card error", role: "alert", id },
+  return h("div", { class: "card error", role: "alert", id, tabindex: "-1" },
     h("p", {}, "The API refused the change:"),
     h("ul", {}, errors.map((e) => h("li", { "data-code": e.code || "" }, e.field ? `${e.field}: ${e.message}` : e.message))));
 }
@@ -247,7 +248,9 @@ function lineChart(rows, series, x, y) {
     h("line", { x1: left, x2: width - right, y1: py(0), y2: py(0), stroke: "#999" }),
     h("text", { x: left - 6, y: py(hi) + 4, "text-anchor": "end" }, fmt(hi)),
     h("text", { x: left - 6, y: py(lo) + 4, "text-anchor": "end" }, fmt(lo)),
-    xs.map((v, i) => h("text", { x: px(i), y: height - 10, "text-anchor": "middle" }, v)));
+    // at most about eight labels on the x axis, the last one always
+    xs.map((v, i) => (i % Math.ceil(xs.length / 8) === 0 || i === xs.length - 1)
+      && h("text", { x: px(i), y: height - 10, "text-anchor": "middle" }, v)));
   names.forEach((name, n) => {
     const color = PALETTE[n % PALETTE.length];
     const points = xs.map((v, i) => {
@@ -587,6 +590,7 @@ async function tokensPage(view) {
         h("p", {}, h("strong", {}, `The token ${r.apiToken.name}: copy it now, it is shown once.`),
           " Only its hash is kept; if it is lost, revoke it and create another."),
         h("pre", { id: "new-token" }, r.token)));
+      secret.scrollIntoView({ block: "nearest" });
       form.reset();
       await refresh();
     } catch (err) {
@@ -673,7 +677,7 @@ async function viewAsPage(view) {
     const value = (path, v) => {
       if (refused.has(path)) return h("span", { class: "DENIED", "data-refused": path }, "refused by the API");
       if (v === null || v === undefined) return h("span", { class: "empty" }, "—");
-      if (typeof v === "object") return h("dl", {}, Object.entries(v).map(([k, x]) => [h("dt", {}, k), h("dd", {}, value(`${path}.${k}`, x))]));
+      if (typeof v === "object") return h("dl", {}, Object.entries(v).flatMap(([k, x]) => [h("dt", {}, k), h("dd", {}, value(`${path}.${k}`, x))]));
       return String(v);
     };
     const fields = ["name", "email", "phone", "nationalId", "birthDate", "locale", "lifecycleStage", "address", "tier",
@@ -1038,6 +1042,7 @@ function editDraft(box, p, message) {
       const r = d.updateTierPolicyDraft;
       if (r.userErrors.length) {
         errors.replaceChildren(userErrorBox(r.userErrors, "draft-errors"));
+        $("draft-errors").focus();
         return;
       }
       await reopenDraft(p.id, h("p", { id: "draft-saved" }, `Saved: revision ${r.policy.revision}. Simulate it from the list.`));

@@ -192,10 +192,11 @@ async def _partner_principal(token: str, engine: AsyncEngine) -> Principal:
     # one statement in autocommit: no BEGIN and ROLLBACK around it (three round trips become one); read
     # on every request, so a revocation applies at once on every instance. It also notes the token's last
     # use (at most once a minute), for the admins who decide which tokens to revoke.
+    digest = hash_secret(secret)
     async with engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = await partners_repo.token_for_use(autocommit, token_id, hash_secret(secret))
-    if row is None or not hmac.compare_digest(row["secret_hash"], hash_secret(secret)):
+        row = await partners_repo.token_for_use(autocommit, token_id, digest)
+    if row is None or not hmac.compare_digest(row["secret_hash"], digest):
         raise AuthError("invalid token")
     now = dt.datetime.now(dt.UTC)
     if row["revoked_at"] is not None:

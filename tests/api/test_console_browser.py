@@ -498,3 +498,12 @@ def _admin_tools(base: str, d: Any) -> None:
     assert active == {"id": draft_id, "graceDays": 45}
     assert "ACTIVE" in d.find_element(By.CSS_SELECTOR, f'#tier-policies tr[data-policy="{draft_id}"]').text
     _shot(d, "tiers-activated")
+
+    # the new pages at phone width: laid out without the page itself scrolling sideways
+    d.set_window_size(390, 844)
+    for page in ("people", "tokens", "viewas", "tiers"):
+        _page(d, page)
+        if page == "viewas":
+            wait_for(lambda: d.find_element(By.ID, "viewas-customers"), what="the role's customers")
+        assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), page
+        _shot(d, f"{page}-phone")

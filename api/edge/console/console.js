@@ -157,8 +157,11 @@ const PAGES = {
   reports: reportsPage, audit: auditPage, queue: queuePage, tiers: tiersPage,
 };
 
+let routes = 0;  // navigations started: only the latest one draws
+
 async function route() {
-  if (!token) return;
+  if (!viewer) return;  // signed in (with a token, or through the proxy) once the API said who is asking
+  const seq = ++routes;
   const name = location.hash.slice(1) || "access";
   const page = PAGES[name] || accessPage;
   for (const a of document.querySelectorAll("#nav a")) {
@@ -170,11 +173,16 @@ async function route() {
   view.setAttribute("data-page", name);
   view.setAttribute("aria-busy", "true");
   view.replaceChildren(h("p", { class: "empty" }, "Loading…"));
+  // the page is built aside and shown only if no later navigation started meanwhile: a slow page must not
+  // replace the one the person went on to
+  const built = h("div");
   try {
-    await page(view);
+    await page(built);
   } catch (e) {
-    view.replaceChildren(errorBox(e));
+    built.replaceChildren(errorBox(e));
   }
+  if (seq !== routes || !viewer) return;
+  view.replaceChildren(...built.childNodes);
   view.removeAttribute("aria-busy");
 }
 
@@ -685,13 +693,13 @@ async function viewAsPage(view) {
     return h("section", { class: "card", id: "viewas-customer", "data-role": r },
       h("h2", {}, `Customer as ${r} sees it`),
       h("button", { type: "button", onclick: () => { viewAs.customer = null; show(); } }, "Back to the list"),
-      h("table", { id: "viewas-fields" }, h("thead", {}, h("tr", {},
+      h("div", { class: "scroll" }, h("table", { id: "viewas-fields" }, h("thead", {}, h("tr", {},
         ["field", `${r}'s access`, "value"].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, fields.map((f) => {
         const level = access.get(`Customer.${f}`) || "FULL";
         return h("tr", { "data-field": f },
           h("th", { scope: "row" }, f), h("td", { class: level }, level), h("td", { "data-value": f }, value(f, c[f])));
-      }))));
+      })))));
   }
 
   view.replaceChildren(h("h1", {}, "View as role"),

@@ -65,7 +65,9 @@ VERSIONS = (V1, V2)
 NONCE_BYTES = 12
 BLIND_INDEX_KINDS = ("email", "phone", "national_id", "name_dob")
 
-# Every encrypted column, as (table, column): migration 0007, key rotation and `keys status` walk these.
+# Every encrypted column, as (table, column): key rotation and `keys status` walk these (so a key can
+# leave the keyring only once none of them needs it). Webhook secrets are here too: a delivery is
+# signed with the endpoint's secret, so a secret left under a removed key would stop its deliveries.
 ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("customers", "email"),
     ("customers", "phone"),
@@ -75,6 +77,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("complaints", "description"),
     ("complaint_events", "note"),
     ("survey_answers", "text"),
+    ("webhook_endpoints", "secret"),
 )
 
 

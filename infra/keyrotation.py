@@ -40,7 +40,13 @@ def _columns_by_table() -> dict[str, list[str]]:
 
 
 # Every encrypted table's id type (keyset by id).
-_ID_TYPES = {"customers": "uuid", "complaints": "uuid", "complaint_events": "bigint", "survey_answers": "bigint"}
+_ID_TYPES = {
+    "customers": "uuid",
+    "complaints": "uuid",
+    "complaint_events": "bigint",
+    "survey_answers": "bigint",
+    "webhook_endpoints": "uuid",
+}
 # Below every id of its type: where the keyset walk starts (``:after IS NULL OR id > :after`` became a
 # filter in asyncpg's generic prepared plan after five batches, and every batch re-read the table from its
 # start: ~1 s a batch at a million customers).

@@ -16,9 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
+from infra import crypto
+from infra.keyrotation import key_status, rotate
 from infra.repos.events import WEBHOOK_QUEUE
 from tests.api.helpers import (
     USER_ERRORS,
@@ -390,3 +394,53 @@ async def test_bad_input_is_refused_and_writes_nothing(fresh_database_url: Calla
         stored = await rows(api, "SELECT secret FROM webhook_endpoints")
         assert stored[0].secret.startswith("tw2:")
         assert made["secret"] not in stored[0].secret
+
+
+async def test_after_key_rotation_deliveries_are_signed_without_the_old_key(
+    fresh_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    """``tierwise keys rotate`` re-encrypts webhook secrets too: once rotated, an instance configured with
+    the new key only signs deliveries with the same secret the receiver was given (before the rotation,
+    the new key alone could not read it)."""
+    k1, k2, bidx = (crypto.generate_key() for _ in range(3))
+    saved = crypto._current
+    receiver = Receiver().start()
+    url = await fresh_database_url()
+    try:
+        old = test_settings(encryption_keys=SecretStr(f"k1:{k1}"), blind_index_key=SecretStr(bidx), **QUICK)
+        async with running_api(url, old) as api:
+            admin = await api.user("alice", "admin")
+            endpoint = await register(api, admin, receiver.url, ["TIER_CHANGED"])
+            [sealed] = await rows(api, "SELECT id, secret FROM webhook_endpoints")
+            assert sealed.secret.startswith("tw2:k1:")
+            assert endpoint["secret"] not in sealed.secret
+            new_only = crypto.Keyring.parse(f"k2:{k2}", bidx)
+            with pytest.raises(crypto.DecryptionError, match="'k1'"):
+                new_only.decrypt(sealed.secret, "webhook_endpoints.secret", sealed.id)
+
+            crypto.configure(crypto.Keyring.parse(f"k1:{k1},k2:{k2}", bidx))  # k2 current, k1 still readable
+            report = await rotate(api.services.engine, batch_size=10)
+            assert report.finished
+            assert report.values_rotated["webhook_endpoints.secret"] == 1
+            async with api.services.engine.connect() as conn:
+                assert (await key_status(conn))["webhook_endpoints.secret"] == {"k2": 1}
+
+        new = test_settings(encryption_keys=SecretStr(f"k2:{k2}"), blind_index_key=SecretStr(bidx), **QUICK)
+        async with running_api(url, new) as api:  # k1 is gone from this instance
+            admin = await api.user("alice", "admin")
+            ann = await create_customer(api, admin, name="Ann Rotated")
+
+            async def done() -> bool:
+                return await pending(api) == 0
+
+            await work_until(api, done)
+            [item] = receiver.received
+            verified = Webhook(endpoint["secret"]).verify(item.body, item.headers)
+            assert verified["data"]["customerId"] == ann["id"]
+            h = item.headers
+            assert h["webhook-signature"] == spec_signature(
+                endpoint["secret"], h["webhook-id"], h["webhook-timestamp"], item.body
+            )
+    finally:
+        crypto._current = saved
+        receiver.stop()

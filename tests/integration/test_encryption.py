@@ -26,12 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.edge import cli
 from demo.seed import seed
 from domain.errors import DataIntegrity
+from domain.events import EventType, new_secret
 from infra import crypto
 from infra import tables as t
 from infra.crypto import DecryptionError, Keyring
 from infra.db import create_engine
 from infra.keyrotation import key_status, rotate, v1_status
 from infra.migrate import alembic_config, upgrade
+from infra.repos import events as events_repo
 from tests.api.helpers import (
     TRANSITION_COMPLAINT,
     create_customer,
@@ -85,7 +87,7 @@ async def _dump(url: str) -> str:
 
 async def _plaintexts(engine: AsyncEngine) -> dict[str, set[str]]:
     """Every sensitive value, decrypted through the column types (what the dump must not contain)."""
-    kinds = ("email", "phone", "national_id", "birth_date", "line", "text", "note")
+    kinds = ("email", "phone", "national_id", "birth_date", "line", "text", "note", "secret")
     out: dict[str, set[str]] = {k: set() for k in kinds}
     async with engine.connect() as conn:
         rows = (await conn.execute(select(t.customers))).all()
@@ -101,6 +103,8 @@ async def _plaintexts(engine: AsyncEngine) -> dict[str, set[str]]:
         out["text"] |= set((await conn.execute(select(t.complaints.c.description))).scalars())
         out["text"] |= {x for x in (await conn.execute(select(t.survey_answers.c.text))).scalars() if x is not None}
         out["note"] |= {x for x in (await conn.execute(select(t.complaint_events.c.note))).scalars() if x is not None}
+        endpoints = (await conn.execute(select(t.webhook_endpoints.c.id, t.webhook_endpoints.c.secret))).all()
+        out["secret"] |= {events_repo.secret_of(e.secret, e.id) for e in endpoints}
     return out
 
 
@@ -110,10 +114,21 @@ async def _raw(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _seeded(url: str, customers: int = CUSTOMERS) -> AsyncIterator[AsyncEngine]:
+async def _seeded(url: str, customers: int = CUSTOMERS, *, webhook: bool = True) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(url, test_settings())
     try:
         await seed(engine, customers, seed=11, progress=False)
+        if webhook:  # a webhook endpoint: its secret is encrypted too
+            async with engine.begin() as conn:
+                await events_repo.create_endpoint(
+                    conn,
+                    url="https://hooks.example.com/tierwise",
+                    event_types=[EventType.CUSTOMER_ERASED.value],
+                    secret=new_secret(),
+                    partner_id=None,
+                    description="seeded by the encryption tests",
+                    actor="test",
+                )
         yield engine
     finally:
         await engine.dispose()
@@ -148,6 +163,7 @@ async def test_a_dump_of_a_seeded_database_holds_no_sensitive_plaintext_but_the_
         assert KNOWN["email"] in values["email"]
         assert KNOWN_DESCRIPTION in values["text"]
         assert KNOWN_NOTE in values["note"]
+        assert len(values["secret"]) == 1
 
         dump = await _dump(url)
         # Random ciphertext (base64) and blind indexes (hex) can hold a short value such as
@@ -699,7 +715,7 @@ async def test_migration_encrypts_existing_plaintext_and_the_downgrade_restores_
 ) -> None:
     url = await fresh_database_url()
     crypto.configure(Keyring.parse(f"k1:{K1}", BIDX))
-    async with _seeded(url, 60) as engine:
+    async with _seeded(url, 60, webhook=False) as engine:  # the downgrade drops webhook endpoints
         before = await _plaintexts(engine)
         all_bidx = "SELECT id, email_bidx, phone_bidx, national_id_bidx, name_dob_bidx FROM customers ORDER BY id"
         bidx_before = [tuple(r) for r in await _raw(engine, all_bidx)]

@@ -287,6 +287,16 @@ class Settings(BaseSettings):
     webhook_disable_after: int = Field(
         default=20, ge=1, description="failed attempts in a row (over all its deliveries) that disable an endpoint"
     )
+    # Retention: events and their delivery log are purged once old and finished (infra/webhooks.py).
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="days an event and its webhook delivery log are kept; older ones are deleted by the retention "
+        "job once none of their deliveries is pending (a failed delivery can no longer be replayed then)",
+    )
+    event_retention_cron: str = Field(
+        default="23 4 * * *", description="schedule of the event retention job (once per tick across instances)"
+    )
 
     subscription_reauth_s: float = Field(
         default=30.0,

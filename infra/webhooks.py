@@ -15,6 +15,11 @@ event. An attempt (``deliver``), in one transaction:
    backoff (``domain.events.retry_delay_s``), in the same transaction, until ``webhook_max_attempts``,
    then fails the delivery (``replayWebhookDelivery`` queues it again). The endpoint counts failed
    attempts in a row and is disabled when they reach ``webhook_disable_after``.
+
+Retention: a periodic job (``TIERWISE_EVENT_RETENTION_CRON``) deletes the events older than
+``event_retention_days`` none of whose deliveries is pending, with their delivery log, in short batches;
+and the finished procrastinate jobs of the webhook queue as old (one per attempt). Without it the outbox
+and the log grow with every change for ever.
 """
 
 from __future__ import annotations
@@ -162,9 +167,46 @@ async def deliver(engine: AsyncEngine, settings: Settings, delivery_id: UUID) ->
         return "retrying"
 
 
+@dataclass(frozen=True)
+class Purged:
+    events: int
+    deliveries: int
+    batches: int
+
+
+async def purge_old_events(engine: AsyncEngine, *, older_than_days: int, batch: int = 5000) -> Purged:
+    """Delete the events older than ``older_than_days`` whose deliveries are all finished (delivered or
+    failed), with their deliveries, one short transaction per ``batch`` events (row locks only; events
+    another transaction holds are skipped until the next run)."""
+    events = deliveries = batches = 0
+    while True:
+        async with engine.begin() as conn:
+            gone, logs = await repo.purge_batch(conn, older_than_days=older_than_days, batch=batch)
+        if not gone and not logs:
+            return Purged(events, deliveries, batches)
+        events, deliveries, batches = events + gone, deliveries + logs, batches + 1
+
+
 def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
-    """One attempt of one webhook delivery per job (queued by the outbox trigger, a retry or a replay)."""
+    """One attempt of one webhook delivery per job (queued by the outbox trigger, a retry or a replay); and
+    the retention job (module doc), once per tick across instances."""
+    settings = deps.settings
 
     @app.task(name=repo.DELIVER_TASK, queue=repo.WEBHOOK_QUEUE)
     async def webhook_deliver(delivery_id: str) -> str:
         return await deliver(deps.engine, deps.settings, UUID(delivery_id))
+
+    @app.periodic(cron=settings.event_retention_cron, periodic_id="event-retention")
+    @app.task(name="tierwise.event_retention", queue="tierwise", queueing_lock="event_retention")
+    async def event_retention_job(timestamp: int) -> dict[str, int]:
+        days = settings.event_retention_days
+        purged = await purge_old_events(deps.engine, older_than_days=days)
+        await app.job_manager.delete_old_jobs(
+            nb_hours=days * 24,
+            queue=repo.WEBHOOK_QUEUE,
+            include_failed=True,
+            include_cancelled=True,
+            include_aborted=True,
+        )
+        log.info("event retention (%d days): %s", days, purged)
+        return {"events": purged.events, "deliveries": purged.deliveries, "batches": purged.batches}

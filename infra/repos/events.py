@@ -341,3 +341,37 @@ async def endpoint_failed(db: Executor, endpoint_id: UUID, *, disable_after: int
         )
         return True
     return False
+
+
+# ---------------------------------------------------------------- retention
+
+
+async def purge_batch(db: Executor, *, older_than_days: int, batch: int) -> tuple[int, int]:
+    """Delete up to ``batch`` events that occurred more than ``older_than_days`` days ago and have no
+    pending delivery, with their delivery log; returns (events, deliveries) deleted.
+
+    Three statements in the caller's transaction, so a concurrent replay (which makes a failed delivery
+    pending again) can't lose its event: (1) lock the old events; (2) delete their finished deliveries (a
+    replay then waits on the row and finds it gone); (3) delete the events, re-checking in a new snapshot
+    that none has a pending delivery (one replayed before (2) keeps its event)."""
+    ids = list(
+        (
+            await db.execute(
+                text(
+                    "SELECT e.id FROM events e"
+                    " WHERE e.occurred_at < now() - make_interval(days => :days)"
+                    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+                    "                 WHERE d.event_id = e.id AND d.status = 'pending')"
+                    " ORDER BY e.occurred_at LIMIT :n FOR UPDATE OF e SKIP LOCKED"
+                ),
+                {"days": older_than_days, "n": batch},
+            )
+        ).scalars()
+    )
+    if not ids:
+        return 0, 0
+    d = webhook_deliveries
+    deliveries = rowcount(await db.execute(delete(d).where(d.c.event_id.in_(ids), d.c.status != "pending")))
+    pending = select(d.c.id).where(d.c.event_id == events.c.id, d.c.status == "pending").exists()
+    gone = rowcount(await db.execute(delete(events).where(events.c.id.in_(ids), ~pending)))
+    return gone, deliveries

@@ -21,7 +21,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
+from api.graphql.core.ids import to_global_id
 from infra import crypto
+from infra.jobs import QUEUE
 from infra.keyrotation import key_status, rotate
 from infra.repos.events import WEBHOOK_QUEUE
 from tests.api.helpers import (
@@ -444,3 +446,91 @@ async def test_after_key_rotation_deliveries_are_signed_without_the_old_key(
     finally:
         crypto._current = saved
         receiver.stop()
+
+
+async def test_retention_deletes_old_finished_events_with_their_log_and_keeps_the_rest(
+    fresh_database_url: Callable[[], Awaitable[str]],
+) -> None:
+    """The retention job (run by a procrastinate worker, as scheduled) deletes the events older than
+    ``event_retention_days`` whose deliveries are all delivered or failed, their delivery log, and the
+    finished webhook jobs as old; an old event with a pending delivery (a replay) stays, as do recent ones."""
+    ok_receiver = Receiver().start()
+    down = Receiver()  # never listens: its deliveries fail (one attempt each)
+    try:
+        async with app_with(fresh_database_url, **{**QUICK, "webhook_max_attempts": 1}, event_retention_days=30) as api:
+            admin = await api.user("alice", "admin")
+            before_endpoints = await create_customer(api, admin, name="No Endpoint Yet")  # an event, no delivery
+            await register(api, admin, ok_receiver.url, ["TIER_CHANGED"])
+            failing = await register(api, admin, down.url, ["TIER_CHANGED"])
+            old = [await create_customer(api, admin, name=f"Old Customer {i}") for i in range(3)]
+            recent = await create_customer(api, admin, name="Recent Customer")
+
+            async def done() -> bool:
+                return await pending(api) == 0
+
+            await work_until(api, done)
+
+            def event_of(customer: dict[str, Any]) -> str:
+                return str(raw_id(customer["id"]))
+
+            # The failing endpoint's delivery of the third old event is replayed (pending again, not worked).
+            [replayed] = await rows(
+                api,
+                "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
+                " WHERE d.endpoint_id = :ep AND e.customer_id = :c",
+                ep=raw_id(failing["endpoint"]["id"]),
+                c=raw_id(old[2]["id"]),
+            )
+            body = await api.gql(admin, REPLAY, {"id": to_global_id("WebhookDelivery", replayed.id)})
+            assert ok(body, "replayWebhookDelivery")["delivery"]["status"] == "PENDING"
+
+            aged = [before_endpoints, *old]
+            async with api.services.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE events SET occurred_at = now() - interval '40 days' WHERE customer_id = ANY(:ids)"),
+                    {"ids": [raw_id(c["id"]) for c in aged]},
+                )
+                await conn.execute(  # the finished attempts' jobs as old (procrastinate's event times)
+                    text(
+                        "UPDATE procrastinate_events SET at = now() - interval '40 days' WHERE job_id IN"
+                        " (SELECT id FROM procrastinate_jobs WHERE queue_name = :q AND status = 'succeeded')"
+                    ),
+                    {"q": WEBHOOK_QUEUE},
+                )
+            counts = "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM webhook_deliveries) AS logs"
+            [start] = await rows(api, counts)
+            assert (start.events, start.logs) == (5, 8)  # 4 events with two deliveries each
+
+            await api.services.jobs.configure_task("tierwise.event_retention").defer_async(timestamp=0)
+            await api.services.jobs.run_worker_async(queues=[QUEUE], wait=False, install_signal_handlers=False)
+
+            [job] = await rows(
+                api,
+                "SELECT status FROM procrastinate_jobs WHERE task_name = 'tierwise.event_retention'",
+            )
+            assert job.status == "succeeded"
+            left = await rows(
+                api,
+                "SELECT e.customer_id, array_agg(d.status ORDER BY d.status) FILTER (WHERE d.id IS NOT NULL) AS s"
+                " FROM events e LEFT JOIN webhook_deliveries d ON d.event_id = e.id GROUP BY e.customer_id",
+            )
+            assert {str(r.customer_id): r.s for r in left} == {
+                event_of(old[2]): ["delivered", "pending"],  # old, but a delivery is pending: kept whole
+                event_of(recent): ["delivered", "failed"],  # recent: kept
+            }
+            webhook_jobs = await rows(
+                api,
+                "SELECT status, count(*) AS n FROM procrastinate_jobs WHERE queue_name = :q GROUP BY status",
+                q=WEBHOOK_QUEUE,
+            )
+            assert {r.status: r.n for r in webhook_jobs} == {"todo": 1}  # the replay's; the aged ones are gone
+
+            # The log of the kept events still answers; a second run deletes nothing.
+            log = await api.gql(admin, DELIVERIES, {})
+            assert len(log["data"]["webhookDeliveries"]["edges"]) == 4
+            await api.services.jobs.configure_task("tierwise.event_retention").defer_async(timestamp=1)
+            await api.services.jobs.run_worker_async(queues=[QUEUE], wait=False, install_signal_handlers=False)
+            [end] = await rows(api, counts)
+            assert (end.events, end.logs) == (2, 4)
+    finally:
+        ok_receiver.stop()

@@ -26,6 +26,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra import churn, metrics, tiering
+from infra.repos import imports
 
 ChurnMode = Literal["now", "defer"]
 
@@ -56,3 +57,15 @@ async def after_change(
     else:
         await churn.refresh(conn, ids)
     return AfterChange(len(ids), moved)
+
+
+async def insert_staged(conn: AsyncConnection, *, actor: str) -> dict[str, UUID]:
+    """The new customers staged by ``infra.repos.imports.stage``, inserted with this step folded into the
+    insert: a new customer has no facts yet, so its metrics are the empty row and its tier the one
+    ``retier`` places it in (``tiering.insert_staged``: each row written once, history and event as
+    ``retier`` writes them); churn scoring is queued (one job). Returns external reference -> new id."""
+    created = await tiering.insert_staged(
+        conn, stage=imports.STAGE, metrics_stage=imports.METRICS_STAGE, columns=imports.STAGED, actor=actor
+    )
+    await churn.defer_refresh(conn, list(created.values()))
+    return created

@@ -140,9 +140,13 @@ def _fingerprint(policy: PolicySpec) -> str:
     )
 
 
-def decision_sql(policy: PolicySpec, scope: str, metrics_from: str = "customer_metrics") -> str:
+def decision_sql(
+    policy: PolicySpec, scope: str, metrics_from: str = "customer_metrics", customers_from: str = "customers"
+) -> str:
     """A SELECT of (id, from_tier, to_tier, eventual_tier, kind, grace_since, created_at, spend) for the live
-    customers matching ``scope`` (a fixed SQL condition on ``c``), under ``policy``.
+    customers matching ``scope`` (a fixed SQL condition on ``c``), under ``policy``. ``customers_from`` and
+    ``metrics_from`` are the tables read as ``c`` and ``m`` (fixed names: a simulation's metrics, the
+    import's staged customers).
 
     ``kind`` is the decision of ``domain.tiers.decide``; ``eventual_tier`` is where the customer ends once
     running grace periods and minimum stays are over, if the metrics stay as they are."""
@@ -201,7 +205,7 @@ def decision_sql(policy: PolicySpec, scope: str, metrics_from: str = "customer_m
                     AND (c.tier_override_expires_at IS NULL OR c.tier_override_expires_at > now())) AS override_active,
                    c.tier_override_code IS NOT NULL AS has_override,
                    {entry_rank} AS er, {current_rank} AS cr, {retains} AS retains, {step_rank} AS sr
-            FROM customers c LEFT JOIN {metrics_from} m ON m.customer_id = c.id
+            FROM {customers_from} c LEFT JOIN {metrics_from} m ON m.customer_id = c.id
             WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL AND {scope}
             OFFSET 0
         ) e
@@ -210,9 +214,10 @@ def decision_sql(policy: PolicySpec, scope: str, metrics_from: str = "customer_m
 
 
 _MOVES = "s.change_type <> 'grace' AND s.from_tier IS DISTINCT FROM s.to_tier"  # history rows that move a tier
+_MOVING = "('place', 'replace', 'up', 'down', 'grace', 'recover')"  # decisions that write tier columns and history
 
 
-def _tier_changed_sql(source: str, where: str) -> str:
+def _tier_changed_sql(source: str, where: str, customers_from: str = "customers") -> str:
     """The ``tier.changed`` events of the history rows ``source`` (infra/repos/events.py): one per move."""
     return outbox.insert_sql(
         EventType.TIER_CHANGED,
@@ -226,13 +231,44 @@ def _tier_changed_sql(source: str, where: str) -> str:
             "policyVersion": "s.policy_version",
         },
         where,
+        customers_from,
     )
+
+
+def _history_sql(policy: PolicySpec, source: str, metrics_from: str) -> str:
+    """The ``INSERT INTO tier_changes`` of the moves in ``source`` (a CTE of id, created_at, from_tier,
+    to_tier, kind, old_grace_since), with the metric values (``metrics_from``) that decided them; returns
+    what ``_tier_changed_sql`` reads."""
+    grace, stay = int(policy.grace_days), int(policy.min_stay_days)
+    return f"""
+    INSERT INTO tier_changes (customer_id, from_tier, to_tier, policy_version, change_type, reason, metrics, actor)
+    SELECT c.id, c.from_tier, c.to_tier, CAST(:version AS integer),
+           CASE c.kind WHEN 'replace' THEN 'manual_override' WHEN 'place' THEN 'initial'
+                       WHEN 'up' THEN 'upgrade' WHEN 'down' THEN 'downgrade' ELSE 'grace' END,
+           CASE c.kind
+             WHEN 'place' THEN
+               CASE WHEN c.from_tier IS NULL THEN 'placed in ' || c.to_tier || ' by the entry rules'
+                    ELSE 'tier ' || c.from_tier || ' is not part of policy v' || CAST(:version AS text)
+                         || ': placed in ' || c.to_tier || ' by the entry rules' END
+             WHEN 'replace' THEN 'manual override ended: placed in ' || c.to_tier || ' by the entry rules'
+             WHEN 'up' THEN 'entry rule of ' || c.to_tier || ' holds'
+             WHEN 'down' THEN 'retain rule of ' || c.from_tier || ' failing since '
+                  || to_char(c.old_grace_since AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                  || '; grace of {grace} days and minimum stay of {stay} days over: moved to '
+                  || c.to_tier || ', the highest tier whose entry or retain rule holds'
+             WHEN 'grace' THEN 'retain rule of ' || c.from_tier || ' fails: grace period of {grace} days'
+                  || ' started (a downgrade needs it and the minimum stay of {stay} days to be over)'
+             ELSE 'retain rule of ' || c.from_tier || ' holds again: grace period ended'
+           END || ' (policy v' || CAST(:version AS text) || ')' || coalesce(CAST(:cause AS text), ''),
+           {metrics_json_sql()}, CAST(:actor AS text)
+    FROM {source} c LEFT JOIN {metrics_from} m ON m.customer_id = c.id
+    RETURNING customer_id, from_tier, to_tier, change_type, policy_version
+    """
 
 
 def _apply_sql(policy: PolicySpec, scope: str) -> str:
     """The decision applied: tier columns updated, history written (with the metric values that decided it),
     expired overrides cleared and audited. Returns (changes, grace rows)."""
-    grace, stay = int(policy.grace_days), int(policy.min_stay_days)
     return f"""
     WITH d AS MATERIALIZED ({decision_sql(policy, scope)}),
     moved AS (
@@ -247,7 +283,7 @@ def _apply_sql(policy: PolicySpec, scope: str) -> str:
             tier_override_expires_at = CASE WHEN d.kind = 'replace' THEN NULL ELSE c.tier_override_expires_at END,
             tier_override_by = CASE WHEN d.kind = 'replace' THEN NULL ELSE c.tier_override_by END
         FROM d
-        WHERE c.id = d.id AND d.kind IN ('place', 'replace', 'up', 'down', 'grace', 'recover')
+        WHERE c.id = d.id AND d.kind IN {_MOVING}
         RETURNING c.id, c.created_at, d.from_tier, d.to_tier, d.kind, d.old_grace_since
     ),
     audited AS (
@@ -257,36 +293,67 @@ def _apply_sql(policy: PolicySpec, scope: str) -> str:
         FROM moved WHERE kind = 'replace' HAVING count(*) > 0
         RETURNING 1
     ),
-    written AS (
-        INSERT INTO tier_changes (customer_id, from_tier, to_tier, policy_version, change_type, reason, metrics, actor)
-        SELECT c.id, c.from_tier, c.to_tier, CAST(:version AS integer),
-               CASE c.kind WHEN 'replace' THEN 'manual_override' WHEN 'place' THEN 'initial'
-                           WHEN 'up' THEN 'upgrade' WHEN 'down' THEN 'downgrade' ELSE 'grace' END,
-               CASE c.kind
-                 WHEN 'place' THEN
-                   CASE WHEN c.from_tier IS NULL THEN 'placed in ' || c.to_tier || ' by the entry rules'
-                        ELSE 'tier ' || c.from_tier || ' is not part of policy v' || CAST(:version AS text)
-                             || ': placed in ' || c.to_tier || ' by the entry rules' END
-                 WHEN 'replace' THEN 'manual override ended: placed in ' || c.to_tier || ' by the entry rules'
-                 WHEN 'up' THEN 'entry rule of ' || c.to_tier || ' holds'
-                 WHEN 'down' THEN 'retain rule of ' || c.from_tier || ' failing since '
-                      || to_char(c.old_grace_since AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-                      || '; grace of {grace} days and minimum stay of {stay} days over: moved to '
-                      || c.to_tier || ', the highest tier whose entry or retain rule holds'
-                 WHEN 'grace' THEN 'retain rule of ' || c.from_tier || ' fails: grace period of {grace} days'
-                      || ' started (a downgrade needs it and the minimum stay of {stay} days to be over)'
-                 ELSE 'retain rule of ' || c.from_tier || ' holds again: grace period ended'
-               END || ' (policy v' || CAST(:version AS text) || ')' || coalesce(CAST(:cause AS text), ''),
-               {metrics_json_sql()}, CAST(:actor AS text)
-        FROM moved c LEFT JOIN customer_metrics m ON m.customer_id = c.id
-        RETURNING customer_id, from_tier, to_tier, change_type, policy_version
-    ),
+    written AS ({_history_sql(policy, "moved", "customer_metrics")}),
     emitted AS ({_tier_changed_sql("written", _MOVES)})
     SELECT count(*) FILTER (WHERE change_type <> 'grace') AS changes,
            count(*) FILTER (WHERE change_type = 'grace') AS grace_rows,
            (SELECT count(*) FROM audited) AS overrides_ended
     FROM written
     """
+
+
+_CONFLICT = "ON CONFLICT (partner_id, external_ref) WHERE external_ref IS NOT NULL DO NOTHING"
+
+
+def _insert_staged_sql(policy: PolicySpec | None, stage: str, metrics_stage: str, columns: Sequence[str]) -> str:
+    """The staged new customers inserted already placed (see ``insert_staged``). ``stage``, ``metrics_stage``
+    and ``columns`` are fixed names of the code, never input."""
+    cols = ", ".join(columns)
+    staged = ", ".join(f"s.{name}" for name in columns)
+    metrics = f"INSERT INTO customer_metrics SELECT m.* FROM {metrics_stage} m JOIN ins ON ins.id = m.customer_id"
+    if policy is None or not policy.tiers:  # no active policy: nobody is placed (as ``retier`` does)
+        return f"""
+        WITH ins AS (INSERT INTO customers ({cols}) SELECT {staged} FROM {stage} s {_CONFLICT}
+                     RETURNING id, external_ref),
+        met AS ({metrics})
+        SELECT id, external_ref FROM ins"""
+    return f"""
+    WITH d AS MATERIALIZED ({decision_sql(policy, "true", metrics_stage, stage)}),
+    ins AS (
+        INSERT INTO customers ({cols}, tier_code, tier_since, tier_policy_version, tier_grace_since)
+        SELECT {staged}, d.to_tier,
+               CASE WHEN d.kind IN ('place', 'replace', 'up', 'down') THEN now() END,
+               CASE WHEN d.kind IN ('place', 'replace', 'up', 'down') THEN CAST(:version AS integer) END,
+               d.grace_since
+        FROM {stage} s JOIN d ON d.id = s.id
+        {_CONFLICT}
+        RETURNING id, external_ref, created_at
+    ),
+    met AS ({metrics}),
+    moved AS (
+        SELECT i.id, i.created_at, d.from_tier, d.to_tier, d.kind, d.old_grace_since
+        FROM ins i JOIN d ON d.id = i.id WHERE d.kind IN {_MOVING}
+    ),
+    written AS ({_history_sql(policy, "moved", metrics_stage)}),
+    emitted AS ({_tier_changed_sql("written", _MOVES, stage)})
+    SELECT id, external_ref FROM ins
+    """
+
+
+async def insert_staged(
+    conn: AsyncConnection, *, stage: str, metrics_stage: str, columns: Sequence[str], actor: str
+) -> dict[str, UUID]:
+    """Insert the new customers staged in ``stage`` (a temporary table like ``customers``; ``columns`` are
+    the ones to copy) with their metrics rows (``metrics_stage``, like ``customer_metrics``), each already
+    in the tier ``retier`` would place it in, with the same history row and ``tier.changed`` event: one
+    statement, and one write of each customer row instead of an insert and then an update of every index
+    (the bulk import, api/usecases/imports.py). A reference taken meanwhile is skipped. Returns external
+    reference -> new id of the rows inserted."""
+    policy = await load_policy(conn)
+    sql = _insert_staged_sql(policy, stage, metrics_stage, columns)
+    params = {"version": policy.version if policy else None, "actor": actor, "cause": None}
+    rows = (await conn.execute(text(sql), params if policy and policy.tiers else {})).all()
+    return {r.external_ref: r.id for r in rows}
 
 
 _SCOPES = {

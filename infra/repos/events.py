@@ -61,15 +61,24 @@ def global_id(type_name: str, raw_id: UUID) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode().rstrip("=")
 
 
-def insert_sql(event_type: EventType, source: str, customer: str, data: dict[str, str], where: str = "true") -> str:
+def insert_sql(
+    event_type: EventType,
+    source: str,
+    customer: str,
+    data: dict[str, str],
+    where: str = "true",
+    customers_from: str = "customers",
+) -> str:
     """An ``INSERT INTO events … SELECT`` (for a data-modifying CTE) of one ``event_type`` event per row of
     ``source`` (a CTE or table name of the statement, joined as ``s``): ``customer`` is the SQL of the
     customer id in it, ``data`` maps payload keys to SQL expressions over ``s``. The customer's partner is
-    looked up (``ec``) for the partner scope of the event; ``where`` keeps some rows of ``source`` only."""
+    looked up (``ec``, in ``customers_from``: the import's staging table for customers the same statement
+    inserts, which the statement can't see in ``customers``) for the partner scope of the event; ``where``
+    keeps some rows of ``source`` only."""
     pairs = ", ".join(f"'{key}', {expr}" for key, expr in data.items())
     return f"""INSERT INTO events (type, customer_id, partner_id, data)
         SELECT '{event_type.value}', {customer}, ec.partner_id, jsonb_build_object({pairs})
-        FROM {source} s LEFT JOIN customers ec ON ec.id = {customer}
+        FROM {source} s LEFT JOIN {customers_from} ec ON ec.id = {customer}
         WHERE {where}
         RETURNING id"""
 

@@ -1,6 +1,7 @@
 """The customer import's statements (issue 16): which external references an owner has already, and the
-insert of many customers at once — each exactly as ``customers.create`` writes one (encrypted values bound
-to their row, blind indexes, an empty metrics row), in multi-row statements of one chunk each."""
+staging of many new customers at once — each as ``customers.create`` writes one (encrypted values bound to
+their row, blind indexes, an empty metrics row) — by ``COPY`` into temporary tables, from which
+``infra.tiering.insert_staged`` inserts them already placed in their tier."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra import crypto
 from infra.repos.base import Executor, same_partner
-from infra.tables import customer_metrics, customers, partners
+from infra.tables import customers, partners
 
 c = customers
 # Every column an import row may set (missing values are NULL; the lifecycle stage has its default).
@@ -51,29 +52,43 @@ def stored_form(values: dict[str, Any]) -> dict[str, Any]:
     return {**full, **crypto.current().customer_indexes(full)}
 
 
-async def insert_many(db: Executor, rows: Sequence[dict[str, Any]], *, partner_id: UUID | None) -> dict[str, UUID]:
-    """Insert ``rows`` (``stored_form``) as one executemany (SQLAlchemy batches it into multi-row statements
-    compiled once); a reference taken meanwhile by another request is skipped (``ON CONFLICT DO NOTHING``).
-    Returns external reference -> new id for the rows inserted."""
-    if not rows:
-        return {}
-    values = []
-    for row in rows:
-        customer_id = uuid.uuid4()  # made here: the encrypted values are bound to it (infra/crypto.py)
-        values.append({**crypto.bind_row(c, customer_id, row), "id": customer_id, "partner_id": partner_id})
-    stmt = (
-        pg_insert(c)
-        .on_conflict_do_nothing(
-            index_elements=[c.c.partner_id, c.c.external_ref], index_where=c.c.external_ref.isnot(None)
-        )
-        .returning(c.c.id, c.c.external_ref)
+# The session's staging tables of the write (temporary: dropped at commit, gone with a rollback).
+STAGE = "tierwise_import_customers"
+METRICS_STAGE = "tierwise_import_metrics"
+STAGED = ("id", "partner_id", *_COLUMNS)  # what is copied into STAGE (and from it into customers)
+_SEALED: dict[str, crypto.EncryptedText] = {
+    name: kind for name in _COLUMNS if isinstance(kind := c.c[name].type, crypto.EncryptedText)
+}
+
+
+def _record(row: dict[str, Any], customer_id: UUID, partner_id: UUID | None) -> tuple[Any, ...]:
+    """One row of STAGE: encrypted values bound to ``customer_id`` by their column types, as every write."""
+    values = {**row, "id": customer_id, "partner_id": partner_id}
+    for name, kind in _SEALED.items():
+        if values[name] is not None:
+            values[name] = kind.process_bind_param(crypto.ForRow(customer_id, values[name]), None)
+    return tuple(values[name] for name in STAGED)
+
+
+async def stage(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, partner_id: UUID | None) -> None:
+    """Put ``rows`` (``stored_form``), each with a new id and its values encrypted, into the staging tables
+    (emptied first), by one binary ``COPY``: no statement with thousands of parameters to build, send and
+    plan. Each staged customer gets an empty metrics row in METRICS_STAGE (the column defaults, as
+    ``customers.create`` inserts). ``tiering.insert_staged`` writes them into ``customers``."""
+    await conn.execute(
+        text(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE customers INCLUDING DEFAULTS) ON COMMIT DROP")
     )
-    created = {r.external_ref: r.id for r in (await db.execute(stmt, values)).all()}
-    if created:
-        await db.execute(
-            pg_insert(customer_metrics).on_conflict_do_nothing(), [{"customer_id": i} for i in created.values()]
+    await conn.execute(
+        text(
+            f"CREATE TEMP TABLE IF NOT EXISTS {METRICS_STAGE} (LIKE customer_metrics INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-    return created
+    )
+    await conn.execute(text(f"TRUNCATE {STAGE}, {METRICS_STAGE}"))
+    records = [_record(row, uuid.uuid4(), partner_id) for row in rows]
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.copy_records_to_table(STAGE, records=records, columns=list(STAGED))
+    await conn.execute(text(f"INSERT INTO {METRICS_STAGE} (customer_id) SELECT id FROM {STAGE}"))
 
 
 async def partner_named(db: Executor, name: str) -> UUID | None:

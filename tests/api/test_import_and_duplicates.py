@@ -267,3 +267,38 @@ async def test_a_partners_import_is_its_own_and_needs_its_write_grants(fx: Fx) -
     assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
     too_many = await imported(fx, fx.partner, [row(f"r{i}", "N") for i in range(fx.api.settings.max_batch_size + 1)])
     assert [e["code"] for e in too_many["userErrors"]] == ["INVALID"]
+
+
+async def test_an_imported_customer_is_stored_exactly_as_create_customer_stores_one(fx: Fx) -> None:
+    """The import writes set-based (COPY into a staging table, one statement placing the customers in their
+    tier at insert): the rows it leaves are those createCustomer and its after-change step leave — tier
+    columns, the metrics row, the history row with the metric values that decided it, the ``tier.changed``
+    event in the partner's scope — ids and times aside."""
+    made = await create(fx, fx.partner, name="Same Shape", externalRef="shape-create", email="a.shape@example.org")
+    assert made["userErrors"] == []
+    result = await imported(fx, fx.partner, [row("shape-import", "Same Shape", email="b.shape@example.org")])
+    assert result["summary"]["created"] == 1
+    by_ref = {
+        r["external_ref"]: r
+        for r in await sql(
+            fx.api.url,
+            "SELECT c.external_ref, c.partner_id, c.tier_code, c.tier_since = c.created_at AS since_creation,"
+            " c.tier_policy_version, c.tier_grace_since, c.version, c.lifecycle_stage,"
+            " to_jsonb(m) - 'customer_id' - 'computed_at' AS metrics,"
+            " (SELECT jsonb_agg(to_jsonb(t) - 'id' - 'customer_id' - 'changed_at' - 'actor' - 'metrics'"
+            "                   || jsonb_build_object('metrics', t.metrics - 'tenure_days'))"
+            "  FROM tier_changes t WHERE t.customer_id = c.id) AS history,"
+            " (SELECT jsonb_agg(jsonb_build_object('type', e.type, 'partner', e.partner_id::text,"
+            "                   'keys', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(e.data) k),"
+            "                   'change', e.data - 'customerId'))"
+            "  FROM events e WHERE e.customer_id = c.id) AS events"
+            " FROM customers c JOIN customer_metrics m ON m.customer_id = c.id"
+            " WHERE c.external_ref IN ('shape-create', 'shape-import')",
+        )
+    }
+    created, imported_row = dict(by_ref["shape-create"]), dict(by_ref["shape-import"])
+    assert created["tier_code"] is not None
+    assert created["partner_id"] is not None
+    assert imported_row == created | {"external_ref": "shape-import"}
+    assert '"tier.changed"' in imported_row["events"]
+    assert str(created["partner_id"]) in imported_row["events"]  # the event is in the partner's scope

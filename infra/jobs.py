@@ -55,14 +55,22 @@ def registrars() -> list[Registrar]:
     ]
 
 
-async def run_worker(app: procrastinate.App, settings: Settings) -> None:
-    """Work the tierwise queues until cancelled (running jobs finish first)."""
+def all_queues() -> list[str]:
+    """Every queue of tierwise's jobs."""
     from infra.churn import REFRESH_QUEUE
     from infra.repos.events import WEBHOOK_QUEUE
 
+    return [QUEUE, REFRESH_QUEUE, WEBHOOK_QUEUE]
+
+
+async def run_worker(
+    app: procrastinate.App, settings: Settings, *, queues: list[str] | None = None, once: bool = False
+) -> None:
+    """Work the tierwise queues (or these ``queues``) until cancelled (running jobs finish first); ``once``:
+    until no job is due, then return."""
     await app.run_worker_async(
-        queues=[QUEUE, REFRESH_QUEUE, WEBHOOK_QUEUE],
+        queues=queues or all_queues(),
         concurrency=settings.worker_concurrency,
         install_signal_handlers=False,
-        wait=True,
+        wait=not once,
     )

@@ -49,8 +49,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
-    """A dedicated job worker (``tierwise serve`` also runs one unless TIERWISE_RUN_WORKER=false)."""
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """A dedicated job worker (``tierwise serve`` also runs one unless TIERWISE_RUN_WORKER=false); with
+    ``--once``, one pass over the jobs due now, then exit (e.g. to send the due webhook deliveries where no
+    worker runs)."""
     from infra.db import create_engine
     from infra.jobs import JobDeps, create_job_app, registrars, run_worker
 
@@ -60,7 +62,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         jobs = create_job_app(url, JobDeps(engine=engine, settings=settings), registrars())
         try:
             async with jobs.open_async():
-                await run_worker(jobs, settings)
+                await run_worker(jobs, settings, queues=args.queue or None, once=args.once)
         finally:
             await engine.dispose()
         return 0
@@ -502,7 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(fn=cmd_serve)
 
     sub.add_parser("migrate", help="upgrade the database schema to the code's head").set_defaults(fn=cmd_migrate)
-    sub.add_parser("worker", help="run a job worker (scheduled re-tiering, SLA sweeps…)").set_defaults(fn=cmd_worker)
+    worker = sub.add_parser("worker", help="run a job worker (scheduled re-tiering, SLA sweeps, webhooks…)")
+    worker.add_argument("--once", action="store_true", help="run the jobs due now, then exit")
+    worker.add_argument(
+        "--queue", action="append", metavar="NAME", help="work this queue only (repeatable; default: all of them)"
+    )
+    worker.set_defaults(fn=cmd_worker)
 
     seed = sub.add_parser(
         "seed", help="load realistic, deterministic demo data (development only: needs tierwise[demo])"

@@ -42,6 +42,7 @@ async def test_the_readme_tour_answers_as_the_readme_shows(database_url: str) ->
         await engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERWISE_")}
     env |= {"TIERWISE_DATABASE_URL": database_url, "TIERWISE_RUN_WORKER": "false"}
+    env |= {"TIERWISE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "HOOK_PORT": str(_free_port())}  # as scripts/dev
     port = _free_port()
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then waits on HTTP)

@@ -32,9 +32,9 @@ from typing import Any
 from uuid import UUID
 
 from api.usecases.caller import Caller
-from api.usecases.duplicates import index_row
 from domain import imports as rules
 from domain.errors import Forbidden, ValidationFailed
+from infra import crypto
 from infra.after_change import insert_staged
 from infra.db import RequestDb
 from infra.repos import imports as imports_repo
@@ -165,7 +165,8 @@ async def _duplicates(
     """Step 3: the likely duplicates of the new rows among the owner's live customers."""
     out: list[RowDuplicate] = []
     for chunk in _chunks(list(new)):
-        rows = [index_row(n, new[n]) for n in chunk]
+        # the stored form holds the blind indexes already (``index_row`` would compute them again)
+        rows = [{"n": n, **{k: new[n][k] for k in crypto.BLIND_INDEX_COLUMNS}} for n in chunk]
         found = await matching.by_blind_index(db, rows, partner_id=partner_id, criteria=criteria)
         out += [RowDuplicate(n, found[n]) for n in chunk if n in found]
     return out

@@ -742,6 +742,34 @@ _FIELDS.update(
         ),
     }
 )
+# The benefit holdout (migration 0020): who is held out is the experiment's business, read by analysts; setting
+# it is an admin's.
+_FIELDS["BenefitCatalogue"]["holdout"] = I
+_FIELDS["Query"]["benefitHoldout"] = I
+_FIELDS["Mutation"]["setTierPolicyHoldout"] = I
+_FIELDS.update(
+    {
+        "BenefitHoldout": dict.fromkeys(("share", "days", "enabled"), I),
+        "BenefitHoldoutReport": dict.fromkeys(("tier", "from", "to", "treated", "held", "method", "outcomes"), I),
+        "BenefitHoldoutGroup": dict.fromkeys(("customers", "complete"), I),
+        "BenefitHoldoutOutcome": dict.fromkeys(
+            (
+                "outcome",
+                "treatedMean",
+                "heldMean",
+                "effect",
+                "ciLow",
+                "ciHigh",
+                "stdError",
+                "treated",
+                "held",
+                "tooSmall",
+                "note",
+            ),
+            I,
+        ),
+    }
+)
 
 
 def _build() -> dict[str, FieldSpec]:
@@ -992,6 +1020,8 @@ _ARGUMENTS.update(
             "description",
         ),
         **_nothing("RedemptionInput", "benefitCode", "customerId", "externalId", "orderAmount", "redeemedAt"),
+        **_nothing("SetTierPolicyHoldoutInput", "policyId", "expectedRevision", "share", "days"),
+        **_nothing("Query.benefitHoldout", "tier", "from", "to"),
         "RedemptionInput.customerExternalRef": ("Customer.externalRef",),
     }
 )

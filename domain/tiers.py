@@ -248,6 +248,9 @@ class PolicySpec:
     spend_window_days: int = 365
     version: int = 0
     benefits: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # the benefit holdout (domain/holdout.py): share of upgraded customers whose new benefits are withheld, days
+    holdout_share: Decimal = Decimal(0)
+    holdout_days: int = 0
 
     def by_rank(self) -> list[TierSpec]:
         """Highest rank first."""

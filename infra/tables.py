@@ -203,10 +203,19 @@ tier_policies = Table(
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     Column("updated_by", Text, nullable=True),
     Column("retired_by", Text, nullable=True),
+    # Benefit holdout (migration 0020): the share of upgraded customers whose new benefits are withheld, and for
+    # how many days; off (0, 0) by default.
+    Column("holdout_share", Numeric(5, 4), nullable=False, server_default="0"),
+    Column("holdout_days", Integer, nullable=False, server_default="0"),
     CheckConstraint(_in("status", enums.POLICY_STATUSES), name="status"),
     CheckConstraint(
         "grace_days BETWEEN 0 AND 3650 AND min_stay_days BETWEEN 0 AND 3650 AND spend_window_days BETWEEN 1 AND 3650",
         name="days",
+    ),
+    CheckConstraint(
+        "holdout_share >= 0 AND holdout_share <= 0.5 AND holdout_days BETWEEN 0 AND 365"
+        " AND (holdout_share = 0) = (holdout_days = 0)",
+        name="holdout",
     ),
 )
 Index("uq_tier_policies_one_active", tier_policies.c.status, unique=True, postgresql_where=text("status = 'active'"))
@@ -877,3 +886,25 @@ Index(
     benefit_redemptions.c.tier_code,
     benefit_redemptions.c.redeemed_at,
 )
+
+# One upgrade decided while a holdout was in force (migration 0020): which group the customer fell in and how
+# long the new tier's benefits are withheld from it (held) or not (treated).
+benefit_holdouts = Table(
+    "benefit_holdouts",
+    metadata,
+    _pk(),
+    Column("customer_id", UUID(as_uuid=True), ForeignKey("customers.id"), nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("from_tier", Text, nullable=True),  # the benefits a held customer keeps: those of this tier
+    Column("to_tier", Text, nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("share", Numeric(5, 4), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("actor", Text, nullable=True),
+    _created(),
+    CheckConstraint("ends_at > starts_at", name="window"),
+)
+Index("ix_benefit_holdouts_customer_id", benefit_holdouts.c.customer_id, benefit_holdouts.c.ends_at)
+Index("ix_benefit_holdouts_to_tier_starts_at", benefit_holdouts.c.to_tier, benefit_holdouts.c.starts_at)
+Index("ix_benefit_holdouts_held", benefit_holdouts.c.customer_id, postgresql_where=text("held"))

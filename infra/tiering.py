@@ -24,6 +24,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,7 @@ import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain import holdout
 from domain.errors import NotFound, ValidationFailed
 from domain.events import EventType
 from domain.tiers import PolicySpec, Rule, TierSpec
@@ -97,6 +99,7 @@ async def load_policy(conn: Executor, policy_id: UUID | None = None) -> PolicySp
         await conn.execute(
             text(
                 "SELECT p.version, p.name, p.grace_days, p.min_stay_days, p.spend_window_days, "
+                "p.holdout_share, p.holdout_days, "
                 "t.code, t.name AS tier_name, t.rank, t.entry_rule, t.retain_rule, t.benefits "
                 f"FROM tier_policies p LEFT JOIN tiers t ON t.policy_id = p.id WHERE {where} ORDER BY t.rank"
             ),
@@ -115,6 +118,8 @@ async def load_policy(conn: Executor, policy_id: UUID | None = None) -> PolicySp
         spend_window_days=first.spend_window_days,
         version=first.version,
         benefits={r.code: list(r.benefits or []) for r in rows if r.code is not None},
+        holdout_share=Decimal(first.holdout_share).normalize(),
+        holdout_days=first.holdout_days,
     )
 
 
@@ -134,6 +139,8 @@ def _fingerprint(policy: PolicySpec) -> str:
             policy.version,
             policy.grace_days,
             policy.min_stay_days,
+            str(policy.holdout_share),
+            policy.holdout_days,
             [(t.code, t.name, t.rank, t.entry_rule, t.retain_rule) for t in policy.tiers],
         ],
         sort_keys=True,
@@ -266,9 +273,55 @@ def _history_sql(policy: PolicySpec, source: str, metrics_from: str) -> str:
     """
 
 
+def holdout_draw_sql(customer_id: str, version: str, tier: str) -> str:
+    """The draw of an upgrade into the benefit holdout, an integer in [0, 2^32): the first 32 bits of the md5 of
+    'customer:version:tier' (``domain.holdout.draw`` says the same in Python; a test keeps them equal)."""
+    return (
+        f"('x' || substr(md5({customer_id}::text || ':' || {version}::text || ':' || {tier}), 1, 8))::bit(32)::bigint"
+    )
+
+
+def _holdout_sql(policy: PolicySpec) -> str:
+    """The CTEs that put the customers upgraded by this statement into the benefit holdout (held or treated),
+    in the same statement, and audit it; nothing (no cost) when the policy has no holdout."""
+    if policy.holdout_share <= 0 or policy.holdout_days <= 0:
+        return ""
+    share, days = policy.holdout_share, int(policy.holdout_days)
+    return f""",
+    drawn AS (
+        SELECT m.id, m.from_tier, m.to_tier,
+               {holdout_draw_sql("m.id", "CAST(:version AS integer)", "m.to_tier")}
+                   < {holdout.threshold(share)} AS held
+        FROM moved m
+        WHERE m.kind = 'up'
+          AND NOT EXISTS (SELECT 1 FROM benefit_holdouts h
+                          WHERE h.customer_id = m.id AND h.held AND h.ends_at > now())
+    ),
+    assigned AS (
+        INSERT INTO benefit_holdouts (customer_id, policy_version, from_tier, to_tier, held, share, starts_at, ends_at,
+                                      actor)
+        SELECT d.id, CAST(:version AS integer), d.from_tier, d.to_tier, d.held, {share}, now(),
+               now() + make_interval(days => {days}), CAST(:actor AS text)
+        FROM drawn d
+        RETURNING customer_id, held
+    ),
+    holdout_audited AS (
+        INSERT INTO audit_log (actor, action, target_type, target_ids, after)
+        SELECT CAST(:actor AS text), 'benefit_holdout_assigned', 'Customer',
+               array_agg(customer_id::text ORDER BY customer_id),
+               jsonb_build_object(
+                   'held', coalesce(jsonb_agg(customer_id ORDER BY customer_id) FILTER (WHERE held), '[]'::jsonb),
+                   'treated', count(*) FILTER (WHERE NOT held),
+                   'share', {share}, 'days', {days}, 'policyVersion', CAST(:version AS integer))
+        FROM assigned HAVING count(*) > 0
+        RETURNING 1
+    )"""
+
+
 def _apply_sql(policy: PolicySpec, scope: str) -> str:
     """The decision applied: tier columns updated, history written (with the metric values that decided it),
-    expired overrides cleared and audited. Returns (changes, grace rows)."""
+    expired overrides cleared and audited, upgrades drawn into the benefit holdout when the policy has one.
+    Returns (changes, grace rows)."""
     return f"""
     WITH d AS MATERIALIZED ({decision_sql(policy, scope)}),
     moved AS (
@@ -294,7 +347,7 @@ def _apply_sql(policy: PolicySpec, scope: str) -> str:
         RETURNING 1
     ),
     written AS ({_history_sql(policy, "moved", "customer_metrics")}),
-    emitted AS ({_tier_changed_sql("written", _MOVES)})
+    emitted AS ({_tier_changed_sql("written", _MOVES)}){_holdout_sql(policy)}
     SELECT count(*) FILTER (WHERE change_type <> 'grace') AS changes,
            count(*) FILTER (WHERE change_type = 'grace') AS grace_rows,
            (SELECT count(*) FROM audited) AS overrides_ended

@@ -11,6 +11,11 @@ Free of GraphQL: ``(db, caller, command) -> result``, called by api/graphql/bene
   scope reaches, idempotent on the writer's external id like purchases; a customer whose tier is not
   eligible is refused with ``NOT_ELIGIBLE``; the cost comes from the benefit's cost model at the time of
   use; budgets warn when a batch brings a tier's spending in the period to 80 % of its budget or past it.
+  A customer held out of its new tier's benefits (domain/holdout.py) is refused them with ``WITHHELD`` while
+  its holdout runs (the benefits of the tier it came from still apply).
+- **Holdout**: ``set_policy_holdout`` sets the share of upgraded customers whose new benefits a draft policy
+  withholds, and for how many days (audited with the draft; 0 and 0: off); the tier engine draws the upgraded
+  customers into it once the policy is active (infra/tiering.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from uuid import UUID
 
 from api.usecases.caller import Caller
 from domain import benefits as rules
+from domain import holdout as holdout_rules
 from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import differences, key_reused
@@ -55,6 +61,14 @@ class SetPolicyBenefits:
 
 
 @dataclass(frozen=True)
+class SetPolicyHoldout:
+    policy_id: UUID
+    expected_revision: int
+    share: Decimal
+    days: int
+
+
+@dataclass(frozen=True)
 class Catalogue:
     policy_id: UUID
     policy_version: int
@@ -62,6 +76,8 @@ class Catalogue:
     benefits: list[rules.BenefitSpec]
     compared_with_version: int | None
     changes: list[rules.BenefitChange]
+    holdout_share: Decimal = Decimal(0)
+    holdout_days: int = 0
 
 
 def _cleaned(b: rules.BenefitSpec) -> rules.BenefitSpec:
@@ -100,6 +116,24 @@ async def set_policy_benefits(db: RequestDb, caller: Caller, cmd: SetPolicyBenef
     return await catalogue(db, cmd.policy_id)
 
 
+async def set_policy_holdout(db: RequestDb, caller: Caller, cmd: SetPolicyHoldout) -> Catalogue:
+    """Set the benefit holdout of a draft policy (a stale revision is a CONFLICT; only a draft changes)."""
+    holdout_rules.validate(cmd.share, cmd.days)
+    async with db.unit_of_work() as uow:
+        row = await tiers_repo.lock_draft(uow, cmd.policy_id, cmd.expected_revision)
+        await benefits_repo.set_holdout(uow, cmd.policy_id, cmd.share, cmd.days)
+        await tiers_repo.touch_draft(
+            uow,
+            cmd.policy_id,
+            actor=caller.actor,
+            action="tier_policy_holdout_set",
+            before={"share": str(row["holdout_share"].normalize()), "days": row["holdout_days"]},
+            after={"share": str(cmd.share.normalize()), "days": cmd.days},
+        )
+        uow.commit()
+    return await catalogue(db, cmd.policy_id)
+
+
 async def catalogue(db: Executor, policy_id: UUID | None) -> Catalogue:
     """A policy's benefits (the active policy's when ``policy_id`` is None) and their change against the policy
     it replaces or would replace."""
@@ -119,6 +153,8 @@ async def catalogue(db: Executor, policy_id: UUID | None) -> Catalogue:
         benefits=mine,
         compared_with_version=other["version"] if other else None,
         changes=rules.benefit_changes(theirs, mine) if other else [],
+        holdout_share=Decimal(policy["holdout_share"]).normalize(),
+        holdout_days=policy["holdout_days"],
     )
 
 
@@ -208,6 +244,7 @@ async def record_redemptions(
         tiers = await benefits_repo.customers_with_tier(
             uow.conn, [c for c in customer_ids if c is not None], caller.scope
         )
+        held = await benefits_repo.held_out(uow, list(tiers))
         stored = await benefits_repo.by_external_id(
             uow, partner_id, [v["external_id"] for v in values if v["external_id"]]
         )
@@ -258,6 +295,10 @@ async def record_redemptions(
                         NOT_ELIGIBLE,
                     )
                 )
+                continue
+            withheld = next((a for a in held.get(cid, []) if a.withholds(spec.tiers, v["redeemed_at"])), None)
+            if withheld is not None:
+                errors.append(_coded(withheld.message(spec.name), f"{where}.benefitCode", holdout_rules.WITHHELD))
                 continue
             if spec.cost_model == "percent_of_order" and v["order_amount"] is None:
                 errors.append(

@@ -1,5 +1,6 @@
-"""Use-cases of what tiers earn (issue 15): the economics report per tier and period, and the measured effect
-of a tier (a regression-discontinuity estimate at its threshold, domain/effect.py).
+"""Use-cases of what tiers earn (issue 15): the economics report per tier and period, the measured effect
+of a tier (a regression-discontinuity estimate at its threshold, domain/effect.py), and the benefit holdout's
+comparison of held-out and treated customers (domain/holdout.py).
 
 ``tier_economics(db, caller, command)`` is free of GraphQL. The figures and their definitions are in
 domain/economics.py; the sums come from one statement over the customers the caller's scope reaches
@@ -16,14 +17,17 @@ from decimal import Decimal
 from api.usecases.caller import Caller
 from domain import economics as rules
 from domain import effect as effect_rules
+from domain import holdout as holdout_rules
 from domain.errors import Invalid, NotFound, ValidationFailed
 from infra import tiering
 from infra.repos import economics as economics_repo
 from infra.repos import effect as effect_repo
+from infra.repos import holdout as holdout_repo
 from infra.repos.base import Executor
 
 MAX_DAYS = 3 * 366
 MAX_COST = Decimal("100000")
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -157,3 +161,72 @@ async def tier_effect(db: Executor, caller: Caller, q: TierEffectQuery) -> TierE
             points["nps"].append((x, o.nps))
     outcomes = [OutcomeEffect(name, effect_rules.local_linear_rd(points[name], float(h))) for name in OUTCOMES]
     return TierEffectReport(q.tier, threshold, start, stop, q.window_days, h, outcomes, effect_rules.METHOD)
+
+
+# ---------------------------------------------------------------- the benefit holdout, held against treated
+
+
+@dataclass(frozen=True)
+class BenefitHoldoutQuery:
+    tier: str
+    since: dt.datetime | None = None  # upgrades from (default: the first)
+    until: dt.datetime | None = None  # to, exclusive (default: now)
+
+
+@dataclass(frozen=True)
+class HoldoutOutcome:
+    outcome: str  # spend, churn, nps: as in the tier effect, over each customer's holdout window
+    comparison: holdout_rules.GroupComparison
+
+
+@dataclass(frozen=True)
+class BenefitHoldoutReport:
+    tier: str
+    since: dt.datetime | None
+    until: dt.datetime
+    held: int
+    treated: int
+    held_complete: int  # of them, windows that are over
+    treated_complete: int
+    outcomes: list[HoldoutOutcome]
+    method: str
+
+
+async def benefit_holdout(db: Executor, caller: Caller, q: BenefitHoldoutQuery) -> BenefitHoldoutReport:
+    """Customers upgraded to a tier into the benefit holdout: the held-out group against the treated one on their
+    spend, churn and NPS after the upgrade (domain/holdout.py has the method)."""
+    now = dt.datetime.now(dt.UTC)
+    until = q.until or now
+    errors = []
+    if (q.since is not None and q.since.tzinfo is None) or until.tzinfo is None:
+        errors.append(ValidationFailed("from and to need a time zone", field="from"))
+    elif q.since is not None and not q.since < until:
+        errors.append(ValidationFailed("to is after from", field="to"))
+    if errors:
+        raise Invalid(errors)
+    policy = await tiering.load_policy(db)
+    if policy is None or policy.tier(q.tier) is None:
+        raise NotFound(f"the active policy has no tier '{q.tier}'", field="tier")
+    observed = await holdout_repo.observations(
+        db, tier=q.tier, since=q.since or EARLIEST, until=until, scope=caller.scope
+    )
+    groups: dict[bool, dict[str, list[float]]] = {g: {o: [] for o in OUTCOMES} for g in (True, False)}
+    for o in observed:
+        groups[o.held]["spend"].append(float(o.spend))
+        groups[o.held]["churn"].append(0.0 if o.bought else 1.0)
+        if o.nps is not None:
+            groups[o.held]["nps"].append(o.nps)
+    return BenefitHoldoutReport(
+        tier=q.tier,
+        since=q.since,
+        until=until,
+        held=sum(1 for o in observed if o.held),
+        treated=sum(1 for o in observed if not o.held),
+        held_complete=sum(1 for o in observed if o.held and o.complete),
+        treated_complete=sum(1 for o in observed if not o.held and o.complete),
+        outcomes=[
+            HoldoutOutcome(name, holdout_rules.compare_groups(groups[False][name], groups[True][name]))
+            for name in OUTCOMES
+        ],
+        method=holdout_rules.METHOD,
+    )

@@ -14,9 +14,10 @@ from sqlalchemy import and_, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.benefits import CENT, BenefitSpec, period_bounds
+from domain.holdout import Assignment
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope, same_partner
-from infra.tables import benefit_redemptions, benefits, customers, tier_policies
+from infra.tables import benefit_holdouts, benefit_redemptions, benefits, customers, tier_policies
 
 r = benefit_redemptions
 
@@ -63,7 +64,7 @@ async def replace(db: Executor, policy_id: UUID, specs: Sequence[BenefitSpec]) -
 
 
 async def copy(db: Executor, source_id: UUID, target_id: UUID) -> None:
-    """A new draft starts with the benefits of the policy it copies."""
+    """A new draft starts with the benefits and the holdout of the policy it copies."""
     cols = ", ".join(_COLUMNS)
     await db.execute(
         text(
@@ -71,15 +72,34 @@ async def copy(db: Executor, source_id: UUID, target_id: UUID) -> None:
         ),
         {"source": source_id, "target": target_id},
     )
+    await db.execute(
+        text(
+            "UPDATE tier_policies t SET holdout_share = s.holdout_share, holdout_days = s.holdout_days"
+            " FROM tier_policies s WHERE s.id = :source AND t.id = :target"
+        ),
+        {"source": source_id, "target": target_id},
+    )
+
+
+async def set_holdout(db: Executor, policy_id: UUID, share: Decimal, days: int) -> None:
+    """The holdout of a (locked, draft) policy."""
+    await db.execute(
+        tier_policies.update().where(tier_policies.c.id == policy_id).values(holdout_share=share, holdout_days=days)
+    )
 
 
 async def policy_row(db: Executor, policy_id: UUID | None) -> dict[str, Any] | None:
-    """A policy (the active one when ``policy_id`` is None): id, version, status, activated_at."""
+    """A policy (the active one when ``policy_id`` is None): id, version, status, activated_at, holdout."""
     cond = tier_policies.c.status == "active" if policy_id is None else tier_policies.c.id == policy_id
     row = (
         await db.execute(
             select(
-                tier_policies.c.id, tier_policies.c.version, tier_policies.c.status, tier_policies.c.activated_at
+                tier_policies.c.id,
+                tier_policies.c.version,
+                tier_policies.c.status,
+                tier_policies.c.activated_at,
+                tier_policies.c.holdout_share,
+                tier_policies.c.holdout_days,
             ).where(cond)
         )
     ).first()
@@ -119,6 +139,25 @@ async def customers_with_tier(conn: AsyncConnection, ids: Sequence[UUID], scope:
         )
     ).all()
     return {x.id: x.tier_code for x in rows}
+
+
+async def held_out(db: Executor, ids: Sequence[UUID]) -> dict[UUID, list[Assignment]]:
+    """The holdouts (held group only) of these customers, whatever their window: a use is checked against the
+    window at its own time."""
+    if not ids:
+        return {}
+    h = benefit_holdouts
+    rows = (
+        await db.execute(
+            select(h.c.customer_id, h.c.from_tier, h.c.to_tier, h.c.starts_at, h.c.ends_at)
+            .where(h.c.held, h.c.customer_id.in_(sorted(set(ids), key=str)))
+            .order_by(h.c.customer_id, h.c.starts_at)
+        )
+    ).all()
+    out: dict[UUID, list[Assignment]] = {}
+    for x in rows:
+        out.setdefault(x.customer_id, []).append(Assignment(True, x.from_tier, x.to_tier, x.starts_at, x.ends_at))
+    return out
 
 
 async def charged_this_month(

@@ -38,6 +38,7 @@ from infra.repos.authz import write_audit
 from infra.repos.base import Scope, dict_rows, escape_like
 from infra.tables import (
     audit_log,
+    benefit_holdouts,
     benefit_redemptions,
     churn_scores,
     complaint_events,
@@ -351,6 +352,7 @@ async def merge(
         ("purchases", purchases),
         ("refunds", refunds),
         ("benefitRedemptions", benefit_redemptions),
+        ("benefitHoldouts", benefit_holdouts),
         ("complaints", complaints),
         ("tierChanges", tier_changes),
         ("surveyInvitations", survey_invitations),
@@ -745,6 +747,11 @@ async def export(conn: Any, customer_id: UUID, *, scope: Scope) -> dict[str, Any
             select(benefit_redemptions)
             .where(benefit_redemptions.c.customer_id.in_(ids))
             .order_by(benefit_redemptions.c.redeemed_at)
+        ),
+        "benefitHoldouts": await rows_of(
+            select(benefit_holdouts)
+            .where(benefit_holdouts.c.customer_id.in_(ids))
+            .order_by(benefit_holdouts.c.starts_at)
         ),
         "complaints": complaint_rows,
         "surveyInvitations": await rows_of(

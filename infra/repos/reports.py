@@ -31,6 +31,7 @@ from uuid import UUID
 from sqlalchemy import text
 
 from domain.surveys import SCORE_BANDS
+from infra.repos import holdout as holdout_repo
 from infra.repos import scope as readable
 from infra.repos.base import Executor, Scope, dict_rows
 from infra.repos.clocks import breached_sql
@@ -334,6 +335,13 @@ async def _survey_scores_summarised(
 # ---------------------------------------------------------------- fairness
 
 
+# a customer held out of its tier's benefits at a time (the benefit holdout)
+_HELD = (
+    "SELECT 1 FROM benefit_holdouts bh WHERE bh.held AND bh.customer_id = {customer}"
+    " AND bh.starts_at <= {at} AND bh.ends_at > {at}"
+)
+
+
 async def fairness(
     db: Executor, *, since: dt.datetime | None, until: dt.datetime | None, scope: Scope, summaries: bool = True
 ) -> list[dict[str, Any]]:
@@ -344,8 +352,12 @@ async def fairness(
     plus the running ones counted as of now; the complaints' clocks (narrow, with the two durations indexed
     per tier, so a median is two index entries at an offset); the live customers invited / answering per
     tier; the NPS answers per day and tier. A range, or a partner's scope (the summaries count every
-    partner), takes the raw query."""
-    if summaries and scope.unrestricted and since is None and until is None:
+    partner), takes the raw query.
+
+    Customers held out of their tier's benefits (the benefit holdout, domain/holdout.py) are left out while
+    withheld: their complaints opened and NPS answers given during their holdout, and, from the reach, those
+    held out now. The summaries cannot leave them out, so once anyone has been held out the raw query answers."""
+    if summaries and scope.unrestricted and since is None and until is None and not await holdout_repo.any_held(db):
         return await _fairness_summarised(db)
     sql = f"""
     WITH active_tiers AS ({ACTIVE_TIERS}),
@@ -363,6 +375,7 @@ async def fairness(
                    ORDER BY extract(epoch FROM k.resolved_at - k.opened_at) - k.paused_seconds) AS resolution_s
         FROM complaints k
         WHERE {_in_range("k.opened_at")}{readable.by_customer_sql(scope, "k.customer_id")}
+          AND NOT EXISTS ({_HELD.format(customer="k.customer_id", at="k.opened_at")})
         GROUP BY k.tier_at_open
     ),
     reach AS (  -- who was invited / answered: hashed sets, not two index probes per customer (issue 7)
@@ -374,6 +387,7 @@ async def fairness(
         LEFT JOIN (SELECT DISTINCT r.customer_id FROM survey_responses r WHERE {_in_range("r.submitted_at")}) r
                ON r.customer_id = c.id
         WHERE {LIVE}{readable.customers_sql(scope, "c")}
+          AND NOT EXISTS ({_HELD.format(customer="c.id", at="now()")})
         GROUP BY c.tier_code
     ),
     nps AS (
@@ -384,6 +398,7 @@ async def fairness(
         JOIN survey_questions q ON q.id = a.question_id
         WHERE q.kind = 'nps' AND a.score IS NOT NULL AND {_in_range("r.submitted_at")}
           {readable.by_customer_sql(scope, "r.customer_id")}
+          AND NOT EXISTS ({_HELD.format(customer="r.customer_id", at="r.submitted_at")})
         GROUP BY r.tier_at_response
     )
     SELECT t.code AS tier, t.rank,

@@ -80,6 +80,17 @@ class SetTierPolicyBenefitsInput:
 
 
 @strawberry.input
+class SetTierPolicyHoldoutInput:
+    policy_id: strawberry.ID
+    expected_revision: int
+    share: Decimal = strawberry.field(
+        description="the share (0 to 0.5, 4 decimals) of the customers this policy upgrades whose new tier's "
+        "benefits are withheld; 0: off"
+    )
+    days: int = strawberry.field(description="how long they are withheld after the upgrade (1-365; 0 with share 0)")
+
+
+@strawberry.input
 class RedemptionInput:
     benefit_code: str
     customer_id: strawberry.ID | None = None

@@ -15,15 +15,18 @@ from api.graphql.benefits.inputs import (
     RecordBenefitRedemptionsInput,
     RecordRefundsInput,
     SetTierPolicyBenefitsInput,
+    SetTierPolicyHoldoutInput,
 )
 from api.graphql.benefits.types import (
     BenefitCatalogueType,
+    BenefitHoldoutReportType,
     BenefitRedemptionType,
     BudgetWarningType,
     RecordBenefitRedemptionsPayload,
     RecordRefundsPayload,
     RefundType,
     SetTierPolicyBenefitsPayload,
+    SetTierPolicyHoldoutPayload,
     TierEconomicsType,
     TierEffectType,
 )
@@ -197,6 +200,30 @@ class BenefitQuery:
 
         return await query(run)
 
+    @strawberry.field(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+        description="The benefit holdout of a tier: customers upgraded to it while some were held out of its "
+        "benefits, the held-out group against the treated one on their spend, churn and NPS after the upgrade, "
+        "with a 95 % interval and the sample sizes; says so when the sample is too small to tell"
+    )
+    async def benefit_holdout(
+        self,
+        info: Info[Context, None],
+        tier: str,
+        since: Annotated[
+            dt.datetime | None, strawberry.argument(name="from", description="upgrades from (default: all)")
+        ] = None,
+        until: Annotated[
+            dt.datetime | None, strawberry.argument(name="to", description="exclusive (default: now)")
+        ] = None,
+    ) -> BenefitHoldoutReportType | None:
+        ctx = _ctx(info)
+
+        async def run() -> BenefitHoldoutReportType:
+            q = economics_usecases.BenefitHoldoutQuery(tier=tier, since=since, until=until)
+            return BenefitHoldoutReportType.build(await economics_usecases.benefit_holdout(ctx.db, ctx.caller, q))
+
+        return await query(run)
+
 
 @strawberry.type
 class BenefitCatalogueMutation:
@@ -221,8 +248,31 @@ class BenefitCatalogueMutation:
         return await mutate(SetTierPolicyBenefitsPayload, run)
 
     @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+        description="Set the benefit holdout of a draft tier policy: the share of the customers it upgrades whose new "
+        "tier's benefits are withheld, and for how many days (audited; the draft's revision goes up); in force when "
+        "the policy is activated; share 0 and days 0: off"
+    )
+    async def set_tier_policy_holdout(
+        self, info: Info[Context, None], input: SetTierPolicyHoldoutInput
+    ) -> SetTierPolicyHoldoutPayload | None:
+        ctx = _ctx(info)
+
+        async def run() -> SetTierPolicyHoldoutPayload:
+            cmd = benefit_usecases.SetPolicyHoldout(
+                policy_id=from_global_id(input.policy_id, "TierPolicy", field="policyId")[1],
+                expected_revision=input.expected_revision,
+                share=input.share,
+                days=input.days,
+            )
+            done = await benefit_usecases.set_policy_holdout(ctx.db, ctx.caller, cmd)
+            return SetTierPolicyHoldoutPayload(catalogue=BenefitCatalogueType.build(done))
+
+        return await mutate(SetTierPolicyHoldoutPayload, run)
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
         description="Uses of benefits of the active policy, all or nothing: only by eligible customers (NOT_ELIGIBLE "
-        "otherwise), cost from the benefit's model at the time of use, idempotent on (writer, externalId); "
+        "otherwise; WITHHELD while a customer is held out of its new tier's benefits), cost from the benefit's model "
+        "at the time of use, idempotent on (writer, externalId); "
         "budgets warn at 80 % and when passed"
     )
     async def record_benefit_redemptions(

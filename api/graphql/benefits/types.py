@@ -88,6 +88,17 @@ class BenefitChangeType:
     fields: list[str]
 
 
+@strawberry.type(
+    name="BenefitHoldout",
+    description="The share of the customers a policy upgrades whose new tier's benefits are withheld for a while, "
+    "to measure their effect (benefitHoldout); share 0: off",
+)
+class BenefitHoldoutType:
+    share: Decimal
+    days: int
+    enabled: bool
+
+
 @strawberry.type(name="BenefitCatalogue")
 class BenefitCatalogueType:
     policy_id: strawberry.ID
@@ -98,6 +109,7 @@ class BenefitCatalogueType:
         description="the policy the changes are against: the active one for a draft, the one before for others"
     )
     changes: list[BenefitChangeType]
+    holdout: BenefitHoldoutType | None
 
     @classmethod
     def build(cls, c: Any) -> BenefitCatalogueType:
@@ -108,11 +120,18 @@ class BenefitCatalogueType:
             benefits=[BenefitType.from_spec(b) for b in c.benefits],
             compared_with_version=c.compared_with_version,
             changes=[BenefitChangeType(code=x.code, change=x.change, fields=list(x.fields)) for x in c.changes],
+            holdout=BenefitHoldoutType(share=c.holdout_share, days=c.holdout_days, enabled=c.holdout_share > 0),
         )
 
 
 @strawberry.type
 class SetTierPolicyBenefitsPayload:
+    catalogue: BenefitCatalogueType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SetTierPolicyHoldoutPayload:
     catalogue: BenefitCatalogueType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -307,4 +326,73 @@ class TierEffectType:
             bandwidth=r.bandwidth,
             method=r.note,
             outcomes=[TierEffectOutcomeType.build(o) for o in r.outcomes],
+        )
+
+
+@strawberry.type(name="BenefitHoldoutOutcome", description="Treated against held-out customers on one outcome")
+class BenefitHoldoutOutcomeType:
+    outcome: str = strawberry.field(
+        description="spend: net spend in the holdout window; churn: 1 if the customer bought nothing in it; "
+        "nps: mean answer (customers who answered)"
+    )
+    treated_mean: Decimal | None
+    held_mean: Decimal | None
+    effect: Decimal | None = strawberry.field(description="treated mean minus held-out mean")
+    ci_low: Decimal | None = strawberry.field(description="95 % confidence interval, lower bound")
+    ci_high: Decimal | None
+    std_error: Decimal | None
+    treated: int = strawberry.field(description="treated customers with this outcome")
+    held: int
+    too_small: bool = strawberry.field(description="too few customers in a group to tell: no estimate")
+    note: str
+
+    @classmethod
+    def build(cls, o: Any) -> BenefitHoldoutOutcomeType:
+        c = o.comparison
+        places = "0.01" if o.outcome == "spend" else "0.0001"
+        return cls(
+            outcome=o.outcome,
+            treated_mean=_dec(c.treated_mean, places),
+            held_mean=_dec(c.held_mean, places),
+            effect=_dec(c.effect, places),
+            ci_low=_dec(c.ci_low, places),
+            ci_high=_dec(c.ci_high, places),
+            std_error=_dec(c.std_error, places),
+            treated=c.treated,
+            held=c.held,
+            too_small=c.too_small,
+            note=c.note,
+        )
+
+
+@strawberry.type(name="BenefitHoldoutGroup", description="The customers of one group of the holdout")
+class BenefitHoldoutGroupType:
+    customers: int
+    complete: int = strawberry.field(description="of them, those whose holdout window is over")
+
+
+@strawberry.type(
+    name="BenefitHoldoutReport",
+    description="Customers upgraded to a tier while its policy held some out: those whose new benefits were "
+    "withheld against those who got them, on what they did after the upgrade",
+)
+class BenefitHoldoutReportType:
+    tier: str
+    since: dt.datetime | None = strawberry.field(name="from")
+    until: dt.datetime = strawberry.field(name="to")
+    treated: BenefitHoldoutGroupType
+    held: BenefitHoldoutGroupType
+    method: str
+    outcomes: list[BenefitHoldoutOutcomeType]
+
+    @classmethod
+    def build(cls, r: Any) -> BenefitHoldoutReportType:
+        return cls(
+            tier=r.tier,
+            since=r.since,
+            until=r.until,
+            treated=BenefitHoldoutGroupType(customers=r.treated, complete=r.treated_complete),
+            held=BenefitHoldoutGroupType(customers=r.held, complete=r.held_complete),
+            method=r.method,
+            outcomes=[BenefitHoldoutOutcomeType.build(o) for o in r.outcomes],
         )

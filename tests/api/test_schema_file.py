@@ -79,3 +79,14 @@ def test_the_catalogue_names_only_fields_that_exist() -> None:
         if not isinstance(t, GraphQLObjectType | GraphQLInterfaceType) or field not in t.fields:
             stale.append(key)
     assert not stale, f"the catalogue classifies fields the schema does not have: {stale}"
+
+
+def test_the_tiers_plain_benefit_labels_are_deprecated_for_the_catalogue() -> None:
+    """Issue 15: the benefit catalogue replaces the tiers' plain strings; they stay, deprecated with a reason."""
+    schema = build_schema()._schema
+    fields = [
+        schema.type_map["Tier"].fields["benefits"],  # type: ignore[attr-defined]
+        schema.type_map["TierRule"].fields["benefits"],  # type: ignore[attr-defined]
+        schema.type_map["TierInput"].fields["benefits"],  # type: ignore[attr-defined]
+    ]
+    assert all("benefitCatalogue" in (f.deprecation_reason or "") for f in fields)

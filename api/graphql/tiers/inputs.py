@@ -7,6 +7,14 @@ import datetime as dt
 import strawberry
 from strawberry.scalars import JSON
 
+# The tiers' benefits as plain strings predate the benefit catalogue (issue 15), which gives each benefit a kind,
+# a cost model, its eligible tiers and a budget, versioned with the policy; the strings are kept (stored and
+# answered as before) for the clients that use them, and deprecated so that new ones use the catalogue.
+DEPRECATED_BENEFITS = (
+    "Plain labels without kind, cost or eligibility, kept for existing clients: use benefitCatalogue "
+    "(Benefit.name, Benefit.tiers) and setTierPolicyBenefits"
+)
+
 
 @strawberry.input
 class TierInput:
@@ -18,7 +26,7 @@ class TierInput:
         '{"score": {"weights": {"spend_12m": 0.01}, "min": 40}} or {"always": true}'
     )
     retain_rule: JSON = strawberry.field(description="Looser than the entry rule: the tier is kept while it holds")
-    benefits: list[str] | None = None
+    benefits: list[str] | None = strawberry.field(default=None, deprecation_reason=DEPRECATED_BENEFITS)
 
 
 @strawberry.input

@@ -18,6 +18,7 @@ from api.graphql.core.enums import ChangeType, PolicyStatus
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType
+from api.graphql.tiers.inputs import DEPRECATED_BENEFITS
 from domain import tiers as rules
 
 
@@ -30,7 +31,7 @@ class TierType:
     code: str
     name: str
     rank: int
-    benefits: list[str]
+    benefits: list[str] = strawberry.field(deprecation_reason=DEPRECATED_BENEFITS)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TierType:
@@ -44,7 +45,7 @@ class TierRuleType:
     retain_rule: JSON
     name: str | None = None
     rank: int | None = None
-    benefits: list[str] | None = None
+    benefits: list[str] | None = strawberry.field(default=None, deprecation_reason=DEPRECATED_BENEFITS)
 
 
 @strawberry.type(name="TierPolicy")

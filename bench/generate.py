@@ -1,6 +1,9 @@
 """The benchmark data set: N customers, 10 N purchases, N/2 complaints (with their events) and about N survey
 answers (NPS, CSAT and CES on every survey channel, with their invitations and responses), bulk-loaded with
-COPY into a migrated database, then metrics, tiers and SLA clocks computed by the service's own code.
+COPY into a migrated database, then metrics, tiers and SLA clocks computed by the service's own code. Then,
+for the economics report (issue 15), as demo/seed.py makes them: the active policy's benefit catalogue, one
+purchase in 40 refunded (N/4 refunds, before the metrics: they are net of refunds) and, once tiers are
+placed, uses of the benefits on the purchases of the last 90 days by eligible customers.
 
     python -m bench.generate [--customers 1000000] [--database tierwise_bench_1000000] [--churn]
 
@@ -96,6 +99,27 @@ WHERE x.schemaname = 'public' AND x.tablename = ANY(:tables)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)
 ORDER BY x.tablename, x.indexname
 """
+
+# Made after the COPY by set-based SQL (demo/seed.py's), not per chunk.
+DERIVED = ("customer_metrics", "tier_changes", "refunds", "benefit_redemptions")
+_ACTIVE_BENEFITS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM benefits b JOIN tier_policies p ON p.id = b.policy_id WHERE p.status = 'active')"
+)
+# demo/seed.py's refunds and uses, for what a resumed run added: purchases without a refund, customers without a use
+_NEW_REFUNDS_SQL = text(
+    S._REFUNDS_SQL.text.replace(
+        "FROM purchases p WHERE ",
+        "FROM purchases p WHERE NOT EXISTS (SELECT 1 FROM refunds x WHERE x.purchase_id = p.id) AND ",
+    )
+)
+_NEW_REDEMPTIONS_SQL = text(
+    S._REDEMPTIONS_SQL.text.replace(
+        "WHERE p.purchased_at > ",
+        "WHERE NOT EXISTS (SELECT 1 FROM benefit_redemptions x WHERE x.customer_id = c.id) AND p.purchased_at > ",
+    )
+)
+assert _NEW_REFUNDS_SQL.text != S._REFUNDS_SQL.text
+assert _NEW_REDEMPTIONS_SQL.text != S._REDEMPTIONS_SQL.text
 
 # Complaint rates per lifecycle stage (x1.33 complaints each): 0.5 complaints per customer overall.
 _COMPLAINT_RATE = {"prospect": 0.10, "new": 0.30, "active": 0.38, "at_risk": 0.50, "churned": 0.50}
@@ -752,6 +776,18 @@ async def generate(
             else:
                 reused = True
 
+            # Benefits and refunds (set-based, once): before the metrics, which count spend net of refunds; a
+            # database made before they were generated gets them now, and its metrics and tiers again.
+            refunds_added = False
+            async with engine.begin() as conn:
+                await conn.execute(text("SET LOCAL session_replication_role = replica"))  # FKs hold by construction
+                if not (await conn.execute(text(_ACTIVE_BENEFITS_SQL))).scalar_one():
+                    await conn.execute(S._BENEFITS_SQL)
+                if not reused or not (await conn.execute(text("SELECT EXISTS (SELECT 1 FROM refunds)"))).scalar_one():
+                    t0 = time.perf_counter()
+                    refunds_added = bool((await conn.execute(_NEW_REFUNDS_SQL, {"ref": ref})).rowcount)
+                    steps["refunds"] = time.perf_counter() - t0
+
             # Metrics and tiers by the service's own full re-tier (resumable), then what depends on the tier.
             from infra.tiering import run_full_retier
 
@@ -762,6 +798,8 @@ async def generate(
                 untiered = (
                     await conn.execute(text("SELECT count(*) FROM customers WHERE tier_code IS NULL"))
                 ).scalar_one()
+                if refunds_added and not untiered:  # tiered before its refunds: metrics and tiers again
+                    untiered = (await conn.execute(text("SELECT count(*) FROM customers"))).scalar_one()
             steps["analyze"] = time.perf_counter() - t0
             if untiered:
                 t0 = time.perf_counter()
@@ -779,6 +817,15 @@ async def generate(
                 finally:
                     await retier_engine.dispose()
                 steps["metrics & tiers"] = time.perf_counter() - t0
+            async with engine.begin() as conn:
+                if (
+                    "metrics & tiers" in steps
+                    or not (await conn.execute(text("SELECT EXISTS (SELECT 1 FROM benefit_redemptions)"))).scalar_one()
+                ):
+                    t0 = time.perf_counter()
+                    await conn.execute(text("SET LOCAL session_replication_role = replica"))
+                    await conn.execute(_NEW_REDEMPTIONS_SQL, {"ref": ref})
+                    steps["benefit redemptions"] = time.perf_counter() - t0
             async with engine.begin() as conn:
                 todo = (
                     await conn.execute(text("SELECT count(*) FROM complaints WHERE sla_policy_version IS NULL"))
@@ -809,9 +856,7 @@ async def generate(
                 t0 = time.perf_counter()
                 async with engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await conn.execute(
-                        text("VACUUM ANALYZE " + ", ".join((*TABLES, "customer_metrics", "tier_changes")))
-                    )
+                    await conn.execute(text("VACUUM ANALYZE " + ", ".join((*TABLES, *DERIVED))))
                 steps["vacuum analyze"] = time.perf_counter() - t0
             if deferred:
                 t0 = time.perf_counter()
@@ -820,12 +865,14 @@ async def generate(
         async with engine.connect() as conn:
             counts = {
                 name: (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
-                for name in (*TABLES, "customer_metrics", "tier_changes")
+                for name in (*TABLES, *DERIVED)
             }
     finally:
         await engine.dispose()
     rows = {f"COPY {name}": counts[name] for name in TABLES}
     rows["metrics & tiers"] = counts["customer_metrics"]
+    rows["refunds"] = counts["refunds"]
+    rows["benefit redemptions"] = counts["benefit_redemptions"]
     return Report(customers, counts, rows, steps, reused, time.perf_counter() - started)
 
 

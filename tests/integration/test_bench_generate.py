@@ -108,7 +108,9 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
         assert n["surveys"] == 3
 
         async with engine.connect() as conn:
-            fks = (await conn.execute(text(FOREIGN_KEYS_SQL), {"tables": list(gen.TABLES)})).all()
+            fks = (
+                await conn.execute(text(FOREIGN_KEYS_SQL), {"tables": [*gen.TABLES, "refunds", "benefit_redemptions"]})
+            ).all()
             assert len(fks) >= 12
             for fk in fks:
                 orphans = (
@@ -128,6 +130,7 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
                         "SELECT (SELECT sum(order_count) FROM customer_metrics) AS orders,"
                         " (SELECT sum(lifetime_spend) FROM customer_metrics) AS spend,"
                         " (SELECT sum(amount) FROM purchases) AS amounts,"
+                        " (SELECT sum(amount) FROM refunds) AS refunded,"
                         " (SELECT count(*) FROM customers WHERE tier_code IS NULL) AS untiered,"
                         " (SELECT count(DISTINCT tier_code) FROM customers) AS tiers,"
                         " (SELECT count(*) FROM complaints WHERE sla_policy_version IS NULL"
@@ -136,8 +139,35 @@ async def test_generated_data_is_complete_consistent_and_encrypted(
                     )
                 )
             ).one()
-            assert metrics.orders == n["purchases"]
-            assert metrics.spend == metrics.amounts
+            closed = (await conn.execute(text("SELECT count(*) FROM refunds WHERE closes_purchase"))).scalar_one()
+            assert metrics.orders == n["purchases"] - closed  # a purchase refunded in full is no order
+            assert metrics.spend == metrics.amounts - metrics.refunded  # net of refunds
+
+            # For the economics report: the active policy's benefits, one purchase in 40 refunded (never more
+            # than was paid), uses of benefits only by customers of an eligible tier, priced by the cost model.
+            economics = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM refunds) AS refunds,"
+                        " (SELECT count(*) FROM refunds f JOIN purchases p ON p.id = f.purchase_id"
+                        "   WHERE f.amount > p.amount OR f.customer_id <> p.customer_id) AS bad_refunds,"
+                        " (SELECT count(*) FROM benefits b JOIN tier_policies p ON p.id = b.policy_id"
+                        "   WHERE p.status = 'active') AS benefits,"
+                        " (SELECT count(*) FROM benefit_redemptions) AS uses,"
+                        " (SELECT count(DISTINCT benefit_code) FROM benefit_redemptions) AS used_benefits,"
+                        " (SELECT count(*) FROM benefit_redemptions r JOIN benefits b ON b.id = r.benefit_id"
+                        "   WHERE NOT r.tier_code = ANY(b.tiers)"
+                        "      OR r.cost <> CASE b.cost_model WHEN 'percent_of_order'"
+                        "                    THEN round(r.order_amount * b.cost_value / 100, 2)"
+                        "                    ELSE b.cost_value END) AS bad_uses"
+                    )
+                )
+            ).one()
+            assert n["purchases"] / 80 <= economics.refunds <= n["purchases"] / 20
+            assert (economics.bad_refunds, economics.bad_uses) == (0, 0)
+            assert economics.benefits == 4
+            assert economics.uses > 0
+            assert economics.used_benefits >= 2
             assert (metrics.untiered, metrics.no_sla, metrics.no_tier) == (0, 0, 0)
             assert metrics.tiers >= 2
             states = dict((await conn.execute(text("SELECT status, count(*) FROM complaints GROUP BY 1"))).all())

@@ -32,6 +32,12 @@ def test_invalid_holdouts(share: str, days: int, field: str) -> None:
     assert [e.field for e in caught.value.errors] == [field]
 
 
+def test_the_threshold_of_a_share() -> None:
+    assert holdout.threshold(Decimal("0.5")) == 2**31
+    assert holdout.threshold(Decimal("0.0001")) == 429497  # ceil(0.0001 * 2^32)
+    assert holdout.threshold(Decimal(0)) == 0
+
+
 def test_the_draw_is_deterministic_and_its_share_converges() -> None:
     ids = [uuid.UUID(int=n * 7919 + 13) for n in range(4000)]
     assert [holdout.draw(i, 3, "gold") for i in ids[:50]] == [holdout.draw(i, 3, "gold") for i in ids[:50]]

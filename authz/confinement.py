@@ -53,6 +53,7 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         "Mutation.discardTierPolicyDraft",
         "Mutation.activateTierPolicy",
         "Mutation.setTierPolicyBenefits",
+        "Mutation.setTierPolicyHoldout",
         # SLA policies and the complaint taxonomy: shared reference data
         "Mutation.createSlaPolicy",
         "Mutation.activateSlaPolicy",

@@ -397,6 +397,15 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         _v(),
     ),
     "benefitCatalogue": ("{ benefitCatalogue { policyVersion benefits { code tiers } } }", _v()),
+    "benefitHoldout": (
+        """{ benefitHoldout(tier: "silver") { treated { customers } held { customers } outcomes { outcome } } }""",
+        _v(),
+    ),
+    "setTierPolicyHoldout": (
+        """mutation($policy: ID!) { setTierPolicyHoldout(input: {policyId: $policy, expectedRevision: 1,
+        share: "0.1", days: 30}) { catalogue { policyVersion } userErrors { code } } }""",
+        _v("policy"),
+    ),
     "setTierPolicyBenefits": (
         """mutation($policy: ID!) { setTierPolicyBenefits(input: {policyId: $policy, expectedRevision: 1,
         benefits: []}) { catalogue { policyVersion } userErrors { code } } }""",
@@ -518,6 +527,8 @@ async def _answer_is_own(fx: Fixture, op: str, data: Any) -> list[str]:
         at_most(sum(r["customers"] for r in data["rows"]), own_customers, "customers")
     elif op == "tierEffect":
         at_most(max((o["below"] + o["above"] for o in data["outcomes"]), default=0), own_customers, "customers")
+    elif op == "benefitHoldout":
+        at_most(data["treated"]["customers"] + data["held"]["customers"], own_customers, "holdout customers")
     elif op == "tierMigrations":
         at_most(data["customers"], own_customers, "customers")
     elif op == "dataQualityReport":
@@ -651,6 +662,7 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "tierRuns",
         "simulateTierPolicy",
         "setTierPolicyBenefits",
+        "setTierPolicyHoldout",
     ):
         assert op in refused, (op, role, answers.get(op))
     # and what aims at the other partner's objects is refused

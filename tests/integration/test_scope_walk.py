@@ -29,6 +29,7 @@ from infra.repos import (
     economics,
     effect,
     events,
+    holdout,
     partners,
     purchases,
     quality,
@@ -81,12 +82,20 @@ async def _observations(db: Any, s: Scope, i: dict[str, Any]) -> list[dict[str, 
     return [o.__dict__ for o in found]
 
 
+async def _holdout(db: Any, s: Scope, i: dict[str, Any]) -> list[dict[str, Any]]:
+    found = await holdout.observations(
+        db, tier="silver", since=NOW - dt.timedelta(days=3650), until=NOW + dt.timedelta(days=1), scope=s
+    )
+    return [o.__dict__ for o in found]
+
+
 # name -> call(conn, scope, ids); ids: the other partners' customer, complaint, response and token ids
 CALLS: dict[str, Call] = {
     "benefits.customers_with_tier": lambda db, s, i: benefits.customers_with_tier(db, i["customers"], s),
     "refunds.lock_purchases": lambda db, s, i: refunds.lock_purchases(db, i["purchases"], s),
     "economics.tier_totals": _tier_totals,
     "effect.observations": _observations,
+    "holdout.observations": _holdout,
     "audit.page": lambda db, s, i: audit.page(db, f=audit.AuditFilter(), first=100, after=None, scope=s),
     "audit.count": lambda db, s, i: audit.count(db, f=audit.AuditFilter(), scope=s),
     "complaints.by_ids": lambda db, s, i: complaints.by_ids(db, i["complaints"], columns=("description",), scope=s),

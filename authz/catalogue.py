@@ -17,6 +17,8 @@ import fnmatch
 from dataclasses import dataclass
 from enum import StrEnum
 
+from infra.repos import clocks
+
 
 class Sensitivity(StrEnum):
     PUBLIC = "public"
@@ -1199,6 +1201,60 @@ STORAGE: dict[str, Stored] = {
         customer="customer_id",
     ),
     "Complaint.description": Stored("complaints", "description", encrypted=True),
+    # the breach verdicts: the SLA clocks' one definition (infra/repos/clocks.py), as the complaint rows select it
+    "Complaint.firstResponseBreached": Stored("complaints", clocks.first_response_breached_sql("{t}"), expression=True),
+    "Complaint.resolutionBreached": Stored("complaints", clocks.resolution_breached_sql("{t}"), expression=True),
+    "Complaint.breached": Stored(
+        "complaints",
+        f"({clocks.first_response_breached_sql('{t}')} OR {clocks.resolution_breached_sql('{t}')})",
+        expression=True,
+    ),
+    "Complaint.followUpOf": Stored("complaints", "follow_up_of_id"),
+    **_stored(
+        "ChurnRisk",
+        "churn_scores",
+        level="level",
+        score="score",
+        signals="signals",
+        computedAt="computed_at",
+        modelVersion="model_version",
+    ),
+    **_stored(
+        "Survey",
+        "surveys",
+        id="id",
+        version="version",
+        title="title",
+        description="description",
+        status="status",
+        trigger="trigger",
+        channels="channels",
+        perComplaint="per_complaint",
+        createdAt="created_at",
+    ),
+    **_stored(
+        "SurveyQuestion",
+        "survey_questions",
+        id="id",
+        position="position",
+        kind="kind",
+        dimension="dimension",
+        prompt="prompt",
+        options="options",
+        required="required",
+    ),
+    **_stored(
+        "SurveyResponse",
+        "survey_responses",
+        id="id",
+        externalId="external_id",
+        channel="channel",
+        tierAtResponse="tier_at_response",
+        submittedAt="submitted_at",
+    ),
+    **_stored("SurveyAnswer", "survey_answers", score="score", choices="choices"),
+    "SurveyAnswer.text": Stored("survey_answers", "text", encrypted=True),
+    "TierChange.metrics": Stored("tier_changes", "metrics"),
     "Partner.id": Stored("partners", "id"),
     "Partner.name": Stored("partners", "name"),
     # a complaint's category and root cause: complaint_categories or root_causes, alike

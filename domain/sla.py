@@ -172,6 +172,11 @@ def resume(clock: Clock, now: dt.datetime) -> Clock:
     return replace(clock, paused_since=None, paused_seconds=clock.paused_seconds + paused, resolution_due_at=due)
 
 
+def paused(clock: Clock) -> bool:
+    """The resolution clock is stopped: waiting on the customer (and not resolved since)."""
+    return clock.paused_since is not None and clock.resolved_at is None
+
+
 def paused_total_seconds(clock: Clock, now: dt.datetime) -> int:
     """Time spent waiting on the customer so far, the running pause included."""
     running = max(_seconds(now - clock.paused_since), 0) if clock.paused_since is not None else 0

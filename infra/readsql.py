@@ -21,12 +21,15 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
+from domain import sla
 from infra import crypto
 from infra.pagination import _coerce, decode_cursor
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import scope as readable
+from infra.repos import surveys as surveys_repo
 from infra.repos.base import Scope, escape_like
+from infra.repos.clocks import breached_sql
 
 # ---------------------------------------------------------------- the JSON tree
 
@@ -58,13 +61,21 @@ class Checked:
 
 
 @dataclass(frozen=True)
+class ClockValues:
+    """A complaint's SLA clock (``domain.sla.CLOCK_FIELDS``, in that order) and the statement's ``now()``, as a
+    JSON array: a field Python computes from them with domain/sla.py (time left, the moving deadline, pauses),
+    so the clock arithmetic has one definition."""
+
+
+@dataclass(frozen=True)
 class Obj:
     fields: tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
 class Relation:
-    """A nested object: ``tier``, ``metrics``, ``consent`` (of a customer) or ``customer`` (of a complaint)."""
+    """A nested object (or list of objects, for ``events``, ``questions``, ``answers``): one of the joins
+    of ``Builder.relation``."""
 
     kind: str
     body: Obj
@@ -115,6 +126,16 @@ def render_value(expr: str, render: str, enum: tuple[tuple[str, str], ...] = (),
         inner = _quoted(f"({expr})::text")
     elif render == "strings":
         return f"coalesce(array_to_json({expr})::text, '[]')"
+    elif render == "strings_or_null":
+        inner = f"array_to_json({expr})::text"
+    elif render == "enums":
+        cases = " ".join(f"WHEN '{stored}' THEN '\"{name}\"'" for stored, name in enum)
+        return (
+            f"coalesce((SELECT '[' || string_agg(CASE _e.v {cases} ELSE 'null' END, ',' ORDER BY _e.n) || ']' "
+            f"FROM unnest({expr}) WITH ORDINALITY AS _e(v, n)), '[]')"
+        )
+    elif render == "json":  # jsonb as PostgreSQL writes it: the compiler re-encodes it (compact, as orjson)
+        inner = f"({expr})::text"
     elif render == "enum":
         cases = " ".join(f"WHEN '{stored}' THEN '\"{name}\"'" for stored, name in enum)
         return f"CASE {expr} {cases} ELSE 'null' END"
@@ -183,6 +204,9 @@ class Builder:
             return render_value(expr, node.render, node.enum, node.type_name)
         if isinstance(node, Checked):
             return self.checked(node, t, customer_id, customer)
+        if isinstance(node, ClockValues):
+            values = [render_value(f"{t}.{name}", CLOCK_RENDER[name]) for name in CLOCK_COLUMNS]
+            return "('[' || " + " || ',' || ".join([*values, render_value("now()", "timestamp")]) + " || ']')"
         if isinstance(node, Relation):
             return self.relation(node, t, customer)
         if isinstance(node, Connection):
@@ -199,7 +223,8 @@ class Builder:
         consent = "'true'"
         if node.consent_column is not None and customer is not None:
             consent = f"CASE WHEN {customer}.{node.consent_column} IS NULL THEN 'false' ELSE 'true' END"
-        return f"('[\"' || {customer_id}::text || '\",' || {consent} || ',' || {value} || ']')"
+        customer_json = f"coalesce('\"' || {customer_id}::text || '\"', 'null')"
+        return f"('[' || {customer_json} || ',' || {consent} || ',' || {value} || ']')"
 
     def customer_obj(self, body: Obj, c: str) -> str:
         return self.obj(body, c, c, f"{c}.id")
@@ -239,6 +264,37 @@ class Builder:
             return (
                 f"'[' || coalesce((SELECT string_agg({inner}, ',' ORDER BY {a}.id) FROM complaint_events {a} "
                 f"WHERE {a}.complaint_id = {t}.id), '') || ']'"
+            )
+        if node.kind == "churnRisk":
+            a = self.alias("cr")
+            inner = self.obj(node.body, a, None, f"{t}.id")
+            return f"coalesce((SELECT {inner} FROM churn_scores {a} WHERE {a}.customer_id = {t}.id), 'null')"
+        if node.kind in ("followUpOf", "complaint"):  # a complaint's prior one, a response's complaint
+            a = self.alias("k")
+            column = "follow_up_of_id" if node.kind == "followUpOf" else "complaint_id"
+            inner = self.obj(node.body, a, None, f"{a}.customer_id")
+            return (
+                f"coalesce((SELECT {inner} FROM complaints {a} WHERE {a}.id = {t}.{column} "
+                f"AND {_complaints_where(a, self.scope)}), 'null')"
+            )
+        if node.kind in ("survey", "question"):  # a response's survey, an answer's question (no customer data)
+            a = self.alias("s")
+            table, column = ("surveys", "survey_id") if node.kind == "survey" else ("survey_questions", "question_id")
+            inner = self.obj(node.body, a, None, "NULL")
+            return f"coalesce((SELECT {inner} FROM {table} {a} WHERE {a}.id = {t}.{column}), 'null')"
+        if node.kind == "questions":
+            a = self.alias("q")
+            inner = self.obj(node.body, a, None, "NULL")
+            return (
+                f"'[' || coalesce((SELECT string_agg({inner}, ',' ORDER BY {a}.position) FROM survey_questions {a} "
+                f"WHERE {a}.survey_id = {t}.id), '') || ']'"
+            )
+        if node.kind == "answers":  # of a response: its customer's
+            a = self.alias("sa")
+            inner = self.obj(node.body, a, None, f"{t}.customer_id")
+            return (
+                f"'[' || coalesce((SELECT string_agg({inner}, ',' ORDER BY {a}.id) FROM survey_answers {a} "
+                f"WHERE {a}.response_id = {t}.id), '') || ']'"
             )
         if node.kind == "customer":
             c = self.alias("c")
@@ -313,19 +369,19 @@ class Builder:
     # ------------------------------------------------------------ roots
 
     def list_root(self, node: Connection, sort: str, after: bool, filters: tuple[str, ...] = ()) -> str:
-        """The root list ``customers`` or ``complaints``, keyset-paged, its total only when selected;
-        ``filters``: the customer filters given (``CUSTOMER_FILTERS``, bound as ``f_<name>``)."""
+        """The root list ``customers``, ``complaints`` or ``surveys``, keyset-paged, its total only when selected;
+        ``filters``: the filters given (``FILTERS`` of the list, bound as ``f_<name>``)."""
         table, sorts, item_of, where_of = ROOTS[node.kind]
         expr, descending, needs_metrics, cursor_render = sorts[sort]
         a, inner, m = self.alias("r"), self.alias("ri"), self.alias("m")
         key = expr.format(c=inner, m=m)
-        filter_metrics = "min_spend12m" in filters
+        filter_metrics = node.kind == "customers" and "min_spend12m" in filters
         join = (
             f" LEFT JOIN customer_metrics {m} ON {m}.customer_id = {inner}.id"
             if needs_metrics or filter_metrics
             else ""
         )
-        where = where_of(inner, self.scope) + _filters(filters, inner, m)
+        where = where_of(inner, self.scope) + _filters(node.kind, filters, inner, m)
         if after:
             op = "<" if descending else ">"
             cast = _CAST[cursor_render]
@@ -343,13 +399,14 @@ class Builder:
         if any(not isinstance(part, Const) and part[0] == "totalCount" for _, part in node.parts):
             cc, cm = self.alias("cc"), self.alias("cm")
             count_join = f" LEFT JOIN customer_metrics {cm} ON {cm}.customer_id = {cc}.id" if filter_metrics else ""
-            count_where = where_of(cc, self.scope) + _filters(filters, cc, cm)
+            count_where = where_of(cc, self.scope) + _filters(node.kind, filters, cc, cm)
             total = f"(SELECT count(*) FROM {table} {cc}{count_join} WHERE {count_where})::text"
         return "SELECT " + self.connection(node, rows, a, item, sort, value_sql, total)
 
     def one_root(self, kind: str, body: Obj) -> str:
-        """``customer(id)`` or ``complaint(id)`` (and ``node(id)`` of either): its JSON, or ``null``."""
-        table, _, item_of, where_of = ROOTS["customers" if kind == "Customer" else "complaints"]
+        """``customer(id)``, ``complaint(id)`` or ``survey(id)`` (and ``node(id)`` of the first two): its JSON,
+        or ``null``."""
+        table, _, item_of, where_of = ROOTS[{"Customer": "customers", "Complaint": "complaints"}.get(kind, "surveys")]
         a = self.alias("o")
         return (
             f"SELECT coalesce((SELECT {item_of(self, body, a)} FROM {table} {a} "
@@ -382,8 +439,46 @@ CUSTOMER_FILTERS: dict[str, str] = {
 }
 
 
-def _filters(names: tuple[str, ...], c: str, m: str) -> str:
-    return "".join(" AND " + CUSTOMER_FILTERS[name].format(c=c, m=m) for name in names)
+# The filters of the complaints list (infra/repos/complaints._filtered, as SQL text), over ``{c}``
+# (complaints): ``breached`` is the clocks' own definition (infra/repos/clocks.py).
+COMPLAINT_FILTERS: dict[str, str] = {
+    "statuses": "{c}.status = ANY(CAST(:f_statuses AS text[]))",
+    "severities": "{c}.severity = ANY(CAST(:f_severities AS text[]))",
+    "categories": "{c}.category_code = ANY(CAST(:f_categories AS text[]))",
+    "customer_id": "{c}.customer_id = CAST(:f_customer_id AS uuid)",
+    "opened_after": "{c}.opened_at >= CAST(:f_opened_after AS timestamptz)",
+    "opened_before": "{c}.opened_at < CAST(:f_opened_before AS timestamptz)",
+    "breached": breached_sql("{c}"),
+    "not_breached": f"NOT {breached_sql('{c}')}",
+}
+# The surveys list's (infra/repos/surveys.page).
+SURVEY_FILTERS: dict[str, str] = {"statuses": "{c}.status = ANY(CAST(:f_statuses AS text[]))"}
+FILTERS = {"customers": CUSTOMER_FILTERS, "complaints": COMPLAINT_FILTERS, "surveys": SURVEY_FILTERS}
+
+
+def _filters(kind: str, names: tuple[str, ...], c: str, m: str) -> str:
+    return "".join(" AND " + FILTERS[kind][name].format(c=c, m=m) for name in names)
+
+
+def filter_params(kind: str, values: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The filters of the complaints or surveys list given (in ``FILTERS`` order) and their bind
+    parameters. ``values``: the filter's fields by repository name (an empty list or None: not given;
+    ``breached``: True, False or None)."""
+    if kind == "customers":
+        return customer_filter_params(values)
+    names: list[str] = []
+    params: dict[str, Any] = {}
+    for name in FILTERS[kind]:
+        if name in ("breached", "not_breached"):
+            if values.get("breached") is (name == "breached"):
+                names.append(name)
+            continue
+        value = values.get(name)
+        if value is None or (isinstance(value, list | tuple) and not value):
+            continue
+        names.append(name)
+        params[f"f_{name}"] = list(value) if isinstance(value, list | tuple) else value
+    return tuple(names), params
 
 
 def customer_filter_params(values: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -410,11 +505,16 @@ def _complaints_where(alias: str, scope: Scope) -> str:
     return "true" + readable.by_customer_sql(scope, f"{alias}.customer_id")
 
 
+def _surveys_where(alias: str, scope: Scope) -> str:
+    return "true"  # surveys are not partner data: no row scope (api/usecases/surveys.survey_page)
+
+
 COMPLAINT_SORTS: dict[str, tuple[str, bool, bool, str]] = {
     "OPENED_AT_DESC": ("{c}.opened_at", True, False, "timestamp"),
     "OPENED_AT": ("{c}.opened_at", False, False, "timestamp"),
     "UPDATED_AT_DESC": ("{c}.updated_at", True, False, "timestamp"),
 }
+SURVEY_SORTS: dict[str, tuple[str, bool, bool, str]] = {"CREATED_AT_DESC": ("{c}.created_at", True, False, "timestamp")}
 # root lists: (table, sorts, the JSON of an item, the rows the scope reaches)
 ROOTS: dict[str, tuple[str, dict[str, tuple[str, bool, bool, str]], Any, Any]] = {
     "customers": ("customers", CUSTOMER_SORTS, lambda b, body, a: b.obj(body, a, a, f"{a}.id"), _live),
@@ -424,12 +524,24 @@ ROOTS: dict[str, tuple[str, dict[str, tuple[str, bool, bool, str]], Any, Any]] =
         lambda b, body, a: b.obj(body, a, None, f"{a}.customer_id"),
         _complaints_where,
     ),
+    "surveys": ("surveys", SURVEY_SORTS, lambda b, body, a: b.obj(body, a, None, "NULL"), _surveys_where),
 }
 # a customer's lists: (table, the sort its cursors name, the column they carry)
 NESTED: dict[str, tuple[str, str, str]] = {
     "complaints": ("complaints", "OPENED_AT_DESC", "opened_at"),
     "purchases": ("purchases", "PURCHASED_AT_DESC", "purchased_at"),
     "tierHistory": ("tier_changes", "CHANGED_AT_DESC", "changed_at"),
+    "surveyResponses": ("survey_responses", "SUBMITTED_AT_DESC", "submitted_at"),
+}
+
+
+SURVEY_REPO_SORTS = {surveys_repo.SORT.name: surveys_repo.SORT}
+# a complaint's SLA clock as ``ClockValues`` renders it
+CLOCK_COLUMNS = sla.CLOCK_FIELDS
+CLOCK_RENDER = {name: "timestamp" for name in CLOCK_COLUMNS} | {
+    "paused_seconds": "int",
+    "first_response_breached": "bool",
+    "resolution_breached": "bool",
 }
 
 
@@ -440,7 +552,8 @@ def statement(sql: str) -> TextClause:
 def after_params(kind: str, sort: str, cursor: str) -> dict[str, Any]:
     """The bind parameters of a cursor of a root list (``ValidationFailed`` for one that is not of this list)."""
     value, row_id = decode_cursor(cursor, sort)
-    key = (customers_repo.SORTS if kind == "customers" else complaints_repo.SORTS)[sort]
+    sorts = {"customers": customers_repo.SORTS, "complaints": complaints_repo.SORTS, "surveys": SURVEY_REPO_SORTS}
+    key = sorts[kind][sort]
     coerced = _coerce(key.column, value)
     return {"after_value": coerced, "after_id": _coerce(key.tiebreak, row_id)}
 
@@ -453,12 +566,14 @@ __all__ = [
     "CUSTOMER_SORTS",
     "Builder",
     "Checked",
+    "ClockValues",
     "Connection",
     "Const",
     "Obj",
     "Relation",
     "Value",
     "after_params",
+    "filter_params",
     "render_value",
     "scope_params",
     "statement",

@@ -26,6 +26,7 @@ fragments, aliases, variables, ``@include``/``@skip``, ``__typename``.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections import OrderedDict
@@ -64,13 +65,15 @@ from api.graphql.core.guard import EMBEDDED, argument_check, read_check
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import MAX_NESTED
 from api.graphql.fastpath import FastPath
-from authz.catalogue import STORAGE, Sensitivity, classification
+from authz.catalogue import CATALOGUE, STORAGE, Sensitivity, classification
 from authz.masking import masked
 from authz.policy import Level
+from domain import churn as churn_rules
 from domain import customers as customer_rules
+from domain import sla as sla_rules
 from domain.errors import DomainError, NotFound, ValidationFailed
 from infra import crypto, readsql
-from infra.readsql import Checked, Connection, Const, Obj, Relation, Value
+from infra.readsql import Checked, ClockValues, Connection, Const, Obj, Relation, Value
 
 log = logging.getLogger("tierwise.compiler")
 
@@ -93,19 +96,39 @@ _RELATIONS = {
     "Complaint.rootCause": "rootCause",
     "Complaint.events": "events",
     "Purchase.customer": "customer",
+    "Customer.churnRisk": "churnRisk",
+    "Complaint.followUpOf": "followUpOf",
+    "Survey.questions": "questions",
+    "SurveyResponse.survey": "survey",
+    "SurveyResponse.customer": "customer",
+    "SurveyResponse.complaint": "complaint",
+    "SurveyResponse.answers": "answers",
+    "SurveyAnswer.question": "question",
 }
 _CONNECTIONS = {
     "Customer.complaints": "complaints",
     "Customer.purchases": "purchases",
     "Customer.tierHistory": "tierHistory",
+    "Customer.surveyResponses": "surveyResponses",
 }
-_GLOBAL_IDS = frozenset({"Customer", "Complaint", "Purchase", "Partner"})
+_GLOBAL_IDS = frozenset({"Customer", "Complaint", "Purchase", "Partner", "Survey", "SurveyQuestion", "SurveyResponse"})
+# fields computed from a complaint's SLA clock and the statement's now() by domain/sla.py (the one definition
+# of the clock arithmetic), as ComplaintType.from_row computes them
+_CLOCKED: dict[str, Any] = {
+    "Complaint.resolutionDueAt": sla_rules.effective_resolution_due,
+    "Complaint.firstResponseTimeLeft": sla_rules.first_response_time_left,
+    "Complaint.resolutionTimeLeft": sla_rules.resolution_time_left,
+    "Complaint.pausedSeconds": sla_rules.paused_total_seconds,
+    "Complaint.slaPaused": lambda clock, _now: sla_rules.paused(clock),
+}
+# list fields whose null stays null (the others read null as an empty list, as their types do)
+_NULLABLE_LISTS = frozenset({"SurveyAnswer.choices"})
 # node(id): the types it is compiled for, and the operation a caller must be allowed (api/graphql/schema.py)
 _NODE_TYPES = {"Customer": "Query.customer", "Complaint": "Query.complaint"}
 _ADDRESS_KEYS = {"line1": "line1", "line2": "line2", "postalCode": "postalCode", "city": "city", "country": "country"}
 
 
-_ROOTS = ("customers", "customer", "complaints", "complaint")
+_ROOTS = ("customers", "customer", "complaints", "complaint", "surveys", "survey")
 
 
 class Unsupported(Exception):
@@ -128,7 +151,9 @@ class Leaf:
     mask: Any = None  # a field the caller reads masked: the catalogue's mask, known when planning (no check)
 
 
-# (key, kind, payload): kind "leaf" (payload Leaf), "obj" (a nested object), "list" (a list of objects)
+# (key, kind, payload): kind "leaf" (payload Leaf), "obj" (a nested object), "list" (a list of objects),
+# "json" (a JSON value as PostgreSQL wrote it: payload, the filter the caller's decisions put it through),
+# "clock" (a complaint's SLA clock: payload, the domain/sla.py function of the field)
 Post = tuple[tuple[str, str, Any], ...]
 
 
@@ -137,7 +162,7 @@ class _LeafRoot:
 
     __slots__ = ("customer_ref", "row")
 
-    def __init__(self, customer_ref: UUID, row: dict[str, Any]) -> None:
+    def __init__(self, customer_ref: UUID | None, row: dict[str, Any]) -> None:
         self.customer_ref = customer_ref
         self.row = row
 
@@ -153,8 +178,24 @@ def _finish(post: Post, obj: dict[str, Any], path: list[Any], context: Any, erro
             for i, item in enumerate(value):
                 if item is not None:
                     _finish(payload, item, [*path, key, i], context, errors)
+        elif kind == "json":
+            obj[key] = payload(value)
+        elif kind == "embedded":
+            obj[key] = _embedded(payload, value, context)
+        elif kind == "clock":
+            obj[key] = _clocked(payload, value)
         else:
             obj[key] = _leaf(payload, value, [*path, key], context, errors)
+
+
+def _clocked(compute: Any, values: list[Any]) -> Any:
+    """A field of a complaint's SLA clock (``ClockValues``: ``sla.CLOCK_FIELDS`` then now()), as the API writes it."""
+    fields: dict[str, Any] = {}
+    for name, value in zip(readsql.CLOCK_COLUMNS, values, strict=False):
+        timestamp = readsql.CLOCK_RENDER[name] == "timestamp" and value is not None
+        fields[name] = dt.datetime.fromisoformat(value) if timestamp else value
+    result = compute(sla_rules.Clock(**fields), dt.datetime.fromisoformat(values[-1]))
+    return result.isoformat() if isinstance(result, dt.datetime) else result
 
 
 def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: list[GraphQLError]) -> Any:
@@ -164,7 +205,7 @@ def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: 
             mask = leaf.mask  # what the check returns for this caller, whatever the object: no audit, no consent
         else:
             row = {leaf.consent_column: True if consented else None} if leaf.consent_column else {}
-            mask = leaf.check(_LeafRoot(UUID(customer), row), context)
+            mask = leaf.check(_LeafRoot(UUID(customer) if customer else None, row), context)
         value: Any = raw
         if leaf.column is not None and raw is not None:
             row_id, _, token = raw.partition(" ")
@@ -191,6 +232,29 @@ def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: 
     except Exception as raw_error:
         errors.append(located_error(raw_error, list(leaf.nodes), path))
         return None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _embedded(kept: dict[str, str], packed: list[Any], context: Any) -> Any:
+    """The values a JSON field embeds that the caller may read in full (``kept``: their names and fields),
+    a sensitive one recorded as read of its customer (api/graphql/core/guard._embedded)."""
+    customer, _, value = packed
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        key = kept.get(name)
+        if key is None:
+            continue
+        if CATALOGUE[key].sensitivity is Sensitivity.SENSITIVE:
+            if customer is None:
+                continue
+            context.sensitive_reads[UUID(customer)].add(key)
+        out[name] = item
+    return out
 
 
 # ---------------------------------------------------------------- planning
@@ -300,8 +364,6 @@ class _Planner:
         if gfield is None or spec is None or name.startswith("__"):
             raise Unsupported(f"{parent.name}.{name}")
         full = f"{parent.name}.{name}"
-        if spec.key in EMBEDDED:
-            raise Unsupported(full)
         if argument_check(parent.name, name, gfield, []) is not None:
             raise Unsupported(f"arguments of {full} are checked per item")
         level = self.decisions.read(full) if spec.sensitivity is not Sensitivity.PUBLIC else Level.FULL
@@ -319,12 +381,31 @@ class _Planner:
             return Relation(_RELATIONS[full], body), ((key, "obj", post) if post else None)
         if full in _CONNECTIONS:
             return self.connection(named, group, key, _CONNECTIONS[full], gfield)
+        if full in _CLOCKED:
+            return ClockValues(), (key, "clock", _CLOCKED[full])
         stored = STORAGE.get(full)
         if stored is None:
             raise Unsupported(full)
         if name == "id" and parent.name in _GLOBAL_IDS:
             return Value(stored.column, "gid", type_name=parent.name), None
+        if full in EMBEDDED:  # with the customer it belongs to: a sensitive value kept is audited
+            kept = {name: k for name, k in EMBEDDED[full].items() if self.decisions.read(k) is Level.FULL}
+            return Checked(stored.column, render="json"), (key, "embedded", kept)
+        if getattr(named, "name", None) == "JSON":
+            return Value(stored.column, "json"), (key, "json", self.json_filter(full))
+        if full in _NULLABLE_LISTS:
+            return Value(stored.column, "strings_or_null"), None
         return self.value(stored, named), None
+
+    def json_filter(self, full: str) -> Any:
+        """What a JSON field's value goes through for this caller, as its resolver does: a churn risk's
+        signals lose their monetary values for a caller who may not read spend in full
+        (api/graphql/customers/types.ChurnRiskType)."""
+        if full != "ChurnRisk.signals":
+            raise Unsupported(f"JSON field {full}")
+        if self.decisions.read("CustomerMetrics.spend12m") is not Level.FULL:
+            return churn_rules.without_money
+        return _same
 
     def value(self, stored: Any, named: Any) -> Value:
         if isinstance(named, GraphQLEnumType):
@@ -332,6 +413,9 @@ class _Planner:
             return Value(stored.column, "enum", enum=pairs, expression=stored.expression)
         if isinstance(named, GraphQLList):
             item = named.of_type.of_type if isinstance(named.of_type, GraphQLNonNull) else named.of_type
+            if isinstance(item, GraphQLEnumType):
+                pairs = tuple((v.value, n) for n, v in item.values.items())
+                return Value(stored.column, "enums", enum=pairs, expression=stored.expression)
             if getattr(item, "name", None) != "String":
                 raise Unsupported("list")
             return Value(stored.column, "strings", expression=stored.expression)
@@ -517,9 +601,7 @@ def plan_operation(
             planner.nested = []
             gfield = root.fields[name]
             named = gfield.type.of_type if isinstance(gfield.type, GraphQLNonNull) else gfield.type
-            if name in ("customers", "complaints"):
-                if name == "complaints" and any(a.name.value == "filter" for a in nodes[0].arguments or ()):
-                    return None
+            if name in ("customers", "complaints", "surveys"):
                 parts, post = planner.connection_parts(named, nodes)
                 tree: Any = Connection(name, "first", parts)
             else:
@@ -632,7 +714,7 @@ class Compiler:
                 raise _Fallback
             params[param] = first
         partner = scope.partner_id is not None
-        if root.kind in ("customer", "complaint", "node"):
+        if root.kind in ("customer", "complaint", "survey", "node"):
             try:
                 type_name, raw = from_global_id(args["id"], None if root.kind == "node" else root.kind.title())
             except NotFound as exc:
@@ -652,7 +734,7 @@ class Compiler:
             return self._statement(root, variant, build, scope), params, post
         check = root.argument_check
         first, after = args.get("first", 20), args.get("after")
-        sort = args.get("orderBy") or ("CREATED_AT" if root.kind == "customers" else "OPENED_AT_DESC")
+        sort = args.get("orderBy") or _DEFAULT_SORTS[root.kind]
         sort = getattr(sort, "value", sort)
         try:
             if check is not None:
@@ -664,12 +746,12 @@ class Compiler:
         except (GraphQLError, DomainError, ValidationFailed):
             raise _Fallback from None
         filters: tuple[str, ...] = ()
-        given = args.get("filter")
+        given = args.get("status" if root.kind == "surveys" else "filter")
         if given is not None:
             try:
-                names, filter_params = readsql.customer_filter_params(_filter_values(given, context))
+                names, filter_params = readsql.filter_params(root.kind, _filter_values(root.kind, given, context))
             except DomainError:
-                raise _Fallback from None  # an e-mail or phone that does not normalise: reported as before
+                raise _Fallback from None  # an e-mail, phone or customer id that does not decode: reported as before
             filters = names
             params.update(filter_params)
         params["first"] = first
@@ -708,9 +790,30 @@ class Compiler:
         return value
 
 
-def _filter_values(given: dict[str, Any], context: Any) -> dict[str, Any]:
-    """A ``CustomerFilter`` (as graphql-core coerced it) as the repository reads it
-    (api/usecases/customers.customer_page)."""
+_DEFAULT_SORTS = {"customers": "CREATED_AT", "complaints": "OPENED_AT_DESC", "surveys": "CREATED_AT_DESC"}
+
+
+def _enum_values(given: Any) -> list[str] | None:
+    return [getattr(v, "value", v) for v in given] if given else None
+
+
+def _filter_values(kind: str, given: Any, context: Any) -> dict[str, Any]:
+    """A list's filter (as graphql-core coerced it) as the repository reads it: ``CustomerFilter``
+    (api/usecases/customers.customer_page), ``ComplaintFilter`` (api/graphql/complaints/resolvers._filter),
+    the surveys' ``status``."""
+    if kind == "surveys":
+        return {"statuses": _enum_values(given)}
+    if kind == "complaints":
+        customer = given.get("customerId")
+        return {
+            "statuses": _enum_values(given.get("statuses")),
+            "severities": _enum_values(given.get("severities")),
+            "categories": given.get("categories"),
+            "customer_id": from_global_id(customer, "Customer", field="filter.customerId")[1] if customer else None,
+            "opened_after": given.get("openedAfter"),
+            "opened_before": given.get("openedBefore"),
+            "breached": given.get("breached"),
+        }
     stages = given.get("lifecycleStages")
     email, phone = given.get("email"), given.get("phone")
     return {

@@ -84,14 +84,23 @@ def escalation_reason_sql(k: str = "k", now: str = "now()", fraction: str = ":fr
     END"""
 
 
+def first_response_breached_sql(k: str = "k", now: str = "now()") -> str:
+    """The first-response clock's verdict: its sticky flag, or late as of ``now``."""
+    return f"({k}.first_response_breached OR {first_response_late_sql(k, now)})"
+
+
+def resolution_breached_sql(k: str = "k", now: str = "now()") -> str:
+    """The resolution clock's verdict: its sticky flag, or late as of ``now``."""
+    return f"({k}.resolution_breached OR {resolution_late_sql(k, now)})"
+
+
 def clock_columns(k: str = "complaints") -> list[Any]:
     """The verdicts of a complaint's clocks as of the statement's ``now()``, selected with its row: the API
-    shows these (with ``sla_now``, the instant they hold for, from which it counts the time left)."""
+    shows these (with ``sla_now``, the instant they hold for, from which it counts the time left). The read
+    compiler selects the same expressions (authz/catalogue.STORAGE)."""
     return [
-        literal_column(f"({k}.first_response_breached OR {first_response_late_sql(k)})").label(
-            "sla_first_response_breached"
-        ),
-        literal_column(f"({k}.resolution_breached OR {resolution_late_sql(k)})").label("sla_resolution_breached"),
+        literal_column(first_response_breached_sql(k)).label("sla_first_response_breached"),
+        literal_column(resolution_breached_sql(k)).label("sla_resolution_breached"),
         func.now().label("sla_now"),
     ]
 

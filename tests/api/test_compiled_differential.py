@@ -317,36 +317,7 @@ def shapes(d: DiffWorld) -> list[Shape]:
 # Shapes the issue asks the compiler to answer that it does not answer yet (issue 12 stays open until this
 # set is empty): churnRisk (the admin page, `customer: …`), surveys and responses, a complaint's SLA clock
 # fields and followUpOf, the complaints filters. Both paths must still give the same answer for them.
-NOT_COMPILED_YET = frozenset(
-    {
-        "admin page",
-        "admin page of 1",
-        "empty pages",
-        "variables of every scalar",
-        "variables, nulls",
-        "complaints page",
-        "complaints page of 2, oldest first",
-        "complaint with follow-up and events",
-        "complaint of ada",
-        "complaint of paula",
-        "complaint of bruno",
-        "surveys",
-        "surveys, closed only (empty)",
-        "survey",
-        *(
-            f"customer: {name}"
-            for name in (
-                "ada (consented to e-mail)",
-                "paula (partner A's, no consent)",
-                "bruno (partner B's)",
-                "the busy customer",
-                "the merge's survivor",
-                "the erased customer",
-                "a customer with nothing (nulls)",
-            )
-        ),
-    }
-)
+NOT_COMPILED_YET: frozenset[str] = frozenset()
 
 
 def _expected(probe: Probe, shape: Shape, outcome: Outcome) -> bool | None:

@@ -113,7 +113,7 @@ class ComplaintType(Node):
             first_response_breached=row["sla_first_response_breached"],
             resolution_breached=row["sla_resolution_breached"],
             breached=row["sla_first_response_breached"] or row["sla_resolution_breached"],
-            sla_paused=row["paused_since"] is not None and row["resolved_at"] is None,
+            sla_paused=sla_rules.paused(clock),
             paused_seconds=sla_rules.paused_total_seconds(clock, now),
             escalated_at=row["escalated_at"],
         )

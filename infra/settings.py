@@ -235,8 +235,8 @@ class Settings(BaseSettings):
     compiled_queries: bool = Field(
         default=True,
         description="read queries run as one SQL statement per root field that builds the JSON in PostgreSQL "
-        "(api/graphql/compiler.py; what it does not cover: the older compiled executor, api/graphql/fastpath.py, "
-        "then strawberry) instead of strawberry's per-field resolution",
+        "(api/graphql/compiler.py; what it does not cover: strawberry) instead of strawberry's per-field "
+        "resolution",
     )
     # Measured: ~2 ms of GC per page of 50 customers without it, ~0.3 ms with it (bench/results/profile_hot.md).
     gc_freeze: bool = Field(

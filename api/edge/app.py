@@ -175,10 +175,10 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             documents=DocumentCache(),  # this schema's own: parsed and validated once per query text
         )
         extensions: list[Any] = [AuditSensitiveReads, limits, SubscriptionsOnlyOverWebSocket]
-        # the compiled read paths (api/graphql/compiler.py); ``fastpath`` is the name tests know it by
-        self.fastpath = CompiledReads() if settings.compiled_queries else None
-        if self.fastpath is not None:  # after the limits: a refused operation never runs
-            extensions.append(functools.partial(CompiledQueries, reads=self.fastpath))
+        # the read compiler (api/graphql/compiler.py); strawberry answers what it does not cover
+        self.reads = CompiledReads() if settings.compiled_queries else None
+        if self.reads is not None:  # after the limits: a refused operation never runs
+            extensions.append(functools.partial(CompiledQueries, reads=self.reads))
         schema = build_schema(extensions)
         # strawberry builds the Schema (build_schema); its error logging is replaced on the instance
         schema.process_errors = _errors_are_logged_once  # type: ignore[method-assign]

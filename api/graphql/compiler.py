@@ -15,13 +15,19 @@ consent, and ``STORAGE``: table, column, encrypted?):
 - where a root field has no checked leaf, the bytes from PostgreSQL go to the client without being parsed
   (``orjson.Fragment``).
 
-Arguments are checked before any SQL: the catalogue's argument check (FORBIDDEN_ARGUMENT), page sizes and
-cursors; an argument problem, like any operation the compiler does not cover, goes on to the older
-compiled executor (api/graphql/fastpath.py) and then to strawberry, which answer it as before.
+Arguments are checked before any SQL: the catalogue's argument check (FORBIDDEN_ARGUMENT), page sizes,
+cursors and ids in filters; an argument problem, like any operation the compiler does not cover, goes to
+strawberry, which answers (or refuses) it as before, before any SQL too.
 
-Covered: ``customers`` (first, after, orderBy; not ``filter``) and ``customer(id)``, with the customer's
-scalar fields, address, consent, tier, metrics and complaints (their scalar fields and customer);
-fragments, aliases, variables, ``@include``/``@skip``, ``__typename``.
+Covered (README, "What the read compiler answers"): ``customers`` (first, after, orderBy, filter),
+``customer(id)``, ``complaints`` (first, after, orderBy, filter), ``complaint(id)``, ``node(id)`` of a
+customer or complaint, ``surveys`` (first, after, status) and ``survey(id)``; below them a customer's scalar
+fields, address, consent, tier, metrics, churn risk, partner, complaints, purchases, tier history (with the
+metrics it embeds) and survey responses; a complaint's scalar fields, SLA clock fields, category, root cause,
+events, customer and the complaint it follows up; a survey's fields and questions; a response's survey,
+customer, complaint and answers (their question); fragments, aliases, variables, ``@include``/``@skip``,
+``__typename``. Everything else (mutations, subscriptions, introspection, the other root fields) is
+strawberry's.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ from api.graphql.core.errors import query_error
 from api.graphql.core.guard import EMBEDDED, argument_check, read_check
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import MAX_NESTED
-from api.graphql.fastpath import FastPath
+from api.graphql.core.resolving import page_size
 from authz.catalogue import CATALOGUE, STORAGE, Sensitivity, classification
 from authz.masking import masked
 from authz.policy import Level
@@ -132,7 +138,7 @@ _ROOTS = ("customers", "customer", "complaints", "complaint", "surveys", "survey
 
 
 class Unsupported(Exception):
-    """Something the compiler does not cover: the older executor or strawberry answers the operation."""
+    """Something the compiler does not cover: strawberry answers the operation."""
 
 
 # ---------------------------------------------------------------- the leaf pass
@@ -618,7 +624,7 @@ def plan_operation(
 
 
 class _Fallback(Exception):
-    """An argument the older path must answer (it reports the error as before)."""
+    """An argument strawberry must answer (it reports the error as before)."""
 
 
 class Compiler:
@@ -665,9 +671,7 @@ class Compiler:
         try:
             plan = plan_operation(schema, document, operation_name, decisions, variables)
         except Exception as exc:  # a gap in the compiler must not fail a request
-            log.warning(
-                "planning an operation failed (%s): the older path answers it", type(exc).__name__, exc_info=True
-            )
+            log.warning("planning an operation failed (%s): strawberry answers it", type(exc).__name__, exc_info=True)
             plan = None
         plans[key] = plan
         while len(plans) > self.size:
@@ -701,8 +705,8 @@ class Compiler:
         return GraphQLExecutionResult(data=data, errors=errors or None)
 
     def prepare(self, root: RootField, variables: Any, context: Any) -> Any:
-        """The statement and parameters of a root field, every argument checked before any SQL runs;
-        a NOT_FOUND known before (a malformed id) as an error."""
+        """The statement and parameters of a root field, every argument checked before any SQL runs; an
+        argument refused (a malformed id, a forbidden filter or sort, a page size, a cursor) as its error."""
         if root.kind == "typename":
             return None
         args = get_argument_values(root.gfield, root.nodes[0], variables)
@@ -736,15 +740,14 @@ class Compiler:
         first, after = args.get("first", 20), args.get("after")
         sort = args.get("orderBy") or _DEFAULT_SORTS[root.kind]
         sort = getattr(sort, "value", sort)
+        # refused before any SQL, in the order of the field's guard and resolver: an argument revealing a field
+        # the caller may not read in full (FORBIDDEN_ARGUMENT), the page size, the filter, the cursor
         try:
             if check is not None:
                 check(context.decisions, args)
-            if not 1 <= first <= context.settings.max_page_size:
-                raise _Fallback
-            if after is not None:
-                params.update(readsql.after_params(root.kind, sort, after))
-        except (GraphQLError, DomainError, ValidationFailed):
-            raise _Fallback from None
+            page_size(context.settings.max_page_size, first)
+        except GraphQLError as exc:
+            return exc
         filters: tuple[str, ...] = ()
         given = args.get("status" if root.kind == "surveys" else "filter")
         if given is not None:
@@ -754,6 +757,11 @@ class Compiler:
                 raise _Fallback from None  # an e-mail, phone or customer id that does not decode: reported as before
             filters = names
             params.update(filter_params)
+        if after is not None:
+            try:
+                params.update(readsql.after_params(root.kind, sort, after))
+            except (DomainError, ValidationFailed) as exc:
+                return exc
         params["first"] = first
         variant = (partner, sort, after is not None, filters)
         build = lambda b: b.list_root(root.tree, sort, after is not None, filters)  # noqa: E731
@@ -768,8 +776,9 @@ class Compiler:
     async def run(self, root: RootField, prepared: Any, context: Any, errors: list[GraphQLError]) -> Any:
         if root.kind == "typename":
             return "Query"
-        if isinstance(prepared, DomainError):
-            errors.append(located_error(query_error(prepared), list(root.nodes), [root.key]))
+        if isinstance(prepared, DomainError | GraphQLError):
+            error = query_error(prepared) if isinstance(prepared, DomainError) else prepared
+            errors.append(located_error(error, list(root.nodes), [root.key]))
             return None
         statement, params, post = prepared
         try:
@@ -829,23 +838,18 @@ def _filter_values(kind: str, given: Any, context: Any) -> dict[str, Any]:
 
 
 class CompiledReads:
-    """The compiler first, the older compiled executor (api/graphql/fastpath.py) for what it does not
-    cover, strawberry for the rest."""
+    """The compiler first; what it does not answer (``None``), strawberry's executor answers."""
 
     def __init__(self) -> None:
         self.compiler = Compiler()
-        self.fastpath = FastPath()
 
     @property
     def executed(self) -> int:
-        """Operations answered without strawberry's executor (by either compiled path)."""
-        return self.compiler.executed + self.fastpath.executed
+        """Operations answered without strawberry's executor."""
+        return self.compiler.executed
 
     async def execute(self, ec: Any) -> GraphQLExecutionResult | None:
-        result = await self.compiler.execute(ec)
-        if result is None:
-            result = await self.fastpath.execute(ec)
-        return result
+        return await self.compiler.execute(ec)
 
 
 class CompiledQueries(SchemaExtension):

@@ -14,8 +14,7 @@ world (an admin's customer with every sensitive field set and e-mail consent, on
 complaints, purchases, a survey and a response) plus callers of every kind, a few pages of customers with
 complaints of several shapes, a merged pair and an erased customer.
 
-``Probe`` tells which path answered a request (the compiled one, or the fallback to strawberry), for the
-executor the switch selects today (``api/graphql/fastpath.py``) and for what replaces it; ``StatementTap``
+``Probe`` tells which path answered a request (the compiler, or the fallback to strawberry); ``StatementTap``
 sees every statement the app's engine sends, through SQLAlchemy and straight through asyncpg.
 """
 
@@ -239,51 +238,18 @@ def graphql_app_of(api: Api) -> Any:
 
 
 class Probe:
-    """Counts the operations the compiled path answered, whatever executor ``compiled_queries`` selects:
-
-    - ``fastpath``: the compiled executor of issue 7 (``api/graphql/fastpath.py``): ``FastPath.executed``;
-    - ``compiler``: the compiler of issue 12 (``api/graphql/compiler.py``): ``Compiler.executed``, the
-      operations answered by one statement per root field (while it keeps the older executor as its
-      fallback, what that one answers does not count as compiled).
-
-    An app whose executor exposes no counter fails here (never a silent pass)."""
+    """Counts the operations the compiler (api/graphql/compiler.py) answered: ``Compiler.executed``, the
+    operations answered by one statement per root field. An app without it fails here (never a silent pass)."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.kind, self._runs = _counter_of(graphql_app_of(api))
+        reads = getattr(graphql_app_of(api), "reads", None)
+        if reads is None or not isinstance(getattr(reads.compiler, "executed", None), int):
+            raise LookupError("compiled_queries is on but the GraphQL app has no compiler with a run counter")
+        self.compiler = reads.compiler
 
     def runs(self) -> int:
-        return int(self._runs())
-
-    @property
-    def is_old_fastpath(self) -> bool:
-        return self.kind == "fastpath"
-
-
-def _counter_of(graphql_app: Any) -> tuple[str, Any]:
-    for attr in ("fastpath", "reads", "compiled", "compiler"):
-        executor = getattr(graphql_app, attr, None)
-        if executor is None:
-            continue
-        if type(executor).__module__ == "api.graphql.fastpath":
-            return "fastpath", lambda e=executor: e.executed
-        compiler = getattr(executor, "compiler", executor)
-        if isinstance(getattr(compiler, "executed", None), int):
-            return "compiler", lambda c=compiler: c.executed
-    raise LookupError(
-        "compiled_queries is on but no compiled executor with a run counter was found on the GraphQL app "
-        f"(attributes: {sorted(a for a in vars(graphql_app) if not a.startswith('__'))})"
-    )
-
-
-def current_executor_is_old_fastpath() -> bool:
-    """Whether ``compiled_queries`` selects the executor of issue 7 (api/graphql/fastpath.py) today: the
-    app installs its extension. Read from the app factory, not from a running app."""
-    import api.edge.app as app_module
-
-    return getattr(app_module, "FastPath", None) is not None and app_module.FastPath.__module__ == (
-        "api.graphql.fastpath"
-    )
+        return int(self.compiler.executed)
 
 
 # ---------------------------------------------------------------- comparing

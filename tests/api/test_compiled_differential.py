@@ -4,16 +4,15 @@ Every hand-written shape below, and shapes generated from the schema (hypothesis
 is asked of both apps by every kind of caller; data must be byte-identical, errors the same multiset of
 (message, path, code), the status and the audit rows the same.
 
-Each shape also says which path must answer it: ``fastpath`` for the executor of issue 7
-(api/graphql/fastpath.py, what ``compiled_queries`` selects until the compiler lands), ``compiler`` for the
-compiler of issue 12 (True: in the list the issue says it covers; False: outside it, strawberry answers;
-None: either). A shape the current path does not compile still runs on both apps: the test then proves the
-fallback gives the same answer, never nothing.
+Each shape also says which path must answer it: ``compiler`` (True: in the list the issue says the compiler
+covers; False: outside it, strawberry answers; None: either). A shape the compiler does not compile still runs
+on both apps: the test then proves the fallback gives the same answer, never nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 from collections import Counter
@@ -29,6 +28,7 @@ from bench.suite import CUSTOMER as BENCH_CUSTOMER
 from bench.suite import PAGE as AGENT_PAGE
 from tests.api.differential import (
     CALLERS,
+    TRANSITION,
     DiffWorld,
     Outcome,
     Pair,
@@ -39,7 +39,7 @@ from tests.api.differential import (
     running_pair,
     top_level_member,
 )
-from tests.api.security_helpers import UNKNOWN_UUID, raw_id
+from tests.api.security_helpers import OPEN, UNKNOWN_UUID, complaint_input, ok, raw_id, sql
 from tests.api.shapes import Pools, ShapeStrategy
 
 
@@ -83,7 +83,7 @@ TIER_HISTORY = (
 RESPONSES = (
     "surveyResponses(first: 5) { totalCount edges { node { id externalId channel tierAtResponse submittedAt "
     "survey { id title status channels } answers { score choices text question { id kind dimension prompt } } "
-    "customer { id name } } } }"
+    "customer { id name } complaint { id subject status } } } }"
 )
 ADMIN_PAGE = (
     "query AdminPage($first: Int!, $after: String) { customers(first: $first, after: $after) { totalCount "
@@ -186,6 +186,21 @@ query Scalars($n: Int!, $after: String, $name: String, $since: DateTime, $spend:
   complaints(first: $n, filter: {severities: $sev, customerId: $id}) { totalCount edges { node { subject severity } } }
 }
 """
+# the complaints filter, field by field (each reveals a complaint field: refused to callers who may not read it)
+COMPLAINT_FILTERED = """query Filtered($f: ComplaintFilter, $n: Int!) {
+  complaints(first: $n, filter: $f) { totalCount pageInfo { hasNextPage } edges { node { id subject status severity
+    breached firstResponseBreached resolutionBreached slaPaused followUpOf { id } } } }
+}"""
+COMPLAINT_FILTERS = [
+    ("statuses", {"statuses": ["CLOSED", "NEW"]}),
+    ("severities", {"severities": ["HIGH"]}),
+    ("categories", {"categories": ["delivery", "website"]}),
+    ("opened after and before", {"openedAfter": "2000-01-01T00:00:00+00:00", "openedBefore": "2100-01-01T00:00:00Z"}),
+    ("breached", {"breached": True}),
+    ("not breached", {"breached": False}),
+    ("everything", {"statuses": ["NEW"], "severities": ["HIGH", "LOW"], "breached": False}),
+    ("empty lists", {"statuses": [], "categories": []}),
+]
 FILTERS = [
     (
         "filter on e-mail",
@@ -204,7 +219,6 @@ class Shape:
     name: str
     query: str
     variables: dict[str, Any]
-    fastpath: bool  # the executor of issue 7 answers it (else strawberry does)
     compiler: bool | None  # the compiler of issue 12 must answer it (False: must not; None: either)
 
 
@@ -212,19 +226,19 @@ def shapes(d: DiffWorld) -> list[Shape]:
     w = d.base
     unknown = gid("Customer", UNKNOWN_UUID)
     out = [
-        Shape("agent page (bench/suite.py)", AGENT_PAGE, {"first": 50, "after": None}, True, True),
-        Shape("agent page of 2", AGENT_PAGE, {"first": 2, "after": None}, True, True),
-        Shape("admin page", ADMIN_PAGE, {"first": 50}, True, True),
-        Shape("admin page of 1", ADMIN_PAGE, {"first": 1}, True, True),
-        Shape("first 0 (refused)", ADMIN_PAGE, {"first": 0}, True, None),
-        Shape("empty pages", EMPTY, {"name": "no such name"}, False, True),
-        Shape("bench customer ada", BENCH_CUSTOMER, {"id": w.ada}, True, True),
-        Shape("nested three deep", NESTED, {"n": 4}, True, True),
-        Shape("fragments, aliases, variables", FRAGMENTS, {"id": w.ada}, True, True),
-        Shape("fragments on the busy customer", FRAGMENTS, {"id": d.busy, "n": 3}, True, True),
-        Shape("fragments for paula", FRAGMENTS, {"id": w.paula, "n": 5}, True, True),
-        Shape("directives true/false", DIRECTIVES, {"yes": True, "no": False, "n": 3}, False, True),
-        Shape("directives false/true", DIRECTIVES, {"yes": False, "no": True, "n": 3}, False, True),
+        Shape("agent page (bench/suite.py)", AGENT_PAGE, {"first": 50, "after": None}, True),
+        Shape("agent page of 2", AGENT_PAGE, {"first": 2, "after": None}, True),
+        Shape("admin page", ADMIN_PAGE, {"first": 50}, True),
+        Shape("admin page of 1", ADMIN_PAGE, {"first": 1}, True),
+        Shape("first 0 (refused)", ADMIN_PAGE, {"first": 0}, None),
+        Shape("empty pages", EMPTY, {"name": "no such name"}, True),
+        Shape("bench customer ada", BENCH_CUSTOMER, {"id": w.ada}, True),
+        Shape("nested three deep", NESTED, {"n": 4}, True),
+        Shape("fragments, aliases, variables", FRAGMENTS, {"id": w.ada}, True),
+        Shape("fragments on the busy customer", FRAGMENTS, {"id": d.busy, "n": 3}, True),
+        Shape("fragments for paula", FRAGMENTS, {"id": w.paula, "n": 5}, True),
+        Shape("directives true/false", DIRECTIVES, {"yes": True, "no": False, "n": 3}, True),
+        Shape("directives false/true", DIRECTIVES, {"yes": False, "no": True, "n": 3}, True),
         Shape(
             "variables of every scalar",
             SCALARS,
@@ -241,59 +255,76 @@ def shapes(d: DiffWorld) -> list[Shape]:
                 "flag": True,
                 "sev": ["MEDIUM", "HIGH"],
             },
-            False,
             True,
         ),
         Shape(
             "variables, nulls",
             SCALARS,
             {"n": 3, "order": "CREATED_AT_DESC", "id": d.busy, "flag": False, "sev": None, "tiers": None},
-            False,
             True,
         ),
         # errors: the compiler may hand them to strawberry to report
-        Shape("first too large", ADMIN_PAGE, {"first": 1000}, True, None),
-        Shape("bad cursor", ADMIN_PAGE, {"first": 2, "after": "garbage"}, True, None),
-        Shape("typename only", "{ __typename }", {}, True, True),
-        Shape("two operations, one named", FRAGMENTS + " query Other { __typename }", {"id": w.ada}, True, True),
-        Shape("complaints page", COMPLAINTS, {"first": 20, "order": "OPENED_AT_DESC"}, False, True),
-        Shape("complaints page of 2, oldest first", COMPLAINTS, {"first": 2, "order": "OPENED_AT"}, False, True),
-        Shape("complaints first 0 (refused)", COMPLAINTS, {"first": 0, "order": "UPDATED_AT_DESC"}, False, None),
-        Shape("complaint with follow-up and events", COMPLAINT, {"id": d.follow_up}, False, True),
-        Shape("complaint of ada", COMPLAINT, {"id": w.ada_complaint}, False, True),
-        Shape("complaint of paula", COMPLAINT, {"id": w.paula_complaint}, False, True),
-        Shape("complaint of bruno", COMPLAINT, {"id": w.bruno_complaint}, False, True),
-        Shape("complaint: unknown id", COMPLAINT, {"id": gid("Complaint", UNKNOWN_UUID)}, False, True),
-        Shape("complaint: a customer's id", COMPLAINT, {"id": w.ada}, False, True),
-        Shape("node: ada", NODE, {"id": w.ada}, False, True),
-        Shape("node: paula", NODE, {"id": w.paula}, False, True),
-        Shape("node: a complaint", NODE, {"id": w.ada_complaint}, False, True),
-        Shape("node: unknown", NODE, {"id": unknown}, False, True),
-        Shape("node: erased", NODE, {"id": d.erased}, False, True),
-        Shape("node: malformed", NODE, {"id": "not-a-global-id"}, False, True),
-        Shape("surveys", SURVEYS, {"first": 10, "status": None}, False, True),
-        Shape("surveys, closed only (empty)", SURVEYS, {"first": 10, "status": ["CLOSED"]}, False, True),
-        Shape("survey", SURVEY, {"id": w.survey}, False, True),
+        Shape("first too large", ADMIN_PAGE, {"first": 1000}, None),
+        Shape("bad cursor", ADMIN_PAGE, {"first": 2, "after": "garbage"}, None),
+        Shape("typename only", "{ __typename }", {}, True),
+        Shape("two operations, one named", FRAGMENTS + " query Other { __typename }", {"id": w.ada}, True),
+        Shape("complaints page", COMPLAINTS, {"first": 20, "order": "OPENED_AT_DESC"}, True),
+        Shape("complaints page of 2, oldest first", COMPLAINTS, {"first": 2, "order": "OPENED_AT"}, True),
+        Shape("complaints first 0 (refused)", COMPLAINTS, {"first": 0, "order": "UPDATED_AT_DESC"}, None),
+        Shape("complaint with follow-up and events", COMPLAINT, {"id": d.follow_up}, True),
+        Shape("complaint of ada", COMPLAINT, {"id": w.ada_complaint}, True),
+        Shape("complaint of paula", COMPLAINT, {"id": w.paula_complaint}, True),
+        Shape("complaint of bruno", COMPLAINT, {"id": w.bruno_complaint}, True),
+        Shape("complaint: unknown id", COMPLAINT, {"id": gid("Complaint", UNKNOWN_UUID)}, True),
+        Shape("complaint: a customer's id", COMPLAINT, {"id": w.ada}, True),
+        Shape("node: ada", NODE, {"id": w.ada}, True),
+        Shape("node: paula", NODE, {"id": w.paula}, True),
+        Shape("node: a complaint", NODE, {"id": w.ada_complaint}, True),
+        Shape("node: unknown", NODE, {"id": unknown}, True),
+        Shape("node: erased", NODE, {"id": d.erased}, True),
+        Shape("node: malformed", NODE, {"id": "not-a-global-id"}, True),
+        Shape("surveys", SURVEYS, {"first": 10, "status": None}, True),
+        Shape("surveys, closed only (empty)", SURVEYS, {"first": 10, "status": ["CLOSED"]}, True),
+        Shape("survey", SURVEY, {"id": w.survey}, True),
         Shape(
             "nested first too large",
             "{ customers(first: 3) { edges { node { name complaints(first: 51) { totalCount } } } } }",
             {},
-            True,
             None,
         ),
         # not compiled by either: strawberry answers, identically
+        Shape("viewer", '{ viewer { subject roles fieldAccess(type: "Customer") { field access } } }', {}, False),
+        Shape("introspection", "{ __schema { queryType { name } } }", {}, False),
+        Shape("bad variable", ADMIN_PAGE, {"first": "many"}, False),
+        Shape("missing variable", ADMIN_PAGE, {}, False),
+        Shape("syntax error", "{ customers(first: 2) { edges { node { name } }", {}, False),
+        Shape("unknown field", "{ customers { edges { node { shoeSize } } } }", {}, False),
+        Shape("mutation", 'mutation { deleteCustomer(input: {id: "x"}) { deletedId } }', {}, False),
+    ]
+    for name, value in COMPLAINT_FILTERS:
+        out.append(Shape(f"complaints filter: {name}", COMPLAINT_FILTERED, {"f": value, "n": 4}, True))
+    out += [
+        Shape("complaints filter: a customer", COMPLAINT_FILTERED, {"f": {"customerId": d.busy}, "n": 3}, True),
+        # a customer id of another type, malformed: refused (NOT_FOUND at the root field), alike
         Shape(
-            "viewer", '{ viewer { subject roles fieldAccess(type: "Customer") { field access } } }', {}, False, False
+            "complaints filter: a complaint's id",
+            COMPLAINT_FILTERED,
+            {"f": {"customerId": w.ada_complaint}, "n": 3},
+            None,
         ),
-        Shape("introspection", "{ __schema { queryType { name } } }", {}, False, False),
-        Shape("bad variable", ADMIN_PAGE, {"first": "many"}, False, False),
-        Shape("missing variable", ADMIN_PAGE, {}, False, False),
-        Shape("syntax error", "{ customers(first: 2) { edges { node { name } }", {}, False, False),
-        Shape("unknown field", "{ customers { edges { node { shoeSize } } } }", {}, False, False),
-        Shape("mutation", 'mutation { deleteCustomer(input: {id: "x"}) { deletedId } }', {}, False, False),
+        Shape("complaints filter: a bad id", COMPLAINT_FILTERED, {"f": {"customerId": "nope"}, "n": 3}, None),
+        Shape("complaints: bad cursor", COMPLAINTS, {"first": 2, "after": "garbage", "order": "OPENED_AT"}, None),
+        Shape(
+            "surveys and a customer's responses",
+            "query($id: ID!) { surveys(first: 1) { edges { node { title } } } customer(id: $id) { "
+            + RESPONSES
+            + " } }",
+            {"id": w.ada},
+            True,
+        ),
     ]
     for name, query in FILTERS:  # refused to some callers (FORBIDDEN_ARGUMENT): either path may report it
-        out.append(Shape(name, query, {}, True, None))
+        out.append(Shape(name, query, {}, None))
     for name, customer in (
         ("ada (consented to e-mail)", w.ada),
         ("paula (partner A's, no consent)", w.paula),
@@ -307,7 +338,7 @@ def shapes(d: DiffWorld) -> list[Shape]:
         ("malformed id", "not-a-global-id"),
         ("a complaint's id", w.ada_complaint),
     ):
-        out.append(Shape(f"customer: {name}", ONE, {"id": customer}, False, True))
+        out.append(Shape(f"customer: {name}", ONE, {"id": customer}, True))
     return out
 
 
@@ -321,8 +352,6 @@ NOT_COMPILED_YET: frozenset[str] = frozenset()
 
 
 def _expected(probe: Probe, shape: Shape, outcome: Outcome) -> bool | None:
-    if probe.is_old_fastpath:
-        return shape.fastpath
     if shape.name in NOT_COMPILED_YET:
         return None
     # an operation refused at a root field (FORBIDDEN, NOT_FOUND, BAD_USER_INPUT...): either path may report it
@@ -343,7 +372,7 @@ async def test_every_shape_answers_alike_for_every_caller(pair: Pair, probe: Pro
             misses.append((shape.name, "compiled" if outcome.ran_compiled else "fell back"))
         compiled_runs += outcome.ran_compiled
     assert compiled_runs > 0  # the compiled side really ran compiled
-    assert not misses, f"{probe.kind}: answered by another path than expected: {misses}"
+    assert not misses, f"answered by another path than expected: {misses}"
 
 
 async def test_deep_pages_follow_the_same_cursors_to_the_last_page(pair: Pair, probe: Probe) -> None:
@@ -496,3 +525,46 @@ def test_data_is_compared_as_the_bytes_sent() -> None:
     assert top_level_member(body, "data") == b'{"a": 2500.00, "b": [1, {"c": "x}"}]}'
     assert top_level_member(b'{"errors":[{"message":"data"}],"data":null}', "data") == b"null"
     assert top_level_member(b'{"errors":[]}', "data") is None
+
+
+CLOCKS = """query Clocks($n: Int!) { complaints(first: $n, orderBy: OPENED_AT) { edges { node { id status
+  firstResponseTimeLeft resolutionTimeLeft pausedSeconds resolutionDueAt slaPaused breached } } } }"""
+
+
+async def test_the_sla_clocks_that_move_agree_within_the_seconds_between_the_two_requests(
+    pair: Pair, probe: Probe
+) -> None:
+    """The clock fields the byte-for-byte shapes leave out (time left, time paused, the deadline moving with
+    a pause) are computed by domain/sla.py on both paths from the statement's now(): they agree but for the
+    seconds between the two requests. A complaint waiting on the customer is among them (its clock paused)."""
+    d = pair.world
+    waiting = await d.base.gql("admin", OPEN, {"input": complaint_input(d.quiet, "Waiting on the customer.")})
+    complaint = ok(waiting, "openComplaint")["complaint"]["id"]
+    for status in ("OPEN", "PENDING_CUSTOMER"):
+        version = (await sql(d.url, "SELECT version FROM complaints WHERE id = $1", raw_id(complaint)))[0][0]
+        move = {"id": complaint, "expectedVersion": version, "to": status}
+        ok(await d.base.gql("admin", TRANSITION, {"input": move}), "transitionComplaint")
+    await asyncio.sleep(1.1)  # a pause of at least a second
+    before = probe.runs()
+    compiled = (await pair.compiled.gql(pair.tokens["admin"], CLOCKS, {"n": 50}))["data"]["complaints"]["edges"]
+    assert probe.runs() == before + 1
+    reference = (await pair.reference.gql(pair.tokens["admin"], CLOCKS, {"n": 50}))["data"]["complaints"]["edges"]
+    assert [e["node"]["id"] for e in compiled] == [e["node"]["id"] for e in reference]
+    paused = 0
+    for c, r in ((e["node"], f["node"]) for e, f in zip(compiled, reference, strict=True)):
+        assert (c["status"], c["slaPaused"], c["breached"]) == (r["status"], r["slaPaused"], r["breached"]), c
+        for name in ("firstResponseTimeLeft", "resolutionTimeLeft", "pausedSeconds"):
+            assert (c[name] is None) == (r[name] is None), (name, c, r)
+            if c[name] is not None:
+                assert abs(c[name] - r[name]) <= 5, (name, c, r)
+        due_c, due_r = c["resolutionDueAt"], r["resolutionDueAt"]
+        assert (due_c is None) == (due_r is None), (c, r)
+        if due_c is not None:
+            moved = dt.datetime.fromisoformat(due_r) - dt.datetime.fromisoformat(due_c)
+            assert dt.timedelta(0) <= moved <= dt.timedelta(seconds=5), (c, r)
+        if c["slaPaused"]:
+            paused += 1
+            assert c["status"] == "PENDING_CUSTOMER"
+            assert c["pausedSeconds"] >= 1
+            assert c["resolutionTimeLeft"] is not None
+    assert paused == 1

@@ -2,9 +2,7 @@
 page size or the depth, counted from every statement the app's engine sends (``StatementTap``: SQLAlchemy's
 and those sent on the asyncpg connection itself), for pages of 1, 10 and 50 and depths 1 to 3.
 
-The counting tests are skipped only while ``compiled_queries`` selects the executor of issue 7
-(api/graphql/fastpath.py), which runs one statement per loader batch; they must pass once the compiler
-(api/graphql/compiler.py) is what the switch selects. The tap itself is tested on every path.
+The compiler (api/graphql/compiler.py) answers these reads; the tap itself is tested too.
 
 Data: the demo seed (120 customers with purchases, metrics and tiers), two complaints per customer inserted
 in bulk (acceptable for a statement count only), a few customers and complaints through the API.
@@ -20,14 +18,9 @@ from sqlalchemy import text
 
 from demo.seed import seed
 from infra import crypto
-from tests.api.differential import Probe, StatementTap, current_executor_is_old_fastpath, tapped
+from tests.api.differential import Probe, StatementTap, tapped
 from tests.api.helpers import create_customer, module_api, open_complaint, record_purchases
 from tests.conftest import Api
-
-old_fastpath = pytest.mark.skipif(
-    current_executor_is_old_fastpath(),
-    reason="compiled_queries selects api/graphql/fastpath.py (one statement per loader batch), not the compiler",
-)
 
 CUSTOMER_DEPTH = {
     1: "name email phone tier { code name } metrics { orders12m }",
@@ -99,7 +92,7 @@ async def test_the_tap_sees_statements_of_sqlalchemy_and_of_the_raw_driver_once_
             assert await raw.driver_connection.fetchval("SELECT 41 + 1") == 42  # type: ignore[union-attr]
             await conn.commit()
     assert tap.statements == ["SELECT 40 + 1", "SELECT 41 + 1"]
-    # and a request's statements: today's path sends several for a page with complaints, all of them seen
+    # and a request's statements: the page's read and the audit insert, both seen
     admin = await api.user("alice", "admin")
     body, statements = await counted(api, admin, customers_query(2), {"n": 10})
     assert len(body["data"]["customers"]["edges"]) == 10
@@ -108,7 +101,6 @@ async def test_the_tap_sees_statements_of_sqlalchemy_and_of_the_raw_driver_once_
     assert any("INSERT INTO audit_log" in s for s in statements)  # the e-mail was read unmasked
 
 
-@old_fastpath
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 10, 50])
 @pytest.mark.parametrize("root", ["customers", "complaints"])
@@ -135,7 +127,6 @@ async def test_one_statement_per_root_field_whatever_the_page_size_and_depth(
         assert len(statements) == len(reads) + len(audit), "\n\n".join(statements)
 
 
-@old_fastpath
 async def test_several_root_fields_one_statement_each(api: Api) -> None:
     admin = await api.user("alice", "admin")
     agent = await api.user("bob", "support_agent")

@@ -96,8 +96,8 @@ def read_check(spec: FieldSpec) -> Callable[[Any, Any], Mask | None]:
     of a refused read, records an unmasked sensitive read for the audit, and returns the mask the value
     must go through for this caller (``None``: as it is). Masks come from the catalogue only: resolvers
     and ``from_row`` hand over full values, and this is the one place that masks them. The field guards
-    below and the compiled executor (api/graphql/fastpath.py) both use it, so both paths refuse, mask
-    and audit alike."""
+    below and the read compiler's leaf pass (api/graphql/compiler.py) both use it, so both paths refuse,
+    mask and audit alike."""
     key = spec.key
     is_operation = spec.type_name in OPERATION_TYPES
     sensitive = spec.sensitivity is Sensitivity.SENSITIVE
@@ -190,8 +190,8 @@ def argument_check(type_name: str, field_name: str, field: GraphQLField, problem
     """The argument check of one field, as ``check(decisions, arguments)`` over the arguments as
     graphql-core coerced them (GraphQL names, defaults filled in): raises FORBIDDEN_ARGUMENT for the
     first argument that reveals a field the caller may not read in FULL. None when no argument of the
-    field can reveal a guarded field. The field guards below and the compiled executor (api/graphql/fastpath.py)
-    both use it."""
+    field can reveal a guarded field. The field guards below and the read compiler
+    (api/graphql/compiler.py) both use it."""
     parts = [
         (name, found)
         for name, argument in field.args.items()

@@ -322,33 +322,6 @@ class PurchaseConnection(ConnectionBase):
     edges: list[Edge[PurchaseType]]
 
 
-# ---------------------------------------------------------------- prefetching (api/graphql/fastpath.py)
-
-_Prefetch = Callable[[Context, list[Any], dict[str, Any]], Any]
-
-
-def _first_key(objects: list[Any], args: dict[str, Any]) -> list[tuple[UUID, int]]:
-    first = _nested_first(args.get("first", 10))
-    return [(o.db_id, first) for o in objects]
-
-
-# What the compiled executor loads for a whole list before it completes the list's items, per field:
-# the same loader keys the resolvers above ask for (so one batch per field, as before, and no statement
-# more), after which each item's resolver finds its value loaded and finishes without waiting. A hook
-# returns an awaitable, or None when no item needs anything.
-PREFETCH: dict[str, _Prefetch] = {
-    "Customer.tier": lambda ctx, cs, _a: (
-        ctx.loaders.active_tiers() if any(c.row.get("tier_code") for c in cs) else None
-    ),
-    "Customer.metrics": lambda ctx, cs, _a: ctx.loaders.metrics.load_many([c.db_id for c in cs]),
-    "Customer.complaints": lambda ctx, cs, a: ctx.loaders.customer_complaints.load_many(_first_key(cs, a)),
-    "Customer.purchases": lambda ctx, cs, a: ctx.loaders.customer_purchases.load_many(_first_key(cs, a)),
-    "Complaint.customer": lambda ctx, ks, _a: ctx.loaders.customer.load_many([k.customer_ref for k in ks]),
-    "Complaint.events": lambda ctx, ks, _a: ctx.loaders.complaint_events.load_many([k.db_id for k in ks]),
-    "Purchase.customer": lambda ctx, ps, _a: ctx.loaders.customer.load_many([p.customer_ref for p in ps]),
-}
-
-
 @strawberry.type(
     name="DuplicateCandidate",
     description="An existing customer a new one likely duplicates; its fields follow the caller's read access",

@@ -1,10 +1,10 @@
-"""The compiled executor (api/graphql/fastpath.py, issue 7) against strawberry: two apps on one database, one
+"""The compiled read path (api/graphql/compiler.py, issue 12) against strawberry: two apps on one database, one
 with ``compiled_queries`` on, answer every query below, as every role, with byte-identical responses
 (data in the same key order; errors with the same messages, paths, locations and codes) and status
 codes, and write identical sensitive-read audit rows. The order of the errors may differ: strawberry's
 follows the event loop (which loader answered first), the compiled path's follows the document, item by
-item, once a list's data is prefetched; the GraphQL spec gives errors no order. Queries the compiled executor supports must really run compiled; the others
-(mutations, introspection, directives, unsupported fields, bad variables) fall back to strawberry."""
+item; the GraphQL spec gives errors no order. Queries the compiler covers must really run compiled; the
+others (mutations, introspection, unsupported fields, bad variables) fall back to strawberry."""
 
 from __future__ import annotations
 
@@ -218,17 +218,18 @@ async def pair(template_db: str) -> AsyncIterator[Pair]:
             yield Pair(w, compiled)
 
 
-def fastpath_of(api: Api) -> Any:
+def reads_of(api: Api) -> Any:
+    """The app's compiled reads (api/graphql/compiler.CompiledReads), None when ``compiled_queries`` is off."""
     route = next(r for r in api.app.routes if getattr(r, "path", None) == "/graphql")
     graphql_app = route.endpoint._app  # built by the first request (see api/edge/app.py, _LazyGraphQL)
-    return graphql_app.app.fastpath
+    return graphql_app.app.reads
 
 
 _ids = itertools.count()
 
 
 async def post(api: Api, token: str, case: Case, tag: str) -> tuple[int, bytes, str]:
-    request_id = f"fastpath-{tag}-{next(_ids)}"
+    request_id = f"compiled-{tag}-{next(_ids)}"
     response = await api.client.post(
         "/graphql",
         json={"query": case.query, "variables": case.variables},
@@ -259,15 +260,15 @@ async def test_compiled_and_strawberry_answer_alike(pair: Pair, who: str) -> Non
     w = pair.world
     token = w.tokens[who]
     await post(pair.compiled, token, Case("warm", "{ __typename }", {}, True), "warm")
-    fastpath = fastpath_of(pair.compiled)
-    assert fastpath is not None
-    assert fastpath_of(w.api) is None  # the reference answers through strawberry alone
+    reads = reads_of(pair.compiled)
+    assert reads is not None
+    assert reads_of(w.api) is None  # the reference answers through strawberry alone
     compared = 0
     for case in cases(w):
-        before = fastpath.executed
+        before = reads.executed
         status_s, body_s, rid_s = await post(w.api, token, case, "strawberry")
         status_c, body_c, rid_c = await post(pair.compiled, token, case, "compiled")
-        ran_compiled = fastpath.executed - before
+        ran_compiled = reads.executed - before
         assert (case.name, status_c, canonical(body_c).decode()) == (case.name, status_s, canonical(body_s).decode())
         if case.compiled is not None:
             assert ran_compiled == (1 if case.compiled else 0), case.name
@@ -351,9 +352,8 @@ async def test_documents_are_parsed_and_validated_once_per_query_text_and_failur
 
 
 async def test_a_page_of_three_customers_makes_no_more_tasks_than_a_page_of_one(pair: Pair) -> None:
-    """The compiled path prefetches a list's nested fields (tier, complaints) before completing its
-    items, so the items finish without waiting: no asyncio task per customer or per field, and the same
-    statements. Strawberry makes tasks in proportion to the page."""
+    """The compiled path answers a page with one statement and finishes it in one pass: no asyncio task per
+    customer or per field. Strawberry makes tasks in proportion to the page."""
     w = pair.world
     loop = asyncio.get_running_loop()
     made: list[str] = []
@@ -363,7 +363,7 @@ async def test_a_page_of_three_customers_makes_no_more_tasks_than_a_page_of_one(
         # plan's): not the app's background work (pool resets, policy listeners) that may run meanwhile
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         where = code.co_filename if code is not None else ""
-        if any(part in where for part in ("/graphql/", "/strawberry/", "fastpath", "asyncio/tasks.py")):
+        if any(part in where for part in ("/graphql/", "/strawberry/", "asyncio/tasks.py")):
             made.append(code.co_name)
         return asyncio.Task(coro, loop=loop, **kwargs)
 
@@ -447,12 +447,12 @@ async def test_an_argument_of_a_nested_field_is_checked_alike_on_both_paths(
     async with running_api(w.url, reference) as plain, running_api(w.url, compiled_settings) as compiled:
         case = Case("nested argument", NESTED, {}, True)
         await post(compiled, w.tokens["admin"], Case("warm", "{ __typename }", {}, True), "warm")
-        fastpath = fastpath_of(compiled)
+        reads = reads_of(compiled)
         for who in ("support_agent", "admin"):
-            before = fastpath.executed
+            before = reads.executed
             status_s, body_s, _ = await post(plain, w.tokens[who], case, "s")
             status_c, body_c, _ = await post(compiled, w.tokens[who], case, "c")
-            assert fastpath.executed == before + 1  # answered by the compiled plan, not handed to strawberry
+            assert reads.executed == before + 1  # answered by the compiled plan, not handed to strawberry
             assert (status_c, canonical(body_c)) == (status_s, canonical(body_s)), who
             body = orjson.loads(body_c)
             nodes = [e["node"] for e in body["data"]["customers"]["edges"]]

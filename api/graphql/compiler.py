@@ -69,7 +69,7 @@ from strawberry.extensions import SchemaExtension
 from api.graphql.core.errors import query_error
 from api.graphql.core.guard import EMBEDDED, argument_check, read_check
 from api.graphql.core.ids import from_global_id
-from api.graphql.core.relay import MAX_NESTED
+from api.graphql.core.relay import _nested_first
 from api.graphql.core.resolving import page_size
 from authz.catalogue import CATALOGUE, STORAGE, Sensitivity, classification
 from authz.masking import masked
@@ -266,6 +266,19 @@ def _embedded(kept: dict[str, str], packed: list[Any], context: Any) -> Any:
 # ---------------------------------------------------------------- planning
 
 
+@dataclass(frozen=True)
+class Nested:
+    """A nested connection's arguments: its ``first`` parameter, the field and node they are read from, the
+    connection's JSON path from the root field's value (keys; None: each item of a list), and the catalogue's
+    check of its arguments (None: no argument of it can reveal a guarded field)."""
+
+    param: str
+    gfield: Any
+    node: FieldNode
+    path: tuple[str | None, ...]
+    check: Any
+
+
 @dataclass
 class RootField:
     key: str
@@ -274,7 +287,7 @@ class RootField:
     gfield: Any = None
     tree: Any = None  # Connection (customers) or Obj (customer)
     post: Post = ()
-    nested: tuple[tuple[str, Any, FieldNode], ...] = ()  # (param, field, node) of nested ``first`` arguments
+    nested: tuple[Nested, ...] = ()
     variants: dict[str, tuple[Obj, Post]] = field(default_factory=dict)  # node(id): per type
     argument_check: Any = None  # the catalogue's check of the root field's arguments (api.graphql.core.guard)
     statements: dict[tuple[Any, ...], Any] = field(default_factory=dict)
@@ -292,7 +305,8 @@ class _Planner:
         self.variables = variables
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.params = 0
-        self.nested: list[tuple[str, Any, FieldNode]] = []
+        self.nested: list[Nested] = []
+        self.path: list[str | None] = []  # where the field being planned is, from the root field's value
 
     def collect(
         self, parent: GraphQLObjectType, selection_sets: list[SelectionSetNode]
@@ -353,7 +367,9 @@ class _Planner:
         fields: list[tuple[str, Any]] = []
         post: list[tuple[str, str, Any]] = []
         for key, group in self.collect(parent, selection_sets).items():
+            self.path.append(key)
             node, sub = self.field(parent, key, group)
+            self.path.pop()
             fields.append((key, node))
             if sub is not None:
                 post.append(sub)
@@ -370,7 +386,8 @@ class _Planner:
         if gfield is None or spec is None or name.startswith("__"):
             raise Unsupported(f"{parent.name}.{name}")
         full = f"{parent.name}.{name}"
-        if argument_check(parent.name, name, gfield, []) is not None:
+        check_arguments = argument_check(parent.name, name, gfield, [])
+        if check_arguments is not None and full not in _CONNECTIONS:
             raise Unsupported(f"arguments of {full} are checked per item")
         level = self.decisions.read(full) if spec.sensitivity is not Sensitivity.PUBLIC else Level.FULL
         non_null = isinstance(gfield.type, GraphQLNonNull)
@@ -380,13 +397,15 @@ class _Planner:
                 raise Unsupported(f"guarded non-null field {full}")
             return self.checked(parent, full, spec, level, named, group, key)
         if full in _RELATIONS:
-            if isinstance(named, GraphQLList):  # a complaint's events
+            if isinstance(named, GraphQLList):  # a complaint's events, a survey's questions, a response's answers
+                self.path.append(None)
                 body, post = self.obj(named.of_type.of_type, group)
+                self.path.pop()
                 return Relation(_RELATIONS[full], body), ((key, "list", post) if post else None)
             body, post = self.obj(named, group)
             return Relation(_RELATIONS[full], body), ((key, "obj", post) if post else None)
         if full in _CONNECTIONS:
-            return self.connection(named, group, key, _CONNECTIONS[full], gfield)
+            return self.connection(named, group, key, _CONNECTIONS[full], gfield, check_arguments)
         if full in _CLOCKED:
             return ClockValues(), (key, "clock", _CLOCKED[full])
         stored = STORAGE.get(full)
@@ -484,12 +503,12 @@ class _Planner:
         return out
 
     def connection(
-        self, named: GraphQLObjectType, group: list[FieldNode], key: str, kind: str, gfield: Any
+        self, named: GraphQLObjectType, group: list[FieldNode], key: str, kind: str, gfield: Any, check: Any
     ) -> tuple[Connection, tuple[str, str, Any] | None]:
         if len(group) != 1 and any(g.arguments for g in group):
             raise Unsupported("merged arguments")
         param = self.param()
-        self.nested.append((param, gfield, group[0]))
+        self.nested.append(Nested(param, gfield, group[0], tuple(self.path), check))
         parts, post = self.connection_parts(named, group)
         return Connection(kind, param, parts), ((key, "obj", post) if post else None)
 
@@ -536,7 +555,9 @@ class _Planner:
                             raise Unsupported("node selected twice")
                         node_seen = True
                         node_type = edge_type.fields["node"].type.of_type
+                        self.path += [key, None, edge_key]
                         body, node_post = self.obj(node_type, edge_sub)
+                        del self.path[-3:]
                         edge.append((edge_key, body))
                         node_post = ((edge_key, "obj", node_post),) if node_post else ()
                     else:
@@ -592,6 +613,7 @@ def plan_operation(
                 planner.nested = []
                 variants = {}
                 for type_name in _NODE_TYPES:
+                    planner.path = []  # (a variant given up on leaves its path behind)
                     try:
                         variants[type_name] = planner.obj(schema.get_type(type_name), nodes)  # type: ignore[arg-type]
                     except Unsupported:
@@ -712,11 +734,21 @@ class Compiler:
         args = get_argument_values(root.gfield, root.nodes[0], variables)
         scope = context.scope
         params: dict[str, Any] = readsql.scope_params(scope)
-        for param, nested_field, node in root.nested:
-            first = get_argument_values(nested_field, node, variables).get("first", 10)
-            if not 1 <= first <= MAX_NESTED:
-                raise _Fallback
-            params[param] = first
+        refused: list[tuple[tuple[str | None, ...], FieldNode, Exception]] = []
+        for nested in root.nested:  # refused at each item's connection, as its guard and resolver do
+            nested_args = get_argument_values(nested.gfield, nested.node, variables)
+            params[nested.param] = 1
+            try:
+                if nested.check is not None:
+                    nested.check(context.decisions, nested_args)
+                params[nested.param] = _nested_first(nested_args.get("first", 10))
+            except (GraphQLError, ValidationFailed) as exc:
+                refused.append((nested.path, nested.node, exc))
+        prepared = self.prepare_root(root, args, params, context)
+        return (*prepared, tuple(refused)) if isinstance(prepared, tuple) else prepared
+
+    def prepare_root(self, root: RootField, args: dict[str, Any], params: dict[str, Any], context: Any) -> Any:
+        scope = context.scope
         partner = scope.partner_id is not None
         if root.kind in ("customer", "complaint", "survey", "node"):
             try:
@@ -780,7 +812,7 @@ class Compiler:
             error = query_error(prepared) if isinstance(prepared, DomainError) else prepared
             errors.append(located_error(error, list(root.nodes), [root.key]))
             return None
-        statement, params, post = prepared
+        statement, params, post, refused = prepared
         try:
             text = (await context.db.execute(statement, params)).scalar_one()
         except Exception as exc:
@@ -792,9 +824,11 @@ class Compiler:
                     located_error(query_error(NotFound("no such object", field="id")), list(root.nodes), [root.key])
                 )
             return None
-        if not post:
+        if not post and not refused:
             return orjson.Fragment(text)
         value = orjson.loads(text)
+        for path, node, error in refused:
+            _refuse(value, path, [root.key], node, error, errors)
         _finish(post, value, [root.key], context, errors)
         return value
 
@@ -804,6 +838,29 @@ _DEFAULT_SORTS = {"customers": "CREATED_AT", "complaints": "OPENED_AT_DESC", "su
 
 def _enum_values(given: Any) -> list[str] | None:
     return [getattr(v, "value", v) for v in given] if given else None
+
+
+def _refuse(
+    value: Any,
+    path: tuple[str | None, ...],
+    at: list[Any],
+    node: FieldNode,
+    error: Exception,
+    errors: list[GraphQLError],
+) -> None:
+    """A nested connection refused (its ``first`` out of range): null, with the error, at each place it is."""
+    if value is None:
+        return
+    head, rest = path[0], path[1:]
+    if head is None:
+        for i, item in enumerate(value):
+            _refuse(item, rest, [*at, i], node, error, errors)
+    elif isinstance(value, dict) and head in value:
+        if rest:
+            _refuse(value[head], rest, [*at, head], node, error, errors)
+        else:
+            value[head] = None
+            errors.append(located_error(error, [node], [*at, head]))
 
 
 def _filter_values(kind: str, given: Any, context: Any) -> dict[str, Any]:

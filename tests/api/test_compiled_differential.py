@@ -466,8 +466,10 @@ RANDOM = os.environ.get("TIERWISE_DIFFERENTIAL_RANDOM") == "1"
 SUBSETS = {
     # what the issue says the compiler covers: its root fields, fragments, aliases, variables, directives
     "issue 12": {},
-    # what the executor of issue 7 compiles (so that today's compiled path runs on generated shapes too)
+    # the customers roots alone, no directives: more of the examples go deep under a customer
     "customers, no directives": {"roots": ("customers", "customer"), "directives": False},
+    # the roots the compiler covered last (complaint filters, SLA verdicts, follow-ups, surveys and responses)
+    "complaints and surveys": {"roots": ("complaints", "complaint", "surveys", "survey")},
 }
 
 

@@ -785,8 +785,10 @@ class Compiler:
         if given is not None:
             try:
                 names, filter_params = readsql.filter_params(root.kind, _filter_values(root.kind, given, context))
-            except DomainError:
-                raise _Fallback from None  # an e-mail, phone or customer id that does not decode: reported as before
+            except DomainError as exc:
+                if root.kind == "complaints":  # a customer id that does not decode: NOT_FOUND, as the resolver's
+                    return exc
+                raise _Fallback from None  # an e-mail or phone that does not normalise: reported as before
             filters = names
             params.update(filter_params)
         if after is not None:

@@ -74,8 +74,8 @@ CREATE = """mutation($input: CreateCustomerInput!) { createCustomer(input: $inpu
 READ = "query ReadOne($id: ID!) { customer(id: $id) { name email phone nationalId address { line1 city } } }"
 
 
-# a read the read compiler does not cover (churnRisk): the use-case patched below runs
-UNCOMPILED = "{ customers { totalCount edges { node { churnRisk { level } } } } }"
+# a read the read compiler does not cover (tierExplanation): the use-case patched below runs
+UNCOMPILED = "{ customers { totalCount edges { node { tierExplanation { __typename } } } } }"
 
 
 async def test_logs_are_json_with_the_request_id_and_never_customer_data(

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import TextClause
 
 from infra.settings import Settings
 
@@ -157,8 +160,14 @@ def pool_status(engine: AsyncEngine) -> PoolStatus:
     )
 
 
+# listeners of the statements RequestDb.read_value sends on the driver connection, by id of the sync engine
+# (SQLAlchemy's events do not see them): StatementCounter
+_DRIVER_LISTENERS: dict[int, list[Callable[[str], None]]] = {}
+
+
 class StatementCounter:
-    """Counts SQL statements sent through an engine (tests and benchmarks)."""
+    """Counts SQL statements sent through an engine (tests and benchmarks): SQLAlchemy's and the reads
+    ``RequestDb.read_value`` sends on the driver connection."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
@@ -169,12 +178,38 @@ class StatementCounter:
         self.count += 1
         self.statements.append(str(args[2]))
 
+    def _on_driver(self, sql: str) -> None:
+        self.count += 1
+        self.statements.append(sql)
+
     def __enter__(self) -> StatementCounter:
         event.listen(self._engine.sync_engine, "before_cursor_execute", self._on_execute)
+        _DRIVER_LISTENERS.setdefault(id(self._engine.sync_engine), []).append(self._on_driver)
         return self
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self._engine.sync_engine, "before_cursor_execute", self._on_execute)
+        key = id(self._engine.sync_engine)
+        listeners = _DRIVER_LISTENERS.get(key, [])
+        if self._on_driver in listeners:
+            listeners.remove(self._on_driver)
+        if not listeners:
+            _DRIVER_LISTENERS.pop(key, None)
+
+
+class _DriverStatement:
+    """A text() statement as asyncpg takes it: its SQL with ``$n`` placeholders and the names of its
+    parameters in order (compiled once per statement object)."""
+
+    __slots__ = ("names", "sql")
+
+    def __init__(self, statement: TextClause, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+
+
+_DRIVER_STATEMENTS: weakref.WeakKeyDictionary[TextClause, _DriverStatement] = weakref.WeakKeyDictionary()
 
 
 class RequestDb:
@@ -196,6 +231,32 @@ class RequestDb:
         async with self._lock:
             conn = await self._connection()
             return await conn.execute(statement, params)
+
+    async def read_value(self, statement: TextClause, params: dict[str, Any]) -> Any:
+        """The first column of the first row of a read-only ``text()`` statement, sent on the driver
+        connection itself: one round trip, no BEGIN and ROLLBACK around it when no transaction is open
+        (a single statement is atomic on its own), no SQLAlchemy result machinery. asyncpg prepares
+        it once per connection (its statement cache). A failure that is not PostgreSQL's answer (a lost
+        connection, a cancelled request) invalidates the connection, so the pool never hands it out
+        again; a statement PostgreSQL refused (a timeout) leaves it usable."""
+        async with self._lock:
+            conn = await self._connection()
+            sync = conn.sync_connection
+            assert sync is not None
+            prepared = _DRIVER_STATEMENTS.get(statement)
+            if prepared is None:
+                prepared = _DRIVER_STATEMENTS[statement] = _DriverStatement(statement, sync.dialect)
+            listeners = _DRIVER_LISTENERS.get(id(sync.engine))
+            for listener in listeners or ():
+                listener(prepared.sql)
+            driver = sync.connection.driver_connection
+            try:
+                return await driver.fetchval(prepared.sql, *[params[name] for name in prepared.names])
+            except BaseException as exc:
+                if not isinstance(exc, asyncpg.PostgresError):
+                    with suppress(Exception):
+                        await conn.invalidate()  # close() still gives the (now empty) checkout back
+                raise
 
     async def execute_autocommit(self, statement: Executable, params: Any = None) -> Result[Any]:
         """One statement committed on its own, in one round trip (no BEGIN/COMMIT): for small

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 import procrastinate
 from cross_web import HTTPException
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -44,7 +45,15 @@ from api.edge import graphiql
 from api.edge.auth import AuthError, VerifiedTokens, authenticate
 from api.edge.console import routes as console_routes
 from api.edge.documents import TrustedDocuments, document_hash, parse_hash
-from api.edge.limits import DocumentCache, Limits, OperationLimits, variables_problem
+from api.edge.limits import (
+    DocumentCache,
+    Limits,
+    OperationLimits,
+    admission_problem,
+    charge,
+    validation_rules,
+    variables_problem,
+)
 from api.edge.media import GRAPHQL_RESPONSE, JSON, is_request_error, response_media_type
 from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
 from api.edge.ratelimit import AuthFailures, RateLimiter
@@ -104,29 +113,39 @@ class Services:
         return not self.settings.is_production
 
 
+async def audit_sensitive_reads(ctx: Context) -> None:
+    """One audit row for a request that carried unmasked sensitive fields (who, which customers,
+    which fields, request id), written before the response leaves."""
+    if ctx.sensitive_reads:
+        fields = sorted({f for fs in ctx.sensitive_reads.values() for f in fs})
+        async with ctx.db.unit_of_work() as uow:
+            await authz_repo.write_audit(
+                uow,
+                actor=ctx.actor,
+                action="sensitive_read",
+                request_id=ctx.request_id,
+                target_type="Customer",
+                target_ids=sorted(str(c) for c in ctx.sensitive_reads),
+                fields=fields,
+            )
+            uow.commit()
+
+
 class AuditSensitiveReads(SchemaExtension):
-    """After execution, before the response leaves: one audit row per request that carried unmasked
-    sensitive fields (who, which customers, which fields, request id); then the connection goes back."""
+    """After execution, before the response leaves: the audit row of unmasked sensitive reads; then
+    the connection goes back — also when an exception escapes a later hook (strawberry throws it into
+    this generator at its ``yield``: the ``finally`` must enclose the ``yield``, or the request's
+    connection stays checked out)."""
 
     async def on_operation(self) -> AsyncIterator[None]:
-        yield
-        ctx: Context = self.execution_context.context
+        ctx: Context | None = self.execution_context.context
         try:
-            if ctx.sensitive_reads:
-                fields = sorted({f for fs in ctx.sensitive_reads.values() for f in fs})
-                async with ctx.db.unit_of_work() as uow:
-                    await authz_repo.write_audit(
-                        uow,
-                        actor=ctx.actor,
-                        action="sensitive_read",
-                        request_id=ctx.request_id,
-                        target_type="Customer",
-                        target_ids=sorted(str(c) for c in ctx.sensitive_reads),
-                        fields=fields,
-                    )
-                    uow.commit()
+            yield
+            if ctx is not None:
+                await audit_sensitive_reads(ctx)
         finally:
-            await ctx.db.close()
+            if ctx is not None:
+                await ctx.db.close()
 
 
 class SubscriptionsOnlyOverWebSocket(SchemaExtension):
@@ -168,11 +187,13 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         settings = services.settings
         production = settings.is_production
         self.limits = Limits.from_settings(settings)
+        self.documents = DocumentCache()  # this schema's own: parsed and validated once per query text
         limits = functools.partial(
             OperationLimits,
             limits=self.limits,
             limiter=services.limiter,
-            documents=DocumentCache(),  # this schema's own: parsed and validated once per query text
+            documents=self.documents,
+            rules=validation_rules(self.limits),
         )
         extensions: list[Any] = [AuditSensitiveReads, limits, SubscriptionsOnlyOverWebSocket]
         # the read compiler (api/graphql/compiler.py); strawberry answers what it does not cover
@@ -180,6 +201,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         if self.reads is not None:  # after the limits: a refused operation never runs
             extensions.append(functools.partial(CompiledQueries, reads=self.reads))
         schema = build_schema(extensions)
+        self.graphql_schema = schema._schema  # graphql-core's, for the compiled reads answered at the edge
         # strawberry builds the Schema (build_schema); its error logging is replaced on the instance
         schema.process_errors = _errors_are_logged_once  # type: ignore[method-assign]
         super().__init__(
@@ -209,7 +231,11 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         request = Request(scope=scope, receive=receive)
         state = _request_state.set(request.state)
         try:
-            response = await self.run(request)
+            response = None
+            if self.fastpath is not None and scope["method"] == "POST":
+                response = await self._compiled(request)
+            if response is None:
+                response = await self.run(request)
         except HTTPException as exc:
             response = error_response(exc.status_code, exc.reason, BAD_REQUEST)
         except UntrustedDocument:
@@ -219,6 +245,76 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         finally:
             _request_state.reset(state)
         await response(scope, receive, send)
+
+    async def _compiled(self, request: Request) -> Response | None:
+        """A read the compiler answers, answered here, without strawberry's request and execution
+        machinery (its per-request extensions, execution context, result conversion): the body
+        checked and the document resolved as ``parse_http_body`` does, a document that parsed and
+        validated before (``DocumentCache``), the operation limits, a compiled plan for the caller's
+        decisions with its arguments checked, then the rate-limit charge, one statement per root
+        field, the audit of sensitive reads and the response as strawberry's path builds it (same
+        bytes, status, headers, logs and metrics). None — before anything was charged or sent —
+        when any of that does not hold: strawberry's path answers (or refuses) the request."""
+        principal = getattr(request.state, "principal", None)
+        reads = self.fastpath
+        if principal is None or reads is None:
+            return None
+        data = await self.parse_http_body(self.request_adapter_class(request))
+        query = data.query
+        document = self.documents.get(query)
+        if query is None or document is None or data.protocol != "http":
+            return None
+        s = self.services
+        schema = self.graphql_schema
+        refused, cost = admission_problem(
+            self.limits, self.documents, schema, query, document, data.operation_name, data.variables
+        )
+        if refused:
+            return None
+        sub_response = await self.get_sub_response(request)
+        decisions = s.authz.store.decisions_of(principal)
+        db = RequestDb(s.engine.connect)
+        context = Context(
+            request=request,
+            response=sub_response,
+            settings=s.settings,
+            services=s,
+            db=db,
+            principal=principal,
+            decisions=decisions,
+            scope=RowScope(partner_id=principal.partner_id),
+            request_id=request.state.request_id,
+        )
+        compiler = reads.compiler
+        ready = compiler.ready(schema, query, document, data.operation_name, data.variables, context)
+        if ready is None:
+            return None
+        operation = ready.operation
+        name = data.operation_name or (operation.name.value if operation.name else None)
+        context.extra.update(operation_name=name, operation_type="query", cost=cost)
+        request.state.graphql = context.extra  # for the access log, metrics and the trace span
+        request.state.sub_response = sub_response
+        try:
+            # what strawberry's path does, hook by hook: the charge (OperationLimits), the statements
+            # (CompiledQueries: an unexpected error is the operation's), the audit (AuditSensitiveReads);
+            # an exception out of the charge or the audit is the operation's error (Schema.execute)
+            try:
+                refusal = await charge(s.limiter, context, cost) if s.limiter is not None else None
+                if refusal is not None:
+                    result = ExecutionResult(data=None, errors=[refusal])
+                else:
+                    try:
+                        answered = await compiler.answer(ready, context)
+                    except Exception as exc:
+                        answered = GraphQLExecutionResult(None, [GraphQLError(str(exc), original_error=exc)])
+                    result = ExecutionResult(data=answered.data, errors=answered.errors)
+                await audit_sensitive_reads(context)
+            except Exception as exc:
+                error = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
+                result = ExecutionResult(data=None, errors=[error])
+        finally:
+            await db.close()
+        return self.create_response(await self.process_result(request, result), sub_response)
 
     async def _refuse_untrusted(self, request: Request) -> Response:
         self.services.metrics.errors.labels(UNTRUSTED_DOCUMENT).inc()
@@ -398,7 +494,6 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 principal=ANONYMOUS,
                 decisions=decisions,
                 scope=RowScope(),
-                loaders=Loaders(db, decisions, RowScope()),
                 request_id=uuid.uuid4().hex,
                 extra={"transport": "websocket"},
             )
@@ -419,7 +514,6 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             principal=principal,
             decisions=decisions,
             scope=scope,
-            loaders=Loaders(db, decisions, scope),
             request_id=request.state.request_id,
         )
         request.state.graphql = context.extra  # operation name, type and cost, for logs and metrics

@@ -476,10 +476,18 @@ class OperationLimits(SchemaExtension):
     rate limit — all before the first resolver runs. Also labels the request with the operation.
     A query text that parsed and validated before is neither parsed nor validated again."""
 
-    def __init__(self, *, limits: Limits, limiter: RateLimiter | None, documents: DocumentCache | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        limiter: RateLimiter | None,
+        documents: DocumentCache | None = None,
+        rules: tuple[type[ValidationRule], ...] | None = None,
+    ) -> None:
         self.limits = limits
         self.limiter = limiter
-        self.rules = validation_rules(limits)
+        # one instance per operation: the rule classes are made once per app (``rules``), not per request
+        self.rules = rules if rules is not None else validation_rules(limits)
         self.charged = False
         self.documents = documents
         self.cached = False
@@ -583,24 +591,51 @@ class OperationLimits(SchemaExtension):
         if self.limiter is None or self.charged:
             return None
         self.charged = True
-        ctx: Context = self.execution_context.context
-        decision = await self.limiter.charge(ctx.db, ctx.principal, cost)
-        headers = ctx.response.headers
-        headers["X-RateLimit-Limit"] = str(decision.limit)
-        headers["X-RateLimit-Remaining"] = str(decision.remaining)
-        if decision.allowed:
-            return None
-        return self._limited(ctx, decision)
+        return await charge(self.limiter, self.execution_context.context, cost)
 
     @staticmethod
     def _limited(ctx: Context, decision: Decision) -> GraphQLError:
-        headers = ctx.response.headers
-        headers["X-RateLimit-Limit"] = str(decision.limit)
-        headers["X-RateLimit-Remaining"] = "0"
-        retry_after = decision.retry_after_header
-        headers["Retry-After"] = retry_after
-        ctx.response.status_code = 429
-        return GraphQLError(
-            f"rate limit of {decision.limit} points per minute reached; retry in {retry_after} s",
-            extensions={"code": RATE_LIMITED, "retryAfter": int(retry_after)},
-        )
+        return limited(ctx, decision)
+
+
+def admission_problem(
+    limits: Limits,
+    documents: DocumentCache,
+    schema: GraphQLSchema,
+    query: str,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> tuple[bool, int]:
+    """What ``OperationLimits.on_execute`` checks before charging, without refusing: (whether a string
+    or the cost is refused, the estimated cost). The HTTP edge's compiled reads (api/edge/app.py) leave
+    a refused operation to strawberry's path, which refuses it as always."""
+    if bad_variable_string(variables, limits) or documents.literal_problem(query, document, limits):
+        return True, 0
+    cost = documents.cost(schema, query, document, operation_name, variables, limits)
+    return cost > limits.max_cost, cost
+
+
+async def charge(limiter: RateLimiter, ctx: Context, cost: int) -> GraphQLError | None:
+    """Charge an admitted operation's cost; the rate-limit headers on the response; the error to
+    answer with (and 429) when the budget does not hold it."""
+    decision = await limiter.charge(ctx.db, ctx.principal, cost)
+    headers = ctx.response.headers
+    headers["X-RateLimit-Limit"] = str(decision.limit)
+    headers["X-RateLimit-Remaining"] = str(decision.remaining)
+    if decision.allowed:
+        return None
+    return limited(ctx, decision)
+
+
+def limited(ctx: Context, decision: Decision) -> GraphQLError:
+    headers = ctx.response.headers
+    headers["X-RateLimit-Limit"] = str(decision.limit)
+    headers["X-RateLimit-Remaining"] = "0"
+    retry_after = decision.retry_after_header
+    headers["Retry-After"] = retry_after
+    ctx.response.status_code = 429
+    return GraphQLError(
+        f"rate limit of {decision.limit} points per minute reached; retry in {retry_after} s",
+        extensions={"code": RATE_LIMITED, "retryAfter": int(retry_after)},
+    )

@@ -649,6 +649,15 @@ class _Fallback(Exception):
     """An argument strawberry must answer (it reports the error as before)."""
 
 
+@dataclass(frozen=True)
+class Ready:
+    """An operation the compiler answers, with its root fields' statements and parameters ready."""
+
+    operation: OperationDefinitionNode
+    plan: Plan
+    prepared: list[Any]
+
+
 class Compiler:
     """Plans cached per caller's decision set (``Decisions.memo``) by query text, operation and the
     values of ``@include``/``@skip`` variables; ``None`` remembered for operations it does not cover."""
@@ -704,25 +713,43 @@ class Compiler:
         document = ec.graphql_document
         if document is None or ec.query is None:
             return None
-        schema: GraphQLSchema = ec.schema._schema
-        operation = self._operation(ec.query, document, ec.operation_name)
+        ready = self.ready(ec.schema._schema, ec.query, document, ec.operation_name, ec.variables, ec.context)
+        return None if ready is None else await self.answer(ready, ec.context)
+
+    def ready(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        operation_name: str | None,
+        raw_variables: dict[str, Any] | None,
+        context: Any,
+    ) -> Ready | None:
+        """Everything before the first statement, none of it with a side effect: the operation, its
+        variables coerced, the caller's plan, every root field's statement and arguments checked. None
+        when the compiler does not answer this operation (strawberry's path then does, and reports
+        whatever was wrong), so a caller may try this before charging anything (api/edge/app.py)."""
+        operation = self._operation(query, document, operation_name)
         if operation is None:
             return None
-        variables = get_variable_values(schema, operation.variable_definitions or (), ec.variables or {})
+        variables = get_variable_values(schema, operation.variable_definitions or (), raw_variables or {})
         if isinstance(variables, list):
             return None  # variables that do not coerce: strawberry reports them
-        context = ec.context
-        plan = self.plan(schema, ec.query, document, ec.operation_name, context.decisions, variables)
+        plan = self.plan(schema, query, document, operation_name, context.decisions, variables)
         if plan is None:
             return None
         try:
             prepared = [self.prepare(f, variables, context) for f in plan.fields]
         except _Fallback:
             return None
+        return Ready(operation, plan, prepared)
+
+    async def answer(self, ready: Ready, context: Any) -> GraphQLExecutionResult:
+        """Run a ready operation: one statement per root field."""
         self.executed += 1
         errors: list[GraphQLError] = []
         data: dict[str, Any] = {}
-        for root, prepared_field in zip(plan.fields, prepared, strict=True):
+        for root, prepared_field in zip(ready.plan.fields, ready.prepared, strict=True):
             data[root.key] = await self.run(root, prepared_field, context, errors)
         return GraphQLExecutionResult(data=data, errors=errors or None)
 
@@ -816,7 +843,7 @@ class Compiler:
             return None
         statement, params, post, refused = prepared
         try:
-            text = (await context.db.execute(statement, params)).scalar_one()
+            text = await context.db.read_value(statement, params)  # one round trip, no transaction
         except Exception as exc:
             errors.append(located_error(exc, list(root.nodes), [root.key]))
             return None

@@ -370,16 +370,17 @@ class StatementTap:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.all: list[str] = []
-        self._in_sqlalchemy: set[int] = set()
+        # statements SQLAlchemy sent through a logged asyncpg call (executemany), per driver connection, not
+        # yet seen by the logger: asyncpg calls its loggers soon after, not during, the call (call_soon), so
+        # whether SQLAlchemy is busy on the connection when a logger runs says nothing of who sent it
+        self._by_sqlalchemy: dict[int, list[str]] = {}
         self._logged: dict[int, Any] = {}
 
     # SQLAlchemy
-    def _before(self, conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+    def _before(self, conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, many: bool) -> None:
         self.all.append(statement)
-        self._in_sqlalchemy.add(id(conn.connection.driver_connection))
-
-    def _after(self, conn: Any, *_args: Any) -> None:
-        self._in_sqlalchemy.discard(id(conn.connection.driver_connection))
+        if many:
+            self._by_sqlalchemy.setdefault(id(conn.connection.driver_connection), []).append(statement)
 
     # asyncpg
     def _attach(self, driver: Any) -> None:
@@ -387,7 +388,10 @@ class StatementTap:
             return
 
         def logged(record: Any, driver_id: int = id(driver)) -> None:
-            if driver_id not in self._in_sqlalchemy:
+            sent = self._by_sqlalchemy.get(driver_id, [])
+            if record.query in sent:
+                sent.remove(record.query)  # counted by the engine event already
+            else:
                 self.all.append(record.query)
 
         driver.add_query_logger(logged)
@@ -399,22 +403,12 @@ class StatementTap:
     def __enter__(self) -> StatementTap:
         sync = self.engine.sync_engine
         event.listen(sync, "before_cursor_execute", self._before)
-        event.listen(sync, "after_cursor_execute", self._after)
-        event.listen(sync, "handle_error", self._after_error)
         event.listen(sync, "checkout", self._on_checkout)
         return self
-
-    def _after_error(self, context: Any) -> None:
-        conn = getattr(context, "connection", None)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                self._in_sqlalchemy.discard(id(conn.connection.driver_connection))
 
     def __exit__(self, *exc: object) -> None:
         sync = self.engine.sync_engine
         event.remove(sync, "before_cursor_execute", self._before)
-        event.remove(sync, "after_cursor_execute", self._after)
-        event.remove(sync, "handle_error", self._after_error)
         event.remove(sync, "checkout", self._on_checkout)
         for driver, logged in self._logged.values():
             with contextlib.suppress(Exception):

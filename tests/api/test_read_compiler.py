@@ -187,3 +187,53 @@ async def test_the_compiled_statement_is_cancelled_by_the_statement_timeout(temp
             assert [e["extensions"]["code"] for e in body["errors"]] == ["TIMEOUT"], body
             assert body["data"] == {"customers": None}
             assert pool_status(api.services.engine).checked_out == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ customers(first: 3) { totalCount } }",  # a compiled read, answered at the HTTP edge
+        "{ tierDistribution { customers } }",  # strawberry's path: its extensions' hooks
+    ],
+)
+async def test_an_exception_escaping_the_execute_hooks_gives_the_connection_back(
+    template_db: str, monkeypatch: Any, query: str
+) -> None:
+    """The request's connection goes back to the pool when an exception escapes after it was taken: here
+    the rate-limit lease ran its statement on the request's connection, then failed. Strawberry throws such
+    an exception into the operation hooks at their ``yield``; the audit hook's ``finally`` used to start
+    after it, so the connection stayed checked out. The error is the operation's (INTERNAL, no data)."""
+    from infra.repos import ratelimit as ratelimit_repo
+
+    leased = []
+    lease = ratelimit_repo.lease
+
+    async def lease_then_fail(conn: Any, **kwargs: Any) -> Any:
+        leased.append(await lease(conn, **kwargs))
+        raise RuntimeError("after the lease")
+
+    monkeypatch.setattr(ratelimit_repo, "lease", lease_then_fail)
+    async with own_database(template_db) as url:
+        settings = test_settings(compiled_queries=True, rate_limit_enabled=True)
+        async with running_api(url, settings) as api:
+            token = await api.user("alice", "admin")
+            await pool_idle(api)  # the policy reload the role assignment set off is over
+            for attempt in (1, 2):  # the second time, a compiled read's document is known: the edge answers it
+                body = await api.gql(token, query)
+                assert len(leased) == attempt, "the lease statement ran"
+                assert body["data"] is None, body
+                assert [e["extensions"]["code"] for e in body["errors"]] == ["INTERNAL"], body
+                await pool_idle(api)  # a connection left checked out would never come back
+
+
+async def pool_idle(api: Any, seconds: float = 3.0) -> None:
+    """Every connection of the app's pool back within ``seconds`` (background tasks take one now and then)."""
+    import asyncio
+    import time
+
+    from infra.db import pool_status
+
+    deadline = time.monotonic() + seconds
+    while (status := pool_status(api.services.engine)).checked_out:
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.05)

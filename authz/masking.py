@@ -50,7 +50,8 @@ def mask_phone(value: str) -> str:
         return "*" * len(text)
     head = ""
     if text.startswith("+"):
-        head = f"+{_country_code(text)}" if _country_code(text) else "+"
+        code = _country_code(text)
+        head = f"+{code}" if code else "+"
     return head + "*" * (len(text) - len(head) - 2) + text[-2:]
 
 

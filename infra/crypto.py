@@ -158,8 +158,8 @@ class Keyring:
                 f"{column}: value encrypted under key id {key_id!r}, which is not in TIERWISE_ENCRYPTION_KEYS "
                 f"(known: {', '.join(self.key_ids)}); add the old key back until `tierwise keys rotate` has run"
             )
-        try:
-            raw = base64.urlsafe_b64decode(body)
+        try:  # base64.urlsafe_b64decode without its layers (ASCII only, same alphabet, same errors)
+            raw = binascii.a2b_base64(body.encode("ascii").translate(_URLSAFE_TO_STANDARD))
         except (binascii.Error, ValueError):
             raise DecryptionError(f"{column}: malformed encrypted value") from None
         if len(raw) < NONCE_BYTES + 16:
@@ -222,6 +222,9 @@ def name_dob_index_value(name: str, birth_date: dt.date | str) -> str:
     """Casefolded, whitespace-collapsed name and the ISO birth date: ``"ada lovelace|1815-12-10"``."""
     iso = birth_date if isinstance(birth_date, str) else birth_date.isoformat()
     return f"{' '.join(name.casefold().split())}|{iso}"
+
+
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def _split(token: str, column: str) -> tuple[str, str, str]:

@@ -234,13 +234,25 @@ class RequestDb:
 
     async def read_value(self, statement: TextClause, params: dict[str, Any]) -> Any:
         """The first column of the first row of a read-only ``text()`` statement, sent on the driver
-        connection itself: one round trip, no BEGIN and ROLLBACK around it when no transaction is open
-        (a single statement is atomic on its own), no SQLAlchemy result machinery. asyncpg prepares
-        it once per connection (its statement cache). A failure that is not PostgreSQL's answer (a lost
-        connection, a cancelled request) invalidates the connection, so the pool never hands it out
-        again; a statement PostgreSQL refused (a timeout) leaves it usable."""
+        connection itself (``_on_driver``): one round trip, no BEGIN and ROLLBACK around it when no
+        transaction is open (a single statement is atomic on its own), no SQLAlchemy result machinery."""
+        return await self._on_driver(statement, params, write=False)
+
+    async def write_one(self, statement: TextClause, params: dict[str, Any]) -> None:
+        """A write that is one statement on its own (the sensitive-read audit row): committed by itself in
+        one round trip, on the driver connection. A transaction SQLAlchemy holds open on the connection
+        (the reads of a query) is committed first, as ``unit_of_work`` does, so the write never rides on
+        a transaction that ``close`` rolls back."""
+        await self._on_driver(statement, params, write=True)
+
+    async def _on_driver(self, statement: TextClause, params: dict[str, Any], *, write: bool) -> Any:
+        """asyncpg prepares the statement once per connection (its statement cache). A failure that is not
+        PostgreSQL's answer (a lost connection, a cancelled request) invalidates the connection, so the
+        pool never hands it out again; a statement PostgreSQL refused (a timeout) leaves it usable."""
         async with self._lock:
             conn = await self._connection()
+            if write and conn.in_transaction():
+                await conn.commit()
             sync = conn.sync_connection
             assert sync is not None
             prepared = _DRIVER_STATEMENTS.get(statement)
@@ -250,8 +262,11 @@ class RequestDb:
             for listener in listeners or ():
                 listener(prepared.sql)
             driver = sync.connection.driver_connection
+            args = [params[name] for name in prepared.names]
             try:
-                return await driver.fetchval(prepared.sql, *[params[name] for name in prepared.names])
+                if write:
+                    return await driver.execute(prepared.sql, *args)
+                return await driver.fetchval(prepared.sql, *args)
             except BaseException as exc:
                 if not isinstance(exc, asyncpg.PostgresError):
                     with suppress(Exception):

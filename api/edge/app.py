@@ -118,17 +118,10 @@ async def audit_sensitive_reads(ctx: Context) -> None:
     which fields, request id), written before the response leaves."""
     if ctx.sensitive_reads:
         fields = sorted({f for fs in ctx.sensitive_reads.values() for f in fs})
-        async with ctx.db.unit_of_work() as uow:
-            await authz_repo.write_audit(
-                uow,
-                actor=ctx.actor,
-                action="sensitive_read",
-                request_id=ctx.request_id,
-                target_type="Customer",
-                target_ids=sorted(str(c) for c in ctx.sensitive_reads),
-                fields=fields,
-            )
-            uow.commit()
+        values = {"actor": ctx.actor, "request_id": ctx.request_id, "fields": fields}
+        # one statement committed by itself (no BEGIN and COMMIT around it, no SQLAlchemy insert built anew)
+        target_ids = sorted(str(c) for c in ctx.sensitive_reads)
+        await ctx.db.write_one(authz_repo.SENSITIVE_READ_AUDIT, {**values, "target_ids": target_ids})
 
 
 class AuditSensitiveReads(SchemaExtension):

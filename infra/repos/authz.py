@@ -86,3 +86,11 @@ async def delete_role(db: Executor, name: str) -> None:
 
 async def write_audit(db: Executor, **values: Any) -> None:
     await db.execute(insert(audit_log).values(**values))
+
+
+# the sensitive-read audit row, as one statement on its own (RequestDb.write_one): no transaction around it
+SENSITIVE_READ_AUDIT = text(
+    "INSERT INTO audit_log (actor, action, request_id, target_type, target_ids, fields) "
+    "VALUES (CAST(:actor AS text), 'sensitive_read', CAST(:request_id AS text), 'Customer', "
+    "CAST(:target_ids AS text[]), CAST(:fields AS text[]))"
+)

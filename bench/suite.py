@@ -600,8 +600,9 @@ def main(
             "```",
         ]
     caption = (
-        f"{time.strftime('%Y-%m-%d')}, {machine()}, load average {load_before[0]:.1f} to {load_after[0]:.1f} (shared "
-        f"machine: read the ratios), {shape.split(' (')[0]}; `{command} --duration {duration}`; {rounds} interleaved "
+        f"{time.strftime('%Y-%m-%d')}, {machine()}, load average {load_before[0]:.1f} to {load_after[0]:.1f} (a busy "
+        f"machine shared with other work, e.g. test suites: absolute figures move, read the ratios, all from this one "
+        f"run), {shape.split(' (')[0]}; `{command} --duration {duration}`; {rounds} interleaved "
         f"rounds, medians; one process per server; tierwise with rate limits on."
     )
     DOCS_TABLE[:] = P.summary_table(results, servers, caption)

@@ -262,6 +262,7 @@ class RequestDb:
             for listener in listeners or ():
                 listener(prepared.sql)
             driver = sync.connection.driver_connection
+            assert driver is not None  # a checked-out connection's asyncpg connection
             args = [params[name] for name in prepared.names]
             try:
                 if write:

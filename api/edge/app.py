@@ -225,7 +225,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         state = _request_state.set(request.state)
         try:
             response = None
-            if self.fastpath is not None and scope["method"] == "POST":
+            if self.reads is not None and scope["method"] == "POST":
                 response = await self._compiled(request)
             if response is None:
                 response = await self.run(request)
@@ -249,7 +249,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
         bytes, status, headers, logs and metrics). None — before anything was charged or sent —
         when any of that does not hold: strawberry's path answers (or refuses) the request."""
         principal = getattr(request.state, "principal", None)
-        reads = self.fastpath
+        reads = self.reads
         if principal is None or reads is None:
             return None
         data = await self.parse_http_body(self.request_adapter_class(request))

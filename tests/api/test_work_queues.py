@@ -442,12 +442,16 @@ async def test_a_queue_page_costs_the_same_statements_whatever_its_size(fx: Fx) 
     for document, op in ((churn, "churnQueue"), (complaints, "complaintQueue")):
         # a first run plans the document and warms the caller's caches; the counts are of the runs after it
         assert "errors" not in await fx.api.gql(fx.admin, document, {"n": 1})
-        counts = []
-        for n in (1, 5):
-            with StatementCounter(fx.api.services.engine) as counter:
-                body = await fx.api.gql(fx.admin, document, {"n": n})
-            assert "errors" not in body, body
-            assert len(body["data"][op]["edges"]) == n
-            # the rate limiter's lease of a slice (now and then, not per request) is bookkeeping, not the page
-            counts.append(len([s for s in counter.statements if "rate_limit_buckets" not in s]))
-        assert counts[0] == counts[1], (op, counts, [s[:150] for s in counter.statements])
+        # the counter hears the whole engine: work of an earlier request still finishing (an audit row, a
+        # policy reload) can land in a window, never leave one; the page's cost is the fewest seen in three runs
+        seen: dict[int, list[list[str]]] = {1: [], 5: []}
+        for _ in range(3):
+            for n in (1, 5):
+                with StatementCounter(fx.api.services.engine) as counter:
+                    body = await fx.api.gql(fx.admin, document, {"n": n})
+                assert "errors" not in body, body
+                assert len(body["data"][op]["edges"]) == n
+                # the rate limiter's lease of a slice (now and then, not per request) is bookkeeping, not the page
+                seen[n].append([s[:150] for s in counter.statements if "rate_limit_buckets" not in s])
+        one, five = (min(seen[n], key=len) for n in (1, 5))
+        assert len(one) == len(five), (op, one, five)

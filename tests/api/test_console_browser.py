@@ -4,7 +4,9 @@ and changes a cell, and the API (another caller, over HTTP) sees the change; a s
 values masked, never an e-mail in clear, and the admin pages refused by the API; the reports draw their
 charts with the API's numbers; sign-out forgets the token; nothing is loaded from anywhere but the server.
 
-Screenshots of each screen go to ``.tierwise/console-screenshots/`` (look at them).
+Screenshots of each screen (the sign-in and every page of the console's router, as an admin and as a support
+agent, at 1280 px and at phone width) go to ``.tierwise/console-screenshots/`` (look at them); README.md's
+console picture is ``access-matrix.png`` of a run.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (scripts/test installs them where apt is available);
 skipped, saying so, only where no browser could be installed.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -58,9 +61,207 @@ def _gql(base: str, token: str, query: str, variables: dict[str, Any] | None = N
     return body
 
 
-def _shot(d: Any, name: str) -> None:
+def _shot(d: Any, name: str, full: bool = False) -> None:
+    """The window as ``SCREENSHOTS/<name>.png``; ``full``: the whole page (the window made as tall as the page,
+    then back)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert d.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    size = d.get_window_size()
+    if full:
+        height = d.execute_script("return document.documentElement.scrollHeight")
+        d.set_window_size(size["width"], min(int(height) + 200, 12000))
+    try:
+        assert d.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    finally:
+        if full:
+            d.set_window_size(size["width"], size["height"])
+
+
+def _fmt(value: Any) -> str:
+    """A number as the console shows it (console.js ``fmt``): none as "—", whole numbers as they are, others
+    with two decimals rounded half away from zero (JavaScript's ``toFixed``)."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return str(Decimal(value).quantize(Decimal("0.01"), ROUND_HALF_UP))
+    return str(value)
+
+
+def _shown_table(d: Any, report: str) -> list[list[str]]:
+    """The rows of a report's table, opened with its "Show table" button."""
+    from selenium.webdriver.common.by import By
+
+    section = d.find_element(By.CSS_SELECTOR, f'section[data-report="{report}"]')
+    toggle = section.find_element(By.CSS_SELECTOR, "button[aria-expanded]")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert section.find_element(By.CSS_SELECTOR, "[data-table]").is_displayed()
+    rows: list[list[str]] = d.execute_script(
+        "return [...arguments[0].querySelectorAll('[data-table] tbody tr')]"
+        ".map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent))",
+        section,
+    )
+    return rows
+
+
+def _marks(d: Any, report: str, mark: str) -> list[str]:
+    """The tooltips (``<title>``) of a report's chart's data marks (``rect``: bars, ``circle``: points)."""
+    from selenium.webdriver.common.by import By
+
+    section = d.find_element(By.CSS_SELECTOR, f'section[data-report="{report}"]')
+    titles: list[str] = d.execute_script(
+        "return [...arguments[0].querySelectorAll('svg.chart ' + arguments[1])]"
+        ".map((m) => m.querySelector('title').textContent)",
+        section,
+        mark,
+    )
+    return titles
+
+
+# every report of the reports page, as the API answers it to another caller: the GraphQL field it reads, its
+# table's columns, and each bar's (or point's) label and value with its unit ("pct": a share as a percentage)
+_REPORTS_QUERY = """query($since: DateTime!) {
+  tierDistribution { tiers { tier name customers customerShare revenue revenueShare } }
+  reports {
+    nps: surveyScores(metric: NPS, groupBy: [TIER]) { tier responses score responseRate }
+    csat: surveyScores(metric: CSAT, groupBy: [TIER]) { tier responses score responseRate }
+    ces: surveyScores(metric: CES, groupBy: [TIER]) { tier responses score responseRate }
+    npsOverTime: surveyScores(metric: NPS, groupBy: [TIER, PERIOD], period: MONTH) { tier periodStart responses score }
+    csatOverTime: surveyScores(metric: CSAT, groupBy: [TIER, PERIOD], period: MONTH) {
+      tier periodStart responses score }
+    cesOverTime: surveyScores(metric: CES, groupBy: [TIER, PERIOD], period: MONTH) { tier periodStart responses score }
+    complaints { perThousandCustomers { tier categoryLabel complaints customers perThousand }
+      topRootCauses { code label complaints sharePercent } }
+    fairness { tiers { tier complaints slaBreachRate medianFirstResponseMinutes medianResolutionMinutes nps } }
+    churnRisk { levels { tier level customers meanScore } }
+  }
+  tierMigrations(since: $since) { cells { fromTier toTier customers } }
+}"""
+
+
+def _month_index(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:7])
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
+def _reports(d: Any, base: str, token: str) -> None:
+    """Each chart of the reports page drawn with data, and its table and marks equal to the API's numbers."""
+    from selenium.webdriver.common.by import By
+
+    since = d.find_element(By.CSS_SELECTOR, 'section[data-report="migrations"]').get_attribute("data-since")
+    answer = _gql(base, token, _REPORTS_QUERY, {"since": since})
+    assert "errors" not in answer, answer
+    api = answer["data"]
+    r = api["reports"]
+    tiers = api["tierDistribution"]["tiers"]
+    month = lambda x: (x["periodStart"] or "")[:7]  # noqa: E731
+    bars: dict[str, tuple[list[dict[str, Any]], list[Any], Any, Any, str]] = {
+        # id: (rows, columns, bar label, bar value, unit)
+        "tier-distribution": (
+            tiers,
+            ["tier", "name", "customers", "customerShare", "revenue", "revenueShare"],
+            lambda x: x["tier"],
+            lambda x: x["customers"],
+            "",
+        ),
+        "revenue-share": (
+            tiers,
+            ["tier", "revenue", "revenueShare"],
+            lambda x: x["tier"],
+            lambda x: _pct(x["revenueShare"]),
+            "%",
+        ),
+        "migrations": (
+            api["tierMigrations"]["cells"],
+            [lambda x: x["fromTier"] or "none", "toTier", "customers"],
+            lambda x: f"{x['fromTier'] or 'none'} → {x['toTier']}",
+            lambda x: x["customers"],
+            "",
+        ),
+        **{
+            metric: (
+                r[metric],
+                ["tier", "responses", "score", "responseRate"],
+                lambda x: x["tier"],
+                lambda x: x["score"],
+                "",
+            )
+            for metric in ("nps", "csat", "ces")
+        },
+        "complaints": (
+            r["complaints"]["perThousandCustomers"],
+            ["tier", "categoryLabel", "complaints", "customers", "perThousand"],
+            lambda x: f"{x['tier']} · {x['categoryLabel']}",
+            lambda x: x["perThousand"],
+            "",
+        ),
+        "root-causes": (
+            r["complaints"]["topRootCauses"],
+            ["code", "label", "complaints", "sharePercent"],
+            lambda x: x["label"],
+            lambda x: x["sharePercent"],
+            "%",
+        ),
+        "fairness": (
+            r["fairness"]["tiers"],
+            ["tier", "complaints", "slaBreachRate", "medianFirstResponseMinutes", "medianResolutionMinutes", "nps"],
+            lambda x: x["tier"],
+            lambda x: _pct(x["slaBreachRate"]),
+            "%",
+        ),
+        "churn": (
+            r["churnRisk"]["levels"],
+            ["tier", "level", "customers", "meanScore"],
+            lambda x: f"{x['tier'] or 'none'} · {x['level']}",
+            lambda x: x["customers"],
+            "",
+        ),
+    }
+    lines = {
+        "nps-over-time": r["npsOverTime"],
+        "csat-over-time": r["csatOverTime"],
+        "ces-over-time": r["cesOverTime"],
+    }
+    drawn = d.execute_script(
+        "return [...document.querySelectorAll('#view section[data-report]')].map((s) => s.dataset.report)"
+    )
+    assert sorted(drawn) == sorted([*bars, *lines])  # no chart of the page left unchecked
+
+    def cells(row: dict[str, Any], columns: list[Any]) -> list[str]:
+        return [_fmt(c(row) if callable(c) else row[c]) for c in columns]
+
+    for report, (rows, columns, label, value, unit) in bars.items():
+        assert rows, f"{report}: the API has no data to draw"
+        marked = [
+            f"{label(x) if label(x) is not None else '—'}: {_fmt(value(x))}{unit}" for x in rows if value(x) is not None
+        ]
+        assert marked, f"{report}: no bar to draw"
+        assert _marks(d, report, "rect") == marked, report
+        assert _shown_table(d, report) == [cells(x, columns) for x in rows], report
+    for report, rows in lines.items():
+        scored = [x for x in rows if x["score"] is not None]
+        assert scored, f"{report}: the API has no score to draw"
+        points = sorted(f"{x['tier'] or 'none'} {month(x)}: {_fmt(x['score'])}" for x in scored)
+        assert sorted(_marks(d, report, "circle")) == points, report
+        section = d.find_element(By.CSS_SELECTOR, f'section[data-report="{report}"]')
+        # a line joins a tier's scores of neighbouring months only: one per run of two or more such months
+        runs = 0
+        for tier in {x["tier"] for x in scored}:
+            months = sorted({_month_index(month(x)) for x in scored if x["tier"] == tier})
+            starts = [m for m in months if m - 1 not in months]
+            runs += sum(1 for m in starts if m + 1 in months)
+        assert len(section.find_elements(By.CSS_SELECTOR, "svg.chart polyline")) == runs, report
+        # the x axis runs month by month from the first month to the last, none skipped
+        first, last = min(month(x) for x in rows), max(month(x) for x in rows)
+        labels = [t.text for t in section.find_elements(By.CSS_SELECTOR, "svg.chart > text[text-anchor=middle]")]
+        assert labels[0] == first
+        assert labels[-1] == last
+        expected = [[_fmt(x["tier"]), month(x), _fmt(x["responses"]), _fmt(x["score"])] for x in rows]
+        assert _shown_table(d, report) == expected, report
 
 
 def _sign_in(d: Any, base: str, token: str) -> None:
@@ -124,6 +325,9 @@ def _admin(base: str, d: Any) -> None:
     from selenium.webdriver.common.by import By
 
     alice = issue_staff_token(test_settings(), "alice")
+    d.get(f"{base}/console")
+    wait_for(lambda: d.find_element(By.ID, "token"), what="the sign-in form")
+    _shot(d, "signin")
     _sign_in(d, base, alice)
     assert "user:alice" in d.find_element(By.ID, "who").text
 
@@ -224,50 +428,12 @@ def _admin(base: str, d: Any) -> None:
     assert not d.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
     assert "Nothing to show" in d.find_element(By.ID, "audit-result").text
 
-    # reports: a chart with bars for each, the table a click away with the API's numbers
+    # reports: every chart drawn with its data marks, its table (a click away) and its marks the API's numbers
     _page(d, "reports")
-    for report in (
-        "tier-distribution",
-        "revenue-share",
-        "nps",
-        "csat",
-        "complaints",
-        "root-causes",
-        "fairness",
-        "churn",
-        "migrations",
-    ):
-        section = d.find_element(By.CSS_SELECTOR, f'section[data-report="{report}"]')
-        assert section.find_elements(By.CSS_SELECTOR, "svg.chart rect"), f"{report}: an empty chart"
-    dist = _gql(base, alice, "{ tierDistribution { tiers { tier customers } } }")["data"]["tierDistribution"]["tiers"]
-    section = d.find_element(By.CSS_SELECTOR, 'section[data-report="tier-distribution"]')
-    section.find_element(By.CSS_SELECTOR, "button[aria-expanded]").click()
-    shown = [
-        [td.text for td in tr.find_elements(By.TAG_NAME, "td")[:3:2]]
-        for tr in section.find_elements(By.CSS_SELECTOR, "[data-table] tbody tr")
-    ]
-    assert shown == [[t["tier"], str(t["customers"])] for t in dist]
-    assert len(section.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == len(dist)
-    # scores over time: a line (or dot) per tier and month, the table the API's rows
-    over = _gql(
-        base, alice, "{ reports { surveyScores(metric: NPS, groupBy: [TIER, PERIOD]) { tier periodStart score } } }"
-    )["data"]["reports"]["surveyScores"]
-    section = d.find_element(By.CSS_SELECTOR, 'section[data-report="nps-over-time"]')
-    assert (
-        len(section.find_elements(By.CSS_SELECTOR, "svg.chart circle"))
-        == len([r for r in over if r["score"] is not None])
-        > 0
-    )
-    section.find_element(By.CSS_SELECTOR, "button[aria-expanded]").click()
-    shown = [
-        [td.text for td in tr.find_elements(By.TAG_NAME, "td")[:2]]
-        for tr in section.find_elements(By.CSS_SELECTOR, "[data-table] tbody tr")
-    ]
-    assert shown == [[r["tier"] or "—", r["periodStart"][:7]] for r in over]
-    migrations = _gql(base, alice, '{ tierMigrations(since: "2000-01-01T00:00:00Z") { cells { customers } } }')
-    assert migrations["data"]["tierMigrations"]["cells"]
-    d.execute_script("arguments[0].scrollIntoView()", section)
-    _shot(d, "reports")
+    _reports(d, base, alice)
+    _shot(d, "reports", full=True)
+    for section in d.find_elements(By.CSS_SELECTOR, "section[data-report]"):  # each chart with its table, close up
+        assert section.screenshot(str(SCREENSHOTS / f"report-{section.get_attribute('data-report')}.png"))
     d.execute_script(
         "arguments[0].scrollIntoView()", d.find_element(By.CSS_SELECTOR, 'section[data-report="migrations"]')
     )
@@ -277,6 +443,11 @@ def _admin(base: str, d: Any) -> None:
     _page(d, "tiers")
     assert "ACTIVE" in d.find_element(By.ID, "tier-policies").text
     _shot(d, "tiers")
+
+    # the work queue as an admin sees it (values in clear)
+    _page(d, "queue")
+    wait_for(lambda: d.find_element(By.CSS_SELECTOR, "#queue-churn tbody tr"), what="the customers at churn risk")
+    _shot(d, "queue-admin", full=True)
 
     _only_local(d, base)
 
@@ -482,12 +653,25 @@ def _admin_tools(base: str, d: Any) -> None:
     d.find_element(By.CSS_SELECTOR, f'button[data-simulate="{draft_id}"]').click()
     wait_for(lambda: d.find_element(By.ID, "simulation-matrix"), what="the simulation")
     sim = _gql(
-        base, alice, "query($id: ID!) { simulateTierPolicy(draftId: $id) { moves { customers } } }", {"id": draft_id}
+        base,
+        alice,
+        "query($id: ID!) { simulateTierPolicy(draftId: $id) { moves { fromTier toTier customers } } }",
+        {"id": draft_id},
     )["data"]["simulateTierPolicy"]
     cells = [int(td.text) for td in d.find_elements(By.CSS_SELECTOR, "#simulation-matrix tbody td")]
     assert sum(cells) == sum(m["customers"] for m in sim["moves"]) == 120
-    chart = d.find_element(By.CSS_SELECTOR, 'section[data-report="simulation-moves"]')
-    assert len(chart.find_elements(By.CSS_SELECTOR, "svg.chart rect")) == len(sim["moves"])
+    # the matrix cell of each move, the chart's bar of each move and the chart's table: the API's numbers
+    matrix = d.find_element(By.ID, "simulation-matrix")
+    to = [th.text for th in matrix.find_elements(By.CSS_SELECTOR, "thead th")][1:]
+    shown_cells = {
+        (tr.find_element(By.TAG_NAME, "th").text, t): int(td.text)
+        for tr in matrix.find_elements(By.CSS_SELECTOR, "tbody tr")
+        for t, td in zip(to, tr.find_elements(By.TAG_NAME, "td"), strict=True)
+    }
+    moves = [(m["fromTier"] or "none", m["toTier"], m["customers"]) for m in sim["moves"]]
+    assert {(f, t): n for f, t, n in moves} == {k: n for k, n in shown_cells.items() if n}
+    assert _marks(d, "simulation-moves", "rect") == [f"{f} → {t}: {n}" for f, t, n in moves]
+    assert _shown_table(d, "simulation-moves") == [[f, t, str(n)] for f, t, n in moves]
     _shot(d, "tier-simulation")
     d.find_element(By.CSS_SELECTOR, f'button[data-activate="{draft_id}"]').click()
     wait_for(lambda: d.find_element(By.ID, "confirm-dialog").is_displayed(), what="the activation confirmation")

@@ -84,3 +84,14 @@ async def test_the_readme_tour_answers_as_the_readme_shows(database_url: str) ->
     assert counts, tour.stderr
     assert counts[0][0] == counts[0][1]
     assert int(counts[0][1]) >= 10  # every output block of the tour was compared
+
+
+def test_the_readme_pictures_are_in_the_repository() -> None:
+    """Each picture README.md shows (the console's among them) is a PNG committed next to it, not a link out."""
+    readme = (ROOT / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert any("console" in p for p in pictures), pictures
+    for picture in pictures:
+        path = ROOT / picture
+        assert path.is_file(), picture
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture

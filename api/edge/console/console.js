@@ -222,64 +222,115 @@ function download(name, text) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-// horizontal bars: one per row, label and value
+// horizontal bars: one per row, label and value. With negative values (an NPS) the bars grow left and right of a
+// zero line, so -33 does not read as a longer bar than +10. A row without a value (null: e.g. no responses)
+// gets no bar and says "no data" rather than a bar of 0, which would read as a score of 0.
 function barChart(rows, label, value, unit = "") {
-  const data = rows.map((r) => ({ label: String(label(r) ?? "—"), value: Number(value(r) ?? 0) }));
-  const max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
-  const rowH = 22, left = 170, width = 720, barW = width - left - 70;
+  const data = rows.map((r) => {
+    const v = value(r);
+    return { label: String(label(r) ?? "—"), value: v === null || v === undefined ? null : Number(v) };
+  });
+  const values = data.filter((d) => d.value !== null).map((d) => d.value);
+  const pos = Math.max(0, ...values), neg = Math.max(0, ...values.map((v) => -v));
+  const longest = Math.max(...data.map((d) => Math.min(d.label.length, 40)));
+  const rowH = 22, width = 720, left = Math.min(300, Math.max(60, Math.round(longest * 6.2) + 12));
+  const barW = width - left - 70;
+  const zero = left + (neg ? (barW * neg) / (neg + pos) : 0);
+  const scale = barW / Math.max(1e-9, pos + neg);
   const svg = h("svg", { class: "chart", viewBox: `0 0 ${width} ${data.length * rowH + 10}`, role: "img" });
+  if (neg) svg.append(h("line", { x1: zero, x2: zero, y1: 2, y2: data.length * rowH + 8, stroke: "#999" }));
   data.forEach((d, i) => {
     const y = 5 + i * rowH;
-    const w = Math.max(1, (Math.abs(d.value) / max) * barW);
+    const name = d.label.length > 40 ? `${d.label.slice(0, 39)}…` : d.label;
+    svg.append(h("text", { x: left - 6, y: y + 15, "text-anchor": "end" }, name, h("title", {}, d.label)));
+    if (d.value === null) {
+      svg.append(h("text", { x: zero + 4, y: y + 15, class: "nodata" }, "no data"));
+      return;
+    }
+    const w = Math.max(1, Math.abs(d.value) * scale);
     svg.append(
-      h("text", { x: left - 6, y: y + 15, "text-anchor": "end" }, d.label.slice(0, 28)),
-      h("rect", { x: left, y: y + 3, width: w, height: rowH - 6, fill: d.value < 0 ? "#c94b4b" : "#2456c9" },
-        h("title", {}, `${d.label}: ${fmt(d.value)}${unit}`)),
-      h("text", { x: left + w + 4, y: y + 15 }, `${fmt(d.value)}${unit}`),
+      h("rect", { x: d.value < 0 ? zero - w : zero, y: y + 3, width: w, height: rowH - 6,
+        fill: d.value < 0 ? "#c94b4b" : "#2456c9" }, h("title", {}, `${d.label}: ${fmt(d.value)}${unit}`)),
+      // a negative value is written right of the zero line, where its row has room
+      h("text", { x: zero + (d.value < 0 ? 0 : w) + 4, y: y + 15 }, `${fmt(d.value)}${unit}`),
     );
   });
   return svg;
 }
 
-// one line per series (e.g. a tier) over x (e.g. a month), with a dot and its value at each point
+// every month from the first to the last of ["2024-03", "2024-06"]: ["2024-03", "2024-04", "2024-05", "2024-06"],
+// so a chart over months spaces them as time passes (a month without data is a gap, not a shorter step)
+function everyMonth(months) {
+  if (!months.length || !months.every((m) => /^\d{4}-\d{2}$/.test(m))) return months;
+  const index = (m) => Number(m.slice(0, 4)) * 12 + Number(m.slice(5, 7)) - 1;
+  const sorted = [...months].sort();
+  const out = [];
+  for (let i = index(sorted[0]); i <= index(sorted[sorted.length - 1]); i++) {
+    out.push(`${Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, "0")}`);
+  }
+  return out;
+}
+
+// one line per series (e.g. a tier) over x (e.g. a month), with a dot and its value at each point; axis(xs) gives
+// every x to place (e.g. everyMonth). A line joins only neighbouring points: where a series has no value the
+// line breaks, so it does not draw a trend through months without answers.
 const PALETTE = ["#2456c9", "#c94b4b", "#2f9e44", "#e67700", "#7048e8", "#0c8599", "#5c5f66"];
 
-function lineChart(rows, series, x, y) {
-  const xs = [...new Set(rows.map(x))].sort();
+function lineChart(rows, series, x, y, axis = (xs) => xs) {
+  const xs = axis([...new Set(rows.map(x))].sort());
   const names = [...new Set(rows.map(series))];
   const values = rows.map(y).filter((v) => v !== null && v !== undefined).map(Number);
   const lo = Math.min(0, ...values), hi = Math.max(1e-9, ...values);
   const width = 720, height = 260, left = 50, right = 110, top = 10, bottom = 30;
   const px = (i) => left + (xs.length === 1 ? (width - left - right) / 2 : (i * (width - left - right)) / (xs.length - 1));
   const py = (v) => top + ((hi - v) / (hi - lo || 1)) * (height - top - bottom);
+  // at most about eight labels on the x axis; the last one replaces a label too close before it
+  const step = Math.ceil(xs.length / 8);
+  const labelled = xs.map((_, i) => i).filter((i) => i % step === 0);
+  const lastX = xs.length - 1;
+  if (lastX >= 0 && labelled[labelled.length - 1] !== lastX) {
+    if (px(lastX) - px(labelled[labelled.length - 1]) < 60) labelled.pop();  // a label is about 45 px wide
+    labelled.push(lastX);
+  }
   const svg = h("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img" },
     h("line", { x1: left, x2: width - right, y1: py(0), y2: py(0), stroke: "#999" }),
-    h("text", { x: left - 6, y: py(hi) + 4, "text-anchor": "end" }, fmt(hi)),
-    h("text", { x: left - 6, y: py(lo) + 4, "text-anchor": "end" }, fmt(lo)),
-    // at most about eight labels on the x axis, the last one always
-    xs.map((v, i) => (i % Math.ceil(xs.length / 8) === 0 || i === xs.length - 1)
-      && h("text", { x: px(i), y: height - 10, "text-anchor": "middle" }, v)));
+    [...new Set([hi, lo, 0])].map((v) => h("text", { x: left - 6, y: py(v) + 4, "text-anchor": "end" }, fmt(v))),
+    labelled.map((i) => h("text", { x: px(i), y: height - 10, "text-anchor": "middle" }, xs[i])));
+  const legend = [];  // the y of each series' name written so far: names at the same height are moved apart
   names.forEach((name, n) => {
     const color = PALETTE[n % PALETTE.length];
     const points = xs.map((v, i) => {
       const row = rows.find((r) => series(r) === name && x(r) === v);
       const value = row ? y(row) : null;
-      return value === null || value === undefined ? null : [px(i), py(Number(value)), Number(value), v];
+      return value === null || value === undefined ? null : [px(i), py(Number(value)), Number(value), v, i];
     }).filter(Boolean);
-    if (points.length > 1) {
-      svg.append(h("polyline", { points: points.map(([a, b]) => `${a},${b}`).join(" "), fill: "none", stroke: color,
-        "stroke-width": 2 }));
-    }
+    let run = [];
+    const line = () => {
+      if (run.length > 1) {
+        svg.append(h("polyline", { points: run.map(([a, b]) => `${a},${b}`).join(" "), fill: "none", stroke: color,
+          "stroke-width": 2 }));
+      }
+    };
+    points.forEach((p, k) => {
+      if (k && p[4] !== points[k - 1][4] + 1) { line(); run = []; }
+      run.push(p);
+    });
+    line();
     for (const [a, b, value, v] of points) {
       svg.append(h("circle", { cx: a, cy: b, r: 4, fill: color }, h("title", {}, `${name} ${v}: ${fmt(value)}`)));
     }
     const last = points[points.length - 1];
-    if (last) svg.append(h("text", { x: width - right + 8, y: last[1] + 4, fill: color }, name));
+    if (last) {
+      let at = last[1] + 4;
+      while (legend.some((other) => Math.abs(other - at) < 12)) at += 12;
+      legend.push(at);
+      svg.append(h("text", { x: width - right + 8, y: at, fill: color }, name));
+    }
   });
   return svg;
 }
 
-function report({ id, title, rows, columns, label, value, unit, chart: draw }) {
+function report({ id, title, rows, columns, label, value, unit, chart: draw, attrs = {} }) {
   const tableBox = h("div", { hidden: true, "data-table": id }, table(columns, rows));
   const showTable = h("button", {
     type: "button", "aria-expanded": "false", "aria-controls": `table-${id}`,
@@ -293,7 +344,7 @@ function report({ id, title, rows, columns, label, value, unit, chart: draw }) {
   const chart = !rows.length ? h("p", { class: "empty" }, "No data yet.")
     : draw ? draw(rows) : barChart(rows, label, value, unit);
   chart.setAttribute?.("aria-label", title);
-  return h("section", { class: "card", "data-report": id },
+  return h("section", { class: "card", "data-report": id, ...attrs },
     h("h2", {}, title),
     h("div", { class: "toolbar" }, showTable,
       h("button", { type: "button", onclick: () => download(`${id}.csv`, csv(columns, rows)) }, "Download CSV")),
@@ -730,6 +781,8 @@ const REPORTS = `query($since: DateTime!) {
 }`;
 
 const MIGRATION_DAYS = 90;
+// a share (0.25) as a percentage (25); none stays none (the chart says "no data", not 0 %)
+const percent = (share) => (share === null || share === undefined ? null : 100 * share);
 
 async function reportsPage(view) {
   const since = new Date(Date.now() - MIGRATION_DAYS * 86400e3).toISOString();
@@ -747,7 +800,8 @@ async function reportsPage(view) {
     id: `${metric.toLowerCase()}-over-time`, title: `${metric} by tier, month by month`, rows: rows || [],
     columns: [col("tier", "tier"), { label: "month", get: (x) => (x.periodStart || "").slice(0, 7) },
       col("responses", "responses"), col(metric, "score")],
-    chart: (rows_) => lineChart(rows_, (x) => x.tier ?? "none", (x) => (x.periodStart || "").slice(0, 7), (x) => x.score),
+    chart: (rows_) => lineChart(rows_, (x) => x.tier ?? "none", (x) => (x.periodStart || "").slice(0, 7), (x) => x.score,
+      everyMonth),
   });
   view.replaceChildren(
     h("h1", {}, "Reports"),
@@ -760,12 +814,13 @@ async function reportsPage(view) {
     report({
       id: "revenue-share", title: "Revenue share per tier (%)", rows: tiers,
       columns: [col("tier", "tier"), col("revenue", "revenue"), col("revenue share", "revenueShare")],
-      label: (x) => x.tier, value: (x) => 100 * (x.revenueShare || 0), unit: "%",
+      label: (x) => x.tier, value: (x) => percent(x.revenueShare), unit: "%",
     }),
     report({
       id: "migrations", title: `Tier migrations over the last ${MIGRATION_DAYS} days`
         + (migrations ? `: ${migrations.moved} of ${migrations.customers} customers moved` : ""),
       rows: migrations ? migrations.cells : [],
+      attrs: { "data-since": since },
       columns: [{ label: "from", get: (x) => x.fromTier ?? "none" }, col("to", "toTier"), col("customers", "customers")],
       label: (x) => `${x.fromTier ?? "none"} → ${x.toTier}`, value: (x) => x.customers,
     }),
@@ -788,7 +843,7 @@ async function reportsPage(view) {
       columns: [col("tier", "tier"), col("complaints", "complaints"), col("SLA breach rate", "slaBreachRate"),
         col("median first response (min)", "medianFirstResponseMinutes"),
         col("median resolution (min)", "medianResolutionMinutes"), col("NPS", "nps")],
-      label: (x) => x.tier, value: (x) => 100 * (x.slaBreachRate || 0), unit: "%",
+      label: (x) => x.tier, value: (x) => percent(x.slaBreachRate), unit: "%",
     }),
     report({
       id: "churn", title: "Churn risk: customers per tier and level", rows: r.churnRisk ? r.churnRisk.levels : [],

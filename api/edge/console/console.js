@@ -179,7 +179,9 @@ async function route() {
   try {
     await page(built);
   } catch (e) {
-    built.replaceChildren(errorBox(e));
+    // the page's name above the refusal, so a refused page still says which page it is
+    const link = document.querySelector(`#nav a[href="#${name}"]`);
+    built.replaceChildren(h("h1", {}, link ? link.textContent : name), errorBox(e));
   }
   if (seq !== routes || !viewer) return;
   view.replaceChildren(...built.childNodes);
@@ -192,6 +194,14 @@ function fmt(v) {
   if (v === null || v === undefined) return "—";
   if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(2);
   return String(v);
+}
+
+// a time of the API (ISO 8601) as "2026-12-06 18:48:09 UTC": to the second (audit entries a moment apart stay
+// apart), in UTC like the API, without the microseconds and offset that made the columns hard to read
+function when(iso) {
+  if (!iso) return null;
+  const t = new Date(iso);
+  return Number.isNaN(t.getTime()) ? iso : `${t.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 }
 
 function table(columns, rows, attrs = {}) {
@@ -589,8 +599,8 @@ async function tokensPage(view) {
         .map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, tokens.map((t) => h("tr", { "data-token": t.id },
         h("td", {}, t.name), h("td", {}, t.partnerId), h("td", {}, t.role), h("td", {}, t.scopes.join(" ")),
-        h("td", {}, fmt(t.createdAt)), h("td", {}, t.expiresAt ? fmt(t.expiresAt) : "never"),
-        h("td", { "data-last-used": t.lastUsedAt || "" }, t.lastUsedAt ? fmt(t.lastUsedAt) : "never"),
+        h("td", {}, fmt(when(t.createdAt))), h("td", {}, t.expiresAt ? when(t.expiresAt) : "never"),
+        h("td", { "data-last-used": t.lastUsedAt || "" }, t.lastUsedAt ? when(t.lastUsedAt) : "never"),
         h("td", { "data-status": tokenStatus(t) }, tokenStatus(t)),
         h("td", {}, tokenStatus(t) === "live" ? h("button", {
           type: "button", "data-revoke": t.id, "aria-label": `Revoke ${t.name}`,
@@ -884,7 +894,7 @@ async function auditPage(view) {
       cursor = page.pageInfo.endCursor;
       more.hidden = !page.pageInfo.hasNextPage;
       out.replaceChildren(table([
-        { label: "at", get: (e) => e.at }, { label: "actor", get: (e) => e.actor }, { label: "action", get: (e) => e.action },
+        { label: "at", get: (e) => when(e.at) }, { label: "actor", get: (e) => e.actor }, { label: "action", get: (e) => e.action },
         { label: "target", get: (e) => `${e.targetType || ""} ${e.targetIds.join(" ")}` },
         { label: "fields", get: (e) => e.fields.join(", ") },
         { label: "change", get: (e) => [e.before, e.after].filter((x) => x !== null).map((x) => JSON.stringify(x)).join(" → ") },
@@ -908,10 +918,12 @@ const COMPLAINT_QUEUE = `query($filter: ComplaintQueueFilter) { complaintQueue(f
 const CHURN_QUEUE = `{ churnQueue(first: 30) { totalCount edges { node { lastContactAt
   customer { id name email phone tier { code } } churnRisk { level score } } } } }`;
 
+// time left before a deadline, in the unit a person reads at a glance: "45 min", "5 h", "6 d", or "… late"
 function left(seconds) {
   if (seconds === null || seconds === undefined) return "—";
-  const m = Math.round(seconds / 60);
-  return m < 0 ? `${-m} min late` : `${m} min`;
+  const m = Math.round(Math.abs(seconds) / 60);
+  const span = m < 120 ? `${m} min` : m < 72 * 60 ? `${Math.round(m / 60)} h` : `${Math.round(m / 1440)} d`;
+  return seconds < 0 ? `${span} late` : span;
 }
 
 // one section per queue: a queue the role may not read says so, the others still show
@@ -948,7 +960,7 @@ async function queuePage(view) {
       { label: "tier", get: (n) => n.customer && n.customer.tier && n.customer.tier.code },
       { label: "level", get: (n) => n.churnRisk && n.churnRisk.level },
       { label: "score", get: (n) => n.churnRisk && n.churnRisk.score },
-      { label: "last contact", get: (n) => n.lastContactAt },
+      { label: "last contact", get: (n) => when(n.lastContactAt) },
     ]),
   ]);
   view.replaceChildren(

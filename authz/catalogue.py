@@ -621,6 +621,37 @@ EVENT_REVEALS: dict[str, tuple[str, ...]] = {
     "customer.erased": (),
 }
 
+_HISTORY = "Customer.tierHistory"
+_CLOCKS = ("Complaint.firstResponseBreached", "Complaint.resolutionBreached")
+# What each key of an event's payload reveals. A receiver whose decisions deny one of these fields gets the
+# payload without that key: a subscription under the subscriber's decisions at each event, a webhook under
+# those of the caller who registered or last changed its endpoint (kept with it as ``withheld``,
+# api/usecases/events.py). Ids reveal nothing. Every key an event carries is listed (a test checks).
+EVENT_DATA: dict[str, dict[str, tuple[str, ...]]] = {
+    "tier.changed": {
+        "customerId": (),
+        "toTier": ("Customer.tier",),
+        "fromTier": (_HISTORY, "TierChange.fromTier"),
+        "changeType": (_HISTORY, "TierChange.changeType"),
+        "policyVersion": (_HISTORY, "TierChange.policyVersion"),
+    },
+    "complaint.sla_breached": {"complaintId": (), "customerId": (), "clocks": _CLOCKS},
+    "complaint.escalated": {
+        "complaintId": (),
+        "customerId": (),
+        # first_response_breached, resolution_breached or critical_resolution_at_risk
+        "reason": (*_CLOCKS, "Complaint.resolutionTimeLeft", "Complaint.severity"),
+    },
+    "churn.risk_raised": {
+        "customerId": (),
+        "fromLevel": ("ChurnRisk.level",),
+        "toLevel": ("ChurnRisk.level",),
+        "modelVersion": ("ChurnRisk.modelVersion",),
+    },
+    "customer.merged": {"customerId": (), "duplicateId": ()},
+    "customer.erased": {"customerId": ()},
+}
+
 
 # Work queues, name search and the customer import (issue 16; api/graphql/queues/, api/usecases/queues.py and
 # imports.py). A churn-queue entry's churn risk and last contact need grants of their own; its customer meets

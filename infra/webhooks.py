@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -57,9 +58,11 @@ class Attempt:
     error: str | None
 
 
-def payload(event_type: str, occurred_at: dt.datetime, data: dict[str, Any]) -> bytes:
-    """The body of a delivery: the event's type, when it happened and its data (ids and facts only)."""
-    body = {"type": event_type, "timestamp": occurred_at.astimezone(dt.UTC).isoformat(), "data": data}
+def payload(event_type: str, occurred_at: dt.datetime, data: dict[str, Any], withheld: Sequence[str] = ()) -> bytes:
+    """The body of a delivery: the event's type, when it happened and its data (ids and facts only), less
+    the keys the endpoint's receiver may not read (``withheld``: ``<event type>:<key>``, migration 0020)."""
+    kept = {k: v for k, v in data.items() if f"{event_type}:{k}" not in withheld}
+    body = {"type": event_type, "timestamp": occurred_at.astimezone(dt.UTC).isoformat(), "data": kept}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -130,7 +133,7 @@ async def deliver(engine: AsyncEngine, settings: Settings, delivery_id: UUID) ->
                 conn, delivery_id, status="failed", status_code=None, error="endpoint disabled", next_attempt_at=None
             )
             return "failed"
-        body = payload(row["type"], row["occurred_at"], row["data"])
+        body = payload(row["type"], row["occurred_at"], row["data"], row["withheld"])
         secret = repo.secret_of(row["secret"], row["endpoint_id"])
         headers = signed_headers(secret, str(row["event_id"]), body, dt.datetime.now(dt.UTC))
         attempt = await post(row["url"], headers, body, settings)

@@ -7,7 +7,10 @@ reaches only them and their deliveries (infra/repos/scope.py), and they receive 
 events (the fan-out trigger, migration 0016). Staff endpoints receive every event unless registered for
 a partner. An event type may be subscribed only by a caller who may read what it reveals
 (authz/catalogue.py ``EVENT_REVEALS``): a partner role that can't read churn risk can't hear of it
-either. Every change is audited; the secret is shown once, at registration or rotation.
+either. A payload shows only the keys whose facts the receiver may read (``EVENT_DATA``): a subscriber's
+decisions at each event; for a webhook, those of the caller who registered or last changed the endpoint,
+kept with it as ``withheld``. Every change is audited; the secret is shown once, at registration or
+rotation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from api.usecases.caller import Caller
-from authz.catalogue import EVENT_REVEALS
+from authz.catalogue import EVENT_DATA, EVENT_REVEALS
 from authz.policy import Decisions, Level
 from domain import events as rules
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -67,6 +70,26 @@ def may_hear(decisions: Decisions, event_type: str) -> bool:
     """Whether these decisions may read what an event of this type reveals (authz/catalogue.py)."""
     fields = EVENT_REVEALS.get(event_type)
     return fields is not None and all(decisions.read(f) is not Level.DENIED for f in fields)
+
+
+def _reads(decisions: Decisions, fields: tuple[str, ...]) -> bool:
+    return all(decisions.read(f) is not Level.DENIED for f in fields)
+
+
+def visible_data(decisions: Decisions, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An event's payload as these decisions may read it: the keys whose facts they deny left out
+    (authz/catalogue.py ``EVENT_DATA``; a key not declared there is never shown)."""
+    declared = EVENT_DATA.get(event_type, {})
+    return {k: v for k, v in data.items() if k in declared and _reads(decisions, declared[k])}
+
+
+def withheld(decisions: Decisions, types: list[str]) -> list[str]:
+    """What an endpoint for ``types`` leaves out of its deliveries under these decisions
+    (``<event type>:<key>``, infra/webhooks.py): a webhook has no caller at delivery, so the decisions of
+    the caller who registers or changes it are kept with it."""
+    return sorted(
+        f"{t}:{key}" for t in types for key, fields in EVENT_DATA.get(t, {}).items() if not _reads(decisions, fields)
+    )
 
 
 def _readable_types(types: list[str], decisions: Decisions) -> None:
@@ -119,6 +142,7 @@ async def register_endpoint(
         secret=secret,
         partner_id=partner_id,
         description=_description(cmd.description),
+        withheld=withheld(decisions, types),
         actor=caller.actor,
     )
     await _audit(db, caller, "webhook_endpoint_registered", row, partnerId=str(partner_id) if partner_id else None)
@@ -157,6 +181,10 @@ async def update_endpoint(
     secret = rules.new_secret() if cmd.rotate_secret else None
     if secret is not None:
         values["secret"] = secret
+    if values:  # what its receiver may read: as the caller who changes it may (module doc)
+        kept = withheld(decisions, list(values.get("event_types", row["event_types"])))
+        if kept != list(row["withheld"]):
+            values["withheld"] = kept
     updated = await repo.update_endpoint(db, row["id"], values) if values else row
     changed = sorted(k for k in values if k != "secret") + (["secret"] if secret else [])
     await _audit(db, caller, "webhook_endpoint_updated", updated, changed=changed)
@@ -248,6 +276,7 @@ async def watch(
                 continue
             if partner is not None and event.get("partnerId") != partner:
                 continue
-            if not may_hear(decisions(), str(event["type"])):
+            now = decisions()
+            if not may_hear(now, str(event["type"])):
                 continue
-            yield event
+            yield {**event, "data": visible_data(now, str(event["type"]), event.get("data") or {})}

@@ -123,6 +123,7 @@ async def create_endpoint(
     secret: str,
     partner_id: UUID | None,
     description: str | None,
+    withheld: list[str],
     actor: str,
 ) -> dict[str, Any]:
     endpoint_id = (await db.execute(select(func.gen_random_uuid()))).scalar_one()
@@ -137,6 +138,7 @@ async def create_endpoint(
                 secret=sealed,
                 partner_id=partner_id,
                 description=description,
+                withheld=withheld,
                 created_by=actor,
             )
             .returning(*_ENDPOINT_COLUMNS)
@@ -277,6 +279,7 @@ async def take_delivery(db: Executor, delivery_id: UUID) -> dict[str, Any] | Non
             w.c.secret,
             w.c.enabled,
             w.c.consecutive_failures,
+            w.c.withheld,
             e.c.id.label("event_id"),
             e.c.type,
             e.c.data,

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from api.graphql.core.ids import to_global_id
+from authz.catalogue import EVENT_DATA
 from infra import crypto
 from infra.jobs import QUEUE
 from infra.keyrotation import key_status, rotate
@@ -146,6 +147,7 @@ async def test_each_event_reaches_each_endpoint_once_through_500s_and_downtime(
             assert types.count("customer.merged") == 1
             assert types.count("customer.erased") == 1
             assert types.count("tier.changed") >= 3  # Ann placed, Ann up to silver, the duplicate placed
+            assert all(set(e.data) == set(EVENT_DATA[e.type]) for e in events)  # every key declared
 
             async def flaky_done() -> bool:
                 return len(flaky.received) >= len(ids)

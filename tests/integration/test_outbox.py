@@ -14,7 +14,7 @@ import asyncpg
 from sqlalchemy import text
 
 from api.graphql.core.ids import to_global_id
-from authz.catalogue import CATALOGUE, EVENT_REVEALS
+from authz.catalogue import CATALOGUE, EVENT_DATA, EVENT_REVEALS
 from domain.churn import MODEL
 from domain.events import EVENT_TYPES, EventType
 from infra import churn, sla
@@ -58,6 +58,8 @@ async def test_a_breach_and_an_escalation_emit_one_event_each(api: Api) -> None:
     assert [e.data for e in escalated] == [
         {"complaintId": late["id"], "customerId": customer, "reason": "first_response_breached"}
     ]
+    for event in (*breached, *escalated):  # every key of a payload is declared (what it reveals)
+        assert set(event.data) == set(EVENT_DATA[event.type])
     assert breached[0].customer_id == raw_id(customer)
 
 
@@ -70,6 +72,7 @@ async def test_a_churn_rise_emits_once(api: Api) -> None:
             await churn.refresh(conn, [raw_id(customer)], everyone_red)
     raised = await _events(api, "churn.risk_raised")
     assert [e.data["customerId"] for e in raised] == [customer]
+    assert set(raised[0].data) == set(EVENT_DATA["churn.risk_raised"])
     assert raised[0].data["toLevel"] == "red"
     assert raised[0].data["fromLevel"] in ("green", None)
 
@@ -130,3 +133,6 @@ def test_every_event_type_declares_what_it_reveals() -> None:
     assert set(EVENT_REVEALS) == set(EVENT_TYPES)
     for fields in EVENT_REVEALS.values():
         assert all(f in CATALOGUE for f in fields)
+    assert set(EVENT_DATA) == set(EVENT_TYPES)
+    for keys in EVENT_DATA.values():
+        assert all(f in CATALOGUE for fields in keys.values() for f in fields), keys

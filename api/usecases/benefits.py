@@ -223,7 +223,7 @@ async def record_redemptions(
     db: RequestDb, caller: Caller, cmd: RecordRedemptions, *, max_batch: int
 ) -> RecordedRedemptions:
     """Record uses of benefits, all or nothing (any error: nothing is written)."""
-    partner_id = caller.scope.partner_id
+    scope = caller.scope
     now = dt.datetime.now(dt.UTC)
     values, errors = checked_batch(
         cmd.redemptions, lambda n, item: _checked(n, item, now), field="redemptions", max_batch=max_batch
@@ -236,7 +236,7 @@ async def record_redemptions(
             b["code"]: b for b in (await benefits_repo.of_policy(uow, policy["id"]) if policy is not None else [])
         }
         refs = [i.customer_external_ref for i in cmd.redemptions if i.customer_id is None and i.customer_external_ref]
-        by_ref = await purchases_repo.resolve_external_refs(uow.conn, partner_id, refs)
+        by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, scope)
         customer_ids: list[UUID | None] = [
             i.customer_id if i.customer_id is not None else by_ref.get(i.customer_external_ref or "")
             for i in cmd.redemptions
@@ -245,9 +245,7 @@ async def record_redemptions(
             uow.conn, [c for c in customer_ids if c is not None], caller.scope
         )
         held = await benefits_repo.held_out(uow, list(tiers))
-        stored = await benefits_repo.by_external_id(
-            uow, partner_id, [v["external_id"] for v in values if v["external_id"]]
-        )
+        stored = await benefits_repo.by_external_id(uow, [v["external_id"] for v in values if v["external_id"]], scope)
         pending: list[tuple[int, dict[str, Any], rules.BenefitSpec, UUID]] = []
         answers: list[Any] = []
         first_of: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -353,9 +351,7 @@ async def record_redemptions(
             warning = rules.budget_warning(spec, tier, begin, before, now_spent)
             if warning is not None:
                 warnings.append(warning)
-        inserted = await benefits_repo.insert_redemptions(
-            uow.conn, new_items, partner_id=partner_id, actor=caller.actor
-        )
+        inserted = await benefits_repo.insert_redemptions(uow.conn, new_items, scope=scope, actor=caller.actor)
         if len(inserted) != len(new_items):
             taken = {i["external_id"] for i in new_items} - {x["external_id"] for x in inserted}
             raise Invalid(

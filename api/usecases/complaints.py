@@ -29,7 +29,7 @@ from infra.repos import authz as audit_repo
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
-from infra.repos.base import Page
+from infra.repos.base import Page, Scope
 from infra.settings import Settings
 
 ComplaintFilter = complaints_repo.ComplaintFilter
@@ -106,19 +106,20 @@ async def open_complaint(db: RequestDb, caller: Caller, cmd: OpenComplaint) -> U
         "channel": cmd.channel,
         "follow_up_of_id": cmd.follow_up_of,
     }
-    partner_id = caller.scope.partner_id
     async with db.unit_of_work() as uow:
         complaint_id = None
         if cmd.external_id:
-            complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id, values)
+            complaint_id = await _replayed_complaint(uow, caller.scope, cmd.external_id, values)
         if complaint_id is None:
             if not await customers_repo.exists(uow, cmd.customer_id, caller.scope):
                 raise NotFound("no such customer", field="customerId")
             complaint_id = await complaints_repo.open_complaint(
-                uow, {**values, "partner_id": partner_id, "external_id": cmd.external_id}, actor=caller.actor
+                uow,
+                {**values, "partner_id": caller.scope.partner_id, "external_id": cmd.external_id},
+                actor=caller.actor,
             )
             if complaint_id is None:  # another request opened it meanwhile: the same rules as a replay
-                complaint_id = await _replayed_complaint(uow, partner_id, cmd.external_id or "", values)
+                complaint_id = await _replayed_complaint(uow, caller.scope, cmd.external_id or "", values)
                 if complaint_id is None:  # (the insert waited for that request's commit: not expected)
                     raise Conflict("externalId is being used by another request; retry", field="externalId")
             else:
@@ -139,12 +140,10 @@ _COMPLAINT_INPUT_NAMES = {
 }
 
 
-async def _replayed_complaint(
-    uow: Any, partner_id: UUID | None, external_id: str, values: dict[str, Any]
-) -> UUID | None:
+async def _replayed_complaint(uow: Any, scope: Scope, external_id: str, values: dict[str, Any]) -> UUID | None:
     """The complaint already opened with this external id (None: none is), if ``values`` are what it
     was opened with; a CONFLICT if not (domain/idempotency.py)."""
-    stored = await complaints_repo.by_external_id(uow, partner_id, external_id)
+    stored = await complaints_repo.by_external_id(uow, external_id, scope)
     if stored is None:
         return None
     check_replay(

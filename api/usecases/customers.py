@@ -139,11 +139,11 @@ async def create_customer(db: RequestDb, caller: Caller, cmd: CreateCustomer, *,
         raise ValidationFailed("a name is required", field="name")
     read = caller.decisions.read if caller.decisions is not None else None
     criteria = duplicates.allowed_criteria(read)  # the duplicate warning (issue 16)
-    found = await duplicates.likely_duplicates(db, values, partner_id=caller.scope.partner_id, criteria=criteria)
+    found = await duplicates.likely_duplicates(db, values, scope=caller.scope, criteria=criteria)
     if found and cmd.stop_on_duplicate:
         raise duplicates.LikelyDuplicates(found)
     async with db.unit_of_work() as uow:
-        created = await customers_repo.create(uow, values, partner_id=caller.scope.partner_id)
+        created = await customers_repo.create(uow, values, scope=caller.scope)
         await after_change(uow.conn, [created["id"]], actor=caller.actor)  # the initial tier, at once
         uow.commit()
     return CreatedCustomer(customer_id=created["id"], duplicates=found)
@@ -259,10 +259,9 @@ async def record_purchases(
         field="purchases",
         max_batch=settings.max_batch_size,
     )
-    partner_id = caller.scope.partner_id
     async with db.unit_of_work() as uow:
         refs = [p.customer_external_ref for p in purchases if not _by_id(p) and p.customer_external_ref]
-        by_ref = await purchases_repo.resolve_external_refs(uow.conn, partner_id, refs)  # one statement
+        by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, caller.scope)  # one statement
         for n, (p, item) in enumerate(zip(purchases, items, strict=True)):
             if p.unknown_customer_id:
                 errors.append(ValidationFailed("no such object", field=f"purchases[{n}].customerId"))
@@ -276,7 +275,7 @@ async def record_purchases(
                 item["customer_id"] = found
         if errors:
             raise Invalid(errors)
-        rows, inserted = await purchases_repo.record(uow.conn, items, partner_id=partner_id, scope=caller.scope)
+        rows, inserted = await purchases_repo.record(uow.conn, items, scope=caller.scope)
         # A repeated external id (sent before, by a request meanwhile, or twice in this batch) names the
         # stored purchase: it must have been recorded with this item's content (domain/idempotency.py).
         conflicts = [

@@ -21,7 +21,7 @@ from authz.policy import Level
 from domain.errors import DomainError
 from infra import crypto
 from infra.repos import matching
-from infra.repos.base import Executor
+from infra.repos.base import Executor, Scope
 
 # criterion -> the fields it compares (what the caller must read in FULL to be matched on it)
 CRITERIA: dict[str, tuple[str, ...]] = {
@@ -67,17 +67,15 @@ def index_row(n: int, values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def likely_duplicates(
-    db: Executor, values: dict[str, Any], *, partner_id: UUID | None, criteria: Collection[str]
+    db: Executor, values: dict[str, Any], *, scope: Scope, criteria: Collection[str]
 ) -> list[Candidate]:
     """The live customers of the owner that ``values`` (normalised, as createCustomer writes them) likely
     duplicate, on the ``criteria`` allowed, oldest first."""
-    found = (await matching.by_blind_index(db, [index_row(0, values)], partner_id=partner_id, criteria=criteria)).get(
-        0, {}
-    )
+    found = (await matching.by_blind_index(db, [index_row(0, values)], scope=scope, criteria=criteria)).get(0, {})
     reasons = {customer_id: list(why) for customer_id, why in found.items()}
     name, birth = values.get("name"), values.get("birth_date")
     if matching.SIMILAR_NAME_DOB in criteria and isinstance(name, str) and isinstance(birth, dt.date):
-        for customer_id in await matching.by_similar_name(db, name, birth, partner_id=partner_id):
+        for customer_id in await matching.by_similar_name(db, name, birth, scope=scope):
             if "NAME_DOB" not in reasons.get(customer_id, []):
                 reasons.setdefault(customer_id, []).append(matching.SIMILAR_NAME_DOB)
     return [Candidate(customer_id, tuple(why)) for customer_id, why in reasons.items()]

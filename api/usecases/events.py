@@ -28,6 +28,7 @@ from authz.policy import Decisions, Level
 from domain import events as rules
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from infra.repos import events as repo
+from infra.repos import scope as readable
 from infra.repos.authz import write_audit
 from infra.repos.base import Executor, Page
 from infra.settings import Settings
@@ -269,12 +270,11 @@ async def watch(
     wanted = rules.event_types(types) if types is not None else list(rules.EVENT_TYPES)
     if types is not None:
         _readable_types(wanted, decisions())
-    partner = str(caller.scope.partner_id) if caller.scope.partner_id is not None else None
     async with source.subscribe() as feed:
         async for event in feed:
             if event.get("type") not in wanted:
                 continue
-            if partner is not None and event.get("partnerId") != partner:
+            if not readable.reaches(caller.scope, event.get("partnerId")):
                 continue
             now = decisions()
             if not may_hear(now, str(event["type"])):

@@ -39,7 +39,7 @@ from infra.after_change import insert_staged
 from infra.db import RequestDb
 from infra.repos import imports as imports_repo
 from infra.repos import matching
-from infra.repos.base import Executor
+from infra.repos.base import Executor, Scope
 
 CHUNK = 1000  # rows per look-up statement (of references, of blind indexes)
 WRITE_CHUNK = 5000  # rows per write (one COPY, one insert statement of a few hundred ms)
@@ -131,11 +131,10 @@ async def _checked_rows(
     for problem in repeated:
         valid.pop(problem.row)
     report.problems += repeated
-    partner_id = caller.scope.partner_id
     new: dict[int, dict[str, Any]] = {}
     numbers = list(valid)
     for chunk in _chunks(numbers):
-        stored = await imports_repo.existing(db, [valid[n]["external_ref"] for n in chunk], partner_id=partner_id)
+        stored = await imports_repo.existing(db, [valid[n]["external_ref"] for n in chunk], scope=caller.scope)
         for n in chunk:
             row = imports_repo.stored_form(valid[n])
             found = stored.get(row["external_ref"])
@@ -160,14 +159,14 @@ async def _checked_rows(
 
 
 async def _duplicates(
-    db: Executor, new: dict[int, dict[str, Any]], *, partner_id: UUID | None, criteria: Collection[str]
+    db: Executor, new: dict[int, dict[str, Any]], *, scope: Scope, criteria: Collection[str]
 ) -> list[RowDuplicate]:
     """Step 3: the likely duplicates of the new rows among the owner's live customers."""
     out: list[RowDuplicate] = []
     for chunk in _chunks(list(new)):
         # the stored form holds the blind indexes already (``index_row`` would compute them again)
         rows = [{"n": n, **{k: new[n][k] for k in crypto.BLIND_INDEX_COLUMNS}} for n in chunk]
-        found = await matching.by_blind_index(db, rows, partner_id=partner_id, criteria=criteria)
+        found = await matching.by_blind_index(db, rows, scope=scope, criteria=criteria)
         out += [RowDuplicate(n, found[n]) for n in chunk if n in found]
     return out
 
@@ -206,11 +205,11 @@ async def import_customers(
     if not cmd.rows:
         raise ValidationFailed("no rows to import", field="rows")
     check_write_grants({c for row in cmd.rows for c, v in row.items() if v not in (None, "")}, can_write)
-    partner_id = caller.scope.partner_id  # the owner: a partner's own, or none (staff, the operator)
     report = ImportReport(rows=len(cmd.rows), dry_run=cmd.dry_run)
     async with db.unit_of_work() as uow:
         new = await _checked_rows(uow, caller, cmd, report, show)
-        report.duplicates = await _duplicates(uow, new, partner_id=partner_id, criteria=criteria)
+        # the likely duplicates among the owner's customers: a partner's, or staff's
+        report.duplicates = await _duplicates(uow, new, scope=caller.scope, criteria=criteria)
         report.warnings = sorted(report.warnings + _repeated_in_file(new, criteria), key=lambda p: p.row)
         if cmd.dry_run or (report.problems and cmd.all_or_nothing) or not new:
             return report  # nothing written (the unit of work is not committed)
@@ -220,7 +219,7 @@ async def import_customers(
             # copied into a staging table, then inserted already in their initial tier with their metrics
             # row, history and event; churn scoring queued as a job. Set-based, a chunk at a time (each
             # statement stays short, under the statement timeout, whatever the size of the file)
-            await imports_repo.stage(uow.conn, [new[n] for n in chunk], partner_id=partner_id)
+            await imports_repo.stage(uow.conn, [new[n] for n in chunk], scope=caller.scope)
             by_ref |= await insert_staged(uow.conn, actor=caller.actor)
             show("write", min(done * WRITE_CHUNK, len(numbers)), len(numbers))
         report.created_ids = {n: by_ref[new[n]["external_ref"]] for n in numbers if new[n]["external_ref"] in by_ref}

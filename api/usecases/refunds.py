@@ -106,7 +106,7 @@ def _content(purchase_id: UUID | None, values: dict[str, Any], given: RefundItem
 
 async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, max_batch: int) -> RecordedRefunds:
     """Record a batch of refunds, all or nothing (any error: nothing is written)."""
-    partner_id = caller.scope.partner_id
+    scope = caller.scope
     now = dt.datetime.now(dt.UTC)
     values, errors = checked_batch(
         cmd.refunds, lambda n, item: _checked(n, item, now), field="refunds", max_batch=max_batch
@@ -115,7 +115,7 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
         raise Invalid(errors)
     async with db.unit_of_work() as uow:
         by_ext = await refunds_repo.purchases_by_external_id(
-            uow.conn, partner_id, [i.purchase_external_id for i in cmd.refunds if i.purchase_external_id]
+            uow.conn, [i.purchase_external_id for i in cmd.refunds if i.purchase_external_id], scope
         )
         purchase_ids: list[UUID | None] = [
             i.purchase_id if i.purchase_id is not None else by_ext.get(i.purchase_external_id or "")
@@ -123,7 +123,7 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
         ]
         locked = await refunds_repo.lock_purchases(uow.conn, [p for p in purchase_ids if p is not None], caller.scope)
         stored = await refunds_repo.by_external_id(
-            uow.conn, partner_id, [v["external_id"] for v in values if v["external_id"]]
+            uow.conn, [v["external_id"] for v in values if v["external_id"]], scope
         )
         refunded = {pid: row["refunded_before"] for pid, row in locked.items()}
         new_items: list[dict[str, Any]] = []
@@ -179,7 +179,7 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
                 first_of[ext] = (n, content)
         if errors:
             raise Invalid(errors)
-        inserted = await refunds_repo.insert(uow.conn, new_items, partner_id=partner_id, actor=caller.actor)
+        inserted = await refunds_repo.insert(uow.conn, new_items, scope=scope, actor=caller.actor)
         if len(inserted) != len(new_items):  # an external id taken by a request that committed meanwhile
             taken = {i["external_id"] for i in new_items} - {r["external_id"] for r in inserted}
             raise Invalid(

@@ -22,7 +22,7 @@ from infra.db import RequestDb
 from infra.repos import complaints as complaints_repo
 from infra.repos import customers as customers_repo
 from infra.repos import surveys as surveys_repo
-from infra.repos.base import Page
+from infra.repos.base import Page, Scope
 from infra.settings import Settings
 
 # ---------------------------------------------------------------- reads
@@ -127,14 +127,12 @@ def _by_question(answer: tuple[Any, ...]) -> str:
     return str(answer[0])
 
 
-async def _replayed_response(
-    uow: Any, partner_id: UUID | None, external_id: str | None, requested: dict[str, Any]
-) -> UUID | None:
+async def _replayed_response(uow: Any, scope: Scope, external_id: str | None, requested: dict[str, Any]) -> UUID | None:
     """The response already submitted with this external id (None: none is), if ``requested`` is what
     it was submitted with; a CONFLICT if not (domain/idempotency.py)."""
     if external_id is None:
         return None
-    stored = await surveys_repo.response_by_external_id(uow, partner_id, external_id)
+    stored = await surveys_repo.response_by_external_id(uow, external_id, scope)
     if stored is None:
         return None
     check_replay(
@@ -169,11 +167,11 @@ async def submit_survey_response(db: RequestDb, caller: Caller, cmd: SubmitRespo
             (_answer_content(a.question_id, a.score, a.choices, a.text) for a in answers), key=_by_question
         ),
     }
-    partner_id, scope = caller.scope.partner_id, caller.scope
+    scope = caller.scope
     customer_id, complaint_id = cmd.customer_id, cmd.complaint_id
     async with db.unit_of_work() as uow:
         survey, questions = await surveys_repo.survey_with_questions(uow, cmd.survey_id)
-        existing = await _replayed_response(uow, partner_id, cmd.external_id, requested)
+        existing = await _replayed_response(uow, scope, cmd.external_id, requested)
         if existing is None:
             # Scope first: another partner's customer or complaint answers exactly like an unknown one.
             if not await customers_repo.exists(uow, customer_id, scope):
@@ -198,14 +196,14 @@ async def submit_survey_response(db: RequestDb, caller: Caller, cmd: SubmitRespo
             )
             existing = await surveys_repo.insert_response(
                 uow,
-                {**slot, "partner_id": partner_id, "external_id": cmd.external_id, "channel": cmd.channel},
+                {**slot, "partner_id": scope.partner_id, "external_id": cmd.external_id, "channel": cmd.channel},
                 [
                     {"question_id": UUID(a.question_id), "score": a.score, "choices": a.choices, "text": a.text}
                     for a in answers
                 ],
             )
             if existing is None:  # another request took the slot meanwhile (its insert waited for it)
-                existing = await _replayed_response(uow, partner_id, cmd.external_id, requested)
+                existing = await _replayed_response(uow, scope, cmd.external_id, requested)
                 if existing is None:  # not by this external id: the customer has answered
                     raise Invalid(
                         [ValidationFailed("this customer has answered this survey already", field="surveyId")]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select, text
+from sqlalchemy import Table, bindparam, func, select, text
 from sqlalchemy.engine import CursorResult, Result, Row
 from sqlalchemy.sql import Executable
 
@@ -38,13 +38,6 @@ def rowcount(result: Result[Any]) -> int:
 def escape_like(value: str) -> str:
     """``value`` as a literal inside a LIKE/ILIKE pattern (escape character: backslash)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def same_partner(column: ColumnElement[Any], partner_id: UUID | None) -> ColumnElement[bool]:
-    """``column`` is this partner (or no partner, for staff data). ``=`` / ``IS NULL`` rather than
-    ``IS NOT DISTINCT FROM``: only these can use the (partner, external id) indexes; the other scans
-    a whole index per lookup (seconds at a million rows)."""
-    return column == partner_id if partner_id is not None else column.is_(None)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.benefits import CENT, BenefitSpec, period_bounds
 from domain.holdout import Assignment
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Scope, same_partner
+from infra.repos.base import Executor, Scope
 from infra.tables import benefit_holdouts, benefit_redemptions, benefits, customers, tier_policies
 
 r = benefit_redemptions
@@ -195,32 +195,35 @@ async def spent(db: Executor, code: str, tier: str, start: dt.datetime, end: dt.
     return Decimal(value)
 
 
-async def by_external_id(
-    db: Executor, partner_id: UUID | None, external_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+async def by_external_id(db: Executor, external_ids: Sequence[str], scope: Scope) -> dict[str, dict[str, Any]]:
+    """Uses the writer recorded before, by external id."""
     wanted = list(dict.fromkeys(external_ids))
     if not wanted:
         return {}
-    rows = (
-        await db.execute(select(r).where(same_partner(r.c.partner_id, partner_id), r.c.external_id.in_(wanted)))
-    ).all()
+    rows = (await db.execute(select(r).where(readable.owned(scope, r.c.partner_id), r.c.external_id.in_(wanted)))).all()
     return {x.external_id: dict(x._mapping) for x in rows}
 
 
 async def insert_redemptions(
-    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, actor: str
+    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, scope: Scope, actor: str
 ) -> list[dict[str, Any]]:
-    """New uses, in one statement; an external id taken meanwhile is left out of the answer."""
+    """New uses by customers the scope reaches, in one statement; an external id taken meanwhile is left
+    out of the answer."""
     if not items:
         return []
     stmt = text(
         """
         INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id, external_id,
                                          tier_code, order_amount, cost, redeemed_at, actor)
-        SELECT * FROM unnest(CAST(:benefit_ids AS uuid[]), CAST(:codes AS text[]), CAST(:versions AS integer[]),
+        SELECT u.* FROM unnest(CAST(:benefit_ids AS uuid[]), CAST(:codes AS text[]), CAST(:versions AS integer[]),
                              CAST(:customer_ids AS uuid[]), CAST(:partner_ids AS uuid[]), CAST(:external_ids AS text[]),
                              CAST(:tiers AS text[]), CAST(:orders AS numeric[]), CAST(:costs AS numeric[]),
                              CAST(:ats AS timestamptz[]), CAST(:actors AS text[]))
+            AS u(benefit_id, benefit_code, policy_version, customer_id, partner_id, external_id, tier_code,
+                 order_amount, cost, redeemed_at, actor)
+        WHERE true"""
+        + readable.by_customer_sql(scope, "u.customer_id")
+        + """
         ON CONFLICT (partner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
         RETURNING benefit_redemptions.*
         """
@@ -233,7 +236,8 @@ async def insert_redemptions(
                 "codes": [i["benefit_code"] for i in items],
                 "versions": [i["policy_version"] for i in items],
                 "customer_ids": [i["customer_id"] for i in items],
-                "partner_ids": [partner_id] * len(items),
+                **readable.params(scope),
+                "partner_ids": [scope.partner_id] * len(items),
                 "external_ids": [i["external_id"] for i in items],
                 "tiers": [i["tier_code"] for i in items],
                 "orders": [i["order_amount"] for i in items],

@@ -18,7 +18,7 @@ from domain.errors import Conflict, NotFound, ValidationFailed
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, to_page
 from infra.repos.clocks import breached_sql, clock_columns, mark_breaches
 from infra.tables import (
     complaint_categories,
@@ -208,10 +208,10 @@ async def _base_tier(db: Executor) -> str | None:
 CREATED_WITH = ("customer_id", "subject", "description", "category_code", "severity", "channel", "follow_up_of_id")
 
 
-async def by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> dict[str, Any] | None:
+async def by_external_id(db: Executor, external_id: str, scope: Scope) -> dict[str, Any] | None:
     """The partner's complaint with this external id: its id and what it was opened with."""
     stmt = select(k.c.id, *(k.c[name] for name in CREATED_WITH)).where(
-        same_partner(k.c.partner_id, partner_id), k.c.external_id == external_id
+        readable.owned(scope, k.c.partner_id), k.c.external_id == external_id
     )
     row = (await db.execute(stmt)).first()
     return dict(row._mapping) if row else None

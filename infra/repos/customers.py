@@ -152,8 +152,9 @@ async def metrics_by_ids(
     return {r.customer_id: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
 
-async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | None) -> dict[str, Any]:
-    """Insert a customer with an empty metrics row. Returns its id and version, or raises Conflict when
+async def create(db: Executor, values: dict[str, Any], *, scope: Scope) -> dict[str, Any]:
+    """Insert a customer of the caller's own (its partner's, or none for staff) with an empty metrics row.
+    Returns its id and version, or raises Conflict when
     the partner's external reference is taken (also by a customer another request created meanwhile:
     the insert waits for it, then does nothing)."""
     values = {**values, **crypto.current().customer_indexes({"name": None, "birth_date": None, **values})}
@@ -162,7 +163,7 @@ async def create(db: Executor, values: dict[str, Any], *, partner_id: UUID | Non
     row = (
         await db.execute(
             pg_insert(c)
-            .values(**values, id=customer_id, partner_id=partner_id)
+            .values(**values, id=customer_id, partner_id=scope.partner_id)
             .on_conflict_do_nothing(
                 index_elements=[c.c.partner_id, c.c.external_ref], index_where=c.c.external_ref.isnot(None)
             )

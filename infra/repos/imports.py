@@ -14,7 +14,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra import crypto
-from infra.repos.base import Executor, same_partner
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Scope
 from infra.tables import customers, partners
 
 c = customers
@@ -35,12 +36,12 @@ _COLUMNS = (
 COMPARED = ("name", "locale", "lifecycle_stage", *crypto.BLIND_INDEX_COLUMNS)
 
 
-async def existing(db: Executor, refs: Sequence[str], *, partner_id: UUID | None) -> dict[str, dict[str, Any]]:
+async def existing(db: Executor, refs: Sequence[str], *, scope: Scope) -> dict[str, dict[str, Any]]:
     """The owner's customers (live or not: a reference is never reused) with these external references."""
     if not refs:
         return {}
     stmt = select(c.c.id, c.c.external_ref, *(c.c[name] for name in COMPARED)).where(
-        same_partner(c.c.partner_id, partner_id), c.c.external_ref.in_(list(refs))
+        readable.owned(scope, c.c.partner_id), c.c.external_ref.in_(list(refs))
     )
     return {r.external_ref: dict(r._mapping) for r in (await db.execute(stmt)).all()}
 
@@ -70,7 +71,7 @@ def _record(row: dict[str, Any], customer_id: UUID, partner_id: UUID | None) -> 
     return tuple(values[name] for name in STAGED)
 
 
-async def stage(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, partner_id: UUID | None) -> None:
+async def stage(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, scope: Scope) -> None:
     """Put ``rows`` (``stored_form``), each with a new id and its values encrypted, into the staging tables
     (emptied first), by one binary ``COPY``: no statement with thousands of parameters to build, send and
     plan. Each staged customer gets an empty metrics row in METRICS_STAGE (the column defaults, as
@@ -84,7 +85,7 @@ async def stage(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, partne
         )
     )
     await conn.execute(text(f"TRUNCATE {STAGE}, {METRICS_STAGE}"))
-    records = [_record(row, uuid.uuid4(), partner_id) for row in rows]
+    records = [_record(row, uuid.uuid4(), scope.partner_id) for row in rows]  # the caller's own
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
     await raw.copy_records_to_table(STAGE, records=records, columns=list(STAGED))

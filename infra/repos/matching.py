@@ -18,7 +18,8 @@ from sqlalchemy import Float, bindparam, cast, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer, Text
 
-from infra.repos.base import Executor, same_partner
+from infra.repos import scope as readable
+from infra.repos.base import Executor, Scope
 from infra.tables import customers
 
 c = customers
@@ -34,7 +35,7 @@ def _live() -> Any:
 
 
 async def by_blind_index(
-    db: Executor, rows: Sequence[dict[str, Any]], *, partner_id: UUID | None, criteria: Collection[str]
+    db: Executor, rows: Sequence[dict[str, Any]], *, scope: Scope, criteria: Collection[str]
 ) -> dict[int, dict[UUID, list[str]]]:
     """For each row (``n`` and its blind-index columns), the live customers of the owner matching it on the
     ``criteria``, each with the criteria it matches on."""
@@ -49,7 +50,7 @@ async def by_blind_index(
     )
     reasons = ", ".join(f"CASE WHEN c.{INDEXED[crit]} = v.{INDEXED[crit]} THEN '{crit}' END" for crit in used)
     matches = " OR ".join(f"c.{INDEXED[crit]} = v.{INDEXED[crit]}" for crit in used)
-    owner = "c.partner_id = CAST(:partner AS uuid)" if partner_id is not None else "c.partner_id IS NULL"
+    owner = readable.owned_sql(scope, "c.partner_id")
     sql = (
         f"SELECT v.n, c.id, array_remove(ARRAY[{reasons}], NULL) AS reasons"
         f" FROM unnest({unnest}) AS v({columns})"
@@ -61,9 +62,7 @@ async def by_blind_index(
         bindparam("n", type_=ARRAY(Integer)),
         *(bindparam(INDEXED[crit], type_=ARRAY(Text)) for crit in used),
     )
-    params: dict[str, Any] = {**arrays, "partner": partner_id}
-    if partner_id is None:
-        params.pop("partner")
+    params: dict[str, Any] = {**arrays, **readable.params(scope)}
     out: dict[int, dict[UUID, list[str]]] = {}
     for row in (await db.execute(stmt, params)).all():
         per_row = out.setdefault(int(row.n), {})
@@ -72,7 +71,7 @@ async def by_blind_index(
     return out
 
 
-async def by_similar_name(db: Executor, name: str, birth_date: dt.date, *, partner_id: UUID | None) -> list[UUID]:
+async def by_similar_name(db: Executor, name: str, birth_date: dt.date, *, scope: Scope) -> list[UUID]:
     """Live customers of the owner with a very similar name (pg_trgm similarity at least ``SIMILAR_NAME``)
     and the same birth date (decrypted here: a handful of candidates, never a scan)."""
     score = cast(func.tw_name_similarity(c.c.name, name), Float)
@@ -82,7 +81,7 @@ async def by_similar_name(db: Executor, name: str, birth_date: dt.date, *, partn
             func.tw_names_close(c.c.name, name),  # pg_trgm's %, inlined: the trigram index; its 0.3 is below ours
             score >= SIMILAR_NAME,
             c.c.birth_date.isnot(None),
-            same_partner(c.c.partner_id, partner_id),
+            readable.owned(scope, c.c.partner_id),
             *_live(),
         )
         .order_by(score.desc(), c.c.id)

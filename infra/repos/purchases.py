@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import Invalid, ValidationFailed
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, same_partner
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent
 from infra.tables import customers, purchases
 
 p = purchases
@@ -28,31 +28,27 @@ _INSERT = text(
 )
 
 
-# `=` / IS NULL, not IS NOT DISTINCT FROM: only these can use the (partner, external ref) index (a lookup per
-# reference instead of a scan of every customer).
 _RESOLVE_REFS = """
     SELECT DISTINCT ON (u.ref) u.ref, coalesce(c.merged_into_id, c.id) AS id
     FROM unnest(CAST(:refs AS text[])) AS u(ref)
-    JOIN customers c ON c.external_ref = u.ref AND {partner} AND c.deleted_at IS NULL
+    JOIN customers c ON c.external_ref = u.ref AND {owned} AND c.deleted_at IS NULL
     ORDER BY u.ref
     """
-_RESOLVE_PARTNER_REFS = text(_RESOLVE_REFS.format(partner="c.partner_id = CAST(:partner AS uuid)"))
-_RESOLVE_OWN_REFS = text(_RESOLVE_REFS.format(partner="c.partner_id IS NULL"))
 
 
-async def resolve_external_refs(db: Executor, partner_id: UUID | None, refs: Sequence[str]) -> dict[str, UUID]:
-    """The customers of a batch by the partner's references, in one statement (a merged customer's
-    reference gives its survivor); unknown references are absent."""
+async def resolve_external_refs(db: Executor, refs: Sequence[str], scope: Scope) -> dict[str, UUID]:
+    """The customers of a batch by the caller's own references (``scope.owned``), in one statement (a
+    merged customer's reference gives its survivor); unknown references are absent."""
     wanted = list(dict.fromkeys(refs))
     if not wanted:
         return {}
-    stmt = _RESOLVE_PARTNER_REFS if partner_id is not None else _RESOLVE_OWN_REFS
-    rows = (await db.execute(stmt, {"refs": wanted, "partner": partner_id})).all()
+    stmt = text(_RESOLVE_REFS.format(owned=readable.owned_sql(scope, "c.partner_id")))
+    rows = (await db.execute(stmt, {"refs": wanted, **readable.params(scope)})).all()
     return {r.ref: r.id for r in rows}
 
 
 async def record(
-    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, scope: Scope
+    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, scope: Scope
 ) -> tuple[list[dict[str, Any]], int]:
     """Insert purchases not seen before (by partner + external id), in the caller's transaction. Returns
     (each item's purchase row, how many were new). Items whose external id was recorded before return the
@@ -77,7 +73,7 @@ async def record(
             _INSERT,
             {
                 "customer_ids": [i["customer_id"] for i in items],
-                "partner_ids": [partner_id] * len(items),
+                "partner_ids": [scope.partner_id] * len(items),
                 "external_ids": [i.get("external_id") for i in items],
                 "amounts": [i["amount"] for i in items],
                 "currencies": [i["currency"] for i in items],
@@ -94,7 +90,7 @@ async def record(
         rows = (
             await conn.execute(
                 select(p).where(
-                    same_partner(p.c.partner_id, partner_id),
+                    readable.owned(scope, p.c.partner_id),
                     p.c.external_id.in_(seen_before),
                 )
             )

@@ -12,26 +12,27 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Scope, same_partner
+from infra.repos.base import Executor, Scope
 from infra.tables import customers, purchases, refunds
 
-_INSERT = text(
-    """
+# Only purchases of customers the scope reaches, each refund with its purchase's customer ({scope}).
+_INSERT = """
     INSERT INTO refunds (purchase_id, customer_id, partner_id, external_id, amount, reason, refunded_at,
                          purchased_at, closes_purchase, actor)
-    SELECT * FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:partner_ids AS uuid[]),
-                         CAST(:external_ids AS text[]), CAST(:amounts AS numeric[]), CAST(:reasons AS text[]),
-                         CAST(:refunded_ats AS timestamptz[]), CAST(:purchased_ats AS timestamptz[]),
-                         CAST(:closes AS boolean[]), CAST(:actors AS text[]))
+    SELECT u.* FROM unnest(CAST(:purchase_ids AS uuid[]), CAST(:customer_ids AS uuid[]), CAST(:partner_ids AS uuid[]),
+                           CAST(:external_ids AS text[]), CAST(:amounts AS numeric[]), CAST(:reasons AS text[]),
+                           CAST(:refunded_ats AS timestamptz[]), CAST(:purchased_ats AS timestamptz[]),
+                           CAST(:closes AS boolean[]), CAST(:actors AS text[]))
+        AS u(purchase_id, customer_id, partner_id, external_id, amount, reason, refunded_at, purchased_at,
+             closes_purchase, actor)
+    JOIN purchases p ON p.id = u.purchase_id AND p.customer_id = u.customer_id
+    WHERE true{scope}
     ON CONFLICT (partner_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING refunds.*
     """
-)
 
 
-async def purchases_by_external_id(
-    db: Executor, partner_id: UUID | None, external_ids: Sequence[str]
-) -> dict[str, UUID]:
+async def purchases_by_external_id(db: Executor, external_ids: Sequence[str], scope: Scope) -> dict[str, UUID]:
     """The writer's purchases by the external ids it recorded them with (a staff writer: those without partner)."""
     wanted = list(dict.fromkeys(external_ids))
     if not wanted:
@@ -39,7 +40,7 @@ async def purchases_by_external_id(
     rows = (
         await db.execute(
             select(purchases.c.external_id, purchases.c.id).where(
-                same_partner(purchases.c.partner_id, partner_id), purchases.c.external_id.in_(wanted)
+                readable.owned(scope, purchases.c.partner_id), purchases.c.external_id.in_(wanted)
             )
         )
     ).all()
@@ -78,35 +79,35 @@ async def lock_purchases(conn: AsyncConnection, purchase_ids: Sequence[UUID], sc
     return {r.id: {**r._mapping, "refunded_before": before.get(r.id) or Decimal(0)} for r in locked}
 
 
-async def by_external_id(
-    db: Executor, partner_id: UUID | None, external_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+async def by_external_id(db: Executor, external_ids: Sequence[str], scope: Scope) -> dict[str, dict[str, Any]]:
     """Refunds the writer recorded before, by external id."""
     wanted = list(dict.fromkeys(external_ids))
     if not wanted:
         return {}
     rows = (
         await db.execute(
-            select(refunds).where(same_partner(refunds.c.partner_id, partner_id), refunds.c.external_id.in_(wanted))
+            select(refunds).where(readable.owned(scope, refunds.c.partner_id), refunds.c.external_id.in_(wanted))
         )
     ).all()
     return {r.external_id: dict(r._mapping) for r in rows}
 
 
 async def insert(
-    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, partner_id: UUID | None, actor: str
+    conn: AsyncConnection, items: Sequence[dict[str, Any]], *, scope: Scope, actor: str
 ) -> list[dict[str, Any]]:
-    """Insert new refunds in one statement; an external id taken meanwhile by another request is left out of
+    """Insert new refunds, of purchases of customers the scope reaches, in one statement; an external id
+    taken meanwhile by another request is left out of
     the answer (the use-case compares and reports it)."""
     if not items:
         return []
     rows = (
         await conn.execute(
-            _INSERT,
+            text(_INSERT.format(scope=readable.by_customer_sql(scope, "u.customer_id"))),
             {
+                **readable.params(scope),
                 "purchase_ids": [i["purchase_id"] for i in items],
                 "customer_ids": [i["customer_id"] for i in items],
-                "partner_ids": [partner_id] * len(items),
+                "partner_ids": [scope.partner_id] * len(items),
                 "external_ids": [i["external_id"] for i in items],
                 "amounts": [i["amount"] for i in items],
                 "reasons": [i["reason"] for i in items],

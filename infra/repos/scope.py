@@ -4,14 +4,17 @@ A partner principal (``Scope.partner_id`` set) reaches only its own partner's cu
 off them (complaints, survey responses and invitations, purchases, tier history, churn scores), its own
 partner's API tokens and the audit entries its own tokens wrote. Staff (``Scope.partner_id`` None) reach
 every row. Every repository read and write takes its ``WHERE`` from here: as a SQLAlchemy clause
-(``customers``, ``by_customer``, ``api_tokens``, ``audit_entries``) or, for statements written as SQL
-text (reports, tier aggregates, data quality), as a fragment with its own bind parameter
-(``customers_sql``, ``by_customer_sql``) and ``params``.
+(``customers``, ``by_customer``, ``api_tokens``, ``webhook_endpoints``, ``audit_entries``) or, for
+statements written as SQL text (reports, tier aggregates, data quality, batch inserts), as a fragment with
+its own bind parameter (``customers_sql``, ``by_customer_sql``) and ``params``. The namespace of a
+writer's external ids (``owned``, ``owned_sql``) is written here too, and ``reaches`` says the same in
+Python for rows that never pass through a statement (the live event feed).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, Text, cast, literal, select, true
 
@@ -59,6 +62,29 @@ def audit_entries(scope: Scope) -> ColumnElement[bool]:
     # actor is "token:<uuid>": compared with the text form of the partner's token ids
     subjects = select(literal("token:") + cast(api_tokens_table.c.id, Text)).where(api_tokens(scope))
     return audit_log.c.actor.in_(subjects)
+
+
+def owned(scope: Scope, column: Any) -> ColumnElement[bool]:
+    """Rows written under the caller's own name (``column``: their ``partner_id``): a partner's own, and for
+    staff those written without a partner. The namespace of the writer's external ids and references
+    (purchases, complaints, survey responses, refunds, benefit uses; customers by external reference):
+    a partner's ``o-1`` and the staff's ``o-1`` are different keys. ``=`` / ``IS NULL`` rather than ``IS
+    NOT DISTINCT FROM``: only these can use the (partner, external id) indexes; the other scans a whole
+    index per lookup (seconds at a million rows)."""
+    owner: ColumnElement[bool] = column == scope.partner_id if scope.partner_id is not None else column.is_(None)
+    return owner
+
+
+def owned_sql(scope: Scope, column: str) -> str:
+    """``owned`` for SQL text: ``<column> = :scope_partner_id`` or ``<column> IS NULL`` (``column`` fixed by
+    the code, never input)."""
+    return f"{column} IS NULL" if scope.partner_id is None else f"{column} = CAST(:{PARAM} AS uuid)"
+
+
+def reaches(scope: Scope, partner_id: UUID | str | None) -> bool:
+    """Whether the scope reaches a row (an event of the feed, say) that belongs to ``partner_id``'s
+    customers, decided in Python where no statement is run: staff reach every row, a partner its own."""
+    return scope.partner_id is None or (partner_id is not None and str(partner_id) == str(scope.partner_id))
 
 
 def customers_sql(scope: Scope, alias: str) -> str:

@@ -18,7 +18,7 @@ from domain.surveys import COMPLAINT_CHANNEL_TO_SURVEY, INVITE_CHANNEL_ORDER
 from infra import crypto
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
-from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, same_partner, to_page
+from infra.repos.base import Executor, Page, Scope, first_n_per_parent, next_ids, to_page
 from infra.tables import complaints, customers, survey_answers, survey_questions, survey_responses, surveys
 
 s, q, r, a = surveys, survey_questions, survey_responses, survey_answers
@@ -93,13 +93,13 @@ async def answers_for(
     return out
 
 
-async def response_by_external_id(db: Executor, partner_id: UUID | None, external_id: str) -> dict[str, Any] | None:
+async def response_by_external_id(db: Executor, external_id: str, scope: Scope) -> dict[str, Any] | None:
     """The partner's response with this external id: its id, what it answers and its answers
     (``question_id``, ``score``, ``choices``, ``text``, in question order)."""
     found = (
         await db.execute(
             select(r.c.id, r.c.survey_id, r.c.customer_id, r.c.complaint_id, r.c.channel).where(
-                same_partner(r.c.partner_id, partner_id), r.c.external_id == external_id
+                readable.owned(scope, r.c.partner_id), r.c.external_id == external_id
             )
         )
     ).first()

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 
 import infra.repos
+from api.usecases.duplicates import index_row
 from domain.complaints import Transition
 from domain.errors import DomainError
 from infra import tiering
@@ -30,6 +31,8 @@ from infra.repos import (
     effect,
     events,
     holdout,
+    imports,
+    matching,
     partners,
     purchases,
     quality,
@@ -89,8 +92,64 @@ async def _holdout(db: Any, s: Scope, i: dict[str, Any]) -> list[dict[str, Any]]
     return [o.__dict__ for o in found]
 
 
-# name -> call(conn, scope, ids); ids: the other partners' customer, complaint, response and token ids
+async def _each(found: Callable[[str], Awaitable[Any]], keys: list[str]) -> list[Any]:
+    """A lookup by one key, for each of ``keys`` (the others' external ids and references)."""
+    return [await found(key) for key in keys]
+
+
+def _redemption(customer_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "benefit_id": uuid.uuid4(), "benefit_code": "walk", "policy_version": 1, "customer_id": customer_id,
+        "external_id": f"walk-use-{customer_id}", "tier_code": "gold", "order_amount": None, "cost": Decimal("1.00"),
+        "redeemed_at": NOW,
+    }  # fmt: skip
+
+
+def _refund(purchase_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "purchase_id": purchase_id, "customer_id": customer_id, "external_id": f"walk-refund-{purchase_id}",
+        "amount": Decimal("1.00"), "reason": "walk", "refunded_at": NOW, "purchased_at": NOW,
+        "closes_purchase": False,
+    }  # fmt: skip
+
+
+# each seeded customer's e-mail, name and birth date: the others' customers a duplicate lookup must not find
+SEEDED = [
+    {"email": "bruno.kunde@example.com", "name": "Bruno Southwind-Kunde", "birth_date": dt.date(1977, 7, 7)},
+    {"email": "paula.kundin@example.net", "name": "Paula Northwind-Kundin", "birth_date": dt.date(1990, 4, 1)},
+]
+
+# name -> call(conn, scope, ids); ids: the other partners' customer, complaint, response and token ids, and
+# the external ids and references they wrote
 CALLS: dict[str, Call] = {
+    "purchases.resolve_external_refs": lambda db, s, i: purchases.resolve_external_refs(db, i["refs"], s),
+    "complaints.by_external_id": lambda db, s, i: _each(
+        lambda e: complaints.by_external_id(db, e, s), i["external_ids"]
+    ),
+    "surveys.response_by_external_id": lambda db, s, i: _each(
+        lambda e: surveys.response_by_external_id(db, e, s), i["external_ids"]
+    ),
+    "matching.by_blind_index": lambda db, s, i: matching.by_blind_index(
+        db, [index_row(n, v) for n, v in enumerate(SEEDED)], scope=s, criteria=CRITERIA
+    ),
+    "matching.by_similar_name": lambda db, s, i: _each(
+        lambda n: matching.by_similar_name(db, n, SEEDED[0]["birth_date"], scope=s), [SEEDED[0]["name"]]
+    ),
+    "imports.existing": lambda db, s, i: imports.existing(db, i["refs"], scope=s),
+    "benefits.by_external_id": lambda db, s, i: benefits.by_external_id(db, i["external_ids"], s),
+    "benefits.insert_redemptions": lambda db, s, i: benefits.insert_redemptions(
+        db, [_redemption(c) for c in i["customers"]], scope=s, actor="walk"
+    ),
+    "refunds.purchases_by_external_id": lambda db, s, i: refunds.purchases_by_external_id(db, i["external_ids"], s),
+    "refunds.by_external_id": lambda db, s, i: refunds.by_external_id(db, i["external_ids"], s),
+    "refunds.insert": lambda db, s, i: refunds.insert(
+        db, [_refund(p, c) for p, c in i["purchase_owners"]], scope=s, actor="walk"
+    ),
+    # these create (or stage) customers of the caller's own (with the others' references): nothing of theirs
+    "customers.create": lambda db, s, i: customers.create(db, {"name": "Walk New", "external_ref": "sw-0001"}, scope=s),
+    "imports.stage": lambda db, s, i: imports.stage(
+        db, [imports.stored_form({"name": "Walk Import", "external_ref": r}) for r in i["refs"]], scope=s
+    ),
     "benefits.customers_with_tier": lambda db, s, i: benefits.customers_with_tier(db, i["customers"], s),
     "refunds.lock_purchases": lambda db, s, i: refunds.lock_purchases(db, i["purchases"], s),
     "economics.tier_totals": _tier_totals,
@@ -156,7 +215,7 @@ CALLS: dict[str, Call] = {
         db,
         [{"customer_id": i["customers"][0], "amount": Decimal("1.00"), "currency": "EUR", "channel": "web",
           "purchased_at": NOW, "external_id": "walk-1"}],
-        partner_id=s.partner_id, scope=s,
+        scope=s,
     ),
     "quality.dismiss_pair": lambda db, s, i: quality.dismiss_pair(
         db, i["customers"][0], i["customers"][1], reason="other", scope=s, actor="walk", request_id=None
@@ -220,11 +279,24 @@ def test_every_scoped_function_has_a_call() -> None:
     assert set(CALLS) - functions == set(), f"calls of functions that are gone: {sorted(set(CALLS) - functions)}"
 
 
-async def _state(conn: Any) -> dict[str, str]:
+CREATES = {"customers.create", "imports.stage"}
+# rows the walking partner may create of its own (customers.create): left out of the state
+OWN_ROWS = {
+    "customers": "t.partner_id IS DISTINCT FROM :own",
+    "customer_metrics": "t.customer_id NOT IN (SELECT id FROM customers WHERE partner_id = :own)",
+}
+
+
+async def _state(conn: Any, own: uuid.UUID) -> dict[str, str]:
+    """A digest of every table a call could change, the walking partner's own new customers left out."""
     out = {}
     for table in STATE:
         row = await conn.execute(
-            text(f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t")
+            text(
+                f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t"
+                f" WHERE {OWN_ROWS.get(table, 'true')}"
+            ),
+            {"own": own},
         )
         out[table] = row.scalar_one()
     return out
@@ -264,21 +336,60 @@ async def test_a_partner_scope_reaches_nothing_of_another_partner(api: Api) -> N
         {"b": str(w.partner_b)},
     )
     await w.gql("partner_b", 'mutation { createCustomer(input: {name: "Walk Hook"}) { customer { id } } }')
-    async with api.services.engine.connect() as conn:
+    async with api.services.engine.begin() as conn:
         hook = (await conn.execute(text("SELECT endpoint_id, id FROM webhook_deliveries"))).one()
-        # the purchases of every other partner's customer
+        # the purchases of every other partner's customer, and what hangs off them with external ids: a
+        # complaint and a refund of partner B's written here, as its token would have
         ids["purchases"] = list((await conn.execute(text("SELECT id FROM purchases ORDER BY id"))).scalars())
+        ids["purchase_owners"] = [
+            tuple(r) for r in await conn.execute(text("SELECT id, customer_id FROM purchases ORDER BY id"))
+        ]
+        await conn.execute(
+            text("UPDATE complaints SET external_id = 'walk-complaint-b' WHERE id = :k"),
+            {"k": raw_id(w.bruno_complaint)},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO refunds (purchase_id, customer_id, partner_id, external_id, amount, reason, refunded_at,"
+                " purchased_at, actor) SELECT id, customer_id, partner_id, 'walk-refund-b', 1, 'walk', now(),"
+                " purchased_at, 'walk' FROM purchases WHERE customer_id = :c"
+            ),
+            {"c": raw_id(w.bruno)},
+        )
+        ids["refs"] = list(
+            (await conn.execute(text("SELECT external_ref FROM customers WHERE external_ref IS NOT NULL"))).scalars()
+        )
+        ids["external_ids"] = list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT external_id FROM purchases UNION SELECT external_id FROM complaints"
+                        " UNION SELECT external_id FROM survey_responses UNION SELECT external_id FROM refunds"
+                        " UNION SELECT external_id FROM benefit_redemptions"
+                    )
+                )
+            ).scalars()
+        )
+        ids["external_ids"] = sorted(e for e in ids["external_ids"] if e is not None)
+    assert {"sw-0001", "nw-0001"} <= set(ids["refs"])
+    assert {"walk-complaint-b", "walk-refund-b", "resp-paula"} <= set(ids["external_ids"])
     ids |= {"endpoint": hook.endpoint_id, "delivery": hook.id}
     unknown = {k: [uuid.uuid4() for _ in v] if isinstance(v, list) else uuid.uuid4() for k, v in ids.items()}
+    unknown |= {
+        "refs": [f"unknown-{n}" for n in range(3)],
+        "external_ids": [f"unknown-{n}" for n in range(3)],
+        "purchase_owners": [(uuid.uuid4(), uuid.uuid4())],
+    }
     markers = [
         str(v) for v in (*ids["customers"], *ids["complaints"], *ids["responses"], *ids["purchases"], ids["token"])
     ]
     markers += [str(hook.endpoint_id), str(hook.id), "hooks.example.com"]
-    markers += [str(w.partner_a), str(w.partner_b), "Paula", "Bruno", "Ada"]
+    markers += [str(w.partner_a), str(w.partner_b), "Paula", "Bruno", "Ada", "walk-complaint-b", "walk-refund-b"]
+    markers += ["resp-paula", "seed-partner"]
     problems: list[str] = []
     async with api.services.engine.connect() as conn:
         for name, call in CALLS.items():
-            before = await _state(conn)
+            before = await _state(conn, empty)
             transaction = await conn.begin_nested()
             try:
                 result = await call(conn, scope, ids)
@@ -288,7 +399,7 @@ async def test_a_partner_scope_reaches_nothing_of_another_partner(api: Api) -> N
             else:
                 refusal = None
             finally:
-                after = await _state(conn)
+                after = await _state(conn, empty)
                 await transaction.rollback()
             if refusal is not None:  # refused exactly as for ids that exist nowhere
                 transaction = await conn.begin_nested()
@@ -315,6 +426,8 @@ async def test_a_partner_scope_reaches_nothing_of_another_partner(api: Api) -> N
                 problems.append(f"{name}: {result}")
             if name in ("customers.exists", "partners.revoke_token") and result is not False:
                 problems.append(f"{name}: {result}")
+            if name in CREATES:  # a row of its own (its version, its id): the state says it is the caller's
+                counted = []
             if counted and name not in ("customers.exists", "partners.revoke_token"):
                 problems.append(f"{name}: counts {counted}")
         await conn.rollback()

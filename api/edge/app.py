@@ -58,7 +58,7 @@ from api.edge.media import GRAPHQL_RESPONSE, JSON, is_request_error, response_me
 from api.edge.observability import ROUTES, Metrics, Tracing, job_metrics, request_id_var
 from api.edge.ratelimit import AuthFailures, RateLimiter
 from api.graphql.compiler import CompiledQueries, CompiledReads
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, Operation
 from api.graphql.core.errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -148,7 +148,7 @@ class SubscriptionsOnlyOverWebSocket(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
         ctx = ec.context
-        if isinstance(ctx, Context) and ctx.extra.get("transport") == "websocket":
+        if isinstance(ctx, Context) and ctx.websocket:
             if ec.operation_type is not OperationType.SUBSCRIPTION:
                 raise GraphQLError(
                     "only subscriptions run over the WebSocket: send queries and mutations over HTTP",
@@ -488,7 +488,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 decisions=decisions,
                 scope=RowScope(),
                 request_id=uuid.uuid4().hex,
-                extra={"transport": "websocket"},
+                websocket=True,
             )
             request.scope.setdefault("tierwise_contexts", []).append(context)
             return context
@@ -509,7 +509,7 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             scope=scope,
             request_id=request.state.request_id,
         )
-        request.state.graphql = context.extra  # operation name, type and cost, for logs and metrics
+        request.state.graphql = context.operation  # operation name, type and cost, for logs and metrics
         request.state.sub_response = response
         return context
 
@@ -524,8 +524,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
                 for e in result.errors
             ]
             out["errors"] = list[object](errors)  # strawberry's response type holds a list[object]
-            extra = getattr(request.state, "graphql", {})
-            self.services.metrics.observe_errors(errors, extra.get("operation_type"))
+            operation: Operation | None = getattr(request.state, "graphql", None)
+            self.services.metrics.observe_errors(errors, operation.type if operation is not None else None)
             codes = [e["extensions"]["code"] for e in errors]
             request.state.error_codes = codes
             sub = request.state.sub_response
@@ -768,31 +768,31 @@ class HttpEdge:
         await response(scope, receive, send)
 
     def _annotate(self, span: Any, state: dict[str, Any], code: int) -> None:
-        graphql = state.get("graphql") or {}
+        graphql: Operation = state.get("graphql") or Operation()
         span.set_attribute("http.response.status_code", code)
-        if graphql.get("operation_type"):
-            name = self.metrics.operation_label(graphql.get("operation_name"))
-            span.set_attribute("graphql.operation.type", graphql["operation_type"])
+        if graphql.type:
+            name = self.metrics.operation_label(graphql.name)
+            span.set_attribute("graphql.operation.type", graphql.type)
             span.set_attribute("graphql.operation.name", name)
-            span.update_name(f"{graphql['operation_type']} {name}")
+            span.update_name(f"{graphql.type} {name}")
         if state.get("error_codes"):
             span.set_attribute("tierwise.error_codes", sorted(set(state["error_codes"])))
 
     def _record(self, scope: Scope, state: dict[str, Any], route: str, code: int, elapsed: float) -> None:
         self.metrics.http.labels(route, str(code)).inc()
-        graphql = state.get("graphql") or {}
-        operation_type = graphql.get("operation_type")
-        name = self.metrics.operation_label(graphql.get("operation_name")) if operation_type else None
+        graphql: Operation = state.get("graphql") or Operation()
+        operation_type = graphql.type
+        name = self.metrics.operation_label(graphql.name) if operation_type else None
         if operation_type:
             self.metrics.requests.labels(name, operation_type).inc()
             self.metrics.latency.labels(name, operation_type).observe(elapsed)
-            if "cost" in graphql:
-                self.metrics.cost.observe(graphql["cost"])
+            if graphql.cost is not None:
+                self.metrics.cost.observe(graphql.cost)
         if route in ("/healthz", "/metrics") and code < 400:
             return  # probes and scrapes: counted, not logged
         # the text line says what the JSON fields say: operation, cost, caller and error codes when known
         said = [f"{operation_type} {name}"] if operation_type else []
-        said += [f"cost {graphql['cost']}"] if graphql.get("cost") is not None else []
+        said += [f"cost {graphql.cost}"] if graphql.cost is not None else []
         said += [f"by {state['subject']}"] if state.get("subject") else []
         said += [",".join(sorted(set(state["error_codes"])))] if state.get("error_codes") else []
         access_log.info(
@@ -809,7 +809,7 @@ class HttpEdge:
                 "duration_ms": round(elapsed * 1000, 2),
                 "operation": name,
                 "operation_type": operation_type,
-                "cost": graphql.get("cost"),
+                "cost": graphql.cost,
                 "subject": state.get("subject"),
                 "error_codes": sorted(set(state.get("error_codes") or [])) or None,
             },

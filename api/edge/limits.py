@@ -503,11 +503,11 @@ class OperationLimits(SchemaExtension):
         ctx: Context | None = ec.context
         if ctx is None:
             return
-        ctx.extra["operation_name"] = ec.operation_name
+        ctx.operation.name = ec.operation_name
         try:
-            ctx.extra["operation_type"] = ec.operation_type.value
+            ctx.operation.type = ec.operation_type.value
         except Exception:  # no document (a syntax error)
-            ctx.extra["operation_type"] = None
+            ctx.operation.type = None
         if ec.pre_execution_errors and ec.result is not None:
             # refused while parsing or validating: it costs the refusal price
             refusal = await self._penalize()
@@ -561,7 +561,7 @@ class OperationLimits(SchemaExtension):
             if self.documents is not None
             else estimate_cost(schema, document, ec.operation_name, ec.variables, self.limits)
         )
-        ctx.extra["cost"] = cost
+        ctx.operation.cost = cost
         if cost > self.limits.max_cost:
             ec.result = _refuse(
                 await self._penalize()

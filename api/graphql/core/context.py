@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -9,11 +10,13 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry.dataloader import DataLoader
 
 from api.graphql.core.loaders import Loaders
 from api.usecases.caller import Caller
 from authz.policy import Decisions, PolicyStore
 from authz.principal import Principal
+from domain.tiers import PolicySpec
 from infra.db import RequestDb
 from infra.repos.base import Scope
 from infra.settings import Settings
@@ -50,6 +53,34 @@ class Services(Protocol):
 
 
 @dataclass
+class Operation:
+    """The operation a request runs, as the edge logs and counts it (api/edge/app.py): set by the limits
+    extension once the document is parsed (``type``: query, mutation or subscription; None for a document
+    that does not parse) and priced (``cost``)."""
+
+    name: str | None = None
+    type: str | None = None
+    cost: int | None = None
+
+
+@dataclass
+class ActivePolicy:
+    """The active tier policy, read once per request: the explanations of a page of customers share it.
+    ``forget`` after an activation in the same request."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaded: bool = False
+    spec: PolicySpec | None = None
+
+    def forget(self) -> None:
+        self.loaded, self.spec = False, None
+
+
+# A per-request loader of rows by customer id (None: the customer has none)
+RowLoader = DataLoader[UUID, dict[str, Any] | None]
+
+
+@dataclass
 class Context:
     request: Request
     response: Response
@@ -62,7 +93,12 @@ class Context:
     request_id: str
     # customer id -> guarded fields seen unmasked in this response (audited before it is sent)
     sensitive_reads: defaultdict[UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
-    extra: dict[str, Any] = field(default_factory=dict)
+    operation: Operation = field(default_factory=Operation)
+    websocket: bool = False  # a subscription's connection (api/edge/app.py): only subscriptions run over it
+    # per-request loaders and caches of the slices, made on first use
+    churn_loader: RowLoader | None = None  # churn scores (api/graphql/customers)
+    explanation_loader: RowLoader | None = None  # tier explanation inputs (api/graphql/tiers)
+    active_policy: ActivePolicy = field(default_factory=ActivePolicy)
     # a WebSocket's connection_init payload (strawberry sets it): the bearer token of a subscription
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, init=False, repr=False)

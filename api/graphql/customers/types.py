@@ -128,14 +128,14 @@ def _churn_loader(info: Info[Context, None]) -> Any:
     from infra import churn
 
     ctx = _ctx(info)
-    loader = ctx.extra.get("churn_loader")
+    loader = ctx.churn_loader
     if loader is None:
 
         async def load(ids: list[UUID]) -> list[dict[str, Any] | None]:
             rows = await churn.scores_for(ctx.db, ids)
             return [rows.get(i) for i in ids]
 
-        loader = ctx.extra["churn_loader"] = DataLoader(load)
+        loader = ctx.churn_loader = DataLoader(load)
     return loader
 
 

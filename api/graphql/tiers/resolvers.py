@@ -13,7 +13,6 @@ activation committed. Until that job has run, every event still re-tiers its cus
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
@@ -77,23 +76,22 @@ _METRIC_FIELDS = EMBEDDED["TierChange.metrics"]
 
 
 async def _active_policy(ctx: Context) -> rules.PolicySpec | None:
-    lock = ctx.extra.setdefault("tier_policy_lock", asyncio.Lock())
-    async with lock:
-        if "tier_policy" not in ctx.extra:
-            ctx.extra["tier_policy"] = await tiering.load_policy(ctx.db)
-    policy: rules.PolicySpec | None = ctx.extra["tier_policy"]
-    return policy
+    cached = ctx.active_policy
+    async with cached.lock:
+        if not cached.loaded:
+            cached.spec, cached.loaded = await tiering.load_policy(ctx.db), True
+    return cached.spec
 
 
 def _explanation_loader(ctx: Context) -> DataLoader[UUID, dict[str, Any] | None]:
-    loader = ctx.extra.get("tier_explanation_inputs")
+    loader = ctx.explanation_loader
     if loader is None:
 
         async def load(ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
             rows = await tiers_repo.explanation_inputs(ctx.db, ids)
             return [rows.get(i) for i in ids]
 
-        loader = ctx.extra["tier_explanation_inputs"] = DataLoader[UUID, dict[str, Any] | None](load)
+        loader = ctx.explanation_loader = DataLoader[UUID, dict[str, Any] | None](load)
     return loader
 
 
@@ -404,7 +402,7 @@ class TierMutation:
             done = await usecases.activate_policy(
                 ctx.db, ctx.caller, _policy_id(id), expected_revision, jobs=ctx.services.jobs
             )
-            ctx.extra.pop("tier_policy", None)  # this request's cached active policy
+            ctx.active_policy.forget()  # this request's cached active policy
             return ActivateTierPolicyPayload(
                 policy=TierPolicyType.from_row(done.policy) if done.policy else None,
                 retired_version=done.retired_version,

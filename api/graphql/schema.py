@@ -15,7 +15,7 @@ from api.graphql.access.resolvers import AdminMutation, AdminQuery
 from api.graphql.benefits.resolvers import BenefitCatalogueMutation, BenefitMutation, BenefitQuery
 from api.graphql.complaints.resolvers import ComplaintMutation, ComplaintQuery, TaxonomyQuery
 from api.graphql.complaints.types import ComplaintType
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.guard import install_guards
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.input_limits import install_length_checks
@@ -37,11 +37,6 @@ from authz.catalogue import GUARDED
 from authz.policy import Level
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import tiers as tiers_repo
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
 
 # ---------------------------------------------------------------- viewer
 
@@ -82,7 +77,7 @@ class Viewer:
         info: Info[Context, None],
         type: Annotated[str | None, strawberry.argument(description="only this type, e.g. Customer")] = None,
     ) -> list[FieldAccess]:
-        d = _ctx(info).decisions
+        d = context_of(info).decisions
         return [
             FieldAccess(field=k, access=Access(d.read(k).value))
             for k in sorted(GUARDED)
@@ -100,7 +95,7 @@ class ViewerQuery:
 
     @strawberry.field
     def viewer(self, info: Info[Context, None]) -> Viewer:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         p = ctx.principal
         return Viewer(
             subject=p.subject,
@@ -189,7 +184,7 @@ NODE_OPERATIONS = {
 
 
 async def load_node(info: Info[Context, None], global_id: str) -> Node | None:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     type_name, raw = from_global_id(global_id)
     operation = NODE_OPERATIONS.get(type_name)
     if operation is None or ctx.decisions.read(operation) is Level.DENIED:

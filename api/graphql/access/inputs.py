@@ -5,13 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
-from strawberry.types import Info
-
-from api.graphql.core.context import Context
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.input

@@ -28,7 +28,7 @@ from api.graphql.access.types import (
     PolicyRuleType,
     RoleType,
 )
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.errors import coded, user_errors
 from api.usecases import access
 from api.usecases.caller import Caller
@@ -39,12 +39,8 @@ from infra.repos.base import Executor
 P = TypeVar("P")
 
 
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
 def _caller(info: Info[Context, None]) -> Caller:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     return ctx.caller
 
 
@@ -57,7 +53,7 @@ async def _admin_change(
 ) -> P:
     """Run one change in a unit of work; a domain error becomes the payload's userErrors. ``fn`` returns
     the policy version (an ``ok`` payload) or the payload itself."""
-    ctx = _ctx(info)
+    ctx = context_of(info)
     try:
         async with ctx.db.unit_of_work() as uow:
             result = await fn(uow.conn)
@@ -77,7 +73,7 @@ class AdminQuery:
     async def explain_access(
         self, info: Info[Context, None], subject: str, field: str, action: AccessAction = AccessAction.READ
     ) -> AccessExplanationType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         try:
             e = await access.explain_access(ctx.db, ctx.services.authz.store, subject, field, action.value)
         except DomainError as exc:
@@ -99,7 +95,7 @@ class AdminQuery:
         "deny-overrides (the role x field matrix of the console)"
     )
     async def access_matrix(self, info: Info[Context, None]) -> AccessMatrixType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         m = await access.access_matrix(ctx.db, ctx.services.authz.store)
         return AccessMatrixType(
             roles=m.roles,
@@ -121,7 +117,7 @@ class AdminQuery:
     async def audit_log(
         self, info: Info[Context, None], first: int = 20, after: str | None = None, filter: AuditFilter | None = None
     ) -> AuditEntryConnection | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         f = filter or AuditFilter()
         query = access.AuditQuery(
             first=first,
@@ -138,7 +134,7 @@ class AdminQuery:
 
     @strawberry.field
     async def roles(self, info: Info[Context, None]) -> list[RoleType] | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         return [
             RoleType(
                 name=role.name,
@@ -151,11 +147,11 @@ class AdminQuery:
 
     @strawberry.field(description="Every rule of the current policy: grants (p) and role assignments (g)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     def policies(self, info: Info[Context, None]) -> list[PolicyRuleType] | None:
-        return [_rule(r) for r in access.policy_rules(_ctx(info).services.authz.store)]
+        return [_rule(r) for r in access.policy_rules(context_of(info).services.authz.store)]
 
     @strawberry.field
     async def api_tokens(self, info: Info[Context, None]) -> list[ApiTokenType] | None:
-        return [ApiTokenType.from_row(r) for r in await access.list_partner_tokens(_ctx(info).db, _caller(info))]
+        return [ApiTokenType.from_row(r) for r in await access.list_partner_tokens(context_of(info).db, _caller(info))]
 
 
 @strawberry.type
@@ -249,7 +245,7 @@ class AdminMutation:
     async def set_partner_token_rate_limit(
         self, info: Info[Context, None], id: strawberry.ID, per_minute: int | None = None
     ) -> PartnerTokenPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         try:
             async with ctx.db.unit_of_work() as uow:
                 row = await access.set_partner_token_rate_limit(uow.conn, _caller(info), str(id), per_minute)

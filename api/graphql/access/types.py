@@ -8,14 +8,8 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
-from strawberry.types import Info
 
-from api.graphql.core.context import Context
 from api.graphql.core.relay import ConnectionBase, Edge, UserError
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.enum

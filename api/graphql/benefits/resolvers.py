@@ -30,7 +30,7 @@ from api.graphql.benefits.types import (
     TierEconomicsType,
     TierEffectType,
 )
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import mutate, query
 from api.usecases import benefits as benefit_usecases
@@ -40,10 +40,6 @@ from domain.benefits import BenefitSpec
 from domain.errors import Invalid, NotFound, ValidationFailed
 
 
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
 @strawberry.type
 class BenefitMutation:
     @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
@@ -51,7 +47,7 @@ class BenefitMutation:
         "idempotent on (writer, externalId) like purchases; metrics, tier and churn follow at once"
     )
     async def record_refunds(self, info: Info[Context, None], input: RecordRefundsInput) -> RecordRefundsPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> RecordRefundsPayload:
             items, errors = [], []
@@ -142,7 +138,7 @@ class BenefitQuery:
     ) -> BenefitCatalogueType | None:
         async def run() -> BenefitCatalogueType:
             raw = from_global_id(policy_id, "TierPolicy", field="policyId")[1] if policy_id is not None else None
-            return BenefitCatalogueType.build(await benefit_usecases.catalogue(_ctx(info).db, raw))
+            return BenefitCatalogueType.build(await benefit_usecases.catalogue(context_of(info).db, raw))
 
         return await query(run)
 
@@ -160,7 +156,7 @@ class BenefitQuery:
         ] = None,
         survey_cost: Annotated[Decimal | None, strawberry.argument(description="default: TIERWISE_SURVEY_COST")] = None,
     ) -> TierEconomicsType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> TierEconomicsType:
             q = economics_usecases.TierEconomicsQuery(
@@ -192,7 +188,7 @@ class BenefitQuery:
             dt.datetime | None, strawberry.argument(description="default: windowDays ago (the window is over)")
         ] = None,
     ) -> TierEffectType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> TierEffectType:
             q = economics_usecases.TierEffectQuery(tier=tier, window_days=window_days, bandwidth=bandwidth, start=start)
@@ -234,7 +230,7 @@ class BenefitCatalogueMutation:
     async def set_tier_policy_benefits(
         self, info: Info[Context, None], input: SetTierPolicyBenefitsInput
     ) -> SetTierPolicyBenefitsPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> SetTierPolicyBenefitsPayload:
             cmd = benefit_usecases.SetPolicyBenefits(
@@ -278,7 +274,7 @@ class BenefitCatalogueMutation:
     async def record_benefit_redemptions(
         self, info: Info[Context, None], input: RecordBenefitRedemptionsInput
     ) -> RecordBenefitRedemptionsPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> RecordBenefitRedemptionsPayload:
             done = await benefit_usecases.record_redemptions(

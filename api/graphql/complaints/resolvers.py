@@ -14,15 +14,11 @@ from api.graphql.complaints.inputs import (
     TransitionComplaintInput,
 )
 from api.graphql.complaints.types import ComplaintConnection, ComplaintPayload, ComplaintType, TaxonType
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import enum_value, first_of, forget, mutate, one, query
 from api.usecases import complaints as usecases
 from domain.complaints import Transition
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
@@ -72,7 +68,7 @@ def _transition_command(inp: TransitionComplaintInput) -> usecases.TransitionCom
 
 async def _read_back(info: Info[Context, None], complaint_id: UUID) -> ComplaintPayload:
     """A mutation's complaint, read fresh through the caller's (scoped, guarded) loader."""
-    ctx = _ctx(info)
+    ctx = context_of(info)
     forget(ctx.loaders.complaint, complaint_id)
     row = await ctx.loaders.complaint.load(complaint_id)
     return ComplaintPayload(complaint=ComplaintType.from_row(row) if row else None)
@@ -82,7 +78,7 @@ async def _read_back(info: Info[Context, None], complaint_id: UUID) -> Complaint
 class ComplaintQuery:
     @strawberry.field
     async def complaint(self, info: Info[Context, None], id: strawberry.ID) -> ComplaintType | None:
-        return await one(id, "Complaint", _ctx(info).loaders.complaint.load, ComplaintType.from_row)
+        return await one(id, "Complaint", context_of(info).loaders.complaint.load, ComplaintType.from_row)
 
     @strawberry.field
     async def complaints(
@@ -93,7 +89,7 @@ class ComplaintQuery:
         filter: ComplaintFilter | None = None,
         order_by: ComplaintOrder = ComplaintOrder.OPENED_AT_DESC,
     ) -> ComplaintConnection | None:
-        ctx, n, sort = _ctx(info), first_of(info, first), order_by.value
+        ctx, n, sort = context_of(info), first_of(info, first), order_by.value
 
         async def run() -> ComplaintConnection:
             f = _filter(filter or ComplaintFilter())
@@ -117,12 +113,12 @@ class TaxonomyQuery:
 
     @strawberry.field
     async def complaint_categories(self, info: Info[Context, None]) -> list[TaxonType] | None:
-        found = await usecases.taxonomy(_ctx(info).db, _ctx(info).caller, usecases.CATEGORIES)
+        found = await usecases.taxonomy(context_of(info).db, context_of(info).caller, usecases.CATEGORIES)
         return [TaxonType(**t) for t in found]
 
     @strawberry.field
     async def root_causes(self, info: Info[Context, None]) -> list[TaxonType] | None:
-        found = await usecases.taxonomy(_ctx(info).db, _ctx(info).caller, usecases.ROOT_CAUSES)
+        found = await usecases.taxonomy(context_of(info).db, context_of(info).caller, usecases.ROOT_CAUSES)
         return [TaxonType(**t) for t in found]
 
 
@@ -133,7 +129,7 @@ class ComplaintMutation:
         "(also to concurrent callers); other content under that id is a CONFLICT"
     )
     async def open_complaint(self, info: Info[Context, None], input: OpenComplaintInput) -> ComplaintPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ComplaintPayload:
             cmd = _open_command(input)
@@ -146,7 +142,7 @@ class ComplaintMutation:
     async def transition_complaint(
         self, info: Info[Context, None], input: TransitionComplaintInput
     ) -> ComplaintPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ComplaintPayload:
             complaint_id = await usecases.transition_complaint(

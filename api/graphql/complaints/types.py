@@ -9,16 +9,12 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 from domain import sla as sla_rules
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.type(name="Taxon", description="An entry of a managed taxonomy (categories, root causes)")
@@ -124,24 +120,24 @@ class ComplaintType(Node):
 
     @strawberry.field
     async def category(self, info: Info[Context, None]) -> TaxonType | None:
-        t = await _ctx(info).loaders.taxon("categories", self.row["category_code"])
+        t = await context_of(info).loaders.taxon("categories", self.row["category_code"])
         return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
 
     @strawberry.field
     async def root_cause(self, info: Info[Context, None]) -> TaxonType | None:
         code = self.row["root_cause_code"]
-        t = await _ctx(info).loaders.taxon("root_causes", code) if code else None
+        t = await context_of(info).loaders.taxon("root_causes", code) if code else None
         return TaxonType(code=t["code"], label=t["label"], active=t.get("active", True)) if t else None
 
     @strawberry.field
     async def follow_up_of(self, info: Info[Context, None]) -> ComplaintType | None:
         prior = self.row["follow_up_of_id"]
-        row = await _ctx(info).loaders.complaint.load(prior) if prior else None
+        row = await context_of(info).loaders.complaint.load(prior) if prior else None
         return ComplaintType.from_row(row) if row else None
 
     @strawberry.field
     async def events(self, info: Info[Context, None]) -> list[ComplaintEventType] | None:
-        rows = await _ctx(info).loaders.complaint_events.load(self.db_id)
+        rows = await context_of(info).loaders.complaint_events.load(self.db_id)
         return [
             ComplaintEventType(
                 customer_ref=self.customer_ref,

@@ -11,6 +11,7 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.dataloader import DataLoader
+from strawberry.types import Info
 
 from api.graphql.core.loaders import Loaders
 from api.usecases.caller import Caller
@@ -129,3 +130,9 @@ class Context:
             request_id=self.request_id,
             decisions=self.decisions,
         )
+
+
+def context_of(info: Info[Context, None]) -> Context:
+    """The request context of a resolver's ``info``, typed (strawberry's ``Info.context`` is ``Any`` where
+    the ``Info`` is not parameterised)."""
+    return info.context

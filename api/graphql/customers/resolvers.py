@@ -9,7 +9,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.errors import user_errors
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import first_of, forget, mutate, one, query
@@ -35,10 +35,6 @@ from api.graphql.customers.types import (
 from api.usecases import customers as usecases
 from api.usecases.duplicates import Candidate, LikelyDuplicates
 from domain.errors import NotFound
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
@@ -97,7 +93,7 @@ def _purchase(n: int, p: PurchaseInput) -> usecases.NewPurchase:
 
 
 async def _read_back(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    forget(_ctx(info).loaders.customer, customer_id)
+    forget(context_of(info).loaders.customer, customer_id)
     return await load_customer(info, customer_id)
 
 
@@ -105,7 +101,7 @@ async def _read_back(info: Info[Context, None], customer_id: UUID) -> CustomerTy
 class CustomerQuery:
     @strawberry.field
     async def customer(self, info: Info[Context, None], id: strawberry.ID) -> CustomerType | None:
-        return await one(id, "Customer", _ctx(info).loaders.customer.load, CustomerType.from_row)
+        return await one(id, "Customer", context_of(info).loaders.customer.load, CustomerType.from_row)
 
     @strawberry.field
     async def customers(
@@ -116,7 +112,7 @@ class CustomerQuery:
         filter: CustomerFilter | None = None,
         order_by: CustomerOrder = CustomerOrder.CREATED_AT,
     ) -> CustomerConnection | None:
-        ctx, n, sort = _ctx(info), first_of(info, first), order_by.value
+        ctx, n, sort = context_of(info), first_of(info, first), order_by.value
 
         async def run() -> Any:
             done = await usecases.customer_page(
@@ -140,7 +136,7 @@ class CustomerQuery:
 class CustomerMutation:
     @strawberry.mutation
     async def create_customer(self, info: Info[Context, None], input: CreateCustomerInput) -> CustomerPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> CustomerPayload:
             cmd = usecases.CreateCustomer(_given(input), stop_on_duplicate=input.on_duplicate.value == "STOP")
@@ -156,7 +152,7 @@ class CustomerMutation:
 
     @strawberry.mutation
     async def update_customer(self, info: Info[Context, None], input: UpdateCustomerInput) -> CustomerPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> CustomerPayload:
             cmd = usecases.UpdateCustomer(_uuid(input.id, "Customer", "id"), input.expected_version, _given(input))
@@ -169,7 +165,7 @@ class CustomerMutation:
     async def delete_customer(
         self, info: Info[Context, None], input: DeleteCustomerInput
     ) -> DeleteCustomerPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> DeleteCustomerPayload:
             cmd = usecases.DeleteCustomer(_uuid(input.id, "Customer", "id"), input.expected_version)
@@ -185,7 +181,7 @@ class CustomerMutation:
     async def record_purchases(
         self, info: Info[Context, None], input: RecordPurchasesInput
     ) -> RecordPurchasesPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> RecordPurchasesPayload:
             cmd = usecases.RecordPurchases([_purchase(n, p) for n, p in enumerate(input.purchases)])

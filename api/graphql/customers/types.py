@@ -17,7 +17,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError, _nested_first, lazy
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 _COMPLAINTS = "api.graphql.complaints.types"
 _SURVEYS = "api.graphql.surveys.types"
 _TIERS = "api.graphql.tiers.types"
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 # ---------------------------------------------------------------- customers
@@ -127,7 +123,7 @@ def _churn_loader(info: Info[Context, None]) -> Any:
 
     from infra import churn
 
-    ctx = _ctx(info)
+    ctx = context_of(info)
     loader = ctx.churn_loader
     if loader is None:
 
@@ -191,7 +187,7 @@ class CustomerType(Node):
         code = self.row.get("tier_code")
         if code is None:
             return None
-        tier = (await _ctx(info).loaders.active_tiers()).get(code)
+        tier = (await context_of(info).loaders.active_tiers()).get(code)
         tier_type: type[TierType] = lazy(_TIERS, "TierType")
         return tier_type.from_row(tier) if tier else tier_type(code=code, name=code.title(), rank=-1, benefits=[])
 
@@ -208,13 +204,13 @@ class CustomerType(Node):
 
     @strawberry.field
     async def metrics(self, info: Info[Context, None]) -> CustomerMetricsType | None:
-        row = await _ctx(info).loaders.metrics.load(self.db_id)
+        row = await context_of(info).loaders.metrics.load(self.db_id)
         return CustomerMetricsType.from_row(row) if row else None
 
     @strawberry.field(description="The churn warning; null until the customer is first scored")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def churn_risk(self, info: Info[Context, None]) -> ChurnRiskType | None:
         row = await _churn_loader(info).load(self.db_id)
-        return ChurnRiskType.from_row(row, _ctx(info).decisions) if row else None
+        return ChurnRiskType.from_row(row, context_of(info).decisions) if row else None
 
     @strawberry.field
     def consent(self) -> ConsentType | None:
@@ -227,28 +223,28 @@ class CustomerType(Node):
     async def partner(self, info: Info[Context, None]) -> PartnerType | None:
         if self.partner_ref is None:
             return None
-        row = await _ctx(info).loaders.partner.load(self.partner_ref)
+        row = await context_of(info).loaders.partner.load(self.partner_ref)
         return PartnerType(id=strawberry.ID(to_global_id("Partner", row["id"])), name=row["name"]) if row else None
 
     @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def complaints(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[ComplaintConnection, strawberry.lazy(_COMPLAINTS)] | None:
-        page = await _ctx(info).loaders.customer_complaints.load((self.db_id, _nested_first(first)))
+        page = await context_of(info).loaders.customer_complaints.load((self.db_id, _nested_first(first)))
         connection: type[ComplaintConnection] = lazy(_COMPLAINTS, "ComplaintConnection")
         complaint = lazy(_COMPLAINTS, "ComplaintType")
         return connection.from_page(page, "OPENED_AT_DESC", "opened_at", complaint.from_row)
 
     @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def purchases(self, info: Info[Context, None], first: int = 10) -> PurchaseConnection | None:
-        page = await _ctx(info).loaders.customer_purchases.load((self.db_id, _nested_first(first)))
+        page = await context_of(info).loaders.customer_purchases.load((self.db_id, _nested_first(first)))
         return PurchaseConnection.from_page(page, "PURCHASED_AT_DESC", "purchased_at", PurchaseType.from_row)
 
     @strawberry.field(description="Newest first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def survey_responses(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[SurveyResponseConnection, strawberry.lazy(_SURVEYS)] | None:
-        page = await _ctx(info).loaders.customer_responses.load((self.db_id, _nested_first(first)))
+        page = await context_of(info).loaders.customer_responses.load((self.db_id, _nested_first(first)))
         connection: type[SurveyResponseConnection] = lazy(_SURVEYS, "SurveyResponseConnection")
         response = lazy(_SURVEYS, "SurveyResponseType")
         return connection.from_page(page, "SUBMITTED_AT_DESC", "submitted_at", response.from_row)
@@ -257,7 +253,7 @@ class CustomerType(Node):
     async def tier_history(
         self, info: Info[Context, None], first: int = 10
     ) -> Annotated[TierChangeConnection, strawberry.lazy(_TIERS)] | None:
-        page = await _ctx(info).loaders.customer_tier_history.load((self.db_id, _nested_first(first)))
+        page = await context_of(info).loaders.customer_tier_history.load((self.db_id, _nested_first(first)))
         connection: type[TierChangeConnection] = lazy(_TIERS, "TierChangeConnection")
         change = lazy(_TIERS, "TierChangeType")
         return connection.from_page(page, "CHANGED_AT_DESC", "changed_at", change.from_row)
@@ -305,7 +301,7 @@ class PurchaseType(Node):
 
 
 async def load_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    row = await _ctx(info).loaders.customer.load(customer_id)
+    row = await context_of(info).loaders.customer.load(customer_id)
     return CustomerType.from_row(row) if row else None
 
 

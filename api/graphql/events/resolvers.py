@@ -12,7 +12,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.errors import INTERNAL, coded, query_error
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import ConnectionBase
@@ -37,10 +37,6 @@ from infra.repos.base import Executor
 
 P = TypeVar("P")
 log = logging.getLogger("tierwise.events")
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _values(items: list[Any] | None) -> list[str] | None:
@@ -68,7 +64,7 @@ def _endpoint_filter(value: str | None) -> UUID | None:
 
 async def _change(info: Info[Context, None], payload: type[P], fn: Callable[[Executor], Awaitable[P]]) -> P:
     async def run() -> P:
-        async with _ctx(info).db.unit_of_work() as uow:
+        async with context_of(info).db.unit_of_work() as uow:
             result = await fn(uow.conn)
             uow.commit()
         return result
@@ -84,7 +80,7 @@ def _with_secret(done: usecases.EndpointWithSecret) -> WebhookEndpointPayload:
 class EventsQuery:
     @strawberry.field(description="The webhook endpoints the caller reaches (a partner: its own)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def webhook_endpoints(self, info: Info[Context, None]) -> list[WebhookEndpointType] | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         return [WebhookEndpointType.from_row(r) for r in await usecases.endpoints(ctx.db, ctx.caller)]
 
     @strawberry.field(description="The delivery log, newest first: status, attempts, the last answer")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
@@ -96,7 +92,7 @@ class EventsQuery:
         first: int = 20,
         after: str | None = None,
     ) -> WebhookDeliveryConnection | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> Any:
             endpoint = _endpoint_filter(endpoint_id)
@@ -119,7 +115,7 @@ class EventsMutation:
     async def register_webhook_endpoint(
         self, info: Info[Context, None], input: RegisterWebhookEndpointInput
     ) -> WebhookEndpointPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run(db: Executor) -> WebhookEndpointPayload:
             cmd = usecases.RegisterEndpoint(
@@ -139,7 +135,7 @@ class EventsMutation:
     async def update_webhook_endpoint(
         self, info: Info[Context, None], input: UpdateWebhookEndpointInput
     ) -> WebhookEndpointPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run(db: Executor) -> WebhookEndpointPayload:
             cmd = usecases.UpdateEndpoint(
@@ -159,7 +155,7 @@ class EventsMutation:
     async def disable_webhook_endpoint(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> WebhookEndpointPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run(db: Executor) -> WebhookEndpointPayload:
             row = await usecases.disable_endpoint(db, ctx.caller, from_global_id(id, "WebhookEndpoint")[1])
@@ -171,7 +167,7 @@ class EventsMutation:
     async def delete_webhook_endpoint(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> DeleteWebhookEndpointPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run(db: Executor) -> DeleteWebhookEndpointPayload:
             await usecases.delete_endpoint(db, ctx.caller, from_global_id(id, "WebhookEndpoint")[1])
@@ -183,7 +179,7 @@ class EventsMutation:
     async def replay_webhook_delivery(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> ReplayWebhookDeliveryPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run(db: Executor) -> ReplayWebhookDeliveryPayload:
             row = await usecases.replay_delivery(db, ctx.caller, from_global_id(id, "WebhookDelivery")[1])
@@ -204,7 +200,7 @@ class EventsSubscription:
         info: Info[Context, None],
         types: list[EventTypeEnum] | None = None,
     ) -> AsyncGenerator[EventNoticeType, None]:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         authz, principal = ctx.services.authz, ctx.principal
 
         def decisions() -> Decisions:

@@ -13,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import Edge, PageInfo
 from api.graphql.core.resolving import forget, mutate, page_size, query
@@ -36,10 +36,6 @@ from api.graphql.privacy.types import (
     RestoreDuplicatePairPayload,
 )
 from api.usecases import privacy as usecases
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _customer_id(global_id: str, field: str) -> UUID:
@@ -66,7 +62,7 @@ class PrivacyQuery:
             bool | None, strawberry.argument(description="List dismissed pairs too (flagged dismissed)")
         ] = False,
     ) -> DuplicatePairConnection | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         page_size(ctx.settings.max_page_size, first)
         cmd = usecases.DuplicateQuery(
             first=first,
@@ -91,7 +87,7 @@ class PrivacyQuery:
         "per month, and how stale customer metrics are (computed without decrypting anything)"
     )
     async def data_quality_report(self, info: Info[Context, None]) -> DataQualityReportType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> DataQualityReportType:
             r = await usecases.data_quality_report(ctx.db, ctx.caller, settings=ctx.settings)
@@ -117,7 +113,7 @@ class PrivacyQuery:
         "decrypted, for an access request; audited"
     )
     async def export_customer_data(self, info: Info[Context, None], id: strawberry.ID) -> JSON | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> Any:
             usecases.check_export_allowed(ctx.caller)  # FORBIDDEN before the id is read, as ever
@@ -152,7 +148,7 @@ class PrivacyMutation:
         expected_survivor_version: int | None = None,
         expected_duplicate_version: int | None = None,
     ) -> MergeCustomersPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> MergeCustomersPayload:
             survivor = _customer_id(survivor_id, "survivorId")
@@ -181,7 +177,7 @@ class PrivacyMutation:
         other_id: strawberry.ID,
         reason: str | None = None,
     ) -> DismissDuplicatePairPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> DismissDuplicatePairPayload:
             pair, changed = await _pair(
@@ -202,7 +198,7 @@ class PrivacyMutation:
     async def restore_duplicate_pair(
         self, info: Info[Context, None], customer_id: strawberry.ID, other_id: strawberry.ID
     ) -> RestoreDuplicatePairPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> RestoreDuplicatePairPayload:
             pair, changed = await _pair(
@@ -222,7 +218,7 @@ class PrivacyMutation:
         "tiers and scores stay for the aggregates. A second erase is refused (CONFLICT). Audited"
     )
     async def erase_customer(self, info: Info[Context, None], id: strawberry.ID) -> EraseCustomerPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> EraseCustomerPayload:
             done = await usecases.erase_customer(ctx.db, ctx.caller, _customer_id(id, "id"))
@@ -246,7 +242,7 @@ class PrivacyMutation:
             int | None, strawberry.argument(description="optimistic lock: refused if the customer moved on")
         ] = None,
     ) -> ConsentPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ConsentPayload:
             cid = _customer_id(customer_id, "customerId")

@@ -17,10 +17,6 @@ from api.graphql.core.relay import ConnectionBase, Edge, UserError
 from api.graphql.customers.types import CustomerType, load_customer
 
 
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
 @strawberry.enum(description="How two customers were found to be the same person (equal blind indexes)")
 class DuplicateCriterion(Enum):
     EMAIL = "email"

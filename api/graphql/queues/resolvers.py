@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.complaints.types import ComplaintConnection, ComplaintPayload, ComplaintType
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import enum_value, first_of, forget, mutate, query
 from api.graphql.customers.types import CustomerType
@@ -24,10 +24,6 @@ from api.graphql.queues.inputs import (
 )
 from api.graphql.queues.types import ChurnQueueConnection, ChurnQueueEntryType, CustomerSearchHitType
 from api.usecases import queues as usecases
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _churn_query(f: ChurnQueueFilter, sort: str, first: int, after: str | None) -> usecases.ChurnQueueQuery:
@@ -67,7 +63,7 @@ def _prime(ctx: Context, rows: list[dict[str, Any]]) -> None:
 
 
 async def _read_back(info: Info[Context, None], complaint_id: UUID) -> ComplaintPayload:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     forget(ctx.loaders.complaint, complaint_id)
     forget(ctx.loaders.complaint_events, complaint_id)
     row = await ctx.loaders.complaint.load(complaint_id)
@@ -87,7 +83,7 @@ class QueueQuery:
         filter: ChurnQueueFilter | None = None,
         order_by: ChurnQueueOrder = ChurnQueueOrder.SCORE_DESC,
     ) -> ChurnQueueConnection | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         q = _churn_query(filter or ChurnQueueFilter(), enum_value(order_by), first_of(info, first), after)
 
         async def run() -> Any:
@@ -112,7 +108,7 @@ class QueueQuery:
         filter: ComplaintQueueFilter | None = None,
         order_by: ComplaintQueueOrder = ComplaintQueueOrder.DUE_AT,
     ) -> ComplaintConnection | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         q = _complaint_query(filter or ComplaintQueueFilter(), enum_value(order_by), first_of(info, first), after)
 
         async def run() -> Any:
@@ -133,7 +129,7 @@ class QueueQuery:
     async def search_customers(
         self, info: Info[Context, None], query: str, first: int = 20
     ) -> list[CustomerSearchHitType] | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         term = query
 
         async def run() -> list[CustomerSearchHitType]:
@@ -159,7 +155,7 @@ class QueueMutation:
     async def add_complaint_note(
         self, info: Info[Context, None], input: AddComplaintNoteInput
     ) -> ComplaintPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ComplaintPayload:
             cmd = usecases.AddComplaintNote(
@@ -171,7 +167,7 @@ class QueueMutation:
 
     @strawberry.mutation(description="Give an active complaint to someone, to yourself, or back to the queue (audited)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def assign_complaint(self, info: Info[Context, None], input: AssignComplaintInput) -> ComplaintPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ComplaintPayload:
             cmd = usecases.AssignComplaint(

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.types import Info
 
-from api.graphql.core.context import Context
 from api.graphql.core.enums import Severity, SurveyChannel
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.input

@@ -18,7 +18,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.complaints.types import TaxonType
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import SurveyChannel
 from api.graphql.core.errors import coded, query_error
 from api.graphql.core.ids import from_global_id, to_global_id
@@ -49,10 +49,6 @@ from domain import sla as sla_rules
 from domain.errors import DomainError
 
 
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
 def _range(since: dt.datetime | None, until: dt.datetime | None) -> usecases.Period:
     try:
         return usecases.period(since, until)
@@ -68,7 +64,7 @@ ToArg = Annotated[dt.datetime | None, strawberry.argument(name="to", description
 
 
 async def _policies(info: Info[Context, None], statuses: list[str] | None = None) -> list[SlaPolicyType]:
-    found = await complaint_usecases.sla_policies(_ctx(info).db, _ctx(info).caller, statuses)
+    found = await complaint_usecases.sla_policies(context_of(info).db, context_of(info).caller, statuses)
     return [SlaPolicyType.from_row(p.row, p.targets) for p in found]
 
 
@@ -78,7 +74,7 @@ async def _policy_by_id(info: Info[Context, None], policy_id: UUID) -> SlaPolicy
 
 
 async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput) -> SlaPolicyPayload:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     targets = [
         sla_rules.SlaTarget(t.tier, enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
         for t in inp.targets
@@ -89,7 +85,7 @@ async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput
 
 
 async def activate_sla_policy(info: Info[Context, None], global_id: str) -> SlaPolicyPayload:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     _, policy_id = from_global_id(global_id, "SlaPolicy", field="id")
     await complaint_usecases.activate_sla_policy(ctx.db, ctx.caller, policy_id)
     return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
@@ -100,11 +96,13 @@ async def activate_sla_policy(info: Info[Context, None], global_id: str) -> SlaP
 
 async def _add_taxon(info: Info[Context, None], taxonomy: str, code: str, label: str) -> TaxonPayload:
     cmd = complaint_usecases.AddTaxon(taxonomy, code, label)
-    return TaxonPayload(taxon=TaxonType(**await complaint_usecases.add_taxon(_ctx(info).db, _ctx(info).caller, cmd)))
+    return TaxonPayload(
+        taxon=TaxonType(**await complaint_usecases.add_taxon(context_of(info).db, context_of(info).caller, cmd))
+    )
 
 
 async def _deactivate_taxon(info: Info[Context, None], taxonomy: str, code: str) -> TaxonPayload:
-    taxon = await complaint_usecases.deactivate_taxon(_ctx(info).db, _ctx(info).caller, taxonomy, code)
+    taxon = await complaint_usecases.deactivate_taxon(context_of(info).db, context_of(info).caller, taxonomy, code)
     return TaxonPayload(taxon=TaxonType(**taxon))
 
 
@@ -119,7 +117,7 @@ def _cid(customer_id: UUID) -> strawberry.ID:
 
 
 async def fairness_report(info: Info[Context, None], period: usecases.Period) -> FairnessReportType:
-    done = await usecases.fairness(_ctx(info).db, _ctx(info).caller, period)
+    done = await usecases.fairness(context_of(info).db, context_of(info).caller, period)
     return FairnessReportType(
         since=period.since,
         until=period.until,
@@ -180,7 +178,7 @@ class ReportsType:
             group_by=[g.value for g in group_by or []],
             survey_id=survey,
         )
-        rows = await usecases.survey_scores(_ctx(info).db, _ctx(info).caller, q)
+        rows = await usecases.survey_scores(context_of(info).db, context_of(info).caller, q)
         return [
             ScoreRowType(
                 survey_ref=r.get("SURVEY"),
@@ -274,7 +272,7 @@ class ReportMutation:
 
 
 async def invite_to_survey(info: Info[Context, None], inp: InviteToSurveyInput) -> InviteToSurveyPayload:
-    ctx = _ctx(info)
+    ctx = context_of(info)
     _, survey_id = from_global_id(inp.survey_id, "Survey", field="surveyId")
     survey_usecases.check_invitees(len(inp.customer_ids))  # before the customer ids are read, as ever
     cmd = survey_usecases.InviteToSurvey(

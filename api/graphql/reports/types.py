@@ -11,17 +11,13 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.complaints.types import TaxonType
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import PolicyStatus, Severity, SurveyChannel, SurveyTrigger
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import UserError
 from api.graphql.surveys.types import SurveyLinks, SurveyType
 from api.usecases import reports
 from domain import sla as sla_rules
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _f(value: Any) -> float | None:
@@ -143,7 +139,7 @@ class ComplaintAnalyticsType:
 
     @strawberry.field(description="Tier at opening x category, zeros included")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def per_thousand_customers(self, info: Info[Context, None]) -> list[ComplaintRateType]:
-        rows = await reports.complaint_rates(_ctx(info).db, _ctx(info).caller, self._period)
+        rows = await reports.complaint_rates(context_of(info).db, context_of(info).caller, self._period)
         return [
             ComplaintRateType(
                 tier=r["tier"],
@@ -159,7 +155,7 @@ class ComplaintAnalyticsType:
     @strawberry.field
     async def top_root_causes(self, info: Info[Context, None]) -> list[RootCauseCountType]:
         rows = await reports.top_root_causes(
-            _ctx(info).db, _ctx(info).caller, self._period, tier=self.tier_filter, top=self.top
+            context_of(info).db, context_of(info).caller, self._period, tier=self.tier_filter, top=self.top
         )
         return [
             RootCauseCountType(
@@ -170,7 +166,7 @@ class ComplaintAnalyticsType:
 
     @strawberry.field
     async def reopen_rates(self, info: Info[Context, None]) -> list[ReopenRateType]:
-        rows = await reports.reopen_rates(_ctx(info).db, _ctx(info).caller, self._period)
+        rows = await reports.reopen_rates(context_of(info).db, context_of(info).caller, self._period)
         return [
             ReopenRateType(
                 tier=r["tier"],
@@ -231,7 +227,7 @@ class ScoreRowType:
     async def survey(self, info: Info[Context, None]) -> SurveyType | None:
         if self.survey_ref is None:
             return None
-        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        row = await context_of(info).loaders.survey.load(self.survey_ref)
         return SurveyType.from_row(row) if row else None
 
 
@@ -312,7 +308,7 @@ class ChurnSignalCountType:
 class ChurnReportType:
     @strawberry.field(description="Live customers per tier and churn level")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def levels(self, info: Info[Context, None]) -> list[ChurnLevelCountType]:
-        rows = await reports.churn_levels(_ctx(info).db, _ctx(info).caller)
+        rows = await reports.churn_levels(context_of(info).db, context_of(info).caller)
         return [
             ChurnLevelCountType(
                 tier=r["tier"], level=r["level"], customers=r["customers"], mean_score=float(r["mean_score"])
@@ -322,7 +318,7 @@ class ChurnReportType:
 
     @strawberry.field(description="How many customers each signal fires for")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
-        rows = await reports.churn_signals(_ctx(info).db, _ctx(info).caller)
+        rows = await reports.churn_signals(context_of(info).db, context_of(info).caller)
         return [ChurnSignalCountType(**r) for r in rows]
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import SurveyStatus
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import enum_value, first_of, mutate, one, query
@@ -23,10 +23,6 @@ from api.graphql.surveys.types import (
 from api.usecases import surveys as usecases
 from domain.errors import Forbidden, NotFound
 from domain.surveys import Answer
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 def _uuid(global_id: str, type_name: str, field: str) -> UUID:
@@ -79,7 +75,7 @@ def _submit_command(inp: SubmitSurveyResponseInput) -> usecases.SubmitResponse:
 class SurveyQuery:
     @strawberry.field
     async def survey(self, info: Info[Context, None], id: strawberry.ID) -> SurveyType | None:
-        return await one(id, "Survey", _ctx(info).loaders.survey.load, SurveyType.from_row)
+        return await one(id, "Survey", context_of(info).loaders.survey.load, SurveyType.from_row)
 
     @strawberry.field
     async def surveys(
@@ -93,7 +89,7 @@ class SurveyQuery:
         statuses = [s.value for s in status] if status else None
 
         async def run() -> Any:
-            db, caller = _ctx(info).db, _ctx(info).caller
+            db, caller = context_of(info).db, context_of(info).caller
             page = await usecases.survey_page(db, caller, statuses=statuses, first=n, after=after)
             return SurveyConnection.from_page(
                 page,
@@ -110,7 +106,7 @@ class SurveyQuery:
 class SurveyMutation:
     @strawberry.mutation
     async def create_survey(self, info: Info[Context, None], input: CreateSurveyInput) -> SurveyPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> SurveyPayload:
             survey_id = await usecases.create_survey(ctx.db, ctx.caller, _create_command(input))
@@ -126,7 +122,7 @@ class SurveyMutation:
     async def submit_survey_response(
         self, info: Info[Context, None], input: SubmitSurveyResponseInput
     ) -> SurveyResponsePayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> SurveyResponsePayload:
             response_id = await usecases.submit_survey_response(ctx.db, ctx.caller, _submit_command(input))

@@ -9,7 +9,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import QuestionKind, SurveyChannel, SurveyStatus, SurveyTrigger
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError, lazy
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from api.graphql.complaints.types import ComplaintType
 
 _COMPLAINTS = "api.graphql.complaints.types"
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.type(name="SurveyQuestion")
@@ -76,7 +72,9 @@ class SurveyType(Node):
 
     @strawberry.field
     async def questions(self, info: Info[Context, None]) -> list[SurveyQuestionType] | None:
-        return [SurveyQuestionType.from_row(r) for r in await _ctx(info).loaders.survey_questions.load(self.db_id)]
+        return [
+            SurveyQuestionType.from_row(r) for r in await context_of(info).loaders.survey_questions.load(self.db_id)
+        ]
 
 
 @strawberry.type(name="SurveyAnswer")
@@ -89,7 +87,7 @@ class SurveyAnswerType:
 
     @strawberry.field
     async def question(self, info: Info[Context, None]) -> SurveyQuestionType | None:
-        row = await _ctx(info).loaders.question.load(self.question_ref)
+        row = await context_of(info).loaders.question.load(self.question_ref)
         return SurveyQuestionType.from_row(row) if row else None
 
 
@@ -104,7 +102,7 @@ class SurveyLinks:
 
     @strawberry.field
     async def survey(self, info: Info[Context, None]) -> SurveyType | None:
-        row = await _ctx(info).loaders.survey.load(self.survey_ref)
+        row = await context_of(info).loaders.survey.load(self.survey_ref)
         return SurveyType.from_row(row) if row else None
 
     @strawberry.field
@@ -117,7 +115,7 @@ class SurveyLinks:
     ) -> Annotated[ComplaintType, strawberry.lazy(_COMPLAINTS)] | None:
         if self.complaint_ref is None:
             return None
-        row = await _ctx(info).loaders.complaint.load(self.complaint_ref)
+        row = await context_of(info).loaders.complaint.load(self.complaint_ref)
         return lazy(_COMPLAINTS, "ComplaintType").from_row(row) if row else None
 
 
@@ -153,7 +151,7 @@ class SurveyResponseType(Node, SurveyLinks):
                 choices=list(r["choices"]) if r["choices"] is not None else None,
                 text=r.get("text"),
             )
-            for r in await _ctx(info).loaders.answers.load(self.db_id)
+            for r in await context_of(info).loaders.answers.load(self.db_id)
         ]
 
 

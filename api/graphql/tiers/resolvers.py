@@ -23,7 +23,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.errors import coded
 from api.graphql.core.guard import EMBEDDED
 from api.graphql.core.ids import from_global_id
@@ -64,11 +64,6 @@ from domain.errors import NotFound
 from infra import tiering
 from infra.repos import tiers as tiers_repo
 
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
-
-
 # ---------------------------------------------------------------- explanation
 
 
@@ -98,7 +93,7 @@ def _explanation_loader(ctx: Context) -> DataLoader[UUID, dict[str, Any] | None]
 async def explain_customer(info: Info[Context, None], customer_id: UUID) -> TierExplanationType | None:
     """Customer.tierExplanation: the engine's own decision, in words and numbers; a metric the caller may not
     read in full appears without its value (and a sensitive one read in full is audited)."""
-    ctx = _ctx(info)
+    ctx = context_of(info)
     policy = await _active_policy(ctx)
     row = await _explanation_loader(ctx).load(customer_id)
     if policy is None or not policy.tiers or row is None:
@@ -195,7 +190,7 @@ class TierQuery:
     @strawberry.field(description="One tier policy, any status")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_policy(self, info: Info[Context, None], id: strawberry.ID) -> TierPolicyType | None:
         async def run() -> TierPolicyType:
-            row = await tiers_repo.policy(_ctx(info).db, _policy_id(id))
+            row = await tiers_repo.policy(context_of(info).db, _policy_id(id))
             if row is None:
                 raise NotFound("no such tier policy", field="id")
             return TierPolicyType.from_row(row)
@@ -209,7 +204,7 @@ class TierQuery:
     async def simulate_tier_policy(
         self, info: Info[Context, None], draft_id: strawberry.ID
     ) -> TierSimulationType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> TierSimulationType:
             done = await usecases.simulate_policy(ctx.db, ctx.caller, _policy_id(draft_id, "draftId"))
@@ -245,7 +240,7 @@ class TierQuery:
 
     @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_distribution(self, info: Info[Context, None]) -> TierDistributionType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         policy = await _active_policy(ctx)
         rows = await tiers_repo.distribution(ctx.db, ctx.scope)
         counts = {r["tier_code"]: (int(r["customers"]), float(r["revenue"])) for r in rows}
@@ -263,7 +258,7 @@ class TierQuery:
     async def tier_migrations(
         self, info: Info[Context, None], since: dt.datetime, until: dt.datetime | None = None
     ) -> TierMigrationReportType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
         end = until or dt.datetime.now(dt.UTC)
         if since.tzinfo is None or end.tzinfo is None:
             raise coded("since and until need a time zone", "BAD_USER_INPUT")
@@ -287,7 +282,10 @@ class TierQuery:
     @strawberry.field(description="Full re-tiers, newest first, with their progress")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_runs(self, info: Info[Context, None], first: int = 10) -> list[TierRunType] | None:
         async def run() -> list[TierRunType]:
-            return [TierRunType.from_row(r) for r in await usecases.runs(_ctx(info).db, _ctx(info).caller, first)]
+            return [
+                TierRunType.from_row(r)
+                for r in await usecases.runs(context_of(info).db, context_of(info).caller, first)
+            ]
 
         return await query(run)
 
@@ -336,7 +334,7 @@ class TierMutation:
     async def create_tier_policy_draft(
         self, info: Info[Context, None], input: CreateTierPolicyDraftInput
     ) -> TierPolicyPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> TierPolicyPayload:
             cmd = usecases.CreateDraft(
@@ -360,7 +358,7 @@ class TierMutation:
     async def update_tier_policy_draft(
         self, info: Info[Context, None], input: UpdateTierPolicyDraftInput
     ) -> TierPolicyPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> TierPolicyPayload:
             cmd = usecases.UpdateDraft(
@@ -381,7 +379,7 @@ class TierMutation:
     async def discard_tier_policy_draft(
         self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
     ) -> DiscardTierPolicyDraftPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> DiscardTierPolicyDraftPayload:
             await usecases.discard_draft(ctx.db, ctx.caller, _policy_id(id), expected_revision)
@@ -396,7 +394,7 @@ class TierMutation:
     async def activate_tier_policy(
         self, info: Info[Context, None], id: strawberry.ID, expected_revision: int | None = None
     ) -> ActivateTierPolicyPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> ActivateTierPolicyPayload:
             done = await usecases.activate_policy(
@@ -415,7 +413,7 @@ class TierMutation:
     async def override_customer_tier(
         self, info: Info[Context, None], input: OverrideCustomerTierInput
     ) -> CustomerTierPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> CustomerTierPayload:
             customer_id = _customer_id(input.customer_id)
@@ -431,7 +429,7 @@ class TierMutation:
     async def clear_customer_tier_override(
         self, info: Info[Context, None], input: ClearCustomerTierOverrideInput
     ) -> CustomerTierPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> CustomerTierPayload:
             customer_id = _customer_id(input.customer_id)
@@ -442,7 +440,7 @@ class TierMutation:
 
 
 async def _read_customer(info: Info[Context, None], customer_id: UUID) -> CustomerType | None:
-    forget(_ctx(info).loaders.customer, customer_id)
+    forget(context_of(info).loaders.customer, customer_id)
     return await load_customer(info, customer_id)
 
 
@@ -452,9 +450,9 @@ class TierPolicyListQuery:
 
     @strawberry.field
     async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType] | None:
-        return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(_ctx(info).db)]
+        return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(context_of(info).db)]
 
     @strawberry.field
     async def active_tier_policy(self, info: Info[Context, None]) -> TierPolicyType | None:
-        rows = await tiers_repo.policies(_ctx(info).db, ["active"])
+        rows = await tiers_repo.policies(context_of(info).db, ["active"])
         return TierPolicyType.from_row(rows[0]) if rows else None

@@ -13,17 +13,13 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.graphql.core.context import Context
+from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import ChangeType, PolicyStatus
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType
 from api.graphql.tiers.inputs import DEPRECATED_BENEFITS
 from domain import tiers as rules
-
-
-def _ctx(info: Info[Context, None]) -> Context:
-    return info.context
 
 
 @strawberry.type(name="Tier")
@@ -70,7 +66,7 @@ class TierPolicyType(Node):
 
     @strawberry.field
     async def tiers(self, info: Info[Context, None]) -> list[TierRuleType] | None:
-        rows = await _ctx(info).loaders.tier_policy_tiers.load(self.db_id)
+        rows = await context_of(info).loaders.tier_policy_tiers.load(self.db_id)
         return [
             TierRuleType(
                 code=r["code"],

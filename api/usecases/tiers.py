@@ -1,5 +1,6 @@
 """Use-cases of tiers: policy drafts (create, update, discard), activation, simulation, a customer's tier
-override, the list of full re-tier runs.
+override, the list of full re-tier runs, and the reads: the policies, the active policy, the inputs of a
+tier explanation, the tier distribution and the migration matrix (within the caller's scope).
 
 Each is ``(database, caller, command) -> result`` (the caller: api/usecases/caller.py): the resolvers of
 api/graphql/tiers/ call them, and so may the CLI, jobs and tests. They take plain values (global ids decoded
@@ -26,6 +27,7 @@ from infra import tiering
 from infra.db import RequestDb
 from infra.repos import benefits as benefits_repo
 from infra.repos import tiers as tiers_repo
+from infra.repos.base import Executor
 
 log = logging.getLogger("tierwise.tiers")
 
@@ -305,6 +307,55 @@ async def runs(db: RequestDb, caller: Caller, first: int) -> list[dict[str, Any]
     if not 1 <= first <= MAX_RUNS:
         raise ValidationFailed(f"first must be between 1 and {MAX_RUNS}", field="first")
     return await tiers_repo.runs(db, first=first)
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def policies(db: Executor, caller: Caller, statuses: list[str] | None = None) -> list[dict[str, Any]]:
+    """The tier policies (of these statuses, or all), newest version first. Shared by every partner."""
+    return await tiers_repo.policies(db, statuses)
+
+
+async def policy(db: Executor, caller: Caller, policy_id: UUID) -> dict[str, Any]:
+    """One tier policy, any status."""
+    row = await tiers_repo.policy(db, policy_id)
+    if row is None:
+        raise NotFound("no such tier policy", field="id")
+    return row
+
+
+async def active_policy(db: Executor, caller: Caller) -> rules.PolicySpec | None:
+    """The active policy with its tiers (None before the first activation)."""
+    return await tiering.load_policy(db)
+
+
+async def explanation_inputs(db: Executor, caller: Caller, customer_ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Per customer: its tier state and metrics as the engine computes them, for ``rules.explain``. The ids
+    come from customers the caller read already (the resolvers' loaders): nothing is scoped again here."""
+    return await tiers_repo.explanation_inputs(db, customer_ids)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Live customers and their revenue per current tier (``tier_code`` None: not tiered), and the active
+    policy they are counted under."""
+
+    policy: rules.PolicySpec | None
+    rows: list[dict[str, Any]]
+
+
+async def distribution(db: Executor, caller: Caller) -> Distribution:
+    """The tier distribution of the customers the caller's scope reaches."""
+    return Distribution(await active_policy(db, caller), await tiers_repo.distribution(db, caller.scope))
+
+
+async def migrations(
+    db: Executor, caller: Caller, since: dt.datetime, until: dt.datetime
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The migration matrix of the caller's customers between ``since`` and ``until`` (checked by the
+    caller: both with a time zone, ``until`` after ``since``), and the history rows of the period per kind."""
+    return await tiers_repo.migrations(db, since, until, caller.scope)
 
 
 # ---------------------------------------------------------------- overrides

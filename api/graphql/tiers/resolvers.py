@@ -60,9 +60,7 @@ from api.usecases import tiers as usecases
 from authz.catalogue import CATALOGUE, Sensitivity
 from authz.policy import Level
 from domain import tiers as rules
-from domain.errors import NotFound
 from infra import tiering
-from infra.repos import tiers as tiers_repo
 
 # ---------------------------------------------------------------- explanation
 
@@ -74,7 +72,7 @@ async def _active_policy(ctx: Context) -> rules.PolicySpec | None:
     cached = ctx.active_policy
     async with cached.lock:
         if not cached.loaded:
-            cached.spec, cached.loaded = await tiering.load_policy(ctx.db), True
+            cached.spec, cached.loaded = await usecases.active_policy(ctx.db, ctx.caller), True
     return cached.spec
 
 
@@ -83,7 +81,7 @@ def _explanation_loader(ctx: Context) -> DataLoader[UUID, dict[str, Any] | None]
     if loader is None:
 
         async def load(ids: Sequence[UUID]) -> list[dict[str, Any] | None]:
-            rows = await tiers_repo.explanation_inputs(ctx.db, ids)
+            rows = await usecases.explanation_inputs(ctx.db, ctx.caller, list(ids))
             return [rows.get(i) for i in ids]
 
         loader = ctx.explanation_loader = DataLoader[UUID, dict[str, Any] | None](load)
@@ -190,10 +188,8 @@ class TierQuery:
     @strawberry.field(description="One tier policy, any status")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_policy(self, info: Info[Context, None], id: strawberry.ID) -> TierPolicyType | None:
         async def run() -> TierPolicyType:
-            row = await tiers_repo.policy(context_of(info).db, _policy_id(id))
-            if row is None:
-                raise NotFound("no such tier policy", field="id")
-            return TierPolicyType.from_row(row)
+            ctx = context_of(info)
+            return TierPolicyType.from_row(await usecases.policy(ctx.db, ctx.caller, _policy_id(id)))
 
         return await query(run)
 
@@ -241,8 +237,8 @@ class TierQuery:
     @strawberry.field(description="Live customers per current tier: count, share of customers, share of revenue")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def tier_distribution(self, info: Info[Context, None]) -> TierDistributionType | None:
         ctx = context_of(info)
-        policy = await _active_policy(ctx)
-        rows = await tiers_repo.distribution(ctx.db, ctx.scope)
+        found = await usecases.distribution(ctx.db, ctx.caller)
+        policy, rows = found.policy, found.rows
         counts = {r["tier_code"]: (int(r["customers"]), float(r["revenue"])) for r in rows}
         return TierDistributionType(
             policy_version=policy.version if policy else None,
@@ -264,7 +260,7 @@ class TierQuery:
             raise coded("since and until need a time zone", "BAD_USER_INPUT")
         if end <= since:
             raise coded("until must be after since", "BAD_USER_INPUT")
-        cells, kinds = await tiers_repo.migrations(ctx.db, since, end, ctx.scope)
+        cells, kinds = await usecases.migrations(ctx.db, ctx.caller, since, end)
         return TierMigrationReportType(
             since=since,
             until=end,
@@ -450,9 +446,11 @@ class TierPolicyListQuery:
 
     @strawberry.field
     async def tier_policies(self, info: Info[Context, None]) -> list[TierPolicyType] | None:
-        return [TierPolicyType.from_row(r) for r in await tiers_repo.policies(context_of(info).db)]
+        ctx = context_of(info)
+        return [TierPolicyType.from_row(r) for r in await usecases.policies(ctx.db, ctx.caller)]
 
     @strawberry.field
     async def active_tier_policy(self, info: Info[Context, None]) -> TierPolicyType | None:
-        rows = await tiers_repo.policies(context_of(info).db, ["active"])
+        ctx = context_of(info)
+        rows = await usecases.policies(ctx.db, ctx.caller, ["active"])
         return TierPolicyType.from_row(rows[0]) if rows else None

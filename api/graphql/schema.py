@@ -13,7 +13,13 @@ from strawberry.types import Info
 
 from api.graphql.access.resolvers import AdminMutation, AdminQuery
 from api.graphql.benefits.resolvers import BenefitCatalogueMutation, BenefitMutation, BenefitQuery
-from api.graphql.complaints.resolvers import ComplaintMutation, ComplaintQuery, TaxonomyQuery
+from api.graphql.complaints.resolvers import (
+    ComplaintMutation,
+    ComplaintQuery,
+    SlaQuery,
+    SlaTaxonomyMutation,
+    TaxonomyQuery,
+)
 from api.graphql.complaints.types import ComplaintType
 from api.graphql.core.context import Context, context_of
 from api.graphql.core.guard import install_guards
@@ -28,15 +34,15 @@ from api.graphql.identity.resolvers import IdentityMutation
 from api.graphql.imports.resolvers import ImportMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
 from api.graphql.queues.resolvers import QueueMutation, QueueQuery
-from api.graphql.reports.resolvers import ReportMutation, ReportQuery
-from api.graphql.surveys.resolvers import SurveyMutation, SurveyQuery
+from api.graphql.reports.resolvers import ReportQuery
+from api.graphql.surveys.resolvers import InvitationMutation, SurveyMutation, SurveyQuery
 from api.graphql.surveys.types import SurveyResponseType, SurveyType
 from api.graphql.tiers.resolvers import TierMutation, TierPolicyListQuery, TierQuery
 from api.graphql.tiers.types import TierPolicyType
+from api.usecases import tiers as tier_usecases
 from authz.catalogue import GUARDED
 from authz.policy import Level
 from domain.errors import NotFound, ValidationFailed
-from infra.repos import tiers as tiers_repo
 
 # ---------------------------------------------------------------- viewer
 
@@ -117,6 +123,7 @@ class Query(
     AdminQuery,
     TierQuery,
     ReportQuery,
+    SlaQuery,
     PrivacyQuery,
     ViewerQuery,
     CustomerQuery,
@@ -135,7 +142,8 @@ class Query(
 class Mutation(
     AdminMutation,
     TierMutation,
-    ReportMutation,
+    SlaTaxonomyMutation,
+    InvitationMutation,
     PrivacyMutation,
     CustomerMutation,
     ComplaintMutation,
@@ -202,7 +210,7 @@ async def load_node(info: Info[Context, None], global_id: str) -> Node | None:
         row = await ctx.loaders.response.load(raw)
         node = SurveyResponseType.from_row(row) if row else None
     elif type_name == "TierPolicy":
-        rows = [r for r in await tiers_repo.policies(ctx.db) if r["id"] == raw]
+        rows = [r for r in await tier_usecases.policies(ctx.db, ctx.caller) if r["id"] == raw]
         node = TierPolicyType.from_row(rows[0]) if rows else None
     if node is None:
         raise NotFound("no such object", field="id")

@@ -53,3 +53,17 @@ class TransitionComplaintInput:
     resolution_code: str | None = None
     root_cause_code: str | None = None
     note: str | None = None
+
+
+@strawberry.input
+class SlaTargetInput:
+    tier: str
+    severity: Severity
+    first_response_minutes: int
+    resolution_minutes: int
+
+
+@strawberry.input
+class CreateSlaPolicyInput:
+    name: str
+    targets: list[SlaTargetInput]

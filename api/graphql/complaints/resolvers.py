@@ -1,4 +1,5 @@
-"""Thin resolvers of complaints: read the arguments, call one use-case (api/usecases/complaints.py), map the result."""
+"""Thin resolvers of complaints, their SLA policies and taxonomy: read the arguments, call one use-case
+(api/usecases/complaints.py), map the result."""
 
 from __future__ import annotations
 
@@ -10,14 +11,24 @@ from strawberry.types import Info
 from api.graphql.complaints.inputs import (
     ComplaintFilter,
     ComplaintOrder,
+    CreateSlaPolicyInput,
     OpenComplaintInput,
     TransitionComplaintInput,
 )
-from api.graphql.complaints.types import ComplaintConnection, ComplaintPayload, ComplaintType, TaxonType
+from api.graphql.complaints.types import (
+    ComplaintConnection,
+    ComplaintPayload,
+    ComplaintType,
+    SlaPolicyPayload,
+    SlaPolicyType,
+    TaxonPayload,
+    TaxonType,
+)
 from api.graphql.core.context import Context, context_of
-from api.graphql.core.ids import from_global_id
+from api.graphql.core.ids import from_global_id, to_global_id
 from api.graphql.core.resolving import enum_value, first_of, forget, mutate, one, query
 from api.usecases import complaints as usecases
+from domain import sla as sla_rules
 from domain.complaints import Transition
 
 
@@ -151,3 +162,94 @@ class ComplaintMutation:
             return await _read_back(info, complaint_id)
 
         return await mutate(ComplaintPayload, run)
+
+
+# ---------------------------------------------------------------- SLA policies
+
+
+async def _policies(info: Info[Context, None], statuses: list[str] | None = None) -> list[SlaPolicyType]:
+    found = await usecases.sla_policies(context_of(info).db, context_of(info).caller, statuses)
+    return [SlaPolicyType.from_row(p.row, p.targets) for p in found]
+
+
+async def _policy_by_id(info: Info[Context, None], policy_id: UUID) -> SlaPolicyType | None:
+    found = [p for p in await _policies(info) if p.id == to_global_id("SlaPolicy", policy_id)]
+    return found[0] if found else None
+
+
+async def create_sla_policy(info: Info[Context, None], inp: CreateSlaPolicyInput) -> SlaPolicyPayload:
+    ctx = context_of(info)
+    targets = [
+        sla_rules.SlaTarget(t.tier, enum_value(t.severity), t.first_response_minutes, t.resolution_minutes)
+        for t in inp.targets
+    ]
+    cmd = usecases.CreateSlaPolicy(inp.name, targets)
+    policy_id = await usecases.create_sla_policy(ctx.db, ctx.caller, cmd)
+    return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
+
+
+async def activate_sla_policy(info: Info[Context, None], global_id: str) -> SlaPolicyPayload:
+    ctx = context_of(info)
+    _, policy_id = from_global_id(global_id, "SlaPolicy", field="id")
+    await usecases.activate_sla_policy(ctx.db, ctx.caller, policy_id)
+    return SlaPolicyPayload(sla_policy=await _policy_by_id(info, policy_id))
+
+
+# ---------------------------------------------------------------- taxonomy
+
+
+async def _add_taxon(info: Info[Context, None], taxonomy: str, code: str, label: str) -> TaxonPayload:
+    cmd = usecases.AddTaxon(taxonomy, code, label)
+    return TaxonPayload(taxon=TaxonType(**await usecases.add_taxon(context_of(info).db, context_of(info).caller, cmd)))
+
+
+async def _deactivate_taxon(info: Info[Context, None], taxonomy: str, code: str) -> TaxonPayload:
+    taxon = await usecases.deactivate_taxon(context_of(info).db, context_of(info).caller, taxonomy, code)
+    return TaxonPayload(taxon=TaxonType(**taxon))
+
+
+@strawberry.type
+class SlaQuery:
+    """The SLA policies (listed in Query after the reports, as before)."""
+
+    @strawberry.field(description="Every SLA policy, newest version first")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def sla_policies(self, info: Info[Context, None]) -> list[SlaPolicyType] | None:
+        return await _policies(info)
+
+    @strawberry.field
+    async def active_sla_policy(self, info: Info[Context, None]) -> SlaPolicyType | None:
+        found = await _policies(info, ["active"])
+        return found[0] if found else None
+
+
+@strawberry.type
+class SlaTaxonomyMutation:
+    """SLA policies and the complaint taxonomy (listed in Mutation after the tier policies, as before)."""
+
+    @strawberry.mutation(description="A draft SLA policy: targets by tier (or '*') and severity, validated")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def create_sla_policy(
+        self, info: Info[Context, None], input: CreateSlaPolicyInput
+    ) -> SlaPolicyPayload | None:
+        return await mutate(SlaPolicyPayload, lambda: create_sla_policy(info, input))
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+        description="Activate a draft SLA policy (the active one retires); open complaints keep their deadlines"
+    )
+    async def activate_sla_policy(self, info: Info[Context, None], id: strawberry.ID) -> SlaPolicyPayload | None:
+        return await mutate(SlaPolicyPayload, lambda: activate_sla_policy(info, id))
+
+    @strawberry.mutation(description="Add a complaint category (or bring back a deactivated one)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def add_complaint_category(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, usecases.CATEGORIES, code, label))
+
+    @strawberry.mutation(description="No new complaint can use it; complaints that do keep it")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def deactivate_complaint_category(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, usecases.CATEGORIES, code))
+
+    @strawberry.mutation(description="Add a root cause (or bring back a deactivated one)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def add_root_cause(self, info: Info[Context, None], code: str, label: str) -> TaxonPayload | None:
+        return await mutate(TaxonPayload, lambda: _add_taxon(info, usecases.ROOT_CAUSES, code, label))
+
+    @strawberry.mutation(description="No new resolution can use it; complaints that do keep it")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def deactivate_root_cause(self, info: Info[Context, None], code: str) -> TaxonPayload | None:
+        return await mutate(TaxonPayload, lambda: _deactivate_taxon(info, usecases.ROOT_CAUSES, code))

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.core.context import Context, context_of
-from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, Severity
+from api.graphql.core.enums import ComplaintEventKind, ComplaintStatus, ContactChannel, PolicyStatus, Severity
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError
 from api.graphql.customers.types import CustomerType, load_customer
@@ -161,4 +161,65 @@ class ComplaintConnection(ConnectionBase):
 @strawberry.type
 class ComplaintPayload:
     complaint: ComplaintType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+# ---------------------------------------------------------------- SLA policies and the taxonomy
+
+
+@strawberry.type(name="SlaTarget")
+class SlaTargetType:
+    tier: str = strawberry.field(description="A tier code, or '*' for tiers without their own target")
+    severity: Severity
+    first_response_minutes: int
+    resolution_minutes: int
+
+    @classmethod
+    def from_target(cls, t: sla_rules.SlaTarget) -> SlaTargetType:
+        return cls(
+            tier=t.tier,
+            severity=Severity(t.severity),
+            first_response_minutes=t.first_response_minutes,
+            resolution_minutes=t.resolution_minutes,
+        )
+
+
+@strawberry.type(name="SlaPolicy", description="Versioned SLA targets by tier and severity (draft, active, retired)")
+class SlaPolicyType:
+    id: strawberry.ID
+    version: int
+    name: str
+    status: PolicyStatus
+    created_at: dt.datetime
+    created_by: str | None
+    activated_at: dt.datetime | None
+    activated_by: str | None
+    retired_at: dt.datetime | None
+    targets: list[SlaTargetType]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], targets: list[sla_rules.SlaTarget]) -> SlaPolicyType:
+        return cls(
+            id=strawberry.ID(to_global_id("SlaPolicy", row["id"])),
+            version=row["version"],
+            name=row["name"],
+            status=PolicyStatus(row["status"]),
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+            activated_at=row["activated_at"],
+            activated_by=row["activated_by"],
+            retired_at=row["retired_at"],
+            targets=[SlaTargetType.from_target(t) for t in targets],
+        )
+
+
+@strawberry.type
+class SlaPolicyPayload:
+    sla_policy: SlaPolicyType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TaxonPayload:
+    taxon: TaxonType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)

@@ -1,101 +1,30 @@
-"""GraphQL types of reports: SLA policies, survey invitations, complaint analytics, scores, fairness, churn."""
+"""GraphQL types of reports: complaint analytics, scores, fairness, churn. A score row links to its survey by
+name (the surveys slice's type, imported when first resolved), so the reports slice imports no other."""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.complaints.types import TaxonType
 from api.graphql.core.context import Context, context_of
-from api.graphql.core.enums import PolicyStatus, Severity, SurveyChannel, SurveyTrigger
+from api.graphql.core.enums import SurveyChannel
 from api.graphql.core.ids import to_global_id
-from api.graphql.core.relay import UserError
-from api.graphql.surveys.types import SurveyLinks, SurveyType
+from api.graphql.core.relay import lazy
 from api.usecases import reports
-from domain import sla as sla_rules
+
+if TYPE_CHECKING:
+    from api.graphql.surveys.types import SurveyType
+
+_SURVEYS = "api.graphql.surveys.types"
 
 
 def _f(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-@strawberry.type(name="SlaTarget")
-class SlaTargetType:
-    tier: str = strawberry.field(description="A tier code, or '*' for tiers without their own target")
-    severity: Severity
-    first_response_minutes: int
-    resolution_minutes: int
-
-    @classmethod
-    def from_target(cls, t: sla_rules.SlaTarget) -> SlaTargetType:
-        return cls(
-            tier=t.tier,
-            severity=Severity(t.severity),
-            first_response_minutes=t.first_response_minutes,
-            resolution_minutes=t.resolution_minutes,
-        )
-
-
-@strawberry.type(name="SlaPolicy", description="Versioned SLA targets by tier and severity (draft, active, retired)")
-class SlaPolicyType:
-    id: strawberry.ID
-    version: int
-    name: str
-    status: PolicyStatus
-    created_at: dt.datetime
-    created_by: str | None
-    activated_at: dt.datetime | None
-    activated_by: str | None
-    retired_at: dt.datetime | None
-    targets: list[SlaTargetType]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any], targets: list[sla_rules.SlaTarget]) -> SlaPolicyType:
-        return cls(
-            id=strawberry.ID(to_global_id("SlaPolicy", row["id"])),
-            version=row["version"],
-            name=row["name"],
-            status=PolicyStatus(row["status"]),
-            created_at=row["created_at"],
-            created_by=row["created_by"],
-            activated_at=row["activated_at"],
-            activated_by=row["activated_by"],
-            retired_at=row["retired_at"],
-            targets=[SlaTargetType.from_target(t) for t in targets],
-        )
-
-
-@strawberry.type
-class SlaPolicyPayload:
-    sla_policy: SlaPolicyType | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class TaxonPayload:
-    taxon: TaxonType | None = None
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type(name="InvitationSkip", description="A customer not invited, and why")
-class InvitationSkipType:
-    customer_id: strawberry.ID
-    reason: str = strawberry.field(
-        description="not_found, survey_inactive, answered, already_invited, throttled (invited lately, on any "
-        "channel) or no_channel (none of the survey's channels reaches the customer with consent)"
-    )
-
-
-@strawberry.type
-class InviteToSurveyPayload:
-    invitations: list[SurveyInvitationType] = strawberry.field(default_factory=list)
-    skipped: list[InvitationSkipType] = strawberry.field(default_factory=list)
-    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(name="ComplaintRate")
@@ -224,11 +153,11 @@ class ScoreRowType:
         return strawberry.ID(to_global_id("Survey", self.survey_ref)) if self.survey_ref else None
 
     @strawberry.field
-    async def survey(self, info: Info[Context, None]) -> SurveyType | None:
+    async def survey(self, info: Info[Context, None]) -> Annotated[SurveyType, strawberry.lazy(_SURVEYS)] | None:
         if self.survey_ref is None:
             return None
         row = await context_of(info).loaders.survey.load(self.survey_ref)
-        return SurveyType.from_row(row) if row else None
+        return lazy(_SURVEYS, "SurveyType").from_row(row) if row else None
 
 
 @strawberry.type(name="FairnessTier")
@@ -320,38 +249,3 @@ class ChurnReportType:
     async def signals(self, info: Info[Context, None]) -> list[ChurnSignalCountType]:
         rows = await reports.churn_signals(context_of(info).db, context_of(info).caller)
         return [ChurnSignalCountType(**r) for r in rows]
-
-
-@strawberry.type(name="SurveyInvitation")
-class SurveyInvitationType(SurveyLinks):
-    id: strawberry.ID
-    channel: SurveyChannel
-    trigger: SurveyTrigger
-    tier_at_invitation: str | None
-    sent_at: dt.datetime
-    requested_channel: SurveyChannel | None = strawberry.field(
-        default=None, description="The channel asked for, if any; `channel` is the one used"
-    )
-    channel_reason: str | None = strawberry.field(
-        default=None,
-        description="Why the invitation went out on another channel than the one asked for (null when it "
-        "did not): channel_not_offered, no_email_address, no_email_consent, no_phone_number, "
-        "no_sms_consent or no_phone_consent",
-    )
-
-    @classmethod
-    def from_json(
-        cls, row: dict[str, Any], requested: str | None = None, reason: str | None = None
-    ) -> SurveyInvitationType:
-        return cls(
-            requested_channel=SurveyChannel(requested) if requested else None,
-            channel_reason=reason,
-            id=strawberry.ID(str(row["id"])),
-            survey_ref=UUID(row["survey_id"]),
-            customer_ref=UUID(row["customer_id"]),
-            complaint_ref=UUID(row["complaint_id"]) if row.get("complaint_id") else None,
-            channel=SurveyChannel(row["channel"]),
-            trigger=SurveyTrigger(row["trigger"]),
-            tier_at_invitation=row.get("tier_at_invitation"),
-            sent_at=dt.datetime.fromisoformat(row["sent_at"]),
-        )

@@ -48,3 +48,10 @@ class SubmitSurveyResponseInput:
     answers: list[AnswerInput]
     complaint_id: strawberry.ID | None = None
     external_id: str | None = None
+
+
+@strawberry.input
+class InviteToSurveyInput:
+    survey_id: strawberry.ID
+    customer_ids: list[strawberry.ID]
+    channel: SurveyChannel | None = None

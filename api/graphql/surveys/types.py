@@ -175,3 +175,57 @@ class SurveyPayload:
 class SurveyResponsePayload:
     response: SurveyResponseType | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+# ---------------------------------------------------------------- invitations
+
+
+@strawberry.type(name="SurveyInvitation")
+class SurveyInvitationType(SurveyLinks):
+    id: strawberry.ID
+    channel: SurveyChannel
+    trigger: SurveyTrigger
+    tier_at_invitation: str | None
+    sent_at: dt.datetime
+    requested_channel: SurveyChannel | None = strawberry.field(
+        default=None, description="The channel asked for, if any; `channel` is the one used"
+    )
+    channel_reason: str | None = strawberry.field(
+        default=None,
+        description="Why the invitation went out on another channel than the one asked for (null when it "
+        "did not): channel_not_offered, no_email_address, no_email_consent, no_phone_number, "
+        "no_sms_consent or no_phone_consent",
+    )
+
+    @classmethod
+    def from_json(
+        cls, row: dict[str, Any], requested: str | None = None, reason: str | None = None
+    ) -> SurveyInvitationType:
+        return cls(
+            requested_channel=SurveyChannel(requested) if requested else None,
+            channel_reason=reason,
+            id=strawberry.ID(str(row["id"])),
+            survey_ref=UUID(row["survey_id"]),
+            customer_ref=UUID(row["customer_id"]),
+            complaint_ref=UUID(row["complaint_id"]) if row.get("complaint_id") else None,
+            channel=SurveyChannel(row["channel"]),
+            trigger=SurveyTrigger(row["trigger"]),
+            tier_at_invitation=row.get("tier_at_invitation"),
+            sent_at=dt.datetime.fromisoformat(row["sent_at"]),
+        )
+
+
+@strawberry.type(name="InvitationSkip", description="A customer not invited, and why")
+class InvitationSkipType:
+    customer_id: strawberry.ID
+    reason: str = strawberry.field(
+        description="not_found, survey_inactive, answered, already_invited, throttled (invited lately, on any "
+        "channel) or no_channel (none of the survey's channels reaches the customer with consent)"
+    )
+
+
+@strawberry.type
+class InviteToSurveyPayload:
+    invitations: list[SurveyInvitationType] = strawberry.field(default_factory=list)
+    skipped: list[InvitationSkipType] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

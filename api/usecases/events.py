@@ -129,8 +129,8 @@ async def register_endpoint(
     types = rules.event_types(cmd.event_types)
     _readable_types(types, decisions)
     partner_id = cmd.partner_id
-    if caller.scope.partner_id is not None:
-        if partner_id is not None and partner_id != caller.scope.partner_id:
+    if caller.scope.partner_id is not None:  # a partner's endpoint is its own partner's
+        if partner_id is not None and not readable.reaches(caller.scope, partner_id):
             raise NotFound("no such partner", field="partnerId")
         partner_id = caller.scope.partner_id
     elif partner_id is not None and not await repo.partner_exists(db, partner_id):

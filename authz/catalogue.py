@@ -622,6 +622,22 @@ EVENT_REVEALS: dict[str, tuple[str, ...]] = {
 }
 
 _HISTORY = "Customer.tierHistory"
+
+# What each churn signal (domain/churn.py) says of a customer beyond its churn risk: a caller whose decisions
+# deny one of these fields gets ``ChurnRisk.signals`` without that signal, and may not filter the churn queue
+# by it (api/usecases/queues.py). A code not listed is never shown. The money of a signal is the other rule:
+# shown only with FULL read of ``CustomerMetrics.spend12m`` (domain/churn.py ``MONETARY_VALUES``).
+CHURN_SIGNALS: dict[str, tuple[str, ...]] = {
+    "silence": ("CustomerMetrics.lastPurchaseAt",),
+    "strong_silence": ("CustomerMetrics.lastPurchaseAt",),
+    "spend_drop": (),  # the share only, unless the money rule lets the amounts through
+    "repeated_complaints": ("Customer.complaints", "Complaint.openedAt"),
+    "breached_complaints": ("Customer.complaints", "Complaint.breached"),
+    "reopened_complaints": ("Customer.complaints", "Complaint.events"),
+    "detractor": ("CustomerMetrics.latestNps", "CustomerMetrics.latestCsat"),
+    "falling_score": ("Customer.surveyResponses", "SurveyAnswer.score"),
+    "tier_downgrade": (_HISTORY, "TierChange.fromTier", "TierChange.toTier", "TierChange.changedAt"),
+}
 _CLOCKS = ("Complaint.firstResponseBreached", "Complaint.resolutionBreached")
 # What each key of an event's payload reveals. A receiver whose decisions deny one of these fields gets the
 # payload without that key: a subscription under the subscriber's decisions at each event, a webhook under

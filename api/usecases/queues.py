@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from api.usecases.caller import Caller
+from authz.catalogue import CHURN_SIGNALS
+from authz.policy import Decisions, Level
 from domain import queues as rules
+from domain.errors import Forbidden
 from infra.db import RequestDb
 from infra.repos import complaint_work
 from infra.repos import queues as queues_repo
@@ -46,8 +49,19 @@ class ChurnQueueQuery:
     after: str | None = None
 
 
-def churn_filter(q: ChurnQueueQuery) -> ChurnQueueFilter:
+def may_see_signal(decisions: Decisions, code: str) -> bool:
+    """Whether these decisions read every fact a churn signal says (authz/catalogue.py ``CHURN_SIGNALS``):
+    a signal made of complaints or of the tier history is not shown to, nor filtered by, a caller who may
+    not read those."""
+    fields = CHURN_SIGNALS.get(code)
+    return fields is not None and all(decisions.read(f) is not Level.DENIED for f in fields)
+
+
+def churn_filter(q: ChurnQueueQuery, decisions: Decisions | None = None) -> ChurnQueueFilter:
     rules.check_churn_filter(q.levels, q.min_score, q.max_score, q.signals)
+    hidden = sorted(c for c in q.signals or () if decisions is not None and not may_see_signal(decisions, c))
+    if hidden:
+        raise Forbidden(f"not allowed to read what these signals say: {', '.join(hidden)}", field="filter.signals")
     return ChurnQueueFilter(
         levels=list(q.levels) if q.levels is not None else list(rules.AT_RISK),
         min_score=q.min_score,
@@ -60,14 +74,14 @@ def churn_filter(q: ChurnQueueQuery) -> ChurnQueueFilter:
 async def churn_queue(db: RequestDb, caller: Caller, q: ChurnQueueQuery, *, columns: Sequence[str]) -> Page:
     """A page of the customers at churn risk the caller's scope reaches, with ``columns`` of each customer
     (those the caller may read), its churn score (``churn_*``) and its last contact (``last_contact_at``)."""
-    f = churn_filter(q)
+    f = churn_filter(q, caller.decisions)
     return await queues_repo.churn_page(
         db, columns=columns, scope=caller.scope, f=f, sort=q.sort, first=q.first, after=q.after
     )
 
 
 async def count_churn_queue(db: RequestDb, caller: Caller, q: ChurnQueueQuery) -> int:
-    return await queues_repo.churn_count(db, scope=caller.scope, f=churn_filter(q))
+    return await queues_repo.churn_count(db, scope=caller.scope, f=churn_filter(q, caller.decisions))
 
 
 # ---------------------------------------------------------------- complaint queue

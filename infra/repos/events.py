@@ -123,8 +123,8 @@ async def create_endpoint(
     secret: str,
     partner_id: UUID | None,
     description: str | None,
-    withheld: list[str],
     actor: str,
+    withheld: Sequence[str] = (),  # payload keys its receiver may not read (api/usecases/events.py)
 ) -> dict[str, Any]:
     endpoint_id = (await db.execute(select(func.gen_random_uuid()))).scalar_one()
     sealed = crypto.current().encrypt(secret, SECRET_COLUMN, endpoint_id)
@@ -138,7 +138,7 @@ async def create_endpoint(
                 secret=sealed,
                 partner_id=partner_id,
                 description=description,
-                withheld=withheld,
+                withheld=list(withheld),
                 created_by=actor,
             )
             .returning(*_ENDPOINT_COLUMNS)

@@ -778,7 +778,7 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text, nullable=True),
     Column("disabled_at", TS, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
-    # payload keys (``<event type>:<key>``) its receiver may not read (migration 0020; api/usecases/events.py)
+    # payload keys (``<event type>:<key>``) its receiver may not read (migration 0021; api/usecases/events.py)
     Column("withheld", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("created_by", Text, nullable=False),
     _created(),

@@ -60,7 +60,7 @@ class Attempt:
 
 def payload(event_type: str, occurred_at: dt.datetime, data: dict[str, Any], withheld: Sequence[str] = ()) -> bytes:
     """The body of a delivery: the event's type, when it happened and its data (ids and facts only), less
-    the keys the endpoint's receiver may not read (``withheld``: ``<event type>:<key>``, migration 0020)."""
+    the keys the endpoint's receiver may not read (``withheld``: ``<event type>:<key>``, migration 0021)."""
     kept = {k: v for k, v in data.items() if f"{event_type}:{k}" not in withheld}
     body = {"type": event_type, "timestamp": occurred_at.astimezone(dt.UTC).isoformat(), "data": kept}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -284,8 +284,8 @@ class TierwiseGraphQL(GraphQL[Context, None]):
             return None
         operation = ready.operation
         name = data.operation_name or (operation.name.value if operation.name else None)
-        context.extra.update(operation_name=name, operation_type="query", cost=cost)
-        request.state.graphql = context.extra  # for the access log, metrics and the trace span
+        context.operation.name, context.operation.type, context.operation.cost = name, "query", cost
+        request.state.graphql = context.operation  # for the access log, metrics and the trace span
         request.state.sub_response = sub_response
         try:
             # what strawberry's path does, hook by hook: the charge (OperationLimits), the statements

@@ -212,7 +212,7 @@ class BenefitQuery:
             dt.datetime | None, strawberry.argument(name="to", description="exclusive (default: now)")
         ] = None,
     ) -> BenefitHoldoutReportType | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> BenefitHoldoutReportType:
             q = economics_usecases.BenefitHoldoutQuery(tier=tier, since=since, until=until)
@@ -251,7 +251,7 @@ class BenefitCatalogueMutation:
     async def set_tier_policy_holdout(
         self, info: Info[Context, None], input: SetTierPolicyHoldoutInput
     ) -> SetTierPolicyHoldoutPayload | None:
-        ctx = _ctx(info)
+        ctx = context_of(info)
 
         async def run() -> SetTierPolicyHoldoutPayload:
             cmd = benefit_usecases.SetPolicyHoldout(

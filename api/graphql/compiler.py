@@ -71,10 +71,10 @@ from api.graphql.core.guard import EMBEDDED, argument_check, read_check
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.relay import _nested_first
 from api.graphql.core.resolving import page_size
+from api.usecases.queues import visible_signals
 from authz.catalogue import CATALOGUE, STORAGE, Sensitivity, classification
 from authz.masking import masked
 from authz.policy import Level
-from domain import churn as churn_rules
 from domain import customers as customer_rules
 from domain import sla as sla_rules
 from domain.errors import DomainError, NotFound, ValidationFailed
@@ -238,10 +238,6 @@ def _leaf(leaf: Leaf, packed: list[Any], path: list[Any], context: Any, errors: 
     except Exception as raw_error:
         errors.append(located_error(raw_error, list(leaf.nodes), path))
         return None
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _embedded(kept: dict[str, str], packed: list[Any], context: Any) -> Any:
@@ -424,13 +420,11 @@ class _Planner:
 
     def json_filter(self, full: str) -> Any:
         """What a JSON field's value goes through for this caller, as its resolver does: a churn risk's
-        signals lose their monetary values for a caller who may not read spend in full
-        (api/graphql/customers/types.ChurnRiskType)."""
+        signals as the caller's decisions may read them (api/usecases/queues.visible_signals)."""
         if full != "ChurnRisk.signals":
             raise Unsupported(f"JSON field {full}")
-        if self.decisions.read("CustomerMetrics.spend12m") is not Level.FULL:
-            return churn_rules.without_money
-        return _same
+        decisions = self.decisions
+        return lambda signals: visible_signals(decisions, signals)
 
     def value(self, stored: Any, named: Any) -> Value:
         if isinstance(named, GraphQLEnumType):

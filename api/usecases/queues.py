@@ -18,6 +18,7 @@ from uuid import UUID
 from api.usecases.caller import Caller
 from authz.catalogue import CHURN_SIGNALS
 from authz.policy import Decisions, Level
+from domain import churn as churn_rules
 from domain import queues as rules
 from domain.errors import Forbidden
 from infra.db import RequestDb
@@ -55,6 +56,16 @@ def may_see_signal(decisions: Decisions, code: str) -> bool:
     not read those."""
     fields = CHURN_SIGNALS.get(code)
     return fields is not None and all(decisions.read(f) is not Level.DENIED for f in fields)
+
+
+def visible_signals(decisions: Decisions, signals: list[dict[str, object]]) -> list[dict[str, object]]:
+    """A churn risk's signals as these decisions may read them: only the signals whose facts they read
+    (``may_see_signal``), without monetary values unless they read spend in full. The one rule for every
+    read path (api/graphql/customers/types.ChurnRiskType, api/graphql/compiler.py)."""
+    kept = [s for s in signals if may_see_signal(decisions, str(s.get("code")))]
+    if decisions.read("CustomerMetrics.spend12m") is not Level.FULL:
+        return churn_rules.without_money(kept)
+    return kept
 
 
 def churn_filter(q: ChurnQueueQuery, decisions: Decisions | None = None) -> ChurnQueueFilter:

@@ -21,9 +21,8 @@ from api.graphql.core.context import Context, context_of
 from api.graphql.core.enums import LifecycleStage
 from api.graphql.core.ids import to_global_id
 from api.graphql.core.relay import ConnectionBase, Edge, Node, UserError, _nested_first, lazy
-from api.usecases.queues import may_see_signal
-from authz.policy import Decisions, Level
-from domain import churn as churn_rules
+from api.usecases.queues import visible_signals
+from authz.policy import Decisions
 
 if TYPE_CHECKING:
     from api.graphql.complaints.types import ComplaintConnection
@@ -106,9 +105,7 @@ class ChurnRiskType:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], d: Decisions) -> ChurnRiskType:
-        signals = [s for s in row["signals"] or [] if may_see_signal(d, str(s.get("code")))]
-        if d.read("CustomerMetrics.spend12m") is not Level.FULL:
-            signals = churn_rules.without_money(signals)
+        signals = visible_signals(d, list(row["signals"] or []))
         return cls(
             level=row["level"],
             score=row["score"],

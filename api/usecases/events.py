@@ -9,7 +9,8 @@ a partner. An event type may be subscribed only by a caller who may read what it
 (authz/catalogue.py ``EVENT_REVEALS``): a partner role that can't read churn risk can't hear of it
 either. A payload shows only the keys whose facts the receiver may read (``EVENT_DATA``): a subscriber's
 decisions at each event; for a webhook, those of the caller who registered or last changed the endpoint,
-kept with it as ``withheld``. Every change is audited; the secret is shown once, at registration or
+kept with it as ``withheld`` (a staff member's change of a partner's endpoint keeps what it withheld and
+can't change its event types: an admin's decisions never widen what a partner hears). Every change is audited; the secret is shown once, at registration or
 rotation.
 """
 
@@ -184,6 +185,15 @@ async def update_endpoint(
         values["secret"] = secret
     if values:  # what its receiver may read: as the caller who changes it may (module doc)
         kept = withheld(decisions, list(values.get("event_types", row["event_types"])))
+        if row["partner_id"] is not None and caller.scope.partner_id != row["partner_id"]:
+            # staff changing a partner's endpoint: the receiver is the partner, whose reach the staff member's
+            # decisions don't measure, so it keeps what it withheld, and only its partner chooses what it hears
+            if "event_types" in values:
+                raise Forbidden(
+                    "a partner's endpoint hears what its partner chose: only the partner's token changes its types",
+                    field="eventTypes",
+                )
+            kept = list(row["withheld"])
         if kept != list(row["withheld"]):
             values["withheld"] = kept
     updated = await repo.update_endpoint(db, row["id"], values) if values else row

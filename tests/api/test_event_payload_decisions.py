@@ -79,9 +79,12 @@ async def test_a_partner_hears_of_a_tier_change_without_the_history_fields_it_ma
             async with one.services.engine.connect() as conn:
                 stored = (await conn.execute(text("SELECT data FROM events WHERE type = 'tier.changed'"))).scalar_one()
             assert set(stored) == ALL_KEYS
-            # kept with the endpoint, and recomputed from the decisions of the caller who changes it
+            # kept with the endpoint, recomputed from the decisions of its partner when it changes it; an admin's
+            # change of a partner's endpoint never widens what the partner hears, nor chooses its event types
             mine = (await one.gql(partner, "{ webhookEndpoints { id } }"))["data"]["webhookEndpoints"][0]["id"]
-            for token, expected in ((partner, HISTORY_KEYS), (admin, []), (partner, HISTORY_KEYS)):
+            types = await one.gql(admin, UPDATE, {"input": {"id": mine, "eventTypes": ["TIER_CHANGED"]}})
+            assert [e["code"] for e in types["data"]["updateWebhookEndpoint"]["userErrors"]] == ["FORBIDDEN"], types
+            for token, expected in ((partner, HISTORY_KEYS), (admin, HISTORY_KEYS), (partner, HISTORY_KEYS)):
                 changed = await one.gql(token, UPDATE, {"input": {"id": mine, "description": "changed"}})
                 assert changed["data"]["updateWebhookEndpoint"]["userErrors"] == [], changed
                 async with one.services.engine.connect() as conn:

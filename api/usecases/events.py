@@ -10,8 +10,8 @@ a partner. An event type may be subscribed only by a caller who may read what it
 either. A payload shows only the keys whose facts the receiver may read (``EVENT_DATA``): a subscriber's
 decisions at each event; for a webhook, those of the caller who registered or last changed the endpoint,
 kept with it as ``withheld`` (a staff member's change of a partner's endpoint keeps what it withheld and
-can't change its event types: an admin's decisions never widen what a partner hears). Every change is audited; the secret is shown once, at registration or
-rotation.
+can't change its event types: an admin's decisions never widen what a partner hears). Every change is
+audited; the secret is shown once, at registration or rotation.
 """
 
 from __future__ import annotations

@@ -687,6 +687,13 @@ _FIELDS.update(
         "ImportSummary": dict.fromkeys(("rows", "valid", "invalid", "created", "existing", "duplicates", "written"), P),
     }
 )
+# Teams of staff (migration 0020): the team a complaint is assigned to is read like its assignee; a team's
+# name and members need grants of their own (a partner reads the team's name on its complaints, not who is
+# in it); the list of teams and their administration are operations (refused to partners, authz/confinement.py).
+_FIELDS["Query"]["teams"] = I
+_FIELDS["Mutation"].update({"createTeam": I, "addTeamMember": I, "removeTeamMember": I})
+_FIELDS["Complaint"]["team"] = I
+_FIELDS["Team"] = {"id": P, "name": I, "createdAt": I, "members": I}
 # Refunds, benefits and what tiers earn (api/graphql/benefits/, issue 15). Refunds are written like purchases and
 # read like them (support agents see no amounts: migration 0019). Costs, budgets and contribution are
 # financial: internal fields granted to analysts (admins hold '*'), not to support agents or partners.
@@ -1121,6 +1128,8 @@ _ARGUMENTS.update(
         "ComplaintQueueFilter.assignedToMe": ("Complaint.assignee",),
         "ComplaintQueueFilter.assignee": ("Complaint.assignee",),
         "ComplaintQueueFilter.unassigned": ("Complaint.assignee",),
+        "ComplaintQueueFilter.team": ("Complaint.team",),
+        "ComplaintQueueFilter.myTeams": ("Complaint.team",),
         "ComplaintQueueFilter.tiers": ("Complaint.tierAtOpen",),
         "ComplaintQueueFilter.categories": ("Complaint.category",),
         "ComplaintQueueFilter.severities": ("Complaint.severity",),
@@ -1136,7 +1145,10 @@ _ARGUMENTS.update(
         **_nothing("Query.complaintQueue", "first", "after"),
         **_nothing("Query.searchCustomers", "first"),
         **_nothing("AddComplaintNoteInput", "id", "note"),
-        **_nothing("AssignComplaintInput", "id", "expectedVersion", "assignee", "toMe", "note"),
+        **_nothing("AssignComplaintInput", "id", "expectedVersion", "assignee", "toMe", "team", "note"),
+        **_nothing("Mutation.createTeam", "name"),
+        **_nothing("Mutation.addTeamMember", "team", "user"),
+        **_nothing("Mutation.removeTeamMember", "team", "user"),
         # values written (each column checked by its field's write grant, api/usecases/imports.py), as createCustomer
         **_nothing("ImportCustomersInput", "dryRun", "allOrNothing"),
         **_nothing("ImportCustomerRowInput", *("externalRef", "name", "email", "phone", "nationalId", "birthDate")),
@@ -1247,6 +1259,8 @@ STORAGE: dict[str, Stored] = {
         escalatedAt="escalated_at",
         customer="customer_id",
     ),
+    # a complaint's team is a join of the read compiler (its ``team_id``, api/graphql/compiler.py _RELATIONS)
+    **_stored("Team", "teams", id="id", name="name", createdAt="created_at"),
     "Complaint.description": Stored("complaints", "description", encrypted=True),
     # the breach verdicts: the SLA clocks' one definition (infra/repos/clocks.py), as the complaint rows select it
     "Complaint.firstResponseBreached": Stored("complaints", clocks.first_response_breached_sql("{t}"), expression=True),

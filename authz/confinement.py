@@ -63,6 +63,11 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         "Mutation.deactivateRootCause",
         # survey definitions are shared by every partner
         "Mutation.createSurvey",
+        # teams are the staff's organisation, not a partner's
+        "Query.teams",
+        "Mutation.createTeam",
+        "Mutation.addTeamMember",
+        "Mutation.removeTeamMember",
     }
 )
 

@@ -97,3 +97,20 @@ def assignee_name(value: str | None) -> str | None:
     if not name or len(name) > limits.NAME or _CONTROL.search(name):
         raise ValidationFailed(f"an assignee has 1 to {limits.NAME} characters", field="assignee")
     return name
+
+
+def team_name(value: str) -> str:
+    """A team's name: 1 to 200 characters once trimmed, no control ones (unique: the database decides)."""
+    name = value.strip()
+    if not name or len(name) > limits.NAME or _CONTROL.search(name):
+        raise ValidationFailed(f"a team name has 1 to {limits.NAME} characters", field="name")
+    return name
+
+
+def member_id(value: str) -> str:
+    """A team member: a staff user's id as its token names it (``sub``), the value "assigned to me" and
+    ``assignee`` hold; 1 to 200 characters, no ':' (not a Casbin subject like ``user:bob``), no control ones."""
+    user = value.strip()
+    if not user or len(user) > limits.NAME or ":" in user or _CONTROL.search(user):
+        raise ValidationFailed(f"a user id has 1 to {limits.NAME} characters, without ':'", field="user")
+    return user

@@ -261,6 +261,10 @@ class Builder:
             )
             inner = self.obj(node.body, a, None, f"{t}.customer_id")
             return f"coalesce((SELECT {inner} FROM {table} {a} WHERE {a}.code = {t}.{column}), 'null')"
+        if node.kind == "team":
+            a = self.alias("tm")
+            inner = self.obj(node.body, a, None, f"{t}.customer_id")
+            return f"coalesce((SELECT {inner} FROM teams {a} WHERE {a}.id = {t}.team_id), 'null')"
         if node.kind == "events":
             a = self.alias("e")
             inner = self.obj(node.body, a, None, f"{t}.customer_id")

@@ -101,6 +101,7 @@ _RELATIONS = {
     "Complaint.category": "category",
     "Complaint.rootCause": "rootCause",
     "Complaint.events": "events",
+    "Complaint.team": "team",
     "Purchase.customer": "customer",
     "Customer.churnRisk": "churnRisk",
     "Complaint.followUpOf": "followUpOf",
@@ -117,7 +118,9 @@ _CONNECTIONS = {
     "Customer.tierHistory": "tierHistory",
     "Customer.surveyResponses": "surveyResponses",
 }
-_GLOBAL_IDS = frozenset({"Customer", "Complaint", "Purchase", "Partner", "Survey", "SurveyQuestion", "SurveyResponse"})
+_GLOBAL_IDS = frozenset(
+    {"Customer", "Complaint", "Purchase", "Partner", "Survey", "SurveyQuestion", "SurveyResponse", "Team"}
+)
 # fields computed from a complaint's SLA clock and the statement's now() by domain/sla.py (the one definition
 # of the clock arithmetic), as ComplaintType.from_row computes them
 _CLOCKED: dict[str, Any] = {

@@ -34,6 +34,7 @@ from api.graphql.identity.resolvers import IdentityMutation
 from api.graphql.imports.resolvers import ImportMutation
 from api.graphql.privacy.resolvers import PrivacyMutation, PrivacyQuery
 from api.graphql.queues.resolvers import QueueMutation, QueueQuery
+from api.graphql.queues.teams import TeamMutation, TeamQuery
 from api.graphql.reports.resolvers import ReportQuery
 from api.graphql.surveys.resolvers import InvitationMutation, SurveyMutation, SurveyQuery
 from api.graphql.surveys.types import SurveyResponseType, SurveyType
@@ -133,6 +134,7 @@ class Query(
     TaxonomyQuery,
     EventsQuery,
     QueueQuery,
+    TeamQuery,
     BenefitQuery,
 ):
     pass
@@ -151,6 +153,7 @@ class Mutation(
     IdentityMutation,
     EventsMutation,
     QueueMutation,
+    TeamMutation,
     ImportMutation,
     BenefitMutation,
     BenefitCatalogueMutation,

@@ -1,6 +1,6 @@
-"""Use-cases of access administration: roles, grants, role assignments, partner tokens (``tw_pat_<id>_<secret>``,
-stored as a SHA-256 of the secret; api/edge/auth.py checks them), their rate limit and arbitrary-documents
-switch, the audit log and ``explainAccess``.
+"""Use-cases of access administration: roles, grants, role assignments, teams of staff, partner tokens
+(``tw_pat_<id>_<secret>``, stored as a SHA-256 of the secret; api/edge/auth.py checks them), their rate
+limit and arbitrary-documents switch, the audit log and ``explainAccess``.
 
 Called alike by the GraphQL resolvers (api/graphql/access/resolvers.py) and the CLI (api/edge/cli.py).
 A change takes a connection inside a transaction the caller commits; it is audited, and changes of the
@@ -21,11 +21,13 @@ from authz import admin
 from authz.catalogue import CATALOGUE
 from authz.confinement import UNSCOPED_OPERATIONS
 from authz.policy import Level, PolicyStore, Rule
+from domain import queues as queue_rules
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
 from infra.repos import authz as authz_repo
 from infra.repos import partners as partners_repo
 from infra.repos import ratelimit as ratelimit_repo
+from infra.repos import teams as teams_repo
 from infra.repos.base import Executor, Page
 
 TOKEN_PREFIX = "tw_pat_"
@@ -346,3 +348,76 @@ async def set_partner_token_arbitrary_documents(
     return await admin.set_partner_token_arbitrary_documents(
         db, _token_id(token_id, "no such token"), allow, actor=caller.actor, request_id=caller.request_id
     )
+
+
+# --- teams (complaint queues "to a team", "my teams") ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Team:
+    id: uuid.UUID
+    name: str
+    created_at: dt.datetime
+    members: list[str]
+
+
+async def list_teams(db: Executor) -> list[Team]:
+    """Every team with its members (two statements, whatever the number of teams)."""
+    rows = await teams_repo.all_teams(db)
+    members = await teams_repo.members_of(db)
+    return [Team(r["id"], r["name"], r["created_at"], members.get(r["id"], [])) for r in rows]
+
+
+async def _team(db: Executor, team_id: uuid.UUID) -> dict[str, Any]:
+    row = await teams_repo.locked(db, team_id)
+    if row is None:
+        raise NotFound("no such team", field="team")
+    return row
+
+
+async def _read_team(db: Executor, row: dict[str, Any]) -> Team:
+    members = (await teams_repo.members_of(db, [row["id"]])).get(row["id"], [])
+    return Team(row["id"], row["name"], row["created_at"], members)
+
+
+async def _audit_team(db: Executor, caller: Caller, action: str, team_id: uuid.UUID, **change: Any) -> None:
+    await authz_repo.write_audit(
+        db,
+        actor=caller.actor,
+        action=action,
+        request_id=caller.request_id,
+        target_type="Team",
+        target_ids=[str(team_id)],
+        **change,
+    )
+
+
+async def create_team(db: Executor, caller: Caller, name: str) -> Team:
+    """A new, empty team; audited. A name in use (also by a team created meanwhile) is refused."""
+    cleaned = queue_rules.team_name(name)
+    row = await teams_repo.create(db, cleaned)
+    if row is None:
+        raise ValidationFailed(f"team {cleaned} exists already", field="name")
+    await _audit_team(db, caller, "team.create", row["id"], after={"name": cleaned})
+    return Team(row["id"], row["name"], row["created_at"], [])
+
+
+async def add_team_member(db: Executor, caller: Caller, team_id: uuid.UUID, user: str) -> Team:
+    """Put a staff user (its id, as its token's ``sub`` names it) in a team; audited like a role
+    assignment. An unknown team is NOT_FOUND; a user in the team already is refused."""
+    member = queue_rules.member_id(user)
+    row = await _team(db, team_id)
+    if not await teams_repo.add_member(db, team_id, member, added_by=caller.actor):
+        raise ValidationFailed(f"{member} is in team {row['name']} already", field="user")
+    await _audit_team(db, caller, "team.member.add", team_id, after={"team": row["name"], "user": member})
+    return await _read_team(db, row)
+
+
+async def remove_team_member(db: Executor, caller: Caller, team_id: uuid.UUID, user: str) -> Team:
+    """Take a user out of a team; audited. The team's complaints stay the team's."""
+    member = queue_rules.member_id(user)
+    row = await _team(db, team_id)
+    if not await teams_repo.remove_member(db, team_id, member):
+        raise NotFound(f"{member} is not in team {row['name']}", field="user")
+    await _audit_team(db, caller, "team.member.remove", team_id, before={"team": row["name"], "user": member})
+    return await _read_team(db, row)

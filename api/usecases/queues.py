@@ -1,5 +1,6 @@
-"""Use-cases of the work queues (issue 16): the churn queue, the complaint queue, the name search, and work
-on a complaint that leaves its state as it is (a note, a reassignment).
+"""Use-cases of the work queues (issue 16): the churn queue, the complaint queue (by assignee, by team, the
+caller's teams), the name search, and work on a complaint that leaves its state as it is (a note, a
+reassignment to someone or to a team).
 
 Free of GraphQL: each takes the request's database, the ``Caller`` (its row scope and actor) and a plain
 command, checks the command with domain/queues.py, and returns rows (reads) or ids and versions (writes);
@@ -20,10 +21,11 @@ from authz.catalogue import CHURN_SIGNALS
 from authz.policy import Decisions, Level
 from domain import churn as churn_rules
 from domain import queues as rules
-from domain.errors import Forbidden
+from domain.errors import Forbidden, NotFound
 from infra.db import RequestDb
 from infra.repos import complaint_work
 from infra.repos import queues as queues_repo
+from infra.repos import teams as teams_repo
 from infra.repos.base import Page
 
 ChurnQueueFilter = queues_repo.ChurnQueueFilter
@@ -103,6 +105,8 @@ class ComplaintQueueQuery:
     assigned_to_me: bool | None = None
     assignee: str | None = None
     unassigned: bool | None = None
+    team: UUID | None = None  # assigned to this team
+    my_teams: bool | None = None  # True: to a team the caller is in; False: to none of them
     tiers: Sequence[str] | None = None
     categories: Sequence[str] | None = None
     severities: Sequence[str] | None = None
@@ -129,6 +133,9 @@ def complaint_filter(caller: Caller, q: ComplaintQueueQuery) -> ComplaintQueueFi
     return ComplaintQueueFilter(
         assignees=assignees,
         unassigned=q.unassigned,
+        team=q.team,
+        teams_of=me(caller) if q.my_teams is not None else None,
+        in_my_teams=bool(q.my_teams),
         tiers=q.tiers,
         categories=q.categories,
         severities=q.severities,
@@ -141,6 +148,8 @@ def complaint_filter(caller: Caller, q: ComplaintQueueQuery) -> ComplaintQueueFi
 async def complaint_queue(db: RequestDb, caller: Caller, q: ComplaintQueueQuery, *, columns: Sequence[str]) -> Page:
     """A page of the complaints the caller's scope reaches, as the queue asks, with the sort value."""
     f = complaint_filter(caller, q)
+    if q.team is not None and await teams_repo.by_id(db, q.team) is None:
+        raise NotFound("no such team", field="team")  # a typo'd id says so rather than an empty queue
     return await queues_repo.complaint_page(
         db, columns=columns, scope=caller.scope, f=f, sort=q.sort, first=q.first, after=q.after
     )
@@ -166,6 +175,10 @@ async def search_customers(
 # ---------------------------------------------------------------- notes and reassignment
 
 
+KeepTeam = complaint_work.KeepTeam
+KEEP_TEAM = complaint_work.KEEP_TEAM  # a reassignment that leaves the complaint's team as it is
+
+
 @dataclass(frozen=True)
 class AddComplaintNote:
     complaint_id: UUID
@@ -189,11 +202,13 @@ class AssignComplaint:
     expected_version: int
     assignee: str | None  # None: back to the unassigned queue
     to_me: bool = False
+    team: UUID | KeepTeam | None = KEEP_TEAM  # None: to no team
     note: str | None = None
 
 
 async def assign_complaint(db: RequestDb, caller: Caller, cmd: AssignComplaint) -> UUID:
-    """Give an active complaint to someone (or to the caller, or to no one), audited."""
+    """Give an active complaint to someone (or to the caller, or to no one) and, if ``team`` is given, to
+    a team (or to none), audited. An unknown team is NOT_FOUND and nothing is written."""
     assignee = me(caller) if cmd.to_me else rules.assignee_name(cmd.assignee)
     note = rules.note_text(cmd.note) if cmd.note is not None else None
     async with db.unit_of_work() as uow:
@@ -202,6 +217,7 @@ async def assign_complaint(db: RequestDb, caller: Caller, cmd: AssignComplaint) 
             cmd.complaint_id,
             cmd.expected_version,
             assignee,
+            team=complaint_work.KEEP_TEAM if isinstance(cmd.team, KeepTeam) else cmd.team,
             actor=caller.actor,
             scope=caller.scope,
             request_id=caller.request_id,

@@ -6,7 +6,8 @@ selects only the columns the caller's grants allow (the caller passes them), and
   level, score, tier and signal; sorted by score, by tier (then score), or by last contact (the longest
   silence first). *Last contact* is the latest of the customer's last purchase, the last change of one of
   its complaints and its last survey answer.
-- **Complaint queue**: complaints filtered by assignee (a given one, the caller, or none), tier at
+- **Complaint queue**: complaints filtered by assignee (a given one, the caller, or none), team (a given
+  one, or any team the caller is a member of: a subquery of ``team_members``, not a statement), tier at
   opening, category, severity, status (active ones unless told), due within N hours, breached; sorted by
   the next deadline (soonest first). The *next deadline* of an active complaint whose clock runs is its
   first-response deadline until it is answered, then its resolution deadline; a paused, resolved or
@@ -25,12 +26,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import DateTime, Float, Integer, Select, and_, case, cast, func, literal, null, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from infra.pagination import SortKey, apply_keyset
 from infra.repos import scope as readable
+from infra.repos import teams as teams_repo
 from infra.repos.base import Executor, Page, Scope, to_page
 from infra.repos.clocks import ACTIVE_SQL, breached_sql, clock_columns
 from infra.repos.customers import BASE_COLUMNS, DATA_COLUMNS
@@ -188,6 +191,9 @@ def _complaint_sort(sort: str) -> SortKey:
 class ComplaintQueueFilter:
     assignees: Sequence[str] | None = None  # assigned to one of these
     unassigned: bool | None = None  # True: no assignee; False: some assignee
+    team: UUID | None = None  # assigned to this team
+    teams_of: str | None = None  # with ``in_my_teams``: the user whose teams count
+    in_my_teams: bool = True  # True: assigned to one of the teams of ``teams_of``; False: to none of them
     tiers: Sequence[str] | None = None  # the tier the complaint was opened at (its SLA targets)
     categories: Sequence[str] | None = None
     severities: Sequence[str] | None = None
@@ -202,6 +208,11 @@ def _complaint_filtered(stmt: Select[Any], f: ComplaintQueueFilter) -> Select[An
         stmt = stmt.where(k.c.assignee.in_(list(f.assignees)))
     if f.unassigned is not None:
         stmt = stmt.where(k.c.assignee.is_(None) if f.unassigned else k.c.assignee.isnot(None))
+    if f.team is not None:
+        stmt = stmt.where(k.c.team_id == f.team)
+    if f.teams_of is not None:  # a subquery of the same statement: no statement of its own
+        mine = k.c.team_id.in_(teams_repo.teams_of(f.teams_of))
+        stmt = stmt.where(mine if f.in_my_teams else or_(k.c.team_id.is_(None), ~mine))
     if f.tiers:
         stmt = stmt.where(k.c.tier_at_open.in_(list(f.tiers)))
     if f.categories:

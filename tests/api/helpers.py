@@ -176,6 +176,8 @@ DATA_TABLES = (
     "tier_changes",
     "complaints",
     "complaint_events",
+    "teams",
+    "team_members",
     "surveys",
     "survey_questions",
     "survey_responses",

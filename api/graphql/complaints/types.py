@@ -1,4 +1,4 @@
-"""GraphQL types of complaints: the complaint, its events and taxonomy entries."""
+"""GraphQL types of complaints: the complaint, its events, taxonomy entries and the team it is assigned to."""
 
 from __future__ import annotations
 
@@ -22,6 +22,39 @@ class TaxonType:
     code: str
     label: str
     active: bool = strawberry.field(default=True, description="Retired entries stay on the complaints that use them")
+
+
+@strawberry.type(
+    name="Team", description="A team of staff: complaints can be assigned to it (complaintQueue team, myTeams)"
+)
+class TeamType:
+    db_id: strawberry.Private[UUID]
+    member_ids: strawberry.Private[list[str] | None]
+    id: strawberry.ID
+    name: str | None  # nullable, like every guarded field: a field refused nulls itself, not the team
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], members: list[str] | None = None) -> TeamType:
+        return cls(
+            db_id=row["id"],
+            member_ids=members,
+            id=strawberry.ID(to_global_id("Team", row["id"])),
+            name=row["name"],
+            created_at=row["created_at"],
+        )
+
+    @strawberry.field(description="The user ids (a token's sub) of its members, sorted")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def members(self, info: Info[Context, None]) -> list[str] | None:
+        if self.member_ids is not None:
+            return self.member_ids
+        return (await context_of(info).loaders.team_members()).get(self.db_id, [])
+
+
+@strawberry.type
+class TeamPayload:
+    team: TeamType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(name="ComplaintEvent")
@@ -117,6 +150,12 @@ class ComplaintType(Node):
     @strawberry.field
     async def customer(self, info: Info[Context, None]) -> CustomerType | None:
         return await load_customer(info, self.customer_ref)
+
+    @strawberry.field(description="The team the complaint is assigned to (null: none); independent of its assignee")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def team(self, info: Info[Context, None]) -> TeamType | None:
+        team_id = self.row.get("team_id")
+        team = (await context_of(info).loaders.teams()).get(team_id) if team_id is not None else None
+        return TeamType.from_row(team) if team else None
 
     @strawberry.field
     async def category(self, info: Info[Context, None]) -> TaxonType | None:

@@ -18,6 +18,7 @@ from infra.repos import customers as customers_repo
 from infra.repos import partners as partners_repo
 from infra.repos import purchases as purchases_repo
 from infra.repos import surveys as surveys_repo
+from infra.repos import teams as teams_repo
 from infra.repos import tiers as tiers_repo
 from infra.repos.base import Executor, Page, Scope
 
@@ -128,6 +129,20 @@ class Loaders:
             "active_tiers", lambda: tiers_repo.active_tiers(self.db)
         )
         return tiers
+
+    async def teams(self) -> dict[UUID, dict[str, Any]]:
+        """Every team by id, once per request (a small table: a page's teams cost one statement)."""
+
+        async def fetch() -> dict[UUID, dict[str, Any]]:
+            return {t["id"]: t for t in await teams_repo.all_teams(self.db)}
+
+        teams: dict[UUID, dict[str, Any]] = await self._memoized("teams", fetch)
+        return teams
+
+    async def team_members(self) -> dict[UUID, list[str]]:
+        """Every team's members, once per request."""
+        members: dict[UUID, list[str]] = await self._memoized("team_members", lambda: teams_repo.members_of(self.db))
+        return members
 
     async def taxon(self, kind: str, code: str) -> dict[str, Any] | None:
         async def fetch() -> dict[str, dict[str, Any]]:

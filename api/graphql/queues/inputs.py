@@ -42,6 +42,10 @@ class ComplaintQueueFilter:
     )
     assignee: str | None = None
     unassigned: bool | None = None
+    team: strawberry.ID | None = strawberry.field(default=None, description="assigned to this team")
+    my_teams: bool | None = strawberry.field(
+        default=None, description="assigned to a team the caller is a member of (false: to none of them)"
+    )
     tiers: list[str] | None = strawberry.field(default=None, description="the tier the complaint was opened at")
     categories: list[str] | None = None
     severities: list[Severity] | None = None
@@ -58,10 +62,16 @@ class AddComplaintNoteInput:
     note: str
 
 
-@strawberry.input(description="Give an active complaint to someone; assignee null and toMe false: to nobody")
+@strawberry.input(
+    description="Give an active complaint to someone (assignee null and toMe false: to nobody) and, with team, "
+    "to a team"
+)
 class AssignComplaintInput:
     id: strawberry.ID
     expected_version: int
     assignee: str | None = None
     to_me: bool = False
+    team: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="the team it goes to; null: to no team; not given: its team stays"
+    )
     note: str | None = None

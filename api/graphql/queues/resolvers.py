@@ -22,6 +22,7 @@ from api.graphql.queues.inputs import (
     ComplaintQueueFilter,
     ComplaintQueueOrder,
 )
+from api.graphql.queues.teams import team_id
 from api.graphql.queues.types import ChurnQueueConnection, ChurnQueueEntryType, CustomerSearchHitType
 from api.usecases import queues as usecases
 
@@ -44,6 +45,8 @@ def _complaint_query(f: ComplaintQueueFilter, sort: str, first: int, after: str 
         assigned_to_me=f.assigned_to_me,
         assignee=f.assignee,
         unassigned=f.unassigned,
+        team=team_id(f.team) if f.team is not None else None,
+        my_teams=f.my_teams,
         tiers=f.tiers,
         categories=f.categories,
         severities=[enum_value(v) for v in f.severities] if f.severities else None,
@@ -109,9 +112,10 @@ class QueueQuery:
         order_by: ComplaintQueueOrder = ComplaintQueueOrder.DUE_AT,
     ) -> ComplaintConnection | None:
         ctx = context_of(info)
-        q = _complaint_query(filter or ComplaintQueueFilter(), enum_value(order_by), first_of(info, first), after)
 
         async def run() -> Any:
+            size = first_of(info, first)
+            q = _complaint_query(filter or ComplaintQueueFilter(), enum_value(order_by), size, after)
             page = await usecases.complaint_queue(ctx.db, ctx.caller, q, columns=ctx.loaders.complaint_columns)
             for row in page.rows:
                 ctx.loaders.complaint.prime(row["id"], {k: v for k, v in row.items() if k != "_sort"})
@@ -175,6 +179,9 @@ class QueueMutation:
                 expected_version=input.expected_version,
                 assignee=input.assignee,
                 to_me=input.to_me,
+                team=usecases.KEEP_TEAM
+                if input.team is strawberry.UNSET
+                else (team_id(input.team) if input.team is not None else None),
                 note=input.note,
             )
             return await _read_back(info, await usecases.assign_complaint(ctx.db, ctx.caller, cmd))

@@ -110,6 +110,8 @@ def _v(*names: str, **fixed: Any) -> Callable[[dict[str, str]], dict[str, Any]]:
     return lambda ids: {**{n: ids[n] for n in names}, **fixed}
 
 
+SOME_TEAM = "VGVhbTowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDA"  # Team:00000000-0000-4000-8000-000000000000
+
 # Every Query and Mutation field: (document, variables from the fixture's ids). Calls aim at the other
 # partner wherever an operation takes an id or a partner.
 CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
@@ -431,6 +433,17 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
         questions: [{kind: NPS, dimension: "nps", prompt: "?"}]}) { survey { id } userErrors { code } } }""",
         _v(),
     ),
+    # teams: the staff's organisation (any team id: a partner is refused before it is looked up)
+    "teams": ("{ teams { id name members } }", _v()),
+    "createTeam": ('mutation { createTeam(name: "Partner team") { team { id } userErrors { code } } }', _v()),
+    "addTeamMember": (
+        f'mutation {{ addTeamMember(team: "{SOME_TEAM}", user: "mallory") {{ team {{ id }} userErrors {{ code }} }} }}',
+        _v(),
+    ),
+    "removeTeamMember": (
+        f'mutation {{ removeTeamMember(team: "{SOME_TEAM}", user: "bob") {{ team {{ id }} userErrors {{ code }} }} }}',
+        _v(),
+    ),
     "submitSurveyResponse": (
         """mutation($survey: ID!, $other: ID!, $nps: ID!) { submitSurveyResponse(input: {
         surveyId: $survey, customerId: $other, channel: EMAIL, answers: [{questionId: $nps, score: 1}]}) {
@@ -663,6 +676,10 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "simulateTierPolicy",
         "setTierPolicyBenefits",
         "setTierPolicyHoldout",
+        "teams",
+        "createTeam",
+        "addTeamMember",
+        "removeTeamMember",
     ):
         assert op in refused, (op, role, answers.get(op))
     # and what aims at the other partner's objects is refused

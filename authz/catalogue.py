@@ -687,7 +687,7 @@ _FIELDS.update(
         "ImportSummary": dict.fromkeys(("rows", "valid", "invalid", "created", "existing", "duplicates", "written"), P),
     }
 )
-# Teams of staff (migration 0021): the team a complaint is assigned to is read like its assignee; a team's
+# Teams of staff (migration 0022): the team a complaint is assigned to is read like its assignee; a team's
 # name and members need grants of their own (a partner reads the team's name on its complaints, not who is
 # in it); the list of teams and their administration are operations (refused to partners, authz/confinement.py).
 _FIELDS["Query"]["teams"] = I

@@ -327,7 +327,7 @@ sla_targets = Table(
     CheckConstraint("first_response_minutes > 0 AND resolution_minutes >= first_response_minutes", name="targets"),
 )
 
-# Teams of staff (0021): a complaint may be assigned to one; "my teams" are those the caller is a member of.
+# Teams of staff (0022): a complaint may be assigned to one; "my teams" are those the caller is a member of.
 teams = Table(
     "teams",
     metadata,
@@ -363,7 +363,7 @@ complaints = Table(
     Column("channel", Text, nullable=False, server_default="web"),
     Column("status", Text, nullable=False, server_default="new"),
     Column("assignee", Text, nullable=True),
-    Column("team_id", UUID(as_uuid=True), ForeignKey("teams.id"), nullable=True),  # 0021
+    Column("team_id", UUID(as_uuid=True), ForeignKey("teams.id"), nullable=True),  # 0022
     Column("resolution_code", Text, nullable=True),
     Column("tier_at_open", Text, nullable=True),
     Column("sla_policy_version", Integer, nullable=True),
@@ -390,7 +390,7 @@ Index("ix_complaints_customer_opened", complaints.c.customer_id, complaints.c.op
 Index("ix_complaints_opened_id", complaints.c.opened_at, complaints.c.id)
 Index("ix_complaints_status", complaints.c.status)
 Index("ix_complaints_escalated", complaints.c.escalated_at)  # 0005
-Index("ix_complaints_team_id", complaints.c.team_id)  # 0021
+Index("ix_complaints_team_id", complaints.c.team_id)  # 0022
 
 complaint_events = Table(
     "complaint_events",

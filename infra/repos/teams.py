@@ -1,4 +1,4 @@
-"""Teams of staff and who is in them (migration 0021). Teams are staff organisation, not customer data:
+"""Teams of staff and who is in them (migration 0022). Teams are staff organisation, not customer data:
 they carry no partner scope of their own (their administration is refused to partner principals,
 authz/confinement.py); the complaints of a team's queue are scoped like every complaint
 (infra/repos/queues.py)."""

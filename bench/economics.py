@@ -34,7 +34,8 @@ from bench.common import machine, migrated_database
 from bench.generate import generate
 from bench.retier import client
 from infra import metrics
-from infra.repos.economics import _SQL as ECONOMICS_SQL
+from infra.repos import economics as economics_repo
+from infra.repos.base import ALL
 from infra.tiering import retier
 
 BATCH = 500
@@ -79,12 +80,8 @@ async def run(
                 name: (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
                 for name in ("customers", "purchases", "refunds", "benefit_redemptions", "complaints")
             }
-            plan = (
-                await conn.execute(
-                    text("EXPLAIN (ANALYZE, BUFFERS) " + ECONOMICS_SQL.format(scope="")),
-                    {"since": since, "until": until},
-                )
-            ).scalars()
+            sql, params = economics_repo.statement(since, until, ALL)
+            plan = (await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params)).scalars()
             out["plan"] = "\n".join(plan)
             # customers of a tier eligible for free shipping, and purchases to refund a cent of
             eligible = (

@@ -80,7 +80,7 @@ async def run(
                 name: (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
                 for name in ("customers", "purchases", "refunds", "benefit_redemptions", "complaints")
             }
-            sql, params = economics_repo.statement(since, until, ALL)
+            sql, params = economics_repo._statement(since, until, ALL)
             plan = (await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params)).scalars()
             out["plan"] = "\n".join(plan)
             # customers of a tier eligible for free shipping, and purchases to refund a cent of

@@ -95,7 +95,7 @@ def _midnight(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def statement(since: dt.datetime, until: dt.datetime, scope: Scope) -> tuple[str, dict[str, Any]]:
+def _statement(since: dt.datetime, until: dt.datetime, scope: Scope) -> tuple[str, dict[str, Any]]:
     """The statement and its parameters (also for bench/economics.py's EXPLAIN)."""
     lo = _midnight(since)
     if lo < since:
@@ -115,7 +115,7 @@ def statement(since: dt.datetime, until: dt.datetime, scope: Scope) -> tuple[str
 async def tier_totals(db: Executor, since: dt.datetime, until: dt.datetime, scope: Scope) -> list[TierTotals]:
     """Per tier: customers, revenue, refunds, benefit uses and cost, complaints and handling hours, survey
     responses, over [since, until), of the customers the scope reaches."""
-    sql, params = statement(since, until, scope)
+    sql, params = _statement(since, until, scope)
     rows = (await db.execute(text(sql), params)).all()
     return [
         TierTotals(

@@ -1,7 +1,7 @@
 """The sums behind the economics report (issue 15): per tier (the customers' tier now) over a period, in one
 statement, within the caller's scope; domain/economics.py turns them into the report's figures.
 
-The statement reads the summaries kept current by triggers (migration 0021): economics_reach (live customers
+The statement reads the summaries kept current by triggers (migration 0023): economics_reach (live customers
 per tier and partner) and economics_days (the facts' sums per UTC day, tier now and partner) over the whole
 UTC days of the period, so its time depends on days x tiers, not on the customers. What the summaries cannot
 hold is read from the facts, joined to their customers:

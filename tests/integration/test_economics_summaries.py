@@ -1,4 +1,4 @@
-"""The economics report from its summaries (migration 0021) equals the statement it replaced — summing each fact
+"""The economics report from its summaries (migration 0023) equals the statement it replaced — summing each fact
 table per customer and joining every live customer, kept here as the reference — on seeded data with refunds
 and benefit uses, for whole and partial days, open complaints and complaints resolved after the period, staff
 and partner scopes; and stays equal after writes of every kind (purchases, refunds, benefit uses, complaints
@@ -30,7 +30,7 @@ from tests.conftest import test_settings
 CUSTOMERS = 500
 FreshUrl = Callable[[], Awaitable[str]]
 
-# The report's statement before the summaries (infra/repos/economics.py until migration 0021): the reference.
+# The report's statement before the summaries (infra/repos/economics.py until migration 0023): the reference.
 REFERENCE = """
 WITH c AS (
     SELECT c.id, c.tier_code FROM customers c

@@ -25,8 +25,8 @@ Two indexes let the report read the partial days at either end of a period that 
 UTC midnight: purchases (purchased_at) and survey_responses (submitted_at); and one finds the complaints of
 a period still open: complaints (opened_at) WHERE resolved_at IS NULL.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0023
+Revises: 0022
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0021"
-down_revision: str | None = "0020"
+revision: str = "0023"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -47,3 +50,30 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
     async with engine.connect() as conn:
         current = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
     return SchemaState(current=current, head=head_revision())
+
+
+def add_policy_rules(conn: Connection, rules: Iterable[tuple[str, str, str, str]]) -> None:
+    """A migration's new policy rules (role, object, action, effect), kept if already there, and the policy
+    version raised so every instance reloads them (the migrations that grant what they add use this)."""
+    for sub, obj, act, eft in rules:
+        conn.execute(
+            sa.text(
+                "INSERT INTO casbin_rules (ptype, v0, v1, v2, v3) VALUES ('p', :s, :o, :a, :e) ON CONFLICT DO NOTHING"
+            ),
+            {"s": sub, "o": obj, "a": act, "e": eft},
+        )
+    _raise_policy_version(conn)
+
+
+def remove_policy_rules(conn: Connection, rules: Iterable[tuple[str, str, str, str]]) -> None:
+    """The downgrade of ``add_policy_rules``."""
+    for sub, obj, act, eft in rules:
+        conn.execute(
+            sa.text("DELETE FROM casbin_rules WHERE ptype = 'p' AND v0 = :s AND v1 = :o AND v2 = :a AND v3 = :e"),
+            {"s": sub, "o": obj, "a": act, "e": eft},
+        )
+    _raise_policy_version(conn)
+
+
+def _raise_policy_version(conn: Connection) -> None:
+    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from infra.migrate import add_policy_rules, remove_policy_rules
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0011"
@@ -63,23 +65,11 @@ def upgrade() -> None:
     op.create_index("ix_duplicate_dismissals_customer_b_id", "duplicate_dismissals", ["customer_b_id"])
 
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text(
-                "INSERT INTO casbin_rules (ptype, v0, v1, v2, v3) VALUES ('p', :s, :o, :a, :e) ON CONFLICT DO NOTHING"
-            ),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    add_policy_rules(conn, POLICIES)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text("DELETE FROM casbin_rules WHERE ptype = 'p' AND v0 = :s AND v1 = :o AND v2 = :a AND v3 = :e"),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    remove_policy_rules(conn, POLICIES)
     op.drop_index("ix_duplicate_dismissals_customer_b_id", table_name="duplicate_dismissals")
     op.drop_table("duplicate_dismissals")

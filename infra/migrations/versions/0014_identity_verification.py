@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from infra.migrate import add_policy_rules, remove_policy_rules
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -29,21 +31,9 @@ POLICIES: list[tuple[str, str, str, str]] = [
 
 def upgrade() -> None:
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text(
-                "INSERT INTO casbin_rules (ptype, v0, v1, v2, v3) VALUES ('p', :s, :o, :a, :e) ON CONFLICT DO NOTHING"
-            ),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    add_policy_rules(conn, POLICIES)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text("DELETE FROM casbin_rules WHERE ptype = 'p' AND v0 = :s AND v1 = :o AND v2 = :a AND v3 = :e"),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    remove_policy_rules(conn, POLICIES)

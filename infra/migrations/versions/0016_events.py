@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from infra.migrate import add_policy_rules, remove_policy_rules
+
 revision: str = "0016"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
@@ -145,24 +147,12 @@ def upgrade() -> None:
     op.execute(_FAN_OUT.replace("BEGIN\n", "DECLARE _unused_ids bigint[];\nBEGIN\n", 1))
     op.execute(_TRIGGER)
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text(
-                "INSERT INTO casbin_rules (ptype, v0, v1, v2, v3) VALUES ('p', :s, :o, :a, :e) ON CONFLICT DO NOTHING"
-            ),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    add_policy_rules(conn, POLICIES)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
-    for sub, obj, act, eft in POLICIES:
-        conn.execute(
-            sa.text("DELETE FROM casbin_rules WHERE ptype = 'p' AND v0 = :s AND v1 = :o AND v2 = :a AND v3 = :e"),
-            {"s": sub, "o": obj, "a": act, "e": eft},
-        )
-    conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+    remove_policy_rules(conn, POLICIES)
     op.execute("DROP TRIGGER events_fan_out ON events")
     op.execute("DROP FUNCTION tierwise_events_fan_out()")
     op.execute("DROP TABLE webhook_deliveries")

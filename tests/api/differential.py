@@ -109,6 +109,11 @@ RECORD = """mutation($input: RecordPurchasesInput!) { recordPurchases(input: $in
   insertedCount userErrors { field code message } } }"""
 TRANSITION = """mutation($input: TransitionComplaintInput!) { transitionComplaint(input: $input) {
   complaint { id version } userErrors { field code message } } }"""
+CREATE_TEAM = (
+    """mutation($name: String!) { createTeam(name: $name) { team { id } userErrors { field code message } } }"""
+)
+ASSIGN = """mutation($input: AssignComplaintInput!) { assignComplaint(input: $input) {
+  complaint { id version } userErrors { field code message } } }"""
 
 
 async def _create(w: World, who: str, **fields: Any) -> str:
@@ -170,6 +175,11 @@ async def build_differential_world(api: Api) -> DiffWorld:
         move = {"id": first, "expectedVersion": version, "to": status, **extra}
         ok(await base.gql("admin", TRANSITION, {"input": move}), "transitionComplaint")
     d.follow_up = await _complaint(base, "admin", d.busy, "Following up on the first one.", followUpOf=first)
+    # ... and handed to a team (Complaint.team: a join of the compiled statement)
+    team = ok(await base.gql("admin", CREATE_TEAM, {"name": "Returns desk"}), "createTeam")["team"]["id"]
+    version = (await sql(d.url, "SELECT version FROM complaints WHERE id = $1", raw_id(d.follow_up)))[0][0]
+    handed = {"id": d.follow_up, "expectedVersion": version, "team": team}
+    ok(await base.gql("admin", ASSIGN, {"input": handed}), "assignComplaint")
 
     # a merge: two customers with the same e-mail, the second merged into the first (a tombstone stays)
     d.survivor = await _create(base, "admin", name="Twin Survivor", email="twin@example.org", phone="+49 30 5551234")

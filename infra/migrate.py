@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -77,3 +77,11 @@ def remove_policy_rules(conn: Connection, rules: Iterable[tuple[str, str, str, s
 
 def _raise_policy_version(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
+
+
+def execute_script(ddl: str) -> None:
+    """A migration's DDL, one statement after another (split at ';': for scripts whose statements hold no ';'
+    of their own, i.e. no function bodies)."""
+    for statement in ddl.split(";"):
+        if statement.strip():
+            op.execute(statement)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from infra.migrate import add_policy_rules, remove_policy_rules
+from infra.migrate import add_policy_rules, execute_script, remove_policy_rules
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -163,9 +163,7 @@ _DDL = """
 
 
 def upgrade() -> None:
-    for statement in _DDL.split(";"):
-        if statement.strip():
-            op.execute(statement)
+    execute_script(_DDL)
     conn = op.get_bind()
     add_policy_rules(conn, POLICIES)
 

@@ -9,7 +9,8 @@ default time, a tier, an id) is not part of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import Conflict, ValidationFailed
@@ -34,3 +35,52 @@ def check_replay(key: str, stored: Mapping[str, Any], requested: Mapping[str, An
     differing = differences(stored, requested)
     if differing:
         raise key_reused(key, differing)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An item of a batch whose external id names an object already: ``stored`` (a row stored before the
+    batch), or ``index`` (an earlier item of the batch); ``error``: the CONFLICT if its content differs."""
+
+    stored: Mapping[str, Any] | None
+    index: int | None
+    error: ValidationFailed | None
+
+
+@dataclass
+class BatchKeys:
+    """The external ids a batch's items carry: those stored before it (``stored``, by id) and those its own
+    earlier accepted items took (``remember``). An item repeating either is a replay of that object."""
+
+    stored: Mapping[str, Mapping[str, Any]]
+    _first: dict[str, tuple[int, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def replay(
+        self,
+        key: str | None,
+        content: Mapping[str, Any],
+        stored_content: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+        *,
+        where: str,
+    ) -> Replay | None:
+        """None for a new key; else the object it names, with the CONFLICT at ``where`` if ``content``
+        differs from what that object was created with (``stored_content`` of a stored row)."""
+        if key is None:
+            return None
+        if key in self.stored:
+            row = self.stored[key]
+            return Replay(row, None, _conflict(stored_content(row), content, where))
+        if key in self._first:
+            n, earlier = self._first[key]
+            return Replay(None, n, _conflict(earlier, content, where))
+        return None
+
+    def remember(self, key: str | None, n: int, content: Mapping[str, Any]) -> None:
+        """Item ``n`` of the batch, accepted, takes ``key``."""
+        if key is not None:
+            self._first[key] = (n, content)
+
+
+def _conflict(stored: Mapping[str, Any], requested: Mapping[str, Any], where: str) -> ValidationFailed | None:
+    differing = differences(stored, requested)
+    return key_reused("externalId", differing, where=where) if differing else None

@@ -21,6 +21,8 @@ Free of GraphQL: ``(db, caller, command) -> result``, called by api/graphql/bene
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,7 +33,7 @@ from domain import benefits as rules
 from domain import holdout as holdout_rules
 from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
-from domain.idempotency import differences, key_reused
+from domain.idempotency import BatchKeys, key_reused
 from infra import tiering
 from infra.db import RequestDb
 from infra.repos import benefits as benefits_repo
@@ -219,6 +221,11 @@ def _content(customer_id: UUID | None, values: dict[str, Any], given: Redemption
     return content
 
 
+def _stored_content(row: Mapping[str, Any], given: RedemptionItem) -> dict[str, Any]:
+    """What a stored use was recorded with, as ``_content`` names it for ``given``'s fields."""
+    return _content(row["customer_id"], dict(row), given)
+
+
 async def record_redemptions(
     db: RequestDb, caller: Caller, cmd: RecordRedemptions, *, max_batch: int
 ) -> RecordedRedemptions:
@@ -248,25 +255,21 @@ async def record_redemptions(
         stored = await benefits_repo.by_external_id(uow, [v["external_id"] for v in values if v["external_id"]], scope)
         pending: list[tuple[int, dict[str, Any], rules.BenefitSpec, UUID]] = []
         answers: list[Any] = []
-        first_of: dict[str, tuple[int, dict[str, Any]]] = {}
+        keys = BatchKeys(stored)
         for n, (item, v, cid) in enumerate(zip(cmd.redemptions, values, customer_ids, strict=True)):
             where = f"redemptions[{n}]"
             content = _content(cid, v, item)
             ext = v["external_id"]
-            if ext is not None and ext in stored:
-                row = stored[ext]
-                was = {"benefit_code": row["benefit_code"], **row}
-                differing = differences(_content(row["customer_id"], was, item), content)
-                if differing:
-                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
-                answers.append(row)
-                continue
-            if ext is not None and ext in first_of:
-                m, earlier = first_of[ext]
-                differing = differences(earlier, content)
-                if differing:
-                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
-                answers.append(answers[m])
+            replay = keys.replay(
+                ext,
+                content,
+                functools.partial(_stored_content, given=item),
+                where=f"{where}.externalId",
+            )
+            if replay is not None:
+                if replay.error is not None:
+                    errors.append(replay.error)
+                answers.append(replay.stored if replay.index is None else answers[replay.index])
                 continue
             answers.append(None)
             if cid is None or cid not in tiers:
@@ -306,8 +309,7 @@ async def record_redemptions(
                 )
                 continue
             pending.append((n, v, spec, cid))
-            if ext is not None:
-                first_of[ext] = (n, content)
+            keys.remember(ext, n, content)
         if errors:
             raise Invalid(errors)
         # per-customer-month benefits: charged on the first use in a month (earlier this month, or in this batch)

@@ -17,6 +17,8 @@ global ids into the command and maps the result out; the CLI, jobs and tests cal
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,7 +28,7 @@ from api.usecases.caller import Caller
 from domain import refunds as rules
 from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
-from domain.idempotency import differences, key_reused
+from domain.idempotency import BatchKeys, key_reused
 from infra.after_change import after_change
 from infra.db import RequestDb
 from infra.repos import refunds as refunds_repo
@@ -104,6 +106,11 @@ def _content(purchase_id: UUID | None, values: dict[str, Any], given: RefundItem
     return content
 
 
+def _stored_content(row: Mapping[str, Any], given: RefundItem) -> dict[str, Any]:
+    """What a stored refund was recorded with, as ``_content`` names it for ``given``'s fields."""
+    return _content(row["purchase_id"], dict(row), given)
+
+
 async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, max_batch: int) -> RecordedRefunds:
     """Record a batch of refunds, all or nothing (any error: nothing is written)."""
     scope = caller.scope
@@ -128,24 +135,21 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
         refunded = {pid: row["refunded_before"] for pid, row in locked.items()}
         new_items: list[dict[str, Any]] = []
         answers: list[Any] = []  # per item: a stored row, or the index of a new item
-        first_of: dict[str, tuple[int, dict[str, Any]]] = {}  # external id -> (item, its content) in this batch
+        keys = BatchKeys(stored)
         for n, (item, v, pid) in enumerate(zip(cmd.refunds, values, purchase_ids, strict=True)):
             where = f"refunds[{n}]"
             content = _content(pid, v, item)
             ext = v["external_id"]
-            if ext is not None and ext in stored:
-                row = stored[ext]
-                differing = differences(_content(row["purchase_id"], row, item), content)
-                if differing:
-                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
-                answers.append(row)
-                continue
-            if ext is not None and ext in first_of:
-                m, earlier = first_of[ext]
-                differing = differences(earlier, content)
-                if differing:
-                    errors.append(key_reused("externalId", differing, where=f"{where}.externalId"))
-                answers.append(answers[m])
+            replay = keys.replay(
+                ext,
+                content,
+                functools.partial(_stored_content, given=item),
+                where=f"{where}.externalId",
+            )
+            if replay is not None:
+                if replay.error is not None:
+                    errors.append(replay.error)
+                answers.append(replay.stored if replay.index is None else answers[replay.index])
                 continue
             purchase = locked.get(pid) if pid is not None else None
             if pid is None or purchase is None:
@@ -175,8 +179,7 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
             )
             refunded[pid] += amount
             answers.append(len(new_items) - 1)
-            if ext is not None:
-                first_of[ext] = (n, content)
+            keys.remember(ext, n, content)
         if errors:
             raise Invalid(errors)
         inserted = await refunds_repo.insert(uow.conn, new_items, scope=scope, actor=caller.actor)

@@ -116,6 +116,11 @@ async def test_external_id_replay_has_one_effect_and_other_content_is_a_conflict
         }
     ]
     assert await snapshot(api) == before
+    # a new id twice in one batch with other content: the second item is the conflict, nothing is written
+    fresh = {**item, "externalId": "r-ivo-2"}
+    clash = payload(await refund(api, partner, fresh, {**fresh, "amount": "12.00"}), "recordRefunds")
+    assert [(e["field"], e["code"]) for e in clash["userErrors"]] == [("refunds[1].externalId", "CONFLICT")]
+    assert await snapshot(api) == before
     assert await scalar(api, "SELECT sum(amount) FROM refunds WHERE external_id = 'r-ivo'") == 10
     assert (await metrics(api, customer))[0] == 90
 

@@ -1,0 +1,44 @@
+"""domain.idempotency.BatchKeys: an external id stored before a batch, or taken by an earlier item of it,
+makes an item a replay of that object — a CONFLICT at the item's path when its content differs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.idempotency import BatchKeys
+
+
+def _as_given(row: Any) -> dict[str, Any]:
+    return {"amount": row["amount"]}
+
+
+def test_a_new_key_is_no_replay_until_an_accepted_item_takes_it() -> None:
+    keys = BatchKeys({})
+    assert keys.replay(None, {"amount": 1}, _as_given, where="x[0].externalId") is None
+    assert keys.replay("k", {"amount": 1}, _as_given, where="x[0].externalId") is None
+    keys.remember("k", 0, {"amount": 1})
+    same = keys.replay("k", {"amount": 1}, _as_given, where="x[1].externalId")
+    assert same is not None
+    assert (same.stored, same.index, same.error) == (None, 0, None)
+    other = keys.replay("k", {"amount": 2}, _as_given, where="x[2].externalId")
+    assert other is not None
+    assert other.index == 0
+    assert other.error is not None
+    assert (other.error.field, other.error.code) == ("x[2].externalId", "CONFLICT")
+    assert "differs in amount" in str(other.error)
+    keys.remember(None, 3, {"amount": 3})  # an item without a key takes none
+    assert keys.replay("k2", {"amount": 3}, _as_given, where="x[4].externalId") is None
+
+
+def test_a_stored_key_answers_with_its_row_compared_as_it_was_given() -> None:
+    row = {"id": "r1", "amount": 5, "chosen_by_the_system": "x"}
+    keys = BatchKeys({"k": row})
+    same = keys.replay("k", {"amount": 5}, _as_given, where="x[0].externalId")
+    assert same is not None
+    assert same.stored is row
+    assert same.index is None
+    assert same.error is None
+    other = keys.replay("k", {"amount": 6}, _as_given, where="x[0].externalId")
+    assert other is not None
+    assert other.stored is row
+    assert other.error is not None

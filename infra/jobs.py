@@ -44,7 +44,7 @@ def create_job_app(database_url: str, deps: JobDeps, registrars: list[Registrar]
 
 def registrars() -> list[Registrar]:
     """Every feature's job registration (imported here, at call time, to keep infra importable alone)."""
-    from infra import churn, sla, survey_triggers, tiering, webhooks
+    from infra import churn, economics, sla, survey_triggers, tiering, webhooks
 
     return [
         tiering.register_jobs,
@@ -52,6 +52,7 @@ def registrars() -> list[Registrar]:
         survey_triggers.register_jobs,
         churn.register_jobs,
         webhooks.register_jobs,
+        economics.register_jobs,
     ]
 
 

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     survey_cost: Decimal = Field(
         default=Decimal("0.50"), ge=0, description="cost of one survey response, in the economics report"
     )
+    economics_compact_cron: str = Field(
+        default="* * * * *",
+        description="schedule of the job that folds the economics report's pending deltas into its summaries "
+        "(once per tick across instances; the report is exact either way, pending deltas only slow it)",
+    )
 
     # Domain defaults.
     currency: str = Field(default="EUR", description="currency of a purchase that names none")

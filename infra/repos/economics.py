@@ -1,10 +1,13 @@
 """The sums behind the economics report (issue 15): per tier (the customers' tier now) over a period, in one
 statement, within the caller's scope; domain/economics.py turns them into the report's figures.
 
-The statement reads the summaries kept current by triggers (migration 0023): economics_reach (live customers
-per tier and partner) and economics_days (the facts' sums per UTC day, tier now and partner) over the whole
-UTC days of the period, so its time depends on days x tiers, not on the customers. What the summaries cannot
-hold is read from the facts, joined to their customers:
+The statement reads the summaries kept current by triggers (migrations 0023 and 0024): economics_reach (live
+customers per tier and partner) and economics_days (the facts' sums per UTC day, tier now and partner) over the
+whole UTC days of the period, so its time depends on days x tiers, not on the customers. Each with its deltas
+(economics_reach_deltas, economics_day_deltas): the triggers append what every write changes there, and
+``compact`` (a periodic job, infra/economics.py) moves them into the summaries; reading both in one statement,
+one snapshot, gives the same sums whether or not a compaction ran (uncompacted deltas only cost time). What
+the summaries cannot hold is read from the facts, joined to their customers:
 
 - the partial days at either end, when the period does not start or end at a UTC midnight;
 - the handling time of the complaints of the period still running at its end (open, or resolved after it):
@@ -63,7 +66,10 @@ WITH f(customer_id, {SUMS}) AS (
     WHERE resolved_at > :until AND opened_at >= :since AND opened_at < :until
 ),
 d AS (
-    SELECT d.tier, {SUMS} FROM economics_days d
+    SELECT d.tier, {SUMS} FROM (
+        SELECT day, tier, partner_id, {SUMS} FROM economics_days
+        UNION ALL SELECT day, tier, partner_id, {SUMS} FROM economics_day_deltas
+    ) d
     WHERE d.day >= :lo_day AND d.day < :hi_day{{scope_d}}
     UNION ALL
     SELECT c.tier_code, {", ".join(f"f.{x}" for x in SUMS.split(", "))} FROM f
@@ -77,7 +83,10 @@ s AS (
     FROM d GROUP BY tier
 ),
 n AS (
-    SELECT r.tier, sum(r.customers) AS customers FROM economics_reach r WHERE true{{scope_r}}
+    SELECT r.tier, sum(r.customers) AS customers FROM (
+        SELECT tier, partner_id, customers FROM economics_reach
+        UNION ALL SELECT tier, partner_id, customers FROM economics_reach_deltas
+    ) r WHERE true{{scope_r}}
     GROUP BY r.tier HAVING sum(r.customers) > 0
 )
 SELECT n.tier, t.rank, n.customers,
@@ -132,3 +141,11 @@ async def tier_totals(db: Executor, since: dt.datetime, until: dt.datetime, scop
         )
         for r in rows
     ]
+
+
+async def compact(db: Executor) -> int | None:
+    """Move the summaries' deltas into them (migration 0024's ``economics_compact()``) and say how many delta
+    rows it moved; None when another compaction (or a rebuild) holds the lock: that one, or the next run,
+    moves them. Run it in a transaction of its own: the lock and the moved deltas go with its commit."""
+    moved = (await db.execute(text("SELECT economics_compact()"))).scalar()
+    return None if moved is None else int(moved)

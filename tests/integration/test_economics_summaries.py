@@ -1,31 +1,46 @@
-"""The economics report from its summaries (migration 0023) equals the statement it replaced — summing each fact
-table per customer and joining every live customer, kept here as the reference — on seeded data with refunds
-and benefit uses, for whole and partial days, open complaints and complaints resolved after the period, staff
-and partner scopes; and stays equal after writes of every kind (purchases, refunds, benefit uses, complaints
-opened, paused and resolved, survey responses, tier changes, a merge, an erasure, a hard delete), with the
-triggers leaving the summaries exactly as a rebuild from the data would."""
+"""The economics report from its summaries (migrations 0023, 0024) equals the statement it replaced — summing each
+fact table per customer and joining every live customer, kept here as the reference — on seeded data with
+refunds and benefit uses, for whole and partial days, open complaints and complaints resolved after the period,
+staff and partner scopes; and stays equal after writes of every kind (purchases, refunds, benefit uses,
+complaints opened, paused and resolved, survey responses, tier changes, a merge, an erasure, a hard delete),
+with the triggers' deltas leaving summaries plus deltas exactly as a rebuild from the data would: with the
+deltas not compacted, compacted after each write, and compacted over and over while the writes run.
+
+The deltas are appended, never upserted: two transactions writing facts of the same day, tier
+and partner do not wait for each other (under 0023 the second waited for the first to commit: shown after a
+downgrade); a compaction neither waits for a writer nor makes one wait, and a delta committed while it runs
+stays for the next one (never lost, never counted twice). The downgrade folds the deltas in and gives 0023's
+functions back, as 0023 wrote them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import importlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from demo.seed import seed
 from domain import economics as rules
+from infra import economics
 from infra.db import StatementCounter, create_engine
+from infra.jobs import QUEUE
+from infra.migrate import alembic_config
 from infra.repos import economics as economics_repo
 from infra.repos import quality
 from infra.repos import scope as readable
 from infra.repos.base import ALL, Scope
-from tests.conftest import test_settings
+from tests.conftest import running_api, test_settings
 
 CUSTOMERS = 500
 FreshUrl = Callable[[], Awaitable[str]]
@@ -75,13 +90,14 @@ LEFT JOIN tiers t ON t.code = c.tier_code
      AND t.policy_id = (SELECT id FROM tier_policies WHERE status = 'active')
 GROUP BY c.tier_code, t.rank
 """
-SUMMARY_TABLES = {
+# Each summary table: its deltas, its key, its sums.
+SUMMARIES = {
     "economics_days": (
-        "day, tier, partner_id, revenue, refunds, benefit_cost, benefit_uses, complaints, complaint_seconds, responses",
-        "revenue <> 0 OR refunds <> 0 OR benefit_cost <> 0 OR benefit_uses <> 0 OR complaints <> 0"
-        " OR complaint_seconds <> 0 OR responses <> 0",
+        "economics_day_deltas",
+        "day, tier, partner_id",
+        ("revenue", "refunds", "benefit_cost", "benefit_uses", "complaints", "complaint_seconds", "responses"),
     ),
-    "economics_reach": ("tier, partner_id, customers", "customers <> 0"),
+    "economics_reach": ("economics_reach_deltas", "tier, partner_id", ("customers",)),
 }
 # Each customer's hours rounded at 16 significant digits, summed (the reference) against the tier's seconds
 # / 3600 (the summaries): the only difference allowed, far below the report's cents.
@@ -175,10 +191,11 @@ async def _assert_same(engine: AsyncEngine) -> int:
                         want, hourly_cost=hourly, survey_cost=survey
                     ), (since, until, scope)
                 compared += 1
-        # the report really reads the summaries (else the comparisons above compared the reference to itself)
+        # the report really reads the summaries and their deltas (else the comparisons above compared the
+        # reference to itself)
         with StatementCounter(conn.engine) as read:
             await economics_repo.tier_totals(conn, periods[0][0], periods[0][1], ALL)
-        assert any("economics_days" in q for q in read.statements), read.statements
+        assert any("economics_days" in q and "economics_day_deltas" in q for q in read.statements), read.statements
         assert not any(re.search(r"GROUP BY customer_id", q) for q in read.statements), read.statements
     return compared
 
@@ -188,33 +205,117 @@ def _by_key(row: tuple[Any, ...]) -> list[str]:
     return [str(v) for v in row[:3]]
 
 
+def _folded(name: str, *, with_deltas: bool = True) -> str:
+    """What the report reads of a summary table: its rows plus its deltas, summed per key, the keys whose sums
+    are not all 0."""
+    deltas, key, sums = SUMMARIES[name]
+    cols = f"{key}, {', '.join(sums)}"
+    rows = f"SELECT {cols} FROM {name}" + (f" UNION ALL SELECT {cols} FROM {deltas}" if with_deltas else "")
+    return (
+        f"SELECT {key}, {', '.join(f'sum({x})' for x in sums)} FROM ({rows}) s GROUP BY {key}"
+        f" HAVING {' OR '.join(f'sum({x}) <> 0' for x in sums)}"
+    )
+
+
+async def _summed(conn: AsyncConnection, *, with_deltas: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        name: sorted(map(tuple, (await conn.execute(text(_folded(name, with_deltas=with_deltas)))).all()), key=_by_key)
+        for name in SUMMARIES
+    }
+
+
+async def _pending(conn: AsyncConnection) -> int:
+    """The delta rows not compacted yet."""
+    return int(
+        await _scalar(
+            conn, "SELECT (SELECT count(*) FROM economics_day_deltas) + (SELECT count(*) FROM economics_reach_deltas)"
+        )
+    )
+
+
 async def _assert_rebuilt_equal(engine: AsyncEngine) -> None:
-    """The summaries the triggers kept equal those a rebuild computes from the data."""
+    """The summaries and deltas the triggers and compactions left equal the summaries a rebuild computes from
+    the data (and leaves no delta)."""
     async with engine.begin() as conn:
-        before = {
-            name: sorted(
-                map(tuple, (await conn.execute(text(f"SELECT {cols} FROM {name} WHERE {live}"))).all()), key=_by_key
-            )
-            for name, (cols, live) in SUMMARY_TABLES.items()
-        }
+        before = await _summed(conn)
         await conn.execute(text("SELECT economics_summaries_rebuild()"))
-        after = {
-            name: sorted(map(tuple, (await conn.execute(text(f"SELECT {cols} FROM {name}"))).all()), key=_by_key)
-            for name, (cols, _) in SUMMARY_TABLES.items()
-        }
+        assert await _pending(conn) == 0
+        after = await _summed(conn, with_deltas=False)
         await conn.rollback()
-    for name in SUMMARY_TABLES:
+    for name in SUMMARIES:
         assert before[name] == after[name], name
 
 
-async def test_seeded_summaries_equal_the_reference(engine: AsyncEngine) -> None:
+async def _compact(engine: AsyncEngine) -> None:
+    """Every pending delta into the summaries (nothing else runs)."""
+    moved = await economics.compact(engine)
+    assert moved is not None
+    async with engine.connect() as conn:
+        assert await _pending(conn) == 0
+
+
+@contextlib.asynccontextmanager
+async def _compacting(engine: AsyncEngine) -> AsyncIterator[list[int]]:
+    """Compactions one after another on a connection of their own while the block runs (the writes, the
+    comparisons and the rebuilds of the tests): the delta rows each of them moved."""
+    moved: list[int] = []
+    stop = asyncio.Event()
+
+    async def compact_until_stopped() -> None:
+        while not stop.is_set():
+            n = await economics.compact(engine)
+            if n is not None:  # None: a rebuild held the lock
+                moved.append(n)
+            await asyncio.sleep(0.002)
+
+    task = asyncio.create_task(compact_until_stopped())
+    try:
+        yield moved
+    finally:
+        stop.set()
+        await task
+
+
+COMPACTIONS = ("none", "after each write", "concurrent")
+
+
+@contextlib.asynccontextmanager
+async def _compaction(engine: AsyncEngine, how: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """The block's writes under one of COMPACTIONS; it calls the function yielded after each write (then
+    compared): none leaves every delta pending (and checks some are), "after each write" compacts them all,
+    "concurrent" compacts all along (and checks it moved some)."""
+
+    async def settle() -> None:
+        if how == "after each write":
+            await _compact(engine)
+        elif how == "none":
+            async with engine.connect() as conn:
+                assert await _pending(conn) > 0
+
+    if how != "concurrent":
+        await settle()  # the seed's deltas
+        yield settle
+        return
+    async with _compacting(engine) as moved:
+        yield settle
+    assert sum(moved) > 0, moved
+
+
+@pytest.mark.parametrize("compaction", COMPACTIONS)
+async def test_seeded_summaries_equal_the_reference(engine: AsyncEngine, compaction: str) -> None:
+    async with _compaction(engine, compaction):
+        await _assert_seeded_equal(engine)
+
+
+async def _assert_seeded_equal(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         counts = (
             await conn.execute(
                 text(
                     """SELECT (SELECT count(*) FROM refunds), (SELECT count(*) FROM benefit_redemptions),
                               (SELECT count(*) FROM complaints WHERE resolved_at IS NULL),
-                              (SELECT sum(revenue) FROM economics_days)"""
+                              (SELECT sum(revenue) FROM (SELECT revenue FROM economics_days
+                                                         UNION ALL SELECT revenue FROM economics_day_deltas) d)"""
                 )
             )
         ).one()
@@ -240,127 +341,350 @@ async def _live(conn: AsyncConnection, n: int, offset: int = 0) -> list[UUID]:
     return [r[0] for r in rows.all()]
 
 
-async def test_writes_keep_the_summaries_equal_to_the_reference(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        some = await _live(conn, 20)
-        # purchases (today and long ago), refunds of some, benefit uses, survey responses
-        await conn.execute(
-            text(
-                """INSERT INTO purchases (customer_id, partner_id, amount, currency, purchased_at)
-                   SELECT c.id, c.partner_id, 12.34 + n, 'EUR', now() - n * interval '17 hours'
-                   FROM customers c, generate_series(0, 3) n WHERE c.id = ANY(:ids)"""
-            ),
-            {"ids": some[:10]},
-        )
-        await conn.execute(
-            text(
-                """INSERT INTO refunds (purchase_id, customer_id, partner_id, amount, reason, refunded_at, purchased_at,
-                                       closes_purchase, actor)
-                   SELECT p.id, p.customer_id, p.partner_id, round(p.amount / 3, 2), 'test', now(), p.purchased_at,
-                          false, 'test'
-                   FROM purchases p WHERE p.customer_id = ANY(:ids)
-                     AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.purchase_id = p.id)"""
-            ),
-            {"ids": some[5:12]},
-        )
-        await conn.execute(
-            text(
-                """INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id,
-                                                   tier_code, cost, redeemed_at, actor)
-                   SELECT b.benefit_id, b.benefit_code, b.policy_version, c.id, c.partner_id, c.tier_code, 4.90,
-                          now() - interval '3 days', 'test'
-                   FROM customers c, (SELECT benefit_id, benefit_code, policy_version FROM benefit_redemptions
-                                      ORDER BY id LIMIT 1) b
-                   WHERE c.id = ANY(:ids)"""
-            ),
-            {"ids": some[:15]},
-        )
-        # a refund moved in time and amount, one deleted; a purchase deleted with its refunds
-        await conn.execute(
-            text(
-                """UPDATE refunds SET amount = amount / 2, refunded_at = refunded_at - interval '40 days'
-                   WHERE id IN (SELECT id FROM refunds ORDER BY id LIMIT 6)"""
+@pytest.mark.parametrize("compaction", COMPACTIONS)
+async def test_writes_keep_the_summaries_equal_to_the_reference(engine: AsyncEngine, compaction: str) -> None:
+    async with _compaction(engine, compaction) as settle:
+        async with engine.begin() as conn:
+            some = await _live(conn, 20)
+            # purchases (today and long ago), refunds of some, benefit uses, survey responses
+            await conn.execute(
+                text(
+                    """INSERT INTO purchases (customer_id, partner_id, amount, currency, purchased_at)
+                       SELECT c.id, c.partner_id, 12.34 + n, 'EUR', now() - n * interval '17 hours'
+                       FROM customers c, generate_series(0, 3) n WHERE c.id = ANY(:ids)"""
+                ),
+                {"ids": some[:10]},
             )
-        )
-        await conn.execute(text("DELETE FROM refunds WHERE id IN (SELECT id FROM refunds ORDER BY id DESC LIMIT 3)"))
-        await conn.execute(
-            text("DELETE FROM benefit_redemptions WHERE id IN (SELECT id FROM benefit_redemptions ORDER BY id LIMIT 4)")
-        )
-        await conn.execute(
-            text(
-                """UPDATE survey_responses SET submitted_at = submitted_at - interval '3 days'
-                   WHERE id IN (SELECT id FROM survey_responses ORDER BY id LIMIT 9)"""
+            await conn.execute(
+                text(
+                    """INSERT INTO refunds (purchase_id, customer_id, partner_id, amount, reason, refunded_at, purchased_at,
+                                           closes_purchase, actor)
+                       SELECT p.id, p.customer_id, p.partner_id, round(p.amount / 3, 2), 'test', now(), p.purchased_at,
+                              false, 'test'
+                       FROM purchases p WHERE p.customer_id = ANY(:ids)
+                         AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.purchase_id = p.id)"""
+                ),
+                {"ids": some[5:12]},
             )
-        )
-    await _assert_rebuilt_equal(engine)
-    await _assert_same(engine)
+            await conn.execute(
+                text(
+                    """INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id,
+                                                       tier_code, cost, redeemed_at, actor)
+                       SELECT b.benefit_id, b.benefit_code, b.policy_version, c.id, c.partner_id, c.tier_code, 4.90,
+                              now() - interval '3 days', 'test'
+                       FROM customers c, (SELECT benefit_id, benefit_code, policy_version FROM benefit_redemptions
+                                          ORDER BY id LIMIT 1) b
+                       WHERE c.id = ANY(:ids)"""
+                ),
+                {"ids": some[:15]},
+            )
+            # a refund moved in time and amount, one deleted; a purchase deleted with its refunds
+            await conn.execute(
+                text(
+                    """UPDATE refunds SET amount = amount / 2, refunded_at = refunded_at - interval '40 days'
+                       WHERE id IN (SELECT id FROM refunds ORDER BY id LIMIT 6)"""
+                )
+            )
+            await conn.execute(
+                text("DELETE FROM refunds WHERE id IN (SELECT id FROM refunds ORDER BY id DESC LIMIT 3)")
+            )
+            await conn.execute(
+                text(
+                    "DELETE FROM benefit_redemptions WHERE id IN (SELECT id FROM benefit_redemptions ORDER BY id LIMIT 4)"
+                )
+            )
+            await conn.execute(
+                text(
+                    """UPDATE survey_responses SET submitted_at = submitted_at - interval '3 days'
+                       WHERE id IN (SELECT id FROM survey_responses ORDER BY id LIMIT 9)"""
+                )
+            )
+        await settle()
+        await _assert_rebuilt_equal(engine)
+        await _assert_same(engine)
 
-    async with engine.begin() as conn:
-        # complaints: some resolved now, some paused longer, some reopened (resolved_at cleared), one moved back
-        for statement in (
-            """UPDATE complaints SET status = 'resolved', resolved_at = now(), paused_seconds = paused_seconds + 60
-               WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NULL ORDER BY id LIMIT 5)""",
-            """UPDATE complaints SET paused_seconds = paused_seconds + 3600
-               WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NULL ORDER BY id LIMIT 4)""",
-            """UPDATE complaints SET resolved_at = opened_at + interval '50 days'
-               WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id LIMIT 6)""",
-            """UPDATE complaints SET status = 'open', resolved_at = NULL
-               WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id DESC LIMIT 3)""",
-            """UPDATE complaints SET paused_seconds = 10000000
-               WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id DESC LIMIT 2)""",
-        ):
-            await conn.execute(text(statement))
-        # tier changes of live customers (and one to no tier) move all their facts and their reach
-        await conn.execute(
-            text(
-                """UPDATE customers SET tier_code = CASE WHEN tier_code = 'gold' THEN 'silver' ELSE 'gold' END
-                   WHERE id = ANY(:ids)"""
-            ),
-            {"ids": await _live(conn, 25, offset=30)},
-        )
-        await conn.execute(text("UPDATE customers SET tier_code = NULL WHERE id = ANY(:ids)"), {"ids": some[15:17]})
-        # a customer moved to another partner
-        await conn.execute(
-            text(
-                """UPDATE customers SET partner_id = (SELECT partner_id FROM customers WHERE partner_id IS NOT NULL
-                                                     ORDER BY id LIMIT 1)
-                   WHERE id = :id"""
-            ),
-            {"id": some[17]},
-        )
-    await _assert_rebuilt_equal(engine)
-    await _assert_same(engine)
+        async with engine.begin() as conn:
+            # complaints: some resolved now, some paused longer, some reopened (resolved_at cleared), one moved back
+            for statement in (
+                """UPDATE complaints SET status = 'resolved', resolved_at = now(), paused_seconds = paused_seconds + 60
+                   WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NULL ORDER BY id LIMIT 5)""",
+                """UPDATE complaints SET paused_seconds = paused_seconds + 3600
+                   WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NULL ORDER BY id LIMIT 4)""",
+                """UPDATE complaints SET resolved_at = opened_at + interval '50 days'
+                   WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id LIMIT 6)""",
+                """UPDATE complaints SET status = 'open', resolved_at = NULL
+                   WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id DESC LIMIT 3)""",
+                """UPDATE complaints SET paused_seconds = 10000000
+                   WHERE id IN (SELECT id FROM complaints WHERE resolved_at IS NOT NULL ORDER BY id DESC LIMIT 2)""",
+            ):
+                await conn.execute(text(statement))
+            # tier changes of live customers (and one to no tier) move all their facts and their reach
+            await conn.execute(
+                text(
+                    """UPDATE customers SET tier_code = CASE WHEN tier_code = 'gold' THEN 'silver' ELSE 'gold' END
+                       WHERE id = ANY(:ids)"""
+                ),
+                {"ids": await _live(conn, 25, offset=30)},
+            )
+            await conn.execute(text("UPDATE customers SET tier_code = NULL WHERE id = ANY(:ids)"), {"ids": some[15:17]})
+            # a customer moved to another partner
+            await conn.execute(
+                text(
+                    """UPDATE customers SET partner_id = (SELECT partner_id FROM customers WHERE partner_id IS NOT NULL
+                                                         ORDER BY id LIMIT 1)
+                       WHERE id = :id"""
+                ),
+                {"id": some[17]},
+            )
+        await settle()
+        await _assert_rebuilt_equal(engine)
+        await _assert_same(engine)
 
-    async with engine.begin() as conn:
-        pair = (
+        async with engine.begin() as conn:
+            pair = (
+                await conn.execute(
+                    text(
+                        """SELECT a.id, b.id FROM customers a JOIN customers b
+                             ON b.partner_id IS NOT DISTINCT FROM a.partner_id AND b.id > a.id
+                           WHERE a.id = ANY(:ids) AND b.id = ANY(:ids) ORDER BY a.id, b.id LIMIT 1"""
+                    ),
+                    {"ids": await _live(conn, 40, offset=60)},
+                )
+            ).one()
+            await quality.merge(conn, pair[0], pair[1], scope=Scope(), actor="test", request_id=None)
+            await quality.erase(conn, some[18], scope=Scope(), actor="test", request_id=None)
+            # a hard delete by hand: the facts first (the foreign keys restrict), then the customer
+            gone = some[19]
+            theirs = "SELECT id FROM complaints WHERE customer_id = :c"
+            for statement in (
+                f"DELETE FROM complaint_events WHERE complaint_id IN ({theirs})",
+                f"DELETE FROM survey_responses WHERE customer_id = :c OR complaint_id IN ({theirs})",
+                f"DELETE FROM survey_invitations WHERE customer_id = :c OR complaint_id IN ({theirs})",
+                f"UPDATE complaints SET follow_up_of_id = NULL WHERE follow_up_of_id IN ({theirs})",
+                "DELETE FROM complaints WHERE customer_id = :c",
+                "DELETE FROM refunds WHERE customer_id = :c",
+                "DELETE FROM benefit_redemptions WHERE customer_id = :c",
+                "DELETE FROM benefit_holdouts WHERE customer_id = :c",
+                "DELETE FROM purchases WHERE customer_id = :c",
+                "DELETE FROM tier_changes WHERE customer_id = :c",
+                "DELETE FROM consent_events WHERE customer_id = :c",
+                "DELETE FROM customers WHERE id = :c",
+            ):
+                await conn.execute(text(statement), {"c": gone})
+        await settle()
+        await _assert_rebuilt_equal(engine)
+        assert await _assert_same(engine) >= 20
+
+
+# ---------------------------------------------------------------- concurrency (migration 0024)
+
+# What an ingest batch writes for a customer, on the summaries' key of today, its tier and its partner: a
+# purchase, a refund of it and a use of a benefit ($1: the customer).
+BATCH = (
+    """INSERT INTO purchases (customer_id, partner_id, amount, currency, purchased_at)
+       SELECT id, partner_id, 19.99, 'EUR', now() FROM customers WHERE id = $1""",
+    """INSERT INTO refunds (purchase_id, customer_id, partner_id, amount, reason, refunded_at, purchased_at,
+                           closes_purchase, actor)
+       SELECT p.id, p.customer_id, p.partner_id, 5.00, 'test', now(), p.purchased_at, false, 'test'
+       FROM purchases p WHERE p.customer_id = $1 ORDER BY p.created_at DESC, p.id LIMIT 1""",
+    """INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id,
+                                       tier_code, cost, redeemed_at, actor)
+       SELECT b.benefit_id, b.benefit_code, b.policy_version, c.id, c.partner_id, c.tier_code, 4.90, now(), 'test'
+       FROM customers c, (SELECT benefit_id, benefit_code, policy_version FROM benefit_redemptions
+                          ORDER BY id LIMIT 1) b
+       WHERE c.id = $1""",
+)
+# Long enough for a statement that waits for no one on a loaded machine; one that waits never ends.
+NO_WAIT_S = 10.0
+
+
+def _driver_url(engine: AsyncEngine) -> str:
+    return engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+
+
+async def _neighbours(engine: AsyncEngine) -> tuple[UUID, UUID]:
+    """Two live customers of one tier and one partner: their facts of today add to the same summary key."""
+    async with engine.connect() as conn:
+        row = (
             await conn.execute(
                 text(
                     """SELECT a.id, b.id FROM customers a JOIN customers b
-                         ON b.partner_id IS NOT DISTINCT FROM a.partner_id AND b.id > a.id
-                       WHERE a.id = ANY(:ids) AND b.id = ANY(:ids) ORDER BY a.id, b.id LIMIT 1"""
-                ),
-                {"ids": await _live(conn, 40, offset=60)},
+                         ON b.tier_code = a.tier_code AND b.partner_id = a.partner_id AND b.id > a.id
+                       WHERE a.deleted_at IS NULL AND a.merged_into_id IS NULL
+                         AND b.deleted_at IS NULL AND b.merged_into_id IS NULL
+                       ORDER BY a.id, b.id LIMIT 1"""
+                )
             )
         ).one()
-        await quality.merge(conn, pair[0], pair[1], scope=Scope(), actor="test", request_id=None)
-        await quality.erase(conn, some[18], scope=Scope(), actor="test", request_id=None)
-        # a hard delete by hand: the facts first (the foreign keys restrict), then the customer
-        gone = some[19]
-        theirs = "SELECT id FROM complaints WHERE customer_id = :c"
-        for statement in (
-            f"DELETE FROM complaint_events WHERE complaint_id IN ({theirs})",
-            f"DELETE FROM survey_responses WHERE customer_id = :c OR complaint_id IN ({theirs})",
-            f"DELETE FROM survey_invitations WHERE customer_id = :c OR complaint_id IN ({theirs})",
-            f"UPDATE complaints SET follow_up_of_id = NULL WHERE follow_up_of_id IN ({theirs})",
-            "DELETE FROM complaints WHERE customer_id = :c",
-            "DELETE FROM refunds WHERE customer_id = :c",
-            "DELETE FROM benefit_redemptions WHERE customer_id = :c",
-            "DELETE FROM benefit_holdouts WHERE customer_id = :c",
-            "DELETE FROM purchases WHERE customer_id = :c",
-            "DELETE FROM tier_changes WHERE customer_id = :c",
-            "DELETE FROM consent_events WHERE customer_id = :c",
-            "DELETE FROM customers WHERE id = :c",
-        ):
-            await conn.execute(text(statement), {"c": gone})
+    return row[0], row[1]
+
+
+async def _write_batch(conn: asyncpg.Connection, customer: UUID) -> None:
+    for statement in BATCH:
+        await conn.execute(statement, customer)
+
+
+async def _blocked_by(observer: asyncpg.Connection, holder: asyncpg.Connection, task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` (statements on a connection of its own) waits for a lock ``holder``'s transaction holds
+    (then it is still running), or finishes without (it is awaited)."""
+    holder_pid = holder.get_server_pid()
+    deadline = asyncio.get_running_loop().time() + NO_WAIT_S
+    while not task.done():
+        blocked = await observer.fetchval(
+            "SELECT bool_or($1 = ANY(pg_blocking_pids(pid))) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+            holder_pid,
+        )
+        if blocked:
+            return True
+        assert asyncio.get_running_loop().time() < deadline, "neither done nor waiting for the holder"
+        await asyncio.sleep(0.02)
+    await task
+    return False
+
+
+@contextlib.asynccontextmanager
+async def _connections(engine: AsyncEngine, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    conns = [await asyncpg.connect(_driver_url(engine)) for _ in range(n)]
+    try:
+        yield conns
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def _second_writer_waits(engine: AsyncEngine) -> bool:
+    """Two transactions write a batch each for two customers of one tier and partner, today; the first stays
+    open while the second writes (and, if it did not wait, commits). Whether the second waited for the first;
+    both committed in the end."""
+    a, b = await _neighbours(engine)
+    async with _connections(engine, 3) as (first, second, observer):
+        tx = second.transaction()
+        async with first.transaction():
+            await _write_batch(first, a)
+            await tx.start()
+            writing = asyncio.create_task(_write_batch(second, b))
+            waited = await _blocked_by(observer, first, writing)
+            if not waited:
+                await tx.commit()  # before the first
+        if waited:  # the first committed: the second goes on
+            await asyncio.wait_for(writing, NO_WAIT_S)
+            await tx.commit()
+    return waited
+
+
+async def test_writers_of_one_day_tier_and_partner_do_not_wait_for_each_other(engine: AsyncEngine) -> None:
+    assert not await _second_writer_waits(engine)
+    assert not await _second_writer_waits(engine)  # with the first pair's deltas there
     await _assert_rebuilt_equal(engine)
-    assert await _assert_same(engine) >= 20
+    await _assert_same(engine)
+
+
+async def test_a_compaction_neither_waits_for_writers_nor_makes_them_wait(engine: AsyncEngine) -> None:
+    a, b = await _neighbours(engine)
+    await _compact(engine)  # the seed's deltas: today's key of a and b is a summary row now
+    async with _connections(engine, 3) as (writer, compactor, other):
+        async with writer.transaction():
+            await _write_batch(writer, a)  # not committed: its deltas are not the compaction's
+            async with compactor.transaction():
+                moved = await asyncio.wait_for(compactor.fetchval("SELECT economics_compact()"), NO_WAIT_S)
+                assert moved == 0
+                # while this compaction is open (its lock held): a second one does nothing, a writer goes on
+                assert await asyncio.wait_for(other.fetchval("SELECT economics_compact()"), NO_WAIT_S) is None
+                await asyncio.wait_for(_write_batch(writer, b), NO_WAIT_S)
+        # a's batch and b's, committed now: one delta row per statement (each adds to one key)
+        assert await compactor.fetchval("SELECT economics_compact()") == 2 * len(BATCH)
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+
+
+async def test_a_delta_committed_while_a_compaction_runs_stays_for_the_next(engine: AsyncEngine) -> None:
+    a, b = await _neighbours(engine)
+    async with _connections(engine, 4) as (writer, holder, compactor, observer):
+        await _write_batch(writer, a)
+        await _compact(engine)  # the seed's deltas and a's: today's key of a and b is a summary row now
+        await _write_batch(writer, a)  # committed: the next compaction's to move
+        async with holder.transaction():
+            # the summary rows locked: the compaction, having taken its deltas, waits to add them
+            await holder.execute("SELECT 1 FROM economics_days FOR UPDATE")
+            compacting = asyncio.create_task(compactor.fetchval("SELECT economics_compact()"))
+            assert await _blocked_by(observer, holder, compacting)
+            await asyncio.wait_for(_write_batch(writer, b), NO_WAIT_S)  # committed while it runs
+        moved = await asyncio.wait_for(compacting, NO_WAIT_S)
+        left = await observer.fetchval("SELECT count(*) FROM economics_day_deltas")
+        assert moved > 0
+        assert left > 0  # b's: taken neither by the compaction that started before it, nor lost
+        async with engine.connect() as conn:
+            before = await _summed(conn)
+        assert await compactor.fetchval("SELECT economics_compact()") == left
+        async with engine.connect() as conn:
+            assert await _summed(conn) == before
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+
+
+async def test_the_compaction_job_moves_the_deltas_on_its_schedule(engine: AsyncEngine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    async with running_api(url, test_settings(economics_compact_cron="*/7 * * * *")) as api:
+        jobs = api.services.jobs
+        [periodic] = [p for p in jobs.periodic_registry.periodic_tasks.values() if p.periodic_id == "economics-compact"]
+        assert (periodic.task.name, periodic.cron) == ("tierwise.economics_compact", "*/7 * * * *")
+        async with engine.connect() as conn:
+            assert await _pending(conn) > 0  # the seed's
+        await jobs.configure_task("tierwise.economics_compact").defer_async(timestamp=0)
+        await jobs.run_worker_async(queues=[QUEUE], wait=False, install_signal_handlers=False)
+        async with engine.connect() as conn:
+            assert await _pending(conn) == 0
+            statuses = await conn.execute(
+                text("SELECT DISTINCT status FROM procrastinate_jobs WHERE task_name = 'tierwise.economics_compact'")
+            )
+            assert statuses.scalars().all() == ["succeeded"]
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+
+
+# ---------------------------------------------------------------- the migration
+
+
+def _sources(sql: str) -> dict[str, str]:
+    """The bodies of the functions an SQL script creates, without whitespace, by name."""
+    found = re.finditer(r"CREATE (?:OR REPLACE )?FUNCTION (\w+)\(\).*?AS \$\$(.*?)\$\$", sql, re.DOTALL)
+    return {m[1]: re.sub(r"\s+", "", m[2]) for m in found}
+
+
+async def test_migration_0024_downgrades_to_0023_and_upgrades(engine: AsyncEngine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    await _compact(engine)
+    async with engine.begin() as conn:  # summaries and pending deltas both
+        await conn.execute(
+            text(
+                """INSERT INTO purchases (customer_id, partner_id, amount, currency, purchased_at)
+                   SELECT id, partner_id, 7.5, 'EUR', now() - interval '2 days' FROM customers
+                   WHERE deleted_at IS NULL ORDER BY id LIMIT 50"""
+            )
+        )
+        summed = await _summed(conn)
+        assert await _pending(conn) > 0
+    await engine.dispose()  # no cached plan of a dropped table
+
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0023")
+    async with engine.begin() as conn:
+        assert await _summed(conn, with_deltas=False) == summed  # the deltas folded in
+        left = "SELECT count(*) FROM pg_class WHERE relname IN ('economics_day_deltas', 'economics_reach_deltas')"
+        assert await _scalar(conn, left) == 0
+        assert await _scalar(conn, "SELECT count(*) FROM pg_proc WHERE proname = 'economics_compact'") == 0
+        functions = await conn.execute(text("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'economics%'"))
+        got = {r[0]: re.sub(r"\s+", "", r[1]) for r in functions.all()}
+    frozen = importlib.import_module("infra.migrations.versions.0023_economics_summaries")  # it never changes
+    assert got == _sources(frozen.UPGRADE)  # 0023's functions, as 0023 wrote them
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT economics_summaries_rebuild()"))
+        assert await _summed(conn, with_deltas=False) == summed
+    assert await _second_writer_waits(engine)  # what 0024 is for
+
+    await engine.dispose()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    assert not await _second_writer_waits(engine)
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+    await _compact(engine)
+    await _assert_same(engine)

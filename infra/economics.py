@@ -1,0 +1,41 @@
+"""The economics report's compaction job (issue 15): the triggers of migration 0024 append every write's
+deltas to economics_day_deltas and economics_reach_deltas (so that concurrent writers never wait for each
+other on a summary row); this job moves them into the summaries, once per tick across instances
+(``TIERWISE_ECONOMICS_COMPACT_CRON``, every minute by default). The report reads summaries and deltas alike,
+so it is exact whether or not the job ran; deltas left waiting only make it slower
+(bench/results/economics_deltas.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.job_deps import JobDeps
+from infra.repos import economics as repo
+
+log = logging.getLogger("tierwise.economics")
+
+
+async def compact(engine: AsyncEngine) -> int | None:
+    """One compaction in a transaction of its own: the delta rows moved, None if another one was running."""
+    async with engine.begin() as conn:
+        # a backlog (the job stopped for a while) is moved in one go, however long that takes
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
+        return await repo.compact(conn)
+
+
+def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
+    """The compaction, once per tick across instances."""
+
+    @app.periodic(cron=deps.settings.economics_compact_cron, periodic_id="economics-compact")
+    @app.task(name="tierwise.economics_compact", queue="tierwise", queueing_lock="economics_compact")
+    async def economics_compact_job(timestamp: int) -> dict[str, int | None]:
+        moved = await compact(deps.engine)
+        if moved is None:
+            log.info("economics compaction skipped: another one is running")
+        else:
+            log.info("economics compaction: %d delta rows moved", moved)
+        return {"moved": moved}

@@ -852,6 +852,7 @@ async def generate(
                 t0 = time.perf_counter()  # the COPY skipped the triggers (replica role): refill the report summaries
                 async with engine.begin() as conn:
                     await conn.execute(text("SELECT report_summaries_rebuild()"))
+                    # (it empties the economics deltas too: nothing is left to compact)
                     await conn.execute(text("SELECT economics_summaries_rebuild()"))
                 steps["report summaries (rebuild)"] = time.perf_counter() - t0
                 t0 = time.perf_counter()

@@ -36,6 +36,6 @@ def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:
         moved = await compact(deps.engine)
         if moved is None:
             log.info("economics compaction skipped: another one is running")
-        else:
-            log.info("economics compaction: %d delta rows moved", moved)
+        else:  # every minute: said at INFO only when there was something to move
+            log.log(logging.INFO if moved else logging.DEBUG, "economics compaction: %d delta rows moved", moved)
         return {"moved": moved}

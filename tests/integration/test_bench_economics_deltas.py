@@ -1,6 +1,6 @@
 """bench/economics_deltas.py at a small scale: it times the economics report with deltas pending and compacted
-(the same totals: the bench checks it), moves every delta it made, and leaves the data set as it found it.
-Times are reported, never asserted."""
+(the same totals: the bench checks it) and two writers of one summary key, moves every delta it made, and
+leaves the data set as it found it. Times are reported, never asserted (but what the writers wait for)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ async def test_the_deltas_bench_runs_and_cleans_up(
     try:
         async with engine.connect() as conn:
             before = (await conn.execute(text(STATE))).one()
-        got = await economics_deltas.run(1000, 300, 2, 90, url=url, workers=0)
+        got = await economics_deltas.run(1000, 300, 2, 90, writer_batches=1, url=url, workers=0)
         async with engine.connect() as conn:
             after = (await conn.execute(text(STATE))).one()
     finally:
@@ -38,6 +38,9 @@ async def test_the_deltas_bench_runs_and_cleans_up(
     assert got["with_deltas"]["median_s"] > 0
     assert got["compacted"]["median_s"] > 0
     assert any("economics_day_deltas" in line for line in got["with_deltas"]["plan"])
+    assert got["writers"]["size"] > 0
+    assert got["writers"]["serial_s"] > 2 * economics_deltas.HOLD_S  # each transaction holds on that long
+    assert got["writers"]["concurrent_s"] > economics_deltas.HOLD_S
     assert (after.purchases, after.revenue, after.pending) == (before.purchases, before.revenue, 0)
     md = economics_deltas.markdown(got)
     assert "300 deltas pending" in md

@@ -854,6 +854,7 @@ async def generate(
                     await conn.execute(text("SELECT report_summaries_rebuild()"))
                     # (it empties the economics deltas too: nothing is left to compact)
                     await conn.execute(text("SELECT economics_summaries_rebuild()"))
+                    await conn.execute(text("SELECT benefit_spend_rebuild()"))
                 steps["report summaries (rebuild)"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 async with engine.connect() as conn:

@@ -3,7 +3,8 @@ deltas to economics_day_deltas and economics_reach_deltas (so that concurrent wr
 other on a summary row); this job moves them into the summaries, once per tick across instances
 (``TIERWISE_ECONOMICS_COMPACT_CRON``, every minute by default). The report reads summaries and deltas alike,
 so it is exact whether or not the job ran; deltas left waiting only make it slower
-(bench/results/economics_deltas.md)."""
+(bench/results/economics_deltas.md). The same job compacts the daily benefit spending of migration 0025
+(what budget warnings sum), kept the same way."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.job_deps import JobDeps
+from infra.repos import benefits as benefits_repo
 from infra.repos import economics as repo
 
 log = logging.getLogger("tierwise.economics")
 
 
 async def compact(engine: AsyncEngine) -> int | None:
-    """One compaction in a transaction of its own: the delta rows moved, None if another one was running."""
+    """One compaction in a transaction of its own: the delta rows moved, None if another one was running.
+    The daily benefit spending that budget warnings read (migration 0025) is compacted with them, in a
+    transaction of its own (a run of one never waits for the other)."""
     async with engine.begin() as conn:
         # a backlog (the job stopped for a while) is moved in one go, however long that takes
         await conn.execute(text("SET LOCAL statement_timeout = 0"))
-        return await repo.compact(conn)
+        moved = await repo.compact(conn)
+    async with engine.begin() as conn:
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
+        spend = await benefits_repo.compact_spend(conn)
+    if moved is None and spend is None:
+        return None
+    return (moved or 0) + (spend or 0)
 
 
 def register_jobs(app: procrastinate.App, deps: JobDeps) -> None:

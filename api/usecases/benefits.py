@@ -344,13 +344,20 @@ async def record_redemptions(
                 }
             )
             answers[n] = len(new_items) - 1
+        # what each budget period touched had cost before this batch (one statement, before the insert)
+        periods: dict[tuple[str, str, dt.datetime], tuple[str, str, dt.date, dt.date]] = {}
+        for code, tier, start in spending:
+            period = benefits_repo.spec_of(offered[code]).budget_period
+            assert period is not None
+            begin, end = rules.period_bounds(period, start)
+            periods[(code, tier, start)] = (code, tier, begin.date(), end.date())
+        spent_before = await benefits_repo.spent(uow, list(periods.values()))
         warnings = []
-        for (code, tier, start), now_spent in sorted(spending.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-            spec = benefits_repo.spec_of(offered[code])
-            assert spec.budget_period is not None
-            begin, end = rules.period_bounds(spec.budget_period, start)
-            before = await benefits_repo.spent(uow, code, tier, begin, end)
-            warning = rules.budget_warning(spec, tier, begin, before, now_spent)
+        for key, now_spent in sorted(spending.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            code, tier, start = key
+            warning = rules.budget_warning(
+                benefits_repo.spec_of(offered[code]), tier, start, spent_before[periods[key]], now_spent
+            )
             if warning is not None:
                 warnings.append(warning)
         inserted = await benefits_repo.insert_redemptions(uow.conn, new_items, scope=scope, actor=caller.actor)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text
+from sqlalchemy import and_, delete, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.benefits import CENT, BenefitSpec, period_bounds
@@ -183,16 +183,43 @@ async def charged_this_month(
     return out
 
 
-async def spent(db: Executor, code: str, tier: str, start: dt.datetime, end: dt.datetime) -> Decimal:
-    """What uses of a benefit by customers of one tier cost in [start, end)."""
-    value = (
+async def spent(
+    db: Executor, periods: Sequence[tuple[str, str, dt.date, dt.date]]
+) -> dict[tuple[str, str, dt.date, dt.date], Decimal]:
+    """What uses of a benefit by customers of one tier (at the use) cost in each of ``periods`` (benefit code,
+    tier, first day, day after the last; UTC days), in one statement over the daily spending kept by migration
+    0025's triggers (compacted days and the deltas not yet compacted): its time does not grow with the uses."""
+    wanted = list(dict.fromkeys(periods))
+    if not wanted:
+        return {}
+    rows = (
         await db.execute(
-            select(func.coalesce(func.sum(r.c.cost), 0)).where(
-                r.c.benefit_code == code, r.c.tier_code == tier, r.c.redeemed_at >= start, r.c.redeemed_at < end
-            )
+            text(
+                "SELECT p.n, coalesce((SELECT sum(cost) FROM ("
+                " SELECT d.cost FROM benefit_spend_days d"
+                "  WHERE d.benefit_code = p.code AND d.tier = p.tier AND d.day >= p.lo AND d.day < p.hi"
+                " UNION ALL SELECT x.cost FROM benefit_spend_deltas x"
+                "  WHERE x.benefit_code = p.code AND x.tier = p.tier AND x.day >= p.lo AND x.day < p.hi) s), 0)"
+                " AS total"
+                " FROM unnest(CAST(:codes AS text[]), CAST(:tiers AS text[]), CAST(:los AS date[]),"
+                " CAST(:his AS date[])) WITH ORDINALITY AS p(code, tier, lo, hi, n)"
+            ),
+            {
+                "codes": [k[0] for k in wanted],
+                "tiers": [k[1] for k in wanted],
+                "los": [k[2] for k in wanted],
+                "his": [k[3] for k in wanted],
+            },
         )
-    ).scalar_one()
-    return Decimal(value)
+    ).all()
+    return {wanted[int(r.n) - 1]: Decimal(r.total) for r in rows}
+
+
+async def compact_spend(db: Executor) -> int | None:
+    """Move the daily spending's deltas into it (migration 0025's ``benefit_spend_compact()``): the delta rows
+    moved, None when another compaction (or a rebuild) holds its lock. Run it in a transaction of its own."""
+    moved = (await db.execute(text("SELECT benefit_spend_compact()"))).scalar()
+    return None if moved is None else int(moved)
 
 
 async def by_external_id(db: Executor, external_ids: Sequence[str], scope: Scope) -> dict[str, dict[str, Any]]:

@@ -33,6 +33,9 @@ class Level(StrEnum):
     DENIED = "DENIED"
 
 
+READS = ("read", "read_masked", "read_if_consented")  # the actions a ``read:`` token scope covers
+
+
 @dataclass(frozen=True)
 class Rule:
     ptype: str
@@ -40,10 +43,11 @@ class Rule:
 
 
 def _scope_allows(scopes: Sequence[str] | None, obj: str, action: str) -> bool:
-    """Token scopes narrow a role: ``read:Customer.*`` covers read and read_masked of Customer fields."""
+    """Token scopes narrow a role: ``read:Customer.*`` covers every read of Customer fields the role has — in
+    full, masked, or in full where the customer consented (``read_if_consented``, less than a full read)."""
     if scopes is None:
         return True
-    verb = "read" if action in ("read", "read_masked") else action
+    verb = "read" if action in READS else action
     for scope in scopes:
         s_verb, _, pattern = scope.partition(":")
         if s_verb in (verb, "*") and fnmatch.fnmatchcase(obj, pattern or "*"):

@@ -20,7 +20,7 @@ from api.usecases.caller import Caller
 from authz import admin
 from authz.catalogue import CATALOGUE
 from authz.confinement import UNSCOPED_OPERATIONS
-from authz.policy import Level, PolicyStore, Rule
+from authz.policy import READS, Level, PolicyStore, Rule
 from domain import queues as queue_rules
 from domain.errors import NotFound, ValidationFailed
 from infra.repos import audit as audit_repo
@@ -33,7 +33,7 @@ from infra.repos.base import Executor, Page
 TOKEN_PREFIX = "tw_pat_"
 MAX_RATE_LIMIT = 10_000_000
 DEFAULT_TOKEN_SCOPES = ("read:*", "write:*")
-READ_ACTIONS = ("read", "read_masked", "read_if_consented")
+READ_ACTIONS = READS
 EXPLAINED_ACTIONS = (*READ_ACTIONS, "write")
 
 

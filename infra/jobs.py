@@ -53,7 +53,27 @@ def registrars() -> list[Registrar]:
         churn.register_jobs,
         webhooks.register_jobs,
         economics.register_jobs,
+        register_job_retention,
     ]
+
+
+def register_job_retention(app: procrastinate.App, deps: JobDeps) -> None:
+    """Finished jobs purged once ``job_retention_days`` old, once per tick across instances: every job leaves
+    a row and its events behind, and the periodic ones alone (the economics compaction every minute, the SLA
+    sweep, the churn refreshes an ingest queues) make thousands a day. Failed jobs are kept (someone should
+    look at them; the webhook queue's go with the event retention, infra/webhooks.py)."""
+    settings = deps.settings
+
+    @app.periodic(cron=settings.job_retention_cron, periodic_id="job-retention")
+    @app.task(name="tierwise.job_retention", queue=QUEUE, queueing_lock="job_retention")
+    async def job_retention_job(timestamp: int) -> dict[str, int]:
+        days = settings.job_retention_days
+        for queue in all_queues():
+            await app.job_manager.delete_old_jobs(
+                nb_hours=days * 24, queue=queue, include_cancelled=True, include_aborted=True
+            )
+        log.info("job retention: finished jobs older than %d days purged", days)
+        return {"days": days}
 
 
 def all_queues() -> list[str]:

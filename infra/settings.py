@@ -302,6 +302,16 @@ class Settings(BaseSettings):
     event_retention_cron: str = Field(
         default="23 4 * * *", description="schedule of the event retention job (once per tick across instances)"
     )
+    # Finished jobs (a row each in procrastinate_jobs, with its events) are purged once old (infra/jobs.py).
+    job_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="days a finished job (succeeded, cancelled or aborted) of the tierwise queues is kept; failed "
+        "ones are kept until their queue's own retention or by hand (they want a look)",
+    )
+    job_retention_cron: str = Field(
+        default="37 4 * * *", description="schedule of the job retention job (once per tick across instances)"
+    )
 
     subscription_reauth_s: float = Field(
         default=30.0,

@@ -690,10 +690,14 @@ _FIELDS.update(
 # Teams of staff (migration 0022): the team a complaint is assigned to is read like its assignee; a team's
 # name and members need grants of their own (a partner reads the team's name on its complaints, not who is
 # in it); the list of teams and their administration are operations (refused to partners, authz/confinement.py).
+# Renaming and retiring a team (0026) are administration like its creation; when it was retired is read
+# with its members (``Team.*``).
 _FIELDS["Query"]["teams"] = I
-_FIELDS["Mutation"].update({"createTeam": I, "addTeamMember": I, "removeTeamMember": I})
+_FIELDS["Mutation"].update(
+    {"createTeam": I, "renameTeam": I, "archiveTeam": I, "addTeamMember": I, "removeTeamMember": I}
+)
 _FIELDS["Complaint"]["team"] = I
-_FIELDS["Team"] = {"id": P, "name": I, "createdAt": I, "members": I}
+_FIELDS["Team"] = {"id": P, "name": I, "createdAt": I, "archivedAt": I, "members": I}
 # Refunds, benefits and what tiers earn (api/graphql/benefits/, issue 15). Refunds are written like purchases and
 # read like them (support agents see no amounts: migration 0019). Costs, budgets and contribution are
 # financial: internal fields granted to analysts (admins hold '*'), not to support agents or partners.
@@ -1146,7 +1150,10 @@ _ARGUMENTS.update(
         **_nothing("Query.searchCustomers", "first"),
         **_nothing("AddComplaintNoteInput", "id", "note"),
         **_nothing("AssignComplaintInput", "id", "expectedVersion", "assignee", "toMe", "team", "note"),
+        **_nothing("Query.teams", "includeArchived"),
         **_nothing("Mutation.createTeam", "name"),
+        **_nothing("Mutation.renameTeam", "team", "name"),
+        **_nothing("Mutation.archiveTeam", "team"),
         **_nothing("Mutation.addTeamMember", "team", "user"),
         **_nothing("Mutation.removeTeamMember", "team", "user"),
         # values written (each column checked by its field's write grant, api/usecases/imports.py), as createCustomer
@@ -1260,7 +1267,7 @@ STORAGE: dict[str, Stored] = {
         customer="customer_id",
     ),
     # a complaint's team is a join of the read compiler (its ``team_id``, api/graphql/compiler.py _RELATIONS)
-    **_stored("Team", "teams", id="id", name="name", createdAt="created_at"),
+    **_stored("Team", "teams", id="id", name="name", createdAt="created_at", archivedAt="archived_at"),
     "Complaint.description": Stored("complaints", "description", encrypted=True),
     # the breach verdicts: the SLA clocks' one definition (infra/repos/clocks.py), as the complaint rows select it
     "Complaint.firstResponseBreached": Stored("complaints", clocks.first_response_breached_sql("{t}"), expression=True),

@@ -66,6 +66,8 @@ UNSCOPED_OPERATIONS: frozenset[str] = SYSTEM_ADMINISTRATION | frozenset(
         # teams are the staff's organisation, not a partner's
         "Query.teams",
         "Mutation.createTeam",
+        "Mutation.renameTeam",
+        "Mutation.archiveTeam",
         "Mutation.addTeamMember",
         "Mutation.removeTeamMember",
     }

@@ -4,13 +4,14 @@ any SQL runs, and every problem comes back at once (``Invalid``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 
 from domain import limits
 from domain.churn import MODEL
 from domain.enums import CHURN_LEVELS
-from domain.errors import Invalid, ValidationFailed
+from domain.errors import Conflict, Invalid, ValidationFailed
 
 # The churn queue: customers at risk unless the caller asks for other levels.
 AT_RISK = ("red", "yellow")
@@ -105,6 +106,14 @@ def team_name(value: str) -> str:
     if not name or len(name) > limits.NAME or _CONTROL.search(name):
         raise ValidationFailed(f"a team name has 1 to {limits.NAME} characters", field="name")
     return name
+
+
+def team_takes_complaints(name: str, archived_at: dt.datetime | None) -> None:
+    """Whether a complaint may be handed to this team: not once it is archived (retired). What it holds
+    already stays (its queue still lists it, a reassignment that names no team keeps it); the rule is about
+    a complaint moving *into* the team, so the reassignment (infra/repos/complaint_work.py) asks only then."""
+    if archived_at is not None:
+        raise Conflict(f"team {name} is archived: it takes no new complaints", field="team")
 
 
 def member_id(value: str) -> str:

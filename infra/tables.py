@@ -334,6 +334,7 @@ teams = Table(
     _pk(),
     Column("name", Text, nullable=False, unique=True),
     _created(),
+    Column("archived_at", TS, nullable=True),  # 0026: retired, takes no new complaints
     CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),
 )
 

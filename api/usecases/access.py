@@ -359,13 +359,33 @@ class Team:
     name: str
     created_at: dt.datetime
     members: list[str]
+    archived_at: dt.datetime | None = None  # retired: takes no new complaints (domain/queues.py)
+
+    @classmethod
+    def of(cls, row: dict[str, Any], members: list[str]) -> Team:
+        return cls(row["id"], row["name"], row["created_at"], members, row.get("archived_at"))
 
 
-async def list_teams(db: Executor) -> list[Team]:
-    """Every team with its members (two statements, whatever the number of teams)."""
-    rows = await teams_repo.all_teams(db)
+async def list_teams(db: Executor, *, include_archived: bool = False) -> list[Team]:
+    """Every team that takes complaints (with ``include_archived``, the retired ones too) with its members
+    (two statements, whatever the number of teams)."""
+    rows = await teams_repo.all_teams(db, include_archived=include_archived)
     members = await teams_repo.members_of(db)
-    return [Team(r["id"], r["name"], r["created_at"], members.get(r["id"], [])) for r in rows]
+    return [Team.of(r, members.get(r["id"], [])) for r in rows]
+
+
+async def team_named(db: Executor, ref: str) -> uuid.UUID:
+    """The team a person names on the command line: by its exact name, or by its id (``teams list``);
+    NOT_FOUND otherwise."""
+    row = await teams_repo.by_name(db, ref.strip())
+    if row is None:
+        try:
+            row = await teams_repo.by_id(db, uuid.UUID(ref.strip()))
+        except ValueError:
+            row = None
+    if row is None:
+        raise NotFound(f"no such team: {ref}", field="team")
+    return uuid.UUID(str(row["id"]))
 
 
 async def _team(db: Executor, team_id: uuid.UUID) -> dict[str, Any]:
@@ -377,7 +397,7 @@ async def _team(db: Executor, team_id: uuid.UUID) -> dict[str, Any]:
 
 async def _read_team(db: Executor, row: dict[str, Any]) -> Team:
     members = (await teams_repo.members_of(db, [row["id"]])).get(row["id"], [])
-    return Team(row["id"], row["name"], row["created_at"], members)
+    return Team.of(row, members)
 
 
 async def _audit_team(db: Executor, caller: Caller, action: str, team_id: uuid.UUID, **change: Any) -> None:
@@ -399,7 +419,52 @@ async def create_team(db: Executor, caller: Caller, name: str) -> Team:
     if row is None:
         raise ValidationFailed(f"team {cleaned} exists already", field="name")
     await _audit_team(db, caller, "team.create", row["id"], after={"name": cleaned})
-    return Team(row["id"], row["name"], row["created_at"], [])
+    return Team.of(row, [])
+
+
+async def rename_team(db: Executor, caller: Caller, team_id: uuid.UUID, name: str) -> Team:
+    """Give a team (archived or not) a new name, under createTeam's rule (``team_name``; unique over every
+    team, archived ones included); audited with the name before and after. Its own name again changes
+    nothing and is not audited; an unknown team is NOT_FOUND. The history of its complaints keeps the name
+    they were handed over under (their events are what was said at the time)."""
+    cleaned = queue_rules.team_name(name)
+    row = await _team(db, team_id)
+    if row["name"] == cleaned:
+        return await _read_team(db, row)
+    renamed = await teams_repo.rename(db, team_id, cleaned)
+    if renamed is None:
+        raise ValidationFailed(f"team {cleaned} exists already", field="name")
+    await _audit_team(db, caller, "team.rename", team_id, before={"name": row["name"]}, after={"name": cleaned})
+    return await _read_team(db, renamed)
+
+
+@dataclass(frozen=True)
+class ArchivedTeam:
+    team: Team
+    active_complaints: int  # still in its queue, to be handed over (they keep the team until then)
+
+
+async def archive_team(db: Executor, caller: Caller, team_id: uuid.UUID) -> ArchivedTeam:
+    """Retire a team: it takes no new complaints (domain/queues.py ``team_takes_complaints``) and leaves the
+    list of teams, but nothing it holds moves. Its active complaints keep it, with their assignees and SLA
+    clocks, until someone reassigns them; its queue and its members' "my teams" queues still list them, and
+    the answer says how many there are. Refusing the archive until the queue is empty was the other way:
+    it would leave the team offered for new work until the last complaint is handed over, and a reopened
+    complaint comes back to its team either way. Audited with that count; archived already is refused."""
+    row = await _team(db, team_id)
+    if row["archived_at"] is not None:
+        raise ValidationFailed(f"team {row['name']} is archived already", field="team")
+    active = await teams_repo.active_complaints(db, team_id)
+    archived = await teams_repo.archive(db, team_id)
+    await _audit_team(
+        db,
+        caller,
+        "team.archive",
+        team_id,
+        before={"name": row["name"], "archived_at": None},
+        after={"name": row["name"], "archived_at": archived["archived_at"].isoformat(), "active_complaints": active},
+    )
+    return ArchivedTeam(await _read_team(db, archived), active)
 
 
 async def add_team_member(db: Executor, caller: Caller, team_id: uuid.UUID, user: str) -> Team:

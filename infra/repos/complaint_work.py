@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
 
+from domain import queues as queue_rules
 from domain.errors import Conflict, NotFound
 from infra import crypto
 from infra.repos import scope as readable
@@ -33,6 +34,12 @@ class KeepTeam(Enum):
 
 
 KEEP_TEAM: Final = KeepTeam.KEEP
+
+
+def team_move(before: str | None, after: str | None) -> str:
+    """What an assignment event says of a complaint moving between teams (by their names at the time; the
+    demo seed's hand-overs say it alike)."""
+    return f"team: {before or '(none)'} -> {after or '(none)'}"
 
 
 async def _locked(db: Executor, complaint_id: UUID, scope: Scope) -> Any:
@@ -97,16 +104,20 @@ async def assign(
     """Give the complaint to ``assignee`` (None: back to the unassigned queue) and, unless ``team`` is
     ``KEEP_TEAM``, to ``team`` (None: to no team), optimistic on ``expected_version``; an event and an
     audit entry record who moved it from whom to whom. Returns the new version. Assigning to the current
-    assignee and team is a no-op (no event, same version). An unknown team is NOT_FOUND, before any write."""
+    assignee and team is a no-op (no event, same version). An unknown team is NOT_FOUND, an archived one
+    CONFLICT when the complaint would move into it (domain/queues.py), before any write."""
     row = await _locked(db, complaint_id, scope)
     if row.version != expected_version:
         raise Conflict(f"the complaint changed meanwhile (now at version {row.version})", field="expectedVersion")
     if row.status not in ("new", "open", "pending_customer", "on_hold"):
         raise Conflict(f"a {row.status} complaint is not in any queue: reopen it first", field="id")
     team_id = row.team_id if isinstance(team, KeepTeam) else team
+    if team_id is not None and team_id != row.team_id:  # into a team: held against its archiving meanwhile
+        into = await teams_repo.held(db, team_id)
+        if into is None:
+            raise NotFound("no such team", field="team")
+        queue_rules.team_takes_complaints(into["name"], into["archived_at"])
     names = await _team_names(db, {row.team_id, team_id})
-    if team_id is not None and team_id not in names:
-        raise NotFound("no such team", field="team")
     if row.assignee == assignee and row.team_id == team_id:
         return int(row.version)
     version = (
@@ -121,7 +132,7 @@ async def assign(
     if row.assignee != assignee:
         moves.append(f"assignee: {row.assignee or '(none)'} -> {assignee or '(none)'}")
     if row.team_id != team_id:
-        moves.append(f"team: {names.get(row.team_id, '(none)')} -> {names.get(team_id, '(none)')}")
+        moves.append(team_move(names.get(row.team_id), names.get(team_id)))
     text = "\n".join(moves)
     await _event(db, complaint_id, row.status, "assignment", f"{text}\n{note}" if note else text, actor)
     before: dict[str, Any] = {"assignee": row.assignee}

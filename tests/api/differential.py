@@ -112,6 +112,7 @@ TRANSITION = """mutation($input: TransitionComplaintInput!) { transitionComplain
 CREATE_TEAM = (
     """mutation($name: String!) { createTeam(name: $name) { team { id } userErrors { field code message } } }"""
 )
+ARCHIVE_TEAM = """mutation($team: ID!) { archiveTeam(team: $team) { team { id } userErrors { field code message } } }"""
 ASSIGN = """mutation($input: AssignComplaintInput!) { assignComplaint(input: $input) {
   complaint { id version } userErrors { field code message } } }"""
 
@@ -180,6 +181,7 @@ async def build_differential_world(api: Api) -> DiffWorld:
     version = (await sql(d.url, "SELECT version FROM complaints WHERE id = $1", raw_id(d.follow_up)))[0][0]
     handed = {"id": d.follow_up, "expectedVersion": version, "team": team}
     ok(await base.gql("admin", ASSIGN, {"input": handed}), "assignComplaint")
+    ok(await base.gql("admin", ARCHIVE_TEAM, {"team": team}), "archiveTeam")  # retired: Team.archivedAt set
 
     # a merge: two customers with the same e-mail, the second merged into the first (a tombstone stays)
     d.survivor = await _create(base, "admin", name="Twin Survivor", email="twin@example.org", phone="+49 30 5551234")

@@ -73,7 +73,7 @@ COMPLAINT_FIELDS = (
     "id __typename version externalId subject description severity channel status assignee resolutionCode "
     "tierAtOpen firstResponseDueAt firstRespondedAt resolvedAt closedAt reopenCount openedAt updatedAt "
     "slaPolicyVersion firstResponseBreached resolutionBreached breached slaPaused escalatedAt "
-    "category { code label active } rootCause { code label } team { id __typename name createdAt } "
+    "category { code label active } rootCause { code label } team { id __typename name createdAt archivedAt } "
     "events { id fromStatus toStatus actor note kind at }"
 )
 TIER_HISTORY = (

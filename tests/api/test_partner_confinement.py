@@ -436,6 +436,14 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
     # teams: the staff's organisation (any team id: a partner is refused before it is looked up)
     "teams": ("{ teams { id name members } }", _v()),
     "createTeam": ('mutation { createTeam(name: "Partner team") { team { id } userErrors { code } } }', _v()),
+    "renameTeam": (
+        f'mutation {{ renameTeam(team: "{SOME_TEAM}", name: "Partner team") {{ team {{ id }} userErrors {{ code }} }} }}',
+        _v(),
+    ),
+    "archiveTeam": (
+        f'mutation {{ archiveTeam(team: "{SOME_TEAM}") {{ team {{ id }} activeComplaints userErrors {{ code }} }} }}',
+        _v(),
+    ),
     "addTeamMember": (
         f'mutation {{ addTeamMember(team: "{SOME_TEAM}", user: "mallory") {{ team {{ id }} userErrors {{ code }} }} }}',
         _v(),
@@ -678,6 +686,8 @@ async def test_a_partner_token_of_every_role_stays_in_its_partner(fx: Fixture, r
         "setTierPolicyHoldout",
         "teams",
         "createTeam",
+        "renameTeam",
+        "archiveTeam",
         "addTeamMember",
         "removeTeamMember",
     ):

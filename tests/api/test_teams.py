@@ -1,5 +1,6 @@
 """Teams of staff and the team queues (issue 16: "assigned to a team") over real HTTP with real tokens:
-admins create teams and change who is in them (audited, refused to support agents and partners), a
+admins create, rename and archive teams and change who is in them (audited, refused to support agents and
+partners), an archived team takes no new complaint but keeps (and lists) what it holds, a
 complaint is assigned to a team (audited as a reassignment), and the complaint queue filters by team and
 by the caller's own teams, under the field catalogue (FORBIDDEN_ARGUMENT without Complaint.team in full)
 and the partner scope (a team's queue shows a partner its own complaints only). Bad input (an unknown
@@ -14,7 +15,16 @@ from typing import Any
 import pytest
 
 from infra.db import StatementCounter
-from tests.api.helpers import create_customer, module_api, ok, open_complaint, raw_id, scalar, snapshot
+from tests.api.helpers import (
+    TRANSITION_COMPLAINT,
+    create_customer,
+    module_api,
+    ok,
+    open_complaint,
+    raw_id,
+    scalar,
+    snapshot,
+)
 from tests.api.test_work_queues import ASSIGN, grant_role
 from tests.conftest import Api
 
@@ -24,7 +34,12 @@ ADD = f"""mutation($team: ID!, $user: String!) {{ addTeamMember(team: $team, use
   {TEAM} userErrors {{ field code message }} }} }}"""
 REMOVE = f"""mutation($team: ID!, $user: String!) {{ removeTeamMember(team: $team, user: $user) {{
   {TEAM} userErrors {{ field code message }} }} }}"""
+RENAME = f"""mutation($team: ID!, $name: String!) {{ renameTeam(team: $team, name: $name) {{
+  {TEAM} userErrors {{ field code message }} }} }}"""
+ARCHIVE = """mutation($team: ID!) { archiveTeam(team: $team) {
+  team { id name archivedAt } activeComplaints userErrors { field code message } } }"""
 TEAMS = "{ teams { id name members } }"
+ALL_TEAMS = "{ teams(includeArchived: true) { id name archivedAt } }"
 QUEUE = """query($filter: ComplaintQueueFilter, $first: Int) {
   complaintQueue(filter: $filter, first: $first) { totalCount edges { node { id assignee team { id name } } } } }"""
 ASSIGN_TEAM = """mutation($input: AssignComplaintInput!) { assignComplaint(input: $input) {
@@ -312,3 +327,170 @@ async def test_a_team_queue_page_costs_the_same_statements_whatever_its_size(fx:
             assert len(body["data"]["complaintQueue"]["edges"]) == n
             counts.append(len([s for s in counter.statements if "rate_limit_buckets" not in s]))
         assert counts[0] == counts[1], (counts, [s[:150] for s in counter.statements])
+
+
+# ---------------------------------------------------------------- renaming and archiving
+
+
+async def test_an_admin_renames_a_team_audited_and_its_complaints_show_the_new_name(fx: Fx) -> None:
+    team = await new_team(fx, "Refunds", "bob")
+    complaint = await to_team(fx, fx.agent, await open_complaint(fx.api, fx.admin, fx.customer), team["id"])
+    renamed = ok(await fx.api.gql(fx.admin, RENAME, {"team": team["id"], "name": "  Refunds & credits "}), "renameTeam")
+    assert renamed["team"] == {**team, "name": "Refunds & credits"}  # same id, members, creation time
+    read = await fx.api.gql(
+        fx.agent, "query($id: ID!) { complaint(id: $id) { team { name } } }", {"id": complaint["id"]}
+    )
+    assert read["data"]["complaint"]["team"] == {"name": "Refunds & credits"}
+    # the hand-over's history says what was said at the time
+    assert complaint["events"][-1]["note"] == "team: (none) -> Refunds"
+    tid = str(raw_id(team["id"]))
+    [audit] = await audit_of(fx, "team.rename", tid)
+    assert (audit["actor"], audit["before"], audit["after"]) == (
+        "user:alice",
+        {"name": "Refunds"},
+        {"name": "Refunds & credits"},
+    )
+    # its own name again: nothing changes, nothing audited
+    same = ok(await fx.api.gql(fx.admin, RENAME, {"team": team["id"], "name": "Refunds & credits"}), "renameTeam")
+    assert same["team"]["name"] == "Refunds & credits"
+    assert len(await audit_of(fx, "team.rename", tid)) == 1
+
+
+async def test_a_rename_to_a_name_in_use_or_blank_is_refused_and_writes_nothing(fx: Fx) -> None:
+    team = await new_team(fx, "Rename me")
+    await new_team(fx, "Taken name")
+    retired = await new_team(fx, "Retired name")
+    ok(await fx.api.gql(fx.admin, ARCHIVE, {"team": retired["id"]}), "archiveTeam")
+    unknown = "VGVhbTowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDA"
+    before = await snapshot(fx.api)
+    audit = await scalar(fx.api, "SELECT count(*) FROM audit_log")
+    for name, message in (
+        ("Taken name", "team Taken name exists already"),
+        (" Taken name ", "team Taken name exists already"),
+        ("Retired name", "team Retired name exists already"),  # an archived team keeps its name
+        ("   ", "a team name has 1 to 200 characters"),
+        ("x" * 201, "name has at most 200 characters (got 201)"),  # the input limits (api/graphql/core/input_limits.py)
+    ):
+        body = await fx.api.gql(fx.admin, RENAME, {"team": team["id"], "name": name})
+        assert body["data"]["renameTeam"] == {
+            "team": None,
+            "userErrors": [{"field": "name", "code": "INVALID", "message": message}],
+        }, name
+    for bad in (unknown, "not-an-id"):
+        body = await fx.api.gql(fx.admin, RENAME, {"team": bad, "name": "Fresh"})
+        assert user_errors(body, "renameTeam") == [("team", "NOT_FOUND")]
+    assert await snapshot(fx.api) == before
+    assert await scalar(fx.api, "SELECT count(*) FROM audit_log") == audit
+
+
+async def test_an_archived_team_takes_no_new_complaints_and_keeps_those_it_holds(fx: Fx) -> None:
+    team = await new_team(fx, "Old delivery desk", "bob")
+    other = await new_team(fx, "New delivery desk", "bob")
+    held = await to_team(fx, fx.agent, await open_complaint(fx.api, fx.admin, fx.customer), team["id"])
+    taken = await to_team(fx, fx.agent, await open_complaint(fx.api, fx.admin, fx.customer), team["id"])
+    done = await to_team(fx, fx.agent, await open_complaint(fx.api, fx.admin, fx.customer), team["id"])
+    await resolve(fx, done)
+    fresh = await open_complaint(fx.api, fx.admin, fx.customer)
+
+    archived = ok(await fx.api.gql(fx.admin, ARCHIVE, {"team": team["id"]}), "archiveTeam")
+    assert archived["team"]["name"] == "Old delivery desk"
+    assert archived["team"]["archivedAt"] is not None
+    assert archived["activeComplaints"] == 2  # held and taken; the resolved one is in no queue
+    tid = str(raw_id(team["id"]))
+    [audit] = await audit_of(fx, "team.archive", tid)
+    assert audit["actor"] == "user:alice"
+    assert audit["before"] == {"name": "Old delivery desk", "archived_at": None}
+    assert audit["after"]["active_complaints"] == 2
+
+    # not offered any more: left out of the list, unless asked for
+    assert team["id"] not in [t["id"] for t in (await fx.api.gql(fx.agent, TEAMS))["data"]["teams"]]
+    listed = {t["id"]: t for t in (await fx.api.gql(fx.agent, ALL_TEAMS))["data"]["teams"]}
+    assert listed[team["id"]]["archivedAt"] == archived["team"]["archivedAt"]
+    assert listed[other["id"]]["archivedAt"] is None
+
+    # a complaint handed to it is refused, and nothing is written
+    before = await snapshot(fx.api)
+    body = await fx.api.gql(
+        fx.agent, ASSIGN_TEAM, {"input": {"id": fresh["id"], "expectedVersion": fresh["version"], "team": team["id"]}}
+    )
+    assert body["data"]["assignComplaint"] == {
+        "complaint": None,
+        "userErrors": [
+            {
+                "field": "team",
+                "code": "CONFLICT",
+                "message": "team Old delivery desk is archived: it takes no new complaints",
+            }
+        ],
+    }
+    assert await snapshot(fx.api) == before
+
+    # what it holds stays: its queue and its members' "my teams" queue list them
+    queue = await fx.api.gql(fx.agent, QUEUE, {"filter": {"team": team["id"]}, "first": 50})
+    assert sorted(queue_ids(queue)) == sorted([held["id"], taken["id"]])
+    assert {held["id"], taken["id"]} <= set(
+        queue_ids(await fx.api.gql(fx.agent, QUEUE, {"filter": {"myTeams": True}, "first": 100}))
+    )
+    # taking one (no team named) keeps it in the team; handing it to another team moves it out for good
+    mine = await to_team_keeping(fx, taken, toMe=True)
+    assert (mine["assignee"], mine["team"]["name"]) == ("bob", "Old delivery desk")
+    moved = await to_team(fx, fx.agent, held, other["id"])
+    assert moved["team"]["name"] == "New delivery desk"
+    body = await fx.api.gql(
+        fx.agent, ASSIGN_TEAM, {"input": {"id": moved["id"], "expectedVersion": moved["version"], "team": team["id"]}}
+    )
+    assert user_errors(body, "assignComplaint") == [("team", "CONFLICT")]
+    assert queue_ids(await fx.api.gql(fx.agent, QUEUE, {"filter": {"team": team["id"]}, "first": 50})) == [taken["id"]]
+
+    # archived already: said so; an archived team can still be renamed and its members changed
+    twice = await fx.api.gql(fx.admin, ARCHIVE, {"team": team["id"]})
+    assert twice["data"]["archiveTeam"]["userErrors"] == [
+        {"field": "team", "code": "INVALID", "message": "team Old delivery desk is archived already"}
+    ]
+    ok(await fx.api.gql(fx.admin, RENAME, {"team": team["id"], "name": "Delivery desk (retired)"}), "renameTeam")
+    ok(await fx.api.gql(fx.admin, REMOVE, {"team": team["id"], "user": "bob"}), "removeTeamMember")
+    assert len(await audit_of(fx, "team.archive", tid)) == 1
+
+
+async def test_renaming_and_archiving_are_refused_to_support_agents_and_partners(fx: Fx) -> None:
+    team = await new_team(fx, "Guarded desk")
+    before = await snapshot(fx.api)
+    audit = await scalar(fx.api, "SELECT count(*) FROM audit_log")
+    for token in (fx.agent, fx.partner):
+        assert codes(await fx.api.gql(token, RENAME, {"team": team["id"], "name": "Hijacked"})) == ["FORBIDDEN"]
+        assert codes(await fx.api.gql(token, ARCHIVE, {"team": team["id"]})) == ["FORBIDDEN"]
+    assert codes(await fx.api.gql(fx.partner, ALL_TEAMS)) == ["FORBIDDEN"]
+    assert await snapshot(fx.api) == before
+    assert await scalar(fx.api, "SELECT count(*) FROM audit_log") == audit
+    # a partner reads the team's name on its own complaints, not whether it is archived
+    own = await to_team(fx, fx.agent, await open_complaint(fx.api, fx.partner, fx.paula), team["id"])
+    ok(await fx.api.gql(fx.admin, ARCHIVE, {"team": team["id"]}), "archiveTeam")
+    body = await fx.api.gql(
+        fx.partner, "query($id: ID!) { complaint(id: $id) { team { name archivedAt } } }", {"id": own["id"]}
+    )
+    assert body["data"]["complaint"]["team"] == {"name": "Guarded desk", "archivedAt": None}
+    assert codes(body) == ["FORBIDDEN_FIELD"]
+
+
+async def resolve(fx: Fx, complaint: dict[str, Any]) -> None:
+    """Take a complaint out of every queue: acknowledged, then resolved (the admin, through the API)."""
+    version = complaint["version"]
+    for to, extra in (
+        ("OPEN", {}),
+        ("RESOLVED", {"assignee": "bob", "resolutionCode": "refund", "rootCauseCode": "partner"}),
+    ):
+        body = await fx.api.gql(
+            fx.admin,
+            TRANSITION_COMPLAINT,
+            {"input": {"id": complaint["id"], "expectedVersion": version, "to": to, **extra}},
+        )
+        version = ok(body, "transitionComplaint")["complaint"]["version"]
+
+
+async def to_team_keeping(fx: Fx, complaint: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A reassignment that names no team (the complaint keeps its own)."""
+    body = await fx.api.gql(
+        fx.agent, ASSIGN_TEAM, {"input": {"id": complaint["id"], "expectedVersion": complaint["version"], **extra}}
+    )
+    moved: dict[str, Any] = ok(body, "assignComplaint")["complaint"]
+    return moved

@@ -33,6 +33,9 @@ class TeamType:
     id: strawberry.ID
     name: str | None  # nullable, like every guarded field: a field refused nulls itself, not the team
     created_at: dt.datetime | None
+    archived_at: dt.datetime | None = strawberry.field(
+        description="When the team was retired (null: it takes complaints); its complaints keep it until reassigned"
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, Any], members: list[str] | None = None) -> TeamType:
@@ -42,6 +45,7 @@ class TeamType:
             id=strawberry.ID(to_global_id("Team", row["id"])),
             name=row["name"],
             created_at=row["created_at"],
+            archived_at=row.get("archived_at"),
         )
 
     @strawberry.field(description="The user ids (a token's sub) of its members, sorted")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
@@ -54,6 +58,15 @@ class TeamType:
 @strawberry.type
 class TeamPayload:
     team: TeamType | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ArchiveTeamPayload:
+    team: TeamType | None = None
+    active_complaints: int | None = strawberry.field(
+        default=None, description="Complaints still in its queue: they keep the team until someone reassigns them"
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 

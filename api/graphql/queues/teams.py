@@ -1,5 +1,6 @@
-"""Teams of staff over GraphQL: the list (``teams``) and its administration (createTeam, addTeamMember,
-removeTeamMember; admins by grant, refused to partner principals, authz/confinement.py). The use-cases are
+"""Teams of staff over GraphQL: the list (``teams``) and its administration (createTeam, renameTeam,
+archiveTeam, addTeamMember, removeTeamMember; admins by grant, refused to partner principals,
+authz/confinement.py). The use-cases are
 access administration's (api/usecases/access.py); the resolvers live here, beside the complaint queues
 that use teams, because ``Team`` is a complaint's type (api/graphql/complaints/types.py) and the access
 slice stays independent of the complaints slice (pyproject.toml, import-linter)."""
@@ -7,12 +8,13 @@ slice stays independent of the complaints slice (pyproject.toml, import-linter).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.complaints.types import TeamPayload, TeamType
+from api.graphql.complaints.types import ArchiveTeamPayload, TeamPayload, TeamType
 from api.graphql.core.context import Context, context_of
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.resolving import mutate
@@ -26,7 +28,7 @@ def team_id(value: strawberry.ID) -> UUID:
 
 
 def _out(team: access.Team) -> TeamType:
-    row = {"id": team.id, "name": team.name, "created_at": team.created_at}
+    row = {"id": team.id, "name": team.name, "created_at": team.created_at, "archived_at": team.archived_at}
     return TeamType.from_row(row, team.members)
 
 
@@ -45,9 +47,14 @@ async def _change(info: Info[Context, None], fn: Callable[[Executor], Awaitable[
 
 @strawberry.type
 class TeamQuery:
-    @strawberry.field(description="Every team of staff, by name, with its members")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
-    async def teams(self, info: Info[Context, None]) -> list[TeamType] | None:
-        return [_out(t) for t in await access.list_teams(context_of(info).db)]
+    @strawberry.field(description="Every team of staff that takes complaints, by name, with its members")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def teams(
+        self,
+        info: Info[Context, None],
+        include_archived: Annotated[bool, strawberry.argument(description="the retired (archived) teams too")] = False,
+    ) -> list[TeamType] | None:
+        teams = await access.list_teams(context_of(info).db, include_archived=include_archived)
+        return [_out(t) for t in teams]
 
 
 @strawberry.type
@@ -56,6 +63,25 @@ class TeamMutation:
     async def create_team(self, info: Info[Context, None], name: str) -> TeamPayload | None:
         caller = context_of(info).caller
         return await _change(info, lambda db: access.create_team(db, caller, name))
+
+    @strawberry.mutation(description="A new name for a team (audited); unique like createTeam's")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+    async def rename_team(self, info: Info[Context, None], team: strawberry.ID, name: str) -> TeamPayload | None:
+        caller = context_of(info).caller
+        return await _change(info, lambda db: access.rename_team(db, caller, team_id(team), name))
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
+        description="Retire a team (audited): no new complaints go to it; those it holds keep it until reassigned"
+    )
+    async def archive_team(self, info: Info[Context, None], team: strawberry.ID) -> ArchiveTeamPayload | None:
+        ctx = context_of(info)
+
+        async def run() -> ArchiveTeamPayload:
+            async with ctx.db.unit_of_work() as uow:
+                archived = await access.archive_team(uow.conn, ctx.caller, team_id(team))
+                uow.commit()
+            return ArchiveTeamPayload(team=_out(archived.team), active_complaints=archived.active_complaints)
+
+        return await mutate(ArchiveTeamPayload, run)
 
     @strawberry.mutation(description="Put a staff user (its user id, a token's sub) in a team (audited)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def add_team_member(self, info: Info[Context, None], team: strawberry.ID, user: str) -> TeamPayload | None:

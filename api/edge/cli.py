@@ -1,4 +1,5 @@
-"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, keys, schema, documents, import."""
+"""The ``tierwise`` command: serve, migrate, seed, retier, token issue, roles, grants, tokens, teams, keys, schema,
+documents, import."""
 
 from __future__ import annotations
 
@@ -366,6 +367,44 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     return _admin_command(settings, action)
 
 
+def _team_line(team: Any) -> str:
+    members = ", ".join(team.members) or "(no members)"
+    retired = _expiry(team.archived_at, "  ARCHIVED ")
+    return f"{team.id}  {team.name:<24} {members}{retired}"
+
+
+def cmd_teams(args: argparse.Namespace, settings: Settings) -> int:
+    """Teams of staff (the complaint queues "to a team", "my teams"): the use-cases the GraphQL team
+    mutations call (api/usecases/access.py), a team named by its name or its id."""
+    from api.usecases import access
+
+    caller = caller_of(args)
+
+    async def action(conn: Any) -> str:
+        if args.teams_cmd == "create":
+            team = await access.create_team(conn, caller, args.name)
+            return f"team {team.name} created: {team.id}"
+        if args.teams_cmd == "list":
+            teams = await access.list_teams(conn, include_archived=args.include_archived)
+            return "\n".join(_team_line(t) for t in teams) or "no teams"
+        team_id = await access.team_named(conn, args.team)
+        if args.teams_cmd == "rename":
+            team = await access.rename_team(conn, caller, team_id, args.name)
+            return f"team {args.team} is now {team.name}"
+        if args.teams_cmd == "archive":
+            archived = await access.archive_team(conn, caller, team_id)
+            n = archived.active_complaints
+            held = f"{n} active complaint{'' if n == 1 else 's'} keep{'s' if n == 1 else ''} it until reassigned"
+            return f"team {archived.team.name} archived: it takes no new complaints; {held}"
+        if args.teams_cmd == "add-member":
+            team = await access.add_team_member(conn, caller, team_id, args.user)
+            return f"{args.user.strip()} is in team {team.name}: {', '.join(team.members)}"
+        team = await access.remove_team_member(conn, caller, team_id, args.user)
+        return f"{args.user.strip()} is no longer in team {team.name}"
+
+    return _admin_command(settings, action)
+
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from api.edge.import_cli import cmd_import as run
 
@@ -650,6 +689,61 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         tokens_sub, "list", "every partner token", "List every partner token: id, name, role, scopes, expiry, state."
     ).set_defaults(fn=cmd_tokens)
+
+    teams = sub.add_parser(
+        "teams",
+        help="teams of staff for the complaint queues",
+        description="Teams of staff: complaints are handed to a team (assignComplaint team) and its members "
+        'find them in their "my teams" queue. A team is named by its name or its id (`tierwise teams list`). '
+        "Every change is audited with --actor.",
+    )
+    teams_sub = teams.add_subparsers(dest="teams_cmd", required=True)
+    tl = _command(
+        teams_sub,
+        "list",
+        "every team that takes complaints",
+        "List the teams that take complaints: id, name, members (archived ones with --include-archived).",
+    )
+    tl.add_argument("--include-archived", action="store_true", help="the retired (archived) teams too")
+    tl.set_defaults(fn=cmd_teams)
+    tcr = _command(teams_sub, "create", "make a new, empty team", "Make a team; its name is unique.")
+    tcr.add_argument("name", help="the team's name, e.g. Billing")
+    _actor_option(tcr)
+    tcr.set_defaults(fn=cmd_teams)
+    trn = _command(
+        teams_sub,
+        "rename",
+        "give a team a new name",
+        "Rename a team (archived or not); the new name must be free. Past hand-overs keep the old name in "
+        "their history.",
+    )
+    trn.add_argument("team", help="the team's name or id")
+    trn.add_argument("name", help="its new name")
+    _actor_option(trn)
+    trn.set_defaults(fn=cmd_teams)
+    tar = _command(
+        teams_sub,
+        "archive",
+        "retire a team: no new complaints go to it",
+        "Retire a team: complaints can no longer be handed to it, and it leaves the list. The complaints it "
+        "holds keep it until someone reassigns them; the answer says how many there are.",
+    )
+    tar.add_argument("team", help="the team's name or id")
+    _actor_option(tar)
+    tar.set_defaults(fn=cmd_teams)
+    for name, verb, desc in (
+        ("add-member", "put a staff user in a team", "Put a staff user in a team (the `sub` of their JWT)."),
+        (
+            "remove-member",
+            "take a user out of a team",
+            "Take a user out of a team; the team's complaints stay the team's.",
+        ),
+    ):
+        tm = _command(teams_sub, name, verb, desc)
+        tm.add_argument("team", help="the team's name or id")
+        tm.add_argument("user", help="the user id, as in the `sub` claim of their token (e.g. bob)")
+        _actor_option(tm)
+        tm.set_defaults(fn=cmd_teams)
 
     retier = sub.add_parser("retier", help="recompute metrics and re-tier every customer (resumes a stopped run)")
     retier.add_argument("--batch-size", type=int, default=50_000, help="customers per transaction")

@@ -1,7 +1,8 @@
-"""The administration CLI (issue 18): every subcommand of ``roles``, ``grants`` and ``tokens`` explains itself
+"""The administration CLI (issue 18): every subcommand of ``roles``, ``grants``, ``tokens`` and ``teams`` explains itself
 and its arguments; ``grants grant`` offers ``read_if_consented``; ``tokens create`` takes an expiry;
 ``token issue --ttl`` refuses a lifetime of zero or less; and each change is audited with the person who ran
-it (``--actor``, or the OS user) as ``cli:<name>``. Refused input writes nothing."""
+it (``--actor``, or the OS user) as ``cli:<name>``; ``teams`` makes, renames and retires the teams the API
+serves through the same use-cases. Refused input writes nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import jwt
 import pytest
 
 from api.edge import cli
+from api.graphql.core.ids import to_global_id
+from tests.api.helpers import create_customer, ok, open_complaint, snapshot
 from tests.api.security_helpers import sql
 from tests.conftest import Api
 
@@ -37,7 +40,7 @@ def _leaves(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, a
 def test_every_admin_subcommand_and_argument_explains_itself() -> None:
     top = _subcommands(cli.build_parser())
     checked = 0
-    for group in ("roles", "grants", "tokens", "token"):
+    for group in ("roles", "grants", "tokens", "token", "teams"):
         assert top[group].description, group
         listed = {a.dest: a.help for a in _subcommands_action(top[group])._choices_actions}
         for path, leaf in _leaves(top[group], group):
@@ -148,3 +151,67 @@ def test_token_issue_with_a_ttl(capsys: pytest.CaptureFixture[str]) -> None:
     claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 90
     assert claims["sub"] == "alice"
+
+
+async def test_teams_from_the_cli(on_api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    api = on_api
+    admin = await api.user("alice", "admin")
+    agent = await api.user("bob", "support_agent")
+
+    async def run(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(_run, ["teams", *argv])
+        captured = capsys.readouterr()
+        return code, captured.out.strip(), captured.err.strip()
+
+    code, out, _ = await run("create", "Billing", "--actor", "ops")
+    team_id = str((await sql(api.url, "SELECT id FROM teams WHERE name = 'Billing'"))[0]["id"])
+    assert (code, out) == (0, f"team Billing created: {team_id}")
+    assert (await run("add-member", "Billing", "bob", "--actor", "ops"))[:2] == (0, "bob is in team Billing: bob")
+    assert (await run("add-member", team_id, "zoe"))[:2] == (0, "zoe is in team Billing: bob, zoe")
+    code, out, _ = await run("list")
+    assert (code, out) == (0, f"{team_id}  Billing                  bob, zoe")
+
+    # the API serves what the CLI made: a complaint handed to the team by a support agent
+    customer = (await create_customer(api, admin, name="Cli Teamwork"))["id"]
+    complaint = await open_complaint(api, admin, customer)
+    assign = """mutation($input: AssignComplaintInput!) { assignComplaint(input: $input) {
+      complaint { team { name } } userErrors { field code message } } }"""
+    handed = await api.gql(
+        agent, assign, {"input": {"id": complaint["id"], "expectedVersion": 1, "team": to_global_id("Team", team_id)}}
+    )
+    assert ok(handed, "assignComplaint")["complaint"]["team"] == {"name": "Billing"}
+
+    assert (await run("rename", "Billing", "Billing & refunds"))[:2] == (0, "team Billing is now Billing & refunds")
+    assert (await run("create", "Delivery"))[0] == 0
+    # refused, nothing written: a name in use, an unknown team, a user not in the team
+    before = await snapshot(api)
+    assert await run("rename", "Delivery", "Billing & refunds") == (
+        1,
+        "",
+        "tierwise: team Billing & refunds exists already",
+    )
+    assert await run("archive", "Nobody") == (1, "", "tierwise: no such team: Nobody")
+    assert await run("remove-member", "Delivery", "bob") == (1, "", "tierwise: bob is not in team Delivery")
+    assert await snapshot(api) == before
+
+    code, out, _ = await run("archive", team_id, "--actor", "ops")
+    assert (code, out) == (
+        0,
+        "team Billing & refunds archived: it takes no new complaints; 1 active complaint keeps it until reassigned",
+    )
+    assert (await run("list"))[1].split()[1] == "Delivery"  # the archived team is not offered
+    code, out, _ = await run("list", "--include-archived")
+    assert "Billing & refunds" in out
+    assert " ARCHIVED " in out.splitlines()[0]
+    audit = await sql(api.url, "SELECT actor, action FROM audit_log WHERE target_type = 'Team' ORDER BY id")
+    assert [(a["actor"], a["action"]) for a in audit][:2] == [
+        ("cli:ops", "team.create"),
+        ("cli:ops", "team.member.add"),
+    ]
+    assert ("cli:ops", "team.archive") in [(a["actor"], a["action"]) for a in audit]
+    assert {a["action"] for a in audit} == {
+        "team.create",
+        "team.member.add",
+        "team.rename",
+        "team.archive",
+    }

@@ -1,5 +1,6 @@
 """Deterministic demo data: partners, customers in several locales, purchases,
-complaints with their event history, surveys with invitations and answers.
+complaints with their event history, teams of staff holding a share of the open
+complaints, surveys with invitations and answers.
 
 Everything is generated in Python from one seed (``random.Random`` plus seeded
 Faker instances), bulk-loaded with COPY, then metrics are recomputed and every
@@ -45,9 +46,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain import enums
 from domain.customers import normalize_customer
 from domain.enums import SCORE_RANGES
+from domain.sla import ACTIVE_STATUSES
 from infra import churn, crypto
 from infra import tables as t
 from infra.metrics import recompute_all
+from infra.repos import complaint_work
 from infra.tiering import active_policy, retier_all
 
 # Column lists of the bulk COPYs (also used by bench/generate.py).
@@ -105,6 +108,7 @@ COMPLAINT_COLUMNS = (
     "updated_at",
 )
 EVENT_COLUMNS = ("id", "complaint_id", "from_status", "to_status", "at", "actor", "note")
+HANDOVER_COLUMNS = (*EVENT_COLUMNS, "kind")  # a hand-over to a team: an assignment event, the status unchanged
 INVITATION_COLUMNS = ("survey_id", "customer_id", "complaint_id", "channel", "sent_at")
 RESPONSE_COLUMNS = (
     "id",
@@ -138,6 +142,8 @@ class SeedReport:
     purchases: int
     complaints: int
     complaint_events: int
+    teams: int
+    team_members: int
     surveys: int
     survey_questions: int
     survey_invitations: int
@@ -159,7 +165,8 @@ class SeedReport:
             (
                 f"seeded in {self.seconds:.1f} s:",
                 f"  {n(self.partners)} partners, {n(self.customers)} customers, {n(self.purchases)} purchases",
-                f"  {n(self.complaints)} complaints with {n(self.complaint_events)} status events",
+                f"  {n(self.complaints)} complaints with {n(self.complaint_events)} events, "
+                f"{n(self.teams)} teams of {n(self.team_members)} staff",
                 f"  {n(self.surveys)} surveys ({n(self.survey_questions)} questions), "
                 f"{n(self.survey_invitations)} invitations, {n(self.survey_responses)} responses "
                 f"({n(self.survey_answers)} answers)",
@@ -737,6 +744,14 @@ _AGENTS = (
     "maria.lopez",
     "kenji.ito",
 )
+# Teams of the seeded staff (the complaint queues "to a team", "my teams"): who is in each and the categories
+# whose open complaints are handed to it, a share of them (the rest wait in no team's queue).
+_TEAMS = (
+    ("Billing", ("lena.hoffmann", "marc.dubois", "sofia.garcia", "yuki.sato"), ("billing",)),
+    ("Delivery", ("tom.becker", "ana.souza", "li.wei", "james.miller"), ("delivery", "product_quality")),
+    ("Accounts", ("chloe.martin", "jonas.weber", "maria.lopez", "kenji.ito"), ("website",)),
+)
+_TEAM_SHARE = 0.6
 # Mean hours to first response and to resolve after it, by severity (most within the SLA targets).
 _RESPONSE_HOURS = {"critical": 0.4, "high": 1.2, "medium": 3.0, "low": 6.0}
 _WORK_HOURS = {"critical": 3.0, "high": 8.0, "medium": 20.0, "low": 40.0}
@@ -976,6 +991,9 @@ class _Seeder:
             for name in ("customers", "purchases", "complaints", "surveys", "ids")
         }
         self.faker_seed = master.getrandbits(32)
+        # drawn after the others, so the teams change none of the data generated before them
+        self.rng["teams"] = random.Random(master.getrandbits(64))
+        self.open_complaints: list[tuple[uuid.UUID, str, str, datetime, str | None]] = []
         self.customers: list[_Customer] = []
         self.partner_ids: list[uuid.UUID] = []
         self.surveys: dict[str, tuple[uuid.UUID, list[uuid.UUID]]] = {}
@@ -1307,6 +1325,9 @@ class _Seeder:
                 complaints.rows.append(
                     draft.row(kid, c.id, partner_id, external_id, enc(draft.description, "complaints.description", kid))
                 )
+                if tl.status in ACTIVE_STATUSES:  # in a queue: what make_teams may hand to a team
+                    assignee = draft.agent if tl.first_responded_at else None
+                    self.open_complaints.append((kid, draft.category, tl.status, tl.events[-1][2], assignee))
                 for e in tl.events:
                     eid = next(event_ids)
                     events.rows.append(
@@ -1326,6 +1347,52 @@ class _Seeder:
         self.progress.update(task, completed=self.n)
         self.counts["complaints"] = complaints.count
         self.counts["complaint_events"] = events.count
+
+    async def make_teams(self) -> None:
+        """The teams (``_TEAMS``) and a share of the open complaints of their categories handed to them, as
+        assignComplaint hands one over: the complaint's team and version move, and an assignment event says
+        so (infra/repos/complaint_work.py ``team_move``), by its assignee or, if none, the team's first member."""
+        rng = self.rng["teams"]
+        created = self.ref - DAY * 120
+        team_of: dict[str, tuple[uuid.UUID, str, str]] = {}
+        members = 0
+        for name, staff, categories in _TEAMS:
+            team_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+            await self.raw.execute(
+                "INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)", team_id, name, created
+            )
+            await self.raw.executemany(
+                "INSERT INTO team_members (team_id, user_id, added_by, created_at) VALUES ($1, $2, 'seed', $3)",
+                [(team_id, user, created) for user in staff],
+            )
+            members += len(staff)
+            team_of.update(dict.fromkeys(categories, (team_id, name, staff[0])))
+        enc = crypto.current().encrypt
+        event_ids = await self._ids("complaint_events")
+        events = _Copier(self.raw, "complaint_events", HANDOVER_COLUMNS)
+        moved: list[tuple[uuid.UUID, datetime, uuid.UUID]] = []
+        for kid, category, status, last_at, assignee in self.open_complaints:
+            team = team_of.get(category)
+            if team is None or rng.random() >= _TEAM_SHARE:
+                continue
+            team_id, name, lead = team
+            at = min(self.ref, last_at + HOUR * rng.uniform(0.1, 2))
+            eid = next(event_ids)
+            note = complaint_work.team_move(None, name)
+            events.rows.append(
+                (eid, kid, status, status, at, assignee or lead, enc(note, "complaint_events.note", eid), "assignment")
+            )
+            moved.append((team_id, at, kid))
+        await events.flush()
+        await self.raw.execute(SYNC_SEQUENCE_SQL.format(table="complaint_events"))
+        await self.raw.executemany(
+            "UPDATE complaints SET team_id = $1, version = version + 1, updated_at = greatest(updated_at, $2) "
+            "WHERE id = $3",
+            moved,
+        )
+        self.counts["complaint_events"] += events.count
+        self.counts["teams"] = len(_TEAMS)
+        self.counts["team_members"] = members
 
     def _complaint_text(self, rng: random.Random, category: str, opened: datetime, c: _Customer) -> tuple[str, str]:
         key = category if category in _SUBJECTS else "other"
@@ -1580,6 +1647,7 @@ async def seed(
             await conn.execute(_BENEFITS_SQL)
             await conn.execute(_REFUNDS_SQL, {"ref": ref})
             await seeder.make_complaints(categories, causes)
+            await seeder.make_teams()
             await seeder.make_surveys()
 
             task = bar.add_task("metrics & tiers", total=4)
@@ -1602,6 +1670,8 @@ async def seed(
         purchases=c["purchases"],
         complaints=c["complaints"],
         complaint_events=c["complaint_events"],
+        teams=c["teams"],
+        team_members=c["team_members"],
         surveys=c["surveys"],
         survey_questions=c["survey_questions"],
         survey_invitations=c["survey_invitations"],

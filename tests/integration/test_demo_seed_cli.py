@@ -43,7 +43,9 @@ async def test_tierwise_seed_loads_the_demo_data_in_a_dev_install(database_url: 
     summary, progress = outputs[0]
     assert summary.startswith("seeded in "), summary
     assert "SeedReport" not in summary
-    assert re.search(r"^  [0-9 ]+ complaints with [0-9 ]+ status events$", summary, re.M), summary
+    assert re.search(r"^  [0-9 ]+ complaints with [0-9 ]+ events, [0-9 ]+ teams of [0-9 ]+ staff$", summary, re.M), (
+        summary
+    )
     for step in ("customers", "purchases", "complaints", "surveys", "metrics & tiers"):
         assert f"{step}: started" in progress, progress
         assert re.search(rf"^{re.escape(step)}: [0-9 ]+/[0-9 ]+ done \([0-9.]+ s\)$", progress, re.M), progress

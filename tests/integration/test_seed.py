@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from demo.seed import BLIND_INDEX_COLUMNS, SeedReport, is_empty, seed
+from demo.seed import _TEAMS, BLIND_INDEX_COLUMNS, SeedReport, is_empty, seed
 from domain.complaints import TRANSITIONS
 from domain.customers import normalize_customer
 from domain.enums import SCORE_RANGES
@@ -291,7 +291,10 @@ async def test_complaints_walk_legal_transitions_with_consistent_timestamps(
         )
     }
     events: dict[Any, list[Any]] = {}
-    for e in await _rows(engine, "SELECT complaint_id, from_status, to_status, at FROM complaint_events ORDER BY id"):
+    transitions = (
+        "SELECT complaint_id, from_status, to_status, at FROM complaint_events WHERE kind = 'transition' ORDER BY id"
+    )
+    for e in await _rows(engine, transitions):
         events.setdefault(e.complaint_id, []).append(e)
     assert set(events) == set(complaints)
     statuses = set()
@@ -322,6 +325,58 @@ async def test_complaints_walk_legal_transitions_with_consistent_timestamps(
             assert k.closed_at is not None
             assert k.closed_at >= k.resolved_at
     assert "closed" in statuses
+
+
+async def test_teams_hold_a_share_of_the_open_complaints_of_their_categories(
+    seeded: tuple[AsyncEngine, SeedReport],
+) -> None:
+    """The demo's team queues have something to show: teams of the seeded staff, each holding open complaints
+    of its own categories only, handed over as assignComplaint hands one over (an assignment event saying
+    so, the version moved past it)."""
+    engine, report = seeded
+    teams = {
+        r.name: r
+        for r in await _rows(
+            engine,
+            "SELECT t.id, t.name, t.archived_at, array_agg(m.user_id ORDER BY m.user_id) AS members"
+            " FROM teams t JOIN team_members m ON m.team_id = t.id GROUP BY t.id, t.name",
+        )
+    }
+    assert {name: (t.members, t.archived_at) for name, t in teams.items()} == {
+        name: (sorted(staff), None) for name, staff, _ in _TEAMS
+    }
+    assert (report.teams, report.team_members) == (len(teams), sum(len(t.members) for t in teams.values()))
+    categories = {name: set(cats) for name, _, cats in _TEAMS}
+    async with engine.connect() as conn:
+        k, e, tm = t.complaints, t.complaint_events, t.teams
+        handed = (
+            await conn.execute(
+                select(k.c.id, k.c.status, k.c.category_code, k.c.version, tm.c.name).join(tm, tm.c.id == k.c.team_id)
+            )
+        ).all()
+        events = (await conn.execute(select(e.c.complaint_id, e.c.kind, e.c.note, e.c.at).order_by(e.c.id))).all()
+    assert handed, "no complaint was handed to a team"
+    assert {r.name for r in handed} <= set(teams)
+    history: dict[Any, list[Any]] = {}
+    for ev in events:
+        history.setdefault(ev.complaint_id, []).append(ev)
+    for r in handed:
+        assert r.status in ("new", "open", "pending_customer", "on_hold"), r
+        assert r.category_code in categories[r.name], r
+        walk = history[r.id]
+        assert r.version == len(walk)
+        assert [(ev.kind, ev.note) for ev in walk if ev.kind == "assignment"] == [
+            ("assignment", f"team: (none) -> {r.name}")
+        ]
+        assert walk[-1].kind == "assignment"
+        assert walk[-1].at >= walk[-2].at
+    [(open_of_those, teamless)] = await _rows(
+        engine,
+        "SELECT count(*), count(*) FILTER (WHERE team_id IS NULL) FROM complaints"
+        " WHERE status IN ('new', 'open', 'pending_customer', 'on_hold') AND category_code = ANY(:c)",
+        c=sorted(set().union(*categories.values())),
+    )
+    assert len(handed) == open_of_those - teamless  # (a share: at 200 customers, possibly all of them)
 
 
 # What the seed generates (not what the service computes from it afterwards: metrics, tiers, churn depend
@@ -366,6 +421,7 @@ _FINGERPRINTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "channel",
             "status",
             "assignee",
+            "team_id",
             "resolution_code",
             "first_responded_at",
             "resolved_at",
@@ -376,7 +432,9 @@ _FINGERPRINTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("id",),
     ),
-    "complaint_events": (("complaint_id", "from_status", "to_status", "at", "actor", "note"), ("id",)),
+    "complaint_events": (("complaint_id", "kind", "from_status", "to_status", "at", "actor", "note"), ("id",)),
+    "teams": (("id", "name", "created_at", "archived_at"), ("name",)),
+    "team_members": (("team_id", "user_id", "added_by", "created_at"), ("team_id", "user_id")),
     "surveys": (("id", "title", "trigger", "channels", "per_complaint"), ("title",)),
     "survey_invitations": (("survey_id", "customer_id", "complaint_id", "channel", "sent_at"), ("id",)),
     "survey_responses": (
@@ -409,12 +467,14 @@ _FINGERPRINT_COUNTS = {
     "purchases": 660,
     "complaints": 11,
     "complaint_events": 51,
+    "teams": 3,
+    "team_members": 12,
     "surveys": 3,
     "survey_invitations": 30,
     "survey_responses": 9,
     "survey_answers": 16,
 }
-_FINGERPRINT_DIGEST = "7341ae4247288ced7248ba42caad36bbfbae686f690bc73dc4698b83ec658d68"
+_FINGERPRINT_DIGEST = "da088568418fa42efc5e3c4193e6e2881a7878ff93d7e68ecf26dc7e8dcda903"
 
 
 async def test_the_seed_writes_the_recorded_data(fresh_database_url: FreshUrl) -> None:

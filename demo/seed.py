@@ -745,11 +745,12 @@ _AGENTS = (
     "kenji.ito",
 )
 # Teams of the seeded staff (the complaint queues "to a team", "my teams"): who is in each and the categories
-# whose open complaints are handed to it, a share of them (the rest wait in no team's queue).
+# whose open complaints are handed to it (a faulty product is a refund or a replacement: Billing's), a share of
+# them (the rest wait in no team's queue).
 _TEAMS = (
-    ("Billing", ("lena.hoffmann", "marc.dubois", "sofia.garcia", "yuki.sato"), ("billing",)),
-    ("Delivery", ("tom.becker", "ana.souza", "li.wei", "james.miller"), ("delivery", "product_quality")),
-    ("Accounts", ("chloe.martin", "jonas.weber", "maria.lopez", "kenji.ito"), ("website",)),
+    ("Billing", ("lena.hoffmann", "marc.dubois", "sofia.garcia", "yuki.sato"), ("billing", "product_quality")),
+    ("Delivery", ("tom.becker", "ana.souza", "li.wei", "james.miller"), ("delivery",)),
+    ("Accounts", ("chloe.martin", "jonas.weber", "maria.lopez", "kenji.ito"), ("website", "service")),
 )
 _TEAM_SHARE = 0.6
 # Mean hours to first response and to resolve after it, by severity (most within the SLA targets).

@@ -8,7 +8,7 @@ slice stays independent of the complaints slice (pyproject.toml, import-linter).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -21,6 +21,9 @@ from api.graphql.core.resolving import mutate
 from api.usecases import access
 from infra.repos.base import Executor
 
+T = TypeVar("T")
+P = TypeVar("P")
+
 
 def team_id(value: strawberry.ID) -> UUID:
     """A team's global id; a malformed one, or one of another type, is NOT_FOUND like an unknown team."""
@@ -32,17 +35,23 @@ def _out(team: access.Team) -> TeamType:
     return TeamType.from_row(row, team.members)
 
 
-async def _change(info: Info[Context, None], fn: Callable[[Executor], Awaitable[access.Team]]) -> TeamPayload:
+async def _run(
+    info: Info[Context, None], fn: Callable[[Executor], Awaitable[T]], answer: Callable[[T], P], payload: type[P]
+) -> P:
     """One change in a unit of work; a domain error (nothing written) becomes the payload's userErrors."""
     ctx = context_of(info)
 
-    async def run() -> TeamPayload:
+    async def run() -> P:
         async with ctx.db.unit_of_work() as uow:
-            team = await fn(uow.conn)
+            result = await fn(uow.conn)
             uow.commit()
-        return TeamPayload(team=_out(team))
+        return answer(result)
 
-    return await mutate(TeamPayload, run)
+    return await mutate(payload, run)
+
+
+async def _change(info: Info[Context, None], fn: Callable[[Executor], Awaitable[access.Team]]) -> TeamPayload:
+    return await _run(info, fn, lambda team: TeamPayload(team=_out(team)), TeamPayload)
 
 
 @strawberry.type
@@ -73,15 +82,13 @@ class TeamMutation:
         description="Retire a team (audited): no new complaints go to it; those it holds keep it until reassigned"
     )
     async def archive_team(self, info: Info[Context, None], team: strawberry.ID) -> ArchiveTeamPayload | None:
-        ctx = context_of(info)
-
-        async def run() -> ArchiveTeamPayload:
-            async with ctx.db.unit_of_work() as uow:
-                archived = await access.archive_team(uow.conn, ctx.caller, team_id(team))
-                uow.commit()
-            return ArchiveTeamPayload(team=_out(archived.team), active_complaints=archived.active_complaints)
-
-        return await mutate(ArchiveTeamPayload, run)
+        caller = context_of(info).caller
+        return await _run(
+            info,
+            lambda db: access.archive_team(db, caller, team_id(team)),
+            lambda done: ArchiveTeamPayload(team=_out(done.team), active_complaints=done.active_complaints),
+            ArchiveTeamPayload,
+        )
 
     @strawberry.mutation(description="Put a staff user (its user id, a token's sub) in a team (audited)")  # type: ignore[untyped-decorator]  # strawberry types field(...) as Any
     async def add_team_member(self, info: Info[Context, None], team: strawberry.ID, user: str) -> TeamPayload | None:

@@ -11,7 +11,7 @@ analysts, since 0022); partners and data stewards read a team's name only. renam
 for admins, who hold ``*``, like createTeam.
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0025
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0023"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from api.graphql.complaints.resolvers import (
 )
 from api.graphql.complaints.types import ComplaintType
 from api.graphql.core.context import Context, context_of
+from api.graphql.core.fast_inputs import install_fast_inputs
 from api.graphql.core.guard import install_guards
 from api.graphql.core.ids import from_global_id
 from api.graphql.core.input_limits import install_length_checks
@@ -174,6 +175,7 @@ def build_schema(extensions: list[Any] | None = None) -> strawberry.Schema:
         types=[CustomerType, ComplaintType, SurveyType, PurchaseType, SurveyResponseType, TierPolicyType],
         extensions=extensions or [],
     )
+    install_fast_inputs(schema)
     install_length_checks(schema._schema)  # before the guards: they then run first
     unclassified = install_guards(schema._schema)
     if unclassified:

@@ -427,8 +427,9 @@ def markdown(r: dict[str, Any]) -> str:
             )
         lines += [
             "",
-            f"The churn re-scores the purchases and refunds queued in their transactions (the worker was off during "
-            f"the load): {http['churn_jobs']:,} jobs, worked off in {http['churn_s']:.1f} s afterwards.",
+            f"Refunds re-score their customers' churn in their own transaction; purchases queue it as a job in theirs "
+            f"(the worker was off during the load): {http['churn_jobs']:,} jobs, worked off in {http['churn_s']:.1f} s "
+            "afterwards.",
         ]
     lines += ["", "The report's statement (EXPLAIN ANALYZE, BUFFERS):", "", "```", r["plan"], "```", ""]
     return "\n".join(lines)

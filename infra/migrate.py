@@ -79,6 +79,17 @@ def _raise_policy_version(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE authz_state SET policy_version = policy_version + 1, updated_at = now()"))
 
 
+def execute_function_script(sql: str) -> None:
+    """A migration's script whose statements hold ';' of their own (function bodies, DO blocks): sent whole
+    over asyncpg's simple-query protocol, which runs the statements one after another (no prepare), in the
+    migration's transaction."""
+    from sqlalchemy.util import await_
+
+    driver = op.get_bind().connection.driver_connection
+    assert driver is not None  # a migration runs on an open connection
+    await_(driver.execute(sql))
+
+
 def execute_script(ddl: str) -> None:
     """A migration's DDL, one statement after another (split at ';': for scripts whose statements hold no ';'
     of their own, i.e. no function bodies)."""

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from infra.migrate import execute_function_script
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -616,18 +618,11 @@ DROP TABLE IF EXISTS report_complaint_tiers, report_tier_reach, report_complaint
 )
 
 
-def _script(sql: str) -> None:
-    # Many statements in one script: asyncpg's simple-query protocol runs them as one (no prepare), as 0003.
-    from sqlalchemy.util import await_
-
-    driver = op.get_bind().connection.driver_connection
-    await_(driver.execute(sql))
-
 
 def upgrade() -> None:
-    _script(TABLES + FUNCTIONS + TRIGGERS + FAIRNESS_TABLES + FAIRNESS_FUNCTIONS + FAIRNESS_TRIGGERS)
+    execute_function_script(TABLES + FUNCTIONS + TRIGGERS + FAIRNESS_TABLES + FAIRNESS_FUNCTIONS + FAIRNESS_TRIGGERS)
     op.execute(sa.text("SELECT report_summaries_rebuild()"))
 
 
 def downgrade() -> None:
-    _script(FAIRNESS_DROP + DROP)
+    execute_function_script(FAIRNESS_DROP + DROP)

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from infra.migrate import execute_function_script
+
 revision: str = "0023"
 down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
@@ -227,18 +229,11 @@ DROP TABLE economics_days, economics_reach;
 """
 
 
-def _script(sql: str) -> None:
-    # Many statements in one script: asyncpg's simple-query protocol runs them as one (no prepare), as 0010.
-    from sqlalchemy.util import await_
-
-    driver = op.get_bind().connection.driver_connection
-    await_(driver.execute(sql))
-
 
 def upgrade() -> None:
-    _script(UPGRADE)
+    execute_function_script(UPGRADE)
     op.execute(sa.text("SELECT economics_summaries_rebuild()"))
 
 
 def downgrade() -> None:
-    _script(DOWNGRADE)
+    execute_function_script(DOWNGRADE)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
+from infra.migrate import execute_function_script
 
 revision: str = "0024"
 down_revision: str | None = "0023"
@@ -293,18 +293,10 @@ DROP TABLE economics_day_deltas, economics_reach_deltas;
 """
 
 
-def _script(sql: str) -> None:
-    # Many statements in one script, function bodies with ';' in them: asyncpg's simple-query protocol runs
-    # them as one (no prepare), as 0010 and 0023.
-    from sqlalchemy.util import await_
-
-    driver = op.get_bind().connection.driver_connection
-    await_(driver.execute(sql))
-
 
 def upgrade() -> None:
-    _script(UPGRADE)
+    execute_function_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _script(DOWNGRADE)
+    execute_function_script(DOWNGRADE)

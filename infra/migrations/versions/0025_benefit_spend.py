@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
+from infra.migrate import execute_function_script
 
 revision: str = "0025"
 down_revision: str | None = "0024"
@@ -139,18 +139,10 @@ DROP TABLE benefit_spend_deltas, benefit_spend_days;
 """
 
 
-def _script(sql: str) -> None:
-    # Many statements in one script, function bodies with ';' in them: asyncpg's simple-query protocol runs
-    # them as one (no prepare), as 0010, 0023 and 0024.
-    from sqlalchemy.util import await_
-
-    driver = op.get_bind().connection.driver_connection
-    await_(driver.execute(sql))
-
 
 def upgrade() -> None:
-    _script(UPGRADE)
+    execute_function_script(UPGRADE)
 
 
 def downgrade() -> None:
-    _script(DOWNGRADE)
+    execute_function_script(DOWNGRADE)

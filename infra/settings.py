@@ -106,8 +106,9 @@ class Settings(BaseSettings):
     )
     economics_compact_cron: str = Field(
         default="* * * * *",
-        description="schedule of the job that folds the economics report's pending deltas into its summaries "
-        "(once per tick across instances; the report is exact either way, pending deltas only slow it)",
+        description="schedule of the job that folds the pending deltas of the economics report's summaries, and "
+        "of the survey-score and fairness reports' (migration 0027), into the summaries (once per tick across "
+        "instances; the reports are exact either way, pending deltas only slow them)",
     )
 
     # Domain defaults.

@@ -273,6 +273,30 @@ def _day_aligned(moment: dt.datetime | None) -> bool:
     return (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
 
 
+# Migration 0010's summaries that writers add to, each with its deltas (migration 0027): the triggers append
+# every write's deltas there (so that writers never wait for each other on a summary row) and a periodic job
+# (infra/economics.py) moves them into the summary. A report reads both in one statement, one snapshot, so it is
+# exact whether or not the job ran; deltas waiting only cost it time.
+SUMMARY_COLUMNS = {
+    "report_score_days": "day, kind, survey_id, tier, channel, responses, answers, positive, negative",
+    "report_invitation_days": "day, survey_id, tier, channel, invitations, answered",
+    "report_complaint_tiers": "tier, complaints, with_sla, breached, responded, resolved",
+    "report_tier_reach": "tier, customers, invited, answered",
+}
+SUMMARY_DELTAS = {
+    "report_score_days": "report_score_day_deltas",
+    "report_invitation_days": "report_invitation_day_deltas",
+    "report_complaint_tiers": "report_complaint_tier_deltas",
+    "report_tier_reach": "report_tier_reach_deltas",
+}
+
+
+def _summary(name: str) -> str:
+    """The rows of the summary ``name`` and of its deltas, as one relation (to be summed per key)."""
+    columns = SUMMARY_COLUMNS[name]
+    return f"(SELECT {columns} FROM {name} UNION ALL SELECT {columns} FROM {SUMMARY_DELTAS[name]})"
+
+
 # group -> expression over a score day s / an invitation day v (migration 0010's tables)
 SUMMARY_GROUPS: dict[str, str] = {
     "SURVEY": "{t}.survey_id",
@@ -292,8 +316,9 @@ async def _survey_scores_summarised(
     until: dt.datetime | None,
     survey_id: UUID | None,
 ) -> list[dict[str, Any]]:
-    """survey_scores from report_score_days and report_invitation_days: each response and each first
-    invitation lies in one day (UTC) x survey x tier x channel, so the groups' sums are the raw counts."""
+    """survey_scores from report_score_days and report_invitation_days (with their deltas): each response and
+    each first invitation lies in one day (UTC) x survey x tier x channel, so the groups' sums are the raw
+    counts."""
     names = [f"g_{g.lower()}" for g in groups]
     s_select = "".join(
         f"{SUMMARY_GROUPS[g].format(t='s', unit=period)} AS {n}, " for g, n in zip(groups, names, strict=True)
@@ -311,7 +336,7 @@ async def _survey_scores_summarised(
                coalesce(sum(s.responses), 0) AS responses, coalesce(sum(s.answers), 0) AS answers,
                coalesce(sum(s.positive), 0) AS positive, coalesce(sum(s.negative), 0) AS negative,
                0::numeric AS invitations, 0::numeric AS answered
-        FROM report_score_days s
+        FROM {_summary("report_score_days")} s
         WHERE s.kind = :kind AND {_in_range("s.day")}
           AND (CAST(:survey AS uuid) IS NULL OR s.survey_id = CAST(:survey AS uuid))
         {s_group}
@@ -320,7 +345,7 @@ async def _survey_scores_summarised(
         SELECT {v_select}
                0::numeric, 0::numeric, 0::numeric, 0::numeric,
                coalesce(sum(v.invitations), 0), coalesce(sum(v.answered), 0)
-        FROM report_invitation_days v
+        FROM {_summary("report_invitation_days")} v
         WHERE v.survey_id IN (SELECT q.survey_id FROM survey_questions q WHERE q.kind = :kind)
           AND {_in_range("v.day")}
           AND (CAST(:survey AS uuid) IS NULL OR v.survey_id = CAST(:survey AS uuid))
@@ -347,12 +372,12 @@ async def fairness(
 ) -> list[dict[str, Any]]:
     """One row per tier of the active policy, lowest rank first.
 
-    Over the whole history (no range) from the summaries of migration 0010 (same results): the counts of
-    the complaints whose clocks are settled (stopped or paused: breached or not whatever the time) per tier,
-    plus the running ones counted as of now; the complaints' clocks (narrow, with the two durations indexed
-    per tier, so a median is two index entries at an offset); the live customers invited / answering per
-    tier; the NPS answers per day and tier. A range, or a partner's scope (the summaries count every
-    partner), takes the raw query.
+    Over the whole history (no range) from the summaries of migration 0010 with their deltas (migration
+    0027), same results: the counts of the complaints whose clocks are settled (stopped or paused: breached
+    or not whatever the time) per tier, plus the running ones counted as of now; the complaints' clocks
+    (narrow, with the two durations indexed per tier, so a median is two index entries at an offset); the
+    live customers invited / answering per tier; the NPS answers per day and tier. A range, or a partner's
+    scope (the summaries count every partner), takes the raw query.
 
     Customers held out of their tier's benefits (the benefit holdout, domain/holdout.py) are left out while
     withheld: their complaints opened and NPS answers given during their holdout, and, from the reach, those
@@ -444,7 +469,7 @@ async def _fairness_summarised(db: Executor) -> list[dict[str, Any]]:
                sum(responded) AS responded, sum(resolved) AS resolved
         FROM (
             SELECT s.tier, s.complaints, s.with_sla, s.breached, s.responded, s.resolved
-            FROM report_complaint_tiers s
+            FROM {_summary("report_complaint_tiers")} s
             UNION ALL
             SELECT k.tier_at_open, count(*),
                    count(*) FILTER (WHERE k.first_response_due_at IS NOT NULL OR k.resolution_due_at IS NOT NULL),
@@ -463,11 +488,13 @@ async def _fairness_summarised(db: Executor) -> list[dict[str, Any]]:
         FROM counted h
     ),
     reach AS (
-        SELECT tier, customers, invited, answered FROM report_tier_reach
+        SELECT x.tier, sum(x.customers)::bigint AS customers, sum(x.invited)::bigint AS invited,
+               sum(x.answered)::bigint AS answered
+        FROM {_summary("report_tier_reach")} x GROUP BY x.tier
     ),
     nps AS (
         SELECT s.tier, sum(s.answers) AS answers, sum(s.positive) AS promoters, sum(s.negative) AS detractors
-        FROM report_score_days s WHERE s.kind = 'nps'
+        FROM {_summary("report_score_days")} s WHERE s.kind = 'nps'
         GROUP BY s.tier HAVING sum(s.answers) > 0
     )
     SELECT t.code AS tier, t.rank,
@@ -519,3 +546,14 @@ async def churn_signals(db: Executor, *, scope: Scope) -> list[dict[str, Any]]:
     GROUP BY 1 ORDER BY customers DESC, code
     """
     return dict_rows(await db.execute(text(sql), readable.params(scope)))
+
+
+# ---------------------------------------------------------------- compaction
+
+
+async def compact_summaries(db: Executor) -> int | None:
+    """Move the summaries' deltas into them (migration 0027's ``report_summaries_compact()``) and say how many
+    delta rows it moved; None when another compaction (or a rebuild) holds the lock: that one, or the next
+    run, moves them. Run it in a transaction of its own: the lock and the moved deltas go with its commit."""
+    moved = (await db.execute(text("SELECT report_summaries_compact()"))).scalar()
+    return None if moved is None else int(moved)

@@ -27,7 +27,10 @@ class Copy:
 
     async def reload(self) -> None:
         async with self.engine.connect() as conn:
-            self.version = (await conn.execute(text("SELECT v FROM listener_version"))).scalar_one()
+            version = (await conn.execute(text("SELECT v FROM listener_version"))).scalar_one()
+        # both at once, after the connection is back in the pool (its release awaits): a test waiting for the
+        # version must find the reload counted
+        self.version = version
         self.reloads += 1
 
     def is_current(self, payload: str) -> bool:

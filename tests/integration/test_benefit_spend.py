@@ -177,17 +177,26 @@ async def test_writers_of_one_benefit_tier_and_day_do_not_wait_for_each_other(en
     await _compact(engine)  # today's key is a row of benefit_spend_days now
     async with engine.connect() as conn:
         use = await _a_use(conn)
+        # a use of another customer charged under the same tier (writers of one customer's facts wait for
+        # each other since migration 0028: they lock it, for its economics summaries)
+        other = (
+            await conn.execute(
+                text("SELECT id, partner_id FROM customers WHERE id <> :id AND deleted_at IS NULL ORDER BY id LIMIT 1"),
+                {"id": use["customer_id"]},
+            )
+        ).one()
     url = engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
     sql = """INSERT INTO benefit_redemptions (benefit_id, benefit_code, policy_version, customer_id, partner_id,
                                                tier_code, cost, redeemed_at, actor)
              VALUES ($1, $2, $3, $4, $5, $6, 4.90, now(), 'test')"""
     args = [use[k] for k in ("benefit_id", "benefit_code", "policy_version", "customer_id", "partner_id", "tier_code")]
+    others = [*args[:3], other.id, other.partner_id, args[5]]
     first, second = await asyncpg.connect(url), await asyncpg.connect(url)
     try:
         async with first.transaction():
             await first.execute(sql, *args)
             async with second.transaction():  # while the first is open: it must not wait for it
-                await asyncio.wait_for(second.execute(sql, *args), NO_WAIT_S)
+                await asyncio.wait_for(second.execute(sql, *others), NO_WAIT_S)
             compacted = await asyncio.wait_for(second.fetchval("SELECT benefit_spend_compact()"), NO_WAIT_S)
             assert compacted == 1  # the second's delta; the first's is not committed
     finally:

@@ -10,7 +10,12 @@ The deltas are appended, never upserted: two transactions writing facts of the s
 and partner do not wait for each other (under 0023 the second waited for the first to commit: shown after a
 downgrade); a compaction neither waits for a writer nor makes one wait, and a delta committed while it runs
 stays for the next one (never lost, never counted twice). The downgrade folds the deltas in and gives 0023's
-functions back, as 0023 wrote them."""
+functions back, as 0023 wrote them.
+
+A fact written while another transaction changes its customer's tier counts under the new tier, whichever
+of the two writes first and commits last (migration 0028: the fact triggers lock their customers; under 0024
+neither waited and the fact stayed under the old tier until a rebuild, shown after a downgrade); two writers
+of two customers in opposite orders deadlock, and the one PostgreSQL lets through leaves the summaries right."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import contextlib
 import datetime as dt
 import importlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -642,6 +647,105 @@ async def test_the_compaction_job_moves_the_deltas_on_its_schedule(engine: Async
     await _assert_same(engine)
 
 
+# ---------------------------------------------------------------- a fact and a change of tier at once (0028)
+
+# What a transaction writes for a customer ($1) while another changes the customer's tier: an ingest batch
+# (inserts), or changes and deletions of its facts (a purchase moved a day back and up, its refunds taken out).
+FACT_WRITES = {
+    "inserted": BATCH,
+    "changed and deleted": (
+        """UPDATE purchases SET amount = amount + 1, purchased_at = purchased_at - interval '1 day'
+           WHERE customer_id = $1""",
+        "DELETE FROM refunds WHERE customer_id = $1",
+    ),
+}
+RETIER = "UPDATE customers SET tier_code = CASE WHEN tier_code = 'gold' THEN 'silver' ELSE 'gold' END WHERE id = $1"
+
+
+async def _refunded(engine: AsyncEngine) -> UUID:
+    """A live customer with purchases, refunds and a tier, in no merge."""
+    async with engine.connect() as conn:
+        return await _scalar(
+            conn,
+            """SELECT c.id FROM customers c WHERE c.deleted_at IS NULL AND c.merged_into_id IS NULL
+                   AND c.tier_code IS NOT NULL AND EXISTS (SELECT 1 FROM refunds r WHERE r.customer_id = c.id)
+                   AND NOT EXISTS (SELECT 1 FROM customer_merges g WHERE c.id IN (g.survivor_id, g.duplicate_id))
+                   ORDER BY c.id LIMIT 1""",
+        )
+
+
+async def _race(engine: AsyncEngine, first: str, writes: Sequence[str]) -> bool:
+    """Transaction A writes ``writes`` for a customer while transaction B changes its tier; ``first`` ("fact" or
+    "tier") writes and stays open while the other one writes. If the other did not wait, it commits before the
+    first (the interleaving that lost the fact's move under 0024); else the first commits and the other goes
+    on. Whether the second waited for the first; both committed in the end."""
+    customer = await _refunded(engine)
+
+    async def write_facts(conn: asyncpg.Connection) -> None:
+        for statement in writes:
+            await conn.execute(statement, customer)
+
+    async def retier(conn: asyncpg.Connection) -> None:
+        await conn.execute(RETIER, customer)
+
+    steps = (write_facts, retier) if first == "fact" else (retier, write_facts)
+    async with _connections(engine, 3) as (holder, other, observer):
+        second = other.transaction()
+        async with holder.transaction():
+            await steps[0](holder)
+            await second.start()
+            writing = asyncio.create_task(steps[1](other))
+            waited = await _blocked_by(observer, holder, writing)
+            if not waited:
+                await second.commit()  # before the first
+        if waited:  # the first committed: the second goes on
+            await asyncio.wait_for(writing, NO_WAIT_S)
+            await second.commit()
+    return waited
+
+
+@pytest.mark.parametrize("writes", FACT_WRITES)
+@pytest.mark.parametrize("first", ["fact", "tier"])
+async def test_a_fact_written_while_its_customer_changes_tier_counts_under_the_new_tier(
+    engine: AsyncEngine, first: str, writes: str
+) -> None:
+    """Fact first: the tier change waits for the fact's commit, then its trigger (a new snapshot per statement)
+    sees the fact and moves it. Tier first: the fact's trigger waits for the tier change's commit, then appends
+    under the new tier (its append is a statement of its own, with a new snapshot)."""
+    assert await _race(engine, first, FACT_WRITES[writes])
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+
+
+async def test_writers_of_two_customers_in_opposite_orders_deadlock_and_one_is_cancelled(engine: AsyncEngine) -> None:
+    """The limit of the customers' locks: a transaction writing facts of C1 then of C2 while another writes C2's
+    then C1's deadlocks; PostgreSQL cancels one (after deadlock_timeout), the other commits, and the summaries
+    stay equal to the data."""
+    one, two = await _neighbours(engine)
+    async with _connections(engine, 3) as (left, right, observer):
+        left_tx, right_tx = left.transaction(), right.transaction()
+        await left_tx.start()
+        await right_tx.start()
+        await _write_batch(left, one)
+        await _write_batch(right, two)
+        crossing = asyncio.create_task(_write_batch(left, two))
+        assert await _blocked_by(observer, right, crossing)
+        try:
+            await asyncio.wait_for(_write_batch(right, one), NO_WAIT_S)
+        except asyncpg.exceptions.DeadlockDetectedError:
+            cancelled, survivor, pending = right_tx, left_tx, crossing
+        else:
+            with pytest.raises(asyncpg.exceptions.DeadlockDetectedError):
+                await asyncio.wait_for(crossing, NO_WAIT_S)
+            cancelled, survivor, pending = left_tx, right_tx, None
+        await cancelled.rollback()
+        if pending is not None:
+            await asyncio.wait_for(pending, NO_WAIT_S)
+        await survivor.commit()
+    await _assert_rebuilt_equal(engine)
+    await _assert_same(engine)
+
+
 # ---------------------------------------------------------------- the migration
 
 
@@ -687,4 +791,42 @@ async def test_migration_0024_downgrades_to_0023_and_upgrades(engine: AsyncEngin
     await _assert_rebuilt_equal(engine)
     await _assert_same(engine)
     await _compact(engine)
+    await _assert_same(engine)
+
+
+async def _drifted(engine: AsyncEngine) -> bool:
+    """Whether the summaries and deltas differ from what a rebuild computes from the data (then rebuilt)."""
+    try:
+        await _assert_rebuilt_equal(engine)
+    except AssertionError:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT economics_summaries_rebuild()"))
+        return True
+    return False
+
+
+async def test_migration_0028_downgrades_to_0027_and_upgrades(engine: AsyncEngine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    await engine.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0027")
+    facts = [f"economics_{t}_changed" for t in ("purchases", "refunds", "benefit_redemptions", "complaints")]
+    facts.append("economics_survey_responses_changed")
+    async with engine.connect() as conn:
+        functions = await conn.execute(
+            text("SELECT proname, prosrc FROM pg_proc WHERE proname = ANY(:names)"), {"names": facts}
+        )
+        got = {r[0]: re.sub(r"\s+", "", r[1]) for r in functions.all()}
+    frozen = _sources(importlib.import_module("infra.migrations.versions.0024_economics_deltas").UPGRADE)
+    assert got == {name: frozen[name] for name in facts}  # 0024's fact functions, as 0024 wrote them
+    # the race under 0024: neither waits, and the facts stay under the tier their customer left
+    for first in ("fact", "tier"):
+        for writes in FACT_WRITES.values():
+            assert not await _race(engine, first, writes)
+            assert await _drifted(engine), (first, writes)
+
+    await engine.dispose()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    for first in ("fact", "tier"):
+        assert await _race(engine, first, BATCH)
+        assert not await _drifted(engine), first
     await _assert_same(engine)

@@ -41,6 +41,7 @@ from infra.repos import reports as reports_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos.base import ALL, Scope
 from tests.conftest import test_settings
+from tests.integration.compaction import COMPACTIONS, compaction
 
 CUSTOMERS = 600
 FreshUrl = Callable[[], Awaitable[str]]
@@ -206,52 +207,24 @@ async def _compact(engine: AsyncEngine) -> None:
         assert await _pending(conn) == 0
 
 
-@contextlib.asynccontextmanager
-async def _compacting(engine: AsyncEngine) -> AsyncIterator[list[int]]:
-    """Compactions one after another on connections of their own while the block runs (the writes, the
-    comparisons and the rebuilds of the tests): the report delta rows each of them moved."""
-    moved: list[int] = []
-    stop = asyncio.Event()
-
-    async def compact_until_stopped() -> None:
-        while not stop.is_set():
-            async with engine.begin() as conn:
-                n = await reports_repo.compact_summaries(conn)
-            if n is not None:  # None: a rebuild held the lock
-                moved.append(n)
-            await asyncio.sleep(0.002)
-
-    task = asyncio.create_task(compact_until_stopped())
-    try:
-        yield moved
-    finally:
-        stop.set()
-        await task
+async def _pending_now(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await _pending(conn)
 
 
-COMPACTIONS = ("none", "after each write", "concurrent")
+async def _compact_once(engine: AsyncEngine) -> int | None:
+    async with engine.begin() as conn:
+        return await reports_repo.compact_summaries(conn)
 
 
-@contextlib.asynccontextmanager
-async def _compaction(engine: AsyncEngine, how: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    """The block's writes under one of COMPACTIONS; it calls the function yielded after each write (then
-    compared): none leaves every delta pending (and checks some are), "after each write" compacts them all,
-    "concurrent" compacts all along (and checks it moved some)."""
-
-    async def settle() -> None:
-        if how == "after each write":
-            await _compact(engine)
-        elif how == "none":
-            async with engine.connect() as conn:
-                assert await _pending(conn) > 0
-
-    if how != "concurrent":
-        await settle()  # the seed's deltas
-        yield settle
-        return
-    async with _compacting(engine) as moved:
-        yield settle
-    assert sum(moved) > 0, moved
+def _compaction(engine: AsyncEngine, how: str) -> contextlib.AbstractAsyncContextManager[Callable[[], Awaitable[None]]]:
+    """The block's writes under one of COMPACTIONS (tests/integration/compaction.py), by the report summaries' compaction."""
+    return compaction(
+        how,
+        compact_all=lambda: _compact(engine),
+        compact_once=lambda: _compact_once(engine),
+        pending=lambda: _pending_now(engine),
+    )
 
 
 @pytest.mark.parametrize("compaction", COMPACTIONS)

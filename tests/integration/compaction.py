@@ -1,14 +1,55 @@
-"""The three ways the summary tests (economics, migration 0024; report summaries, 0027; benefit spending, 0025)
-run their writes against the compaction of the triggers' deltas: never compacted, compacted after each write,
-or compacted over and over while the writes, comparisons and rebuilds run."""
+"""What the summary tests (economics, migrations 0024 and 0028; report summaries, 0027; benefit spending, 0025)
+share: the three ways they run their writes against the compaction of the triggers' deltas (never compacted,
+compacted after each write, or compacted over and over while the writes, comparisons and rebuilds run), and
+connections of their own to show whether one transaction waits for another."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 COMPACTIONS = ("none", "after each write", "concurrent")
+
+NO_WAIT_S = 10.0  # how long a statement that should not wait for another transaction may take
+
+
+def driver_url(engine: AsyncEngine) -> str:
+    """The engine's database as a plain asyncpg URL (for connections of their own)."""
+    return engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+
+
+@contextlib.asynccontextmanager
+async def connections(engine: AsyncEngine, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``n`` asyncpg connections of their own to the engine's database, closed after the block."""
+    conns = [await asyncpg.connect(driver_url(engine)) for _ in range(n)]
+    try:
+        yield conns
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def blocked_by(observer: asyncpg.Connection, holder: asyncpg.Connection, task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` (statements on a connection of its own) waits for a lock ``holder``'s transaction holds
+    (then it is still running), or finishes without (it is awaited)."""
+    holder_pid = holder.get_server_pid()
+    deadline = asyncio.get_running_loop().time() + NO_WAIT_S
+    while not task.done():
+        blocked = await observer.fetchval(
+            "SELECT bool_or($1 = ANY(pg_blocking_pids(pid))) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+            holder_pid,
+        )
+        if blocked:
+            return True
+        assert asyncio.get_running_loop().time() < deadline, "neither done nor waiting for the holder"
+        await asyncio.sleep(0.02)
+    await task
+    return False
 
 
 @contextlib.asynccontextmanager

@@ -46,7 +46,13 @@ from infra.repos import quality
 from infra.repos import scope as readable
 from infra.repos.base import ALL, Scope
 from tests.conftest import running_api, test_settings
-from tests.integration.compaction import COMPACTIONS, compaction
+from tests.integration.compaction import (
+    COMPACTIONS,
+    NO_WAIT_S,
+    blocked_by,
+    compaction,
+    connections,
+)
 
 CUSTOMERS = 500
 FreshUrl = Callable[[], Awaitable[str]]
@@ -473,11 +479,6 @@ BATCH = (
        WHERE c.id = $1""",
 )
 # Long enough for a statement that waits for no one on a loaded machine; one that waits never ends.
-NO_WAIT_S = 10.0
-
-
-def _driver_url(engine: AsyncEngine) -> str:
-    return engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
 
 
 async def _neighbours(engine: AsyncEngine) -> tuple[UUID, UUID]:
@@ -502,46 +503,18 @@ async def _write_batch(conn: asyncpg.Connection, customer: UUID) -> None:
         await conn.execute(statement, customer)
 
 
-async def _blocked_by(observer: asyncpg.Connection, holder: asyncpg.Connection, task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` (statements on a connection of its own) waits for a lock ``holder``'s transaction holds
-    (then it is still running), or finishes without (it is awaited)."""
-    holder_pid = holder.get_server_pid()
-    deadline = asyncio.get_running_loop().time() + NO_WAIT_S
-    while not task.done():
-        blocked = await observer.fetchval(
-            "SELECT bool_or($1 = ANY(pg_blocking_pids(pid))) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
-            holder_pid,
-        )
-        if blocked:
-            return True
-        assert asyncio.get_running_loop().time() < deadline, "neither done nor waiting for the holder"
-        await asyncio.sleep(0.02)
-    await task
-    return False
-
-
-@contextlib.asynccontextmanager
-async def _connections(engine: AsyncEngine, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    conns = [await asyncpg.connect(_driver_url(engine)) for _ in range(n)]
-    try:
-        yield conns
-    finally:
-        for c in conns:
-            await c.close()
-
-
 async def _second_writer_waits(engine: AsyncEngine) -> bool:
     """Two transactions write a batch each for two customers of one tier and partner, today; the first stays
     open while the second writes (and, if it did not wait, commits). Whether the second waited for the first;
     both committed in the end."""
     a, b = await _neighbours(engine)
-    async with _connections(engine, 3) as (first, second, observer):
+    async with connections(engine, 3) as (first, second, observer):
         tx = second.transaction()
         async with first.transaction():
             await _write_batch(first, a)
             await tx.start()
             writing = asyncio.create_task(_write_batch(second, b))
-            waited = await _blocked_by(observer, first, writing)
+            waited = await blocked_by(observer, first, writing)
             if not waited:
                 await tx.commit()  # before the first
         if waited:  # the first committed: the second goes on
@@ -560,7 +533,7 @@ async def test_writers_of_one_day_tier_and_partner_do_not_wait_for_each_other(en
 async def test_a_compaction_neither_waits_for_writers_nor_makes_them_wait(engine: AsyncEngine) -> None:
     a, b = await _neighbours(engine)
     await _compact(engine)  # the seed's deltas: today's key of a and b is a summary row now
-    async with _connections(engine, 3) as (writer, compactor, other):
+    async with connections(engine, 3) as (writer, compactor, other):
         async with writer.transaction():
             await _write_batch(writer, a)  # not committed: its deltas are not the compaction's
             async with compactor.transaction():
@@ -577,7 +550,7 @@ async def test_a_compaction_neither_waits_for_writers_nor_makes_them_wait(engine
 
 async def test_a_delta_committed_while_a_compaction_runs_stays_for_the_next(engine: AsyncEngine) -> None:
     a, b = await _neighbours(engine)
-    async with _connections(engine, 4) as (writer, holder, compactor, observer):
+    async with connections(engine, 4) as (writer, holder, compactor, observer):
         await _write_batch(writer, a)
         await _compact(engine)  # the seed's deltas and a's: today's key of a and b is a summary row now
         await _write_batch(writer, a)  # committed: the next compaction's to move
@@ -585,7 +558,7 @@ async def test_a_delta_committed_while_a_compaction_runs_stays_for_the_next(engi
             # the summary rows locked: the compaction, having taken its deltas, waits to add them
             await holder.execute("SELECT 1 FROM economics_days FOR UPDATE")
             compacting = asyncio.create_task(compactor.fetchval("SELECT economics_compact()"))
-            assert await _blocked_by(observer, holder, compacting)
+            assert await blocked_by(observer, holder, compacting)
             await asyncio.wait_for(_write_batch(writer, b), NO_WAIT_S)  # committed while it runs
         moved = await asyncio.wait_for(compacting, NO_WAIT_S)
         left = await observer.fetchval("SELECT count(*) FROM economics_day_deltas")
@@ -662,13 +635,13 @@ async def _race(engine: AsyncEngine, first: str, writes: Sequence[str]) -> bool:
         await conn.execute(RETIER, customer)
 
     steps = (write_facts, retier) if first == "fact" else (retier, write_facts)
-    async with _connections(engine, 3) as (holder, other, observer):
+    async with connections(engine, 3) as (holder, other, observer):
         second = other.transaction()
         async with holder.transaction():
             await steps[0](holder)
             await second.start()
             writing = asyncio.create_task(steps[1](other))
-            waited = await _blocked_by(observer, holder, writing)
+            waited = await blocked_by(observer, holder, writing)
             if not waited:
                 await second.commit()  # before the first
         if waited:  # the first committed: the second goes on
@@ -695,14 +668,14 @@ async def test_writers_of_two_customers_in_opposite_orders_deadlock_and_one_is_c
     then C1's deadlocks; PostgreSQL cancels one (after deadlock_timeout), the other commits, and the summaries
     stay equal to the data."""
     one, two = await _neighbours(engine)
-    async with _connections(engine, 3) as (left, right, observer):
+    async with connections(engine, 3) as (left, right, observer):
         left_tx, right_tx = left.transaction(), right.transaction()
         await left_tx.start()
         await right_tx.start()
         await _write_batch(left, one)
         await _write_batch(right, two)
         crossing = asyncio.create_task(_write_batch(left, two))
-        assert await _blocked_by(observer, right, crossing)
+        assert await blocked_by(observer, right, crossing)
         try:
             await asyncio.wait_for(_write_batch(right, one), NO_WAIT_S)
         except asyncpg.exceptions.DeadlockDetectedError:

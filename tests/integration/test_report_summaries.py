@@ -41,7 +41,13 @@ from infra.repos import reports as reports_repo
 from infra.repos import surveys as surveys_repo
 from infra.repos.base import ALL, Scope
 from tests.conftest import test_settings
-from tests.integration.compaction import COMPACTIONS, compaction
+from tests.integration.compaction import (
+    COMPACTIONS,
+    NO_WAIT_S,
+    blocked_by,
+    compaction,
+    connections,
+)
 
 CUSTOMERS = 600
 FreshUrl = Callable[[], Awaitable[str]]
@@ -468,11 +474,6 @@ WRITES: dict[str, tuple[tuple[str, ...], str | None]] = {
     ),
 }
 # Long enough for a statement that waits for no one on a loaded machine; one that waits never ends.
-NO_WAIT_S = 10.0
-
-
-def _driver_url(engine: AsyncEngine) -> str:
-    return engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
 
 
 # Two new customers of one silver customer's name and partner.
@@ -491,7 +492,7 @@ async def _newcomers(engine: AsyncEngine) -> tuple[UUID, UUID, UUID]:
     async with engine.begin() as conn:
         a, b = (await conn.execute(text(NEWCOMERS))).scalars().all()
         survey = await _scalar(conn, "SELECT survey_id FROM survey_questions WHERE kind = 'nps' ORDER BY 1 LIMIT 1")
-    async with _connections(engine, 1) as (writer,):
+    async with connections(engine, 1) as (writer,):
         for customer in (a, b):
             await _write(writer, "complaint opened", customer, survey)
     return a, b, survey
@@ -502,34 +503,6 @@ async def _write(conn: asyncpg.Connection, write: str, customer: UUID, survey: U
         await conn.execute(statement, *(customer, survey)[: 2 if "$2" in statement else 1])
 
 
-async def _blocked_by(observer: asyncpg.Connection, holder: asyncpg.Connection, task: asyncio.Task[Any]) -> bool:
-    """Whether ``task`` (statements on a connection of its own) waits for a lock ``holder``'s transaction holds
-    (then it is still running), or finishes without (it is awaited)."""
-    holder_pid = holder.get_server_pid()
-    deadline = asyncio.get_running_loop().time() + NO_WAIT_S
-    while not task.done():
-        blocked = await observer.fetchval(
-            "SELECT bool_or($1 = ANY(pg_blocking_pids(pid))) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
-            holder_pid,
-        )
-        if blocked:
-            return True
-        assert asyncio.get_running_loop().time() < deadline, "neither done nor waiting for the holder"
-        await asyncio.sleep(0.02)
-    await task
-    return False
-
-
-@contextlib.asynccontextmanager
-async def _connections(engine: AsyncEngine, n: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    conns = [await asyncpg.connect(_driver_url(engine)) for _ in range(n)]
-    try:
-        yield conns
-    finally:
-        for c in conns:
-            await c.close()
-
-
 async def _waiting_writes(engine: AsyncEngine) -> set[str]:
     """Each of WRITES for two new customers of one tier and partner, in two transactions: the first stays open
     while the second writes (and, if it did not wait, commits). The writes whose second waited for the first;
@@ -537,13 +510,13 @@ async def _waiting_writes(engine: AsyncEngine) -> set[str]:
     waited: set[str] = set()
     for write in WRITES:
         a, b, survey = await _newcomers(engine)
-        async with _connections(engine, 3) as (first, second, observer):
+        async with connections(engine, 3) as (first, second, observer):
             tx = second.transaction()
             async with first.transaction():
                 await _write(first, write, a, survey)
                 await tx.start()
                 writing = asyncio.create_task(_write(second, write, b, survey))
-                if await _blocked_by(observer, first, writing):
+                if await blocked_by(observer, first, writing):
                     waited.add(write)
                 else:
                     await tx.commit()  # before the first
@@ -565,7 +538,7 @@ async def test_writers_of_different_customers_do_not_wait_for_each_other(engine:
 async def test_a_compaction_takes_committed_deltas_and_neither_waits_nor_makes_wait(engine: AsyncEngine) -> None:
     a, b, survey = await _newcomers(engine)
     await _compact(engine)
-    async with _connections(engine, 3) as (writer, compactor, other):
+    async with connections(engine, 3) as (writer, compactor, other):
         async with writer.transaction():
             await _write(writer, "survey answered", a, survey)  # not committed: not the compaction's
             async with compactor.transaction():

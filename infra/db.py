@@ -11,11 +11,11 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event
@@ -130,6 +130,48 @@ def classify_db_error(exc: BaseException | None) -> DbFailure | None:
             return DbFailure.UNAVAILABLE
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
     return None
+
+
+T = TypeVar("T")
+
+# PostgreSQL cancels a transaction to break a deadlock (40P01) or a serialization conflict (40001); the same
+# transaction run again may well succeed (the other one has gone on meanwhile).
+RETRIED_SQLSTATES = frozenset({"40P01", "40001"})
+RETRY_ATTEMPTS = 3
+
+
+def is_retryable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or anything in its cause chain) is PostgreSQL cancelling the transaction to break a
+    deadlock or a serialization conflict."""
+    seen = 0
+    while exc is not None and seen < 8:
+        seen += 1
+        if getattr(exc, "sqlstate", None) in RETRIED_SQLSTATES:
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
+
+
+async def retrying(run: Callable[[], Awaitable[T]], *, attempts: int = RETRY_ATTEMPTS) -> T:
+    """``run`` (one whole unit of work: everything it wrote rolled back when it fails) again, up to ``attempts``
+    times in all, when PostgreSQL cancelled it to break a deadlock or a serialization conflict. For use-cases
+    whose unit of work can run twice with the same outcome: batches whose items are idempotent, which lock the
+    customers they write in id order (migration 0028) but can still meet a transaction that locks them in
+    another order. Any other error, or the last attempt's, propagates."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run()
+        except Exception as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            log.info(
+                "transaction cancelled by PostgreSQL (%s), attempt %d of %d: running it again",
+                type(exc).__name__,
+                attempt,
+                attempts,
+            )
+            await asyncio.sleep(0.005 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)

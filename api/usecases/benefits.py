@@ -35,7 +35,7 @@ from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import BatchKeys, key_reused
 from infra import tiering
-from infra.db import RequestDb
+from infra.db import RequestDb, retrying
 from infra.repos import benefits as benefits_repo
 from infra.repos import purchases as purchases_repo
 from infra.repos import tiers as tiers_repo
@@ -237,142 +237,150 @@ async def record_redemptions(
     )
     if errors:
         raise Invalid(errors)
-    async with db.unit_of_work() as uow:
-        policy = await benefits_repo.policy_row(uow, None)
-        offered = {
-            b["code"]: b for b in (await benefits_repo.of_policy(uow, policy["id"]) if policy is not None else [])
-        }
-        refs = [i.customer_external_ref for i in cmd.redemptions if i.customer_id is None and i.customer_external_ref]
-        by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, scope)
-        customer_ids: list[UUID | None] = [
-            i.customer_id if i.customer_id is not None else by_ref.get(i.customer_external_ref or "")
-            for i in cmd.redemptions
-        ]
-        tiers = await benefits_repo.customers_with_tier(
-            uow.conn, [c for c in customer_ids if c is not None], caller.scope
-        )
-        held = await benefits_repo.held_out(uow, list(tiers))
-        stored = await benefits_repo.by_external_id(uow, [v["external_id"] for v in values if v["external_id"]], scope)
-        pending: list[tuple[int, dict[str, Any], rules.BenefitSpec, UUID]] = []
-        answers: list[Any] = []
-        keys = BatchKeys(stored)
-        for n, (item, v, cid) in enumerate(zip(cmd.redemptions, values, customer_ids, strict=True)):
-            where = f"redemptions[{n}]"
-            content = _content(cid, v, item)
-            ext = v["external_id"]
-            replay = keys.replay(
-                ext,
-                content,
-                functools.partial(_stored_content, given=item),
-                where=f"{where}.externalId",
+
+    async def attempt() -> RecordedRedemptions:  # run again if PostgreSQL cancels it (infra.db.retrying)
+        async with db.unit_of_work() as uow:
+            policy = await benefits_repo.policy_row(uow, None)
+            offered = {
+                b["code"]: b for b in (await benefits_repo.of_policy(uow, policy["id"]) if policy is not None else [])
+            }
+            refs = [
+                i.customer_external_ref for i in cmd.redemptions if i.customer_id is None and i.customer_external_ref
+            ]
+            by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, scope)
+            customer_ids: list[UUID | None] = [
+                i.customer_id if i.customer_id is not None else by_ref.get(i.customer_external_ref or "")
+                for i in cmd.redemptions
+            ]
+            tiers = await benefits_repo.customers_with_tier(
+                uow.conn, [c for c in customer_ids if c is not None], caller.scope
             )
-            if replay is not None:
-                if replay.error is not None:
-                    errors.append(replay.error)
-                answers.append(replay.stored if replay.index is None else answers[replay.index])
-                continue
-            answers.append(None)
-            if cid is None or cid not in tiers:
-                field = f"{where}.customerId" if item.customer_id is not None else f"{where}.customerExternalRef"
-                errors.append(_coded("no such customer", field, NotFound.code))
-                continue
-            offer = offered.get(v["benefit_code"])
-            if offer is None:
-                errors.append(
-                    _coded(
-                        f"the active policy offers no benefit '{v['benefit_code']}'",
-                        f"{where}.benefitCode",
-                        "NOT_FOUND",
-                    )
+            held = await benefits_repo.held_out(uow, list(tiers))
+            stored = await benefits_repo.by_external_id(
+                uow, [v["external_id"] for v in values if v["external_id"]], scope
+            )
+            pending: list[tuple[int, dict[str, Any], rules.BenefitSpec, UUID]] = []
+            answers: list[Any] = []
+            keys = BatchKeys(stored)
+            for n, (item, v, cid) in enumerate(zip(cmd.redemptions, values, customer_ids, strict=True)):
+                where = f"redemptions[{n}]"
+                content = _content(cid, v, item)
+                ext = v["external_id"]
+                replay = keys.replay(
+                    ext,
+                    content,
+                    functools.partial(_stored_content, given=item),
+                    where=f"{where}.externalId",
                 )
-                continue
-            spec = benefits_repo.spec_of(offer)
-            tier = tiers[cid]
-            if not spec.eligible(tier):
-                errors.append(
-                    _coded(
-                        f"{spec.name} is for tier {', '.join(spec.tiers)}: this customer is {tier or 'in no tier'}",
-                        f"{where}.benefitCode",
-                        NOT_ELIGIBLE,
+                if replay is not None:
+                    if replay.error is not None:
+                        errors.append(replay.error)
+                    answers.append(replay.stored if replay.index is None else answers[replay.index])
+                    continue
+                answers.append(None)
+                if cid is None or cid not in tiers:
+                    field = f"{where}.customerId" if item.customer_id is not None else f"{where}.customerExternalRef"
+                    errors.append(_coded("no such customer", field, NotFound.code))
+                    continue
+                offer = offered.get(v["benefit_code"])
+                if offer is None:
+                    errors.append(
+                        _coded(
+                            f"the active policy offers no benefit '{v['benefit_code']}'",
+                            f"{where}.benefitCode",
+                            "NOT_FOUND",
+                        )
                     )
-                )
-                continue
-            withheld = next((a for a in held.get(cid, []) if a.withholds(spec.tiers, v["redeemed_at"])), None)
-            if withheld is not None:
-                errors.append(_coded(withheld.message(spec.name), f"{where}.benefitCode", holdout_rules.WITHHELD))
-                continue
-            if spec.cost_model == "percent_of_order" and v["order_amount"] is None:
-                errors.append(
-                    ValidationFailed(
-                        f"{spec.name} costs a share of the order: give orderAmount", field=f"{where}.orderAmount"
+                    continue
+                spec = benefits_repo.spec_of(offer)
+                tier = tiers[cid]
+                if not spec.eligible(tier):
+                    errors.append(
+                        _coded(
+                            f"{spec.name} is for tier {', '.join(spec.tiers)}: this customer is {tier or 'in no tier'}",
+                            f"{where}.benefitCode",
+                            NOT_ELIGIBLE,
+                        )
                     )
+                    continue
+                withheld = next((a for a in held.get(cid, []) if a.withholds(spec.tiers, v["redeemed_at"])), None)
+                if withheld is not None:
+                    errors.append(_coded(withheld.message(spec.name), f"{where}.benefitCode", holdout_rules.WITHHELD))
+                    continue
+                if spec.cost_model == "percent_of_order" and v["order_amount"] is None:
+                    errors.append(
+                        ValidationFailed(
+                            f"{spec.name} costs a share of the order: give orderAmount", field=f"{where}.orderAmount"
+                        )
+                    )
+                    continue
+                pending.append((n, v, spec, cid))
+                keys.remember(ext, n, content)
+            if errors:
+                raise Invalid(errors)
+            # per-customer-month benefits: charged on the first use in a month (earlier this month, or in this batch)
+            monthly = [
+                (cid, spec.code, rules.month_start(v["redeemed_at"]))
+                for _, v, spec, cid in pending
+                if spec.cost_model == "per_customer_month"
+            ]
+            charged = await benefits_repo.charged_this_month(
+                uow, [(c, b) for c, b, _ in monthly], [m for _, _, m in monthly]
+            )
+            new_items: list[dict[str, Any]] = []
+            spending: dict[tuple[str, str, dt.datetime], Decimal] = {}
+            for n, v, spec, cid in pending:
+                month = (cid, spec.code, rules.month_start(v["redeemed_at"]))
+                cost = rules.cost_of_use(spec, v["order_amount"], charged_this_month=month in charged)
+                if spec.cost_model == "per_customer_month":
+                    charged.add(month)
+                tier = tiers[cid] or ""
+                if spec.budget_period is not None:
+                    start, _ = rules.period_bounds(spec.budget_period, v["redeemed_at"])
+                    key = (spec.code, tier, start)
+                    spending[key] = spending.get(key, Decimal(0)) + cost
+                new_items.append(
+                    {
+                        **v,
+                        "benefit_id": offered[spec.code]["id"],
+                        "policy_version": policy["version"] if policy else 0,
+                        "customer_id": cid,
+                        "tier_code": tier,
+                        "cost": cost,
+                    }
                 )
-                continue
-            pending.append((n, v, spec, cid))
-            keys.remember(ext, n, content)
-        if errors:
-            raise Invalid(errors)
-        # per-customer-month benefits: charged on the first use in a month (earlier this month, or in this batch)
-        monthly = [
-            (cid, spec.code, rules.month_start(v["redeemed_at"]))
-            for _, v, spec, cid in pending
-            if spec.cost_model == "per_customer_month"
-        ]
-        charged = await benefits_repo.charged_this_month(
-            uow, [(c, b) for c, b, _ in monthly], [m for _, _, m in monthly]
-        )
-        new_items: list[dict[str, Any]] = []
-        spending: dict[tuple[str, str, dt.datetime], Decimal] = {}
-        for n, v, spec, cid in pending:
-            month = (cid, spec.code, rules.month_start(v["redeemed_at"]))
-            cost = rules.cost_of_use(spec, v["order_amount"], charged_this_month=month in charged)
-            if spec.cost_model == "per_customer_month":
-                charged.add(month)
-            tier = tiers[cid] or ""
-            if spec.budget_period is not None:
-                start, _ = rules.period_bounds(spec.budget_period, v["redeemed_at"])
-                key = (spec.code, tier, start)
-                spending[key] = spending.get(key, Decimal(0)) + cost
-            new_items.append(
-                {
-                    **v,
-                    "benefit_id": offered[spec.code]["id"],
-                    "policy_version": policy["version"] if policy else 0,
-                    "customer_id": cid,
-                    "tier_code": tier,
-                    "cost": cost,
-                }
-            )
-            answers[n] = len(new_items) - 1
-        # what each budget period touched had cost before this batch (one statement, before the insert)
-        periods: dict[tuple[str, str, dt.datetime], tuple[str, str, dt.date, dt.date]] = {}
-        for code, tier, start in spending:
-            period = benefits_repo.spec_of(offered[code]).budget_period
-            assert period is not None
-            begin, end = rules.period_bounds(period, start)
-            periods[(code, tier, start)] = (code, tier, begin.date(), end.date())
-        spent_before = await benefits_repo.spent(uow, list(periods.values()))
-        warnings = []
-        for key, now_spent in sorted(spending.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-            code, tier, start = key
-            warning = rules.budget_warning(
-                benefits_repo.spec_of(offered[code]), tier, start, spent_before[periods[key]], now_spent
-            )
-            if warning is not None:
-                warnings.append(warning)
-        inserted = await benefits_repo.insert_redemptions(uow.conn, new_items, scope=scope, actor=caller.actor)
-        if len(inserted) != len(new_items):
-            taken = {i["external_id"] for i in new_items} - {x["external_id"] for x in inserted}
-            raise Invalid(
-                [
-                    key_reused("externalId", ["a concurrent request"], where=f"redemptions[{n}].externalId")
-                    for n, v in enumerate(values)
-                    if v["external_id"] in taken
-                ]
-            )
-        rows = [a if isinstance(a, dict) else inserted[a] for a in answers]
-        uow.commit()
-    return RecordedRedemptions(redemptions=rows, inserted=len(inserted), warnings=warnings)
+                answers[n] = len(new_items) - 1
+            # what each budget period touched had cost before this batch (one statement, before the insert)
+            periods: dict[tuple[str, str, dt.datetime], tuple[str, str, dt.date, dt.date]] = {}
+            for code, tier, start in spending:
+                period = benefits_repo.spec_of(offered[code]).budget_period
+                assert period is not None
+                begin, end = rules.period_bounds(period, start)
+                periods[(code, tier, start)] = (code, tier, begin.date(), end.date())
+            spent_before = await benefits_repo.spent(uow, list(periods.values()))
+            warnings = []
+            for key, now_spent in sorted(spending.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+                code, tier, start = key
+                warning = rules.budget_warning(
+                    benefits_repo.spec_of(offered[code]), tier, start, spent_before[periods[key]], now_spent
+                )
+                if warning is not None:
+                    warnings.append(warning)
+            inserted = await benefits_repo.insert_redemptions(uow.conn, new_items, scope=scope, actor=caller.actor)
+            if len(inserted) != len(new_items):
+                taken = {i["external_id"] for i in new_items} - {x["external_id"] for x in inserted}
+                raise Invalid(
+                    [
+                        key_reused("externalId", ["a concurrent request"], where=f"redemptions[{n}].externalId")
+                        for n, v in enumerate(values)
+                        if v["external_id"] in taken
+                    ]
+                )
+            rows = [a if isinstance(a, dict) else inserted[a] for a in answers]
+            uow.commit()
+        return RecordedRedemptions(redemptions=rows, inserted=len(inserted), warnings=warnings)
+
+    return await retrying(attempt)
 
 
 # ---------------------------------------------------------------- projected cost of a simulated policy

@@ -24,7 +24,7 @@ from domain.batches import checked_batch
 from domain.errors import Invalid, ValidationFailed
 from domain.idempotency import differences, key_reused
 from infra.after_change import after_change
-from infra.db import RequestDb
+from infra.db import RequestDb, retrying
 from infra.repos import customers as customers_repo
 from infra.repos import purchases as purchases_repo
 from infra.repos.base import Page
@@ -259,37 +259,41 @@ async def record_purchases(
         field="purchases",
         max_batch=settings.max_batch_size,
     )
-    async with db.unit_of_work() as uow:
-        refs = [p.customer_external_ref for p in purchases if not _by_id(p) and p.customer_external_ref]
-        by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, caller.scope)  # one statement
-        for n, (p, item) in enumerate(zip(purchases, items, strict=True)):
-            if p.unknown_customer_id:
-                errors.append(ValidationFailed("no such object", field=f"purchases[{n}].customerId"))
-                item["customer_id"] = None
-            elif p.customer_id is not None:
-                item["customer_id"] = p.customer_id
-            elif p.customer_external_ref is not None:
-                found = by_ref.get(p.customer_external_ref)
-                if found is None:
-                    errors.append(ValidationFailed("no such customer", field=f"purchases[{n}].customerExternalRef"))
-                item["customer_id"] = found
-        if errors:
-            raise Invalid(errors)
-        rows, inserted = await purchases_repo.record(uow.conn, items, scope=caller.scope)
-        # A repeated external id (sent before, by a request meanwhile, or twice in this batch) names the
-        # stored purchase: it must have been recorded with this item's content (domain/idempotency.py).
-        conflicts = [
-            key_reused("externalId", differing, where=f"purchases[{n}].externalId")
-            for n, (p, item, row) in enumerate(zip(purchases, items, rows, strict=True))
-            if item["external_id"] is not None
-            and (differing := differences(_purchase_content(row, p), _purchase_content(item, p)))
-        ]
-        if conflicts:
-            raise Invalid(conflicts)  # rolls back the batch: none of it is written
-        if inserted:  # set-based whatever the batch size; the churn re-score is a job queued here (issue 7)
-            await after_change(uow.conn, [i["customer_id"] for i in items], actor=caller.actor, churn_mode="defer")
-        uow.commit()
-    return RecordedPurchases(rows=rows, inserted=inserted)
+
+    async def attempt() -> RecordedPurchases:  # run again if PostgreSQL cancels it (infra.db.retrying)
+        async with db.unit_of_work() as uow:
+            refs = [p.customer_external_ref for p in purchases if not _by_id(p) and p.customer_external_ref]
+            by_ref = await purchases_repo.resolve_external_refs(uow.conn, refs, caller.scope)  # one statement
+            for n, (p, item) in enumerate(zip(purchases, items, strict=True)):
+                if p.unknown_customer_id:
+                    errors.append(ValidationFailed("no such object", field=f"purchases[{n}].customerId"))
+                    item["customer_id"] = None
+                elif p.customer_id is not None:
+                    item["customer_id"] = p.customer_id
+                elif p.customer_external_ref is not None:
+                    found = by_ref.get(p.customer_external_ref)
+                    if found is None:
+                        errors.append(ValidationFailed("no such customer", field=f"purchases[{n}].customerExternalRef"))
+                    item["customer_id"] = found
+            if errors:
+                raise Invalid(errors)
+            rows, inserted = await purchases_repo.record(uow.conn, items, scope=caller.scope)
+            # A repeated external id (sent before, by a request meanwhile, or twice in this batch) names the
+            # stored purchase: it must have been recorded with this item's content (domain/idempotency.py).
+            conflicts = [
+                key_reused("externalId", differing, where=f"purchases[{n}].externalId")
+                for n, (p, item, row) in enumerate(zip(purchases, items, rows, strict=True))
+                if item["external_id"] is not None
+                and (differing := differences(_purchase_content(row, p), _purchase_content(item, p)))
+            ]
+            if conflicts:
+                raise Invalid(conflicts)  # rolls back the batch: none of it is written
+            if inserted:  # set-based whatever the batch size; the churn re-score is a job queued here (issue 7)
+                await after_change(uow.conn, [i["customer_id"] for i in items], actor=caller.actor, churn_mode="defer")
+            uow.commit()
+        return RecordedPurchases(rows=rows, inserted=inserted)
+
+    return await retrying(attempt)
 
 
 def _by_id(p: NewPurchase) -> bool:

@@ -30,7 +30,7 @@ from domain.batches import checked_batch
 from domain.errors import Invalid, NotFound, ValidationFailed
 from domain.idempotency import BatchKeys, key_reused
 from infra.after_change import after_change
-from infra.db import RequestDb
+from infra.db import RequestDb, retrying
 from infra.repos import refunds as refunds_repo
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -120,80 +120,86 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
     )
     if errors:
         raise Invalid(errors)
-    async with db.unit_of_work() as uow:
-        by_ext = await refunds_repo.purchases_by_external_id(
-            uow.conn, [i.purchase_external_id for i in cmd.refunds if i.purchase_external_id], scope
-        )
-        purchase_ids: list[UUID | None] = [
-            i.purchase_id if i.purchase_id is not None else by_ext.get(i.purchase_external_id or "")
-            for i in cmd.refunds
-        ]
-        locked = await refunds_repo.lock_purchases(uow.conn, [p for p in purchase_ids if p is not None], caller.scope)
-        stored = await refunds_repo.by_external_id(
-            uow.conn, [v["external_id"] for v in values if v["external_id"]], scope
-        )
-        refunded = {pid: row["refunded_before"] for pid, row in locked.items()}
-        new_items: list[dict[str, Any]] = []
-        answers: list[Any] = []  # per item: a stored row, or the index of a new item
-        keys = BatchKeys(stored)
-        for n, (item, v, pid) in enumerate(zip(cmd.refunds, values, purchase_ids, strict=True)):
-            where = f"refunds[{n}]"
-            content = _content(pid, v, item)
-            ext = v["external_id"]
-            replay = keys.replay(
-                ext,
-                content,
-                functools.partial(_stored_content, given=item),
-                where=f"{where}.externalId",
+
+    async def attempt() -> RecordedRefunds:  # run again if PostgreSQL cancels it (infra.db.retrying)
+        async with db.unit_of_work() as uow:
+            by_ext = await refunds_repo.purchases_by_external_id(
+                uow.conn, [i.purchase_external_id for i in cmd.refunds if i.purchase_external_id], scope
             )
-            if replay is not None:
-                if replay.error is not None:
-                    errors.append(replay.error)
-                answers.append(replay.stored if replay.index is None else answers[replay.index])
-                continue
-            purchase = locked.get(pid) if pid is not None else None
-            if pid is None or purchase is None:
-                field = f"{where}.purchaseId" if item.purchase_id is not None else f"{where}.purchaseExternalId"
-                errors.append(_not_found("no such purchase", field))
-                answers.append(None)
-                continue
-            try:
-                amount = rules.check_amount(v["amount"], purchase["amount"], refunded[pid], field=f"{where}.amount")
-            except ValidationFailed as exc:
-                errors.append(exc)
-                answers.append(None)
-                continue
-            if v["refunded_at"] < purchase["purchased_at"]:
-                errors.append(ValidationFailed("refundedAt is before the purchase", field=f"{where}.refundedAt"))
-                answers.append(None)
-                continue
-            new_items.append(
-                {
-                    **v,
-                    "amount": amount,
-                    "purchase_id": pid,
-                    "customer_id": purchase["customer_id"],
-                    "purchased_at": purchase["purchased_at"],
-                    "closes_purchase": rules.closes(amount, purchase["amount"], refunded[pid]),
-                }
+            purchase_ids: list[UUID | None] = [
+                i.purchase_id if i.purchase_id is not None else by_ext.get(i.purchase_external_id or "")
+                for i in cmd.refunds
+            ]
+            locked = await refunds_repo.lock_purchases(
+                uow.conn, [p for p in purchase_ids if p is not None], caller.scope
             )
-            refunded[pid] += amount
-            answers.append(len(new_items) - 1)
-            keys.remember(ext, n, content)
-        if errors:
-            raise Invalid(errors)
-        inserted = await refunds_repo.insert(uow.conn, new_items, scope=scope, actor=caller.actor)
-        if len(inserted) != len(new_items):  # an external id taken by a request that committed meanwhile
-            taken = {i["external_id"] for i in new_items} - {r["external_id"] for r in inserted}
-            raise Invalid(
-                [
-                    key_reused("externalId", ["a concurrent request"], where=f"refunds[{n}].externalId")
-                    for n, v in enumerate(values)
-                    if v["external_id"] in taken
-                ]
+            stored = await refunds_repo.by_external_id(
+                uow.conn, [v["external_id"] for v in values if v["external_id"]], scope
             )
-        rows = [answer if isinstance(answer, dict) else inserted[answer] for answer in answers]
-        if inserted:
-            await after_change(uow.conn, [r["customer_id"] for r in inserted], actor=caller.actor, cause="refund")
-        uow.commit()
-    return RecordedRefunds(refunds=rows, inserted=len(inserted))
+            refunded = {pid: row["refunded_before"] for pid, row in locked.items()}
+            new_items: list[dict[str, Any]] = []
+            answers: list[Any] = []  # per item: a stored row, or the index of a new item
+            keys = BatchKeys(stored)
+            for n, (item, v, pid) in enumerate(zip(cmd.refunds, values, purchase_ids, strict=True)):
+                where = f"refunds[{n}]"
+                content = _content(pid, v, item)
+                ext = v["external_id"]
+                replay = keys.replay(
+                    ext,
+                    content,
+                    functools.partial(_stored_content, given=item),
+                    where=f"{where}.externalId",
+                )
+                if replay is not None:
+                    if replay.error is not None:
+                        errors.append(replay.error)
+                    answers.append(replay.stored if replay.index is None else answers[replay.index])
+                    continue
+                purchase = locked.get(pid) if pid is not None else None
+                if pid is None or purchase is None:
+                    field = f"{where}.purchaseId" if item.purchase_id is not None else f"{where}.purchaseExternalId"
+                    errors.append(_not_found("no such purchase", field))
+                    answers.append(None)
+                    continue
+                try:
+                    amount = rules.check_amount(v["amount"], purchase["amount"], refunded[pid], field=f"{where}.amount")
+                except ValidationFailed as exc:
+                    errors.append(exc)
+                    answers.append(None)
+                    continue
+                if v["refunded_at"] < purchase["purchased_at"]:
+                    errors.append(ValidationFailed("refundedAt is before the purchase", field=f"{where}.refundedAt"))
+                    answers.append(None)
+                    continue
+                new_items.append(
+                    {
+                        **v,
+                        "amount": amount,
+                        "purchase_id": pid,
+                        "customer_id": purchase["customer_id"],
+                        "purchased_at": purchase["purchased_at"],
+                        "closes_purchase": rules.closes(amount, purchase["amount"], refunded[pid]),
+                    }
+                )
+                refunded[pid] += amount
+                answers.append(len(new_items) - 1)
+                keys.remember(ext, n, content)
+            if errors:
+                raise Invalid(errors)
+            inserted = await refunds_repo.insert(uow.conn, new_items, scope=scope, actor=caller.actor)
+            if len(inserted) != len(new_items):  # an external id taken by a request that committed meanwhile
+                taken = {i["external_id"] for i in new_items} - {r["external_id"] for r in inserted}
+                raise Invalid(
+                    [
+                        key_reused("externalId", ["a concurrent request"], where=f"refunds[{n}].externalId")
+                        for n, v in enumerate(values)
+                        if v["external_id"] in taken
+                    ]
+                )
+            rows = [answer if isinstance(answer, dict) else inserted[answer] for answer in answers]
+            if inserted:
+                await after_change(uow.conn, [r["customer_id"] for r in inserted], actor=caller.actor, cause="refund")
+            uow.commit()
+        return RecordedRefunds(refunds=rows, inserted=len(inserted))
+
+    return await retrying(attempt)

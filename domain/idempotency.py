@@ -75,6 +75,26 @@ class BatchKeys:
             return Replay(None, n, _conflict(earlier, content, where))
         return None
 
+    def answered(
+        self,
+        key: str | None,
+        content: Mapping[str, Any],
+        stored_content: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+        *,
+        where: str,
+        answers: list[Any],
+        errors: list[ValidationFailed],
+    ) -> bool:
+        """Whether the item is a replay (``replay``), answered then: its answer appended to ``answers`` (the
+        stored row, or the answer of the earlier item that took the key), its CONFLICT to ``errors``."""
+        replay = self.replay(key, content, stored_content, where=where)
+        if replay is None:
+            return False
+        if replay.error is not None:
+            errors.append(replay.error)
+        answers.append(replay.stored if replay.index is None else answers[replay.index])
+        return True
+
     def remember(self, key: str | None, n: int, content: Mapping[str, Any]) -> None:
         """Item ``n`` of the batch, accepted, takes ``key``."""
         if key is not None:

@@ -266,16 +266,10 @@ async def record_redemptions(
                 where = f"redemptions[{n}]"
                 content = _content(cid, v, item)
                 ext = v["external_id"]
-                replay = keys.replay(
-                    ext,
-                    content,
-                    functools.partial(_stored_content, given=item),
-                    where=f"{where}.externalId",
-                )
-                if replay is not None:
-                    if replay.error is not None:
-                        errors.append(replay.error)
-                    answers.append(replay.stored if replay.index is None else answers[replay.index])
+                stored_content = functools.partial(_stored_content, given=item)
+                if keys.answered(
+                    ext, content, stored_content, where=f"{where}.externalId", answers=answers, errors=errors
+                ):
                     continue
                 answers.append(None)
                 if cid is None or cid not in tiers:

@@ -144,16 +144,10 @@ async def record_refunds(db: RequestDb, caller: Caller, cmd: RecordRefunds, *, m
                 where = f"refunds[{n}]"
                 content = _content(pid, v, item)
                 ext = v["external_id"]
-                replay = keys.replay(
-                    ext,
-                    content,
-                    functools.partial(_stored_content, given=item),
-                    where=f"{where}.externalId",
-                )
-                if replay is not None:
-                    if replay.error is not None:
-                        errors.append(replay.error)
-                    answers.append(replay.stored if replay.index is None else answers[replay.index])
+                stored_content = functools.partial(_stored_content, given=item)
+                if keys.answered(
+                    ext, content, stored_content, where=f"{where}.externalId", answers=answers, errors=errors
+                ):
                     continue
                 purchase = locked.get(pid) if pid is not None else None
                 if pid is None or purchase is None:

@@ -42,3 +42,26 @@ def test_a_stored_key_answers_with_its_row_compared_as_it_was_given() -> None:
     assert other is not None
     assert other.stored is row
     assert other.error is not None
+
+
+def test_a_replay_is_answered_with_the_stored_row_or_the_earlier_items_answer() -> None:
+    row = {"id": 7, "amount": 5}
+    keys = BatchKeys({"old": row})
+    answers: list[object] = []
+    errors: list[object] = []
+
+    def answered(key: str | None, amount: int, n: int) -> bool:
+        return keys.answered(
+            key, {"amount": amount}, _as_given, where=f"x[{n}].externalId", answers=answers, errors=errors
+        )
+
+    assert not answered("new", 1, 0)  # a new key: the caller answers it
+    answers.append("new item 0")
+    keys.remember("new", 0, {"amount": 1})
+    assert answered("old", 5, 1)  # stored before: its row
+    assert answered("new", 1, 2)  # taken by item 0: item 0's answer
+    assert answers == ["new item 0", row, "new item 0"]
+    assert errors == []
+    assert answered("new", 2, 3)  # other content: a CONFLICT, still answered
+    assert [e.field for e in errors] == ["x[3].externalId"]  # type: ignore[attr-defined]
+    assert not answered(None, 1, 4)  # no key, no replay
